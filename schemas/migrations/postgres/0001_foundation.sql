@@ -1,0 +1,70 @@
+-- Tenants, tokens, bundle verification keys, bundle versions and activations.
+-- Timestamps are milliseconds since the Unix epoch (UTC).
+
+CREATE TABLE tenants (
+    id                 TEXT PRIMARY KEY,
+    name               TEXT NOT NULL UNIQUE,
+    platform           BOOLEAN NOT NULL DEFAULT FALSE,
+    require_signatures BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at         BIGINT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    secret_hash BYTEA NOT NULL UNIQUE,
+    roles       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    created_by  TEXT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX tokens_tenant ON tokens(tenant_id);
+
+CREATE TABLE verification_keys (
+    tenant_id  TEXT NOT NULL REFERENCES tenants(id),
+    key_id     TEXT NOT NULL,
+    algorithm  TEXT NOT NULL,
+    public_pem TEXT NOT NULL,
+    scope      TEXT,
+    created_at BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key_id)
+);
+
+CREATE TABLE bundle_versions (
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    name         TEXT NOT NULL,
+    revision     TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    roots        TEXT NOT NULL,
+    size_bytes   BIGINT NOT NULL,
+    content      BYTEA NOT NULL,
+    tests        TEXT NOT NULL,
+    tests_passed BOOLEAN NOT NULL,
+    signed_by    TEXT,
+    uploaded_by  TEXT NOT NULL,
+    uploaded_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, name, revision)
+);
+
+CREATE TABLE bundle_heads (
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    name         TEXT NOT NULL,
+    revision     TEXT NOT NULL,
+    activated_at BIGINT NOT NULL,
+    activated_by TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+
+CREATE TABLE bundle_activations (
+    id                BIGSERIAL PRIMARY KEY,
+    tenant_id         TEXT NOT NULL REFERENCES tenants(id),
+    name              TEXT NOT NULL,
+    revision          TEXT NOT NULL,
+    previous_revision TEXT,
+    forced            BOOLEAN NOT NULL,
+    activated_at      BIGINT NOT NULL,
+    activated_by      TEXT NOT NULL
+);
+CREATE INDEX bundle_activations_name ON bundle_activations(tenant_id, name, id);

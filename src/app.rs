@@ -1,0 +1,229 @@
+//! Composition root: builds the state from configuration, bootstraps an
+//! empty store, runs the server and its background tasks, and shuts down in
+//! order.
+//!
+//! Shutdown order: stop accepting connections → let in-flight requests finish
+//! (up to `shutdown_grace_secs`) → stop background tasks → close the store.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::cache::TokenCache;
+use crate::auth::{Role, RoleSet, TOKEN_PREFIX, hash_token, mint_token, new_id};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::policy::PolicyService;
+use crate::policy::archive;
+use crate::policy::service::PolicyLimits;
+use crate::store::{Store, TenantRow, TokenRow};
+
+/// What start-up did about the first admin token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// The store already had tenants.
+    Existing,
+    /// A token was minted; it must be shown to the operator once.
+    Minted(String),
+    /// The token given in `WARDEN_BOOTSTRAP_TOKEN` was installed.
+    FromEnvironment,
+}
+
+/// Builds the application state: store, keys, policies, bootstrap.
+pub async fn build(
+    config: Config,
+    clock: Clock,
+    bootstrap_token: Option<String>,
+) -> anyhow::Result<(AppState, Bootstrap)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let url = config.database_url();
+    let store = Store::connect(&url, config.max_connections)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact(&url)))?;
+    crate::keys::load_or_create_server_key(&config.data_dir)?;
+
+    // The ceiling is process-wide: regorus checks it while evaluating.
+    regorus::set_global_memory_limit(Some(config.policy.max_memory_bytes));
+
+    let bootstrap = bootstrap(&store, &clock, bootstrap_token).await?;
+    let metrics = Arc::new(Metrics::new());
+    let limits = PolicyLimits {
+        archive: archive::Limits {
+            max_compressed_bytes: config.limits.max_bundle_bytes as u64,
+            max_uncompressed_bytes: config.limits.max_bundle_uncompressed_bytes,
+            max_ratio: config.limits.max_bundle_ratio,
+            max_files: config.limits.max_bundle_files,
+            max_file_bytes: config.limits.max_bundle_uncompressed_bytes,
+        },
+        eval_timeout: Duration::from_millis(config.policy.eval_timeout_ms),
+        test_timeout: Duration::from_millis(config.policy.test_timeout_ms),
+    };
+    let policy = Arc::new(PolicyService::new(
+        store.clone(),
+        clock.clone(),
+        limits,
+        metrics.clone(),
+    ));
+    let tokens = Arc::new(TokenCache::new(config.auth.cache_ttl_ms, clock.clone()));
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        policy,
+        tokens,
+        metrics,
+        clock,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    Ok((state, bootstrap))
+}
+
+/// Creates the platform tenant and its first admin token in an empty store.
+async fn bootstrap(store: &Store, clock: &Clock, given: Option<String>) -> anyhow::Result<Bootstrap> {
+    if store.tenant_count().await? > 0 {
+        return Ok(Bootstrap::Existing);
+    }
+    let (secret, outcome) = match given {
+        Some(t) => {
+            if t.len() < 32 {
+                anyhow::bail!("WARDEN_BOOTSTRAP_TOKEN must be at least 32 characters of high-entropy text");
+            }
+            (t, Bootstrap::FromEnvironment)
+        }
+        None => {
+            let minted = mint_token();
+            (minted.secret.clone(), Bootstrap::Minted(minted.secret))
+        }
+    };
+    debug_assert!(matches!(outcome, Bootstrap::FromEnvironment) || secret.starts_with(TOKEN_PREFIX));
+    let now = clock.now_ms();
+    let tenant = TenantRow {
+        id: new_id("ten", now),
+        name: "default".into(),
+        platform: true,
+        require_signatures: false,
+        created_at: now,
+    };
+    let token = TokenRow {
+        id: new_id("tok", now),
+        tenant_id: tenant.id.clone(),
+        name: "bootstrap-admin".into(),
+        roles: [Role::Admin].into_iter().collect::<RoleSet>(),
+        created_at: now,
+        created_by: "bootstrap".into(),
+        revoked_at: None,
+    };
+    store.create_tenant(&tenant, &token, &hash_token(&secret)).await?;
+    tracing::info!(tenant = %tenant.id, token = %token.id, "bootstrapped the platform tenant and its admin token");
+    Ok(outcome)
+}
+
+/// Serves on an already-bound listener until `shutdown` completes, then
+/// drains. Tests bind port 0 and pass the listener in.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Load active bundles before reporting ready.
+    match state.policy.refresh().await {
+        Ok(n) => tracing::info!(active_bundles = n, "active bundles loaded"),
+        Err(e) => tracing::error!(error = %e, "loading active bundles failed; retrying in the background"),
+    }
+    state.ready.store(true, Ordering::Release);
+    let refresher = tokio::spawn(refresh_loop(state.clone(), stop_rx.clone()));
+
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let store = state.store.clone();
+    let app = http::router(state);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; draining in-flight requests");
+        let _ = drain_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+
+    tokio::select! {
+        res = &mut server => { res??; }
+        _ = drain_rx => {
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(res) => { res??; }
+                Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; closing"),
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn refresh_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(state.config.policy.refresh_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = state.policy.refresh().await {
+            tracing::warn!(error = %e, "refreshing active bundles failed");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// A database URL with any password removed, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

@@ -1,0 +1,271 @@
+//! Typed configuration: defaults, then a TOML file, then `WARDEN_*`
+//! environment variables, then command-line flags (each overriding the last).
+//!
+//! Environment variables map onto the file's keys: `WARDEN_LISTEN` sets
+//! `listen`, and a double underscore descends into a table, so
+//! `WARDEN_LIMITS__MAX_BODY_BYTES=2097152` sets `[limits] max_body_bytes`.
+//! Values are parsed as TOML scalars when they parse, else taken as strings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Environment variables that are read directly, not as configuration keys.
+const RESERVED_ENV: &[&str] = &["WARDEN_CONFIG", "WARDEN_BOOTSTRAP_TOKEN", "WARDEN_LOG"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and the signing keys.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/warden.db`.
+    pub database_url: Option<String>,
+    /// Largest connection pool to the database.
+    pub max_connections: u32,
+    pub limits: Limits,
+    pub policy: PolicyConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest nesting accepted in a JSON request body.
+    pub max_json_depth: usize,
+    /// Largest bundle upload (compressed), in bytes.
+    pub max_bundle_bytes: usize,
+    /// Largest bundle once decompressed, in bytes.
+    pub max_bundle_uncompressed_bytes: u64,
+    /// Largest ratio of decompressed to compressed bundle size.
+    pub max_bundle_ratio: u64,
+    /// Most files in one bundle.
+    pub max_bundle_files: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Longest one policy evaluation may run, in milliseconds.
+    pub eval_timeout_ms: u64,
+    /// Ceiling on the heap used while policies evaluate, in bytes; an
+    /// evaluation that would pass it fails with `policy_memory_exceeded`.
+    pub max_memory_bytes: u64,
+    /// How often, in milliseconds, active bundle versions are re-read from the
+    /// store (so that several instances sharing PostgreSQL converge).
+    pub refresh_interval_ms: u64,
+    /// Longest the Rego tests of one uploaded bundle may run, in milliseconds.
+    pub test_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long a verified token is trusted without asking the store again,
+    /// in milliseconds. Revocation is immediate on the instance that revoked;
+    /// other instances see it within this time.
+    pub cache_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (default) or `text`.
+    pub format: String,
+    /// A tracing filter such as `info` or `warden=debug,tower_http=info`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8181".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./warden-data"),
+            database_url: None,
+            max_connections: 16,
+            limits: Limits::default(),
+            policy: PolicyConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 64,
+            max_bundle_bytes: 8 * 1024 * 1024,
+            max_bundle_uncompressed_bytes: 64 * 1024 * 1024,
+            max_bundle_ratio: 100,
+            max_bundle_files: 10_000,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            eval_timeout_ms: 250,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            refresh_interval_ms: 2_000,
+            test_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { cache_ttl_ms: 5_000 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if any), then overlays `WARDEN_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("WARDEN_") else {
+                continue;
+            };
+            if RESERVED_ENV.contains(&key.as_str()) || rest.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, parse_scalar(&value)).with_context(|| format!("environment variable {key}"))?;
+        }
+        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.log.format.as_str(), "json" | "text") {
+            bail!("log.format must be \"json\" or \"text\"");
+        }
+        if self.max_connections == 0 {
+            bail!("max_connections must be at least 1");
+        }
+        if self.policy.eval_timeout_ms == 0 {
+            bail!("policy.eval_timeout_ms must be at least 1");
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+        {
+            bail!("database_url must start with sqlite: or postgres://");
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the embedded default.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("warden.db").display()),
+        }
+    }
+}
+
+fn parse_scalar(raw: &str) -> toml::Value {
+    // `x = <raw>` parses integers, floats, booleans, arrays and quoted strings;
+    // anything else is taken verbatim as a string.
+    match format!("x = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("x").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("{part} is not a table"),
+        };
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_8181_with_embedded_sqlite() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8181");
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert!(c.database_url().ends_with("warden.db"));
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_body_bytes = 10\nmax_json_depth = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("WARDEN_LIMITS__MAX_BODY_BYTES", "2048"),
+                ("WARDEN_LOG__FORMAT", "text"),
+                ("WARDEN_BOOTSTRAP_TOKEN", "ignored-here"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.limits.max_body_bytes, 2048);
+        assert_eq!(c.limits.max_json_depth, 5);
+        assert_eq!(c.log.format, "text");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let err = Config::load(None, env(&[("WARDEN_LIMITZ__X", "1")])).unwrap_err();
+        assert!(format!("{err:#}").contains("limitz"), "{err:#}");
+        let err = Config::load(None, env(&[("WARDEN_LOG__FORMAT", "xml")])).unwrap_err();
+        assert!(format!("{err:#}").contains("log.format"));
+        let err = Config::load(None, env(&[("WARDEN_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(format!("{err:#}").contains("database_url"));
+    }
+}

@@ -1,0 +1,385 @@
+//! Tenants, tokens, bundle verification keys and tenant settings.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::extract::{ApiJson, Caller};
+use super::problem::Problem;
+use crate::auth::{Action, Role, RoleSet, mint_token, new_id};
+use crate::clock::rfc3339_ms;
+use crate::store::{KeyRow, TenantRow, TokenRow};
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/tenants", post(create_tenant).get(list_tenants))
+        .route("/v1/tokens", post(create_token).get(list_tokens))
+        .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/keys", post(add_key).get(list_keys))
+        .route("/v1/keys/{key_id}", delete(delete_key))
+        .route("/v1/settings", get(get_settings).put(put_settings))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// 1–63 lower-case letters, digits and '-'.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub platform: bool,
+    pub require_signatures: bool,
+    pub created_at: String,
+}
+
+impl From<TenantRow> for TenantView {
+    fn from(t: TenantRow) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            platform: t.platform,
+            require_signatures: t.require_signatures,
+            created_at: rfc3339_ms(t.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedTenant {
+    pub tenant: TenantView,
+    /// The new tenant's first admin token. Shown once.
+    pub admin_token: CreatedToken,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label for people: what or who uses the token.
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    /// The secret. Shown once; only its hash is stored.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub created_at: String,
+    pub created_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl From<TokenRow> for TokenView {
+    fn from(t: TokenRow) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            roles: t.roles.iter().collect(),
+            created_at: rfc3339_ms(t.created_at),
+            created_by: t.created_by,
+            revoked_at: t.revoked_at.map(rfc3339_ms),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    /// The `kid` that bundle signatures name.
+    pub key_id: String,
+    /// `EdDSA`, `RS256` or `ES256`.
+    pub algorithm: String,
+    /// The public key, PEM.
+    pub public_key: String,
+    /// When set, signatures must carry this scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub key_id: String,
+    pub algorithm: String,
+    pub public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl From<KeyRow> for KeyView {
+    fn from(k: KeyRow) -> Self {
+        Self {
+            key_id: k.key_id,
+            algorithm: k.algorithm,
+            public_key: k.public_pem,
+            scope: k.scope,
+            created_at: rfc3339_ms(k.created_at),
+            created_by: k.created_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Refuse unsigned bundles at upload and at activation.
+    pub require_signatures: bool,
+}
+
+fn validate_tenant_name(name: &str) -> Result<(), Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "invalid_tenant_name",
+            format!("tenant name {name:?} must be 1 to 63 lower-case letters, digits and '-', not starting with '-'"),
+        ))
+    }
+}
+
+fn validate_label(field: &str, value: &str, max: usize) -> Result<(), Problem> {
+    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            format!("field `{field}` must be 1 to {max} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn roles_of(roles: &[Role]) -> Result<RoleSet, Problem> {
+    let set: RoleSet = roles.iter().copied().collect();
+    if set.is_empty() {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            "field `roles` must name at least one role",
+        ));
+    }
+    Ok(set)
+}
+
+/// Builds a new token row and its secret.
+fn new_token(tenant_id: &str, name: &str, roles: RoleSet, by: String, now: i64) -> (TokenRow, crate::auth::NewToken) {
+    let minted = mint_token();
+    let row = TokenRow {
+        id: new_id("tok", now),
+        tenant_id: tenant_id.to_string(),
+        name: name.to_string(),
+        roles,
+        created_at: now,
+        created_by: by,
+        revoked_at: None,
+    };
+    (row, minted)
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = CreateTenant,
+    responses((status = 201, body = CreatedTenant), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<CreatedTenant>), Problem> {
+    let who = caller.require(Action::ManageTenants)?;
+    validate_tenant_name(&body.name)?;
+    let now = state.clock.now_ms();
+    let tenant = TenantRow {
+        id: new_id("ten", now),
+        name: body.name.clone(),
+        platform: false,
+        require_signatures: false,
+        created_at: now,
+    };
+    let roles: RoleSet = [Role::Admin].into_iter().collect();
+    let (token, minted) = new_token(&tenant.id, "admin", roles, who.actor(), now);
+    state.store.create_tenant(&tenant, &token, &minted.hash).await?;
+    tracing::info!(tenant = %tenant.id, name = %tenant.name, by = %who.actor(), "tenant created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant {
+            tenant: tenant.into(),
+            admin_token: CreatedToken {
+                id: token.id,
+                name: token.name,
+                roles: vec![Role::Admin],
+                token: minted.secret,
+            },
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/tenants", tag = "admin",
+    responses((status = 200, body = Vec<TenantView>), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn list_tenants(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<TenantView>>, Problem> {
+    caller.require(Action::ManageTenants)?;
+    let rows = state.store.list_tenants().await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/tokens", tag = "admin", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), Problem> {
+    let who = caller.require(Action::ManageTokens)?;
+    validate_label("name", &body.name, 128)?;
+    let roles = roles_of(&body.roles)?;
+    let (row, minted) = new_token(&who.tenant_id, &body.name, roles, who.actor(), state.clock.now_ms());
+    state.store.insert_token(&row, &minted.hash).await?;
+    tracing::info!(token = %row.id, tenant = %who.tenant_id, roles = %roles.to_csv(), by = %who.actor(), "token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id: row.id,
+            name: row.name,
+            roles: roles.iter().collect(),
+            token: minted.secret,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/tokens", tag = "admin",
+    responses((status = 200, body = Vec<TokenView>), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenView>>, Problem> {
+    let who = caller.require(Action::ManageTokens)?;
+    let rows = state.store.list_tokens(&who.tenant_id).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let who = caller.require(Action::ManageTokens)?;
+    if !state
+        .store
+        .revoke_token(&who.tenant_id, &id, state.clock.now_ms())
+        .await?
+    {
+        return Err(Problem::not_found(
+            "unknown_token",
+            format!("no live token {id:?} in this tenant"),
+        ));
+    }
+    state.tokens.forget(&id);
+    tracing::info!(token = %id, tenant = %who.tenant_id, by = %who.actor(), "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "admin", request_body = AddKey,
+    responses((status = 201, body = KeyView), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn add_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AddKey>,
+) -> Result<(StatusCode, Json<KeyView>), Problem> {
+    let who = caller.require(Action::ManageKeys)?;
+    validate_label("key_id", &body.key_id, 128)?;
+    let row = state
+        .policy
+        .add_key(
+            who,
+            &body.key_id,
+            &body.algorithm,
+            &body.public_key,
+            body.scope.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "admin",
+    responses((status = 200, body = Vec<KeyView>), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<KeyView>>, Problem> {
+    let who = caller.require(Action::ReadKeys)?;
+    let rows = state.store.list_keys(&who.tenant_id).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "admin",
+    params(("key_id" = String, Path, description = "key id")),
+    responses((status = 204), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn delete_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let who = caller.require(Action::ManageKeys)?;
+    if !state.store.delete_key(&who.tenant_id, &key_id).await? {
+        return Err(Problem::not_found(
+            "unknown_key",
+            format!("no key {key_id:?} in this tenant"),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "admin",
+    responses((status = 200, body = Settings), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<Settings>, Problem> {
+    let who = caller.require(Action::ReadSettings)?;
+    let t = state
+        .store
+        .tenant(&who.tenant_id)
+        .await?
+        .ok_or_else(|| Problem::internal("settings", &"caller's tenant vanished"))?;
+    Ok(Json(Settings {
+        require_signatures: t.require_signatures,
+    }))
+}
+
+#[utoipa::path(put, path = "/v1/settings", tag = "admin", request_body = Settings,
+    responses((status = 200, body = Settings), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Settings>,
+) -> Result<Json<Settings>, Problem> {
+    let who = caller.require(Action::WriteSettings)?;
+    state
+        .store
+        .set_require_signatures(&who.tenant_id, body.require_signatures)
+        .await?;
+    tracing::info!(tenant = %who.tenant_id, require_signatures = body.require_signatures, by = %who.actor(), "settings changed");
+    Ok(Json(body))
+}

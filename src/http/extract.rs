@@ -1,0 +1,186 @@
+//! Extractors: the authenticated caller, and JSON bodies whose every
+//! rejection is a problem document.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::auth::{Action, Principal};
+
+/// The caller, authenticated by its bearer token.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// Refuses the request unless the caller's roles allow `action`.
+    pub fn require(&self, action: Action) -> Result<&Principal, Problem> {
+        if self.0.may(action) {
+            return Ok(&self.0);
+        }
+        let needs: Vec<&str> = std::iter::once("admin")
+            .chain(action.roles().iter().map(|r| r.as_str()))
+            .collect();
+        let detail = if action == Action::ManageTenants {
+            "only admins of the platform tenant may manage tenants".to_string()
+        } else {
+            format!(
+                "this token's roles ({}) do not allow this; it needs one of: {}",
+                self.0.roles.to_csv(),
+                needs.join(", ")
+            )
+        };
+        Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", detail))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send a bearer token: Authorization: Bearer <token>",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "the Authorization header must be \"Bearer <token>\"",
+                )
+            })?;
+        match state.tokens.authenticate(&state.store, token).await? {
+            Some(p) => Ok(Caller(p)),
+            None => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token is unknown or revoked; ask an admin for a valid token",
+            )),
+        }
+    }
+}
+
+/// A JSON body, bounded in size and depth, parsed with the failing field named.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let max_depth = state.config.limits.max_json_depth;
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes, max_depth).map(ApiJson)
+    }
+}
+
+/// Reads the body, turning the size limit into a `body_too_large` problem.
+pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, Problem> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this route accepts (limits.max_body_bytes, or limits.max_bundle_bytes for bundles)",
+            )
+        } else {
+            Problem::bad_request("body_unreadable", format!("the request body could not be read: {e}"))
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request(
+            "malformed_json",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    check_depth(bytes, max_depth)?;
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!("field `{path}`: ")
+                };
+                Problem::bad_request("invalid_field", format!("{at}{inner}"))
+            }
+            _ => Problem::bad_request("malformed_json", format!("the request body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// Refuses JSON nested deeper than `max`, without parsing it.
+fn check_depth(bytes: &[u8], max: usize) -> Result<(), Problem> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(Problem::bad_request(
+                        "json_too_deep",
+                        format!("the request body nests deeper than {max} levels (limits.max_json_depth)"),
+                    ));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct T {
+        a: bool,
+        b: Option<Vec<u8>>,
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(check_depth(br#"{"a": "[[[[[[[[[["}"#, 2).is_ok());
+        assert_eq!(check_depth(b"[[[1]]]", 2).unwrap_err().code, "json_too_deep");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse_json::<T>(br#"{"a": true, "b": [1, "x"]}"#, 8).unwrap_err();
+        assert_eq!(err.code, "invalid_field");
+        assert!(err.detail.contains("b[1]"), "{}", err.detail);
+        let err = parse_json::<T>(br#"{"a": tru"#, 8).unwrap_err();
+        assert_eq!(err.code, "malformed_json");
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP API: one [`AppState`], one router per resource, merged here.
+//!
+//! Every route authenticates with the [`extract::Caller`] extractor and
+//! checks its [`crate::auth::Action`] first thing; the two health probes are
+//! the only exceptions. Every error is a [`problem::Problem`].
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub mod admin;
+pub mod bundles;
+pub mod decisions;
+pub mod extract;
+pub mod ops;
+pub mod problem;
+
+use crate::auth::cache::TokenCache;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::{Metrics, RouteLabels};
+use crate::policy::PolicyService;
+use crate::store::Store;
+use problem::Problem;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub policy: Arc<PolicyService>,
+    pub tokens: Arc<TokenCache>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// Set once the active bundles have been loaded at start-up.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    let max_body = state.config.limits.max_body_bytes;
+    let max_bundle = state.config.limits.max_bundle_bytes;
+    axum::Router::new()
+        .merge(admin::router())
+        .merge(bundles::router(max_bundle))
+        .merge(decisions::router())
+        .merge(ops::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("request handler panicked");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an internal error occurred; it has been logged",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+/// Records request latency by matched route, method and status.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = method_label(req.method());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: res.status().as_u16(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        _ => "OTHER",
+    }
+}
+
+async fn not_found(req: Request) -> Problem {
+    Problem::not_found(
+        "not_found",
+        format!(
+            "no route {} {}; the API is described at /openapi.json",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; see /openapi.json",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Warden",
+        description = "Audit and policy compliance gateway: versioned Rego bundles, decisions, evidence.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        admin::create_tenant, admin::list_tenants,
+        admin::create_token, admin::list_tokens, admin::revoke_token,
+        admin::add_key, admin::list_keys, admin::delete_key,
+        admin::get_settings, admin::put_settings,
+        bundles::upload_bundle, bundles::list_bundles, bundles::get_bundle, bundles::get_version,
+        bundles::download_version, bundles::activate, bundles::rollback,
+        decisions::decide, decisions::opa_data,
+        ops::health, ops::ready, ops::metrics, ops::openapi,
+    ),
+    components(schemas(problem::ProblemBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "admin", description = "tenants, tokens, verification keys, settings"),
+        (name = "bundles", description = "versioned OPA bundles"),
+        (name = "decisions", description = "policy decisions"),
+        (name = "operations", description = "health, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, as served and as checked in at `schemas/openapi.json`.
+pub fn openapi_json() -> String {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        let mut text = doc.to_pretty_json().expect("the OpenAPI document serialises");
+        text.push('\n');
+        text
+    })
+    .clone()
+}

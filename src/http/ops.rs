@@ -1,0 +1,96 @@
+//! Liveness, readiness, metrics and the OpenAPI document.
+//!
+//! `/health` and `/health/ready` answer without a token: orchestrators'
+//! probes rarely carry one, and they reveal nothing about any tenant.
+//! `/metrics` and `/openapi.json` need a token like every other route.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use super::AppState;
+use super::extract::Caller;
+use super::problem::{Problem, ProblemBody};
+use crate::auth::Action;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub store: &'static str,
+    /// Active bundle versions compiled and loaded.
+    pub active_bundles: usize,
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Ready when the store answers and the active bundles are loaded.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = ProblemBody)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Problem> {
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the store is unreachable");
+        p.retry_after = Some(1);
+        return Err(p);
+    }
+    if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "active bundles are still being compiled",
+        ));
+    }
+    Ok(Json(Readiness {
+        status: "ready",
+        store: state.store.backend(),
+        active_bundles: state.policy.active_count(),
+    }))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = "4XX", body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    caller.require(Action::ReadMetrics)?;
+    let mut res = state.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(res)
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "this document", body = Object), (status = "4XX", body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn openapi(caller: Caller) -> Result<Response, Problem> {
+    caller.require(Action::ReadApi)?;
+    let mut res = super::openapi_json().into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(res)
+}

@@ -1,0 +1,149 @@
+//! The one error type of the HTTP edge: an RFC 9457 problem document with a
+//! stable `code`. Only this module knows status codes.
+//!
+//! Internal and database errors are logged in full and answered with a
+//! generic message: their text never reaches the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::policy;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    /// `urn:warden:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable machine-readable code; see docs/errors in the README.
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, context, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    pub fn body(&self) -> ProblemBody {
+        ProblemBody {
+            kind: format!("urn:warden:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            status: self.status.as_u16(),
+            code: self.code.to_string(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut res = (self.status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"warden\""),
+            );
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"))
+            }
+            StoreError::Corrupt(_) => Problem::internal("store", &e),
+            StoreError::Database(_) | StoreError::Migrate(_) => {
+                tracing::error!(error = %e, "store unavailable");
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer; retry shortly",
+                );
+                p.retry_after = Some(1);
+                p
+            }
+        }
+    }
+}
+
+impl From<policy::Error> for Problem {
+    fn from(e: policy::Error) -> Self {
+        use policy::Error as E;
+        let status = match &e {
+            E::Store(_) => {
+                return match e {
+                    E::Store(s) => s.into(),
+                    _ => unreachable!("matched above"),
+                };
+            }
+            E::Internal(_) | E::Corrupt(_) => return Problem::internal("policy", &e),
+            E::Archive(a) if a.code() == "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            E::InvalidBundleName(_) | E::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            E::Archive(_)
+            | E::Signature(_)
+            | E::SignatureRequired
+            | E::UnsignedVersion(_)
+            | E::ManifestInvalid(_)
+            | E::RegoCompile(_)
+            | E::DataInvalid(_)
+            | E::BundleUnsupported(_)
+            | E::OutsideRoots(_)
+            | E::PolicyTimeout(_)
+            | E::PolicyMemory(_)
+            | E::PolicyEval(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::RootOverlap { .. } | E::RevisionExists { .. } | E::TestsFailed(_) | E::NothingToRollBack(_) => {
+                StatusCode::CONFLICT
+            }
+            E::UnknownBundle(_) | E::UnknownRevision { .. } | E::NoBundleForPath(_) | E::UnknownRulePath(_) => {
+                StatusCode::NOT_FOUND
+            }
+        };
+        Problem::new(status, e.code(), e.to_string())
+    }
+}

@@ -1,0 +1,31 @@
+//! Warden: an audit and policy compliance gateway.
+//!
+//! Orchestrators ask Warden before they act; Warden answers from versioned
+//! Rego bundles that compliance teams own, evaluated with regorus.
+//!
+//! # Layout
+//!
+//! - [`app`]: composition root; `build` the state, `run(listener, state, shutdown)`.
+//! - [`config`]: typed configuration (file, `WARDEN_*` environment, flags).
+//! - [`clock`]: the only reader of the wall clock.
+//! - [`auth`]: tenants, bearer tokens, roles, and the action table.
+//! - [`store`]: SQLite / PostgreSQL persistence; the only user of `sqlx`.
+//! - [`policy`]: bundles (archive, signature, manifest), compiling,
+//!   evaluating with captured builtins, Rego tests, decisions.
+//! - [`http`]: the API: one router per resource, problem+json errors.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`keys`]: Ed25519 key files.
+//! - [`cli`]: the `warden` subcommands.
+//!
+//! See ARCHITECTURE.md for the data flow and the invariants.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod policy;
+pub mod store;

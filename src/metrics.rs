@@ -1,0 +1,92 @@
+//! Prometheus metrics, rendered in the OpenMetrics text format at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: &'static str,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_duration: Family<RouteLabels, Histogram>,
+    pub decisions: Family<OutcomeLabels, Counter>,
+    pub eval_seconds: Histogram,
+    pub bundle_activations: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 10 µs … ~5 s, ×2.5 per bucket.
+    prometheus_client::metrics::histogram::exponential_buckets(0.000_01, 2.5, 15)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("warden");
+        let http_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, matched route and status",
+            http_duration.clone(),
+        );
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions by outcome (allow, deny, other, undefined, unknown_path, error)",
+            decisions.clone(),
+        );
+        let eval_seconds = Histogram::new(latency_buckets());
+        registry.register(
+            "policy_eval_duration_seconds",
+            "Time spent evaluating policies",
+            eval_seconds.clone(),
+        );
+        let bundle_activations = Counter::default();
+        registry.register(
+            "bundle_activations",
+            "Bundle versions activated or rolled back to",
+            bundle_activations.clone(),
+        );
+        Self {
+            registry,
+            http_duration,
+            decisions,
+            eval_seconds,
+            bundle_activations,
+        }
+    }
+
+    pub fn decision(&self, outcome: &'static str) {
+        self.decisions.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,460 @@
+//! A compiled bundle version and its evaluation.
+//!
+//! A bundle is compiled once per digest into a prepared regorus engine (the
+//! template). Each worker thread keeps its own clone of the template, so
+//! concurrent evaluations never contend on a lock and never re-parse Rego.
+//!
+//! Non-deterministic builtins are routed through [`Captured`]: `time.now_ns`
+//! returns the value fixed for the decision, and `rand.intn` and
+//! `uuid.rfc4122` record what they returned. A replay installs the recorded
+//! values and so evaluates bit for bit as the original did.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use regorus::Value;
+use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::bundle::ParsedBundle;
+use super::rego_scan;
+
+/// Values of non-deterministic builtins, fixed for one decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Captured {
+    /// What `time.now_ns()` returns during this evaluation.
+    pub now_ns: i64,
+    /// Results of other non-deterministic calls, keyed by call and arguments,
+    /// e.g. `rand.intn(["seed",10])`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub calls: BTreeMap<String, serde_json::Value>,
+}
+
+thread_local! {
+    /// The capture of the evaluation running on this thread, if any.
+    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+    /// This thread's clones of compiled templates, by compiled-policy id.
+    static ENGINES: RefCell<HashMap<u64, regorus::Engine>> = RefCell::new(HashMap::new());
+}
+
+/// Most templates one thread keeps clones of before it starts afresh.
+const THREAD_ENGINE_CAP: usize = 64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A rule's result, a test's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TestResult {
+    /// Package path, `/`-separated.
+    pub package: String,
+    pub name: String,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_us: u64,
+}
+
+/// A path into the policy's document, parsed: `a/b/c` or `a.b.c`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataPath(pub Vec<String>);
+
+impl DataPath {
+    /// Parses a `/`-separated path. Components are Rego identifiers.
+    pub fn parse(path: &str) -> Result<Self, Error> {
+        let trimmed = path.trim_matches('/');
+        let trimmed = trimmed.strip_prefix("data/").unwrap_or(trimmed);
+        if trimmed.is_empty() || trimmed == "data" {
+            return Err(Error::InvalidPath(format!(
+                "path {path:?} is empty; name a package or rule such as agento/commissioning/routing/allow"
+            )));
+        }
+        let parts: Vec<String> = trimmed.split(['/', '.']).map(str::to_string).collect();
+        for p in &parts {
+            if !is_identifier(p) {
+                return Err(Error::InvalidPath(format!(
+                    "path component {p:?} in {path:?} is not a Rego identifier (letters, digits, underscore; not starting with a digit)"
+                )));
+            }
+        }
+        Ok(DataPath(parts))
+    }
+
+    pub fn to_slash(&self) -> String {
+        self.0.join("/")
+    }
+
+    /// The Rego reference, e.g. `data.a.b["c-d"]`.
+    pub fn to_ref(&self) -> String {
+        components_to_ref(&self.0)
+    }
+
+    /// True when `self` lies inside the root (segment-wise prefix).
+    pub fn within(&self, root: &[String]) -> bool {
+        root.len() <= self.0.len() && self.0[..root.len()] == *root
+    }
+}
+
+pub(crate) fn components_to_ref(parts: &[String]) -> String {
+    let mut out = String::from("data");
+    for p in parts {
+        if is_identifier(p) {
+            out.push('.');
+            out.push_str(p);
+        } else {
+            out.push('[');
+            out.push_str(&serde_json::Value::String(p.clone()).to_string());
+            out.push(']');
+        }
+    }
+    out
+}
+
+fn is_identifier(p: &str) -> bool {
+    p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// How a known path is evaluated.
+enum Target {
+    /// `package/rule`: the fast rule evaluator.
+    Rule(String),
+    /// A package, an ancestor of packages, a deeper reference or a data path.
+    Query(String),
+}
+
+/// One bundle version, compiled.
+pub struct CompiledPolicy {
+    id: u64,
+    pub digest: String,
+    packages: Vec<Vec<String>>,
+    rules: HashMap<Vec<String>, HashSet<String>>,
+    tests: Vec<(Vec<String>, String)>,
+    data: serde_json::Value,
+    template: Mutex<regorus::Engine>,
+}
+
+impl std::fmt::Debug for CompiledPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPolicy").field("digest", &self.digest).finish()
+    }
+}
+
+impl CompiledPolicy {
+    /// Compiles every module of the bundle (naming file and line on error),
+    /// loads its data and prepares the engine for evaluation.
+    pub fn compile(bundle: &ParsedBundle, eval_timeout: Duration) -> Result<Self, Error> {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(bundle.manifest.rego_version == Some(0));
+        engine.set_strict_builtin_errors(false);
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: eval_timeout,
+            check_interval: NonZeroU32::new(64).expect("non-zero"),
+        });
+        for m in &bundle.modules {
+            engine
+                .add_policy(m.path.clone(), m.source.clone())
+                .map_err(|e| Error::RegoCompile(format!("{}: {}", m.path, first_line_trimmed(&e))))?;
+        }
+        let data = Value::from_json_str(&bundle.data.to_string())
+            .map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;
+        engine
+            .add_data(data)
+            .map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;
+        install_capture_extensions(&mut engine)?;
+
+        let components = engine
+            .get_policy_package_components()
+            .map_err(|e| Error::RegoCompile(e.to_string()))?;
+        let mut packages = Vec::new();
+        let mut rules: HashMap<Vec<String>, HashSet<String>> = HashMap::new();
+        let mut tests = Vec::new();
+        for (pkg, module) in components.iter().zip(&bundle.modules) {
+            let comps = pkg.components.clone();
+            let names = rego_scan::rule_names(&module.source);
+            for t in names.iter().filter(|n| n.starts_with("test_")) {
+                if !tests.contains(&(comps.clone(), t.clone())) {
+                    tests.push((comps.clone(), t.clone()));
+                }
+            }
+            rules.entry(comps.clone()).or_default().extend(names);
+            if !packages.contains(&comps) {
+                packages.push(comps);
+            }
+        }
+
+        // Compile-time checks (unsafe variables, recursion, rule conflicts
+        // between modules) run when the engine is prepared, on its first
+        // query. Preparing here means every clone starts prepared.
+        engine
+            .eval_query("true".to_string(), false)
+            .map_err(|e| Error::RegoCompile(first_line_trimmed(&e)))?;
+        // Calls to functions that exist nowhere are only found when a rule
+        // runs: evaluate the whole document once, with no input, to surface
+        // them at upload rather than at the first decision.
+        CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
+        let whole = engine.eval_query("data".to_string(), false);
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+        if let Err(e) = whole {
+            let msg = format!("{e:#}");
+            if msg.contains("could not find function") {
+                return Err(Error::RegoCompile(first_line_trimmed(&e)));
+            }
+        }
+
+        Ok(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            digest: bundle.digest.clone(),
+            packages,
+            rules,
+            tests,
+            data: bundle.data.clone(),
+            template: Mutex::new(engine),
+        })
+    }
+
+    /// The `/`-separated package paths this bundle declares.
+    pub fn packages(&self) -> Vec<String> {
+        self.packages.iter().map(|p| p.join("/")).collect()
+    }
+
+    fn target(&self, path: &DataPath) -> Option<Target> {
+        let parts = &path.0;
+        if let Some((rule, pkg)) = parts.split_last()
+            && self.rules.get(pkg).is_some_and(|r| r.contains(rule))
+        {
+            return Some(Target::Rule(path.to_ref()));
+        }
+        // A package or an ancestor of one.
+        if self.packages.iter().any(|p| p.starts_with(parts)) {
+            return Some(Target::Query(path.to_ref()));
+        }
+        // Deeper into a rule's value: package/rule/key/…
+        for (pkg, names) in &self.rules {
+            if parts.len() > pkg.len() + 1 && parts.starts_with(pkg) && names.contains(&parts[pkg.len()]) {
+                return Some(Target::Query(path.to_ref()));
+            }
+        }
+        // Into the data document.
+        let mut node = &self.data;
+        for p in parts {
+            match node.get(p) {
+                Some(n) => node = n,
+                None => return None,
+            }
+        }
+        Some(Target::Query(path.to_ref()))
+    }
+
+    /// True when the path names a package, a rule or a data document here.
+    pub fn knows(&self, path: &DataPath) -> bool {
+        self.target(path).is_some()
+    }
+
+    /// Evaluates the path with this input. `captured` supplies `time.now_ns`
+    /// and any recorded calls, and receives the calls made.
+    pub fn evaluate(&self, path: &DataPath, input: Value, captured: &mut Captured) -> Result<Value, Error> {
+        let target = self
+            .target(path)
+            .ok_or_else(|| Error::UnknownRulePath(path.to_slash()))?;
+        self.with_engine(|engine| {
+            engine.set_input(input);
+            CAPTURE.with(|c| *c.borrow_mut() = Some(std::mem::take(captured)));
+            let result = match target {
+                Target::Rule(r) => engine.eval_rule(r),
+                Target::Query(q) => engine.eval_query(q, false).map(|mut res| match res.result.pop() {
+                    Some(mut r) => r.expressions.pop().map(|e| e.value).unwrap_or(Value::Undefined),
+                    None => Value::Undefined,
+                }),
+            };
+            *captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+            // Drop the input now rather than holding it until the next call.
+            engine.set_input(Value::Undefined);
+            result.map_err(eval_error)
+        })
+    }
+
+    /// Runs every `test_` rule; each sees the real clock.
+    pub fn run_tests(&self, per_test_timeout: Duration) -> Vec<TestResult> {
+        let mut out = Vec::with_capacity(self.tests.len());
+        let mut engine = self.template.lock().expect("template lock").clone();
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: per_test_timeout,
+            check_interval: NonZeroU32::new(64).expect("non-zero"),
+        });
+        for (pkg, name) in &self.tests {
+            let mut parts = pkg.clone();
+            parts.push(name.clone());
+            let started = Instant::now();
+            CAPTURE.with(|c| {
+                *c.borrow_mut() = Some(Captured {
+                    now_ns: chrono_now_ns(),
+                    calls: BTreeMap::new(),
+                })
+            });
+            engine.set_input(Value::Undefined);
+            let r = engine.eval_rule(components_to_ref(&parts));
+            CAPTURE.with(|c| *c.borrow_mut() = None);
+            let (passed, error) = match r {
+                Ok(Value::Bool(true)) => (true, None),
+                Ok(Value::Undefined) => (false, Some("test rule is undefined (a condition failed)".to_string())),
+                Ok(other) => (false, Some(format!("test rule evaluated to {other} instead of true"))),
+                Err(e) => (false, Some(first_line_trimmed(&e))),
+            };
+            out.push(TestResult {
+                package: pkg.join("/"),
+                name: name.clone(),
+                passed,
+                error,
+                duration_us: started.elapsed().as_micros() as u64,
+            });
+        }
+        out
+    }
+
+    fn with_engine<R>(&self, f: impl FnOnce(&mut regorus::Engine) -> R) -> R {
+        ENGINES.with(|engines| {
+            let mut engines = engines.borrow_mut();
+            if !engines.contains_key(&self.id) {
+                if engines.len() >= THREAD_ENGINE_CAP {
+                    engines.clear();
+                }
+                let clone = self.template.lock().expect("template lock").clone();
+                engines.insert(self.id, clone);
+            }
+            let engine = engines.get_mut(&self.id).expect("inserted above");
+            f(engine)
+        })
+    }
+}
+
+fn eval_error(e: anyhow::Error) -> Error {
+    if let Some(limit) = e.downcast_ref::<LimitError>() {
+        return match limit {
+            LimitError::MemoryLimitExceeded { limit, .. } => Error::PolicyMemory(*limit),
+            _ => Error::PolicyTimeout(limit.to_string()),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("execution exceeded memory limit") {
+        return Error::PolicyMemory(0);
+    }
+    if text.contains("time limit") || text.contains("execution exceeded") {
+        return Error::PolicyTimeout(first_line(&text));
+    }
+    Error::PolicyEval(first_line_trimmed(&e))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// regorus errors carry a source excerpt after the first line; the first
+/// line has `file:line:col: error: message`, which is what a user needs.
+fn first_line_trimmed(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // regorus formats: "<file>:<line>:<col>: error: <msg>" possibly followed by context.
+    match lines.iter().find(|l| l.contains("error:")) {
+        Some(l) => l.to_string(),
+        None => lines.first().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+fn chrono_now_ns() -> i64 {
+    crate::clock::Clock::system().now_ns()
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("operating system random source");
+    u64::from_le_bytes(b)
+}
+
+/// Recorded call key: `name(<json args>)`.
+fn call_key(name: &str, args: &[Value]) -> String {
+    let args = serde_json::to_string(args).unwrap_or_default();
+    format!("{name}({args})")
+}
+
+fn recorded_or(
+    name: &'static str,
+    args: &[Value],
+    fresh: impl FnOnce() -> anyhow::Result<Value>,
+) -> anyhow::Result<Value> {
+    let key = call_key(name, args);
+    let known = CAPTURE.with(|c| c.borrow().as_ref().and_then(|cap| cap.calls.get(&key).cloned()));
+    if let Some(v) = known {
+        return Ok(Value::from_json_str(&v.to_string())?);
+    }
+    let value = fresh()?;
+    let json: serde_json::Value = serde_json::from_str(&value.to_json_str()?)?;
+    CAPTURE.with(|c| {
+        if let Some(cap) = c.borrow_mut().as_mut() {
+            cap.calls.insert(key, json);
+        }
+    });
+    Ok(value)
+}
+
+fn install_capture_extensions(engine: &mut regorus::Engine) -> Result<(), Error> {
+    let ext = |e: anyhow::Error| Error::Internal(format!("installing builtin capture: {e}"));
+    engine
+        .add_extension(
+            "time.now_ns".to_string(),
+            0,
+            Box::new(|_args: Vec<Value>| {
+                let now = CAPTURE.with(|c| c.borrow().as_ref().map(|cap| cap.now_ns));
+                Ok(Value::from(now.unwrap_or_else(chrono_now_ns)))
+            }),
+        )
+        .map_err(ext)?;
+    engine
+        .add_extension(
+            "rand.intn".to_string(),
+            2,
+            Box::new(|args: Vec<Value>| {
+                recorded_or("rand.intn", &args, || {
+                    let n = args
+                        .get(1)
+                        .and_then(|v| v.as_i64().ok())
+                        .ok_or_else(|| anyhow::anyhow!("rand.intn: n must be an integer"))?;
+                    if n == 0 {
+                        return Ok(Value::from(0i64));
+                    }
+                    let n = n.unsigned_abs();
+                    Ok(Value::from((random_u64() % n) as i64))
+                })
+            }),
+        )
+        .map_err(ext)?;
+    engine
+        .add_extension(
+            "uuid.rfc4122".to_string(),
+            1,
+            Box::new(|args: Vec<Value>| {
+                recorded_or("uuid.rfc4122", &args, || {
+                    let mut b = [0u8; 16];
+                    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+                    b[6] = (b[6] & 0x0f) | 0x40;
+                    b[8] = (b[8] & 0x3f) | 0x80;
+                    let h = hex::encode(b);
+                    Ok(Value::from(format!(
+                        "{}-{}-{}-{}-{}",
+                        &h[0..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..32]
+                    )))
+                })
+            }),
+        )
+        .map_err(ext)?;
+    Ok(())
+}

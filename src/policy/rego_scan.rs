@@ -1,0 +1,152 @@
+//! Finds the names of the top-level rules in a Rego module.
+//!
+//! The engine compiles and evaluates Rego; this scanner only answers two
+//! questions it has no API for: which rules a module declares (so that a
+//! decision for an unknown rule path is refused rather than silently
+//! undefined) and which of them are tests (`test_` prefix, as `opa test`).
+//! It is run on sources that have already compiled, so it can stay simple:
+//! it tracks bracket depth outside strings and comments and reads the first
+//! identifier of each statement at depth zero.
+
+/// Top-level rule names declared in `source`, in order of first appearance,
+/// without duplicates. `default x := …` declares `x`; `a.b.c if …` declares `a`.
+pub fn rule_names(source: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut depth: i32 = 0;
+    let mut at_statement_start = true;
+    let mut chars = source.char_indices().peekable();
+    let bytes = source.as_bytes();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                at_statement_start = depth == 0;
+            }
+            '"' => {
+                let mut escaped = false;
+                for (_, c) in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+                at_statement_start = false;
+            }
+            '`' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '`' {
+                        break;
+                    }
+                }
+                at_statement_start = false;
+            }
+            '{' | '[' | '(' => {
+                depth += 1;
+                at_statement_start = false;
+            }
+            '}' | ']' | ')' => {
+                depth -= 1;
+                at_statement_start = false;
+            }
+            '\n' => at_statement_start = depth == 0,
+            c if c.is_whitespace() => {}
+            c if at_statement_start && depth == 0 && (c.is_ascii_alphabetic() || c == '_') => {
+                let start = i;
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, d)) = chars.peek() {
+                    if d.is_ascii_alphanumeric() || d == '_' {
+                        end = j + d.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let word = &source[start..end];
+                match word {
+                    "package" | "import" => {
+                        // Skip to the end of the line.
+                        for (_, c) in chars.by_ref() {
+                            if c == '\n' {
+                                break;
+                            }
+                        }
+                        at_statement_start = true;
+                        continue;
+                    }
+                    "default" => {
+                        // The rule name follows.
+                        at_statement_start = true;
+                        continue;
+                    }
+                    // `else` continues the previous rule.
+                    "else" => {}
+                    _ => {
+                        if !names.iter().any(|n| n == word) {
+                            names.push(word.to_string());
+                        }
+                    }
+                }
+                let _ = bytes;
+                at_statement_start = false;
+            }
+            _ => at_statement_start = false,
+        }
+    }
+    names
+}
+
+/// The names of the test rules (`test_` prefix) in `source`.
+pub fn test_names(source: &str) -> Vec<String> {
+    rule_names(source)
+        .into_iter()
+        .filter(|n| n.starts_with("test_"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_top_level_rules_not_locals_strings_or_comments() {
+        let src = r#"
+package agento.commissioning.routing
+import rego.v1
+
+default allow := false
+
+allow if {
+    no_open_punch_items
+    x := "allow2 {"
+}
+# not_a_rule if { true }
+reason["punch items still open"] if {
+    not no_open_punch_items
+}
+a.b.c := 1
+f(x) := y if { y := x }
+msg := `raw
+string_rule := 1`
+test_ok if allow with input as {}
+  indented_rule := 2
+"#;
+        assert_eq!(
+            rule_names(src),
+            vec!["allow", "reason", "a", "f", "msg", "test_ok", "indented_rule"]
+        );
+        assert_eq!(test_names(src), vec!["test_ok"]);
+    }
+
+    #[test]
+    fn else_chains_are_one_rule() {
+        let src = "package p\nx := 1 if { input.a }\nelse := 2\n";
+        assert_eq!(rule_names(src), vec!["x"]);
+    }
+}

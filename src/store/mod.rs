@@ -1,0 +1,509 @@
+//! Durable state: tenants, tokens, verification keys, bundle versions and
+//! activations, in SQLite (the embedded default) or PostgreSQL.
+//!
+//! Both backends run the same SQL text (`$1` placeholders work in both); only
+//! the migrations differ, in `schemas/migrations/{sqlite,postgres}`.
+//!
+//! Invariant: this module is the only one that uses `sqlx`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::auth::{Principal, RoleSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the string names what already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to whichever backend is in use. The body is
+/// written once and type-checked once per backend.
+macro_rules! with_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub platform: bool,
+    pub require_signatures: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub roles: RoleSet,
+    pub created_at: i64,
+    pub created_by: String,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub algorithm: String,
+    pub public_pem: String,
+    pub scope: Option<String>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BundleVersionRow {
+    pub tenant_id: String,
+    pub name: String,
+    pub revision: String,
+    pub digest: String,
+    pub roots: Vec<String>,
+    pub size_bytes: i64,
+    /// The Rego test report, as JSON.
+    pub tests: serde_json::Value,
+    pub tests_passed: bool,
+    pub signed_by: Option<String>,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadRow {
+    pub tenant_id: String,
+    pub name: String,
+    pub revision: String,
+    pub digest: String,
+    pub activated_at: i64,
+    pub activated_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BundleSummary {
+    pub name: String,
+    pub versions: i64,
+    pub active_revision: Option<String>,
+}
+
+macro_rules! tenant_from_row {
+    ($row:expr) => {
+        TenantRow {
+            id: $row.try_get("id")?,
+            name: $row.try_get("name")?,
+            platform: $row.try_get("platform")?,
+            require_signatures: $row.try_get("require_signatures")?,
+            created_at: $row.try_get("created_at")?,
+        }
+    };
+}
+
+macro_rules! token_from_row {
+    ($row:expr) => {
+        TokenRow {
+            id: $row.try_get("id")?,
+            tenant_id: $row.try_get("tenant_id")?,
+            name: $row.try_get("name")?,
+            roles: RoleSet::from_csv(&$row.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?,
+            created_at: $row.try_get("created_at")?,
+            created_by: $row.try_get("created_by")?,
+            revoked_at: $row.try_get("revoked_at")?,
+        }
+    };
+}
+
+macro_rules! key_from_row {
+    ($row:expr) => {
+        KeyRow {
+            tenant_id: $row.try_get("tenant_id")?,
+            key_id: $row.try_get("key_id")?,
+            algorithm: $row.try_get("algorithm")?,
+            public_pem: $row.try_get("public_pem")?,
+            scope: $row.try_get("scope")?,
+            created_at: $row.try_get("created_at")?,
+            created_by: $row.try_get("created_by")?,
+        }
+    };
+}
+
+macro_rules! version_from_row {
+    ($row:expr) => {
+        BundleVersionRow {
+            tenant_id: $row.try_get("tenant_id")?,
+            name: $row.try_get("name")?,
+            revision: $row.try_get("revision")?,
+            digest: $row.try_get("digest")?,
+            roots: serde_json::from_str(&$row.try_get::<String, _>("roots")?)
+                .map_err(|e| StoreError::Corrupt(format!("bundle roots: {e}")))?,
+            size_bytes: $row.try_get("size_bytes")?,
+            tests: serde_json::from_str(&$row.try_get::<String, _>("tests")?)
+                .map_err(|e| StoreError::Corrupt(format!("bundle tests: {e}")))?,
+            tests_passed: $row.try_get("tests_passed")?,
+            signed_by: $row.try_get("signed_by")?,
+            uploaded_by: $row.try_get("uploaded_by")?,
+            uploaded_at: $row.try_get("uploaded_at")?,
+        }
+    };
+}
+
+macro_rules! head_from_row {
+    ($row:expr) => {
+        HeadRow {
+            tenant_id: $row.try_get("tenant_id")?,
+            name: $row.try_get("name")?,
+            revision: $row.try_get("revision")?,
+            digest: $row.try_get("digest")?,
+            activated_at: $row.try_get("activated_at")?,
+            activated_by: $row.try_get("activated_by")?,
+        }
+    };
+}
+
+const VERSION_COLUMNS: &str =
+    "tenant_id, name, revision, digest, roots, size_bytes, tests, tests_passed, signed_by, uploaded_by, uploaded_at";
+
+impl Store {
+    /// Connects (creating an SQLite file and its directory when missing) and
+    /// applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let store = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Store {
+                pool: Pool::Postgres(pool),
+            }
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed transaction survives power loss, not only a crash.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = options.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(options)
+                .await?;
+            Store {
+                pool: Pool::Sqlite(pool),
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("schemas/migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("schemas/migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await)
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    // ---- tenants ----------------------------------------------------------
+
+    pub async fn tenant_count(&self) -> Result<i64> {
+        let row = with_pool!(self, p => sqlx::query("SELECT COUNT(*) AS n FROM tenants").fetch_one(p).await?
+            .try_get::<i64, _>("n"))?;
+        Ok(row)
+    }
+
+    /// Creates a tenant together with its first token, atomically.
+    pub async fn create_tenant(&self, tenant: &TenantRow, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO tenants (id, name, platform, require_signatures, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures).bind(tenant.created_at)
+                .execute(&mut *tx).await.map_err(conflict("a tenant with this name"))?;
+            sqlx::query("INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
+                .bind(token.created_at).bind(&token.created_by)
+                .execute(&mut *tx).await.map_err(conflict("a token with this secret"))?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<TenantRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, name, platform, require_signatures, created_at FROM tenants ORDER BY created_at, id")
+                .fetch_all(p).await?;
+            rows.iter().map(|r| Ok(tenant_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT id, name, platform, require_signatures, created_at FROM tenants WHERE id = $1")
+                .bind(id).fetch_optional(p).await?;
+            match row { Some(r) => Ok(Some(tenant_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    pub async fn set_require_signatures(&self, tenant_id: &str, require: bool) -> Result<()> {
+        with_pool!(self, p => sqlx::query("UPDATE tenants SET require_signatures = $1 WHERE id = $2")
+            .bind(require).bind(tenant_id).execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    // ---- tokens -----------------------------------------------------------
+
+    pub async fn insert_token(&self, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
+        with_pool!(self, p => sqlx::query("INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
+            .bind(token.created_at).bind(&token.created_by)
+            .execute(p).await.map(|_| ()).map_err(conflict("a token with this secret")))?;
+        Ok(())
+    }
+
+    /// The caller behind a live (unrevoked) token with this hash.
+    pub async fn principal_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Principal>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT t.id, t.name, t.roles, t.tenant_id, n.name AS tenant_name, n.platform \
+                 FROM tokens t JOIN tenants n ON n.id = t.tenant_id \
+                 WHERE t.secret_hash = $1 AND t.revoked_at IS NULL")
+                .bind(&hash[..]).fetch_optional(p).await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some(Principal {
+                    token_id: r.try_get("id")?,
+                    token_name: r.try_get("name")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    tenant_name: r.try_get("tenant_name")?,
+                    platform: r.try_get("platform")?,
+                    roles: RoleSet::from_csv(&r.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?,
+                })),
+            }
+        })
+    }
+
+    pub async fn list_tokens(&self, tenant_id: &str) -> Result<Vec<TokenRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, tenant_id, name, roles, created_at, created_by, revoked_at FROM tokens WHERE tenant_id = $1 ORDER BY created_at, id")
+                .bind(tenant_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(token_from_row!(r))).collect()
+        })
+    }
+
+    /// Revokes a live token of this tenant; false when there is none.
+    pub async fn revoke_token(&self, tenant_id: &str, token_id: &str, now_ms: i64) -> Result<bool> {
+        let done = with_pool!(self, p => sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(now_ms).bind(tenant_id).bind(token_id).execute(p).await?.rows_affected());
+        Ok(done == 1)
+    }
+
+    // ---- bundle verification keys ----------------------------------------
+
+    pub async fn insert_key(&self, key: &KeyRow) -> Result<()> {
+        with_pool!(self, p => sqlx::query("INSERT INTO verification_keys (tenant_id, key_id, algorithm, public_pem, scope, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&key.tenant_id).bind(&key.key_id).bind(&key.algorithm).bind(&key.public_pem).bind(&key.scope)
+            .bind(key.created_at).bind(&key.created_by)
+            .execute(p).await.map(|_| ()).map_err(conflict("a key with this id")))?;
+        Ok(())
+    }
+
+    pub async fn list_keys(&self, tenant_id: &str) -> Result<Vec<KeyRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT tenant_id, key_id, algorithm, public_pem, scope, created_at, created_by FROM verification_keys WHERE tenant_id = $1 ORDER BY key_id")
+                .bind(tenant_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(key_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn delete_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
+        let done = with_pool!(self, p => sqlx::query("DELETE FROM verification_keys WHERE tenant_id = $1 AND key_id = $2")
+            .bind(tenant_id).bind(key_id).execute(p).await?.rows_affected());
+        Ok(done == 1)
+    }
+
+    // ---- bundles ----------------------------------------------------------
+
+    pub async fn insert_bundle_version(&self, v: &BundleVersionRow, content: &[u8]) -> Result<()> {
+        let roots = serde_json::to_string(&v.roots).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tests = v.tests.to_string();
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO bundle_versions (tenant_id, name, revision, digest, roots, size_bytes, content, tests, tests_passed, signed_by, uploaded_by, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(&v.tenant_id).bind(&v.name).bind(&v.revision).bind(&v.digest).bind(&roots).bind(v.size_bytes)
+            .bind(content).bind(&tests).bind(v.tests_passed).bind(&v.signed_by).bind(&v.uploaded_by).bind(v.uploaded_at)
+            .execute(p).await.map(|_| ()).map_err(conflict("this bundle revision")))?;
+        Ok(())
+    }
+
+    pub async fn bundle_version(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        revision: &str,
+    ) -> Result<Option<BundleVersionRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VERSION_COLUMNS} FROM bundle_versions WHERE tenant_id = $1 AND name = $2 AND revision = $3")))
+                .bind(tenant_id).bind(name).bind(revision).fetch_optional(p).await?;
+            match row { Some(r) => Ok(Some(version_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    pub async fn bundle_versions(&self, tenant_id: &str, name: &str) -> Result<Vec<BundleVersionRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VERSION_COLUMNS} FROM bundle_versions WHERE tenant_id = $1 AND name = $2 ORDER BY uploaded_at, revision")))
+                .bind(tenant_id).bind(name).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(version_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn bundle_content(&self, tenant_id: &str, name: &str, revision: &str) -> Result<Option<Vec<u8>>> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT content FROM bundle_versions WHERE tenant_id = $1 AND name = $2 AND revision = $3")
+                .bind(tenant_id).bind(name).bind(revision).fetch_optional(p).await?;
+            match row { Some(r) => Ok(Some(r.try_get("content")?)), None => Ok(None) }
+        })
+    }
+
+    pub async fn list_bundles(&self, tenant_id: &str) -> Result<Vec<BundleSummary>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT v.name, COUNT(*) AS versions, h.revision AS active_revision \
+                 FROM bundle_versions v LEFT JOIN bundle_heads h ON h.tenant_id = v.tenant_id AND h.name = v.name \
+                 WHERE v.tenant_id = $1 GROUP BY v.name, h.revision ORDER BY v.name")
+                .bind(tenant_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(BundleSummary {
+                name: r.try_get("name")?,
+                versions: r.try_get("versions")?,
+                active_revision: r.try_get("active_revision")?,
+            })).collect()
+        })
+    }
+
+    /// The roots of every stored version of the tenant's other bundles, as
+    /// `(bundle name, root)` pairs.
+    pub async fn other_bundle_roots(&self, tenant_id: &str, name: &str) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = with_pool!(self, p => {
+            let rows = sqlx::query("SELECT DISTINCT name, roots FROM bundle_versions WHERE tenant_id = $1 AND name <> $2")
+                .bind(tenant_id).bind(name).fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("roots")?))).collect::<Result<Vec<_>>>()?
+        });
+        let mut out = Vec::new();
+        for (bundle, roots) in rows {
+            let roots: Vec<String> =
+                serde_json::from_str(&roots).map_err(|e| StoreError::Corrupt(format!("bundle roots: {e}")))?;
+            out.extend(roots.into_iter().map(|r| (bundle.clone(), r)));
+        }
+        Ok(out)
+    }
+
+    /// Makes `revision` the active version of the bundle and records the
+    /// activation; returns the revision that was active before, if any.
+    pub async fn activate(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        revision: &str,
+        forced: bool,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let previous: Option<String> = sqlx::query("SELECT revision FROM bundle_heads WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id).bind(name).fetch_optional(&mut *tx).await?
+                .map(|r| r.try_get("revision")).transpose()?;
+            sqlx::query(
+                "INSERT INTO bundle_heads (tenant_id, name, revision, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET revision = excluded.revision, activated_at = excluded.activated_at, activated_by = excluded.activated_by")
+                .bind(tenant_id).bind(name).bind(revision).bind(now_ms).bind(by)
+                .execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO bundle_activations (tenant_id, name, revision, previous_revision, forced, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(tenant_id).bind(name).bind(revision).bind(&previous).bind(forced).bind(now_ms).bind(by)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(previous)
+        })
+    }
+
+    /// The revision that was active just before the current one.
+    pub async fn previous_active(&self, tenant_id: &str, name: &str) -> Result<Option<String>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT previous_revision FROM bundle_activations WHERE tenant_id = $1 AND name = $2 ORDER BY id DESC LIMIT 1")
+                .bind(tenant_id).bind(name).fetch_optional(p).await?;
+            match row { Some(r) => Ok(r.try_get("previous_revision")?), None => Ok(None) }
+        })
+    }
+
+    /// Every active bundle version of every tenant, with its digest.
+    pub async fn heads(&self) -> Result<Vec<HeadRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT h.tenant_id, h.name, h.revision, v.digest, h.activated_at, h.activated_by \
+                 FROM bundle_heads h JOIN bundle_versions v ON v.tenant_id = h.tenant_id AND v.name = h.name AND v.revision = h.revision \
+                 ORDER BY h.tenant_id, h.name")
+                .fetch_all(p).await?;
+            rows.iter().map(|r| Ok(head_from_row!(r))).collect()
+        })
+    }
+}
