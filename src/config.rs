@@ -13,7 +13,28 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// Environment variables that are read directly, not as configuration keys.
-const RESERVED_ENV: &[&str] = &["WARDEN_CONFIG", "WARDEN_BOOTSTRAP_TOKEN", "WARDEN_LOG"];
+const RESERVED_ENV: &[&str] = &[
+    "WARDEN_CONFIG",
+    "WARDEN_BOOTSTRAP_TOKEN",
+    "WARDEN_LOG",
+    "WARDEN_URL",
+    "WARDEN_TOKEN",
+];
+
+/// The top-level configuration keys. `WARDEN_<KEY>` variables for other keys
+/// are left to other tools, unless they use the nested `__` form, which is
+/// only meant for this file (so a typo there is an error, not silence).
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "max_connections",
+    "limits",
+    "policy",
+    "auth",
+    "log",
+    "shutdown_grace_secs",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -159,6 +180,9 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.len() == 1 && !KEYS.contains(&path[0].as_str()) {
+                continue;
+            }
             set_path(&mut table, &path, parse_scalar(&value)).with_context(|| format!("environment variable {key}"))?;
         }
         let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
@@ -250,6 +274,7 @@ mod tests {
                 ("WARDEN_LOG__FORMAT", "text"),
                 ("WARDEN_BOOTSTRAP_TOKEN", "ignored-here"),
                 ("OTHER", "x"),
+                ("WARDEN_SOMETHING_ELSE", "for another tool"),
             ]),
         )
         .unwrap();

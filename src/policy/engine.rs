@@ -157,9 +157,14 @@ impl CompiledPolicy {
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
         for m in &bundle.modules {
-            engine
-                .add_policy(m.path.clone(), m.source.clone())
-                .map_err(|e| Error::RegoCompile(format!("{}: {}", m.path, first_line_trimmed(&e))))?;
+            engine.add_policy(m.path.clone(), m.source.clone()).map_err(|e| {
+                let described = first_line_trimmed(&e);
+                if described.starts_with(&m.path) {
+                    Error::RegoCompile(described)
+                } else {
+                    Error::RegoCompile(format!("{}: {described}", m.path))
+                }
+            })?;
         }
         let data = Value::from_json_str(&bundle.data.to_string())
             .map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;
@@ -354,15 +359,17 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
 
-/// regorus errors carry a source excerpt after the first line; the first
-/// line has `file:line:col: error: message`, which is what a user needs.
+/// regorus errors read `--> file:line:col`, a source excerpt, then
+/// `error: message`; users need `file:line:col: error: message`.
 fn first_line_trimmed(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    // regorus formats: "<file>:<line>:<col>: error: <msg>" possibly followed by context.
-    match lines.iter().find(|l| l.contains("error:")) {
-        Some(l) => l.to_string(),
-        None => lines.first().map(|s| s.to_string()).unwrap_or_default(),
+    let location = lines.iter().find_map(|l| l.strip_prefix("--> "));
+    let message = lines.iter().rev().find(|l| l.starts_with("error:")).copied();
+    match (location, message) {
+        (Some(loc), Some(msg)) => format!("{loc}: {msg}"),
+        (None, Some(msg)) => msg.to_string(),
+        _ => lines.first().map(|s| s.to_string()).unwrap_or_default(),
     }
 }
 
@@ -390,7 +397,7 @@ fn recorded_or(
     let key = call_key(name, args);
     let known = CAPTURE.with(|c| c.borrow().as_ref().and_then(|cap| cap.calls.get(&key).cloned()));
     if let Some(v) = known {
-        return Ok(Value::from_json_str(&v.to_string())?);
+        return Value::from_json_str(&v.to_string());
     }
     let value = fresh()?;
     let json: serde_json::Value = serde_json::from_str(&value.to_json_str()?)?;

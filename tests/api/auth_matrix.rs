@@ -1,0 +1,161 @@
+//! Walks every route with a token of every role (and of another tenant, and
+//! none) and checks the whole allow/deny matrix. The expected matrix is
+//! written out here independently of the server's own table.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::on_both_backends;
+
+on_both_backends!(every_route_checks_role_and_tenant);
+
+const ROLES: [&str; 7] = [
+    "admin",
+    "compliance",
+    "orchestrator",
+    "agent",
+    "runner",
+    "auditor",
+    "reviewer",
+];
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    /// Roles allowed; `admin` is listed explicitly where it applies.
+    allowed: &'static [&'static str],
+    /// Whether an admin of a non-platform tenant may call it.
+    other_tenant_admin: bool,
+}
+
+fn routes() -> Vec<Route> {
+    use Method as M;
+    let r = |method, path, allowed, other_tenant_admin| Route {
+        method,
+        path,
+        allowed,
+        other_tenant_admin,
+    };
+    const READERS: &[&str] = &["admin", "compliance", "auditor"];
+    const WRITERS: &[&str] = &["admin", "compliance"];
+    const DECIDERS: &[&str] = &["admin", "orchestrator", "agent"];
+    vec![
+        r(M::POST, "/v1/tenants", &["admin"], false),
+        r(M::GET, "/v1/tenants", &["admin"], false),
+        r(M::POST, "/v1/tokens", &["admin"], true),
+        r(M::GET, "/v1/tokens", &["admin"], true),
+        r(M::DELETE, "/v1/tokens/tok_unknown", &["admin"], true),
+        r(M::POST, "/v1/keys", &["admin"], true),
+        r(M::GET, "/v1/keys", READERS, true),
+        r(M::DELETE, "/v1/keys/unknown", &["admin"], true),
+        r(M::GET, "/v1/settings", READERS, true),
+        r(M::PUT, "/v1/settings", &["admin"], true),
+        r(M::PUT, "/v1/bundles/commissioning", WRITERS, true),
+        r(M::GET, "/v1/bundles", READERS, true),
+        r(M::GET, "/v1/bundles/commissioning", READERS, true),
+        r(M::GET, "/v1/bundles/commissioning/revisions/1", READERS, true),
+        r(M::GET, "/v1/bundles/commissioning/revisions/1/content", READERS, true),
+        r(M::POST, "/v1/bundles/commissioning/activate", WRITERS, true),
+        r(M::POST, "/v1/bundles/commissioning/rollback", WRITERS, true),
+        r(M::POST, "/v1/decisions", DECIDERS, true),
+        r(M::POST, "/v1/data/agento/commissioning/routing", DECIDERS, true),
+        r(M::GET, "/metrics", &["admin", "auditor"], true),
+        r(M::GET, "/openapi.json", &ROLES, true),
+    ]
+}
+
+async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> StatusCode {
+    let body: Option<Value> = match (route.method.as_str(), route.path) {
+        ("POST", "/v1/tenants") => Some(json!({"name": format!("tenant-{n}")})),
+        ("POST", "/v1/tokens") => Some(json!({"name": format!("t{n}"), "roles": ["auditor"]})),
+        ("POST", "/v1/keys") => {
+            let key = warden::keys::generate();
+            Some(
+                json!({"key_id": format!("k{n}"), "algorithm": "EdDSA", "public_key": warden::keys::public_pem(&key).unwrap()}),
+            )
+        }
+        ("PUT", "/v1/settings") => Some(json!({"require_signatures": false})),
+        ("PUT", _) => {
+            let r = app
+                .upload(
+                    token.unwrap_or(""),
+                    "commissioning",
+                    commissioning_bundle(&format!("m{n}")),
+                )
+                .await;
+            return r.status;
+        }
+        ("POST", "/v1/bundles/commissioning/activate") | ("POST", "/v1/bundles/commissioning/rollback") => {
+            Some(json!({"revision": "1"}))
+        }
+        ("POST", "/v1/decisions") => Some(json!({"path": "agento/commissioning/routing", "input": ready_input()})),
+        ("POST", _) => Some(json!({"input": ready_input()})),
+        _ => None,
+    };
+    app.call(route.method.clone(), route.path, token, body).await.status
+}
+
+async fn every_route_checks_role_and_tenant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let t = if role == "admin" {
+            app.admin.clone()
+        } else {
+            app.token(&app.admin, &[role]).await
+        };
+        tokens.push((role, t));
+    }
+    let other_admin = app.tenant("initech").await;
+    install_commissioning(&app, &other_admin, "1").await;
+
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for route in routes() {
+        for (role, token) in &tokens {
+            n += 1;
+            let status = send(&app, &route, Some(token), n).await;
+            let expect_allowed = route.allowed.contains(role);
+            let allowed = status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED;
+            if allowed != expect_allowed || (allowed && status.is_server_error()) {
+                failures.push(format!("{} {} as {role}: {status}", route.method, route.path));
+            }
+        }
+        n += 1;
+        let status = send(&app, &route, Some(&other_admin), n).await;
+        let allowed = status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED;
+        if allowed != route.other_tenant_admin {
+            failures.push(format!(
+                "{} {} as another tenant's admin: {status}",
+                route.method, route.path
+            ));
+        }
+        let status = send(&app, &route, None, n).await;
+        if status != StatusCode::UNAUTHORIZED {
+            failures.push(format!("{} {} without a token: {status}", route.method, route.path));
+        }
+    }
+    // The probes are the only routes open without a token.
+    for path in ["/health", "/health/ready"] {
+        let r = app.call(Method::GET, path, None, None).await;
+        if r.status != StatusCode::OK {
+            failures.push(format!("GET {path} without a token: {}", r.status));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorisation matrix violations:\n{}",
+        failures.join("\n")
+    );
+    // The decisions made by the other tenant came from its own bundle.
+    let r = app
+        .decide(
+            &other_admin,
+            json!({"path": "agento/commissioning/routing", "input": blocked_input()}),
+        )
+        .await;
+    assert_eq!(r.body["allow"], false);
+    app.stop().await;
+}

@@ -1,0 +1,14 @@
+//! Integration tests: every test runs against a real server on a real
+//! socket, once on SQLite and once on PostgreSQL (127.0.0.1:5432, or
+//! `WARDEN_TEST_POSTGRES_URL`). A missing PostgreSQL fails the tests; it never
+//! skips them.
+
+mod common;
+
+mod auth_matrix;
+mod bad_input;
+mod bundles;
+mod cli;
+mod decisions;
+mod ops;
+mod signatures;
