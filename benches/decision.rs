@@ -1,1 +1,98 @@
-fn main() {}
+//! Decision latency without HTTP: Warden's own path (parse the request,
+//! resolve the active version, evaluate with captured builtins, extract
+//! allow/reasons, serialise the response) against bare regorus evaluating
+//! the same rule of the same policy with the same input.
+//!
+//! Run: `cargo bench --bench decision`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use warden::auth::{Principal, Role};
+use warden::clock::Clock;
+use warden::config::Config;
+use warden::policy::DecisionRequest;
+
+const INPUT: &str = r#"{"procore":{"punch_items_open_bess":[]},"protection_settings_schedule":{"trip_voltage":{"expected":480,"tolerance":5},"trip_delay_ms":{"expected":200,"tolerance":10}},"test_results":[{"parameter":"trip_voltage","value":483},{"parameter":"trip_delay_ms","value":205}]}"#;
+
+fn policy_source() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/commissioning/routing.rego"
+    ))
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decision");
+
+    // Bare regorus: one engine, compiled once, input parsed from JSON text.
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("routing.rego".into(), policy_source()).unwrap();
+    for (name, rule) in [
+        ("rule", "data.agento.commissioning.routing.allow"),
+        ("package", "data.agento.commissioning.routing"),
+    ] {
+        group.bench_function(format!("bare_regorus/{name}"), |b| {
+            b.iter(|| {
+                engine.set_input(regorus::Value::from_json_str(black_box(INPUT)).unwrap());
+                if name == "rule" {
+                    black_box(engine.eval_rule(rule.to_string()).unwrap());
+                } else {
+                    black_box(engine.eval_query(rule.to_string(), false).unwrap());
+                }
+            })
+        });
+    }
+
+    // Warden: the service the HTTP handler calls, on an embedded store.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (state, principal) = rt.block_on(async {
+        let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        let (state, _) = warden::app::build(config, Clock::system(), None).await.unwrap();
+        let tenant = state.store.list_tenants().await.unwrap().remove(0);
+        let principal = Principal {
+            token_id: "tok_bench".into(),
+            token_name: "bench".into(),
+            tenant_id: tenant.id,
+            tenant_name: tenant.name,
+            platform: true,
+            roles: [Role::Admin].into_iter().collect(),
+        };
+        let bundle = warden::cli::bundle::build(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/commissioning")),
+            Some("bench"),
+            &[],
+        )
+        .unwrap();
+        state.policy.upload(&principal, "commissioning", bundle).await.unwrap();
+        state
+            .policy
+            .activate(&principal, "commissioning", "bench", false)
+            .await
+            .unwrap();
+        (state, principal)
+    });
+    for (name, path) in [
+        ("rule", "agento/commissioning/routing/allow"),
+        ("package", "agento/commissioning/routing"),
+    ] {
+        let body = format!(r#"{{"path":"{path}","input":{INPUT},"context":{{"workflow_id":"wf-1"}}}}"#);
+        group.bench_function(format!("warden/{name}"), |b| {
+            b.iter(|| {
+                let req: DecisionRequest = serde_json::from_str(black_box(&body)).unwrap();
+                let decision = rt.block_on(state.policy.decide(&principal, req)).unwrap();
+                black_box(serde_json::to_vec(&decision).unwrap());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

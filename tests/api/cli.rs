@@ -294,3 +294,56 @@ fn bundle_test_runs_rego_tests_and_fails_on_a_failing_one() {
     assert!(!ok, "{out}");
     assert!(out.contains("FAIL p.test_denied"), "{out}");
 }
+
+/// The heap ceiling is process-wide, so it is tested on a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_exhausting_memory_is_refused_and_the_server_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(
+        &dir.path().join("data"),
+        &[
+            ("WARDEN_POLICY__MAX_MEMORY_BYTES", "268435456"),
+            ("WARDEN_POLICY__EVAL_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let token = server.stdout[0]
+        .trim_start_matches("bootstrap admin token: ")
+        .to_string();
+    let client = reqwest::Client::new();
+    let bundle = bundle_of(
+        &[("m.rego", "package mem\n\nbig := count(numbers.range(1, input.n))\n")],
+        "1",
+        &["mem"],
+    );
+    let r = client
+        .put(format!("{}/v1/bundles/mem", server.base))
+        .bearer_auth(&token)
+        .body(bundle)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(format!("{}/v1/bundles/mem/activate", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"revision": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let decide = |n: u64| {
+        client
+            .post(format!("{}/v1/decisions", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"path": "mem/big", "input": {"n": n}}))
+            .send()
+    };
+    let r = decide(100_000_000).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "policy_memory_exceeded", "{body}");
+    let body: serde_json::Value = decide(1000).await.unwrap().json().await.unwrap();
+    assert_eq!(body["result"], 1000, "the server keeps answering: {body}");
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
+}
