@@ -43,6 +43,10 @@ thread_local! {
     static ENGINES: RefCell<HashMap<u64, regorus::Engine>> = RefCell::new(HashMap::new());
 }
 
+/// The package of the synthetic entry-point rules; not addressable by callers
+/// (it is in no bundle's roots, and no path resolves to it).
+const SYNTHETIC_PACKAGE: &str = "__warden_entry__";
+
 /// Most templates one thread keeps clones of before it starts afresh.
 const THREAD_ENGINE_CAP: usize = 64;
 
@@ -133,6 +137,8 @@ pub struct CompiledPolicy {
     id: u64,
     pub digest: String,
     packages: Vec<Vec<String>>,
+    /// The synthetic rule answering each whole package.
+    package_rules: HashMap<Vec<String>, String>,
     rules: HashMap<Vec<String>, HashSet<String>>,
     tests: Vec<(Vec<String>, String)>,
     data: serde_json::Value,
@@ -193,6 +199,22 @@ impl CompiledPolicy {
             }
         }
 
+        // A whole package is a document, not a rule, and regorus answers a
+        // document only through a query, which it parses on every call. One
+        // synthetic rule per package, `p<i> := data.<package>`, lets the fast
+        // rule evaluator answer package paths too.
+        let mut package_rules = HashMap::new();
+        let mut synthetic = format!("package {SYNTHETIC_PACKAGE}\n\n");
+        for (i, pkg) in packages.iter().enumerate() {
+            synthetic.push_str(&format!("p{i} := {}\n", components_to_ref(pkg)));
+            package_rules.insert(pkg.clone(), format!("data.{SYNTHETIC_PACKAGE}.p{i}"));
+        }
+        if !packages.is_empty() {
+            engine
+                .add_policy(format!("{SYNTHETIC_PACKAGE}.rego"), synthetic)
+                .map_err(|e| Error::Internal(format!("package entry points: {e}")))?;
+        }
+
         // Compile-time checks (unsafe variables, recursion, rule conflicts
         // between modules) run when the engine is prepared, on its first
         // query. Preparing here means every clone starts prepared.
@@ -216,6 +238,7 @@ impl CompiledPolicy {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             digest: bundle.digest.clone(),
             packages,
+            package_rules,
             rules,
             tests,
             data: bundle.data.clone(),
@@ -234,6 +257,9 @@ impl CompiledPolicy {
             && self.rules.get(pkg).is_some_and(|r| r.contains(rule))
         {
             return Some(Target::Rule(path.to_ref()));
+        }
+        if let Some(rule) = self.package_rules.get(parts) {
+            return Some(Target::Rule(rule.clone()));
         }
         // A package or an ancestor of one.
         if self.packages.iter().any(|p| p.starts_with(parts)) {
