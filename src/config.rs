@@ -83,7 +83,8 @@ pub struct PolicyConfig {
     /// How often, in milliseconds, active bundle versions are re-read from the
     /// store (so that several instances sharing PostgreSQL converge).
     pub refresh_interval_ms: u64,
-    /// Longest the Rego tests of one uploaded bundle may run, in milliseconds.
+    /// Longest the Rego tests of one uploaded bundle may run, all together,
+    /// in milliseconds; tests not run in time count as failed.
     pub test_timeout_ms: u64,
 }
 

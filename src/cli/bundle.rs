@@ -49,7 +49,7 @@ pub enum BundleCommand {
     Test {
         /// A directory or a `.tar.gz` bundle.
         path: PathBuf,
-        /// Longest one test may run, in milliseconds.
+        /// Longest the tests may run, all together, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },

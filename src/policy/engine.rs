@@ -310,15 +310,31 @@ impl CompiledPolicy {
         })
     }
 
-    /// Runs every `test_` rule; each sees the real clock.
-    pub fn run_tests(&self, per_test_timeout: Duration) -> Vec<TestResult> {
+    /// Runs every `test_` rule; each sees the real clock. `budget` bounds
+    /// the whole run: once spent, the remaining tests fail as not run.
+    pub fn run_tests(&self, budget: Duration) -> Vec<TestResult> {
         let mut out = Vec::with_capacity(self.tests.len());
         let mut engine = self.template.lock().expect("template lock").clone();
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: per_test_timeout,
-            check_interval: NonZeroU32::new(64).expect("non-zero"),
-        });
+        let run_started = Instant::now();
         for (pkg, name) in &self.tests {
+            let remaining = budget.saturating_sub(run_started.elapsed());
+            if remaining.is_zero() {
+                out.push(TestResult {
+                    package: pkg.join("/"),
+                    name: name.clone(),
+                    passed: false,
+                    error: Some(format!(
+                        "not run: the tests used up their {} ms budget",
+                        budget.as_millis()
+                    )),
+                    duration_us: 0,
+                });
+                continue;
+            }
+            engine.set_execution_timer_config(ExecutionTimerConfig {
+                limit: remaining,
+                check_interval: NonZeroU32::new(64).expect("non-zero"),
+            });
             let mut parts = pkg.clone();
             parts.push(name.clone());
             let started = Instant::now();
@@ -490,4 +506,86 @@ fn install_capture_extensions(engine: &mut regorus::Engine) -> Result<(), Error>
         )
         .map_err(ext)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::archive::{self, ArchiveFile};
+    use crate::policy::bundle::{self, SignaturePolicy};
+
+    fn compiled(files: &[(&str, &str)]) -> CompiledPolicy {
+        let mut all: Vec<ArchiveFile> = files
+            .iter()
+            .map(|(p, c)| ArchiveFile {
+                path: p.to_string(),
+                bytes: c.as_bytes().to_vec(),
+            })
+            .collect();
+        all.push(ArchiveFile {
+            path: ".manifest".into(),
+            bytes: br#"{"revision":"1"}"#.to_vec(),
+        });
+        let bytes = archive::write(&all).unwrap();
+        let parsed = bundle::parse(
+            &bytes,
+            &archive::Limits::default(),
+            SignaturePolicy {
+                keys: &[],
+                required: false,
+                verify: false,
+            },
+        )
+        .unwrap();
+        CompiledPolicy::compile(&parsed, Duration::from_millis(200)).unwrap()
+    }
+
+    fn eval(p: &CompiledPolicy, path: &str, input: &str) -> Result<Value, Error> {
+        let mut captured = Captured {
+            now_ns: 42,
+            calls: BTreeMap::new(),
+        };
+        p.evaluate(
+            &DataPath::parse(path).unwrap(),
+            Value::from_json_str(input).unwrap(),
+            &mut captured,
+        )
+    }
+
+    #[test]
+    fn packages_rules_and_data_are_addressable_and_nothing_else() {
+        let p = compiled(&[
+            ("a.rego", "package acme.a\n\nallow if input.ok\n\nt := time.now_ns()\n"),
+            ("acme/cfg/data.json", "{\"max\": 3}"),
+        ]);
+        assert_eq!(eval(&p, "acme/a/allow", "{\"ok\": true}").unwrap(), Value::from(true));
+        assert_eq!(
+            eval(&p, "acme/a/t", "{}").unwrap(),
+            Value::from(42i64),
+            "time.now_ns is the captured value"
+        );
+        let whole = eval(&p, "acme/a", "{\"ok\": true}").unwrap();
+        assert_eq!(whole[&Value::from("allow")], Value::from(true));
+        assert_eq!(eval(&p, "acme/cfg/max", "{}").unwrap(), Value::from(3));
+        assert!(matches!(eval(&p, "acme/a/nope", "{}"), Err(Error::UnknownRulePath(_))));
+        assert!(matches!(
+            eval(&p, "__warden_entry__/p0", "{}"),
+            Err(Error::UnknownRulePath(_))
+        ));
+    }
+
+    #[test]
+    fn the_test_budget_bounds_the_whole_run() {
+        let slow =
+            "count([x | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); x := a + b; x < 0]) == 0";
+        let p = compiled(&[(
+            "t.rego",
+            &format!("package t\n\ntest_fast if true\n\ntest_slow_1 if {slow}\n\ntest_slow_2 if {slow}\n"),
+        )]);
+        let results = p.run_tests(Duration::from_millis(30));
+        assert_eq!(results.len(), 3);
+        assert!(results[0].passed);
+        assert!(!results[2].passed);
+        assert!(results.iter().skip(1).all(|r| r.error.is_some()));
+    }
 }

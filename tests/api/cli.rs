@@ -87,6 +87,26 @@ fn sigterm(child: &Child) {
     assert!(ok, "kill -TERM");
 }
 
+/// Uploads revision "1" of a bundle and activates it.
+async fn install(client: &reqwest::Client, base: &str, token: &str, name: &str, bundle: Vec<u8>) {
+    let r = client
+        .put(format!("{base}/v1/bundles/{name}"))
+        .bearer_auth(token)
+        .body(bundle)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(format!("{base}/v1/bundles/{name}/activate"))
+        .bearer_auth(token)
+        .json(&json!({"revision": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
@@ -200,22 +220,7 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         "1",
         &["slow"],
     );
-    let r = client
-        .put(format!("{}/v1/bundles/slow", server.base))
-        .bearer_auth(&token)
-        .body(slow)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = client
-        .post(format!("{}/v1/bundles/slow/activate", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"revision": "1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    install(&client, &server.base, &token, "slow", slow).await;
 
     let started = std::time::Instant::now();
     let r = client
@@ -315,22 +320,7 @@ async fn a_policy_exhausting_memory_is_refused_and_the_server_survives() {
         "1",
         &["mem"],
     );
-    let r = client
-        .put(format!("{}/v1/bundles/mem", server.base))
-        .bearer_auth(&token)
-        .body(bundle)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = client
-        .post(format!("{}/v1/bundles/mem/activate", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"revision": "1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    install(&client, &server.base, &token, "mem", bundle).await;
     let decide = |n: u64| {
         client
             .post(format!("{}/v1/decisions", server.base))
