@@ -15,7 +15,6 @@ pub fn rule_names(source: &str) -> Vec<String> {
     let mut depth: i32 = 0;
     let mut at_statement_start = true;
     let mut chars = source.char_indices().peekable();
-    let bytes = source.as_bytes();
     while let Some((i, c)) = chars.next() {
         match c {
             '#' => {
@@ -93,7 +92,6 @@ pub fn rule_names(source: &str) -> Vec<String> {
                         }
                     }
                 }
-                let _ = bytes;
                 at_statement_start = false;
             }
             _ => at_statement_start = false,

@@ -143,7 +143,7 @@ impl PolicyService {
         {
             if existing.digest == parsed.digest {
                 return Ok(Uploaded {
-                    tests: tests_of(&existing),
+                    tests: stored_tests(&existing),
                     version: existing,
                     created: false,
                 });
@@ -536,13 +536,9 @@ fn key_from_row(r: &KeyRow) -> Result<VerificationKey, Error> {
     VerificationKey::new(&r.key_id, alg, &r.public_pem, r.scope.as_deref()).map_err(Error::Signature)
 }
 
-fn tests_of(v: &BundleVersionRow) -> Vec<TestResult> {
-    serde_json::from_value(v.tests.clone()).unwrap_or_default()
-}
-
 /// The stored test report of a version.
 pub fn stored_tests(v: &BundleVersionRow) -> Vec<TestResult> {
-    tests_of(v)
+    serde_json::from_value(v.tests.clone()).unwrap_or_default()
 }
 
 fn parse_input(raw: Option<&RawValue>) -> Result<regorus::Value, Error> {
