@@ -15,6 +15,7 @@
 //! - [`http`]: the API: one router per resource, problem+json errors.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`keys`]: Ed25519 key files.
+//! - [`ledger`]: the evidence ledger (so far: the Merkle tree and its proofs).
 //! - [`cli`]: the `warden` subcommands.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod store;

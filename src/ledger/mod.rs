@@ -1,0 +1,11 @@
+//! The evidence ledger: one append-only, hash-chained log per tenant whose
+//! entries are the leaves of an RFC 6962-style Merkle tree (blake3), with
+//! ed25519-signed checkpoints.
+//!
+//! - [`merkle`]: tree hashing, the append frontier, inclusion and
+//!   consistency proofs and their verification. No IO.
+//!
+//! Entry encoding, group-committed appends, checkpoints, stores, export and
+//! offline verification are built on top of these.
+
+pub mod merkle;
