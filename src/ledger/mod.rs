@@ -4,8 +4,10 @@
 //!
 //! - [`merkle`]: tree hashing, the append frontier, inclusion and
 //!   consistency proofs and their verification. No IO.
+//! - [`checkpoint`]: C2SP checkpoints as Ed25519 signed notes. No IO.
 //!
 //! Entry encoding, group-committed appends, checkpoints, stores, export and
 //! offline verification are built on top of these.
 
+pub mod checkpoint;
 pub mod merkle;
