@@ -5,9 +5,11 @@
 //! - [`merkle`]: tree hashing, the append frontier, inclusion and
 //!   consistency proofs and their verification. No IO.
 //! - [`checkpoint`]: C2SP checkpoints as Ed25519 signed notes. No IO.
+//! - [`canonical`]: RFC 8785 canonical JSON for payloads. No IO.
 //!
 //! Entry encoding, group-committed appends, checkpoints, stores, export and
 //! offline verification are built on top of these.
 
+pub mod canonical;
 pub mod checkpoint;
 pub mod merkle;
