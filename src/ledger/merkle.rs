@@ -2,9 +2,11 @@
 //! `leaf = H(0x00 ‖ entry)`, `node = H(0x01 ‖ left ‖ right)`, and the root
 //! of the empty tree is `H("")`.
 //!
-//! Invariant: no IO. Proof generation here works over a slice of leaf
-//! hashes (the reference, and what `warden verify` uses on an export); the
-//! store answers proofs from stored subtree hashes and must agree with it.
+//! Invariant: no IO. Proofs come two ways: over a slice of leaf hashes (the
+//! reference, and what a verifier uses on an export), and as a plan of the
+//! complete subtrees a store must read ([`inclusion_nodes`],
+//! [`consistency_nodes`]): O(log n) reads, computed without touching storage,
+//! and tested to give the same proofs.
 //! Root and proof comparisons go through `blake3::Hash`, whose equality is
 //! constant-time.
 
@@ -174,6 +176,95 @@ pub fn verify_consistency(first: u64, second: u64, first_root: &Hash, second_roo
     fr == *first_root && sr == *second_root && snode == 0
 }
 
+/// A complete subtree: `2^level` leaves starting at leaf `index << level`.
+/// A store that keeps the hash of every complete subtree can answer any
+/// proof from O(log n) of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    pub level: u32,
+    pub index: u64,
+}
+
+/// The complete subtrees that make up the leaf range `[start, end)`, left to
+/// right, for a range that starts aligned to its own largest subtree (every
+/// range a proof needs is). Its hash is the right fold
+/// `node(n0, node(n1, … node(nk-1, nk)))`, as [`Frontier::root`] computes.
+pub fn range_nodes(start: u64, end: u64) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end {
+        let mut level = 63 - (end - at).leading_zeros();
+        while !at.is_multiple_of(1u64 << level) {
+            level -= 1;
+        }
+        out.push(NodeId {
+            level,
+            index: at >> level,
+        });
+        at += 1u64 << level;
+    }
+    out
+}
+
+/// Folds the hashes of [`range_nodes`] into the range's hash.
+pub fn fold_range(hashes: &[Hash]) -> Option<Hash> {
+    let (last, rest) = hashes.split_last()?;
+    Some(rest.iter().rev().fold(*last, |acc, h| node_hash(h, &acc)))
+}
+
+/// For each element of `PATH(index, D[size])`, the subtrees composing it.
+pub fn inclusion_nodes(index: u64, size: u64) -> Option<Vec<Vec<NodeId>>> {
+    if index >= size {
+        return None;
+    }
+    let mut out = Vec::new();
+    path_nodes(index, 0, size, &mut out);
+    Some(out)
+}
+
+fn path_nodes(m: u64, start: u64, end: u64, out: &mut Vec<Vec<NodeId>>) {
+    let n = end - start;
+    if n <= 1 {
+        return;
+    }
+    let k = split(n as usize) as u64;
+    if m < k {
+        path_nodes(m, start, start + k, out);
+        out.push(range_nodes(start + k, end));
+    } else {
+        path_nodes(m - k, start + k, end, out);
+        out.push(range_nodes(start, start + k));
+    }
+}
+
+/// For each element of `PROOF(first, D[size])`, the subtrees composing it.
+pub fn consistency_nodes(first: u64, size: u64) -> Option<Vec<Vec<NodeId>>> {
+    if first == 0 || first > size {
+        return None;
+    }
+    let mut out = Vec::new();
+    subproof_nodes(first, 0, size, true, &mut out);
+    Some(out)
+}
+
+fn subproof_nodes(m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Vec<NodeId>>) {
+    let n = end - start;
+    if m == n {
+        if !whole {
+            out.push(range_nodes(start, end));
+        }
+        return;
+    }
+    let k = split(n as usize) as u64;
+    if m <= k {
+        subproof_nodes(m, start, start + k, whole, out);
+        out.push(range_nodes(start + k, end));
+    } else {
+        subproof_nodes(m - k, start + k, end, false, out);
+        out.push(range_nodes(start, start + k));
+    }
+}
+
 /// The right edge of a growing tree: the roots of its complete subtrees,
 /// largest first. O(log n) state, enough to append and to compute the root,
 /// so the writer never re-reads old leaves.
@@ -267,6 +358,52 @@ mod tests {
                 "e4030cd8f4a444ac5489e5cceb39199df3688baf90a0c367f7343a3be2446952",
             ]
         );
+    }
+
+    fn subtree(all: &[Hash], id: NodeId) -> Hash {
+        let start = (id.index << id.level) as usize;
+        root(&all[start..start + (1usize << id.level)])
+    }
+
+    fn resolve(all: &[Hash], plan: Vec<Vec<NodeId>>) -> Vec<Hash> {
+        plan.into_iter()
+            .map(|ids| fold_range(&ids.into_iter().map(|id| subtree(all, id)).collect::<Vec<_>>()).unwrap())
+            .collect()
+    }
+
+    /// Proofs assembled from stored complete subtrees equal the reference
+    /// proofs, and need O(log n) subtrees each.
+    #[test]
+    fn proofs_from_complete_subtrees_equal_the_reference() {
+        let all = leaves(40);
+        for n in 1..=all.len() {
+            for i in 0..n {
+                let plan = inclusion_nodes(i as u64, n as u64).unwrap();
+                let reads: usize = plan.iter().map(Vec::len).sum();
+                assert!(
+                    reads <= 2 * (usize::BITS - n.leading_zeros()) as usize,
+                    "{reads} reads for {i} in {n}"
+                );
+                assert_eq!(
+                    resolve(&all, plan),
+                    inclusion_proof(i, &all[..n]).unwrap(),
+                    "{i} in {n}"
+                );
+            }
+            for m in 1..=n {
+                let plan = consistency_nodes(m as u64, n as u64).unwrap();
+                assert_eq!(
+                    resolve(&all, plan),
+                    consistency_proof(m, &all[..n]).unwrap(),
+                    "{m} to {n}"
+                );
+            }
+        }
+        assert_eq!(
+            range_nodes(8, 13),
+            vec![NodeId { level: 2, index: 2 }, NodeId { level: 0, index: 12 }]
+        );
+        assert!(inclusion_nodes(3, 3).is_none());
     }
 
     #[test]
