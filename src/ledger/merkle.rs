@@ -279,18 +279,32 @@ impl Frontier {
         self.size
     }
 
-    /// Appends a leaf hash.
-    pub fn push(&mut self, leaf: Hash) {
+    /// Appends a leaf hash. Returns the complete subtrees this append
+    /// finished (the leaf itself, then each merge), which a store keeps so
+    /// that proofs need O(log n) reads.
+    pub fn push(&mut self, leaf: Hash) -> Vec<(NodeId, Hash)> {
+        let index = self.size;
+        let mut done = vec![(NodeId { level: 0, index }, leaf)];
         let mut carry = leaf;
         let mut size = self.size;
+        let mut level = 0;
         // Each trailing one bit of the old size is a peak that now merges.
         while size & 1 == 1 {
             let left = self.peaks.pop().expect("a peak per one bit of the size");
             carry = node_hash(&left, &carry);
             size >>= 1;
+            level += 1;
+            done.push((
+                NodeId {
+                    level,
+                    index: index >> level,
+                },
+                carry,
+            ));
         }
         self.peaks.push(carry);
         self.size += 1;
+        done
     }
 
     /// The root of the tree so far.
@@ -412,7 +426,14 @@ mod tests {
         let mut f = Frontier::default();
         assert_eq!(f.root(), empty_root());
         for (i, l) in all.iter().enumerate() {
-            f.push(*l);
+            for (id, hash) in f.push(*l) {
+                assert_eq!(hash, subtree(&all, id), "subtree {id:?} finished by leaf {i}");
+                assert_eq!(
+                    (id.index + 1) << id.level,
+                    i as u64 + 1,
+                    "finished exactly at its last leaf"
+                );
+            }
             assert_eq!(f.size(), i as u64 + 1);
             assert_eq!(f.root(), root(&all[..=i]), "size {}", i + 1);
         }
