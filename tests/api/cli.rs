@@ -175,17 +175,20 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         &[],
     );
     assert!(ok, "{out}");
-    let (ok, out) = run(
-        &[
-            "bundle",
-            "push",
-            bundle.to_str().unwrap(),
-            "--name",
-            "commissioning",
-            "--activate",
-        ],
-        &[("WARDEN_URL", &server.base), ("WARDEN_TOKEN", &token)],
-    );
+    let push = || {
+        run(
+            &[
+                "bundle",
+                "push",
+                bundle.to_str().unwrap(),
+                "--name",
+                "commissioning",
+                "--activate",
+            ],
+            &[("WARDEN_URL", &server.base), ("WARDEN_TOKEN", &token)],
+        )
+    };
+    let (ok, out) = push();
     // Signed with a key the tenant has not registered: refused by the server.
     assert!(!ok && out.contains("signature_unknown_key"), "{out}");
     let client = reqwest::Client::new();
@@ -198,17 +201,7 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (ok, out) = run(
-        &[
-            "bundle",
-            "push",
-            bundle.to_str().unwrap(),
-            "--name",
-            "commissioning",
-            "--activate",
-        ],
-        &[("WARDEN_URL", &server.base), ("WARDEN_TOKEN", &token)],
-    );
+    let (ok, out) = push();
     assert!(ok && out.contains("activated commissioning revision 7"), "{out}");
 
     // A slow policy, to have a request in flight when SIGTERM arrives.
