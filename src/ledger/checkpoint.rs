@@ -130,12 +130,27 @@ impl NoteSigner {
 
     /// The signed note for this checkpoint.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
+        sign_with(&[self], checkpoint)
+    }
+
+    fn signature_line(&self, body: &str) -> String {
         let sig = self.key.sign(body.as_bytes());
         let mut blob = key_id(&self.name, &self.key.verifying_key()).to_vec();
         blob.extend_from_slice(&sig.to_bytes());
-        format!("{body}\n{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(blob))
+        format!("{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(blob))
     }
+}
+
+/// The note for this checkpoint signed by every one of `signers`, in order
+/// (a key rotation's checkpoint carries the old and the new key's
+/// signatures).
+pub fn sign_with(signers: &[&NoteSigner], checkpoint: &Checkpoint) -> String {
+    let body = checkpoint.body();
+    let mut note = format!("{body}\n");
+    for s in signers {
+        note.push_str(&s.signature_line(&body));
+    }
+    note
 }
 
 /// A named public key that verifies checkpoints.
@@ -189,6 +204,15 @@ impl NoteVerifier {
 /// one of `verifiers`; signatures by unknown keys are ignored, as C2SP says.
 /// Returns the checkpoint and the name of the key that verified it.
 pub fn open(note: &str, verifiers: &[NoteVerifier]) -> Result<(Checkpoint, String), CheckpointError> {
+    let (checkpoint, signed) = open_all(note, verifiers)?;
+    Ok((checkpoint, verifiers[signed[0]].name.clone()))
+}
+
+/// Parses a signed checkpoint and verifies every signature made by one of
+/// `verifiers`. Returns the checkpoint and the positions in `verifiers` of
+/// the keys that signed it (at least one). Any known key's signature that
+/// fails is an error; lines from unknown keys are ignored, as C2SP says.
+pub fn open_all(note: &str, verifiers: &[NoteVerifier]) -> Result<(Checkpoint, Vec<usize>), CheckpointError> {
     let split = note
         .rfind("\n\n")
         .ok_or_else(|| bad("no blank line before the signatures"))?;
@@ -200,6 +224,7 @@ pub fn open(note: &str, verifiers: &[NoteVerifier]) -> Result<(Checkpoint, Strin
     if sigs.is_empty() || !sigs.ends_with('\n') {
         return Err(bad("signature lines must end with a newline"));
     }
+    let mut signed = Vec::new();
     for line in sigs.split_terminator('\n') {
         let rest = line
             .strip_prefix(SIG_PREFIX)
@@ -211,17 +236,23 @@ pub fn open(note: &str, verifiers: &[NoteVerifier]) -> Result<(Checkpoint, Strin
         if blob.len() < 4 {
             return Err(bad("signature too short"));
         }
-        // A known key's signature decides; unknown keys' lines are skipped.
-        if let Some(v) = verifiers.iter().find(|v| v.name == name && v.key_id()[..] == blob[..4]) {
+        // Known keys' signatures must verify; unknown keys' lines are skipped.
+        if let Some(at) = verifiers.iter().position(|v| v.name == name && v.key_id()[..] == blob[..4]) {
             let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
                 .map_err(|_| CheckpointError::BadSignature(name.to_string()))?;
-            return match v.key.verify(body.as_bytes(), &sig) {
-                Ok(()) => Ok((checkpoint, name.to_string())),
-                Err(_) => Err(CheckpointError::BadSignature(name.to_string())),
-            };
+            verifiers[at]
+                .key
+                .verify(body.as_bytes(), &sig)
+                .map_err(|_| CheckpointError::BadSignature(name.to_string()))?;
+            if !signed.contains(&at) {
+                signed.push(at);
+            }
         }
     }
-    Err(CheckpointError::UnknownKey)
+    if signed.is_empty() {
+        return Err(CheckpointError::UnknownKey);
+    }
+    Ok((checkpoint, signed))
 }
 
 #[cfg(test)]
@@ -280,6 +311,16 @@ mod tests {
             open("x\n5\n", std::slice::from_ref(&v)),
             Err(CheckpointError::Malformed(_))
         ));
+        // Cosigned: both keys are reported; a bad second signature fails.
+        let other = NoteSigner::new("other", SigningKey::from_bytes(&[7; 32])).unwrap();
+        let both = sign_with(&[&s, &other], &checkpoint());
+        let keys = [other.verifier(), v.clone()];
+        assert_eq!(open_all(&both, &keys).unwrap().1, vec![1, 0]);
+        let (head, last) = both.trim_end().rsplit_once(' ').unwrap();
+        let mut blob = STANDARD.decode(last).unwrap();
+        blob[10] ^= 1;
+        let forged = format!("{head} {}\n", STANDARD.encode(blob));
+        assert_eq!(open_all(&forged, &keys), Err(CheckpointError::BadSignature("other".into())));
         assert!(
             NoteVerifier::parse("warden.example/log/acme+00000000+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4")
                 .is_err()

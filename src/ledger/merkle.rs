@@ -275,8 +275,20 @@ pub struct Frontier {
 }
 
 impl Frontier {
+    /// The frontier of a tree of `size` leaves from its peaks, largest first
+    /// (the hashes of `range_nodes(0, size)`); None when the count is wrong.
+    pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Option<Self> {
+        (peaks.len() == size.count_ones() as usize).then_some(Self { size, peaks })
+    }
+
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The roots of the complete subtrees, largest first; their ids are
+    /// `range_nodes(0, size)`.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
     }
 
     /// Appends a leaf hash. Returns the complete subtrees this append
@@ -436,6 +448,13 @@ mod tests {
             }
             assert_eq!(f.size(), i as u64 + 1);
             assert_eq!(f.root(), root(&all[..=i]), "size {}", i + 1);
+            // The peaks are the subtrees range_nodes(0, size) names, and
+            // rebuild the same frontier.
+            let ids = range_nodes(0, f.size());
+            let expect: Vec<Hash> = ids.iter().map(|id| subtree(&all, *id)).collect();
+            assert_eq!(f.peaks(), &expect[..]);
+            assert_eq!(Frontier::from_peaks(f.size(), expect.clone()), Some(f.clone()));
+            assert_eq!(Frontier::from_peaks(f.size() * 2 + 1, expect), None);
         }
     }
 
