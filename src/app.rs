@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -19,6 +21,9 @@ use crate::auth::{Role, RoleSet, hash_token, mint_token, new_id};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::ledger::checkpoint::NoteSigner;
+use crate::ledger::writer::LedgerOptions;
+use crate::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
 use crate::policy::PolicyService;
 use crate::policy::archive;
@@ -48,13 +53,26 @@ pub async fn build(
     let store = Store::connect(&url, config.max_connections)
         .await
         .with_context(|| format!("cannot open the store at {}", redact(&url)))?;
-    crate::keys::load_or_create_server_key(&config.data_dir)?;
+    let (key, _) = crate::keys::load_or_create_server_key(&config.data_dir)?;
+    let key = finish_key_rotation(&config, &store, key).await?;
+    let metrics = Arc::new(Metrics::new());
+    let ledger = Ledger::start(
+        store.clone(),
+        clock.clone(),
+        key,
+        LedgerOptions {
+            name: config.ledger.name.clone(),
+            queue_depth: config.ledger.queue_depth,
+            max_batch: config.ledger.max_batch,
+        },
+        metrics.clone(),
+    )
+    .await?;
 
     // The ceiling is process-wide: regorus checks it while evaluating.
     regorus::set_global_memory_limit(Some(config.policy.max_memory_bytes));
 
-    let bootstrap = bootstrap(&store, &clock, bootstrap_token).await?;
-    let metrics = Arc::new(Metrics::new());
+    let bootstrap = bootstrap(&store, &clock, &ledger, bootstrap_token).await?;
     let limits = PolicyLimits {
         archive: archive::Limits {
             max_compressed_bytes: config.limits.max_bundle_bytes as u64,
@@ -80,13 +98,38 @@ pub async fn build(
         tokens,
         metrics,
         clock,
+        ledger,
         ready: Arc::new(AtomicBool::new(false)),
     };
     Ok((state, bootstrap))
 }
 
-/// Creates the platform tenant and its first admin token in an empty store.
-async fn bootstrap(store: &Store, clock: &Clock, given: Option<String>) -> anyhow::Result<Bootstrap> {
+/// A rotation that staged a new key file and then stopped: if the store
+/// committed it, the new key takes over now; if not, the staged file goes.
+async fn finish_key_rotation(config: &Config, store: &Store, key: SigningKey) -> anyhow::Result<SigningKey> {
+    let Some(next) = crate::keys::staged_server_key(&config.data_dir)? else {
+        return Ok(key);
+    };
+    let name = &config.ledger.name;
+    let text = |k: &SigningKey| -> anyhow::Result<NoteSigner> {
+        NoteSigner::new(name, k.clone()).map_err(|e| anyhow::anyhow!("ledger.name: {e}"))
+    };
+    let current = store.ledger_keys().await?.into_iter().find(|k| k.retired_at.is_none());
+    if current.map(|k| k.verifier) == Some(text(&next)?.verifier().to_text()) {
+        let retired = hex::encode(text(&key)?.verifier().key_id());
+        crate::keys::promote_staged_server_key(&config.data_dir, &retired)?;
+        tracing::info!("finished a ledger key rotation that was interrupted after it committed");
+        Ok(next)
+    } else {
+        crate::keys::discard_staged_server_key(&config.data_dir)?;
+        tracing::warn!("discarded a staged ledger key whose rotation never committed");
+        Ok(key)
+    }
+}
+
+/// Creates the platform tenant and its first admin token in an empty store,
+/// and records both in the tenant's log.
+async fn bootstrap(store: &Store, clock: &Clock, ledger: &Ledger, given: Option<String>) -> anyhow::Result<Bootstrap> {
     if store.tenant_count().await? > 0 {
         return Ok(Bootstrap::Existing);
     }
@@ -120,6 +163,15 @@ async fn bootstrap(store: &Store, clock: &Clock, given: Option<String>) -> anyho
         revoked_at: None,
     };
     store.create_tenant(&tenant, &token, &hash_token(&secret)).await?;
+    let created = json!({"tenant_id": tenant.id, "name": tenant.name, "platform": true});
+    ledger
+        .append(Record::new(&tenant.id, "tenant.create", "system", &created).about(&tenant.id))
+        .await?;
+    let minted =
+        json!({"token_id": token.id, "name": token.name, "roles": token.roles.to_csv(), "tenant_id": tenant.id});
+    ledger
+        .append(Record::new(&tenant.id, "token.create", "system", &minted).about(&token.id))
+        .await?;
     tracing::info!(tenant = %tenant.id, token = %token.id, "bootstrapped the platform tenant and its admin token");
     Ok(outcome)
 }
@@ -143,6 +195,7 @@ pub async fn run(
 
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let store = state.store.clone();
+    let ledger = state.ledger.clone();
     let app = http::router(state);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -164,6 +217,8 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    // Everything acknowledged is committed; what is queued is written now.
+    ledger.stop().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -33,6 +33,7 @@ const KEYS: &[&str] = &[
     "policy",
     "auth",
     "log",
+    "ledger",
     "shutdown_grace_secs",
 ];
 
@@ -51,6 +52,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub ledger: LedgerConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -106,6 +108,30 @@ pub struct LogConfig {
     pub level: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Names this deployment in checkpoints: each tenant's log is
+    /// `<name>/log/<tenant id>`, and the signing key is called `<name>`.
+    /// Changing it later starts new key and log names; set it once.
+    pub name: String,
+    /// Appends waiting for the writer before new ones are refused with 503
+    /// `ledger_overloaded`.
+    pub queue_depth: usize,
+    /// Most entries one group commit writes.
+    pub max_batch: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            name: "warden.local".into(),
+            queue_depth: 16_384,
+            max_batch: 2_048,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -117,6 +143,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            ledger: LedgerConfig::default(),
             shutdown_grace_secs: 20,
         }
     }
@@ -194,6 +221,12 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if !matches!(self.log.format.as_str(), "json" | "text") {
             bail!("log.format must be \"json\" or \"text\"");
+        }
+        if self.ledger.name.is_empty() || self.ledger.name.contains(|c: char| c.is_whitespace() || c == '+') {
+            bail!("ledger.name must be non-empty, without spaces or '+' (it names the signing key)");
+        }
+        if self.ledger.queue_depth == 0 || self.ledger.max_batch == 0 {
+            bail!("ledger.queue_depth and ledger.max_batch must be at least 1");
         }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");

@@ -62,7 +62,7 @@ pub fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
 pub fn load_or_create_server_key(data_dir: &Path) -> anyhow::Result<(SigningKey, PathBuf)> {
     let dir = data_dir.join("keys");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("ledger-ed25519.pem");
+    let path = dir.join(SERVER_KEY);
     if path.exists() {
         return Ok((read_private(&path)?, path));
     }
@@ -71,6 +71,52 @@ pub fn load_or_create_server_key(data_dir: &Path) -> anyhow::Result<(SigningKey,
     std::fs::write(dir.join("ledger-ed25519.pub.pem"), public_pem(&key)?)?;
     tracing::info!(path = %path.display(), "created the evidence signing key");
     Ok((key, path))
+}
+
+const SERVER_KEY: &str = "ledger-ed25519.pem";
+const NEXT_KEY: &str = "ledger-ed25519.next.pem";
+
+/// The key a rotation has staged but not yet committed, if any.
+pub fn staged_server_key(data_dir: &Path) -> anyhow::Result<Option<SigningKey>> {
+    let path = data_dir.join("keys").join(NEXT_KEY);
+    if path.exists() {
+        Ok(Some(read_private(&path)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Writes a rotation's new key beside the current one, before the rotation
+/// commits, so a crash in between loses neither.
+pub fn stage_server_key(data_dir: &Path, key: &SigningKey) -> anyhow::Result<()> {
+    let path = data_dir.join("keys").join(NEXT_KEY);
+    discard_staged_server_key(data_dir)?;
+    write_secret(&path, &private_pem(key)?)
+}
+
+pub fn discard_staged_server_key(data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("keys").join(NEXT_KEY);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
+/// After a committed rotation: the current key file is kept as
+/// `ledger-ed25519.<retired_id>.retired.pem` and the staged key takes its
+/// place.
+pub fn promote_staged_server_key(data_dir: &Path, retired_id: &str) -> anyhow::Result<()> {
+    let dir = data_dir.join("keys");
+    let current = dir.join(SERVER_KEY);
+    let retired = dir.join(format!("ledger-ed25519.{retired_id}.retired.pem"));
+    std::fs::rename(&current, &retired)
+        .with_context(|| format!("cannot keep the retired key as {}", retired.display()))?;
+    std::fs::rename(dir.join(NEXT_KEY), &current)
+        .with_context(|| format!("cannot install the new key as {}", current.display()))?;
+    let key = read_private(&current)?;
+    std::fs::write(dir.join("ledger-ed25519.pub.pem"), public_pem(&key)?)?;
+    Ok(())
 }
 
 /// `warden keygen`: writes `<name>.pem` and `<name>.pub.pem` into `dir`.

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub decisions: Family<OutcomeLabels, Counter>,
     pub eval_seconds: Histogram,
     pub bundle_activations: Counter,
+    pub ledger_appends: Counter,
+    pub ledger_failed: Counter,
+    pub ledger_batch_entries: Histogram,
+    pub ledger_commit_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -65,13 +69,48 @@ impl Metrics {
             "Bundle versions activated or rolled back to",
             bundle_activations.clone(),
         );
+        let ledger_appends = Counter::default();
+        registry.register(
+            "ledger_appends",
+            "Entries made durable in the evidence ledger",
+            ledger_appends.clone(),
+        );
+        let ledger_failed = Counter::default();
+        registry.register(
+            "ledger_failed_batches",
+            "Ledger batches whose commit failed (none of their entries was acknowledged)",
+            ledger_failed.clone(),
+        );
+        let ledger_batch_entries =
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 13));
+        registry.register(
+            "ledger_batch_entries",
+            "Entries per group commit",
+            ledger_batch_entries.clone(),
+        );
+        let ledger_commit_seconds = Histogram::new(latency_buckets());
+        registry.register(
+            "ledger_commit_duration_seconds",
+            "Time to build, sign and durably commit one ledger batch",
+            ledger_commit_seconds.clone(),
+        );
         Self {
             registry,
             http_duration,
             decisions,
             eval_seconds,
             bundle_activations,
+            ledger_appends,
+            ledger_failed,
+            ledger_batch_entries,
+            ledger_commit_seconds,
         }
+    }
+
+    pub fn ledger_batch(&self, entries: usize, took: std::time::Duration) {
+        self.ledger_appends.inc_by(entries as u64);
+        self.ledger_batch_entries.observe(entries as f64);
+        self.ledger_commit_seconds.observe(took.as_secs_f64());
     }
 
     pub fn decision(&self, outcome: &'static str) {

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::AppState;
 use super::extract::{ApiJson, Caller};
@@ -218,6 +219,16 @@ pub async fn create_tenant(
     let roles: RoleSet = [Role::Admin].into_iter().collect();
     let (token, minted) = new_token(&tenant.id, "admin", roles, who.actor(), now);
     state.store.create_tenant(&tenant, &token, &minted.hash).await?;
+    let created = json!({"tenant_id": tenant.id, "name": tenant.name, "platform": false});
+    state.record(who, "tenant.create", &tenant.id, created.clone()).await?;
+    // The new tenant's own log opens with its creation and its first token.
+    state
+        .record_in(&tenant.id, who, "tenant.create", &tenant.id, created)
+        .await?;
+    let first = json!({"token_id": token.id, "name": token.name, "roles": roles.to_csv(), "tenant_id": tenant.id});
+    state
+        .record_in(&tenant.id, who, "token.create", &token.id, first)
+        .await?;
     tracing::info!(tenant = %tenant.id, name = %tenant.name, by = %who.actor(), "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -255,6 +266,8 @@ pub async fn create_token(
     let roles = roles_of(&body.roles)?;
     let (row, minted) = new_token(&who.tenant_id, &body.name, roles, who.actor(), state.clock.now_ms());
     state.store.insert_token(&row, &minted.hash).await?;
+    let payload = json!({"token_id": row.id, "name": row.name, "roles": roles.to_csv()});
+    state.record(who, "token.create", &row.id, payload).await?;
     tracing::info!(token = %row.id, tenant = %who.tenant_id, roles = %roles.to_csv(), by = %who.actor(), "token created");
     Ok((
         StatusCode::CREATED,
@@ -297,6 +310,7 @@ pub async fn revoke_token(
         ));
     }
     state.tokens.forget(&id);
+    state.record(who, "token.revoke", &id, json!({"token_id": id})).await?;
     tracing::info!(token = %id, tenant = %who.tenant_id, by = %who.actor(), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -321,6 +335,9 @@ pub async fn add_key(
             body.scope.as_deref(),
         )
         .await?;
+    let payload =
+        json!({"key_id": row.key_id, "algorithm": row.algorithm, "public_key": row.public_pem, "scope": row.scope});
+    state.record(who, "key.add", &row.key_id, payload).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -349,6 +366,9 @@ pub async fn delete_key(
             format!("no key {key_id:?} in this tenant"),
         ));
     }
+    state
+        .record(who, "key.delete", &key_id, json!({"key_id": key_id}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -380,6 +400,8 @@ pub async fn put_settings(
         .store
         .set_require_signatures(&who.tenant_id, body.require_signatures)
         .await?;
+    let payload = json!({"require_signatures": body.require_signatures});
+    state.record(who, "settings.change", &who.tenant_id, payload).await?;
     tracing::info!(tenant = %who.tenant_id, require_signatures = body.require_signatures, by = %who.actor(), "settings changed");
     Ok(Json(body))
 }

@@ -10,6 +10,7 @@ use super::AppState;
 use super::extract::{ApiJson, Caller, parse_json, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
+use crate::ledger::{Receipt, Record};
 use crate::policy::{Decision, DecisionRequest, Error};
 
 pub fn router() -> axum::Router<AppState> {
@@ -27,8 +28,15 @@ pub async fn decide(
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<Json<Decision>, Problem> {
     let who = caller.require(Action::Decide)?;
-    let decision = state.policy.decide(who, req).await?;
+    let mut decision = state.policy.decide(who, req).await?;
+    decision.receipt = Some(record(&state, &decision).await?);
     Ok(Json(decision))
+}
+
+/// Makes the decision durable evidence; it is answered only afterwards.
+async fn record(state: &AppState, d: &Decision) -> Result<Receipt, Problem> {
+    let record = Record::new(&d.tenant_id, "decision", &d.caller, &d.evidence()).about(&d.decision_id);
+    Ok(state.ledger.append(record).await?)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -77,6 +85,7 @@ pub async fn opa_data(
     };
     match state.policy.decide(who, req).await {
         Ok(d) => {
+            record(&state, &d).await?;
             let result = match d.result {
                 regorus::Value::Undefined => None,
                 v => Some(v),

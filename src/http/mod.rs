@@ -24,9 +24,11 @@ pub mod extract;
 pub mod ops;
 pub mod problem;
 
+use crate::auth::Principal;
 use crate::auth::cache::TokenCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::ledger::{Ledger, Receipt, Record};
 use crate::metrics::{Metrics, RouteLabels};
 use crate::policy::PolicyService;
 use crate::store::Store;
@@ -41,8 +43,36 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
+    pub ledger: Ledger,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Appends an administrative act to the caller's log and waits until it
+    /// is durable; the act's response is sent only after this succeeds.
+    pub async fn record(
+        &self,
+        who: &Principal,
+        kind: &'static str,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Result<Receipt, Problem> {
+        self.record_in(&who.tenant_id, who, kind, subject, payload).await
+    }
+
+    /// As [`AppState::record`], in the log of `tenant_id`.
+    pub async fn record_in(
+        &self,
+        tenant_id: &str,
+        who: &Principal,
+        kind: &'static str,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Result<Receipt, Problem> {
+        let record = Record::new(tenant_id, kind, &who.actor(), &payload).about(subject);
+        Ok(self.ledger.append(record).await?)
+    }
 }
 
 pub fn router(state: AppState) -> axum::Router {

@@ -91,6 +91,14 @@ impl IntoResponse for Problem {
     }
 }
 
+impl From<crate::ledger::AppendError> for Problem {
+    fn from(e: crate::ledger::AppendError) -> Self {
+        let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+        p.retry_after = Some(1);
+        p
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {

@@ -237,7 +237,10 @@ pub fn open_all(note: &str, verifiers: &[NoteVerifier]) -> Result<(Checkpoint, V
             return Err(bad("signature too short"));
         }
         // Known keys' signatures must verify; unknown keys' lines are skipped.
-        if let Some(at) = verifiers.iter().position(|v| v.name == name && v.key_id()[..] == blob[..4]) {
+        if let Some(at) = verifiers
+            .iter()
+            .position(|v| v.name == name && v.key_id()[..] == blob[..4])
+        {
             let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
                 .map_err(|_| CheckpointError::BadSignature(name.to_string()))?;
             verifiers[at]
@@ -320,7 +323,10 @@ mod tests {
         let mut blob = STANDARD.decode(last).unwrap();
         blob[10] ^= 1;
         let forged = format!("{head} {}\n", STANDARD.encode(blob));
-        assert_eq!(open_all(&forged, &keys), Err(CheckpointError::BadSignature("other".into())));
+        assert_eq!(
+            open_all(&forged, &keys),
+            Err(CheckpointError::BadSignature("other".into()))
+        );
         assert!(
             NoteVerifier::parse("warden.example/log/acme+00000000+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4")
                 .is_err()

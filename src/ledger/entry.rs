@@ -57,6 +57,28 @@ impl Entry {
         }))
     }
 
+    /// The bytes of an entry whose payload is already canonical JSON:
+    /// byte for byte what [`Entry::to_bytes`] gives for the same entry, built
+    /// without re-encoding the payload (members in canonical order: actor,
+    /// index, kind, payload, prev, ts).
+    pub fn encode(index: u64, ts: i64, kind: &str, actor: &str, payload: &[u8], prev: &Hash) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + actor.len() + kind.len() + 140);
+        out.extend_from_slice(b"{\"actor\":");
+        canonical::write_string(actor, &mut out);
+        out.extend_from_slice(b",\"index\":");
+        out.extend_from_slice(index.to_string().as_bytes());
+        out.extend_from_slice(b",\"kind\":");
+        canonical::write_string(kind, &mut out);
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(payload);
+        out.extend_from_slice(b",\"prev\":\"");
+        out.extend_from_slice(prev.to_hex().as_bytes());
+        out.extend_from_slice(b"\",\"ts\":");
+        out.extend_from_slice(ts.to_string().as_bytes());
+        out.push(b'}');
+        out
+    }
+
     /// Parses entry bytes, refusing any that are not exactly the canonical
     /// encoding (so one entry has one byte string, and one hash).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EntryError> {
@@ -135,6 +157,20 @@ mod tests {
             r#"{"actor":"token:tok_01 (ci)","index":0,"kind":"decision","payload":{"allow":false,"now_ns":1795308111311231335,"reasons":["punch items still open"]},"prev":"0000000000000000000000000000000000000000000000000000000000000000","ts":1795308111311}"#
         );
         assert_eq!(e.hash().to_hex().as_str(), KNOWN_HASH);
+    }
+
+    #[test]
+    fn encode_is_to_bytes() {
+        let e = Entry {
+            actor: "token:tok_\u{1}x \"q\" é".into(),
+            kind: "bundle.upload".into(),
+            ..entry(7, Hash::from_bytes([3; 32]))
+        };
+        let payload = canonical::to_vec(&e.payload);
+        assert_eq!(
+            Entry::encode(e.index, e.ts, &e.kind, &e.actor, &payload, &e.prev),
+            e.to_bytes()
+        );
     }
 
     const KNOWN_HASH: &str = "115c09d3a66c9d2b3b5292236141f4cbf473d74067b12fd7c8ea2d6b3f6eba17";

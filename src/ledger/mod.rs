@@ -16,6 +16,11 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+pub mod receipt;
+pub mod writer;
+
+pub use receipt::Receipt;
+pub use writer::{AppendError, Ledger, Record};
 
 /// The vectors published in `docs/ledger-format.md` match this code.
 #[cfg(test)]

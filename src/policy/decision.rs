@@ -84,6 +84,66 @@ pub struct Decision {
     /// The input exactly as received.
     #[serde(skip)]
     pub input: Option<Box<RawValue>>,
+    /// Where the decision is in the evidence ledger, with the proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::ledger::Receipt>,
+}
+
+impl Decision {
+    /// The ledger payload: everything needed to defend and replay the
+    /// decision (the caller is the entry's actor).
+    pub fn evidence(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("decision_id".into(), self.decision_id.clone().into());
+        m.insert("timestamp".into(), self.timestamp.clone().into());
+        m.insert("path".into(), self.path.clone().into());
+        if let Some(raw) = &self.input {
+            // Already parsed once as JSON, so this cannot fail.
+            m.insert(
+                "input".into(),
+                serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        if !is_undefined(&self.result) {
+            m.insert(
+                "result".into(),
+                serde_json::to_value(&self.result).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        if let Some(a) = self.allow {
+            m.insert("allow".into(), a.into());
+        }
+        if let Some(r) = &self.reasons {
+            m.insert("reasons".into(), r.clone().into());
+        }
+        m.insert("bundle".into(), serde_json::to_value(&self.bundle).unwrap_or_default());
+        m.insert(
+            "captured".into(),
+            serde_json::to_value(&self.captured).unwrap_or_default(),
+        );
+        if let Some(c) = &self.context {
+            m.insert("context".into(), serde_json::Value::Object(c.clone()));
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// A decision as the ledger holds it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordedDecision {
+    pub decision_id: String,
+    pub timestamp: String,
+    pub path: String,
+    #[serde(default)]
+    pub input: Option<serde_json::Value>,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    #[serde(default)]
+    pub allow: Option<bool>,
+    pub bundle: BundleId,
+    pub captured: Captured,
+    #[serde(default)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn is_undefined(v: &regorus::Value) -> bool {

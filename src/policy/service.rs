@@ -503,6 +503,7 @@ impl PolicyService {
             caller: who.actor(),
             tenant_id: who.tenant_id.clone(),
             input: req.input,
+            receipt: None,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Durable state: tenants, tokens, verification keys, bundle versions and
-//! activations, in SQLite (the embedded default) or PostgreSQL.
+//! activations, and the evidence ledger ([`ledger`]), in SQLite (the embedded default) or PostgreSQL.
 //!
 //! Both backends run the same SQL text (`$1` placeholders work in both); only
 //! the migrations differ, in `schemas/migrations/{sqlite,postgres}`.
@@ -52,6 +52,9 @@ macro_rules! with_pool {
         }
     };
 }
+
+mod ledger;
+pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {

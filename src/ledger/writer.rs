@@ -1,0 +1,508 @@
+//! The ledger writer: group commit for every log.
+//!
+//! Request handlers call [`Ledger::append`] and wait. One task owns the
+//! writing: it takes every record queued so far (up to `max_batch`), and in
+//! one store transaction, for each tenant in the batch, locks the log's
+//! head, chains the entries, extends the Merkle tree, stores the subtrees
+//! each entry completes, signs one checkpoint, and moves the head; then it
+//! commits durably and answers each caller with its [`Receipt`], which
+//! carries the inclusion proof against that checkpoint. Nothing is
+//! acknowledged before the commit that holds it.
+//!
+//! While one batch commits the next one gathers, so the number of commits
+//! (fsyncs) grows with time, not with load.
+//!
+//! Invariants: entries, nodes, checkpoint and head of a log change in one
+//! transaction; a checkpoint is signed only for a head locked in that
+//! transaction, so no two checkpoints of a log are inconsistent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::canonical;
+use super::checkpoint::{Checkpoint, NoteSigner, sign_with};
+use super::entry::{Entry, GENESIS_PREV};
+use super::merkle::{self, Frontier, Hash, NodeId};
+use super::receipt::Receipt;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::{CheckpointRow, EntryRow, LedgerKeyRow, LogHead, Store, StoreError};
+
+/// What a caller asks to record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub tenant_id: String,
+    /// `decision`, `bundle.upload`, `token.create`, …
+    pub kind: &'static str,
+    /// The authenticated caller, `token:<id> (<name>)`, or `system`.
+    pub actor: String,
+    /// What the entry is about (a decision id, a bundle revision, …), so it
+    /// can be found again.
+    pub subject: Option<String>,
+    /// The payload, already canonical JSON.
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    pub fn new(tenant_id: &str, kind: &'static str, actor: &str, payload: &serde_json::Value) -> Self {
+        Self {
+            tenant_id: tenant_id.to_string(),
+            kind,
+            actor: actor.to_string(),
+            subject: None,
+            payload: canonical::to_vec(payload),
+        }
+    }
+
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the evidence ledger has {0} appends waiting; retry shortly")]
+    Overloaded(usize),
+    #[error("the evidence ledger could not commit: {0}")]
+    Unavailable(String),
+    #[error("the evidence ledger is shutting down")]
+    Closed,
+}
+
+impl AppendError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppendError::Overloaded(_) => "ledger_overloaded",
+            AppendError::Unavailable(_) => "ledger_unavailable",
+            AppendError::Closed => "shutting_down",
+        }
+    }
+}
+
+/// The outcome of a key rotation.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Rotation {
+    pub previous: String,
+    pub next: String,
+    /// One rotation entry per existing log.
+    pub receipts: Vec<Receipt>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
+
+enum Job {
+    Append(Record, Reply<Receipt>),
+    Rotate {
+        actor: String,
+        next: SigningKey,
+        reply: Reply<Rotation>,
+    },
+    Stop,
+}
+
+struct Shared {
+    name: String,
+    /// The verifier text of the key signing now.
+    current: RwLock<String>,
+}
+
+/// Handle to the ledger; cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    depth: usize,
+    task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+pub struct LedgerOptions {
+    pub name: String,
+    pub queue_depth: usize,
+    pub max_batch: usize,
+}
+
+impl Ledger {
+    /// Starts the writer with this signing key, which must be the store's
+    /// current ledger key (or the first one, registered now).
+    pub async fn start(
+        store: Store,
+        clock: Clock,
+        key: SigningKey,
+        options: LedgerOptions,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let signer = NoteSigner::new(&options.name, key).map_err(|e| anyhow::anyhow!("ledger key: {e}"))?;
+        let ours = signer.verifier().to_text();
+        let keys = store.ledger_keys().await?;
+        match keys.iter().find(|k| k.retired_at.is_none()) {
+            None => {
+                store
+                    .insert_ledger_key(&LedgerKeyRow {
+                        verifier: ours.clone(),
+                        name: options.name.clone(),
+                        key_id: hex::encode(signer.verifier().key_id()),
+                        created_at: clock.now_ms(),
+                        retired_at: None,
+                    })
+                    .await?;
+            }
+            Some(k) if k.verifier == ours => {}
+            Some(k) => anyhow::bail!(
+                "this instance's ledger signing key ({ours}) is not the store's current key ({}); every instance \
+                 sharing a database must use the same key file, and ledger.name must not change",
+                k.verifier
+            ),
+        }
+        let (tx, rx) = mpsc::channel(options.queue_depth);
+        let shared = Arc::new(Shared {
+            name: options.name.clone(),
+            current: RwLock::new(ours),
+        });
+        let writer = Writer {
+            store,
+            clock,
+            signer,
+            shared: shared.clone(),
+            metrics,
+            max_batch: options.max_batch,
+        };
+        let task = tokio::spawn(writer.run(rx));
+        Ok(Self {
+            jobs: tx,
+            shared,
+            depth: options.queue_depth,
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        })
+    }
+
+    /// The origin (log name) of a tenant's log.
+    pub fn origin(&self, tenant_id: &str) -> String {
+        origin(&self.shared.name, tenant_id)
+    }
+
+    /// The verifier text of the key signing checkpoints now.
+    pub fn current_key(&self) -> String {
+        self.shared.current.read().expect("key lock").clone()
+    }
+
+    /// Appends one record and waits until it is durable.
+    pub async fn append(&self, record: Record) -> Result<Receipt, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        match self.jobs.try_send(Job::Append(record, tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
+        }
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Hands signing over to `next`: appends a `ledger.key.rotate` entry to
+    /// every log, under checkpoints signed by both keys, and records the new
+    /// key as current, all in one transaction.
+    pub async fn rotate(&self, actor: &str, next: SigningKey) -> Result<Rotation, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Rotate {
+                actor: actor.to_string(),
+                next,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Lets the writer finish everything queued, then stops it and waits.
+    pub async fn stop(&self) {
+        let _ = self.jobs.send(Job::Stop).await;
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+pub fn origin(name: &str, tenant_id: &str) -> String {
+    format!("{name}/log/{tenant_id}")
+}
+
+struct Writer {
+    store: Store,
+    clock: Clock,
+    signer: NoteSigner,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+}
+
+/// One log's part of a batch, ready to write.
+struct LogBatch {
+    tenant_id: String,
+    rows: Vec<EntryRow>,
+    nodes: Vec<(NodeId, Hash)>,
+    checkpoint: CheckpointRow,
+    head: LogHead,
+    receipts: Vec<Receipt>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch: Vec<(Record, Reply<Receipt>)> = Vec::with_capacity(self.max_batch);
+        let mut held: Option<Job> = None;
+        loop {
+            let job = match held.take() {
+                Some(j) => j,
+                None => match rx.recv().await {
+                    Some(j) => j,
+                    None => break,
+                },
+            };
+            match job {
+                Job::Stop => break,
+                Job::Rotate { actor, next, reply } => {
+                    let out = self.rotate(&actor, next).await;
+                    let _ = reply.send(out);
+                    continue;
+                }
+                Job::Append(r, reply) => batch.push((r, reply)),
+            }
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(Job::Append(r, reply)) => batch.push((r, reply)),
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch).await;
+        }
+        // Finish what is queued, then refuse the rest by dropping it.
+        rx.close();
+        while let Ok(job) = rx.try_recv() {
+            if let Job::Append(r, reply) = job {
+                batch.push((r, reply));
+                if batch.len() >= self.max_batch {
+                    self.commit(&mut batch).await;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.commit(&mut batch).await;
+        }
+    }
+
+    async fn commit(&mut self, batch: &mut Vec<(Record, Reply<Receipt>)>) {
+        let started = Instant::now();
+        let n = batch.len();
+        let records: Vec<&Record> = batch.iter().map(|(r, _)| r).collect();
+        match self.write(&records).await {
+            Ok(receipts) => {
+                for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+                self.metrics.ledger_batch(n, started.elapsed());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = n, "ledger batch failed; nothing in it was acknowledged");
+                self.metrics.ledger_failed.inc();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(AppendError::Unavailable(e.to_string())));
+                }
+                // A store that just failed (disk full, failover) gets a moment.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Writes the batch in one transaction; receipts in the records' order.
+    async fn write(&self, records: &[&Record]) -> Result<Vec<Receipt>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut order: Vec<&str> = Vec::new();
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            groups
+                .entry(r.tenant_id.as_str())
+                .or_insert_with(|| {
+                    order.push(r.tenant_id.as_str());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let mut tx = self.store.ledger_tx().await?;
+        let mut receipts: Vec<Option<Receipt>> = vec![None; records.len()];
+        for tenant in order {
+            let positions = &groups[tenant];
+            let head = tx.lock_head(tenant).await?;
+            let items = positions.iter().map(|&i| records[i]);
+            let log = self.extend(tenant, head, items, now, &[&self.signer])?;
+            tx.insert_entries(tenant, &log.rows).await?;
+            tx.insert_nodes(tenant, &log.nodes).await?;
+            tx.insert_checkpoint(tenant, &log.checkpoint).await?;
+            tx.put_head(tenant, &log.head, now).await?;
+            for (&i, r) in positions.iter().zip(log.receipts) {
+                receipts[i] = Some(r);
+            }
+        }
+        tx.commit().await?;
+        Ok(receipts.into_iter().map(|r| r.expect("a receipt per record")).collect())
+    }
+
+    /// Chains `records` onto the log, computing entries, completed
+    /// subtrees, the checkpoint (signed by every one of `signers`) and each
+    /// entry's receipt. No IO.
+    fn extend<'r>(
+        &self,
+        tenant_id: &str,
+        head: Option<LogHead>,
+        records: impl Iterator<Item = &'r Record>,
+        now_ms: i64,
+        signers: &[&NoteSigner],
+    ) -> Result<LogBatch, StoreError> {
+        let (mut frontier, mut prev) = match head {
+            None => (Frontier::default(), GENESIS_PREV),
+            Some(h) => (
+                Frontier::from_peaks(h.size, h.frontier).ok_or_else(|| {
+                    StoreError::Corrupt(format!("the head of log {tenant_id} has a malformed frontier"))
+                })?,
+                h.last_hash,
+            ),
+        };
+        // Every subtree a proof against the new size can need: the old peaks
+        // and whatever this batch completes.
+        let mut known: HashMap<NodeId, Hash> = merkle::range_nodes(0, frontier.size())
+            .into_iter()
+            .zip(frontier.peaks().iter().copied())
+            .collect();
+        let first = frontier.size();
+        let mut rows = Vec::new();
+        let mut nodes = Vec::new();
+        for r in records {
+            let index = frontier.size();
+            let bytes = Entry::encode(index, now_ms, r.kind, &r.actor, &r.payload, &prev);
+            let hash = merkle::leaf_hash(&bytes);
+            for (id, h) in frontier.push(hash) {
+                known.insert(id, h);
+                if id.level > 0 {
+                    nodes.push((id, h));
+                }
+            }
+            prev = hash;
+            rows.push(EntryRow {
+                index,
+                ts: now_ms,
+                kind: r.kind.to_string(),
+                subject: r.subject.clone(),
+                hash,
+                bytes,
+            });
+        }
+        let size = frontier.size();
+        let root = frontier.root();
+        let log = origin(&self.shared.name, tenant_id);
+        let note = sign_with(
+            signers,
+            &Checkpoint {
+                origin: log.clone(),
+                size,
+                root,
+            },
+        );
+        let receipts = (first..size)
+            .map(|index| {
+                let path = merkle::inclusion_nodes(index, size).expect("index below size");
+                let inclusion = path
+                    .iter()
+                    .map(|ids| {
+                        let hashes: Vec<Hash> = ids.iter().map(|id| known[id]).collect();
+                        merkle::fold_range(&hashes)
+                            .expect("a proof element has subtrees")
+                            .to_hex()
+                            .to_string()
+                    })
+                    .collect();
+                Receipt {
+                    log: log.clone(),
+                    index,
+                    entry_hash: rows[(index - first) as usize].hash.to_hex().to_string(),
+                    tree_size: size,
+                    checkpoint: note.clone(),
+                    inclusion,
+                }
+            })
+            .collect();
+        Ok(LogBatch {
+            tenant_id: tenant_id.to_string(),
+            rows,
+            nodes,
+            checkpoint: CheckpointRow {
+                size,
+                root,
+                note,
+                ts: now_ms,
+            },
+            head: LogHead {
+                size,
+                last_hash: prev,
+                frontier: frontier.peaks().to_vec(),
+            },
+            receipts,
+        })
+    }
+
+    async fn rotate(&mut self, actor: &str, next: SigningKey) -> Result<Rotation, AppendError> {
+        let unavailable = |e: StoreError| AppendError::Unavailable(e.to_string());
+        let next = NoteSigner::new(&self.shared.name, next).map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        let previous = self.signer.verifier().to_text();
+        let next_text = next.verifier().to_text();
+        let payload = canonical::to_vec(&json!({"previous": previous, "next": next_text}));
+        let now = self.clock.now_ms();
+        let mut tx = self.store.ledger_tx().await.map_err(unavailable)?;
+        let mut receipts = Vec::new();
+        for tenant in tx.logs().await.map_err(unavailable)? {
+            let head = tx.lock_head(&tenant).await.map_err(unavailable)?;
+            let record = Record {
+                tenant_id: tenant.clone(),
+                kind: "ledger.key.rotate",
+                actor: actor.to_string(),
+                subject: Some(next_text.clone()),
+                payload: payload.clone(),
+            };
+            let log = self
+                .extend(&tenant, head, std::iter::once(&record), now, &[&self.signer, &next])
+                .map_err(unavailable)?;
+            tx.insert_entries(&log.tenant_id, &log.rows)
+                .await
+                .map_err(unavailable)?;
+            tx.insert_nodes(&log.tenant_id, &log.nodes).await.map_err(unavailable)?;
+            tx.insert_checkpoint(&log.tenant_id, &log.checkpoint)
+                .await
+                .map_err(unavailable)?;
+            tx.put_head(&log.tenant_id, &log.head, now).await.map_err(unavailable)?;
+            receipts.extend(log.receipts);
+        }
+        let row = LedgerKeyRow {
+            verifier: next_text.clone(),
+            name: self.shared.name.clone(),
+            key_id: hex::encode(next.verifier().key_id()),
+            created_at: now,
+            retired_at: None,
+        };
+        tx.rotate_key(&previous, &row, now).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        self.signer = next;
+        *self.shared.current.write().expect("key lock") = next_text.clone();
+        tracing::info!(previous = %previous, next = %next_text, "ledger signing key rotated");
+        Ok(Rotation {
+            previous,
+            next: next_text,
+            receipts,
+        })
+    }
+}

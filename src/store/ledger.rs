@@ -1,0 +1,439 @@
+//! The ledger's tables: log heads, entries, subtree hashes, checkpoints and
+//! signing keys.
+//!
+//! Writes happen only through a [`LedgerTx`], which the ledger writer opens
+//! once per batch: it locks the heads it extends (`FOR UPDATE` on
+//! PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the write lock up front), so
+//! two writers, even on two instances, never extend a log from the same head.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{Pool, Result, Store, StoreError};
+use crate::ledger::merkle::{Hash, NodeId};
+
+/// The head of one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    pub size: u64,
+    pub last_hash: Hash,
+    /// Peaks of the Merkle tree, largest first.
+    pub frontier: Vec<Hash>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub index: u64,
+    pub ts: i64,
+    pub kind: String,
+    /// What the entry is about (a decision id, …), to find it by.
+    pub subject: Option<String>,
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointRow {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub ts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerKeyRow {
+    /// `name+keyid+base64 key`, as checkpoints' verifiers read it.
+    pub verifier: String,
+    pub name: String,
+    pub key_id: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
+const INSERT_CHUNK: usize = 1000;
+
+fn hash_of(bytes: &[u8], what: &str) -> Result<Hash> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not a 32-byte hash")))?;
+    Ok(Hash::from_bytes(arr))
+}
+
+fn frontier_of(bytes: &[u8]) -> Result<Vec<Hash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt(
+            "ledger frontier length is not a multiple of 32".into(),
+        ));
+    }
+    bytes.chunks(32).map(|c| hash_of(c, "a frontier peak")).collect()
+}
+
+fn u64_of(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} is negative")))
+}
+
+macro_rules! entry_from_row {
+    ($r:expr) => {
+        EntryRow {
+            index: u64_of($r.try_get("idx")?, "entry index")?,
+            ts: $r.try_get("ts")?,
+            kind: $r.try_get("kind")?,
+            subject: $r.try_get("subject")?,
+            hash: hash_of(&$r.try_get::<Vec<u8>, _>("hash")?, "an entry hash")?,
+            bytes: $r.try_get("bytes")?,
+        }
+    };
+}
+
+macro_rules! checkpoint_from_row {
+    ($r:expr) => {
+        CheckpointRow {
+            size: u64_of($r.try_get("size")?, "checkpoint size")?,
+            root: hash_of(&$r.try_get::<Vec<u8>, _>("root")?, "a checkpoint root")?,
+            note: $r.try_get("note")?,
+            ts: $r.try_get("ts")?,
+        }
+    };
+}
+
+macro_rules! key_from_row {
+    ($r:expr) => {
+        LedgerKeyRow {
+            verifier: $r.try_get("verifier")?,
+            name: $r.try_get("name")?,
+            key_id: $r.try_get("key_id")?,
+            created_at: $r.try_get("created_at")?,
+            retired_at: $r.try_get("retired_at")?,
+        }
+    };
+}
+
+const ENTRY_COLUMNS: &str = "idx, ts, kind, subject, hash, bytes";
+
+/// One batch's transaction.
+pub enum LedgerTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+macro_rules! with_tx {
+    ($self:expr, $tx:ident => $body:expr) => {
+        match $self {
+            LedgerTx::Sqlite($tx) => $body,
+            LedgerTx::Postgres($tx) => $body,
+        }
+    };
+}
+
+impl LedgerTx {
+    /// The head of the tenant's log, locked until commit; None for a log
+    /// with no entries yet.
+    pub async fn lock_head(&mut self, tenant_id: &str) -> Result<Option<LogHead>> {
+        let row = match self {
+            LedgerTx::Sqlite(tx) => {
+                sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) })
+            }
+            LedgerTx::Postgres(tx) => {
+                sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1 FOR UPDATE")
+                    .bind(tenant_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) })
+            }
+        };
+        match row.transpose()? {
+            None => Ok(None),
+            Some((size, last, frontier)) => {
+                let (size, last, frontier): (i64, Vec<u8>, Vec<u8>) = (size, last, frontier);
+                Ok(Some(LogHead {
+                    size: u64_of(size, "log size")?,
+                    last_hash: hash_of(&last, "a log's last hash")?,
+                    frontier: frontier_of(&frontier)?,
+                }))
+            }
+        }
+    }
+
+    pub async fn insert_entries(&mut self, tenant_id: &str, entries: &[EntryRow]) -> Result<()> {
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            with_tx!(self, tx => {
+                let mut q = QueryBuilder::new("INSERT INTO ledger_entries (tenant_id, idx, ts, kind, subject, hash, bytes) ");
+                q.push_values(chunk, |mut b, e| {
+                    b.push_bind(tenant_id)
+                        .push_bind(e.index as i64)
+                        .push_bind(e.ts)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.subject.as_deref())
+                        .push_bind(&e.hash.as_bytes()[..])
+                        .push_bind(&e.bytes[..]);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Subtree hashes above the leaves (level ≥ 1).
+    pub async fn insert_nodes(&mut self, tenant_id: &str, nodes: &[(NodeId, Hash)]) -> Result<()> {
+        for chunk in nodes.chunks(INSERT_CHUNK) {
+            with_tx!(self, tx => {
+                let mut q = QueryBuilder::new("INSERT INTO ledger_nodes (tenant_id, level, idx, hash) ");
+                q.push_values(chunk, |mut b, (id, h)| {
+                    b.push_bind(tenant_id)
+                        .push_bind(id.level as i32)
+                        .push_bind(id.index as i64)
+                        .push_bind(&h.as_bytes()[..]);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_checkpoint(&mut self, tenant_id: &str, c: &CheckpointRow) -> Result<()> {
+        with_tx!(self, tx => sqlx::query("INSERT INTO ledger_checkpoints (tenant_id, size, root, note, ts) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant_id).bind(c.size as i64).bind(&c.root.as_bytes()[..]).bind(&c.note).bind(c.ts)
+            .execute(&mut **tx).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn put_head(&mut self, tenant_id: &str, head: &LogHead, now_ms: i64) -> Result<()> {
+        let frontier: Vec<u8> = head.frontier.iter().flat_map(|h| *h.as_bytes()).collect();
+        with_tx!(self, tx => sqlx::query(
+            "INSERT INTO ledger_logs (tenant_id, size, last_hash, frontier, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size, last_hash = excluded.last_hash, \
+             frontier = excluded.frontier, updated_at = excluded.updated_at")
+            .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
+            .execute(&mut **tx).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Every tenant whose log has entries.
+    pub async fn logs(&mut self) -> Result<Vec<String>> {
+        with_tx!(self, tx => {
+            let rows = sqlx::query("SELECT tenant_id FROM ledger_logs ORDER BY tenant_id").fetch_all(&mut **tx).await?;
+            rows.iter().map(|r| Ok(r.try_get("tenant_id")?)).collect()
+        })
+    }
+
+    /// Retires the current signing key and makes `next` current.
+    pub async fn rotate_key(&mut self, previous: &str, next: &LedgerKeyRow, now_ms: i64) -> Result<()> {
+        with_tx!(self, tx => {
+            let done = sqlx::query("UPDATE ledger_keys SET retired_at = $1 WHERE verifier = $2 AND retired_at IS NULL")
+                .bind(now_ms).bind(previous).execute(&mut **tx).await?.rows_affected();
+            if done != 1 {
+                return Err(StoreError::Conflict("a newer ledger signing key"));
+            }
+            sqlx::query("INSERT INTO ledger_keys (verifier, name, key_id, created_at, retired_at) VALUES ($1, $2, $3, $4, NULL)")
+                .bind(&next.verifier).bind(&next.name).bind(&next.key_id).bind(next.created_at)
+                .execute(&mut **tx).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        with_tx!(self, tx => tx.commit().await)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens a batch transaction holding the database's write lock
+    /// (SQLite) or ready to lock log heads (PostgreSQL).
+    pub async fn ledger_tx(&self) -> Result<LedgerTx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => LedgerTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => LedgerTx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub async fn ledger_head(&self, tenant_id: &str) -> Result<Option<LogHead>> {
+        let row = with_pool!(self, p => {
+            let r = sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1")
+                .bind(tenant_id).fetch_optional(p).await?;
+            match r {
+                None => None,
+                Some(r) => Some((r.try_get::<i64, _>("size")?, r.try_get::<Vec<u8>, _>("last_hash")?, r.try_get::<Vec<u8>, _>("frontier")?)),
+            }
+        });
+        row.map(|(size, last, frontier)| {
+            Ok(LogHead {
+                size: u64_of(size, "log size")?,
+                last_hash: hash_of(&last, "a log's last hash")?,
+                frontier: frontier_of(&frontier)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Tenants with a log, in id order.
+    pub async fn ledger_logs(&self) -> Result<Vec<String>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT tenant_id FROM ledger_logs ORDER BY tenant_id").fetch_all(p).await?;
+            rows.iter().map(|r| Ok(r.try_get("tenant_id")?)).collect()
+        })
+    }
+
+    pub async fn latest_checkpoint(&self, tenant_id: &str) -> Result<Option<CheckpointRow>> {
+        with_pool!(self, p => {
+            let r = sqlx::query("SELECT size, root, note, ts FROM ledger_checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1")
+                .bind(tenant_id).fetch_optional(p).await?;
+            match r { Some(r) => Ok(Some(checkpoint_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    /// The first checkpoint whose size is at least `size`.
+    pub async fn checkpoint_at_or_after(&self, tenant_id: &str, size: u64) -> Result<Option<CheckpointRow>> {
+        with_pool!(self, p => {
+            let r = sqlx::query("SELECT size, root, note, ts FROM ledger_checkpoints WHERE tenant_id = $1 AND size >= $2 ORDER BY size LIMIT 1")
+                .bind(tenant_id).bind(size as i64).fetch_optional(p).await?;
+            match r { Some(r) => Ok(Some(checkpoint_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    /// Checkpoints with `after < size <= upto`, by size, at most `limit`.
+    pub async fn checkpoints(&self, tenant_id: &str, after: u64, upto: u64, limit: u32) -> Result<Vec<CheckpointRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT size, root, note, ts FROM ledger_checkpoints WHERE tenant_id = $1 AND size > $2 AND size <= $3 ORDER BY size LIMIT $4")
+                .bind(tenant_id).bind(after as i64).bind(upto as i64).bind(limit as i64).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(checkpoint_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn ledger_entry(&self, tenant_id: &str, index: u64) -> Result<Option<EntryRow>> {
+        with_pool!(self, p => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE tenant_id = $1 AND idx = $2")))
+                .bind(tenant_id).bind(index as i64).fetch_optional(p).await?;
+            match r { Some(r) => Ok(Some(entry_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    /// The entry recorded about `subject` (a decision id, …) with this kind.
+    pub async fn ledger_entry_by_subject(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Option<EntryRow>> {
+        with_pool!(self, p => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE tenant_id = $1 AND subject = $2 AND kind = $3 ORDER BY idx LIMIT 1")))
+                .bind(tenant_id).bind(subject).bind(kind).fetch_optional(p).await?;
+            match r { Some(r) => Ok(Some(entry_from_row!(r))), None => Ok(None) }
+        })
+    }
+
+    /// Entries with `from <= index < to`, in order, at most `limit` rows.
+    /// Rows missing from the store are simply absent: callers check indexes.
+    pub async fn ledger_entries(&self, tenant_id: &str, from: u64, to: u64, limit: u32) -> Result<Vec<EntryRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx LIMIT $4")))
+                .bind(tenant_id).bind(from as i64).bind(to as i64).bind(limit as i64).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(entry_from_row!(r))).collect()
+        })
+    }
+
+    /// Entries of one kind with `ts_from <= ts < ts_to` and index above
+    /// `after`, by index, at most `limit`.
+    pub async fn ledger_entries_of_kind(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        ts_from: i64,
+        ts_to: i64,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<EntryRow>> {
+        let after = after.map(|a| a as i64).unwrap_or(-1);
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE tenant_id = $1 AND kind = $2 AND ts >= $3 AND ts < $4 AND idx > $5 ORDER BY idx LIMIT $6")))
+                .bind(tenant_id).bind(kind).bind(ts_from).bind(ts_to).bind(after).bind(limit as i64).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(entry_from_row!(r))).collect()
+        })
+    }
+
+    /// The hashes of these complete subtrees: leaves from the entries,
+    /// higher levels from the node table. Missing ones are absent.
+    pub async fn ledger_nodes(&self, tenant_id: &str, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let leaves: Vec<i64> = ids.iter().filter(|n| n.level == 0).map(|n| n.index as i64).collect();
+        let inner: Vec<&NodeId> = ids.iter().filter(|n| n.level > 0).collect();
+        if !leaves.is_empty() {
+            let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, p => {
+                let mut q = QueryBuilder::new("SELECT idx, hash FROM ledger_entries WHERE tenant_id = ");
+                q.push_bind(tenant_id).push(" AND idx IN (");
+                let mut sep = q.separated(", ");
+                for i in &leaves {
+                    sep.push_bind(*i);
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(p).await?;
+                rows.iter().map(|r| Ok((r.try_get("idx")?, r.try_get("hash")?))).collect::<Result<Vec<_>>>()?
+            });
+            for (i, h) in rows {
+                out.insert(
+                    NodeId {
+                        level: 0,
+                        index: u64_of(i, "entry index")?,
+                    },
+                    hash_of(&h, "an entry hash")?,
+                );
+            }
+        }
+        if !inner.is_empty() {
+            let rows: Vec<(i32, i64, Vec<u8>)> = with_pool!(self, p => {
+                let mut q = QueryBuilder::new("SELECT level, idx, hash FROM ledger_nodes WHERE tenant_id = ");
+                q.push_bind(tenant_id).push(" AND (");
+                for (n, id) in inner.iter().enumerate() {
+                    if n > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(level = ").push_bind(id.level as i32).push(" AND idx = ").push_bind(id.index as i64).push(")");
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(p).await?;
+                rows.iter().map(|r| Ok((r.try_get("level")?, r.try_get("idx")?, r.try_get("hash")?))).collect::<Result<Vec<_>>>()?
+            });
+            for (level, i, h) in rows {
+                out.insert(
+                    NodeId {
+                        level: level as u32,
+                        index: u64_of(i, "node index")?,
+                    },
+                    hash_of(&h, "a node hash")?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored subtree hashes of one level with `from <= idx < to`.
+    pub async fn ledger_level(&self, tenant_id: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT idx, hash FROM ledger_nodes WHERE tenant_id = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx")
+                .bind(tenant_id).bind(level as i32).bind(from as i64).bind(to as i64).fetch_all(p).await?;
+            rows.iter().map(|r| Ok((u64_of(r.try_get("idx")?, "node index")?, hash_of(&r.try_get::<Vec<u8>, _>("hash")?, "a node hash")?))).collect()
+        })
+    }
+
+    pub async fn ledger_keys(&self) -> Result<Vec<LedgerKeyRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT verifier, name, key_id, created_at, retired_at FROM ledger_keys ORDER BY created_at, verifier")
+                .fetch_all(p).await?;
+            rows.iter().map(|r| Ok(key_from_row!(r))).collect()
+        })
+    }
+
+    /// Registers the first signing key of an empty key table.
+    pub async fn insert_ledger_key(&self, key: &LedgerKeyRow) -> Result<()> {
+        with_pool!(self, p => sqlx::query("INSERT INTO ledger_keys (verifier, name, key_id, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.verifier).bind(&key.name).bind(&key.key_id).bind(key.created_at).bind(key.retired_at)
+            .execute(p).await.map(|_| ()).map_err(super::conflict("this ledger key")))?;
+        Ok(())
+    }
+}
