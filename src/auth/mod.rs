@@ -131,6 +131,10 @@ pub enum Action {
     Decide,
     ReadMetrics,
     ReadApi,
+    /// Read the evidence ledger, export it, replay decisions, run impact analyses.
+    ReadEvidence,
+    /// Rotate the ledger signing key: only admins of the platform tenant.
+    RotateLedgerKey,
 }
 
 impl Action {
@@ -138,13 +142,14 @@ impl Action {
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::ManageTenants | Action::ManageTokens | Action::ManageKeys => &[],
+            Action::ManageTenants | Action::ManageTokens | Action::ManageKeys | Action::RotateLedgerKey => &[],
             Action::WriteSettings => &[],
             Action::ReadKeys | Action::ReadSettings => &[Compliance, Auditor],
             Action::WriteBundles | Action::ActivateBundles => &[Compliance],
             Action::ReadBundles => &[Compliance, Auditor],
             Action::Decide => &[Orchestrator, Agent],
             Action::ReadMetrics => &[Auditor],
+            Action::ReadEvidence => &[Compliance, Auditor],
             Action::ReadApi => &[Compliance, Orchestrator, Agent, Runner, Auditor, Reviewer],
         }
     }
@@ -164,7 +169,7 @@ pub struct Principal {
 
 impl Principal {
     pub fn may(&self, action: Action) -> bool {
-        if action == Action::ManageTenants {
+        if matches!(action, Action::ManageTenants | Action::RotateLedgerKey) {
             return self.platform && self.roles.contains(Role::Admin);
         }
         self.roles.contains(Role::Admin) || action.roles().iter().any(|r| self.roles.contains(*r))

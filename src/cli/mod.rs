@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bundle;
+pub mod ledger;
 pub mod serve;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,18 @@ pub enum Command {
     /// Build, sign, test and push OPA bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Download the tenant's evidence file (entries, checkpoints, keys).
+    Export(ledger::ExportArgs),
+    /// Verify an evidence file offline with a trusted public key.
+    Verify(ledger::VerifyArgs),
+    /// Verify one receipt and its inclusion proof offline.
+    VerifyReceipt(ledger::VerifyReceiptArgs),
+    /// Re-derive every log from the store and name any tampered entry.
+    Fsck(ledger::FsckArgs),
+    /// Evaluate a recorded decision again with its pinned bundle and captured values.
+    Replay(ledger::ReplayArgs),
+    /// Which past decisions (and workflows) a candidate bundle revision would change.
+    Impact(ledger::ImpactArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -43,6 +56,12 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Export(args) => ledger::export(args),
+        Command::Verify(args) => ledger::verify(args),
+        Command::VerifyReceipt(args) => ledger::verify_receipt(args),
+        Command::Fsck(args) => ledger::fsck(args),
+        Command::Replay(args) => ledger::replay(args),
+        Command::Impact(args) => ledger::impact(args),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod bundles;
 pub mod decisions;
 pub mod extract;
+pub mod ledger;
 pub mod ops;
 pub mod problem;
 
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(admin::router())
         .merge(bundles::router(max_bundle))
         .merge(decisions::router())
+        .merge(ledger::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -185,6 +187,8 @@ impl utoipa::Modify for BearerAuth {
         bundles::upload_bundle, bundles::list_bundles, bundles::get_bundle, bundles::get_version,
         bundles::download_version, bundles::activate, bundles::rollback,
         decisions::decide, decisions::opa_data,
+        ledger::replay, ledger::impact,
+        ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -192,7 +196,8 @@ impl utoipa::Modify for BearerAuth {
     tags(
         (name = "admin", description = "tenants, tokens, verification keys, settings"),
         (name = "bundles", description = "versioned OPA bundles"),
-        (name = "decisions", description = "policy decisions"),
+        (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
+        (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )
 )]

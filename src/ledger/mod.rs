@@ -15,8 +15,12 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
+pub mod export;
+pub mod fsck;
 pub mod merkle;
+pub mod read;
 pub mod receipt;
+pub mod verify;
 pub mod writer;
 
 pub use receipt::Receipt;

@@ -49,6 +49,17 @@ pub struct Uploaded {
     pub tests: Vec<TestResult>,
 }
 
+/// A recorded decision evaluated again.
+#[derive(Debug, Clone)]
+pub struct Reevaluated {
+    pub bundle: BundleId,
+    pub result: Option<serde_json::Value>,
+    pub allow: Option<bool>,
+    /// The captured values after evaluation: a replay that made a call the
+    /// original did not shows it here.
+    pub captured: Captured,
+}
+
 #[derive(Debug)]
 pub struct Activated {
     pub name: String,
@@ -504,6 +515,40 @@ impl PolicyService {
             tenant_id: who.tenant_id.clone(),
             input: req.input,
             receipt: None,
+        })
+    }
+
+    /// Evaluates a recorded decision again with its captured values (the
+    /// same `time.now_ns`, the same random draws) against a stored bundle
+    /// version: its own pinned version for a replay, another revision for
+    /// impact analysis.
+    pub async fn reevaluate(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        revision: &str,
+        recorded: &decision::RecordedDecision,
+    ) -> Result<Reevaluated, Error> {
+        let v = self.version(tenant_id, name, revision).await?;
+        let resolved = self.resolve_version(&v).await?;
+        let path = DataPath::parse(&recorded.path)?;
+        let input = match &recorded.input {
+            None => regorus::Value::Undefined,
+            Some(i) => regorus::Value::from_json_str(&i.to_string())
+                .map_err(|e| Error::PolicyEval(format!("recorded input: {e}")))?,
+        };
+        let mut captured = recorded.captured.clone();
+        let result = resolved.policy.evaluate(&path, input, &mut captured)?;
+        let allow = decision::extract_allow(&result);
+        let result = match result {
+            regorus::Value::Undefined => None,
+            v => Some(serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))?),
+        };
+        Ok(Reevaluated {
+            bundle: resolved.id.clone(),
+            result,
+            allow,
+            captured,
         })
     }
 

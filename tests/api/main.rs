@@ -10,5 +10,6 @@ mod bad_input;
 mod bundles;
 mod cli;
 mod decisions;
+mod ledger;
 mod ops;
 mod signatures;

@@ -1,0 +1,141 @@
+//! Proofs and exports read from the store.
+//!
+//! A proof is planned first ([`merkle::inclusion_nodes`],
+//! [`merkle::consistency_nodes`]: which complete subtrees it needs), then
+//! every subtree hash is fetched in one store round trip and folded. That
+//! is O(log n) rows whatever the log's size.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::entry::GENESIS_PREV;
+use super::export::{self, Header, KeyInfo};
+use super::merkle::{self, Frontier, Hash, NodeId};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A subtree a proof needs is not in the store: rows were deleted.
+    #[error("the ledger store lacks subtree {level}/{index}; run `warden fsck`")]
+    Missing { level: u32, index: u64 },
+}
+
+/// Fetches the subtrees of a proof plan and folds each element.
+async fn resolve(store: &Store, tenant_id: &str, plan: &[Vec<NodeId>]) -> Result<Vec<Hash>, ReadError> {
+    let ids: Vec<NodeId> = plan
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found = store.ledger_nodes(tenant_id, &ids).await?;
+    plan.iter()
+        .map(|part| {
+            let hashes = part
+                .iter()
+                .map(|id| {
+                    found.get(id).copied().ok_or(ReadError::Missing {
+                        level: id.level,
+                        index: id.index,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(merkle::fold_range(&hashes).expect("proof elements are non-empty"))
+        })
+        .collect()
+}
+
+/// `PATH(index, D[size])`; the caller checks `index < size <= log size`.
+pub async fn inclusion(store: &Store, tenant_id: &str, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+    let plan = merkle::inclusion_nodes(index, size).unwrap_or_default();
+    resolve(store, tenant_id, &plan).await
+}
+
+/// `PROOF(first, D[size])`; the caller checks `0 < first <= size <= log size`.
+pub async fn consistency(store: &Store, tenant_id: &str, first: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+    let plan = merkle::consistency_nodes(first, size).unwrap_or_default();
+    resolve(store, tenant_id, &plan).await
+}
+
+/// The peaks of the tree of the first `size` entries, largest first.
+pub async fn frontier_at(store: &Store, tenant_id: &str, size: u64) -> Result<Vec<Hash>, ReadError> {
+    let plan: Vec<Vec<NodeId>> = merkle::range_nodes(0, size).into_iter().map(|n| vec![n]).collect();
+    resolve(store, tenant_id, &plan).await
+}
+
+/// Entries read per store query while exporting.
+const PAGE: u32 = 2_000;
+
+/// Streams the export of entries `[from, to)` (see `docs/ledger-format.md`)
+/// into `out`, one or more lines per message. `to` must be the size of a
+/// stored checkpoint. A store failure mid-way ends the stream with an
+/// error, so the receiver sees a truncated file, never a silently short one.
+pub async fn export(
+    store: Store,
+    tenant_id: String,
+    header: (String, Vec<KeyInfo>, i64),
+    from: u64,
+    to: u64,
+    out: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    if let Err(e) = export_inner(&store, &tenant_id, header, from, to, &out).await {
+        tracing::error!(error = %e, tenant = %tenant_id, "ledger export failed");
+        let _ = out.send(Err(std::io::Error::other(e.to_string()))).await;
+    }
+}
+
+async fn export_inner(
+    store: &Store,
+    tenant_id: &str,
+    (log, keys, now_ms): (String, Vec<KeyInfo>, i64),
+    from: u64,
+    to: u64,
+    out: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), ReadError> {
+    let prev = match from {
+        0 => GENESIS_PREV,
+        n => {
+            store
+                .ledger_entry(tenant_id, n - 1)
+                .await?
+                .ok_or(ReadError::Missing { level: 0, index: n - 1 })?
+                .hash
+        }
+    };
+    let peaks = frontier_at(store, tenant_id, from).await?;
+    let frontier = Frontier::from_peaks(from, peaks).expect("one peak per one bit of the size");
+    let header = Header::new(&log, &frontier, prev, to, keys, now_ms);
+    let send = |b: Vec<u8>| async move { out.send(Ok(Bytes::from(b))).await.is_ok() };
+    if !send(export::header_line(&header)).await {
+        return Ok(());
+    }
+    let mut at = from;
+    while at < to {
+        let page_end = (at + PAGE as u64).min(to);
+        let entries = store.ledger_entries(tenant_id, at, page_end, PAGE).await?;
+        let checkpoints = store.checkpoints(tenant_id, at, page_end, u32::MAX).await?;
+        let mut cps = checkpoints.iter().peekable();
+        let mut buf =
+            Vec::with_capacity(entries.iter().map(|e| e.bytes.len() + 1).sum::<usize>() + 256 * checkpoints.len());
+        // A missing row is exported as missing: the verifier names it.
+        for e in &entries {
+            buf.extend_from_slice(&export::entry_line(&e.bytes));
+            while let Some(c) = cps.next_if(|c| c.size <= e.index + 1) {
+                buf.extend_from_slice(&export::checkpoint_line(&c.note));
+            }
+        }
+        for c in cps {
+            buf.extend_from_slice(&export::checkpoint_line(&c.note));
+        }
+        if !send(buf).await {
+            return Ok(());
+        }
+        at = page_end;
+    }
+    Ok(())
+}

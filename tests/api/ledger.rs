@@ -1,0 +1,714 @@
+//! The evidence ledger as auditors use it: receipts and proofs that verify
+//! offline, exports that `verify` accepts and that name any tampering,
+//! `fsck`, replay, impact analysis and key rotation.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden::clock::Clock;
+use warden::ledger::checkpoint::{self, NoteVerifier};
+use warden::ledger::merkle::{self, Hash};
+use warden::ledger::receipt::Receipt;
+use warden::ledger::{fsck, verify};
+
+use crate::common::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    decisions_and_admin_acts_get_receipts_that_verify_offline,
+    exports_verify_and_every_tamper_is_named,
+    a_decision_replays_identically_after_its_bundle_moved_on,
+    impact_names_exactly_the_workflows_whose_decisions_flip,
+    key_rotation_keeps_every_checkpoint_verifiable,
+    evidence_is_read_by_evidence_roles_within_the_tenant,
+);
+
+/// The current ledger key, as an auditor fetches it.
+async fn current_key(app: &TestApp, token: &str) -> NoteVerifier {
+    let r = app.call(Method::GET, "/v1/ledger/keys", Some(token), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let current: Vec<&Value> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1, "exactly one current key: {}", r.body);
+    NoteVerifier::parse(current[0]["verifier"].as_str().unwrap()).unwrap()
+}
+
+async fn export(app: &TestApp, token: &str, query: &str) -> Vec<u8> {
+    let r = app
+        .call(Method::GET, &format!("/v1/ledger/export{query}"), Some(token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.content_type, "application/x-ndjson");
+    r.bytes
+}
+
+fn verify_bytes(bytes: &[u8], keys: &[NoteVerifier]) -> Result<verify::Report, verify::VerifyError> {
+    verify::verify_export(std::io::Cursor::new(bytes), keys, &mut |_| {})
+}
+
+async fn fsck_all(app: &TestApp) -> Vec<fsck::LogReport> {
+    fsck::check(&app.state.store, &app.state.config.ledger.name, None, &mut |_| {})
+        .await
+        .unwrap()
+}
+
+fn entries_of(export: &[u8]) -> Vec<Value> {
+    export
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn h(hex: &str) -> Hash {
+    Hash::from_hex(hex).unwrap()
+}
+
+async fn decisions_and_admin_acts_get_receipts_that_verify_offline(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+
+    // Concurrent decisions share group commits; every one has a receipt.
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let input = if i % 2 == 0 { ready_input() } else { blocked_input() };
+        let body = json!({"path": "agento/commissioning/routing", "input": input, "context": {"workflow_id": format!("wf-{i}")}});
+        calls.push(app.decide(&orchestrator, body));
+    }
+    let replies = futures_util::future::join_all(calls).await;
+    let mut receipts = Vec::new();
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let receipt: Receipt = serde_json::from_value(r.body["receipt"].clone()).unwrap();
+        verify::verify_receipt(&receipt, std::slice::from_ref(&key), None).expect("receipt verifies offline");
+        receipts.push((receipt, r.body["decision_id"].as_str().unwrap().to_string()));
+    }
+    let mut indexes: Vec<u64> = receipts.iter().map(|(r, _)| r.index).collect();
+    indexes.sort();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 24, "distinct entries");
+
+    // A receipt pointing at another entry does not verify.
+    let mut wrong = receipts[0].0.clone();
+    wrong.index = (wrong.index + 1) % wrong.tree_size;
+    assert!(verify::verify_receipt(&wrong, std::slice::from_ref(&key), None).is_err());
+
+    // The entry endpoint serves the exact bytes, proven against the latest
+    // checkpoint; its bytes are the decision with everything a replay needs.
+    let (first, decision_id) = &receipts[0];
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/ledger/entries/{}", first.index),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["entry_hash"], first.entry_hash.as_str());
+    let latest: Receipt = serde_json::from_value(json!({
+        "log": r.body["log"], "index": r.body["index"], "entry_hash": r.body["entry_hash"],
+        "tree_size": r.body["tree_size"], "checkpoint": r.body["checkpoint"], "inclusion": r.body["inclusion"],
+    }))
+    .unwrap();
+    let bytes = r.body["bytes"].as_str().unwrap().as_bytes().to_vec();
+    verify::verify_receipt(&latest, std::slice::from_ref(&key), Some(&bytes)).expect("proof against latest");
+    let entry = &r.body["entry"];
+    assert_eq!(entry["kind"], "decision");
+    assert!(entry["actor"].as_str().unwrap().contains("orchestrator"));
+    let payload = &entry["payload"];
+    assert_eq!(payload["decision_id"], decision_id.as_str());
+    assert_eq!(payload["bundle"]["revision"], "2026.11.1");
+    assert_eq!(payload["bundle"]["digest"].as_str().unwrap().len(), 64);
+    assert!(payload["captured"]["now_ns"].as_i64().unwrap() > 0);
+    assert!(payload["input"]["procore"].is_object(), "the exact input is evidence");
+    assert!(payload["context"]["workflow_id"].as_str().unwrap().starts_with("wf-"));
+
+    // Consistency between the first receipt's tree and the latest.
+    let small = receipts.iter().map(|(r, _)| r.tree_size).min().unwrap();
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/ledger/consistency?from={small}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (old, _) = checkpoint::open(r.body["from_checkpoint"].as_str().unwrap(), std::slice::from_ref(&key)).unwrap();
+    let (new, _) = checkpoint::open(r.body["to_checkpoint"].as_str().unwrap(), std::slice::from_ref(&key)).unwrap();
+    let proof: Vec<Hash> = r.body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| h(p.as_str().unwrap()))
+        .collect();
+    assert!(merkle::verify_consistency(
+        old.size, new.size, &old.root, &new.root, &proof
+    ));
+    let r = app
+        .call(Method::GET, "/v1/ledger/consistency?from=0", Some(&auditor), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_tree_size"));
+
+    // Administrative acts precede the decisions in the log.
+    let file = export(&app, &auditor, "").await;
+    let kinds: Vec<String> = entries_of(&file)
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    for kind in ["tenant.create", "token.create", "bundle.upload", "bundle.activate"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} recorded: {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| *k == "decision").count(), 24);
+    let report = verify_bytes(&file, std::slice::from_ref(&key)).expect("the export verifies");
+    assert_eq!(report.entries as usize, kinds.len());
+    app.stop().await;
+}
+
+/// Raw access to the store, as an attacker with database access has.
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    async fn open(app: &TestApp) -> Self {
+        let url = app.state.config.database_url();
+        if url.starts_with("postgres") {
+            Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+        } else {
+            Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+        }
+    }
+
+    async fn bytes(&self, idx: i64) -> (Vec<u8>, Vec<u8>) {
+        let q = "SELECT bytes, hash FROM ledger_entries WHERE idx = $1";
+        match self {
+            Db::Sqlite(p) => sqlx::query_as(q).bind(idx).fetch_one(p).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_as(q).bind(idx).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    async fn set_entry(&self, idx: i64, bytes: &[u8], hash: &[u8]) {
+        let q = "UPDATE ledger_entries SET bytes = $1, hash = $2 WHERE idx = $3";
+        match self {
+            Db::Sqlite(p) => sqlx::query(q)
+                .bind(bytes)
+                .bind(hash)
+                .bind(idx)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+            Db::Postgres(p) => sqlx::query(q)
+                .bind(bytes)
+                .bind(hash)
+                .bind(idx)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+        };
+    }
+
+    async fn delete_entry(&self, idx: i64) {
+        let q = "DELETE FROM ledger_entries WHERE idx = $1";
+        match self {
+            Db::Sqlite(p) => sqlx::query(q).bind(idx).execute(p).await.map(|_| ()).unwrap(),
+            Db::Postgres(p) => sqlx::query(q).bind(idx).execute(p).await.map(|_| ()).unwrap(),
+        };
+    }
+
+    async fn insert_entry(&self, tenant: &str, idx: i64, bytes: &[u8], hash: &[u8]) {
+        let e: Value = serde_json::from_slice(bytes).unwrap();
+        let q = "INSERT INTO ledger_entries (tenant_id, idx, ts, kind, subject, hash, bytes) VALUES ($1, $2, $3, $4, NULL, $5, $6)";
+        let (ts, kind) = (e["ts"].as_i64().unwrap(), e["kind"].as_str().unwrap().to_string());
+        match self {
+            Db::Sqlite(p) => sqlx::query(q)
+                .bind(tenant)
+                .bind(idx)
+                .bind(ts)
+                .bind(kind)
+                .bind(hash)
+                .bind(bytes)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+            Db::Postgres(p) => sqlx::query(q)
+                .bind(tenant)
+                .bind(idx)
+                .bind(ts)
+                .bind(kind)
+                .bind(hash)
+                .bind(bytes)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+        };
+    }
+
+    async fn note(&self, size: i64) -> String {
+        let q = "SELECT note FROM ledger_checkpoints WHERE size = $1";
+        let (n,): (String,) = match self {
+            Db::Sqlite(p) => sqlx::query_as(q).bind(size).fetch_one(p).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_as(q).bind(size).fetch_one(p).await.unwrap(),
+        };
+        n
+    }
+
+    async fn set_note(&self, size: i64, note: &str) {
+        let q = "UPDATE ledger_checkpoints SET note = $1 WHERE size = $2";
+        match self {
+            Db::Sqlite(p) => sqlx::query(q)
+                .bind(note)
+                .bind(size)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+            Db::Postgres(p) => sqlx::query(q)
+                .bind(note)
+                .bind(size)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .unwrap(),
+        };
+    }
+}
+
+/// Both checks fail, and both name `index` first.
+async fn assert_named(app: &TestApp, auditor: &str, key: &NoteVerifier, index: u64, what: &str) {
+    let reports = fsck_all(app).await;
+    let problems: Vec<&fsck::Problem> = reports.iter().flat_map(|r| &r.problems).collect();
+    assert!(!problems.is_empty(), "fsck must notice {what}");
+    assert_eq!(
+        problems[0].index, index,
+        "fsck names entry {index} for {what}: {problems:?}"
+    );
+    let err = verify_bytes(&export(app, auditor, "").await, std::slice::from_ref(key))
+        .expect_err(&format!("verify must notice {what}"));
+    let text = err.to_string();
+    assert!(
+        err.index() == Some(index)
+            || text.contains(&format!("entry {index} "))
+            || text.contains(&format!("entries {index} ")),
+        "verify names entry {index} for {what}: {text}"
+    );
+}
+
+async fn assert_clean(app: &TestApp, auditor: &str, key: &NoteVerifier) {
+    for r in fsck_all(app).await {
+        assert!(r.problems.is_empty(), "{}: {:?}", r.log, r.problems);
+    }
+    verify_bytes(&export(app, auditor, "").await, std::slice::from_ref(key)).expect("verifies");
+}
+
+async fn exports_verify_and_every_tamper_is_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    for _ in 0..12 {
+        let r = app
+            .decide(
+                &orchestrator,
+                json!({"path": "agento/commissioning/routing", "input": ready_input()}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let key = current_key(&app, &auditor).await;
+    assert_clean(&app, &auditor, &key).await;
+    let file = export(&app, &auditor, "").await;
+    let size = entries_of(&file).len() as i64;
+    let tenant = entries_of(&file)[0]["payload"]["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let k = size - 4;
+    let db = Db::open(&app).await;
+
+    // An edited payload (the stored hash left as it was).
+    let (bytes, hash) = db.bytes(k).await;
+    let edited = String::from_utf8(bytes.clone())
+        .unwrap()
+        .replace("\"allow\":true", "\"allow\":false");
+    assert_ne!(edited.as_bytes(), &bytes[..]);
+    db.set_entry(k, edited.as_bytes(), &hash).await;
+    assert_named(&app, &auditor, &key, k as u64, "an edited payload").await;
+    db.set_entry(k, &bytes, &hash).await;
+    assert_clean(&app, &auditor, &key).await;
+
+    // A deleted entry.
+    db.delete_entry(k).await;
+    assert_named(&app, &auditor, &key, k as u64, "a deleted entry").await;
+    db.insert_entry(&tenant, k, &bytes, &hash).await;
+    assert_clean(&app, &auditor, &key).await;
+
+    // Two entries swapped (rows keep their index column, bytes move).
+    let (b1, h1) = db.bytes(k + 1).await;
+    db.set_entry(k, &b1, &h1).await;
+    db.set_entry(k + 1, &bytes, &hash).await;
+    assert_named(&app, &auditor, &key, k as u64, "swapped entries").await;
+    db.set_entry(k, &bytes, &hash).await;
+    db.set_entry(k + 1, &b1, &h1).await;
+    assert_clean(&app, &auditor, &key).await;
+
+    // An altered checkpoint signature.
+    let note = db.note(size).await;
+    let (head, sig) = note.trim_end().rsplit_once(' ').unwrap();
+    use base64::Engine as _;
+    let mut blob = base64::engine::general_purpose::STANDARD.decode(sig).unwrap();
+    blob[20] ^= 0x40;
+    let forged = format!("{head} {}\n", base64::engine::general_purpose::STANDARD.encode(blob));
+    db.set_note(size, &forged).await;
+    let reports = fsck_all(&app).await;
+    let p = &reports
+        .iter()
+        .flat_map(|r| &r.problems)
+        .next()
+        .expect("fsck notices the signature")
+        .what;
+    assert!(
+        p.contains(&format!("checkpoint at size {size}")) && p.contains("signature"),
+        "{p}"
+    );
+    let err = verify_bytes(&export(&app, &auditor, "").await, std::slice::from_ref(&key)).unwrap_err();
+    assert_eq!(err.index(), Some(size as u64), "{err}");
+    assert!(err.to_string().contains("signature"), "{err}");
+    db.set_note(size, &note).await;
+    assert_clean(&app, &auditor, &key).await;
+
+    // A mid-log export verifies on its own; a truncated file does not.
+    let part = export(&app, &auditor, &format!("?from={}", size / 2)).await;
+    let report = verify_bytes(&part, std::slice::from_ref(&key)).unwrap();
+    assert_eq!((report.from, report.to), (size as u64 / 2, size as u64));
+    let cut = &file[..file.len() - 40];
+    assert!(verify_bytes(cut, std::slice::from_ref(&key)).is_err());
+    app.stop().await;
+}
+
+async fn a_decision_replays_identically_after_its_bundle_moved_on(backend: Backend) {
+    let clock = Clock::fixed(1_795_308_111_311_231_335);
+    let app = spawn_with(backend, |_| {}, clock.clone()).await;
+    let stamp = |rev: &str, extra: &str| {
+        bundle_of(
+            &[(
+                "stamp.rego",
+                &format!(
+                    "package stamp\n\ndecision := {{\"now\": time.now_ns(), \"allow\": input.ok, \"rev\": \"{rev}\"{extra}}}\n"
+                ),
+            )],
+            rev,
+            &["stamp"],
+        )
+    };
+    for rev in ["1", "2", "3"] {
+        let r = app.upload(&app.admin, "stamp", stamp(rev, "")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    assert_eq!(app.activate(&app.admin, "stamp", "1").await.status, StatusCode::OK);
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let d = app
+        .decide(&orchestrator, json!({"path": "stamp/decision", "input": {"ok": true}}))
+        .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(d.body["result"]["now"], 1_795_308_111_311_231_335i64);
+    let id = d.body["decision_id"].as_str().unwrap().to_string();
+
+    // The bundle moves on two versions and a minute passes.
+    assert_eq!(app.activate(&app.admin, "stamp", "2").await.status, StatusCode::OK);
+    assert_eq!(app.activate(&app.admin, "stamp", "3").await.status, StatusCode::OK);
+    clock.advance_ns(60_000_000_000);
+    let now = app
+        .decide(&orchestrator, json!({"path": "stamp/decision", "input": {"ok": true}}))
+        .await;
+    assert_eq!(now.body["result"]["rev"], "3");
+    assert_eq!(now.body["result"]["now"], 1_795_308_171_311_231_335i64);
+
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/decisions/{id}/replay"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["match"], true, "{}", r.body);
+    assert_eq!(r.body["bundle"]["revision"], "1");
+    assert_eq!(r.body["replayed"]["result"], d.body["result"], "bit for bit");
+    assert_eq!(r.body["differences"], json!([]));
+    assert_eq!(r.body["decision_id"], id.as_str());
+
+    // Orchestrators cannot replay; unknown ids are a clear 404.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/decisions/{id}/replay"),
+            Some(&orchestrator),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .call(Method::POST, "/v1/decisions/dec_nope/replay", Some(&auditor), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_decision"));
+    app.stop().await;
+}
+
+async fn impact_names_exactly_the_workflows_whose_decisions_flip(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    // wf-exact: results on the expected values; wf-near-1 and wf-near-2:
+    // within tolerance but not within half of it; wf-blocked: denied anyway.
+    let near = |v: i64| {
+        let mut i = ready_input();
+        i["test_results"][0]["value"] = json!(v);
+        i["test_results"][1]["value"] = json!(200);
+        i
+    };
+    let mut exact = ready_input();
+    exact["test_results"] =
+        json!([{"parameter": "trip_voltage", "value": 480}, {"parameter": "trip_delay_ms", "value": 201}]);
+    for (wf, input) in [
+        ("wf-exact", exact),
+        ("wf-near-1", near(484)),
+        ("wf-near-2", near(476)),
+        ("wf-blocked", blocked_input()),
+        ("wf-near-1", near(483)),
+    ] {
+        let r = app
+            .decide(
+                &orchestrator,
+                json!({"path": "agento/commissioning/routing", "input": input, "context": {"workflow_id": wf, "tenant_site": "bess-7"}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // The stricter revision: results must be within half the tolerance.
+    let rego = std::fs::read_to_string(repo_path("policies/commissioning/routing.rego"))
+        .unwrap()
+        .replace("<= spec.tolerance", "<= spec.tolerance / 2");
+    assert!(rego.contains("spec.tolerance / 2"));
+    let strict = bundle_of(
+        &[("agento/commissioning/routing.rego", &rego)],
+        "2026.11.2-strict",
+        &["agento/commissioning"],
+    );
+    let r = app.upload(&app.admin, "commissioning", strict).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/impact",
+            Some(&auditor),
+            Some(json!({"bundle": "commissioning", "revision": "2026.11.2-strict", "filter": {"path": "agento.commissioning.routing"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["considered"], 5);
+    assert_eq!(r.body["changed"]["total"], 3, "{}", r.body);
+    assert_eq!(r.body["changed"]["allow_to_deny"], 3);
+    assert_eq!(r.body["changed"]["deny_to_allow"], 0);
+    assert_eq!(r.body["unchanged"], 2);
+    assert_eq!(r.body["workflows"], json!(["wf-near-1", "wf-near-2"]));
+    let changed = r.body["decisions"].as_array().unwrap();
+    assert!(
+        changed
+            .iter()
+            .all(|d| d["change"] == "allow_to_deny" && d["context"]["tenant_site"] == "bess-7")
+    );
+    assert!(
+        changed
+            .iter()
+            .all(|d| d["candidate"]["result"]["reason"] == json!({"test result outside tolerance": true})),
+        "{}",
+        r.body
+    );
+
+    // A context filter narrows it; the active revision is untouched.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/impact",
+            Some(&auditor),
+            Some(json!({"bundle": "commissioning", "revision": "2026.11.2-strict", "filter": {"context": {"workflow_id": "wf-near-2"}}})),
+        )
+        .await;
+    assert_eq!(
+        (r.body["considered"].as_u64(), r.body["changed"]["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let d = app
+        .decide(
+            &orchestrator,
+            json!({"path": "agento/commissioning/routing", "input": near(484)}),
+        )
+        .await;
+    assert_eq!(d.body["allow"], true, "impact analysis changes nothing");
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/impact",
+            Some(&auditor),
+            Some(json!({"bundle": "commissioning", "revision": "nope"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_revision"));
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/impact",
+            Some(&auditor),
+            Some(json!({"bundle": "commissioning", "revision": "2026.11.2-strict", "filter": {"from": "yesterday"}})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_filter"));
+    app.stop().await;
+}
+
+async fn key_rotation_keeps_every_checkpoint_verifiable(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let decide = || {
+        app.decide(
+            &orchestrator,
+            json!({"path": "agento/commissioning/routing", "input": ready_input()}),
+        )
+    };
+    assert_eq!(decide().await.status, StatusCode::OK);
+    let old = current_key(&app, &auditor).await;
+
+    // Only platform admins rotate.
+    let compliance = app.token(&app.admin, &["compliance"]).await;
+    let r = app
+        .call(Method::POST, "/v1/ledger/keys/rotate", Some(&compliance), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .call(Method::POST, "/v1/ledger/keys/rotate", Some(&app.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["previous"], old.to_text());
+    let new = current_key(&app, &auditor).await;
+    assert_ne!(new, old);
+    assert_eq!(r.body["next"], new.to_text());
+    let rotation: Receipt = serde_json::from_value(r.body["receipts"][0].clone()).unwrap();
+    // The rotation's checkpoint is signed by both keys.
+    verify::verify_receipt(&rotation, std::slice::from_ref(&old), None).expect("old key signs the handover");
+    verify::verify_receipt(&rotation, std::slice::from_ref(&new), None).expect("new key signs the handover");
+
+    let after = decide().await;
+    assert_eq!(after.status, StatusCode::OK);
+    let receipt: Receipt = serde_json::from_value(after.body["receipt"].clone()).unwrap();
+    verify::verify_receipt(&receipt, std::slice::from_ref(&new), None).unwrap();
+    assert!(
+        verify::verify_receipt(&receipt, std::slice::from_ref(&old), None).is_err(),
+        "the retired key no longer signs"
+    );
+
+    let keys = app.call(Method::GET, "/v1/ledger/keys", Some(&auditor), None).await;
+    assert_eq!(keys.body.as_array().unwrap().len(), 2);
+    assert!(
+        keys.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["current"] == false && k["retired_at"].is_string())
+    );
+
+    // The whole log verifies trusting either key: the rotation entry links them.
+    let file = export(&app, &auditor, "").await;
+    assert!(entries_of(&file).iter().any(|e| e["kind"] == "ledger.key.rotate"
+        && e["payload"]["previous"] == old.to_text()
+        && e["payload"]["next"] == new.to_text()));
+    verify_bytes(&file, std::slice::from_ref(&new)).expect("trusting the new key");
+    verify_bytes(&file, std::slice::from_ref(&old)).expect("trusting the old key");
+    let stranger = checkpoint::NoteSigner::new("warden.local", ed25519_dalek::SigningKey::from_bytes(&[5; 32]))
+        .unwrap()
+        .verifier();
+    assert!(
+        verify_bytes(&file, &[stranger]).is_err(),
+        "an unrelated key trusts nothing"
+    );
+    for r in fsck_all(&app).await {
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+    // The retired private key is kept beside the new one.
+    let keys_dir = app.state.config.data_dir.join("keys");
+    let names: Vec<String> = std::fs::read_dir(&keys_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".retired.pem")), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains(".next.")), "{names:?}");
+    app.stop().await;
+}
+
+async fn evidence_is_read_by_evidence_roles_within_the_tenant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other_admin = app.tenant("acme").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let other_auditor = app.token(&other_admin, &["auditor"]).await;
+    for path in [
+        "/v1/ledger/checkpoint",
+        "/v1/ledger/keys",
+        "/v1/ledger/export",
+        "/v1/ledger/entries/0",
+    ] {
+        let r = app.call(Method::GET, path, Some(&orchestrator), None).await;
+        assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{path}");
+        let r = app.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let mine = app
+        .call(Method::GET, "/v1/ledger/checkpoint", Some(&auditor), None)
+        .await;
+    let theirs = app
+        .call(Method::GET, "/v1/ledger/checkpoint", Some(&other_auditor), None)
+        .await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
+    assert_ne!(mine.body["log"], theirs.body["log"], "one log per tenant");
+    // acme's log holds its creation and first token, then its auditor token.
+    assert_eq!(theirs.body["size"], 3, "{}", theirs.body);
+    let e = app
+        .call(Method::GET, "/v1/ledger/entries/0", Some(&other_auditor), None)
+        .await;
+    assert_eq!(e.body["entry"]["kind"], "tenant.create");
+    assert_eq!(e.body["entry"]["payload"]["name"], "acme");
+    let r = app
+        .call(Method::GET, "/v1/ledger/entries/99", Some(&other_auditor), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_entry"));
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/ledger/entries/0?tree_size=99",
+            Some(&other_auditor),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_tree_size"));
+    app.stop().await;
+}
