@@ -11,16 +11,16 @@ use serde_json::json;
 
 use crate::common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_warden");
+pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
 
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stdout: Vec<String>,
 }
 
 /// Starts `warden serve` on a free port; returns once it listens.
-fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -88,7 +88,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Uploads revision "1" of a bundle and activates it.
-async fn install(client: &reqwest::Client, base: &str, token: &str, name: &str, bundle: Vec<u8>) {
+pub async fn install(client: &reqwest::Client, base: &str, token: &str, name: &str, bundle: Vec<u8>) {
     let r = client
         .put(format!("{base}/v1/bundles/{name}"))
         .bearer_auth(token)
@@ -107,7 +107,7 @@ async fn install(client: &reqwest::Client, base: &str, token: &str, name: &str, 
     assert_eq!(r.status(), 200);
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
     for (k, v) in env {

@@ -9,6 +9,7 @@ mod auth_matrix;
 mod bad_input;
 mod bundles;
 mod cli;
+mod crash;
 mod decisions;
 mod ledger;
 mod ops;
