@@ -33,6 +33,10 @@ struct Args {
     /// Decision path.
     #[arg(long, default_value = "agento/commissioning/routing")]
     path: String,
+    /// Store for the in-process server (default: SQLite in a temporary
+    /// directory), e.g. `postgres://postgres@127.0.0.1:5432/bench`.
+    #[arg(long)]
+    database_url: Option<String>,
     /// Tokio worker threads for the client side.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -53,7 +57,7 @@ fn main() -> anyhow::Result<()> {
             None,
         ),
         None => {
-            let (url, token, server) = start_server()?;
+            let (url, token, server) = start_server(args.database_url.clone())?;
             (url, token, Some(server))
         }
     };
@@ -69,12 +73,13 @@ struct InProcess {
     _rt: tokio::runtime::Runtime,
 }
 
-fn start_server() -> anyhow::Result<(String, String, InProcess)> {
+fn start_server(database_url: Option<String>) -> anyhow::Result<(String, String, InProcess)> {
     let dir = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (url, token) = rt.block_on(async {
         let mut config = warden::config::Config::load(None, Vec::<(String, String)>::new())?;
         config.data_dir = dir.path().to_path_buf();
+        config.database_url = database_url;
         let (state, boot) = warden::app::build(config, warden::clock::Clock::system(), None).await?;
         let token = match boot {
             warden::app::Bootstrap::Minted(t) => t,

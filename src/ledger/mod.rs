@@ -90,5 +90,68 @@ mod format_vectors {
             note.ends_with(&format!("\n\n{}\n", v["checkpoint_signature_line"])),
             "{note}"
         );
+
+        // The export vector: built here, published there, verified.
+        let name = &v["checkpoint_key_name"];
+        let mut frontier = merkle::Frontier::default();
+        let mut prev = GENESIS_PREV;
+        let key = super::export::KeyInfo {
+            verifier: signer.verifier().to_text(),
+            created_at: 1_795_308_000_000,
+            retired_at: None,
+        };
+        let header = super::export::Header::new(name, &frontier, prev, 3, vec![key], 1_795_308_222_000);
+        let mut file = super::export::header_line(&header);
+        let payloads = [
+            serde_json::json!({"name": "acme", "platform": false, "tenant_id": "ten_01"}),
+            serde_json::json!({"name": "ci", "roles": "orchestrator", "token_id": "tok_01"}),
+            serde_json::json!({"allow": true, "decision_id": "dec_01", "path": "agento/commissioning/routing"}),
+        ];
+        let kinds = ["tenant.create", "token.create", "decision"];
+        for (i, (kind, payload)) in kinds.iter().zip(&payloads).enumerate() {
+            let e = Entry {
+                index: i as u64,
+                ts: 1_795_308_111_311 + i as i64,
+                kind: kind.to_string(),
+                actor: if i < 2 {
+                    "system".into()
+                } else {
+                    "token:tok_01 (ci)".into()
+                },
+                payload: payload.clone(),
+                prev,
+            };
+            prev = e.hash();
+            frontier.push(prev);
+            file.extend(super::export::entry_line(&e.to_bytes()));
+            if i >= 1 {
+                let cp = Checkpoint {
+                    origin: name.clone(),
+                    size: frontier.size(),
+                    root: frontier.root(),
+                };
+                file.extend(super::export::checkpoint_line(&signer.sign(&cp)));
+            }
+        }
+        let published = doc_block("export");
+        assert_eq!(
+            published,
+            String::from_utf8(file.clone()).unwrap(),
+            "docs/ledger-format.md export vector"
+        );
+        let report =
+            super::verify::verify_export(std::io::Cursor::new(&file), &[signer.verifier()], &mut |_| {}).unwrap();
+        assert_eq!((report.entries, report.checkpoints), (3, 2));
+    }
+
+    fn doc_block(tag: &str) -> String {
+        let doc = include_str!("../../docs/ledger-format.md");
+        doc.split(&format!("```{tag}\n"))
+            .nth(1)
+            .expect("the block")
+            .split("```")
+            .next()
+            .unwrap()
+            .to_string()
     }
 }

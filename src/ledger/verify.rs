@@ -830,7 +830,6 @@ pub fn verify_receipt(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use ed25519_dalek::SigningKey;
     use serde_json::{Value, json};
@@ -1632,29 +1631,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e.kind, ErrorKind::ReceiptWrongLog { .. }));
-    }
-
-    /// Run with `cargo test --release -- --ignored --nocapture throughput`.
-    #[test]
-    #[ignore = "measures throughput; meaningful in release mode only"]
-    fn throughput() {
-        let a = key(1);
-        let n = 200_000;
-        let entries = entries(n, &[]);
-        let mean = entries.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
-        let file = export(&entries, (0, n), 64, &[&a], &|cp| a.sign(cp));
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let start = Instant::now();
-            let report = verify(&file, &[a.verifier()]).unwrap();
-            best = best.min(start.elapsed().as_secs_f64());
-            assert_eq!(report.entries, n);
-        }
-        println!(
-            "verified {n} entries ({mean:.0} bytes each, {} checkpoints, {:.1} MB) in {best:.3} s: {:.0} entries/s",
-            n.div_ceil(64),
-            file.len() as f64 / 1e6,
-            n as f64 / best
-        );
     }
 }

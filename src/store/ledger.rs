@@ -387,15 +387,20 @@ impl Store {
         }
         if !inner.is_empty() {
             let rows: Vec<(i32, i64, Vec<u8>)> = with_pool!(self, p => {
-                let mut q = QueryBuilder::new("SELECT level, idx, hash FROM ledger_nodes WHERE tenant_id = ");
-                q.push_bind(tenant_id).push(" AND (");
+                // One point lookup per subtree, so every one uses the
+                // primary key (an OR of pairs makes planners scan).
+                let mut q = QueryBuilder::new("");
                 for (n, id) in inner.iter().enumerate() {
                     if n > 0 {
-                        q.push(" OR ");
+                        q.push(" UNION ALL ");
                     }
-                    q.push("(level = ").push_bind(id.level as i32).push(" AND idx = ").push_bind(id.index as i64).push(")");
+                    q.push("SELECT level, idx, hash FROM ledger_nodes WHERE tenant_id = ")
+                        .push_bind(tenant_id)
+                        .push(" AND level = ")
+                        .push_bind(id.level as i32)
+                        .push(" AND idx = ")
+                        .push_bind(id.index as i64);
                 }
-                q.push(")");
                 let rows = q.build().fetch_all(p).await?;
                 rows.iter().map(|r| Ok((r.try_get("level")?, r.try_get("idx")?, r.try_get("hash")?))).collect::<Result<Vec<_>>>()?
             });
