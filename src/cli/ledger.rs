@@ -5,7 +5,7 @@
 //! they are what an auditor runs. `fsck` reads the store directly (an
 //! operator's tool); the others talk to a running server.
 
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -344,6 +344,40 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Adds one page of an impact answer to the running total.
+fn merge(mut total: Value, part: Value, limit: usize) -> Value {
+    let add = |t: &mut Value, p: &Value| *t = (t.as_u64().unwrap_or(0) + p.as_u64().unwrap_or(0)).into();
+    for k in ["considered", "unchanged", "failed"] {
+        add(&mut total[k], &part[k]);
+    }
+    for k in ["total", "allow_to_deny", "deny_to_allow", "other"] {
+        add(&mut total["changed"][k], &part["changed"][k]);
+    }
+    let mut workflows: std::collections::BTreeSet<String> = total["workflows"]
+        .as_array()
+        .into_iter()
+        .chain(part["workflows"].as_array())
+        .flatten()
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect();
+    total["workflows"] = std::mem::take(&mut workflows).into_iter().collect::<Vec<_>>().into();
+    let mut truncated = total["truncated"] == true || part["truncated"] == true;
+    if let (Some(list), Some(more)) = (total["decisions"].as_array_mut(), part["decisions"].as_array()) {
+        for d in more {
+            if list.len() < limit {
+                list.push(d.clone());
+            } else {
+                truncated = true;
+            }
+        }
+    }
+    total["truncated"] = truncated.into();
+    if !part["scanned_to"].is_null() {
+        total["scanned_to"] = part["scanned_to"].clone();
+    }
+    total
+}
+
 pub fn impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
     let mut context = serde_json::Map::new();
     for kv in &args.context {
@@ -366,30 +400,71 @@ pub fn impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
     if let Some(l) = args.limit {
         body["limit"] = l.into();
     }
+    let limit = args.limit.unwrap_or(1_000);
     runtime()?.block_on(async move {
         let base = args.server.server.trim_end_matches('/');
-        let progress = ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} replaying past decisions against the candidate {elapsed}").expect("a valid template"));
-        progress.enable_steady_tick(Duration::from_millis(120));
-        let res = client()?
-            .post(format!("{base}/v1/impact"))
+        let client = client()?;
+        // The log's size bounds the scan: the progress bar's length.
+        let res = client
+            .get(format!("{base}/v1/ledger/checkpoint"))
             .bearer_auth(&args.server.token)
-            .json(&body)
             .send()
-            .await;
-        progress.finish_and_clear();
-        let res = res?;
+            .await?;
         if !res.status().is_success() {
             return Err(problem(res).await);
         }
-        let mut out = Vec::new();
-        res.bytes().await?.as_ref().read_to_end(&mut out)?;
-        let view: Value = serde_json::from_slice(&out)?;
+        let size = res.json::<Value>().await?["size"].as_u64().unwrap_or(0);
+        let progress = ProgressBar::new(size).with_style(
+            ProgressStyle::with_template("replaying decisions [{bar:40}] {pos}/{len} entries {per_sec} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        let mut total: Option<Value> = None;
+        let mut after: Option<u64> = None;
+        loop {
+            let mut page = body.clone();
+            page["max_scan"] = 2_000.into();
+            if let Some(a) = after {
+                page["after"] = a.into();
+            }
+            let res = client
+                .post(format!("{base}/v1/impact"))
+                .bearer_auth(&args.server.token)
+                .json(&page)
+                .send()
+                .await?;
+            if !res.status().is_success() {
+                progress.abandon();
+                return Err(problem(res).await);
+            }
+            let part: Value = res.json().await?;
+            if let Some(i) = part["scanned_to"].as_u64() {
+                progress.set_position(i + 1);
+            }
+            after = part["next_after"].as_u64();
+            total = Some(match total {
+                None => part,
+                Some(t) => merge(t, part, limit),
+            });
+            if after.is_none() {
+                break;
+            }
+        }
+        progress.finish_and_clear();
+        let mut view = total.unwrap_or_default();
+        if let Some(o) = view.as_object_mut() {
+            o.remove("next_after");
+        }
         println!("{}", serde_json::to_string_pretty(&view)?);
         eprintln!(
             "{} decisions considered: {} unchanged, {} changed ({} allow→deny, {} deny→allow, {} other); workflows affected: {}",
-            view["considered"], view["unchanged"], view["changed"]["total"], view["changed"]["allow_to_deny"],
-            view["changed"]["deny_to_allow"], view["changed"]["other"], view["workflows"]
+            view["considered"],
+            view["unchanged"],
+            view["changed"]["total"],
+            view["changed"]["allow_to_deny"],
+            view["changed"]["deny_to_allow"],
+            view["changed"]["other"],
+            view["workflows"]
         );
         Ok(ExitCode::SUCCESS)
     })

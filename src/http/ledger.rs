@@ -514,6 +514,14 @@ pub struct ImpactRequest {
     /// Most changed decisions listed (default 1,000); counts cover all.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Resume after this ledger index (a previous answer's `next_after`).
+    #[serde(default)]
+    pub after: Option<u64>,
+    /// Scan at most this many recorded decisions in this call (default: all);
+    /// `next_after` then says where to resume. Lets a client page through a
+    /// long history and show progress.
+    #[serde(default)]
+    pub max_scan: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -567,6 +575,10 @@ pub struct ImpactView {
     pub decisions: Vec<ChangedDecision>,
     /// Set when more changed decisions exist than `limit` listed.
     pub truncated: bool,
+    /// The last ledger index examined.
+    pub scanned_to: Option<u64>,
+    /// Present when `max_scan` stopped the scan: pass it as `after`.
+    pub next_after: Option<u64>,
 }
 
 fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Problem> {
@@ -618,18 +630,30 @@ pub async fn impact(
         workflows: Vec::new(),
         decisions: Vec::new(),
         truncated: false,
+        scanned_to: None,
+        next_after: None,
     };
     let mut workflows = BTreeSet::new();
-    let mut after = None;
-    loop {
+    let mut after = req.after;
+    let mut budget = req.max_scan.unwrap_or(u64::MAX);
+    'scan: loop {
         // Entry timestamps are append times, a few ms after the decision's.
+        let page = budget.min(1_000) as u32;
+        if page == 0 {
+            view.next_after = after;
+            break;
+        }
         let rows = state
             .store
-            .ledger_entries_of_kind(&who.tenant_id, "decision", from, to, after, 1_000)
+            .ledger_entries_of_kind(&who.tenant_id, "decision", from, to, after, page)
             .await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.index);
+        if rows.is_empty() {
+            break;
+        }
         for row in &rows {
+            after = Some(row.index);
+            view.scanned_to = Some(row.index);
+            budget -= 1;
             let rec = parse_decision(row)?;
             if path.as_ref().is_some_and(|p| *p != rec.path) {
                 continue;
@@ -691,6 +715,9 @@ pub async fn impact(
             } else {
                 view.truncated = true;
             }
+        }
+        if (rows.len() as u32) < page {
+            break 'scan;
         }
         tokio::task::yield_now().await;
     }

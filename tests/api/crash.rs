@@ -1,7 +1,8 @@
 //! Durability as an operator meets it: `kill -9` in the middle of concurrent
 //! decisions, a restart, and then every acknowledged receipt is in the log,
 //! its proof verifies against the latest checkpoint, `warden fsck` passes,
-//! and `warden export` + `warden verify` accept the whole log.
+//! `warden export` + `warden verify` accept the whole log, and `warden
+//! replay` and `warden impact` work on what survived.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,6 +162,26 @@ async fn kill_9_during_decisions(database_url: Option<String>) {
     let (ok, out) = run(&["verify", file.to_str().unwrap(), "--key", &key_text], &[]);
     assert!(ok && out.contains(&format!("{size} entries")), "{out}");
     check_cli_receipt(dir.path(), &acked[0], &key_text);
+
+    // Replay and impact from the command line, after the crash.
+    let e = get(
+        &client,
+        format!("{base}/v1/ledger/entries/{}", acked[0].index),
+        &auditor,
+    )
+    .await;
+    let id = e["entry"]["payload"]["decision_id"].as_str().unwrap().to_string();
+    let (ok, out) = run(&["replay", &id], &auth);
+    assert!(ok && out.contains("\"match\": true"), "{out}");
+    let (ok, out) = run(&["impact", "--bundle", "commissioning", "--revision", "1"], &auth);
+    assert!(ok, "{out}");
+    let json_end = out.rfind('}').unwrap();
+    let view: Value = serde_json::from_str(&out[..=json_end]).unwrap();
+    assert!(view["considered"].as_u64().unwrap() >= acked.len() as u64, "{out}");
+    assert_eq!(
+        view["changed"]["total"], 0,
+        "the active revision changes nothing: {out}"
+    );
     drop(server);
 }
 

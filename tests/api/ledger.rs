@@ -543,6 +543,29 @@ async fn impact_names_exactly_the_workflows_whose_decisions_flip(backend: Backen
         r.body
     );
 
+    // Paged (as `warden impact` does, to show progress), the sums agree.
+    let (mut after, mut considered, mut changed, mut pages) = (Value::Null, 0, 0, 0);
+    loop {
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/impact",
+                Some(&auditor),
+                Some(json!({"bundle": "commissioning", "revision": "2026.11.2-strict", "max_scan": 2, "after": after})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        considered += r.body["considered"].as_u64().unwrap();
+        changed += r.body["changed"]["total"].as_u64().unwrap();
+        pages += 1;
+        after = r.body["next_after"].clone();
+        if after.is_null() {
+            break;
+        }
+    }
+    assert_eq!((considered, changed), (5, 3));
+    assert!(pages >= 3, "{pages} pages of at most 2");
+
     // A context filter narrows it; the active revision is untouched.
     let r = app
         .call(
