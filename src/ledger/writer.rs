@@ -13,8 +13,10 @@
 //! (fsyncs) grows with time, not with load.
 //!
 //! Invariants: entries, nodes, checkpoint and head of a log change in one
-//! transaction; a checkpoint is signed only for a head locked in that
-//! transaction, so no two checkpoints of a log are inconsistent.
+//! transaction; a batch commits only if the head it extended is still the
+//! stored head (the head row moves conditionally, entry indexes are unique),
+//! so no two checkpoints of a log are inconsistent, even with several
+//! instances writing one PostgreSQL database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -165,6 +167,7 @@ impl Ledger {
             current: RwLock::new(ours),
         });
         let writer = Writer {
+            heads: HashMap::new(),
             store,
             clock,
             signer,
@@ -233,6 +236,10 @@ pub fn origin(name: &str, tenant_id: &str) -> String {
 
 struct Writer {
     store: Store,
+    /// The heads this writer committed last. A batch extends a cached head
+    /// without reading it, and moves it only if it is still that head; when
+    /// another writer moved it, the batch is retried from the stored head.
+    heads: HashMap<String, LogHead>,
     clock: Clock,
     signer: NoteSigner,
     shared: Arc<Shared>,
@@ -302,7 +309,16 @@ impl Writer {
         let started = Instant::now();
         let n = batch.len();
         let records: Vec<&Record> = batch.iter().map(|(r, _)| r).collect();
-        match self.write(&records).await {
+        let mut outcome = self.write(&records, true).await;
+        if let Err(StoreError::Conflict(_)) = &outcome {
+            // Another instance appended to one of these logs.
+            self.heads.clear();
+            outcome = self.write(&records, false).await;
+        }
+        if outcome.is_err() {
+            self.heads.clear();
+        }
+        match outcome {
             Ok(receipts) => {
                 for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
                     let _ = reply.send(Ok(receipt));
@@ -322,7 +338,9 @@ impl Writer {
     }
 
     /// Writes the batch in one transaction; receipts in the records' order.
-    async fn write(&self, records: &[&Record]) -> Result<Vec<Receipt>, StoreError> {
+    /// With `cached`, heads this writer committed are extended without
+    /// reading them back.
+    async fn write(&mut self, records: &[&Record], cached: bool) -> Result<Vec<Receipt>, StoreError> {
         let now = self.clock.now_ms();
         let mut order: Vec<&str> = Vec::new();
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -337,20 +355,29 @@ impl Writer {
         }
         let mut tx = self.store.ledger_tx().await?;
         let mut receipts: Vec<Option<Receipt>> = vec![None; records.len()];
+        let mut moved = Vec::new();
         for tenant in order {
             let positions = &groups[tenant];
-            let head = tx.lock_head(tenant).await?;
+            let head = match self.heads.get(tenant).filter(|_| cached) {
+                Some(h) => Some(h.clone()),
+                None => tx.lock_head(tenant).await?,
+            };
+            let previous = head.as_ref().map(|h| h.size);
             let items = positions.iter().map(|&i| records[i]);
             let log = self.extend(tenant, head, items, now, &[&self.signer])?;
+            // The head row first: every writer locks it before anything
+            // else, so two writers never wait on each other in a cycle.
+            tx.put_head(tenant, previous, &log.head, now).await?;
             tx.insert_entries(tenant, &log.rows).await?;
             tx.insert_nodes(tenant, &log.nodes).await?;
             tx.insert_checkpoint(tenant, &log.checkpoint).await?;
-            tx.put_head(tenant, &log.head, now).await?;
             for (&i, r) in positions.iter().zip(log.receipts) {
                 receipts[i] = Some(r);
             }
+            moved.push((tenant.to_string(), log.head));
         }
         tx.commit().await?;
+        self.heads.extend(moved);
         Ok(receipts.into_iter().map(|r| r.expect("a receipt per record")).collect())
     }
 
@@ -467,6 +494,7 @@ impl Writer {
         let mut receipts = Vec::new();
         for tenant in tx.logs().await.map_err(unavailable)? {
             let head = tx.lock_head(&tenant).await.map_err(unavailable)?;
+            let previous = head.as_ref().map(|h| h.size);
             let record = Record {
                 tenant_id: tenant.clone(),
                 kind: "ledger.key.rotate",
@@ -477,6 +505,9 @@ impl Writer {
             let log = self
                 .extend(&tenant, head, std::iter::once(&record), now, &[&self.signer, &next])
                 .map_err(unavailable)?;
+            tx.put_head(&log.tenant_id, previous, &log.head, now)
+                .await
+                .map_err(unavailable)?;
             tx.insert_entries(&log.tenant_id, &log.rows)
                 .await
                 .map_err(unavailable)?;
@@ -484,7 +515,6 @@ impl Writer {
             tx.insert_checkpoint(&log.tenant_id, &log.checkpoint)
                 .await
                 .map_err(unavailable)?;
-            tx.put_head(&log.tenant_id, &log.head, now).await.map_err(unavailable)?;
             receipts.extend(log.receipts);
         }
         let row = LedgerKeyRow {
@@ -495,6 +525,7 @@ impl Writer {
             retired_at: None,
         };
         tx.rotate_key(&previous, &row, now).await.map_err(unavailable)?;
+        self.heads.clear();
         tx.commit().await.map_err(unavailable)?;
         self.signer = next;
         *self.shared.current.write().expect("key lock") = next_text.clone();

@@ -173,7 +173,7 @@ impl LedgerTx {
                         .push_bind(&e.hash.as_bytes()[..])
                         .push_bind(&e.bytes[..]);
                 });
-                q.build().execute(&mut **tx).await?;
+                q.build().execute(&mut **tx).await.map_err(super::conflict("an entry at this index"))?;
             });
         }
         Ok(())
@@ -203,14 +203,31 @@ impl LedgerTx {
         Ok(())
     }
 
-    pub async fn put_head(&mut self, tenant_id: &str, head: &LogHead, now_ms: i64) -> Result<()> {
+    /// Moves the head from `previous` (the head this batch extended; None
+    /// for a new log) to `head`. Fails with `Conflict` when the stored head
+    /// is no longer `previous`: another writer moved it first.
+    pub async fn put_head(
+        &mut self,
+        tenant_id: &str,
+        previous: Option<u64>,
+        head: &LogHead,
+        now_ms: i64,
+    ) -> Result<()> {
         let frontier: Vec<u8> = head.frontier.iter().flat_map(|h| *h.as_bytes()).collect();
-        with_tx!(self, tx => sqlx::query(
-            "INSERT INTO ledger_logs (tenant_id, size, last_hash, frontier, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size, last_hash = excluded.last_hash, \
-             frontier = excluded.frontier, updated_at = excluded.updated_at")
-            .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
-            .execute(&mut **tx).await.map(|_| ()))?;
+        let moved = match previous {
+            None => with_tx!(self, tx => sqlx::query(
+                "INSERT INTO ledger_logs (tenant_id, size, last_hash, frontier, updated_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
+                .execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(super::conflict("a newer log head")))?,
+            Some(old) => with_tx!(self, tx => sqlx::query(
+                "UPDATE ledger_logs SET size = $2, last_hash = $3, frontier = $4, updated_at = $5 WHERE tenant_id = $1 AND size = $6")
+                .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
+                .bind(old as i64)
+                .execute(&mut **tx).await.map(|r| r.rows_affected()))?,
+        };
+        if moved != 1 {
+            return Err(StoreError::Conflict("a newer log head"));
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ on_both_backends!(
     impact_names_exactly_the_workflows_whose_decisions_flip,
     key_rotation_keeps_every_checkpoint_verifiable,
     evidence_is_read_by_evidence_roles_within_the_tenant,
+    two_writers_on_one_store_never_fork_a_log,
 );
 
 /// The current ledger key, as an auditor fetches it.
@@ -733,5 +734,74 @@ async fn evidence_is_read_by_evidence_roles_within_the_tenant(backend: Backend) 
         )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_tree_size"));
+    app.stop().await;
+}
+
+/// Two instances sharing one database (here: a second writer on the same
+/// store and key) append to the same log at once: every receipt verifies,
+/// and the log is one chain under consistent checkpoints.
+async fn two_writers_on_one_store_never_fork_a_log(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    let (signing, _) = warden::keys::load_or_create_server_key(&app.state.config.data_dir).unwrap();
+    let options = warden::ledger::writer::LedgerOptions {
+        name: app.state.config.ledger.name.clone(),
+        queue_depth: 1024,
+        max_batch: 64,
+    };
+    let other = warden::ledger::Ledger::start(
+        app.state.store.clone(),
+        Clock::system(),
+        signing,
+        options,
+        std::sync::Arc::new(warden::metrics::Metrics::new()),
+    )
+    .await
+    .unwrap();
+    let tenant = {
+        let r = app
+            .call(Method::GET, "/v1/ledger/entries/0", Some(&auditor), None)
+            .await;
+        r.body["entry"]["payload"]["tenant_id"].as_str().unwrap().to_string()
+    };
+    let mut direct = Vec::new();
+    let mut http = Vec::new();
+    for i in 0..40 {
+        let other = other.clone();
+        let tenant = tenant.clone();
+        direct.push(tokio::spawn(async move {
+            let r = warden::ledger::Record::new(&tenant, "decision", "token:tok_other (other)", &json!({"n": i}));
+            other.append(r).await.unwrap()
+        }));
+        http.push(app.decide(
+            &orchestrator,
+            json!({"path": "agento/commissioning/routing", "input": ready_input()}),
+        ));
+    }
+    let replies = futures_util::future::join_all(http).await;
+    let mut receipts: Vec<Receipt> = Vec::new();
+    for r in replies {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        receipts.push(serde_json::from_value(r.body["receipt"].clone()).unwrap());
+    }
+    for d in direct {
+        receipts.push(d.await.unwrap());
+    }
+    let mut indexes: Vec<u64> = receipts.iter().map(|r| r.index).collect();
+    indexes.sort();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 80, "no index given twice");
+    for r in &receipts {
+        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("each receipt verifies");
+    }
+    let file = export(&app, &auditor, "").await;
+    verify_bytes(&file, std::slice::from_ref(&key)).expect("one chain, consistent checkpoints");
+    for r in fsck_all(&app).await {
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+    other.stop().await;
     app.stop().await;
 }
