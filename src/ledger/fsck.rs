@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::checkpoint::{self, NoteVerifier};
 use super::entry::{Entry, GENESIS_PREV};
 use super::merkle::{self, Frontier, Hash};
+use super::read::MIN_STORED_LEVEL;
 use super::writer::origin;
 use crate::store::{Store, StoreError};
 
@@ -150,7 +151,7 @@ async fn check_log(
                 }
             }
             for (id, h) in frontier.push(hash) {
-                if id.level > 0 {
+                if id.level >= MIN_STORED_LEVEL {
                     stored_nodes.push((id, h));
                 }
             }

@@ -4,7 +4,7 @@
 //! writing: it takes every record queued so far (up to `max_batch`), and in
 //! one store transaction, for each tenant in the batch, locks the log's
 //! head, chains the entries, extends the Merkle tree, stores the subtrees
-//! each entry completes, signs one checkpoint, and moves the head; then it
+//! of 16 leaves and more that each entry completes, signs one checkpoint, and moves the head; then it
 //! commits durably and answers each caller with its [`Receipt`], which
 //! carries the inclusion proof against that checkpoint. Nothing is
 //! acknowledged before the commit that holds it.
@@ -30,6 +30,7 @@ use super::canonical;
 use super::checkpoint::{Checkpoint, NoteSigner, sign_with};
 use super::entry::{Entry, GENESIS_PREV};
 use super::merkle::{self, Frontier, Hash, NodeId};
+use super::read::MIN_STORED_LEVEL;
 use super::receipt::Receipt;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -416,7 +417,7 @@ impl Writer {
             let hash = merkle::leaf_hash(&bytes);
             for (id, h) in frontier.push(hash) {
                 known.insert(id, h);
-                if id.level > 0 {
+                if id.level >= MIN_STORED_LEVEL {
                     nodes.push((id, h));
                 }
             }

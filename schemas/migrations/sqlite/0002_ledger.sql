@@ -23,10 +23,10 @@ CREATE TABLE ledger_entries (
     PRIMARY KEY (tenant_id, idx)
 );
 CREATE INDEX ledger_entries_subject ON ledger_entries (tenant_id, subject) WHERE subject IS NOT NULL;
-CREATE INDEX ledger_entries_kind_ts ON ledger_entries (tenant_id, kind, ts);
 
--- The hash of every complete subtree above the leaves: 2^level leaves
--- starting at leaf idx * 2^level. Any proof reads O(log n) of them.
+-- The hash of every complete subtree of 16 leaves or more: 2^level leaves
+-- starting at leaf idx * 2^level (smaller ones are recomputed from the
+-- leaves). Any proof reads O(log n) of them.
 CREATE TABLE ledger_nodes (
     tenant_id TEXT NOT NULL,
     level     INTEGER NOT NULL,
