@@ -54,6 +54,127 @@ fn write(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// True when `bytes` are exactly the canonical encoding of the JSON value
+/// they parse to. One pass, without building the value: the parse re-emits
+/// each token in canonical form (object members must already arrive in
+/// canonical order) into a buffer reused by the thread, which is then
+/// compared with the input.
+pub fn is_canonical(bytes: &[u8]) -> bool {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let mut out = buf.borrow_mut();
+        out.clear();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let ok = serde::de::DeserializeSeed::deserialize(Canon { out: &mut out }, &mut de).is_ok() && de.end().is_ok();
+        ok && out.as_slice() == bytes
+    })
+}
+
+/// Re-emits what it is fed in canonical form; fails on out-of-order or
+/// duplicate object members.
+struct Canon<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canon<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canon<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.out.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.out.extend_from_slice(v.to_string().as_bytes());
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.out.extend_from_slice(v.to_string().as_bytes());
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.out.extend_from_slice(es_number(v).as_bytes());
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_string(v, self.out);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let at = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            if seq.next_element_seed(Canon { out: &mut *self.out })?.is_none() {
+                self.out.truncate(at);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.out.push(b'{');
+        let mut previous: Option<std::borrow::Cow<'de, str>> = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if let Some(p) = &previous {
+                if p.encode_utf16().cmp(key.encode_utf16()) != std::cmp::Ordering::Less {
+                    return Err(serde::de::Error::custom("members out of canonical order"));
+                }
+                self.out.push(b',');
+            }
+            write_string(&key, self.out);
+            self.out.push(b':');
+            map.next_value_seed(Canon { out: &mut *self.out })?;
+            previous = Some(key);
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// An object member name, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_string()))
+    }
+}
+
 /// Appends the canonical form of a JSON string.
 pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
@@ -172,5 +293,33 @@ mod tests {
         assert_eq!(canon(&json!(1795308111311231335u64)), "1795308111311231335");
         assert_eq!(canon(&json!(-9007199254740993i64)), "-9007199254740993");
         assert_eq!(canon(&json!(2.5)), "2.5");
+    }
+
+    #[test]
+    fn the_canonical_check_agrees_with_the_encoder() {
+        let samples = [
+            json!({"b": [1, 2.5, -3, 1e21, 1.5e-7, "x\u{1}\n", null, true], "a": {"é": 1, "z": {}}, "": []}),
+            json!({"now_ns": 1795308111311231335u64, "neg": -9007199254740993i64, "s": "\u{2028}\"\\"}),
+            json!([]),
+            json!("plain"),
+        ];
+        for v in samples {
+            let bytes = to_vec(&v);
+            assert!(is_canonical(&bytes), "{}", String::from_utf8_lossy(&bytes));
+        }
+        for not in [
+            &br#"{"b":1,"a":2}"#[..],
+            br#"{"a":1,"a":1}"#,
+            br#"{"a": 1}"#,
+            br#"[1,2 ]"#,
+            br#"{"a":1.0}"#,
+            br#"{"a":"\u00e9"}"#,
+            br#"{"a":1e400}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1}x"#,
+            br#"{"a":-0}"#,
+        ] {
+            assert!(!is_canonical(not), "{}", String::from_utf8_lossy(not));
+        }
     }
 }

@@ -494,8 +494,9 @@ fn parse_lines(
 }
 
 fn parse_entry(bytes: &[u8]) -> Result<ParsedEntry, ParseError> {
-    let entry = Entry::from_bytes(bytes).map_err(ParseError::Entry)?;
-    let rotation = (entry.kind == KEY_ROTATE).then(|| rotation_keys(entry.payload));
+    let entry = Entry::head(bytes).map_err(ParseError::Entry)?;
+    let rotation = (entry.kind == KEY_ROTATE)
+        .then(|| rotation_keys(serde_json::from_str(entry.payload.get()).unwrap_or(serde_json::Value::Null)));
     Ok(ParsedEntry {
         index: entry.index,
         prev: entry.prev,
