@@ -21,6 +21,7 @@
 //! See ARCHITECTURE.md for the data flow and the invariants.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

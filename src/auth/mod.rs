@@ -131,8 +131,10 @@ pub enum Action {
     Decide,
     ReadMetrics,
     ReadApi,
-    /// Read the evidence ledger, export it, replay decisions, run impact analyses.
+    /// Read the evidence ledger and the audit feed, export, replay, run impact analyses.
     ReadEvidence,
+    /// Submit audit events.
+    WriteEvents,
     /// Rotate the ledger signing key: only admins of the platform tenant.
     RotateLedgerKey,
 }
@@ -150,6 +152,7 @@ impl Action {
             Action::Decide => &[Orchestrator, Agent],
             Action::ReadMetrics => &[Auditor],
             Action::ReadEvidence => &[Compliance, Auditor],
+            Action::WriteEvents => &[Orchestrator, Agent, Runner],
             Action::ReadApi => &[Compliance, Orchestrator, Agent, Runner, Auditor, Reviewer],
         }
     }

@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub mod admin;
+pub mod audit;
 pub mod bundles;
 pub mod decisions;
 pub mod extract;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(bundles::router(max_bundle))
         .merge(decisions::router())
         .merge(ledger::router())
+        .merge(audit::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -188,6 +190,7 @@ impl utoipa::Modify for BearerAuth {
         bundles::download_version, bundles::activate, bundles::rollback,
         decisions::decide, decisions::opa_data,
         ledger::replay, ledger::impact,
+        audit::submit, audit::feed,
         ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
@@ -197,6 +200,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "admin", description = "tenants, tokens, verification keys, settings"),
         (name = "bundles", description = "versioned OPA bundles"),
         (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
+        (name = "audit", description = "audit events in, and the audit feed the sinks deliver"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

@@ -22,6 +22,11 @@ pub struct ProblemBody {
     pub code: String,
     /// What went wrong and what to do about it.
     pub detail: String,
+    /// Every fault, when a request has several (e.g. audit events: each
+    /// event's position, field and reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub errors: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -30,6 +35,7 @@ pub struct Problem {
     pub code: &'static str,
     pub detail: String,
     pub retry_after: Option<u32>,
+    pub errors: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -39,6 +45,7 @@ impl Problem {
             code,
             detail: detail.into(),
             retry_after: None,
+            errors: None,
         }
     }
 
@@ -66,6 +73,7 @@ impl Problem {
             status: self.status.as_u16(),
             code: self.code.to_string(),
             detail: self.detail.clone(),
+            errors: self.errors.clone(),
         }
     }
 }

@@ -100,10 +100,11 @@ pub struct Rotation {
 type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
 
 enum Job {
-    Append(Record, Reply<Receipt>),
+    /// Records appended together: in one batch, one transaction.
+    Append(Vec<Record>, Reply<Vec<Receipt>>),
     Rotate {
         actor: String,
-        next: SigningKey,
+        next: Box<SigningKey>,
         reply: Reply<Rotation>,
     },
     Stop,
@@ -197,8 +198,18 @@ impl Ledger {
 
     /// Appends one record and waits until it is durable.
     pub async fn append(&self, record: Record) -> Result<Receipt, AppendError> {
+        let mut receipts = self.append_all(vec![record]).await?;
+        Ok(receipts.pop().expect("one receipt per record"))
+    }
+
+    /// Appends records atomically (all in one transaction, in this order)
+    /// and waits until they are durable; receipts in the same order.
+    pub async fn append_all(&self, records: Vec<Record>) -> Result<Vec<Receipt>, AppendError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(Job::Append(record, tx)) {
+        match self.jobs.try_send(Job::Append(records, tx)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
@@ -214,7 +225,7 @@ impl Ledger {
         self.jobs
             .send(Job::Rotate {
                 actor: actor.to_string(),
-                next,
+                next: Box::new(next),
                 reply: tx,
             })
             .await
@@ -260,7 +271,8 @@ struct LogBatch {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut batch: Vec<(Record, Reply<Receipt>)> = Vec::with_capacity(self.max_batch);
+        let mut batch: Vec<(Vec<Record>, Reply<Vec<Receipt>>)> = Vec::new();
+        let mut size = 0;
         let mut held: Option<Job> = None;
         loop {
             let job = match held.take() {
@@ -273,15 +285,21 @@ impl Writer {
             match job {
                 Job::Stop => break,
                 Job::Rotate { actor, next, reply } => {
-                    let out = self.rotate(&actor, next).await;
+                    let out = self.rotate(&actor, *next).await;
                     let _ = reply.send(out);
                     continue;
                 }
-                Job::Append(r, reply) => batch.push((r, reply)),
+                Job::Append(r, reply) => {
+                    size += r.len();
+                    batch.push((r, reply));
+                }
             }
-            while batch.len() < self.max_batch {
+            while size < self.max_batch {
                 match rx.try_recv() {
-                    Ok(Job::Append(r, reply)) => batch.push((r, reply)),
+                    Ok(Job::Append(r, reply)) => {
+                        size += r.len();
+                        batch.push((r, reply));
+                    }
                     Ok(other) => {
                         held = Some(other);
                         break;
@@ -290,14 +308,17 @@ impl Writer {
                 }
             }
             self.commit(&mut batch).await;
+            size = 0;
         }
         // Finish what is queued, then refuse the rest by dropping it.
         rx.close();
         while let Ok(job) = rx.try_recv() {
             if let Job::Append(r, reply) = job {
+                size += r.len();
                 batch.push((r, reply));
-                if batch.len() >= self.max_batch {
+                if size >= self.max_batch {
                     self.commit(&mut batch).await;
+                    size = 0;
                 }
             }
         }
@@ -306,10 +327,10 @@ impl Writer {
         }
     }
 
-    async fn commit(&mut self, batch: &mut Vec<(Record, Reply<Receipt>)>) {
+    async fn commit(&mut self, batch: &mut Vec<(Vec<Record>, Reply<Vec<Receipt>>)>) {
         let started = Instant::now();
-        let n = batch.len();
-        let records: Vec<&Record> = batch.iter().map(|(r, _)| r).collect();
+        let records: Vec<&Record> = batch.iter().flat_map(|(r, _)| r).collect();
+        let n = records.len();
         let mut outcome = self.write(&records, true).await;
         if let Err(StoreError::Conflict(_)) = &outcome {
             // Another instance appended to one of these logs.
@@ -321,8 +342,9 @@ impl Writer {
         }
         match outcome {
             Ok(receipts) => {
-                for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
-                    let _ = reply.send(Ok(receipt));
+                let mut receipts = receipts.into_iter();
+                for (records, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(receipts.by_ref().take(records.len()).collect()));
                 }
                 self.metrics.ledger_batch(n, started.elapsed());
             }

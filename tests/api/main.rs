@@ -5,6 +5,7 @@
 
 mod common;
 
+mod audit;
 mod auth_matrix;
 mod bad_input;
 mod bundles;

@@ -1,0 +1,269 @@
+//! Audit events: the published shape (`schemas/audit-event.schema.json`),
+//! the validation of submitted events, and the audit event each ledger entry
+//! stands for (submitted events as recorded, decisions mapped onto the same
+//! shape), which is what sinks deliver.
+//!
+//! Invariant: no IO. The schema file is the contract; events are checked
+//! against it, not against a copy of it in code.
+
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::{Principal, new_id};
+
+/// The published JSON Schema of an audit event.
+pub const SCHEMA: &str = include_str!("../../schemas/audit-event.schema.json");
+
+/// Ledger entry kind of a submitted audit event.
+pub const KIND: &str = "audit.event";
+
+static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    let schema: Value = serde_json::from_str(SCHEMA).expect("the audit event schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the audit event schema compiles")
+});
+
+/// True when `event` has the published shape (as delivered: `caller`
+/// and, for decisions, `decision` included).
+pub fn conforms(event: &Value) -> bool {
+    VALIDATOR.is_valid(event)
+}
+
+/// Most field errors reported per event.
+const MAX_ERRORS: usize = 8;
+
+/// One thing wrong with one submitted event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Position of the event in the submission, from 0.
+    pub event: usize,
+    /// JSON Pointer to the field (`/resource/connector`; `""` for the event).
+    pub field: String,
+    pub reason: String,
+}
+
+/// Checks a submitted event against the schema and completes it: assigns
+/// `event_id` when absent and stamps `caller` from the token.
+pub fn accept(mut event: Value, position: usize, who: &Principal, now_ms: i64) -> Result<Value, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(obj) = event.as_object() else {
+        return Err(vec![FieldError {
+            event: position,
+            field: String::new(),
+            reason: "an audit event must be a JSON object".into(),
+        }]);
+    };
+    if obj.contains_key("caller") {
+        errors.push(FieldError {
+            event: position,
+            field: "/caller".into(),
+            reason: "caller is set by Warden from the authenticated token; remove it".into(),
+        });
+    }
+    if obj.contains_key("decision") {
+        errors.push(FieldError {
+            event: position,
+            field: "/decision".into(),
+            reason: "decision is set only on the events Warden records for its own decisions; remove it".into(),
+        });
+    }
+    for e in VALIDATOR.iter_errors(&event).take(MAX_ERRORS) {
+        errors.push(FieldError {
+            event: position,
+            field: e.instance_path().as_str().to_string(),
+            reason: truncate(e.to_string()),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let obj = event.as_object_mut().expect("checked above");
+    if !obj.contains_key("event_id") {
+        obj.insert("event_id".into(), new_id("evt", now_ms).into());
+    }
+    obj.insert(
+        "caller".into(),
+        json!({"token_id": who.token_id, "token_name": who.token_name, "tenant_id": who.tenant_id}),
+    );
+    Ok(event)
+}
+
+fn truncate(mut s: String) -> String {
+    const MAX: usize = 300;
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The same event, `caller` aside: what a retried submission must repeat
+/// to be recognised as the same event.
+pub fn same_event(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut m = v.as_object().cloned().unwrap_or_default();
+        m.remove("caller");
+        m
+    };
+    strip(a) == strip(b)
+}
+
+/// The audit event a ledger entry stands for, if any: a submitted event as
+/// recorded, or a decision in the audit-event shape (`action`
+/// `policy.decision`; `result` `allowed`, `denied` or `undetermined`;
+/// `workflow_id`, `activity_id` and `agent_id` from the decision's context).
+/// Deterministic, so a redelivery carries the same `event_id`.
+pub fn event_of(kind: &str, actor: &str, tenant_id: &str, payload: &Value) -> Option<Value> {
+    match kind {
+        KIND => Some(payload.clone()),
+        "decision" => Some(decision_event(actor, tenant_id, payload)),
+        _ => None,
+    }
+}
+
+fn decision_event(actor: &str, tenant_id: &str, d: &Value) -> Value {
+    let id = d["decision_id"].as_str().unwrap_or_default();
+    let mut e = Map::new();
+    e.insert(
+        "event_id".into(),
+        format!("evt_{}", id.strip_prefix("dec_").unwrap_or(id)).into(),
+    );
+    e.insert("timestamp".into(), d["timestamp"].clone());
+    for key in ["workflow_id", "activity_id", "agent_id"] {
+        if let Some(v @ Value::String(_)) = d["context"].get(key) {
+            e.insert(key.into(), v.clone());
+        }
+    }
+    e.insert("action".into(), "policy.decision".into());
+    let result = match d["allow"].as_bool() {
+        Some(true) => "allowed",
+        Some(false) => "denied",
+        None => "undetermined",
+    };
+    e.insert("result".into(), result.into());
+    // `token:<id> (<name>)`, as every entry's actor is written.
+    let (token_id, token_name) = actor
+        .strip_prefix("token:")
+        .and_then(|r| r.split_once(" ("))
+        .map(|(i, n)| (i.to_string(), n.trim_end_matches(')').to_string()))
+        .unwrap_or_else(|| (actor.to_string(), String::new()));
+    e.insert(
+        "caller".into(),
+        json!({"token_id": token_id, "token_name": token_name, "tenant_id": tenant_id}),
+    );
+    let mut decision = json!({"decision_id": id, "path": d["path"], "bundle": d["bundle"]});
+    if let Some(r) = d.get("reasons") {
+        decision["reasons"] = r.clone();
+    }
+    e.insert("decision".into(), decision);
+    Value::Object(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::RoleSet;
+
+    fn who() -> Principal {
+        Principal {
+            token_id: "tok_1".into(),
+            token_name: "ci".into(),
+            tenant_id: "ten_1".into(),
+            tenant_name: "acme".into(),
+            platform: false,
+            roles: RoleSet::default(),
+        }
+    }
+
+    fn seed_event() -> Value {
+        json!({
+            "event_id": "evt_01HVKM3X9XQPZ8R7N4T",
+            "timestamp": "2026-04-15T09:23:41.842Z",
+            "workflow_id": "bess-commissioning-wf-2026-04-15",
+            "activity_id": "retrieve_acc_test_data",
+            "agent_id": "retrieval-agent-v1",
+            "action": "document_read",
+            "resource": {"connector": "acc", "project_id": "proj_abc123", "document_id": "doc_xyz789",
+                "document_name": "BESS-TR-001-TestSheet-Rev2.pdf"},
+            "rbac_scope": "engineering.commissioning",
+            "user_context": {"initiated_by": "user_j_morrison", "on_behalf_of": "project_alpha"},
+            "result": "success",
+            "latency_ms": 342
+        })
+    }
+
+    #[test]
+    fn the_seed_event_is_accepted_and_stamped() {
+        let e = accept(seed_event(), 0, &who(), 0).unwrap();
+        assert_eq!(e["event_id"], "evt_01HVKM3X9XQPZ8R7N4T");
+        assert_eq!(
+            e["caller"],
+            json!({"token_id": "tok_1", "token_name": "ci", "tenant_id": "ten_1"})
+        );
+        let mut bare = seed_event();
+        bare.as_object_mut().unwrap().remove("event_id");
+        let e = accept(bare, 0, &who(), 1_795_308_111_311).unwrap();
+        assert!(e["event_id"].as_str().unwrap().starts_with("evt_01"));
+    }
+
+    #[test]
+    fn every_fault_names_its_field() {
+        let cases: &[(&str, Value)] = &[
+            ("/timestamp", json!("yesterday")),
+            ("/action", json!("Document Read")),
+            ("/result", json!("ok")),
+            ("/latency_ms", json!(-1)),
+            ("/resource", json!({"project_id": "p"})),
+            ("/rbac_scope", json!("Engineering")),
+            ("/event_id", json!("event-1")),
+            ("/user_context", json!({"initiated_by": 7})),
+        ];
+        for (field, bad) in cases {
+            let mut e = seed_event();
+            let key = field.trim_start_matches('/');
+            e[key] = bad.clone();
+            let errors = accept(e, 3, &who(), 0).unwrap_err();
+            assert_eq!(errors[0].event, 3);
+            assert!(errors[0].field.starts_with(field), "{field}: {errors:?}");
+        }
+        let mut e = seed_event();
+        e["caller"] = json!({"token_id": "forged", "token_name": "x", "tenant_id": "y"});
+        assert_eq!(accept(e, 0, &who(), 0).unwrap_err()[0].field, "/caller");
+        let mut e = seed_event();
+        e["surprise"] = json!(1);
+        assert!(!accept(e, 0, &who(), 0).unwrap_err().is_empty());
+        let mut e = seed_event();
+        e.as_object_mut().unwrap().remove("action");
+        assert!(!accept(e, 0, &who(), 0).unwrap_err().is_empty());
+    }
+
+    #[test]
+    fn decisions_map_onto_the_event_shape_and_validate() {
+        let payload = json!({
+            "decision_id": "dec_01abc", "timestamp": "2026-11-22T00:41:51.311Z", "path": "agento/commissioning/routing",
+            "allow": false, "reasons": ["punch items still open"],
+            "bundle": {"name": "commissioning", "revision": "1", "digest": "ab"},
+            "captured": {"now_ns": 1}, "context": {"workflow_id": "wf-1", "agent_id": 7}
+        });
+        let e = event_of("decision", "token:tok_1 (ci)", "ten_1", &payload).unwrap();
+        assert_eq!(e["event_id"], "evt_01abc");
+        assert_eq!(e["result"], "denied");
+        assert_eq!(e["workflow_id"], "wf-1");
+        assert!(e.get("agent_id").is_none(), "only string context values are carried");
+        assert_eq!(e["caller"]["token_name"], "ci");
+        assert_eq!(e["decision"]["reasons"], json!(["punch items still open"]));
+        assert!(
+            VALIDATOR.is_valid(&e),
+            "{:?}",
+            VALIDATOR.iter_errors(&e).map(|e| e.to_string()).collect::<Vec<_>>()
+        );
+        assert!(event_of("token.create", "system", "ten_1", &json!({})).is_none());
+    }
+}
