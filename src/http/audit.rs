@@ -123,7 +123,12 @@ pub async fn submit(
     let mut events = Vec::with_capacity(submitted.len());
     let mut errors = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // Only an event_id the client chose can have been recorded before.
+    let mut chosen = Vec::new();
     for (i, e) in submitted.into_iter().enumerate() {
+        if e.get("event_id").is_some() {
+            chosen.push(i);
+        }
         match audit::accept(e, i, &who, now) {
             Ok(e) => {
                 let id = e["event_id"].as_str().unwrap_or_default().to_string();
@@ -145,7 +150,8 @@ pub async fn submit(
 
     // A retried event (same event_id, same content) is recorded once.
     let mut known: HashMap<usize, Receipt> = HashMap::new();
-    for (i, (id, e)) in events.iter().enumerate() {
+    for i in chosen {
+        let (id, e) = &events[i];
         if let Some(row) = state
             .store
             .ledger_entry_by_subject(&who.tenant_id, audit::KIND, id)

@@ -258,6 +258,25 @@ impl Db {
         };
     }
 
+    /// SQLite's plan for finding an entry by subject (a decision or event
+    /// id), which must use an index, not scan the log.
+    async fn subject_plan(&self) -> Option<String> {
+        let q = "EXPLAIN QUERY PLAN SELECT idx FROM ledger_entries WHERE tenant_id = $1 AND subject = $2 AND kind = $3 ORDER BY idx LIMIT 1";
+        match self {
+            Db::Sqlite(p) => {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(q)
+                    .bind("t")
+                    .bind("s")
+                    .bind("k")
+                    .fetch_all(p)
+                    .await
+                    .unwrap();
+                Some(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; "))
+            }
+            Db::Postgres(_) => None,
+        }
+    }
+
     async fn note(&self, size: i64) -> String {
         let q = "SELECT note FROM ledger_checkpoints WHERE size = $1";
         let (n,): (String,) = match self {
@@ -339,6 +358,12 @@ async fn exports_verify_and_every_tamper_is_named(backend: Backend) {
         .to_string();
     let k = size - 4;
     let db = Db::open(&app).await;
+    if let Some(plan) = db.subject_plan().await {
+        assert!(
+            plan.contains("INDEX ledger_entries_subject"),
+            "replay and event lookups use the index: {plan}"
+        );
+    }
 
     // An edited payload (the stored hash left as it was).
     let (bytes, hash) = db.bytes(k).await;

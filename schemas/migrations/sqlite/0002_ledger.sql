@@ -22,7 +22,7 @@ CREATE TABLE ledger_entries (
     bytes     BLOB NOT NULL,
     PRIMARY KEY (tenant_id, idx)
 );
-CREATE INDEX ledger_entries_subject ON ledger_entries (tenant_id, subject) WHERE subject IS NOT NULL;
+CREATE INDEX ledger_entries_subject ON ledger_entries (tenant_id, subject, idx);
 
 -- The hash of every complete subtree of 16 leaves or more: 2^level leaves
 -- starting at leaf idx * 2^level (smaller ones are recomputed from the
