@@ -1,8 +1,79 @@
-//! Warden's audit fan-out.
+//! Warden's audit fan-out: what every sink shares, and one module per sink.
 //!
-//! This crate will hold the delivery engine (durable cursor over the evidence
-//! ledger, batching, retry with backoff and jitter, dead letters) and one
-//! module per SIEM sink. It deliberately does not depend on the `warden`
-//! crate: sinks see events and cursors, never the server's internals.
+//! A sink receives [`Event`]s (already in the published audit-event shape,
+//! as JSON bytes) in batches that respect its [`Limits`], and answers with
+//! a [`SendError`] that says what to do next: retry later (after the peer's
+//! `Retry-After` if it gave one), dead-letter what can never be delivered,
+//! or stop because the endpoint is gone. [`engine`] holds the parts of
+//! delivery that are the same for every sink: batching within limits and
+//! backoff with full jitter.
 //!
-//! It carries no code yet; nothing in the server links to it.
+//! The crate does not depend on the `warden` server: the server owns the
+//! ledger (the outbox), the cursors and the dead-letter store, and drives the
+//! sinks through [`Sink`].
+//!
+//! Sinks here: [`webhook`] (Standard Webhooks v1).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub mod engine;
+pub mod webhook;
+
+/// One audit event to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub tenant_id: String,
+    /// Its entry's index in the tenant's ledger log: the cursor position.
+    pub index: u64,
+    pub event_id: String,
+    /// The ordering key of sinks that keep order per workflow.
+    pub workflow_id: Option<String>,
+    /// The event's time, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The event, serialised JSON.
+    pub body: Vec<u8>,
+}
+
+/// What one request to a peer may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_events: usize,
+    /// Bytes of all events' bodies in one request (before compression).
+    pub max_bytes: usize,
+    /// Largest single event the peer accepts intact; larger ones are
+    /// dead-lettered rather than sent to be truncated or refused.
+    pub max_event_bytes: usize,
+}
+
+/// Why a batch was not delivered, and so what to do with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The peer may take it later: timeouts, throttling, server errors.
+    #[error("retryable: {reason}")]
+    Retryable {
+        reason: String,
+        /// The peer's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The peer will never take this batch as it is (a malformed or refused
+    /// event): dead-letter it (a batch of several is split first).
+    #[error("permanent: {reason}")]
+    Permanent { reason: String },
+    /// The endpoint is gone (e.g. HTTP 410): stop this sink and report it.
+    #[error("endpoint disabled: {reason}")]
+    Disabled { reason: String },
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// A destination for audit events.
+pub trait Sink: Send + Sync {
+    /// `webhook`, `datadog`, …
+    fn kind(&self) -> &'static str;
+    fn limits(&self) -> Limits;
+    /// Delivers one batch (within [`Sink::limits`]); `Ok` only once the peer
+    /// acknowledged it.
+    fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a>;
+}

@@ -1,0 +1,54 @@
+"""A webhook receiver that checks every delivery with the official Standard
+Webhooks verifier (the `standardwebhooks` package) before accepting it.
+
+Usage: webhook_receiver.py SECRET — prints its port, then serves:
+POST /      verify, then answer the status in the event's
+            attributes.respond (default 200; 503 adds Retry-After: 3);
+            an unverifiable delivery answers 401
+GET  /      the deliveries accepted so far, as JSON
+"""
+
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook
+
+hook = Webhook(sys.argv[1])
+accepted = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            event = hook.verify(body, headers)
+        except Exception as e:  # the verifier's refusal is the answer
+            return self.answer(401, {"error": str(e)})
+        status = int(event.get("attributes", {}).get("respond", 200))
+        if 200 <= status < 300:
+            accepted.append({"webhook_id": headers["webhook-id"], "event": event})
+        extra = {"Retry-After": "3"} if status == 503 else {}
+        self.answer(status, {}, extra)
+
+    def do_GET(self):
+        self.answer(200, accepted)
+
+    def answer(self, status, obj, extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()

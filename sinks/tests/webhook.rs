@@ -1,0 +1,148 @@
+//! The webhook sink against a receiver that verifies every delivery with
+//! the official Standard Webhooks verifier (`pip install standardwebhooks`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use warden_sinks::webhook::{WebhookConfig, WebhookSink};
+use warden_sinks::{Event, SendError, Sink};
+
+struct Receiver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn receiver(secret: &str) -> Receiver {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/webhook_receiver.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(secret)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the receiver");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        panic!("the receiver needs the standardwebhooks package (pip install standardwebhooks): {line:?}")
+    });
+    Receiver {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+    }
+}
+
+fn secret(seed: u8) -> String {
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([seed; 24]))
+}
+
+fn event(id: &str, respond: u16) -> Event {
+    let body = json!({"event_id": id, "timestamp": "2026-04-15T09:23:41.842Z", "action": "document_read",
+        "result": "success", "attributes": {"respond": respond}});
+    Event {
+        tenant_id: "ten_1".into(),
+        index: 7,
+        event_id: id.into(),
+        workflow_id: Some("wf-1".into()),
+        timestamp_ms: 0,
+        body: serde_json::to_vec(&body).unwrap(),
+    }
+}
+
+fn sink(url: &str, secrets: Vec<String>) -> WebhookSink {
+    WebhookSink::new(WebhookConfig {
+        url: url.into(),
+        secrets,
+        timeout: Duration::from_secs(5),
+        max_event_bytes: 256 * 1024,
+    })
+    .unwrap()
+}
+
+async fn accepted(r: &Receiver) -> Vec<Value> {
+    let bytes = reqwest::get(&r.url).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn deliveries_verify_with_the_official_verifier_and_answers_are_classified() {
+    let current = secret(1);
+    let peer = receiver(&current);
+    let hook = sink(&peer.url, vec![current.clone()]);
+
+    hook.send(&[event("evt_ok1", 200)]).await.expect("a 2xx is delivered");
+    assert_eq!(
+        hook.send(&[event("evt_slow", 503)]).await,
+        Err(SendError::Retryable {
+            reason: "the peer answered 503".into(),
+            retry_after: Some(Duration::from_secs(3))
+        })
+    );
+    assert!(matches!(
+        hook.send(&[event("evt_429", 429)]).await,
+        Err(SendError::Retryable { .. })
+    ));
+    assert!(matches!(
+        hook.send(&[event("evt_bad", 400)]).await,
+        Err(SendError::Permanent { .. })
+    ));
+    assert!(matches!(
+        hook.send(&[event("evt_gone", 410)]).await,
+        Err(SendError::Disabled { .. })
+    ));
+
+    // During a secret rotation both signatures travel; a receiver that
+    // knows only one of them still verifies.
+    let rotating = sink(&peer.url, vec![secret(2), current.clone()]);
+    rotating
+        .send(&[event("evt_rot", 200)])
+        .await
+        .expect("verifies with the old secret");
+    // A sender with only a wrong secret is refused by the verifier.
+    let wrong = sink(&peer.url, vec![secret(3)]);
+    assert!(matches!(
+        wrong.send(&[event("evt_forged", 200)]).await,
+        Err(SendError::Permanent { .. })
+    ));
+
+    let got = accepted(&peer).await;
+    let ids: Vec<&str> = got.iter().map(|d| d["webhook_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["evt_ok1", "evt_rot"],
+        "only verified 2xx deliveries were accepted"
+    );
+    assert_eq!(got[0]["event"]["event_id"], "evt_ok1", "the body is the event");
+
+    // Nobody listening: retryable, not lost.
+    drop(peer);
+    assert!(matches!(
+        hook.send(&[event("evt_down", 200)]).await,
+        Err(SendError::Retryable { .. })
+    ));
+}
+
+#[test]
+fn secrets_must_be_standard_webhook_secrets() {
+    let config = |s: &str| WebhookConfig {
+        url: "http://127.0.0.1:9/".into(),
+        secrets: vec![s.into()],
+        timeout: Duration::from_secs(1),
+        max_event_bytes: 1024,
+    };
+    assert!(WebhookSink::new(config("plain")).is_err());
+    assert!(WebhookSink::new(config("whsec_!!")).is_err());
+    assert!(WebhookSink::new(config(&secret(1))).is_ok());
+    assert_eq!(WebhookSink::new(config(&secret(1))).unwrap().limits().max_events, 1);
+}
