@@ -73,6 +73,7 @@ pub async fn build(
     regorus::set_global_memory_limit(Some(config.policy.max_memory_bytes));
 
     let bootstrap = bootstrap(&store, &clock, &ledger, bootstrap_token).await?;
+    let fanout = crate::fanout::Fanout::new(&config.sinks)?;
     let limits = PolicyLimits {
         archive: archive::Limits {
             max_compressed_bytes: config.limits.max_bundle_bytes as u64,
@@ -99,6 +100,7 @@ pub async fn build(
         metrics,
         clock,
         ledger,
+        fanout,
         ready: Arc::new(AtomicBool::new(false)),
     };
     Ok((state, bootstrap))
@@ -192,6 +194,12 @@ pub async fn run(
     }
     state.ready.store(true, Ordering::Release);
     let refresher = tokio::spawn(refresh_loop(state.clone(), stop_rx.clone()));
+    let deliveries = state.fanout.spawn(
+        state.store.clone(),
+        state.ledger.committed(),
+        state.clock.clone(),
+        stop_rx.clone(),
+    );
 
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let store = state.store.clone();
@@ -217,6 +225,9 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    for d in deliveries {
+        let _ = d.await;
+    }
     // Everything acknowledged is committed; what is queued is written now.
     ledger.stop().await;
     store.close().await;

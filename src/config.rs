@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
     "auth",
     "log",
     "ledger",
+    "sinks",
     "shutdown_grace_secs",
 ];
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub ledger: LedgerConfig,
+    /// Audit sinks for every tenant's events, `[[sinks]]` tables.
+    pub sinks: Vec<SinkConfig>,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -122,6 +125,52 @@ pub struct LedgerConfig {
     pub max_batch: usize,
 }
 
+/// One audit sink (`[[sinks]]`), delivering every tenant's events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Standard Webhooks v1, one event per request.
+    Webhook {
+        /// Names the sink in `/v1/sinks`, metrics and its cursor; keep it stable.
+        name: String,
+        url: String,
+        /// `whsec_<base64>`; several during a rotation, newest first.
+        secrets: Vec<String>,
+        #[serde(default)]
+        filter: SinkFilter,
+        /// JSON Pointers of fields replaced by `"***"` before delivery.
+        #[serde(default)]
+        mask: Vec<String>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl SinkConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Webhook { name, .. } => name,
+        }
+    }
+}
+
+/// Which events a sink receives; an empty list lets everything through.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFilter {
+    /// `events` (submitted audit events) and/or `decisions`.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub results: Vec<String>,
+}
+
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self {
@@ -144,6 +193,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             ledger: LedgerConfig::default(),
+            sinks: Vec::new(),
             shutdown_grace_secs: 20,
         }
     }
@@ -227,6 +277,24 @@ impl Config {
         }
         if self.ledger.queue_depth == 0 || self.ledger.max_batch == 0 {
             bail!("ledger.queue_depth and ledger.max_batch must be at least 1");
+        }
+        let mut names = std::collections::HashSet::new();
+        for sink in &self.sinks {
+            let name = sink.name();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                bail!("sinks: name {name:?} must be letters, digits, '-' or '_'");
+            }
+            if !names.insert(name.to_string()) {
+                bail!("sinks: two sinks are named {name:?}");
+            }
+            let SinkConfig::Webhook { filter, .. } = sink;
+            if let Some(s) = filter
+                .sources
+                .iter()
+                .find(|s| !matches!(s.as_str(), "events" | "decisions"))
+            {
+                bail!("sinks.{name}.filter.sources: {s:?} is not \"events\" or \"decisions\"");
+            }
         }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");

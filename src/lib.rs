@@ -26,6 +26,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod fanout;
 pub mod http;
 pub mod keys;
 pub mod ledger;

@@ -135,6 +135,8 @@ pub enum Action {
     ReadEvidence,
     /// Submit audit events.
     WriteEvents,
+    /// Redrive a sink's dead letters.
+    ManageSinks,
     /// Rotate the ledger signing key: only admins of the platform tenant.
     RotateLedgerKey,
 }
@@ -144,7 +146,11 @@ impl Action {
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::ManageTenants | Action::ManageTokens | Action::ManageKeys | Action::RotateLedgerKey => &[],
+            Action::ManageTenants
+            | Action::ManageTokens
+            | Action::ManageKeys
+            | Action::RotateLedgerKey
+            | Action::ManageSinks => &[],
             Action::WriteSettings => &[],
             Action::ReadKeys | Action::ReadSettings => &[Compliance, Auditor],
             Action::WriteBundles | Action::ActivateBundles => &[Compliance],

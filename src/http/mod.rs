@@ -25,6 +25,7 @@ pub mod extract;
 pub mod ledger;
 pub mod ops;
 pub mod problem;
+pub mod sinks;
 
 use crate::auth::Principal;
 use crate::auth::cache::TokenCache;
@@ -46,6 +47,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub ledger: Ledger,
+    pub fanout: crate::fanout::Fanout,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
 }
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(decisions::router())
         .merge(ledger::router())
         .merge(audit::router())
+        .merge(sinks::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -190,7 +193,7 @@ impl utoipa::Modify for BearerAuth {
         bundles::download_version, bundles::activate, bundles::rollback,
         decisions::decide, decisions::opa_data,
         ledger::replay, ledger::impact,
-        audit::submit, audit::feed,
+        audit::submit, audit::feed, sinks::list, sinks::redrive,
         ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
@@ -200,7 +203,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "admin", description = "tenants, tokens, verification keys, settings"),
         (name = "bundles", description = "versioned OPA bundles"),
         (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
-        (name = "audit", description = "audit events in, and the audit feed the sinks deliver"),
+        (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

@@ -111,6 +111,8 @@ enum Job {
 }
 
 struct Shared {
+    /// Woken after every commit (the audit fan-out waits on it).
+    committed: Arc<tokio::sync::Notify>,
     name: String,
     /// The verifier text of the key signing now.
     current: RwLock<String>,
@@ -165,6 +167,7 @@ impl Ledger {
         }
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let shared = Arc::new(Shared {
+            committed: Arc::default(),
             name: options.name.clone(),
             current: RwLock::new(ours),
         });
@@ -184,6 +187,11 @@ impl Ledger {
             depth: options.queue_depth,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
+    }
+
+    /// Notified after every commit.
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.committed.clone()
     }
 
     /// The origin (log name) of a tenant's log.
@@ -347,6 +355,7 @@ impl Writer {
                     let _ = reply.send(Ok(receipts.by_ref().take(records.len()).collect()));
                 }
                 self.metrics.ledger_batch(n, started.elapsed());
+                self.shared.committed.notify_waiters();
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = n, "ledger batch failed; nothing in it was acknowledged");

@@ -53,8 +53,27 @@ macro_rules! with_pool {
     };
 }
 
+/// Runs `$body` with `$tx` a transaction that will write. On SQLite it
+/// takes the write lock up front (`BEGIN IMMEDIATE`): a transaction that
+/// reads first and upgrades later fails outright (instead of waiting) when
+/// another writer committed in between.
+macro_rules! with_write_tx {
+    ($self:expr, $tx:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                $body
+            }
+        }
+    };
+}
+
 mod ledger;
-pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
+pub use ledger::{CheckpointRow, DeadLetterRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
@@ -276,8 +295,7 @@ impl Store {
 
     /// Creates a tenant together with its first token, atomically.
     pub async fn create_tenant(&self, tenant: &TenantRow, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+        with_write_tx!(self, tx => {
             sqlx::query("INSERT INTO tenants (id, name, platform, require_signatures, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures).bind(tenant.created_at)
                 .execute(&mut *tx).await.map_err(conflict("a tenant with this name"))?;
@@ -469,8 +487,7 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<Option<String>> {
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+        with_write_tx!(self, tx => {
             let previous: Option<String> = sqlx::query("SELECT revision FROM bundle_heads WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id).bind(name).fetch_optional(&mut *tx).await?
                 .map(|r| r.try_get("revision")).transpose()?;

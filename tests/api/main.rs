@@ -15,3 +15,4 @@ mod decisions;
 mod ledger;
 mod ops;
 mod signatures;
+mod sinks;

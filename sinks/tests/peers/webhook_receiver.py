@@ -1,11 +1,13 @@
 """A webhook receiver that checks every delivery with the official Standard
 Webhooks verifier (the `standardwebhooks` package) before accepting it.
 
-Usage: webhook_receiver.py SECRET — prints its port, then serves:
-POST /      verify, then answer the status in the event's
-            attributes.respond (default 200; 503 adds Retry-After: 3);
-            an unverifiable delivery answers 401
-GET  /      the deliveries accepted so far, as JSON
+Usage: webhook_receiver.py SECRET [PORT] — prints its port, then serves:
+POST /         verify, then answer the status in the event's
+               attributes.respond (default 200; 503 adds Retry-After: 3),
+               or 200 to everything after POST /control {"accept_all": true};
+               an unverifiable delivery answers 401
+POST /control  {"accept_all": true|false}
+GET  /         the deliveries accepted so far, as JSON
 """
 
 import json
@@ -16,17 +18,21 @@ from standardwebhooks.webhooks import Webhook
 
 hook = Webhook(sys.argv[1])
 accepted = []
+mode = {"accept_all": False}
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path == "/control":
+            mode.update(json.loads(body))
+            return self.answer(200, mode)
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             event = hook.verify(body, headers)
         except Exception as e:  # the verifier's refusal is the answer
             return self.answer(401, {"error": str(e)})
-        status = int(event.get("attributes", {}).get("respond", 200))
+        status = 200 if mode["accept_all"] else int(event.get("attributes", {}).get("respond", 200))
         if 200 <= status < 300:
             accepted.append({"webhook_id": headers["webhook-id"], "event": event})
         extra = {"Retry-After": "3"} if status == 503 else {}
@@ -49,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+ThreadingHTTPServer.allow_reuse_address = True
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()

@@ -1,0 +1,234 @@
+//! The audit fan-out end to end: a Warden with a webhook sink delivers
+//! decisions and submitted events, in ledger order, to a receiver that
+//! checks every delivery with the official Standard Webhooks verifier;
+//! a poison event is dead-lettered without holding back the rest; an outage
+//! loses nothing; redrive delivers the dead letter once the peer takes it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden::clock::Clock;
+use warden::config::{SinkConfig, SinkFilter};
+
+use crate::common::*;
+use crate::on_both_backends;
+
+on_both_backends!(a_webhook_sink_delivers_everything_through_poison_and_outage);
+
+struct Receiver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn receiver(secret: &str, port: u16) -> Receiver {
+    let script = repo_path("sinks/tests/peers/webhook_receiver.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(secret)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the receiver");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        port.to_string(),
+        "the receiver needs `pip install standardwebhooks`"
+    );
+    Receiver {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+    }
+}
+
+async fn accepted(url: &str) -> Vec<Value> {
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Waits until the receiver holds `n` deliveries.
+async fn until_accepted(url: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = accepted(url).await;
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn event(n: u32, respond: u16) -> Value {
+    json!({"timestamp": "2026-04-15T09:23:41.842Z", "workflow_id": "wf-7", "activity_id": format!("step-{n}"),
+        "action": "document_read", "result": "success", "user_context": {"initiated_by": "user_j_morrison"},
+        "attributes": {"respond": respond}})
+}
+
+async fn sinks(app: &TestApp, auditor: &str) -> Value {
+    let r = app.call(Method::GET, "/v1/sinks", Some(auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body[0].clone()
+}
+
+async fn a_webhook_sink_delivers_everything_through_poison_and_outage(backend: Backend) {
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = receiver(&secret, port);
+    let sink = SinkConfig::Webhook {
+        name: "siem".into(),
+        url: peer.url.clone(),
+        secrets: vec![secret.clone()],
+        filter: SinkFilter::default(),
+        mask: vec!["/user_context/initiated_by".into()],
+        timeout_ms: 2_000,
+    };
+    let app = spawn_with(backend, |c| c.sinks = vec![sink], Clock::system()).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+
+    let d = app
+        .decide(
+            &orchestrator,
+            json!({"path": "agento/commissioning/routing", "input": ready_input(),
+            "context": {"workflow_id": "wf-7"}}),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::OK);
+    // The middle event is poison: the peer refuses it with 400, for good.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/audit/events",
+            Some(&orchestrator),
+            Some(json!([event(1, 200), event(2, 400), event(3, 200)])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ids: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+
+    let got = until_accepted(&peer.url, 3).await;
+    let got_ids: Vec<&str> = got.iter().map(|d| d["webhook_id"].as_str().unwrap()).collect();
+    let decision_event = format!(
+        "evt_{}",
+        d.body["decision_id"].as_str().unwrap().trim_start_matches("dec_")
+    );
+    assert_eq!(
+        got_ids,
+        [decision_event.as_str(), &ids[0], &ids[2]],
+        "in ledger order, the poison event left out"
+    );
+    assert_eq!(got[0]["event"]["action"], "policy.decision");
+    assert_eq!(
+        got[1]["event"]["user_context"]["initiated_by"], "***",
+        "masked before it left"
+    );
+    assert_eq!(got[1]["event"]["caller"]["token_name"], "orchestrator");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let s = sinks(&app, &auditor).await;
+        if s["lag"] == 0 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["lag"], 0, "{status}");
+    assert_eq!(status["dead_letters"], 1, "{status}");
+    assert_eq!(status["enabled"], true);
+    assert!(status["last_error"].as_str().unwrap().contains("400"), "{status}");
+
+    // Outage: the peer goes away; events wait in the ledger, lag shows it.
+    drop(peer);
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/audit/events",
+            Some(&orchestrator),
+            Some(json!([event(4, 200), event(5, 200)])),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "events are recorded while the sink is down"
+    );
+    let later: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let status = sinks(&app, &auditor).await;
+    assert!(status["lag"].as_u64().unwrap() >= 2, "{status}");
+
+    // The peer comes back: everything arrives.
+    let peer = receiver(&secret, port);
+    let got = until_accepted(&peer.url, 2).await;
+    let got_ids: Vec<&str> = got.iter().map(|d| d["webhook_id"].as_str().unwrap()).collect();
+    assert_eq!(got_ids, [later[0].as_str(), later[1].as_str()]);
+
+    // Redrive: refused again while the peer still refuses it, delivered once it accepts.
+    let admin = &app.admin;
+    let r = app
+        .call(Method::POST, "/v1/sinks/siem/redrive", Some(admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["delivered"].as_u64(), r.body["failed"].as_u64()),
+        (Some(0), Some(1))
+    );
+    reqwest::Client::new()
+        .post(format!("{}control", peer.url))
+        .body(r#"{"accept_all": true}"#)
+        .send()
+        .await
+        .unwrap();
+    let r = app
+        .call(Method::POST, "/v1/sinks/siem/redrive", Some(admin), None)
+        .await;
+    assert_eq!(
+        (r.body["delivered"].as_u64(), r.body["failed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let got = accepted(&peer.url).await;
+    assert_eq!(
+        got.last().unwrap()["webhook_id"],
+        ids[1].as_str(),
+        "the poison event, delivered at last"
+    );
+    assert_eq!(sinks(&app, &auditor).await["dead_letters"], 0);
+    let r = app
+        .call(Method::POST, "/v1/sinks/nope/redrive", Some(admin), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_sink"));
+    let r = app
+        .call(Method::POST, "/v1/sinks/siem/redrive", Some(&auditor), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
