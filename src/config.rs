@@ -144,6 +144,37 @@ pub enum SinkConfig {
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
+    /// Datadog Logs intake (API v2), gzip, up to 1,000 events per request.
+    Datadog {
+        name: String,
+        /// The intake of your Datadog site.
+        #[serde(default = "default_datadog_url")]
+        url: String,
+        api_key: String,
+        #[serde(default = "default_service")]
+        service: String,
+        #[serde(default = "default_service")]
+        ddsource: String,
+        #[serde(default)]
+        hostname: String,
+        /// `key:value` tags.
+        #[serde(default)]
+        ddtags: Vec<String>,
+        #[serde(default)]
+        filter: SinkFilter,
+        #[serde(default)]
+        mask: Vec<String>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_datadog_url() -> String {
+    "https://http-intake.logs.datadoghq.com".into()
+}
+
+fn default_service() -> String {
+    "warden".into()
 }
 
 fn default_timeout_ms() -> u64 {
@@ -153,7 +184,19 @@ fn default_timeout_ms() -> u64 {
 impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
-            SinkConfig::Webhook { name, .. } => name,
+            SinkConfig::Webhook { name, .. } | SinkConfig::Datadog { name, .. } => name,
+        }
+    }
+
+    pub fn filter(&self) -> &SinkFilter {
+        match self {
+            SinkConfig::Webhook { filter, .. } | SinkConfig::Datadog { filter, .. } => filter,
+        }
+    }
+
+    pub fn mask(&self) -> &[String] {
+        match self {
+            SinkConfig::Webhook { mask, .. } | SinkConfig::Datadog { mask, .. } => mask,
         }
     }
 }
@@ -287,8 +330,8 @@ impl Config {
             if !names.insert(name.to_string()) {
                 bail!("sinks: two sinks are named {name:?}");
             }
-            let SinkConfig::Webhook { filter, .. } = sink;
-            if let Some(s) = filter
+            if let Some(s) = sink
+                .filter()
                 .sources
                 .iter()
                 .find(|s| !matches!(s.as_str(), "events" | "decisions"))
@@ -384,6 +427,43 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 2048);
         assert_eq!(c.limits.max_json_depth, 5);
         assert_eq!(c.log.format, "text");
+    }
+
+    #[test]
+    fn sinks_are_tables_of_their_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        write(
+            "[[sinks]]\ntype = \"datadog\"\nname = \"dd\"\napi_key = \"k\"\nddtags = [\"env:prod\"]\n\
+             [[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"https://x\"\nsecrets = [\"whsec_AAAA\"]\n\
+             [sinks.filter]\nsources = [\"events\"]\n",
+        );
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(c.sinks.len(), 2);
+        assert!(matches!(&c.sinks[0], SinkConfig::Datadog { url, service, .. }
+            if url == "https://http-intake.logs.datadoghq.com" && service == "warden"));
+        assert_eq!(c.sinks[1].filter().sources, ["events"]);
+        write(
+            "[[sinks]]\ntype = \"webhook\"\nname = \"h\"\nurl = \"u\"\nsecrets = []\n[sinks.filter]\nsources = [\"all\"]\n",
+        );
+        assert!(
+            Config::load(Some(&path), Vec::new())
+                .unwrap_err()
+                .to_string()
+                .contains("sources")
+        );
+        write("[[sinks]]\ntype = \"carrier-pigeon\"\nname = \"p\"\n");
+        assert!(Config::load(Some(&path), Vec::new()).is_err());
+        write(
+            "[[sinks]]\ntype = \"datadog\"\nname = \"a\"\napi_key = \"k\"\n[[sinks]]\ntype = \"datadog\"\nname = \"a\"\napi_key = \"k\"\n",
+        );
+        assert!(
+            Config::load(Some(&path), Vec::new())
+                .unwrap_err()
+                .to_string()
+                .contains("two sinks")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
+use warden_sinks::datadog::{DatadogConfig, DatadogSink};
 use warden_sinks::engine::{self, Backoff};
 use warden_sinks::webhook::{WebhookConfig, WebhookSink};
 use warden_sinks::{Event, SendError, Sink};
@@ -76,26 +77,46 @@ impl Fanout {
     pub fn new(configs: &[SinkConfig]) -> anyhow::Result<Self> {
         let mut sinks = Vec::new();
         for c in configs {
-            let SinkConfig::Webhook {
-                name,
-                url,
-                secrets,
-                filter,
-                mask,
-                timeout_ms,
-            } = c;
-            let sink = WebhookSink::new(WebhookConfig {
-                url: url.clone(),
-                secrets: secrets.clone(),
-                timeout: Duration::from_millis(*timeout_ms),
-                max_event_bytes: 1024 * 1024,
-            })
-            .map_err(|e| anyhow::anyhow!("sinks.{name}: {e}"))?;
+            let name = c.name();
+            let sink: Box<dyn Sink> = match c {
+                SinkConfig::Webhook {
+                    url,
+                    secrets,
+                    timeout_ms,
+                    ..
+                } => Box::new(
+                    WebhookSink::new(WebhookConfig {
+                        url: url.clone(),
+                        secrets: secrets.clone(),
+                        timeout: Duration::from_millis(*timeout_ms),
+                        max_event_bytes: 1024 * 1024,
+                    })
+                    .map_err(|e| anyhow::anyhow!("sinks.{name}: {e}"))?,
+                ),
+                SinkConfig::Datadog {
+                    url,
+                    api_key,
+                    service,
+                    ddsource,
+                    hostname,
+                    ddtags,
+                    timeout_ms,
+                    ..
+                } => Box::new(DatadogSink::new(DatadogConfig {
+                    url: url.clone(),
+                    api_key: api_key.clone(),
+                    service: service.clone(),
+                    hostname: hostname.clone(),
+                    ddsource: ddsource.clone(),
+                    ddtags: ddtags.clone(),
+                    timeout: Duration::from_millis(*timeout_ms),
+                })),
+            };
             sinks.push(Arc::new(Handle {
-                name: name.clone(),
-                sink: Box::new(sink),
-                filter: filter.clone(),
-                mask: mask.clone(),
+                name: name.to_string(),
+                sink,
+                filter: c.filter().clone(),
+                mask: c.mask().to_vec(),
                 status: Mutex::default(),
             }));
         }

@@ -12,12 +12,13 @@
 //! ledger (the outbox), the cursors and the dead-letter store, and drives the
 //! sinks through [`Sink`].
 //!
-//! Sinks here: [`webhook`] (Standard Webhooks v1).
+//! Sinks here: [`webhook`] (Standard Webhooks v1), [`datadog`] (Logs API v2).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod datadog;
 pub mod engine;
 pub mod webhook;
 

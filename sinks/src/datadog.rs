@@ -1,0 +1,161 @@
+//! Datadog Logs intake, API v2: `POST {url}/api/v2/logs`.
+//!
+//! Each event is one log entry whose `message` is the event's JSON (which
+//! Datadog parses into attributes), with `ddsource`, `ddtags`, `service`
+//! and `hostname` from the configuration. Requests are gzip-compressed and
+//! authenticated with `DD-API-KEY`. Datadog's documented limits: at most
+//! 1,000 entries and 5,000,000 bytes (uncompressed) per request, and 1 MB
+//! per entry; a larger entry would be truncated and still answered 2xx, so
+//! it is dead-lettered instead of sent.
+//!
+//! Answers: 2xx delivered; 408, 429, 5xx retried (`Retry-After`
+//! honoured); 401 and 403 retried too (a wrong key is fixed by the operator,
+//! and the events must wait, not be dead-lettered); 413 and other 4xx are
+//! permanent for the batch (the engine splits it, then dead-letters what a
+//! single-event request still cannot carry).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::json;
+
+use crate::webhook::{classify, retry_after};
+use crate::{Event, Limits, SendError, SendFuture, Sink};
+
+pub const MAX_ENTRIES: usize = 1_000;
+pub const MAX_PAYLOAD_BYTES: usize = 5_000_000;
+pub const MAX_ENTRY_BYTES: usize = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct DatadogConfig {
+    /// The intake's base URL, e.g. `https://http-intake.logs.datadoghq.eu`.
+    pub url: String,
+    pub api_key: String,
+    pub service: String,
+    pub hostname: String,
+    pub ddsource: String,
+    /// `key:value` tags.
+    pub ddtags: Vec<String>,
+    pub timeout: Duration,
+}
+
+pub struct DatadogSink {
+    endpoint: String,
+    config: DatadogConfig,
+    client: reqwest::Client,
+}
+
+impl DatadogSink {
+    pub fn new(config: DatadogConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .expect("an HTTP client with rustls");
+        Self {
+            endpoint: format!("{}/api/v2/logs", config.url.trim_end_matches('/')),
+            config,
+            client,
+        }
+    }
+
+    /// One log entry: what counts against the per-entry limit.
+    fn entry(&self, e: &Event) -> serde_json::Value {
+        json!({
+            "ddsource": self.config.ddsource,
+            "ddtags": self.config.ddtags.join(","),
+            "hostname": self.config.hostname,
+            "service": self.config.service,
+            "message": String::from_utf8_lossy(&e.body),
+        })
+    }
+
+    /// The gzip-compressed request body for a batch, checked against
+    /// Datadog's limits exactly (the engine's batching estimates them from
+    /// the events' sizes; escaping into `message` can make an entry larger).
+    pub fn payload(&self, batch: &[Event]) -> Result<Vec<u8>, SendError> {
+        let mut json = Vec::with_capacity(batch.iter().map(|e| e.body.len() + ENTRY_OVERHEAD).sum());
+        json.push(b'[');
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            let entry = serde_json::to_vec(&self.entry(e)).expect("an entry serialises");
+            if entry.len() > MAX_ENTRY_BYTES {
+                return Err(SendError::Permanent {
+                    reason: format!(
+                        "event {} makes a log entry of {} bytes, over Datadog's {MAX_ENTRY_BYTES} (it would be truncated)",
+                        e.event_id,
+                        entry.len()
+                    ),
+                });
+            }
+            json.extend_from_slice(&entry);
+        }
+        json.push(b']');
+        if json.len() > MAX_PAYLOAD_BYTES {
+            return Err(SendError::Permanent {
+                reason: format!(
+                    "a request of {} bytes is over Datadog's {MAX_PAYLOAD_BYTES}",
+                    json.len()
+                ),
+            });
+        }
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&json).expect("writing to memory");
+        Ok(gz.finish().expect("writing to memory"))
+    }
+}
+
+/// Bytes an entry adds beyond its event and configured fields: the
+/// wrapper's member names and punctuation.
+const ENTRY_OVERHEAD: usize = 512;
+
+impl Sink for DatadogSink {
+    fn kind(&self) -> &'static str {
+        "datadog"
+    }
+
+    fn limits(&self) -> Limits {
+        let fixed = ENTRY_OVERHEAD
+            + self.config.ddtags.iter().map(|t| t.len() + 1).sum::<usize>()
+            + self.config.service.len()
+            + self.config.hostname.len()
+            + self.config.ddsource.len();
+        // Escaping the event into `message` adds about a tenth; a batch
+        // that still comes out too large is split by the engine (see
+        // `payload`).
+        Limits {
+            max_events: MAX_ENTRIES,
+            max_bytes: (MAX_PAYLOAD_BYTES - MAX_ENTRIES * fixed) * 10 / 11,
+            max_event_bytes: MAX_ENTRY_BYTES - fixed,
+        }
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a> {
+        Box::pin(async move {
+            let res = self
+                .client
+                .post(&self.endpoint)
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .header("dd-api-key", &self.config.api_key)
+                .body(self.payload(batch)?)
+                .send()
+                .await
+                .map_err(|err| SendError::Retryable {
+                    reason: format!("{}: {err}", self.endpoint),
+                    retry_after: None,
+                })?;
+            let status = res.status().as_u16();
+            if status == 401 || status == 403 {
+                return Err(SendError::Retryable {
+                    reason: format!("Datadog refused the API key ({status}); fix the sink's api_key"),
+                    retry_after: Some(Duration::from_secs(30)),
+                });
+            }
+            classify(status, retry_after(res.headers()))
+        })
+    }
+}

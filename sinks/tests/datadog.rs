@@ -1,0 +1,212 @@
+//! The Datadog sink against a fake Logs intake that enforces the documented
+//! wire contract of `POST /api/v2/logs`: the `DD-API-KEY` header, a gzip
+//! body holding a JSON array, at most 1,000 entries and 5,000,000 bytes
+//! (uncompressed) per request and 1,000,000 per entry, each entry with its
+//! `message`; and that answers 408, 413, 429 or 5xx on demand.
+
+use std::collections::VecDeque;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use warden_sinks::datadog::{DatadogConfig, DatadogSink};
+use warden_sinks::engine;
+use warden_sinks::{Event, SendError, Sink};
+
+const KEY: &str = "dd-test-key-0123456789abcdef";
+
+#[derive(Default)]
+struct Intake {
+    entries: Mutex<Vec<Value>>,
+    requests: Mutex<usize>,
+    /// Breaches of the contract; any fails the test.
+    violations: Mutex<Vec<String>>,
+    /// Statuses to answer next, instead of 202.
+    script: Mutex<VecDeque<u16>>,
+}
+
+async fn logs(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let violation = |v: String| {
+        intake.violations.lock().unwrap().push(v);
+    };
+    if headers.get("dd-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
+        return (StatusCode::FORBIDDEN, HeaderMap::new(), "bad key");
+    }
+    if headers.get("content-encoding").and_then(|v| v.to_str().ok()) != Some("gzip") {
+        violation("body not gzip".into());
+        return (StatusCode::BAD_REQUEST, HeaderMap::new(), "gzip");
+    }
+    let mut json = Vec::new();
+    if flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut json).is_err() {
+        violation("corrupt gzip".into());
+        return (StatusCode::BAD_REQUEST, HeaderMap::new(), "gzip");
+    }
+    if json.len() > 5_000_000 {
+        violation(format!("payload of {} bytes", json.len()));
+        return (StatusCode::PAYLOAD_TOO_LARGE, HeaderMap::new(), "too large");
+    }
+    let Ok(Value::Array(entries)) = serde_json::from_slice::<Value>(&json) else {
+        violation("not a JSON array".into());
+        return (StatusCode::BAD_REQUEST, HeaderMap::new(), "array");
+    };
+    if entries.len() > 1_000 {
+        violation(format!("{} entries", entries.len()));
+        return (StatusCode::PAYLOAD_TOO_LARGE, HeaderMap::new(), "too many");
+    }
+    for e in &entries {
+        let size = serde_json::to_vec(e).unwrap().len();
+        if size > 1_000_000 {
+            violation(format!("an entry of {size} bytes"));
+        }
+        for field in ["ddsource", "ddtags", "hostname", "service", "message"] {
+            if !e[field].is_string() {
+                violation(format!("entry without {field}"));
+            }
+        }
+    }
+    *intake.requests.lock().unwrap() += 1;
+    if let Some(status) = intake.script.lock().unwrap().pop_front() {
+        let mut h = HeaderMap::new();
+        if status == 429 {
+            h.insert("retry-after", "2".parse().unwrap());
+        }
+        return (StatusCode::from_u16(status).unwrap(), h, "scripted");
+    }
+    intake.entries.lock().unwrap().extend(entries);
+    (StatusCode::ACCEPTED, HeaderMap::new(), "{}")
+}
+
+async fn intake() -> (Arc<Intake>, String) {
+    let state = Arc::new(Intake::default());
+    let app = axum::Router::new()
+        .route("/api/v2/logs", axum::routing::post(logs))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (state, url)
+}
+
+fn sink(url: &str, key: &str) -> DatadogSink {
+    DatadogSink::new(DatadogConfig {
+        url: url.into(),
+        api_key: key.into(),
+        service: "warden".into(),
+        hostname: "warden-1".into(),
+        ddsource: "warden".into(),
+        ddtags: vec!["env:test".into(), "team:compliance".into()],
+        timeout: Duration::from_secs(10),
+    })
+}
+
+fn event(i: u64, body: Value) -> Event {
+    Event {
+        tenant_id: "ten_1".into(),
+        index: i,
+        event_id: format!("evt_{i}"),
+        workflow_id: Some("wf-1".into()),
+        timestamp_ms: 0,
+        body: serde_json::to_vec(&body).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn batches_stay_within_the_intake_limits_and_arrive_in_order() {
+    let (intake, url) = intake().await;
+    let dd = sink(&url, KEY);
+    let events: Vec<Event> = (0..2_500)
+        .map(|i| {
+            event(
+                i,
+                json!({"event_id": format!("evt_{i}"), "action": "document_read", "result": "success"}),
+            )
+        })
+        .collect();
+    let (batches, oversized) = engine::batches(&events, &dd.limits());
+    assert!(oversized.is_empty());
+    assert_eq!(batches.len(), 3, "1,000 entries per request at most");
+    for b in batches {
+        dd.send(&events[b]).await.unwrap();
+    }
+    let got = intake.entries.lock().unwrap().clone();
+    assert_eq!(got.len(), 2_500);
+    let first: Value = serde_json::from_str(got[0]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(first["event_id"], "evt_0");
+    let last: Value = serde_json::from_str(got[2_499]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(last["event_id"], "evt_2499");
+    assert_eq!(got[0]["ddtags"], "env:test,team:compliance");
+    assert_eq!(
+        (got[0]["service"].as_str(), got[0]["hostname"].as_str()),
+        (Some("warden"), Some("warden-1"))
+    );
+
+    // Large events: a few per request, within 5,000,000 bytes.
+    let big: Vec<Event> = (0..12)
+        .map(|i| event(i, json!({"blob": "x".repeat(900_000)})))
+        .collect();
+    let (batches, oversized) = engine::batches(&big, &dd.limits());
+    assert!(oversized.is_empty() && batches.len() >= 3, "{batches:?}");
+    for b in batches {
+        dd.send(&big[b]).await.unwrap();
+    }
+    assert!(
+        intake.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        intake.violations.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn an_entry_datadog_would_truncate_is_never_sent() {
+    let (intake, url) = intake().await;
+    let dd = sink(&url, KEY);
+    // Over the per-entry limit outright: the engine sets it aside.
+    let huge = [event(1, json!({"blob": "x".repeat(1_100_000)}))];
+    let (batches, oversized) = engine::batches(&huge, &dd.limits());
+    assert!(batches.is_empty() && oversized.len() == 1, "{oversized:?}");
+    // Under it as an event, over it once escaped into `message`.
+    let quoted = [event(2, json!({"blob": "\"".repeat(450_000)}))];
+    let (batches, _) = engine::batches(&quoted, &dd.limits());
+    assert_eq!(batches.len(), 1);
+    let err = dd.send(&quoted).await.unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent { reason } if reason.contains("truncated")),
+        "{err:?}"
+    );
+    assert_eq!(
+        *intake.requests.lock().unwrap(),
+        0,
+        "nothing over the limit reached the intake"
+    );
+}
+
+#[tokio::test]
+async fn answers_are_classified() {
+    let (intake, url) = intake().await;
+    let dd = sink(&url, KEY);
+    let one = [event(1, json!({"event_id": "evt_1"}))];
+    intake.script.lock().unwrap().extend([429, 500, 503, 408, 413, 400]);
+    assert_eq!(
+        dd.send(&one).await,
+        Err(SendError::Retryable {
+            reason: "the peer answered 429".into(),
+            retry_after: Some(Duration::from_secs(2))
+        })
+    );
+    for _ in 0..3 {
+        assert!(matches!(dd.send(&one).await, Err(SendError::Retryable { .. })));
+    }
+    assert!(matches!(dd.send(&one).await, Err(SendError::Permanent { .. })), "413");
+    assert!(matches!(dd.send(&one).await, Err(SendError::Permanent { .. })), "400");
+    dd.send(&one).await.expect("then accepted");
+    // A wrong key waits (the operator fixes it) rather than dead-lettering.
+    let wrong = sink(&url, "not-the-key");
+    assert!(matches!(wrong.send(&one).await, Err(SendError::Retryable { reason, .. }) if reason.contains("api_key")));
+    assert_eq!(intake.entries.lock().unwrap().len(), 1);
+}
