@@ -167,6 +167,49 @@ pub enum SinkConfig {
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
+    /// Splunk HTTP Event Collector, with indexer acknowledgement if the
+    /// token has it enabled.
+    SplunkHec {
+        name: String,
+        /// e.g. `https://splunk.example:8088`.
+        url: String,
+        token: String,
+        #[serde(default = "default_sourcetype")]
+        sourcetype: String,
+        #[serde(default = "default_service")]
+        source: String,
+        /// Empty: the token's default index.
+        #[serde(default)]
+        index: String,
+        #[serde(default)]
+        host: String,
+        /// Indexer acknowledgement: poll ackIds, count a batch only once indexed.
+        #[serde(default)]
+        ack: bool,
+        #[serde(default = "default_ack_timeout_ms")]
+        ack_timeout_ms: u64,
+        /// HEC's max_content_length.
+        #[serde(default = "default_hec_max_bytes")]
+        max_bytes: usize,
+        #[serde(default)]
+        filter: SinkFilter,
+        #[serde(default)]
+        mask: Vec<String>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_sourcetype() -> String {
+    "warden:audit".into()
+}
+
+fn default_ack_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_hec_max_bytes() -> usize {
+    1_000_000
 }
 
 fn default_datadog_url() -> String {
@@ -184,19 +227,25 @@ fn default_timeout_ms() -> u64 {
 impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
-            SinkConfig::Webhook { name, .. } | SinkConfig::Datadog { name, .. } => name,
+            SinkConfig::Webhook { name, .. }
+            | SinkConfig::Datadog { name, .. }
+            | SinkConfig::SplunkHec { name, .. } => name,
         }
     }
 
     pub fn filter(&self) -> &SinkFilter {
         match self {
-            SinkConfig::Webhook { filter, .. } | SinkConfig::Datadog { filter, .. } => filter,
+            SinkConfig::Webhook { filter, .. }
+            | SinkConfig::Datadog { filter, .. }
+            | SinkConfig::SplunkHec { filter, .. } => filter,
         }
     }
 
     pub fn mask(&self) -> &[String] {
         match self {
-            SinkConfig::Webhook { mask, .. } | SinkConfig::Datadog { mask, .. } => mask,
+            SinkConfig::Webhook { mask, .. }
+            | SinkConfig::Datadog { mask, .. }
+            | SinkConfig::SplunkHec { mask, .. } => mask,
         }
     }
 }
@@ -452,6 +501,11 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("sources")
+        );
+        write("[[sinks]]\ntype = \"splunk_hec\"\nname = \"s\"\nurl = \"https://s:8088\"\ntoken = \"t\"\nack = true\n");
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert!(
+            matches!(&c.sinks[0], SinkConfig::SplunkHec { ack: true, sourcetype, max_bytes: 1_000_000, .. } if sourcetype == "warden:audit")
         );
         write("[[sinks]]\ntype = \"carrier-pigeon\"\nname = \"p\"\n");
         assert!(Config::load(Some(&path), Vec::new()).is_err());

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use warden_sinks::datadog::{DatadogConfig, DatadogSink};
 use warden_sinks::engine::{self, Backoff};
+use warden_sinks::splunk::{SplunkConfig, SplunkSink};
 use warden_sinks::webhook::{WebhookConfig, WebhookSink};
 use warden_sinks::{Event, SendError, Sink};
 
@@ -110,6 +111,30 @@ impl Fanout {
                     ddsource: ddsource.clone(),
                     ddtags: ddtags.clone(),
                     timeout: Duration::from_millis(*timeout_ms),
+                })),
+                SinkConfig::SplunkHec {
+                    url,
+                    token,
+                    sourcetype,
+                    source,
+                    index,
+                    host,
+                    ack,
+                    ack_timeout_ms,
+                    max_bytes,
+                    timeout_ms,
+                    ..
+                } => Box::new(SplunkSink::new(SplunkConfig {
+                    url: url.clone(),
+                    token: token.clone(),
+                    sourcetype: sourcetype.clone(),
+                    source: source.clone(),
+                    index: index.clone(),
+                    host: host.clone(),
+                    ack: *ack,
+                    ack_timeout: Duration::from_millis(*ack_timeout_ms),
+                    timeout: Duration::from_millis(*timeout_ms),
+                    max_bytes: *max_bytes,
                 })),
             };
             sinks.push(Arc::new(Handle {

@@ -12,7 +12,8 @@
 //! ledger (the outbox), the cursors and the dead-letter store, and drives the
 //! sinks through [`Sink`].
 //!
-//! Sinks here: [`webhook`] (Standard Webhooks v1), [`datadog`] (Logs API v2).
+//! Sinks here: [`webhook`] (Standard Webhooks v1), [`datadog`] (Logs API v2),
+//! [`splunk`] (HTTP Event Collector, with indexer acknowledgement).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub mod datadog;
 pub mod engine;
+pub mod splunk;
 pub mod webhook;
 
 /// One audit event to deliver.

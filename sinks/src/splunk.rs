@@ -1,0 +1,203 @@
+//! Splunk HTTP Event Collector: `POST {url}/services/collector/event`.
+//!
+//! A batch is the concatenation of one JSON object per event, `{"time",
+//! "host", "source", "sourcetype", "index", "event"}`, authenticated with
+//! `Authorization: Splunk <token>`.
+//!
+//! With indexer acknowledgement enabled on the token, every request carries
+//! this sink's channel (`X-Splunk-Request-Channel`, a GUID), the answer's
+//! `ackId` is polled at `/services/collector/ack` until Splunk says the
+//! batch is indexed, and only then is the batch delivered: a plain 200 is
+//! never taken for delivery. A batch not acknowledged within `ack_timeout`
+//! is retried (so delivery stays at least once).
+//!
+//! Answers: 2xx as above; 408, 429, 5xx retried (`Retry-After` honoured);
+//! 401 and 403 retried (a token problem is fixed by the operator; events
+//! wait); 413 and other 4xx permanent for the batch (the engine splits it).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::webhook::{classify, retry_after};
+use crate::{Event, Limits, SendError, SendFuture, Sink};
+
+#[derive(Debug, Clone)]
+pub struct SplunkConfig {
+    /// The HEC base URL, e.g. `https://splunk.example:8088`.
+    pub url: String,
+    pub token: String,
+    pub sourcetype: String,
+    pub source: String,
+    /// Empty: the token's default index.
+    pub index: String,
+    pub host: String,
+    /// Whether the token has indexer acknowledgement enabled.
+    pub ack: bool,
+    pub ack_timeout: Duration,
+    pub timeout: Duration,
+    /// HEC's `max_content_length` for this deployment (1,000,000 is safe
+    /// for Splunk Cloud).
+    pub max_bytes: usize,
+}
+
+pub struct SplunkSink {
+    config: SplunkConfig,
+    channel: String,
+    client: reqwest::Client,
+}
+
+/// A random (version 4) GUID, as HEC channels are written.
+fn guid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("operating system random source");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+impl SplunkSink {
+    pub fn new(config: SplunkConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .expect("an HTTP client with rustls");
+        Self {
+            config,
+            channel: guid(),
+            client,
+        }
+    }
+
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn base(&self) -> &str {
+        self.config.url.trim_end_matches('/')
+    }
+
+    /// The request body: one HEC event object per event, concatenated.
+    pub fn payload(&self, batch: &[Event]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in batch {
+            let event: Value = serde_json::from_slice(&e.body).unwrap_or(Value::Null);
+            let mut o = json!({
+                "time": e.timestamp_ms as f64 / 1000.0,
+                "host": self.config.host,
+                "source": self.config.source,
+                "sourcetype": self.config.sourcetype,
+                "event": event,
+            });
+            if !self.config.index.is_empty() {
+                o["index"] = self.config.index.clone().into();
+            }
+            out.extend_from_slice(&serde_json::to_vec(&o).expect("an event serialises"));
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn request(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .client
+            .post(format!("{}{path}", self.base()))
+            .header("authorization", format!("Splunk {}", self.config.token));
+        if self.config.ack {
+            r = r.header("x-splunk-request-channel", &self.channel);
+        }
+        r
+    }
+
+    async fn answer(&self, res: Result<reqwest::Response, reqwest::Error>) -> Result<Value, SendError> {
+        let res = res.map_err(|err| SendError::Retryable {
+            reason: format!("{}: {err}", self.base()),
+            retry_after: None,
+        })?;
+        let status = res.status().as_u16();
+        let after = retry_after(res.headers());
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status == 401 || status == 403 {
+            return Err(SendError::Retryable {
+                reason: format!(
+                    "Splunk refused the HEC token ({status}: {}); fix the sink's token",
+                    body["text"]
+                ),
+                retry_after: Some(Duration::from_secs(30)),
+            });
+        }
+        classify(status, after).map_err(|e| match e {
+            SendError::Permanent { reason } => SendError::Permanent {
+                reason: format!("{reason}: {}", body["text"]),
+            },
+            other => other,
+        })?;
+        Ok(body)
+    }
+
+    /// Polls until Splunk reports `ack_id` indexed, or the time is up.
+    async fn await_ack(&self, ack_id: u64) -> Result<(), SendError> {
+        let deadline = Instant::now() + self.config.ack_timeout;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let res = self
+                .request("/services/collector/ack")
+                .json(&json!({"acks": [ack_id]}))
+                .send()
+                .await;
+            let body = self.answer(res).await?;
+            if body["acks"][ack_id.to_string()] == Value::Bool(true) {
+                return Ok(());
+            }
+            if Instant::now() + wait > deadline {
+                return Err(SendError::Retryable {
+                    reason: format!(
+                        "Splunk did not acknowledge ackId {ack_id} within {:?}",
+                        self.config.ack_timeout
+                    ),
+                    retry_after: None,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Sink for SplunkSink {
+    fn kind(&self) -> &'static str {
+        "splunk_hec"
+    }
+
+    fn limits(&self) -> Limits {
+        // Each event gains its HEC wrapper (about 200 bytes).
+        Limits {
+            max_events: 1_000,
+            max_bytes: self.config.max_bytes.saturating_sub(1_000 * 256),
+            max_event_bytes: self.config.max_bytes.saturating_sub(256),
+        }
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a> {
+        Box::pin(async move {
+            let res = self
+                .request("/services/collector/event")
+                .header("content-type", "application/json")
+                .body(self.payload(batch))
+                .send()
+                .await;
+            let body = self.answer(res).await?;
+            if !self.config.ack {
+                return Ok(());
+            }
+            match body["ackId"].as_u64() {
+                Some(id) => self.await_ack(id).await,
+                None => Err(SendError::Retryable {
+                    reason: "Splunk answered without an ackId; is indexer acknowledgement enabled on the token?".into(),
+                    retry_after: None,
+                }),
+            }
+        })
+    }
+}
