@@ -198,6 +198,7 @@ pub async fn run(
         state.store.clone(),
         state.ledger.committed(),
         state.clock.clone(),
+        state.metrics.clone(),
         stop_rx.clone(),
     );
 

@@ -27,6 +27,7 @@ use crate::audit;
 use crate::clock::{Clock, rfc3339_ms};
 use crate::config::{SinkConfig, SinkFilter};
 use crate::ledger::entry::Entry;
+use crate::metrics::{Metrics, SinkLabels};
 use crate::store::{DeadLetterRow, Store, StoreError};
 
 /// Ledger entries read per page.
@@ -154,12 +155,15 @@ impl Fanout {
         store: Store,
         committed: Arc<Notify>,
         clock: Clock,
+        metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         self.sinks
             .iter()
             .map(|h| {
                 let run = Runner {
+                    labels: SinkLabels { sink: h.name.clone() },
+                    metrics: metrics.clone(),
                     h: h.clone(),
                     store: store.clone(),
                     clock: clock.clone(),
@@ -234,6 +238,8 @@ impl Fanout {
 }
 
 struct Runner {
+    labels: SinkLabels,
+    metrics: Arc<Metrics>,
     h: Arc<Handle>,
     store: Store,
     clock: Clock,
@@ -271,6 +277,7 @@ impl Runner {
     }
 
     fn error(&self, e: String) {
+        self.metrics.sink_errors.get_or_create(&self.labels).inc();
         tracing::warn!(sink = %self.h.name, error = %e, "sink delivery failed");
         self.h.status.lock().expect("sink status").last_error = Some((e, self.clock.now_ms()));
     }
@@ -278,6 +285,7 @@ impl Runner {
     /// One page of every log; true when anything moved.
     async fn pass(&mut self) -> Result<bool, Result<Stop, StoreError>> {
         let mut progressed = false;
+        let mut lag = 0u64;
         for tenant in self.store.ledger_logs().await.map_err(Err)? {
             let size = match self.store.ledger_head(&tenant).await.map_err(Err)? {
                 Some(h) => h.size,
@@ -285,6 +293,7 @@ impl Runner {
             };
             let cursor = self.store.sink_cursor(&self.h.name, &tenant).await.map_err(Err)?;
             let from = cursor.map(|c| c + 1).unwrap_or(0);
+            lag += size.saturating_sub(from);
             if from >= size {
                 continue;
             }
@@ -309,7 +318,9 @@ impl Runner {
             self.deliver(&tenant, &events).await?;
             // Entries that are not events for this sink are passed over.
             self.advance(&tenant, last).await?;
+            lag -= last + 1 - from;
         }
+        self.metrics.sink_lag.get_or_create(&self.labels).set(lag as i64);
         Ok(progressed)
     }
 
@@ -373,6 +384,10 @@ impl Runner {
             match self.h.sink.send(batch).await {
                 Ok(()) => {
                     self.h.status.lock().expect("sink status").delivered += batch.len() as u64;
+                    self.metrics
+                        .sink_delivered
+                        .get_or_create(&self.labels)
+                        .inc_by(batch.len() as u64);
                     return Ok(());
                 }
                 Err(SendError::Retryable { reason, retry_after }) => {
@@ -417,6 +432,7 @@ impl Runner {
         };
         self.store.insert_dead_letter(&row).await.map_err(Err)?;
         self.h.status.lock().expect("sink status").dead_lettered += 1;
+        self.metrics.sink_dead_lettered.get_or_create(&self.labels).inc();
         tracing::warn!(sink = %self.h.name, event_id = %e.event_id, reason, "event dead-lettered");
         Ok(())
     }

@@ -14,6 +14,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -28,6 +33,11 @@ pub struct Metrics {
     pub ledger_failed: Counter,
     pub ledger_batch_entries: Histogram,
     pub ledger_commit_seconds: Histogram,
+    pub sink_delivered: Family<SinkLabels, Counter>,
+    pub sink_dead_lettered: Family<SinkLabels, Counter>,
+    pub sink_errors: Family<SinkLabels, Counter>,
+    /// Ledger entries not yet delivered or passed over, all tenants.
+    pub sink_lag: Family<SinkLabels, prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +104,30 @@ impl Metrics {
             "Time to build, sign and durably commit one ledger batch",
             ledger_commit_seconds.clone(),
         );
+        let sink_delivered = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "sink_delivered_events",
+            "Audit events a sink's peer acknowledged",
+            sink_delivered.clone(),
+        );
+        let sink_dead_lettered = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "sink_dead_lettered_events",
+            "Audit events a sink could never deliver (see GET /v1/sinks)",
+            sink_dead_lettered.clone(),
+        );
+        let sink_errors = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "sink_errors",
+            "Failed delivery attempts (each retried or dead-lettered)",
+            sink_errors.clone(),
+        );
+        let sink_lag = Family::<SinkLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "sink_lag_entries",
+            "Ledger entries a sink has not delivered or passed over yet, all tenants",
+            sink_lag.clone(),
+        );
         Self {
             registry,
             http_duration,
@@ -104,6 +138,10 @@ impl Metrics {
             ledger_failed,
             ledger_batch_entries,
             ledger_commit_seconds,
+            sink_delivered,
+            sink_dead_lettered,
+            sink_errors,
+            sink_lag,
         }
     }
 

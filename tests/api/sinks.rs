@@ -160,6 +160,15 @@ async fn a_webhook_sink_delivers_everything_through_poison_and_outage(backend: B
     assert_eq!(status["dead_letters"], 1, "{status}");
     assert_eq!(status["enabled"], true);
     assert!(status["last_error"].as_str().unwrap().contains("400"), "{status}");
+    let metrics = app.call(Method::GET, "/metrics", Some(&auditor), None).await;
+    let text = String::from_utf8(metrics.bytes).unwrap();
+    for line in [
+        "warden_sink_delivered_events_total{sink=\"siem\"} 3",
+        "warden_sink_dead_lettered_events_total{sink=\"siem\"} 1",
+        "warden_sink_lag_entries{sink=\"siem\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 
     // Outage: the peer goes away; events wait in the ledger, lag shows it.
     drop(peer);
