@@ -352,26 +352,31 @@ impl Runner {
     }
 
     async fn deliver(&mut self, tenant: &str, events: &[Event]) -> Result<(), Result<Stop, StoreError>> {
+        enum Step {
+            Send(std::ops::Range<usize>),
+            DeadLetter(usize, String),
+        }
         let (batches, oversized) = engine::batches(events, &self.h.sink.limits());
-        let mut work: Vec<(usize, Option<std::ops::Range<usize>>, Option<String>)> = batches
-            .into_iter()
-            .map(|r| (r.start, Some(r), None))
-            .chain(oversized.into_iter().map(|(i, why)| (i, None, Some(why))))
-            .collect();
-        work.sort_by_key(|w| w.0);
-        for (at, range, oversize) in work {
-            match (range, oversize) {
-                (_, Some(why)) => {
+        let mut steps: Vec<Step> = batches.into_iter().map(Step::Send).collect();
+        steps.extend(oversized.into_iter().map(|(i, why)| Step::DeadLetter(i, why)));
+        // Both lists are in event order; together they must be too.
+        steps.sort_by_key(|s| match s {
+            Step::Send(r) => r.start,
+            Step::DeadLetter(i, _) => *i,
+        });
+        for step in steps {
+            let last = match step {
+                Step::DeadLetter(at, why) => {
                     self.dead_letter(&events[at], &why).await?;
-                    self.advance(tenant, events[at].index).await?;
+                    &events[at]
                 }
-                (Some(range), None) => {
+                Step::Send(range) => {
                     let batch = &events[range];
                     self.send(batch).await?;
-                    self.advance(tenant, batch[batch.len() - 1].index).await?;
+                    &batch[batch.len() - 1]
                 }
-                (None, None) => {}
-            }
+            };
+            self.advance(tenant, last.index).await?;
         }
         Ok(())
     }

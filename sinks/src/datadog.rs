@@ -144,10 +144,7 @@ impl Sink for DatadogSink {
                 .body(self.payload(batch)?)
                 .send()
                 .await
-                .map_err(|err| SendError::Retryable {
-                    reason: format!("{}: {err}", self.endpoint),
-                    retry_after: None,
-                })?;
+                .map_err(|err| SendError::unreachable(&self.endpoint, &err))?;
             let status = res.status().as_u16();
             if status == 401 || status == 403 {
                 return Err(SendError::Retryable {

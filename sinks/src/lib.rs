@@ -69,6 +69,17 @@ pub enum SendError {
     Disabled { reason: String },
 }
 
+impl SendError {
+    /// A request that got no answer (refused connection, timeout, TLS):
+    /// the peer may be back later.
+    pub fn unreachable(peer: &str, err: &dyn std::fmt::Display) -> Self {
+        SendError::Retryable {
+            reason: format!("{peer}: {err}"),
+            retry_after: None,
+        }
+    }
+}
+
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 /// A destination for audit events.

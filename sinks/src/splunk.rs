@@ -111,10 +111,7 @@ impl SplunkSink {
     }
 
     async fn answer(&self, res: Result<reqwest::Response, reqwest::Error>) -> Result<Value, SendError> {
-        let res = res.map_err(|err| SendError::Retryable {
-            reason: format!("{}: {err}", self.base()),
-            retry_after: None,
-        })?;
+        let res = res.map_err(|err| SendError::unreachable(self.base(), &err))?;
         let status = res.status().as_u16();
         let after = retry_after(res.headers());
         let body: Value = res.json().await.unwrap_or(Value::Null);

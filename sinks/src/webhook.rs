@@ -103,10 +103,7 @@ impl WebhookSink {
             .body(e.body.clone())
             .send()
             .await
-            .map_err(|err| SendError::Retryable {
-                reason: format!("{}: {err}", self.url),
-                retry_after: None,
-            })?;
+            .map_err(|err| SendError::unreachable(&self.url, &err))?;
         classify(res.status().as_u16(), retry_after(res.headers()))
     }
 }

@@ -145,7 +145,8 @@ pub fn verify_chain<'a>(
     Ok(prev)
 }
 
-mod hex_hash {
+/// Serde for a hash as lower-case hex (entries and export headers).
+pub(crate) mod hex_hash {
     use super::Hash;
     use serde::{Deserialize, Deserializer, Serializer};
 

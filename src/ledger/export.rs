@@ -46,7 +46,7 @@ pub struct Header {
     /// One past the last exported index.
     pub to: u64,
     /// The hash of entry `from - 1`; 64 zeros when `from` is 0.
-    #[serde(with = "hex_hash")]
+    #[serde(with = "super::entry::hex_hash")]
     pub prev: Hash,
     /// The peaks of the tree of the first `from` entries, largest first.
     #[serde(with = "hex_hashes")]
@@ -151,20 +151,6 @@ pub fn checkpoint_note(line: &[u8]) -> Result<String, serde_json::Error> {
         checkpoint: String,
     }
     serde_json::from_slice::<Line>(line).map(|l| l.checkpoint)
-}
-
-mod hex_hash {
-    use super::Hash;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&h.to_hex())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
-        let text = String::deserialize(d)?;
-        Hash::from_hex(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 mod hex_hashes {

@@ -522,12 +522,6 @@ impl Store {
         })
     }
 
-    pub async fn dead_letter_count(&self, sink: &str) -> Result<i64> {
-        let n = with_pool!(self, p => sqlx::query("SELECT COUNT(*) AS n FROM dead_letters WHERE sink = $1 AND redriven_at IS NULL")
-            .bind(sink).fetch_one(p).await?.try_get::<i64, _>("n"))?;
-        Ok(n)
-    }
-
     pub async fn mark_redriven(&self, id: i64, now_ms: i64) -> Result<()> {
         with_pool!(self, p => sqlx::query("UPDATE dead_letters SET redriven_at = $1 WHERE id = $2")
             .bind(now_ms).bind(id).execute(p).await.map(|_| ()))?;

@@ -70,6 +70,17 @@ pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
     }
 }
 
+impl Server {
+    /// The admin token a first start printed.
+    pub fn bootstrap_token(&self) -> String {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("bootstrap admin token: "))
+            .expect("the first start prints the admin token")
+            .to_string()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // A failing test must not leave a server behind.

@@ -47,12 +47,7 @@ async fn kill_9_during_decisions(database_url: Option<String>) {
         env.push(("WARDEN_DATABASE_URL", url.as_str()));
     }
     let server = start(&data, &env);
-    let admin = server
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("bootstrap admin token: "))
-        .expect("token printed")
-        .to_string();
+    let admin = server.bootstrap_token();
     let client = reqwest::Client::new();
     let base = server.base.clone();
     install(&client, &base, &admin, "commissioning", commissioning_bundle("1")).await;
@@ -236,12 +231,7 @@ async fn webhook_outage_across_kill_9(database_url: Option<String>) {
         env.push(("WARDEN_DATABASE_URL", url.as_str()));
     }
     let mut server = start(&data, &env);
-    let admin = server
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("bootstrap admin token: "))
-        .expect("token printed")
-        .to_string();
+    let admin = server.bootstrap_token();
     let client = reqwest::Client::new();
     let token = post(
         &client,
@@ -278,14 +268,7 @@ async fn webhook_outage_across_kill_9(database_url: Option<String>) {
     server.child.wait().unwrap();
 
     let server = start(&data, &env);
-    let script = repo_path("sinks/tests/peers/webhook_receiver.py");
-    let mut peer = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&secret)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let peer = crate::sinks::receiver(&secret, port);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let delivered: Vec<String> = loop {
         let got: Vec<Value> = match client.get(format!("http://127.0.0.1:{port}/")).send().await {
@@ -301,8 +284,7 @@ async fn webhook_outage_across_kill_9(database_url: Option<String>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = peer.kill();
-    let _ = peer.wait();
+    drop(peer);
     let unique: std::collections::BTreeSet<String> = delivered.iter().cloned().collect();
     assert_eq!(unique, ids, "every acknowledged event reached the peer");
     assert_eq!(

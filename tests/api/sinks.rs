@@ -19,9 +19,9 @@ use crate::on_both_backends;
 
 on_both_backends!(a_webhook_sink_delivers_everything_through_poison_and_outage);
 
-struct Receiver {
+pub struct Receiver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Receiver {
@@ -31,7 +31,8 @@ impl Drop for Receiver {
     }
 }
 
-fn receiver(secret: &str, port: u16) -> Receiver {
+/// The Standard Webhooks receiver of `sinks/tests/peers`, on `port`.
+pub fn receiver(secret: &str, port: u16) -> Receiver {
     let script = repo_path("sinks/tests/peers/webhook_receiver.py");
     let mut child = Command::new("python3")
         .arg(script)
