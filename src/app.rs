@@ -92,6 +92,14 @@ pub async fn build(
         metrics.clone(),
     ));
     let tokens = Arc::new(TokenCache::new(config.auth.cache_ttl_ms, clock.clone()));
+    let kernel = Arc::new(crate::kernel::Kernel::new(
+        store.clone(),
+        ledger.clone(),
+        policy.clone(),
+        clock.clone(),
+        config.kernel.clone(),
+        crate::fanout::instance_id(&config.data_dir)?,
+    ));
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -101,6 +109,7 @@ pub async fn build(
         clock,
         ledger,
         fanout,
+        kernel,
         ready: Arc::new(AtomicBool::new(false)),
     };
     Ok((state, bootstrap))
@@ -194,6 +203,7 @@ pub async fn run(
     }
     state.ready.store(true, Ordering::Release);
     let refresher = tokio::spawn(refresh_loop(state.clone(), stop_rx.clone()));
+    let timers = tokio::spawn(crate::kernel::timers::run(state.kernel.clone(), stop_rx.clone()));
     let fanout = state.fanout.spawn(
         crate::fanout::instance_id(&state.config.data_dir)?,
         state.store.clone(),
@@ -227,6 +237,7 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    let _ = timers.await;
     let _ = fanout.await;
     // Everything acknowledged is committed; what is queued is written now.
     ledger.stop().await;

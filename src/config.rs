@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "log",
     "ledger",
     "sinks",
+    "kernel",
     "shutdown_grace_secs",
 ];
 
@@ -56,6 +57,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Audit sinks for every tenant's events, `[[sinks]]` tables.
     pub sinks: Vec<SinkConfig>,
+    pub kernel: KernelConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -123,6 +125,51 @@ pub struct LedgerConfig {
     pub queue_depth: usize,
     /// Most entries one group commit writes.
     pub max_batch: usize,
+}
+
+/// The execution kernel's defaults (`[kernel]`); an execution or an intent
+/// may ask for less time, never more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// The rule every `invoke_tool` intent is decided by, in the tenant's
+    /// active bundles (`policies/kernel/` ships one).
+    pub policy_path: String,
+    /// An execution's time-out, unless it asks for less.
+    pub execution_timeout_secs: u64,
+    /// A step's time-out once it may start, unless the intent asks for less.
+    pub step_timeout_secs: u64,
+    /// How long a blocked execution waits for its agent to reconnect
+    /// before it fails.
+    pub agent_timeout_secs: u64,
+    /// Attempts of a step whose failures are retryable, unless the intent
+    /// asks for fewer.
+    pub max_attempts: u32,
+    /// Back-off before the second attempt; doubled for each next one.
+    pub retry_backoff_ms: u64,
+    /// Longest back-off between two attempts.
+    pub max_backoff_ms: u64,
+    /// How long a review waits when the policy does not say.
+    pub approval_timeout_secs: u64,
+    /// How often the kernel looks for what is due (time-outs, retries,
+    /// dispatches), in milliseconds.
+    pub tick_ms: u64,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            policy_path: "warden/kernel/decision".into(),
+            execution_timeout_secs: 24 * 3600,
+            step_timeout_secs: 300,
+            agent_timeout_secs: 60,
+            max_attempts: 3,
+            retry_backoff_ms: 1_000,
+            max_backoff_ms: 300_000,
+            approval_timeout_secs: 24 * 3600,
+            tick_ms: 250,
+        }
+    }
 }
 
 /// One audit sink (`[[sinks]]`), delivering every tenant's events.
@@ -370,6 +417,7 @@ impl Default for Config {
             log: LogConfig::default(),
             ledger: LedgerConfig::default(),
             sinks: Vec::new(),
+            kernel: KernelConfig::default(),
             shutdown_grace_secs: 20,
         }
     }

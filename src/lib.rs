@@ -15,7 +15,9 @@
 //! - [`http`]: the API: one router per resource, problem+json errors.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`keys`]: Ed25519 key files.
-//! - [`ledger`]: the evidence ledger (so far: the Merkle tree and its proofs).
+//! - [`ledger`]: the evidence ledger: hash chain, Merkle tree, signed checkpoints, proofs, export, verify.
+//! - [`audit`], [`fanout`]: audit events and their delivery to sinks.
+//! - [`kernel`]: the execution kernel: executions, intents, steps, runners, review.
 //! - [`cli`]: the `warden` subcommands.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
@@ -28,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod fanout;
 pub mod http;
+pub mod kernel;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;

@@ -124,8 +124,73 @@ pub fn event_of(kind: &str, actor: &str, tenant_id: &str, payload: &Value) -> Op
     match kind {
         KIND => Some(payload.clone()),
         "decision" => Some(decision_event(actor, tenant_id, payload)),
+        k if k.starts_with("kernel.") => Some(kernel_event(k, actor, tenant_id, payload)),
         _ => None,
     }
+}
+
+/// A kernel transition as an audit event: `action` is the transition
+/// (`step.retried`, `execution.failed`, …), `workflow_id` the execution,
+/// `activity_id` the step; `attributes` carry the states and the tool.
+fn kernel_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
+    let action = kind.trim_start_matches("kernel.");
+    let execution = p["execution_id"].as_str().unwrap_or_default();
+    let mut e = Map::new();
+    e.insert(
+        "event_id".into(),
+        format!(
+            "evt_{}s{}",
+            execution.strip_prefix("exe_").unwrap_or(execution),
+            p["seq"].as_i64().unwrap_or_default()
+        )
+        .into(),
+    );
+    e.insert("timestamp".into(), p["at"].clone());
+    e.insert("workflow_id".into(), execution.into());
+    if let Some(step) = p["step_id"].as_str() {
+        e.insert("activity_id".into(), step.into());
+    }
+    if let Some(agent) = p["agent_id"].as_str() {
+        e.insert("agent_id".into(), agent.into());
+    }
+    e.insert("action".into(), action.into());
+    let result = match action {
+        "intent.denied" | "approval.rejected" => "denied",
+        "approval.granted" => "allowed",
+        "approval.requested" => "pending",
+        "execution.failed" | "step.failed" | "step.timed_out" | "approval.expired" => "failure",
+        _ => "success",
+    };
+    e.insert("result".into(), result.into());
+    e.insert("caller".into(), caller_of(actor, tenant_id));
+    let mut attributes = Map::new();
+    for key in [
+        "from",
+        "to",
+        "tool",
+        "attempt",
+        "seq",
+        "next_step_id",
+        "decision_id",
+        "reason",
+        "approve",
+    ] {
+        if let Some(v) = p.get(key).filter(|v| !v.is_array() && !v.is_object() && !v.is_null()) {
+            attributes.insert(key.into(), v.clone());
+        }
+    }
+    e.insert("attributes".into(), Value::Object(attributes));
+    Value::Object(e)
+}
+
+/// `token:<id> (<name>)`, as every entry's actor is written, or `system`.
+fn caller_of(actor: &str, tenant_id: &str) -> Value {
+    let (token_id, token_name) = actor
+        .strip_prefix("token:")
+        .and_then(|r| r.split_once(" ("))
+        .map(|(i, n)| (i.to_string(), n.trim_end_matches(')').to_string()))
+        .unwrap_or_else(|| (actor.to_string(), String::new()));
+    json!({"token_id": token_id, "token_name": token_name, "tenant_id": tenant_id})
 }
 
 fn decision_event(actor: &str, tenant_id: &str, d: &Value) -> Value {
@@ -148,16 +213,7 @@ fn decision_event(actor: &str, tenant_id: &str, d: &Value) -> Value {
         None => "undetermined",
     };
     e.insert("result".into(), result.into());
-    // `token:<id> (<name>)`, as every entry's actor is written.
-    let (token_id, token_name) = actor
-        .strip_prefix("token:")
-        .and_then(|r| r.split_once(" ("))
-        .map(|(i, n)| (i.to_string(), n.trim_end_matches(')').to_string()))
-        .unwrap_or_else(|| (actor.to_string(), String::new()));
-    e.insert(
-        "caller".into(),
-        json!({"token_id": token_id, "token_name": token_name, "tenant_id": tenant_id}),
-    );
+    e.insert("caller".into(), caller_of(actor, tenant_id));
     let mut decision = json!({"decision_id": id, "path": d["path"], "bundle": d["bundle"]});
     if let Some(r) = d.get("reasons") {
         decision["reasons"] = r.clone();

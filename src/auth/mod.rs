@@ -139,6 +139,19 @@ pub enum Action {
     ManageSinks,
     /// Rotate the ledger signing key: only admins of the platform tenant.
     RotateLedgerKey,
+    /// Start kernel executions, cancel them, signal them.
+    RunExecutions,
+    /// Read executions and their history.
+    ReadExecutions,
+    /// Hold an agent stream, submit intents and local step results.
+    ActAsAgent,
+    /// Hold a runner stream and report job results.
+    ActAsRunner,
+    /// List the steps waiting for human review.
+    ReadApprovals,
+    /// Approve or reject a step: reviewers only, never `admin` alone
+    /// (separation of duties).
+    Review,
 }
 
 impl Action {
@@ -160,6 +173,12 @@ impl Action {
             Action::ReadEvidence => &[Compliance, Auditor],
             Action::WriteEvents => &[Orchestrator, Agent, Runner],
             Action::ReadApi => &[Compliance, Orchestrator, Agent, Runner, Auditor, Reviewer],
+            Action::RunExecutions => &[Orchestrator],
+            Action::ReadExecutions => &[Orchestrator, Agent, Compliance, Auditor, Reviewer],
+            Action::ActAsAgent => &[Agent],
+            Action::ActAsRunner => &[Runner],
+            Action::ReadApprovals => &[Compliance, Auditor, Reviewer],
+            Action::Review => &[Reviewer],
         }
     }
 }
@@ -180,6 +199,9 @@ impl Principal {
     pub fn may(&self, action: Action) -> bool {
         if matches!(action, Action::ManageTenants | Action::RotateLedgerKey) {
             return self.platform && self.roles.contains(Role::Admin);
+        }
+        if action == Action::Review {
+            return self.roles.contains(Role::Reviewer);
         }
         self.roles.contains(Role::Admin) || action.roles().iter().any(|r| self.roles.contains(*r))
     }

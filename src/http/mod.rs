@@ -22,6 +22,7 @@ pub mod audit;
 pub mod bundles;
 pub mod decisions;
 pub mod extract;
+pub mod kernel;
 pub mod ledger;
 pub mod ops;
 pub mod problem;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub clock: Clock,
     pub ledger: Ledger,
     pub fanout: crate::fanout::Fanout,
+    pub kernel: Arc<crate::kernel::Kernel>,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
 }
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(ledger::router())
         .merge(audit::router())
         .merge(sinks::router())
+        .merge(kernel::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -195,6 +198,9 @@ impl utoipa::Modify for BearerAuth {
         ledger::replay, ledger::impact,
         audit::submit, audit::feed, sinks::list, sinks::put_sink, sinks::delete_sink, sinks::dead_letters, sinks::redrive,
         ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,
+        kernel::create, kernel::execution, kernel::history, kernel::cancel, kernel::signal, kernel::review,
+        kernel::approvals, kernel::agent_stream, kernel::intent, kernel::step_result, kernel::runner_stream,
+        kernel::runner_result,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -204,6 +210,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "bundles", description = "versioned OPA bundles"),
         (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
         (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
+        (name = "kernel", description = "the execution kernel: executions, agent and runner streams, intents, review"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

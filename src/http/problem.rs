@@ -113,6 +113,15 @@ impl From<StoreError> for Problem {
             StoreError::Conflict(what) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"))
             }
+            StoreError::Changed(what) => {
+                let mut p = Problem::new(
+                    StatusCode::CONFLICT,
+                    "concurrent_change",
+                    format!("the {what} changed while this request was handled; read it again and retry"),
+                );
+                p.retry_after = Some(1);
+                p
+            }
             StoreError::Corrupt(_) => Problem::internal("store", &e),
             StoreError::Database(_) | StoreError::Migrate(_) => {
                 tracing::error!(error = %e, "store unavailable");

@@ -20,6 +20,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the string names what already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A conditional write found the row changed since it was read; the
+    /// string names what changed.
+    #[error("the {0} changed meanwhile")]
+    Changed(&'static str),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -72,8 +76,10 @@ macro_rules! with_write_tx {
     };
 }
 
+mod kernel;
 mod ledger;
 mod sinks;
+pub use kernel::{DeclaredTool, KernelChange};
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use sinks::{DeadLetterRow, TenantSinkRow};
 

@@ -40,6 +40,7 @@ fn routes() -> Vec<Route> {
     const READERS: &[&str] = &["admin", "compliance", "auditor"];
     const WRITERS: &[&str] = &["admin", "compliance"];
     const DECIDERS: &[&str] = &["admin", "orchestrator", "agent"];
+    const EXEC_READERS: &[&str] = &["admin", "orchestrator", "agent", "compliance", "auditor", "reviewer"];
     vec![
         r(M::POST, "/v1/tenants", &["admin"], false),
         r(M::GET, "/v1/tenants", &["admin"], false),
@@ -60,6 +61,17 @@ fn routes() -> Vec<Route> {
         r(M::POST, "/v1/bundles/commissioning/rollback", WRITERS, true),
         r(M::POST, "/v1/decisions", DECIDERS, true),
         r(M::POST, "/v1/data/agento/commissioning/routing", DECIDERS, true),
+        r(M::POST, "/v0/executions", &["admin", "orchestrator"], true),
+        r(M::GET, "/v0/executions/exe_unknown", EXEC_READERS, true),
+        r(M::GET, "/v0/executions/exe_unknown/history", EXEC_READERS, true),
+        r(M::POST, "/v0/executions/exe_unknown/cancel", &["admin", "orchestrator"], true),
+        r(M::POST, "/v0/executions/exe_unknown/signal", &["admin", "orchestrator"], true),
+        // Reviewers only: an admin is not a reviewer (separation of duties).
+        r(M::POST, "/v0/executions/exe_unknown/approvals", &["reviewer"], false),
+        r(M::GET, "/v0/approvals", &["admin", "compliance", "auditor", "reviewer"], true),
+        r(M::POST, "/v0/agents/intent", &["admin", "agent"], true),
+        r(M::POST, "/v0/agents/step-result", &["admin", "agent"], true),
+        r(M::POST, "/v0/runners/r1/results", &["admin", "runner"], true),
         r(M::GET, "/metrics", &["admin", "auditor"], true),
         r(M::GET, "/openapi.json", &ROLES, true),
     ]
@@ -90,6 +102,16 @@ async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> St
             Some(json!({"revision": "1"}))
         }
         ("POST", "/v1/decisions") => Some(json!({"path": "agento/commissioning/routing", "input": ready_input()})),
+        ("POST", "/v0/executions") => Some(json!({"agent_id": "a1"})),
+        ("POST", "/v0/executions/exe_unknown/cancel") => Some(json!({})),
+        ("POST", "/v0/executions/exe_unknown/signal") => Some(json!({"payload": {}})),
+        ("POST", "/v0/executions/exe_unknown/approvals") => {
+            Some(json!({"step_id": "stp_x", "decision": "approve", "args_hash": "00"}))
+        }
+        ("POST", "/v0/agents/intent") => Some(json!({"execution_id": "exe_unknown", "type": "complete"})),
+        ("POST", "/v0/agents/step-result") | ("POST", "/v0/runners/r1/results") => {
+            Some(json!({"step_id": "stp_x", "status": "started"}))
+        }
         ("POST", _) => Some(json!({"input": ready_input()})),
         _ => None,
     };

@@ -40,6 +40,8 @@ pub struct TestApp {
     pub admin: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    config: Config,
+    clock: Clock,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -84,12 +86,25 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config), clock
         Backend::Postgres => Some(fresh_postgres_database().await),
     };
     tweak(&mut config);
-    let (state, bootstrap) = warden::app::build(config, clock, None).await.expect("build app");
+    let (state, bootstrap) = warden::app::build(config.clone(), clock.clone(), None)
+        .await
+        .expect("build app");
     let admin = match bootstrap {
         warden::app::Bootstrap::Minted(t) => t,
         other => panic!("a fresh store must mint a bootstrap token, got {other:?}"),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, state, admin, config, clock, dir)
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    admin: String,
+    config: Config,
+    clock: Clock,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(warden::app::run(listener, state.clone(), async move {
@@ -100,6 +115,8 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config), clock
         admin,
         client: reqwest::Client::new(),
         state,
+        config,
+        clock,
         _dir: dir,
         shutdown: Some(tx),
         server: Some(server),
@@ -215,6 +232,32 @@ impl TestApp {
             .iter()
             .map(|b| b["versions"].as_i64().unwrap())
             .sum()
+    }
+
+    /// Stops this server and starts a new one on the same address, data
+    /// directory and database: what survives is only what was stored.
+    pub async fn restart(mut self) -> TestApp {
+        let addr = self.base.trim_start_matches("http://").to_string();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.await.unwrap().unwrap();
+        }
+        let (state, bootstrap) = warden::app::build(self.config.clone(), self.clock.clone(), None)
+            .await
+            .expect("build app again");
+        assert_eq!(bootstrap, warden::app::Bootstrap::Existing);
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        serve(
+            listener,
+            state,
+            self.admin.clone(),
+            self.config.clone(),
+            self.clock.clone(),
+            dir,
+        )
     }
 
     pub async fn stop(mut self) {

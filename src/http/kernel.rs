@@ -1,0 +1,446 @@
+//! The execution kernel's API (seed 003), under `/v0`: executions, agent
+//! and runner streams (SSE, resumable with `Last-Event-ID`), intents,
+//! results, cancel, signal, and human review.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::extract::{ApiJson, Caller};
+use super::problem::{Problem, ProblemBody};
+use crate::auth::Action;
+use crate::kernel::hub::Conn;
+use crate::kernel::model::{PushRow, agent_recipient, runner_recipient};
+use crate::kernel::service::{
+    CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
+    StepView,
+};
+use crate::kernel::{Kernel, KernelError};
+use crate::ledger::Receipt;
+use crate::store::DeclaredTool;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v0/executions", post(create))
+        .route("/v0/executions/{id}", get(execution))
+        .route("/v0/executions/{id}/history", get(history))
+        .route("/v0/executions/{id}/cancel", post(cancel))
+        .route("/v0/executions/{id}/signal", post(signal))
+        .route("/v0/executions/{id}/approvals", post(review))
+        .route("/v0/approvals", get(approvals))
+        .route("/v0/agents/stream", get(agent_stream))
+        .route("/v0/agents/intent", post(intent))
+        .route("/v0/agents/step-result", post(step_result))
+        .route("/v0/runners/stream", get(runner_stream))
+        .route("/v0/runners/{id}/results", post(runner_result))
+}
+
+impl From<KernelError> for Problem {
+    fn from(e: KernelError) -> Self {
+        use KernelError as K;
+        let status = match &e {
+            K::Store(_) | K::Ledger(_) => {
+                return match e {
+                    K::Store(s) => s.into(),
+                    K::Ledger(l) => l.into(),
+                    _ => unreachable!("matched above"),
+                };
+            }
+            K::UnknownExecution(_) | K::UnknownStep(_) => StatusCode::NOT_FOUND,
+            K::Invalid(_) => StatusCode::BAD_REQUEST,
+            K::Denied { .. } | K::NotAReviewer(_) | K::ByInitiator(_) => StatusCode::FORBIDDEN,
+            K::IllegalTransition { .. }
+            | K::NotAssigned(_)
+            | K::StepNotYours { .. }
+            | K::NoReview(_)
+            | K::ArgumentsMismatch { .. }
+            | K::ApprovalReused(_)
+            | K::ApprovalExpired(_)
+            | K::ApprovalClosed { .. } => StatusCode::CONFLICT,
+        };
+        let mut p = Problem::new(status, e.code(), e.to_string());
+        if let K::Denied {
+            decision_id, reasons, ..
+        } = &e
+        {
+            p.errors = Some(
+                reasons
+                    .iter()
+                    .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r}))
+                    .collect(),
+            );
+        }
+        p
+    }
+}
+
+fn kernel(state: &AppState) -> &Arc<Kernel> {
+    &state.kernel
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Created {
+    #[serde(flatten)]
+    pub execution: ExecutionView,
+    pub receipts: Vec<Receipt>,
+}
+
+/// Starts an execution; its agent gets `execution.assigned` on its stream.
+#[utoipa::path(post, path = "/v0/executions", tag = "kernel", request_body = CreateExecution,
+    responses((status = 201, body = Created), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateExecution>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
+    let who = caller.require(Action::RunExecutions)?;
+    let (execution, receipts) = kernel(&state).create(who, req).await?;
+    Ok((StatusCode::CREATED, Json(Created { execution, receipts })))
+}
+
+#[utoipa::path(get, path = "/v0/executions/{id}", tag = "kernel",
+    params(("id" = String, Path, description = "execution id")),
+    responses((status = 200, body = ExecutionView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionView>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    Ok(Json(kernel(&state).get(who, &id).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct History {
+    pub execution_id: String,
+    pub entries: Vec<HistoryView>,
+}
+
+/// Every transition of the execution, each with its index in the ledger.
+#[utoipa::path(get, path = "/v0/executions/{id}/history", tag = "kernel",
+    params(("id" = String, Path, description = "execution id")),
+    responses((status = 200, body = History), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<History>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    let entries = kernel(&state).history(who, &id).await?;
+    Ok(Json(History {
+        execution_id: id,
+        entries,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v0/executions/{id}/cancel", tag = "kernel", request_body = CancelRequest,
+    params(("id" = String, Path, description = "execution id")),
+    responses((status = 200, body = ExecutionView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ExecutionView>, Problem> {
+    let who = caller.require(Action::RunExecutions)?;
+    // The body is optional.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        super::extract::parse_json::<CancelRequest>(&body, state.config.limits.max_json_depth)?.reason
+    };
+    Ok(Json(kernel(&state).cancel(who, &id, reason).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// Resumes an execution blocked by a `wait` intent (or tells a running
+/// one's agent); its agent gets `execution.signalled`.
+#[utoipa::path(post, path = "/v0/executions/{id}/signal", tag = "kernel", request_body = SignalRequest,
+    params(("id" = String, Path, description = "execution id")),
+    responses((status = 200, body = ExecutionView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn signal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SignalRequest>,
+) -> Result<Json<ExecutionView>, Problem> {
+    let who = caller.require(Action::RunExecutions)?;
+    Ok(Json(kernel(&state).signal(who, &id, req.payload).await?))
+}
+
+/// A reviewer's verdict on a step policy escalated, bound to the step and
+/// the hash of its exact arguments.
+#[utoipa::path(post, path = "/v0/executions/{id}/approvals", tag = "kernel", request_body = ReviewRequest,
+    params(("id" = String, Path, description = "execution id")),
+    responses((status = 200, body = StepView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReviewRequest>,
+) -> Result<Json<StepView>, Problem> {
+    // The reviewer role is checked by the kernel, with its own code.
+    Ok(Json(kernel(&state).review(&caller.0, &id, req).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Approvals {
+    pub waiting: Vec<PendingReview>,
+}
+
+/// The steps waiting for review in the caller's tenant, with the policy's reasons.
+#[utoipa::path(get, path = "/v0/approvals", tag = "kernel",
+    responses((status = 200, body = Approvals), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn approvals(State(state): State<AppState>, caller: Caller) -> Result<Json<Approvals>, Problem> {
+    let who = caller.require(Action::ReadApprovals)?;
+    Ok(Json(Approvals {
+        waiting: kernel(&state).pending_reviews(who).await?,
+    }))
+}
+
+/// `invoke_tool` (decided by the tenant's kernel policy), `complete`,
+/// `fail` or `wait`, from the agent holding the execution.
+#[utoipa::path(post, path = "/v0/agents/intent", tag = "kernel", request_body = Intent,
+    responses((status = 200, body = IntentAnswer), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn intent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<Intent>,
+) -> Result<Json<IntentAnswer>, Problem> {
+    let who = caller.require(Action::ActAsAgent)?;
+    Ok(Json(kernel(&state).intent(who, req).await?))
+}
+
+/// The agent's result for a local step.
+#[utoipa::path(post, path = "/v0/agents/step-result", tag = "kernel", request_body = StepReport,
+    responses((status = 200, body = StepView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn step_result(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<StepReport>,
+) -> Result<Json<StepView>, Problem> {
+    let who = caller.require(Action::ActAsAgent)?;
+    Ok(Json(kernel(&state).report(who, None, req).await?))
+}
+
+/// A runner's report on a job: started, succeeded or failed.
+#[utoipa::path(post, path = "/v0/runners/{id}/results", tag = "kernel", request_body = StepReport,
+    params(("id" = String, Path, description = "runner id")),
+    responses((status = 200, body = StepView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn runner_result(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StepReport>,
+) -> Result<Json<StepView>, Problem> {
+    let who = caller.require(Action::ActAsRunner)?;
+    Ok(Json(kernel(&state).report(who, Some(&id), req).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStreamQuery {
+    /// The agent this stream serves; defaults to the token's name.
+    pub agent_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerStreamQuery {
+    /// Defaults to the token's name.
+    pub runner_id: Option<String>,
+    /// The tools this runner serves, comma-separated.
+    pub tools: String,
+    /// Those of `tools` that must never run twice, comma-separated.
+    #[serde(default)]
+    pub non_idempotent: Option<String>,
+}
+
+/// The agent's stream: `execution.assigned`, `step.assigned` (local
+/// steps to run), `step.result`, `execution.signalled`,
+/// `execution.resumed`, `execution.cancelled`. Send `Last-Event-ID` to
+/// resume; closing it gives the agent's running executions back.
+#[utoipa::path(get, path = "/v0/agents/stream", tag = "kernel", params(AgentStreamQuery),
+    responses((status = 200, description = "text/event-stream"), (status = "4XX", body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn agent_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<AgentStreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let who = caller.require(Action::ActAsAgent)?;
+    let name = q.agent_id.unwrap_or_else(|| who.token_name.clone());
+    check_id("agent_id", &name)?;
+    let k = kernel(&state).clone();
+    let recipient = agent_recipient(&who.tenant_id, &name);
+    let after = resume_point(&k, &headers, &recipient).await?;
+    let conn = k.new_conn(who, name, recipient);
+    k.agent_connected(conn.clone()).await?;
+    Ok(stream(k, conn, after, true))
+}
+
+/// The runner's stream: `job.assigned` (with its idempotency key) and
+/// `job.cancelled`. Send `Last-Event-ID` to resume.
+#[utoipa::path(get, path = "/v0/runners/stream", tag = "kernel", params(RunnerStreamQuery),
+    responses((status = 200, description = "text/event-stream"), (status = "4XX", body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn runner_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<RunnerStreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let who = caller.require(Action::ActAsRunner)?;
+    let name = q.runner_id.unwrap_or_else(|| who.token_name.clone());
+    check_id("runner_id", &name)?;
+    let non_idempotent: Vec<&str> = q
+        .non_idempotent
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let mut tools = Vec::new();
+    for t in q.tools.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        check_id("tools", t)?;
+        tools.push(DeclaredTool {
+            name: t.to_string(),
+            idempotent: !non_idempotent.contains(&t),
+        });
+    }
+    if tools.is_empty() {
+        return Err(Problem::bad_request(
+            "invalid_runner",
+            "declare the tools this runner serves: ?tools=a,b (and ?non_idempotent=b for those that must not run twice)",
+        ));
+    }
+    let k = kernel(&state).clone();
+    let recipient = runner_recipient(&who.tenant_id, &name);
+    let after = resume_point(&k, &headers, &recipient).await?;
+    let mut conn = k.new_conn(who, name, recipient);
+    conn.tools = tools;
+    k.runner_connected(conn.clone()).await?;
+    Ok(stream(k, conn, after, false))
+}
+
+fn check_id(field: &str, v: &str) -> Result<(), Problem> {
+    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "invalid_stream",
+            format!("{field} must be 1 to 200 characters of letters, digits and . _ : - @; got {v:?}"),
+        ))
+    }
+}
+
+/// Where a stream starts: after `Last-Event-ID` when given, else after the
+/// last message already kept (a new stream gets only what follows).
+async fn resume_point(k: &Kernel, headers: &HeaderMap, recipient: &str) -> Result<i64, Problem> {
+    match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be the id of an event this stream sent (a non-negative integer)",
+                )
+            }),
+        None => Ok(k.store.kernel_last_push(recipient).await?),
+    }
+}
+
+/// Unregisters a stream when its response is dropped (the client went away).
+struct Registration {
+    kernel: Arc<Kernel>,
+    conn: Conn,
+    agent: bool,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let kernel = self.kernel.clone();
+        let conn = self.conn.clone();
+        if !self.agent {
+            kernel.runner_disconnected(&conn);
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = kernel.agent_disconnected(&conn).await {
+                    tracing::warn!(conn = %conn.id, error = %e, "kernel: releasing a closed agent stream failed");
+                }
+            });
+        }
+    }
+}
+
+struct Cursor {
+    reg: Registration,
+    after: i64,
+    buf: VecDeque<PushRow>,
+}
+
+/// How often a stream looks for messages committed by another instance.
+const POLL: Duration = Duration::from_secs(1);
+
+fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let cursor = Cursor {
+        reg: Registration { kernel: k, conn, agent },
+        after,
+        buf: VecDeque::new(),
+    };
+    let s = futures_util::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(p) = c.buf.pop_front() {
+                c.after = p.seq;
+                let event = Event::default()
+                    .id(p.seq.to_string())
+                    .event(p.event)
+                    .data(p.data.to_string());
+                return Some((Ok(event), c));
+            }
+            let k = &c.reg.kernel;
+            match k.store.kernel_pushes_after(&c.reg.conn.recipient, c.after, 256).await {
+                Ok(rows) if !rows.is_empty() => {
+                    c.buf.extend(rows);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "kernel: reading a stream's messages failed"),
+            }
+            let _ = tokio::time::timeout(POLL, c.reg.conn.wake.notified()).await;
+        }
+    });
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,44 @@
+//! The kernel's background pass: step deadlines, review expiry, retry
+//! back-offs, dispatch to runners, execution and agent time-outs, and
+//! assignment of waiting executions to agent streams. Everything due is
+//! read from the store, so a restart loses no timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Kernel;
+
+/// How often history entries a failed ledger append left behind are retried.
+const RECOVER_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs until `stop` turns true.
+pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
+    if let Err(e) = kernel.release_stale_streams().await {
+        tracing::warn!(error = %e, "kernel: releasing the previous run's streams failed");
+    }
+    let every = Duration::from_millis(kernel.cfg.tick_ms.max(10));
+    let mut recovered: Option<tokio::time::Instant> = None;
+    loop {
+        if recovered.is_none_or(|t| t.elapsed() >= RECOVER_EVERY) {
+            recovered = Some(tokio::time::Instant::now());
+            match kernel.recover_ledger().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    entries = n,
+                    "kernel: appended history a failure had left out of the ledger"
+                ),
+                Err(e) => tracing::warn!(error = %e, "kernel: appending left-over history failed"),
+            }
+        }
+        if let Err(e) = kernel.tick().await {
+            tracing::warn!(error = %e, "kernel: a timer pass failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = kernel.due.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The execution kernel's tables. A change of the kernel (an execution, its
+//! steps, its history entries, the messages it pushes, a reviewer's verdict)
+//! is written by [`Store::kernel_apply`] in one transaction, conditional on
+//! the execution's version and on each step's previous state, so two
+//! writers (two requests, or two instances) never both move the same thing.
+
+use sqlx::Row;
+
+use super::{Pool, Result, Store, StoreError};
+use crate::kernel::model::{
+    ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
+    kind_of, push_event_of,
+};
+
+/// One change of the kernel, written atomically.
+#[derive(Debug, Default)]
+pub struct KernelChange {
+    /// The execution's new row, and the version it must still have (None:
+    /// a new execution).
+    pub execution: Option<(ExecutionRow, Option<i64>)>,
+    /// Steps' new rows, each with the state it must still be in (None: new).
+    pub steps: Vec<(StepRow, Option<StepState>)>,
+    pub history: Vec<HistoryRow>,
+    /// Messages for streams; their `seq` is assigned here.
+    pub pushes: Vec<PushRow>,
+    pub approval: Option<ApprovalRow>,
+}
+
+const EXEC_COLS: &str = "id, tenant_id, agent_id, state, input, labels, output, initiator, initiator_token, conn, \
+    agent_token, waiting_on, deadline_at, wake_at, agent_lost_at, version, seq, created_at, updated_at";
+const STEP_COLS: &str = "id, execution_id, tenant_id, tool, arguments, args_hash, attempt, max_attempts, backoff_ms, \
+    state, remote, idempotent, idempotency_key, runner_id, decision_id, timeout_ms, deadline_at, not_before, review, \
+    review_needed, review_expires_at, on_expiry, reasons, result, error, created_at, updated_at";
+
+fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn json_opt(s: Option<String>, what: &str) -> Result<Option<serde_json::Value>> {
+    s.map(|s| serde_json::from_str(&s).map_err(corrupt(what))).transpose()
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+fn text_opt(v: &Option<serde_json::Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+fn bad(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+macro_rules! exec_from_row {
+    ($r:expr) => {{
+        let state: String = $r.try_get("state")?;
+        let waiting: Option<String> = $r.try_get("waiting_on")?;
+        ExecutionRow {
+            id: $r.try_get("id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            agent_id: $r.try_get("agent_id")?,
+            state: ExecState::parse(&state).ok_or_else(|| bad("execution state", &state))?,
+            input: serde_json::from_str(&$r.try_get::<String, _>("input")?).map_err(corrupt("execution input"))?,
+            labels: serde_json::from_str(&$r.try_get::<String, _>("labels")?).map_err(corrupt("execution labels"))?,
+            output: json_opt($r.try_get("output")?, "execution output")?,
+            initiator: $r.try_get("initiator")?,
+            initiator_token: $r.try_get("initiator_token")?,
+            conn: $r.try_get("conn")?,
+            agent_token: $r.try_get("agent_token")?,
+            waiting_on: match waiting {
+                Some(w) => Some(WaitingOn::parse(&w).ok_or_else(|| bad("waiting_on", &w))?),
+                None => None,
+            },
+            deadline_at: $r.try_get("deadline_at")?,
+            wake_at: $r.try_get("wake_at")?,
+            agent_lost_at: $r.try_get("agent_lost_at")?,
+            version: $r.try_get("version")?,
+            seq: $r.try_get("seq")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    }};
+}
+
+macro_rules! step_from_row {
+    ($r:expr) => {{
+        let state: String = $r.try_get("state")?;
+        let review: Option<String> = $r.try_get("review")?;
+        let on_expiry: String = $r.try_get("on_expiry")?;
+        StepRow {
+            id: $r.try_get("id")?,
+            execution_id: $r.try_get("execution_id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            tool: $r.try_get("tool")?,
+            arguments: serde_json::from_str(&$r.try_get::<String, _>("arguments")?)
+                .map_err(corrupt("step arguments"))?,
+            args_hash: $r.try_get("args_hash")?,
+            attempt: $r.try_get("attempt")?,
+            max_attempts: $r.try_get("max_attempts")?,
+            backoff_ms: $r.try_get("backoff_ms")?,
+            state: StepState::parse(&state).ok_or_else(|| bad("step state", &state))?,
+            remote: $r.try_get("remote")?,
+            idempotent: $r.try_get("idempotent")?,
+            idempotency_key: $r.try_get("idempotency_key")?,
+            runner_id: $r.try_get("runner_id")?,
+            decision_id: $r.try_get("decision_id")?,
+            timeout_ms: $r.try_get("timeout_ms")?,
+            deadline_at: $r.try_get("deadline_at")?,
+            not_before: $r.try_get("not_before")?,
+            review: match review {
+                Some(v) => Some(ReviewState::parse(&v).ok_or_else(|| bad("review state", &v))?),
+                None => None,
+            },
+            review_needed: $r.try_get("review_needed")?,
+            review_expires_at: $r.try_get("review_expires_at")?,
+            on_expiry: OnExpiry::parse(&on_expiry).ok_or_else(|| bad("on_expiry", &on_expiry))?,
+            reasons: serde_json::from_str(&$r.try_get::<String, _>("reasons")?).map_err(corrupt("step reasons"))?,
+            result: json_opt($r.try_get("result")?, "step result")?,
+            error: json_opt($r.try_get("error")?, "step error")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    }};
+}
+
+macro_rules! history_from_row {
+    ($r:expr) => {{
+        let kind: String = $r.try_get("kind")?;
+        let index: Option<i64> = $r.try_get("ledger_index")?;
+        HistoryRow {
+            execution_id: $r.try_get("execution_id")?,
+            seq: $r.try_get("seq")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            kind: kind_of(&kind).ok_or_else(|| bad("history kind", &kind))?,
+            actor: $r.try_get("actor")?,
+            payload: serde_json::from_str(&$r.try_get::<String, _>("payload")?).map_err(corrupt("history payload"))?,
+            at: $r.try_get("at")?,
+            ledger_index: index.map(|i| i as u64),
+        }
+    }};
+}
+
+macro_rules! approval_from_row {
+    ($r:expr) => {
+        ApprovalRow {
+            step_id: $r.try_get("step_id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            reviewer_token: $r.try_get("reviewer_token")?,
+            reviewer: $r.try_get("reviewer")?,
+            approve: $r.try_get("approve")?,
+            reason: $r.try_get("reason")?,
+            args_hash: $r.try_get("args_hash")?,
+            at: $r.try_get("at")?,
+        }
+    };
+}
+
+/// A runner's declared tools, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeclaredTool {
+    pub name: String,
+    pub idempotent: bool,
+}
+
+impl Store {
+    /// Writes one kernel change atomically. Fails with
+    /// [`StoreError::Changed`] when the execution or a step moved since it
+    /// was read; nothing is written then. Returns the pushes with their
+    /// assigned sequence numbers.
+    pub async fn kernel_apply(&self, change: &KernelChange) -> Result<Vec<PushRow>> {
+        let mut pushed = Vec::with_capacity(change.pushes.len());
+        with_write_tx!(self, tx => {
+            if let Some((e, expected)) = &change.execution {
+                let sql = match expected {
+                    None => format!("INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
+                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"),
+                    Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
+                        output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
+                        deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
+                        updated_at=$19 WHERE id=$1 AND version=$20".to_string(),
+                };
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&e.id).bind(&e.tenant_id).bind(&e.agent_id).bind(e.state.as_str())
+                    .bind(text(&e.input)).bind(serde_json::Value::Object(e.labels.clone()).to_string())
+                    .bind(text_opt(&e.output)).bind(&e.initiator).bind(&e.initiator_token).bind(&e.conn)
+                    .bind(&e.agent_token).bind(e.waiting_on.map(|w| w.as_str())).bind(e.deadline_at)
+                    .bind(e.wake_at).bind(e.agent_lost_at).bind(e.version).bind(e.seq).bind(e.created_at)
+                    .bind(e.updated_at).bind(expected.unwrap_or_default())
+                    .execute(&mut *tx).await.map_err(super::conflict("execution"))?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Changed("execution"));
+                }
+            }
+            for (s, expected) in &change.steps {
+                let sql = match expected {
+                    None => format!("INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
+                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)"),
+                    Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
+                        args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
+                        idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
+                        deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
+                        on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27 \
+                        WHERE id=$1 AND state=$28".to_string(),
+                };
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&s.id).bind(&s.execution_id).bind(&s.tenant_id).bind(&s.tool).bind(text(&s.arguments))
+                    .bind(&s.args_hash).bind(s.attempt).bind(s.max_attempts).bind(s.backoff_ms)
+                    .bind(s.state.as_str()).bind(s.remote).bind(s.idempotent).bind(&s.idempotency_key)
+                    .bind(&s.runner_id).bind(&s.decision_id).bind(s.timeout_ms).bind(s.deadline_at)
+                    .bind(s.not_before).bind(s.review.map(|r| r.as_str())).bind(s.review_needed)
+                    .bind(s.review_expires_at).bind(s.on_expiry.as_str())
+                    .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
+                    .bind(text_opt(&s.result)).bind(text_opt(&s.error)).bind(s.created_at).bind(s.updated_at)
+                    .bind(expected.map(|e| e.as_str()).unwrap_or_default())
+                    .execute(&mut *tx).await.map_err(super::conflict("step"))?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Changed("step"));
+                }
+            }
+            if let Some(a) = &change.approval {
+                sqlx::query("INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
+                    reason, args_hash, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+                    .bind(&a.step_id).bind(&a.tenant_id).bind(&a.reviewer_token).bind(&a.reviewer)
+                    .bind(a.approve).bind(&a.reason).bind(&a.args_hash).bind(a.at)
+                    .execute(&mut *tx).await.map_err(super::conflict("a verdict of this reviewer on this step"))?;
+            }
+            for h in &change.history {
+                sqlx::query("INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
+                    VALUES ($1,$2,$3,$4,$5,$6,$7)")
+                    .bind(&h.execution_id).bind(h.seq).bind(&h.tenant_id).bind(h.kind).bind(&h.actor)
+                    .bind(text(&h.payload)).bind(h.at)
+                    .execute(&mut *tx).await.map_err(super::conflict("history entry"))?;
+            }
+            for p in &change.pushes {
+                // Per recipient, in commit order: a concurrent writer
+                // computing the same number fails on the primary key.
+                let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM kernel_pushes WHERE recipient = $1")
+                    .bind(&p.recipient).fetch_one(&mut *tx).await?;
+                sqlx::query("INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) VALUES ($1,$2,$3,$4,$5)")
+                    .bind(&p.recipient).bind(seq).bind(p.event).bind(text(&p.data)).bind(p.created_at)
+                    .execute(&mut *tx).await.map_err(|_| StoreError::Changed("stream"))?;
+                pushed.push(PushRow { seq, ..p.clone() });
+            }
+            tx.commit().await?;
+        });
+        Ok(pushed)
+    }
+
+    pub async fn kernel_execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE id = $1")))
+                .bind(id).fetch_optional(p).await?;
+            row.map(|r| Ok(exec_from_row!(r))).transpose()
+        })
+    }
+
+    /// Executions matching a filter, oldest first.
+    async fn kernel_executions_where(&self, filter: &str, binds: &[&str], limit: i64) -> Result<Vec<ExecutionRow>> {
+        with_pool!(self, p => {
+            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE {filter} ORDER BY created_at, id LIMIT {limit}");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
+        })
+    }
+
+    /// Pending executions (to assign), and blocked ones that lost their
+    /// agent stream (to give back to it), of every tenant.
+    pub async fn kernel_unassigned(&self, limit: i64) -> Result<Vec<ExecutionRow>> {
+        self.kernel_executions_where("state = 'pending' OR (state = 'blocked' AND conn IS NULL)", &[], limit)
+            .await
+    }
+
+    /// Executions an agent stream holds.
+    pub async fn kernel_executions_of_conn(&self, conn: &str) -> Result<Vec<ExecutionRow>> {
+        self.kernel_executions_where("conn = $1", &[conn], 10_000).await
+    }
+
+    /// A tenant's executions, newest first, optionally in one state.
+    pub async fn kernel_executions(
+        &self,
+        tenant_id: &str,
+        state: Option<ExecState>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRow>> {
+        with_pool!(self, p => {
+            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE tenant_id = $1 \
+                AND ($2 = '' OR state = $2) ORDER BY created_at DESC, id DESC LIMIT $3");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(state.map(|s| s.as_str()).unwrap_or_default())
+                .bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
+        })
+    }
+
+    /// Live executions whose time is up: their deadline, their `wait`
+    /// timer, or the grace of an agent that went away (`lost_before`).
+    pub async fn kernel_due_executions(&self, now: i64, lost_before: i64, limit: i64) -> Result<Vec<ExecutionRow>> {
+        with_pool!(self, p => {
+            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE state IN ('pending','running','blocked') \
+                AND (deadline_at <= $1 OR (state = 'blocked' AND (wake_at <= $1 OR agent_lost_at <= $2))) \
+                ORDER BY created_at LIMIT $3");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(lost_before).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn kernel_step(&self, id: &str) -> Result<Option<StepRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {STEP_COLS} FROM kernel_steps WHERE id = $1")))
+                .bind(id).fetch_optional(p).await?;
+            row.map(|r| Ok(step_from_row!(r))).transpose()
+        })
+    }
+
+    /// An execution's steps, every attempt, in order.
+    pub async fn kernel_steps_of(&self, execution_id: &str) -> Result<Vec<StepRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {STEP_COLS} FROM kernel_steps WHERE execution_id = $1 \
+                ORDER BY created_at, attempt, id")))
+                .bind(execution_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(step_from_row!(r))).collect()
+        })
+    }
+
+    /// Steps whose time is up (deadline or review expiry), and remote steps
+    /// ready to dispatch, of every tenant.
+    pub async fn kernel_due_steps(&self, now: i64, limit: i64) -> Result<Vec<StepRow>> {
+        with_pool!(self, p => {
+            let sql = format!("SELECT {STEP_COLS} FROM kernel_steps WHERE state IN ('pending','dispatched','running') \
+                AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
+                  OR (state = 'pending' AND remote AND (review IS NULL OR review = 'approved') \
+                      AND (not_before IS NULL OR not_before <= $1))) \
+                ORDER BY created_at LIMIT $2");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(step_from_row!(r))).collect()
+        })
+    }
+
+    /// Steps of a tenant waiting for review, oldest first.
+    pub async fn kernel_waiting_reviews(&self, tenant_id: &str, limit: i64) -> Result<Vec<StepRow>> {
+        with_pool!(self, p => {
+            let sql = format!("SELECT {STEP_COLS} FROM kernel_steps WHERE tenant_id = $1 AND review = 'waiting' \
+                AND state = 'pending' ORDER BY created_at LIMIT $2");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(step_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn kernel_approvals_of(&self, step_id: &str) -> Result<Vec<ApprovalRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT step_id, tenant_id, reviewer_token, reviewer, approve, reason, args_hash, at \
+                FROM kernel_approvals WHERE step_id = $1 ORDER BY at, reviewer_token")
+                .bind(step_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(approval_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn kernel_history(&self, execution_id: &str) -> Result<Vec<HistoryRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index \
+                FROM kernel_history WHERE execution_id = $1 ORDER BY seq")
+                .bind(execution_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(history_from_row!(r))).collect()
+        })
+    }
+
+    /// History entries not yet in the ledger (a crash came between), in
+    /// each execution's order.
+    pub async fn kernel_unledgered(&self, limit: i64) -> Result<Vec<HistoryRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index \
+                FROM kernel_history WHERE ledger_index IS NULL ORDER BY at, execution_id, seq LIMIT $1")
+                .bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(history_from_row!(r))).collect()
+        })
+    }
+
+    pub async fn kernel_set_ledger_indexes(&self, done: &[(String, i64, u64)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        with_write_tx!(self, tx => {
+            for (execution_id, seq, index) in done {
+                sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
+                    .bind(execution_id).bind(seq).bind(*index as i64)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A stream's messages after `after`, in order.
+    pub async fn kernel_pushes_after(&self, recipient: &str, after: i64, limit: i64) -> Result<Vec<PushRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT recipient, seq, event, data, created_at FROM kernel_pushes \
+                WHERE recipient = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                .bind(recipient).bind(after).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| {
+                let event: String = r.try_get("event")?;
+                Ok(PushRow {
+                    recipient: r.try_get("recipient")?,
+                    seq: r.try_get("seq")?,
+                    event: push_event_of(&event).ok_or_else(|| bad("push event", &event))?,
+                    data: serde_json::from_str(&r.try_get::<String, _>("data")?).map_err(corrupt("push data"))?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }).collect()
+        })
+    }
+
+    /// The last message number of a stream (0 when none).
+    pub async fn kernel_last_push(&self, recipient: &str) -> Result<i64> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM kernel_pushes WHERE recipient = $1")
+                .bind(recipient).fetch_one(p).await?)
+        })
+    }
+
+    /// Records the tools a runner serves (replacing what it declared before).
+    pub async fn kernel_put_runner(
+        &self,
+        tenant_id: &str,
+        runner_id: &str,
+        tools: &[DeclaredTool],
+        now: i64,
+    ) -> Result<()> {
+        let tools = serde_json::to_string(tools).unwrap_or_default();
+        with_pool!(self, p => {
+            sqlx::query("INSERT INTO kernel_runners (tenant_id, runner_id, tools, seen_at) VALUES ($1,$2,$3,$4) \
+                ON CONFLICT (tenant_id, runner_id) DO UPDATE SET tools = excluded.tools, seen_at = excluded.seen_at")
+                .bind(tenant_id).bind(runner_id).bind(tools).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Every tool a tenant's runners declared, with whether it is idempotent
+    /// (false when any runner declared it not to be).
+    pub async fn kernel_remote_tool(&self, tenant_id: &str, tool: &str) -> Result<Option<bool>> {
+        let rows: Vec<String> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT tools FROM kernel_runners WHERE tenant_id = $1").bind(tenant_id).fetch_all(p).await?
+        });
+        let mut found = None;
+        for r in rows {
+            let tools: Vec<DeclaredTool> = serde_json::from_str(&r).map_err(corrupt("runner tools"))?;
+            for t in tools.into_iter().filter(|t| t.name == tool) {
+                found = Some(found.unwrap_or(true) && t.idempotent);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Agent streams of one instance (ids starting with `prefix`) that hold executions.
+    pub async fn kernel_held_by_instance(&self, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!("{prefix}%");
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT DISTINCT conn FROM kernel_executions WHERE conn LIKE $1")
+                .bind(pattern).fetch_all(p).await?)
+        })
+    }
+}

@@ -1,0 +1,922 @@
+//! The execution kernel end to end: a real agent and a real runner, each an
+//! HTTP client holding an SSE stream, against a running Warden whose kernel
+//! policy is the shipped `policies/kernel/` engine with the rules below.
+//! Every flow that can be interrupted is interrupted by a restart of
+//! Warden, and every flow ends by checking that the execution's history,
+//! the ledger (an export that verifies offline) and the audit feed agree.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use warden::clock::Clock;
+use warden::ledger::checkpoint::NoteVerifier;
+use warden::ledger::verify;
+
+use crate::common::*;
+use crate::on_both_backends;
+
+/// The rules the flows run under (data for the shipped Rego engine).
+fn rules() -> Value {
+    json!({"warden": {"kernel": {"rules": [
+        {"id": "read-only", "priority": 10, "tools": ["search.*", "echo"], "effect": "allow",
+         "reason": "read-only tools"},
+        {"id": "no-shell", "priority": 100, "tools": ["shell.*"], "effect": "deny",
+         "reason": "agents never get a shell"},
+        {"id": "refunds", "priority": 50, "tools": ["payments.refund"], "effect": "require_approval",
+         "reason": "refunds need a reviewer", "approval": {"reviewers": 1, "timeout_seconds": 3600}},
+        {"id": "wires", "priority": 50, "tools": ["payments.wire"], "effect": "require_approval",
+         "reason": "wires need two people", "approval": {"reviewers": 2}},
+        {"id": "restarts", "priority": 50, "tools": ["ops.restart"], "effect": "require_approval",
+         "reason": "restarts are reviewed at once", "approval": {"reviewers": 1, "timeout_seconds": 3}},
+        {"id": "runner-tools", "priority": 10, "tools": ["flaky.fetch", "ledger.post"], "effect": "allow",
+         "reason": "runner tools"}
+    ]}}})
+}
+
+fn kernel_bundle(revision: &str) -> Vec<u8> {
+    let rego = std::fs::read_to_string(repo_path("policies/kernel/tool.rego")).unwrap();
+    bundle_of(
+        &[("tool.rego", &rego), ("data.json", &rules().to_string())],
+        revision,
+        &["warden/kernel"],
+    )
+}
+
+/// Tokens of one tenant, by role.
+struct Team {
+    orchestrator: String,
+    agent: String,
+    runner: String,
+    reviewer: String,
+    reviewer2: String,
+    auditor: String,
+}
+
+async fn kernel_app(backend: Backend) -> (TestApp, Team) {
+    let app = spawn_with(
+        backend,
+        |c| {
+            c.shutdown_grace_secs = 1;
+            c.kernel.tick_ms = 50;
+            c.kernel.retry_backoff_ms = 300;
+        },
+        Clock::system(),
+    )
+    .await;
+    let r = app.upload(&app.admin, "kernel", kernel_bundle("1")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app.activate(&app.admin, "kernel", "1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let team = Team {
+        orchestrator: app.token(&app.admin, &["orchestrator"]).await,
+        agent: app.token(&app.admin, &["agent"]).await,
+        runner: app.token(&app.admin, &["runner"]).await,
+        reviewer: app.token(&app.admin, &["reviewer"]).await,
+        reviewer2: app.token(&app.admin, &["reviewer"]).await,
+        auditor: app.token(&app.admin, &["auditor"]).await,
+    };
+    (app, team)
+}
+
+// ------------------------------------------------------------------ SSE
+
+#[derive(Debug, Clone)]
+struct Ev {
+    id: i64,
+    event: String,
+    data: Value,
+}
+
+/// An SSE client: a task reads the stream and hands over each event.
+struct Stream {
+    rx: mpsc::UnboundedReceiver<Ev>,
+    task: tokio::task::JoinHandle<()>,
+    last: i64,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, token: &str, path: &str, last_event_id: Option<i64>) -> Stream {
+        let mut req = app.client.get(format!("{}{path}", app.base)).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let mut res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut buf = String::new();
+            while let Ok(Some(chunk)) = res.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            id = v.trim().parse().ok();
+                        } else if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_string();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim_start());
+                        }
+                    }
+                    if let Some(id) = id {
+                        let data = serde_json::from_str(&data).unwrap();
+                        if tx.send(Ev { id, event, data }).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Stream { rx, task, last: 0 }
+    }
+
+    async fn agent(app: &TestApp, token: &str, agent_id: &str) -> Stream {
+        Stream::open(app, token, &format!("/v0/agents/stream?agent_id={agent_id}"), None).await
+    }
+
+    async fn runner(app: &TestApp, token: &str, runner_id: &str, tools: &str, non_idempotent: &str) -> Stream {
+        let path = format!("/v0/runners/stream?runner_id={runner_id}&tools={tools}&non_idempotent={non_idempotent}");
+        Stream::open(app, token, &path, None).await
+    }
+
+    /// The next event, which must be `event`.
+    async fn next(&mut self, event: &str) -> Ev {
+        let ev = tokio::time::timeout(Duration::from_secs(15), self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {event} event within 15 s"))
+            .expect("the stream ended");
+        assert_eq!(ev.event, event, "{ev:?}");
+        assert!(ev.id > self.last, "event ids go up: {} after {}", ev.id, self.last);
+        self.last = ev.id;
+        ev
+    }
+
+    /// Events that arrive within `wait`.
+    async fn quiet(&mut self, wait: Duration) -> Vec<Ev> {
+        let mut out = Vec::new();
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Some(ev)) = tokio::time::timeout_at(until, self.rx.recv()).await {
+            out.push(ev);
+        }
+        out
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Reply {
+    app.call(Method::POST, path, Some(token), Some(body)).await
+}
+
+async fn start(app: &TestApp, team: &Team, agent_id: &str) -> String {
+    let r = post(
+        app,
+        &team.orchestrator,
+        "/v0/executions",
+        json!({"agent_id": agent_id, "input": {"claim": "C-1"}, "labels": {"env": "prod"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(
+        !r.body["receipts"].as_array().unwrap().is_empty(),
+        "creation is in the ledger"
+    );
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn invoke(app: &TestApp, team: &Team, exec: &str, tool: &str, args: Value) -> Reply {
+    post(
+        app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": exec, "type": "invoke_tool", "tool": tool, "arguments": args}),
+    )
+    .await
+}
+
+async fn intent(app: &TestApp, team: &Team, exec: &str, body: Value) -> Reply {
+    let mut body = body;
+    body["execution_id"] = exec.into();
+    post(app, &team.agent, "/v0/agents/intent", body).await
+}
+
+async fn state_of(app: &TestApp, team: &Team, exec: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v0/executions/{exec}"),
+            Some(&team.orchestrator),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+/// Polls until the execution is in `state`.
+async fn wait_state(app: &TestApp, team: &Team, exec: &str, state: &str) -> Value {
+    for _ in 0..300 {
+        let v = state_of(app, team, exec).await;
+        if v["state"] == state {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "execution {exec} never became {state}: {}",
+        state_of(app, team, exec).await
+    );
+}
+
+async fn review(app: &TestApp, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
+    post(
+        app,
+        token,
+        &format!("/v0/executions/{exec}/approvals"),
+        json!({"step_id": step["id"], "decision": decision, "reason": "checked the claim",
+            "args_hash": step["args_hash"]}),
+    )
+    .await
+}
+
+async fn runner_report(app: &TestApp, team: &Team, runner: &str, body: Value) -> Reply {
+    post(app, &team.runner, &format!("/v0/runners/{runner}/results"), body).await
+}
+
+fn kinds(history: &Value) -> Vec<String> {
+    history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The execution's history, its ledger entries (from an export that
+/// verifies offline with the current key) and its audit events agree.
+/// Returns the history.
+async fn check_evidence(app: &TestApp, team: &Team, exec: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v0/executions/{exec}/history"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let history = r.body;
+    let entries = history["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+
+    let keys = app
+        .call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None)
+        .await;
+    let key = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap();
+    let key = NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap();
+    let export = app
+        .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
+        .expect("the export verifies offline");
+    let ledger: HashMap<u64, Value> = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .map(|e| (e["index"].as_u64().unwrap(), e))
+        .collect();
+
+    let feed = app
+        .call(Method::GET, "/v1/audit/events?limit=5000", Some(&team.auditor), None)
+        .await;
+    assert_eq!(feed.status, StatusCode::OK);
+    let events: HashMap<u64, Value> = feed.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["index"].as_u64().unwrap(), i["event"].clone()))
+        .collect();
+
+    for (n, h) in entries.iter().enumerate() {
+        assert_eq!(h["seq"], n as u64 + 1, "history numbered without gaps");
+        let index = h["ledger_index"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("history entry without ledger index: {h}"));
+        let entry = &ledger[&index];
+        assert_eq!(entry["kind"], h["kind"], "ledger entry {index}");
+        assert_eq!(entry["actor"], h["actor"], "ledger entry {index}");
+        let event = &events[&index];
+        assert_eq!(event["workflow_id"], exec, "{event}");
+        if h["kind"] == "decision" {
+            assert_eq!(entry["payload"]["decision_id"], h["payload"]["decision_id"]);
+            assert_eq!(event["action"], "policy.decision");
+        } else {
+            assert_eq!(entry["payload"]["execution_id"], exec);
+            assert_eq!(entry["payload"]["seq"], h["seq"]);
+            assert_eq!(
+                event["action"].as_str().unwrap(),
+                h["kind"].as_str().unwrap().trim_start_matches("kernel.")
+            );
+            assert!(warden::audit::conforms(event), "audit event off schema: {event}");
+        }
+    }
+    // And nothing in the feed about this execution is missing from its history.
+    let in_history: std::collections::HashSet<u64> =
+        entries.iter().map(|h| h["ledger_index"].as_u64().unwrap()).collect();
+    for (index, e) in &events {
+        if e["workflow_id"] == exec {
+            assert!(in_history.contains(index), "event {index} not in the history: {e}");
+        }
+    }
+    history
+}
+
+// ------------------------------------------------------------------ flows
+
+on_both_backends!(allowed_local_tool_runs_and_completes);
+
+async fn allowed_local_tool_runs_and_completes(backend: Backend) {
+    let (app, team) = kernel_app(backend).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    let assigned = agent.next("execution.assigned").await;
+    assert_eq!(assigned.data["execution_id"], exec);
+    assert_eq!(assigned.data["input"]["claim"], "C-1");
+
+    let r = invoke(&app, &team, &exec, "search.web", json!({"q": "claim C-1"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["outcome"], "allow");
+    assert_eq!(r.body["state"], "blocked");
+    assert_eq!(r.body["step"]["state"], "dispatched");
+    assert_eq!(r.body["step"]["remote"], false);
+    assert!(
+        r.body["reasons"][0].as_str().unwrap().contains("read-only"),
+        "{}",
+        r.body
+    );
+    let step = r.body["step"]["id"].as_str().unwrap().to_string();
+    let job = agent.next("step.assigned").await;
+    assert_eq!(job.data["step_id"], step);
+    assert_eq!(job.data["arguments"]["q"], "claim C-1");
+
+    // An illegal transition: complete while blocked.
+    let r = intent(&app, &team, &exec, json!({"type": "complete"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "illegal_transition");
+
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/step-result",
+        json!({"step_id": step, "status": "succeeded", "output": {"hits": 3}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let result = agent.next("step.result").await;
+    assert_eq!(result.data["output"]["hits"], 3);
+    assert_eq!(result.data["execution_state"], "running");
+
+    let r = intent(
+        &app,
+        &team,
+        &exec,
+        json!({"type": "complete", "output": {"answer": 42}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "completed");
+    let v = state_of(&app, &team, &exec).await;
+    assert_eq!(v["output"]["answer"], 42);
+    assert_eq!(v["steps"][0]["state"], "succeeded");
+
+    let history = check_evidence(&app, &team, &exec).await;
+    assert_eq!(
+        kinds(&history),
+        [
+            "kernel.execution.created",
+            "kernel.execution.assigned",
+            "decision",
+            "kernel.step.created",
+            "kernel.execution.blocked",
+            "kernel.step.dispatched",
+            "kernel.step.started",
+            "kernel.step.succeeded",
+            "kernel.execution.resumed",
+            "kernel.execution.completed",
+        ]
+    );
+    // The decision is an ordinary decision: it replays bit for bit.
+    let decision = history["entries"][2]["payload"]["decision_id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/decisions/{decision}/replay"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["match"], true, "{}", r.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_tool_is_refused_with_the_policys_reasons() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+
+    let r = invoke(&app, &team, &exec, "shell.exec", json!({"cmd": "rm -rf /"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "intent_denied");
+    let errors = r.body["errors"].as_array().unwrap();
+    assert!(
+        errors[0]["reason"].as_str().unwrap().contains("never get a shell"),
+        "{}",
+        r.body
+    );
+    assert!(errors[0]["decision_id"].as_str().unwrap().starts_with("dec_"));
+    // A tool no rule mentions is denied too (the default).
+    let r = invoke(&app, &team, &exec, "mail.send", json!({})).await;
+    assert_eq!(r.code(), "intent_denied");
+    // The execution is still the agent's, running, with no step.
+    let v = state_of(&app, &team, &exec).await;
+    assert_eq!(v["state"], "running");
+    assert!(v["steps"].as_array().unwrap().is_empty());
+    let r = intent(
+        &app,
+        &team,
+        &exec,
+        json!({"type": "fail", "error": {"why": "no tool allowed"}}),
+    )
+    .await;
+    assert_eq!(r.body["state"], "failed");
+
+    let history = check_evidence(&app, &team, &exec).await;
+    let k = kinds(&history);
+    assert_eq!(k.iter().filter(|k| *k == "kernel.intent.denied").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "decision").count(), 2, "{k:?}");
+    assert_eq!(k.last().unwrap(), "kernel.execution.failed");
+    app.stop().await;
+}
+
+/// Remote step behind one reviewer; Warden restarts while the review waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_granted_after_a_restart_dispatches_to_the_runner() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut runner = Stream::runner(&app, &team.runner, "pay-runner", "payments.refund", "payments.refund").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+
+    let args = json!({"amount": 1200, "currency": "EUR"});
+    let r = invoke(&app, &team, &exec, "payments.refund", args.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["outcome"], "require_approval");
+    assert_eq!(r.body["step"]["remote"], true);
+    assert_eq!(r.body["step"]["idempotent"], false);
+    assert_eq!(r.body["step"]["state"], "pending");
+    assert_eq!(state_of(&app, &team, &exec).await["waiting_on"], "approval");
+
+    let r = app.call(Method::GET, "/v0/approvals", Some(&team.reviewer), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let waiting = &r.body["waiting"][0];
+    assert_eq!(waiting["execution_id"], exec);
+    assert_eq!(waiting["step"]["arguments"], args);
+    assert!(
+        waiting["step"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("refunds need a reviewer")
+    );
+    let step = waiting["step"].clone();
+    assert!(
+        runner.quiet(Duration::from_millis(300)).await.is_empty(),
+        "nothing dispatched before review"
+    );
+
+    drop(runner);
+    drop(agent);
+    let app = app.restart().await;
+    let mut runner = Stream::runner(&app, &team.runner, "pay-runner", "payments.refund", "payments.refund").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let again = agent.next("execution.assigned").await;
+    assert_eq!(
+        again.data["state"], "blocked",
+        "the blocked execution goes back to its agent"
+    );
+
+    let r = review(&app, &team.reviewer, &exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let job = runner.next("job.assigned").await;
+    assert_eq!(job.data["step_id"], step["id"]);
+    assert_eq!(job.data["arguments"], args);
+    assert_eq!(job.data["idempotency_key"], step["idempotency_key"]);
+
+    let report = |status: &str| json!({"step_id": step["id"], "status": status, "output": {"refund": "R-9"}});
+    assert_eq!(
+        runner_report(&app, &team, "pay-runner", report("started")).await.status,
+        StatusCode::OK
+    );
+    let r = runner_report(&app, &team, "pay-runner", report("succeeded")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A report sent again is answered, not applied twice.
+    let r = runner_report(&app, &team, "pay-runner", report("succeeded")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Another runner may not report on this job.
+    let r = runner_report(&app, &team, "other-runner", report("failed")).await;
+    assert_eq!(r.code(), "step_not_yours");
+    let result = agent.next("step.result").await;
+    assert_eq!(result.data["output"]["refund"], "R-9");
+    let r = intent(&app, &team, &exec, json!({"type": "complete"})).await;
+    assert_eq!(r.body["state"], "completed", "{}", r.body);
+
+    let history = check_evidence(&app, &team, &exec).await;
+    let k = kinds(&history);
+    for expected in [
+        "kernel.approval.requested",
+        "kernel.approval.recorded",
+        "kernel.approval.granted",
+        "kernel.step.dispatched",
+        "kernel.step.succeeded",
+    ] {
+        assert_eq!(k.iter().filter(|x| *x == expected).count(), 1, "{expected} in {k:?}");
+    }
+    let recorded = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "kernel.approval.recorded")
+        .unwrap();
+    assert!(
+        recorded["actor"].as_str().unwrap().starts_with("token:tok_"),
+        "{recorded}"
+    );
+    assert_eq!(recorded["payload"]["args_hash"], step["args_hash"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_rejected_cancels_the_step_and_the_agent_goes_on() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": exec, "type": "invoke_tool", "tool": "payments.refund", "remote": false,
+            "arguments": {"amount": 5}}),
+    )
+    .await;
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    let step = r.body["step"].clone();
+    let r = review(&app, &team.reviewer, &exec, &step, "reject").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "cancelled");
+    assert_eq!(r.body["review"]["state"], "rejected");
+    let result = agent.next("step.result").await;
+    assert_eq!(result.data["review"], "rejected");
+    assert_eq!(result.data["execution_state"], "running");
+    // Nothing reached the agent to run.
+    assert!(agent.quiet(Duration::from_millis(200)).await.is_empty());
+    // A late approval of the rejected step is refused.
+    let r = review(&app, &team.reviewer2, &exec, &step, "approve").await;
+    assert_eq!(r.code(), "approval_closed");
+    let r = intent(&app, &team, &exec, json!({"type": "fail", "error": "refund refused"})).await;
+    assert_eq!(r.body["state"], "failed");
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert!(k.contains(&"kernel.approval.rejected".to_string()), "{k:?}");
+    assert!(!k.contains(&"kernel.step.dispatched".to_string()), "{k:?}");
+    app.stop().await;
+}
+
+/// The review expires (3 s, set by the policy) across a restart: the step
+/// is cancelled and the execution fails, as the policy says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_expires_on_the_servers_clock_across_a_restart() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut agent = Stream::agent(&app, &team.agent, "ops-agent").await;
+    let exec = start(&app, &team, "ops-agent").await;
+    agent.next("execution.assigned").await;
+    let r = invoke(&app, &team, &exec, "ops.restart", json!({"service": "claims"})).await;
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    let step = r.body["step"].clone();
+    assert_eq!(step["review"]["on_expiry"], "fail");
+    drop(agent);
+    let app = app.restart().await;
+    let v = wait_state(&app, &team, &exec, "failed").await;
+    assert_eq!(v["steps"][0]["state"], "cancelled");
+    assert_eq!(v["steps"][0]["review"]["state"], "expired");
+    let r = review(&app, &team.reviewer, &exec, &step, "approve").await;
+    assert_eq!(r.code(), "approval_expired");
+    let r = app.call(Method::GET, "/v0/approvals", Some(&team.reviewer), None).await;
+    assert!(r.body["waiting"].as_array().unwrap().is_empty(), "{}", r.body);
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert!(k.contains(&"kernel.approval.expired".to_string()), "{k:?}");
+    assert_eq!(k.last().unwrap(), "kernel.execution.failed");
+    app.stop().await;
+}
+
+/// Two distinct reviewers, neither the initiator; and every refused
+/// approval with its own code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_person_approval_and_every_refusal_has_its_code() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    // The initiator also holds the reviewer role: still not allowed to review.
+    let initiator = app.token(&app.admin, &["orchestrator", "reviewer"]).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let r = post(&app, &initiator, "/v0/executions", json!({"agent_id": "claims-agent"})).await;
+    let exec = r.body["id"].as_str().unwrap().to_string();
+    agent.next("execution.assigned").await;
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": exec, "type": "invoke_tool", "tool": "payments.wire", "remote": false,
+            "arguments": {"amount": 90000, "iban": "DE00"}}),
+    )
+    .await;
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    let step = r.body["step"].clone();
+    assert_eq!(step["review"]["reviewers_required"], 2);
+
+    let mut wrong = step.clone();
+    wrong["args_hash"] = "0".repeat(64).into();
+    assert_eq!(
+        review(&app, &team.reviewer, &exec, &wrong, "approve").await.code(),
+        "approval_arguments_mismatch"
+    );
+    assert_eq!(
+        review(&app, &initiator, &exec, &step, "approve").await.code(),
+        "approval_by_initiator"
+    );
+    assert_eq!(
+        review(&app, &team.auditor, &exec, &step, "approve").await.code(),
+        "not_a_reviewer"
+    );
+    assert_eq!(
+        review(&app, &app.admin, &exec, &step, "approve").await.code(),
+        "not_a_reviewer"
+    );
+    let other_tenant = app.tenant("initech").await;
+    let other_reviewer = app.token(&other_tenant, &["reviewer"]).await;
+    assert_eq!(
+        review(&app, &other_reviewer, &exec, &step, "approve").await.code(),
+        "unknown_execution"
+    );
+
+    let r = review(&app, &team.reviewer, &exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["review"]["state"], "waiting", "one of two");
+    assert_eq!(r.body["review"]["approvals"], 1);
+    assert_eq!(
+        review(&app, &team.reviewer, &exec, &step, "approve").await.code(),
+        "approval_reused"
+    );
+    let r = review(&app, &team.reviewer2, &exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["review"]["state"], "approved");
+    assert_eq!(r.body["state"], "dispatched");
+    let job = agent.next("step.assigned").await;
+    assert_eq!(job.data["step_id"], step["id"]);
+    assert_eq!(
+        review(&app, &team.reviewer2, &exec, &step, "approve").await.code(),
+        "approval_reused"
+    );
+    let third = app.token(&app.admin, &["reviewer"]).await;
+    assert_eq!(
+        review(&app, &third, &exec, &step, "approve").await.code(),
+        "approval_closed"
+    );
+
+    let history = check_evidence(&app, &team, &exec).await;
+    let reviewers: Vec<&str> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "kernel.approval.recorded")
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(reviewers.len(), 2);
+    assert_ne!(reviewers[0], reviewers[1]);
+    app.stop().await;
+}
+
+/// A retryable failure gets a new attempt after the back-off, across a
+/// restart in the middle of the back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_failure_is_retried_after_backoff_across_a_restart() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut runner = Stream::runner(&app, &team.runner, "fetcher", "flaky.fetch", "").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": exec, "type": "invoke_tool", "tool": "flaky.fetch", "arguments": {"url": "x"},
+            "retry": {"max_attempts": 3, "backoff_ms": 1500}}),
+    )
+    .await;
+    assert_eq!(r.body["step"]["state"], "dispatched", "{}", r.body);
+    let first = runner.next("job.assigned").await;
+    assert_eq!(first.data["attempt"], 1);
+    let r = runner_report(
+        &app,
+        &team,
+        "fetcher",
+        json!({"step_id": first.data["step_id"], "status": "failed", "retryable": true, "error": {"http": 503}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(state_of(&app, &team, &exec).await["state"], "blocked");
+
+    drop(runner);
+    let app = app.restart().await;
+    let mut runner = Stream::runner(&app, &team.runner, "fetcher", "flaky.fetch", "").await;
+    let second = runner.next("job.assigned").await;
+    assert_eq!(second.data["attempt"], 2);
+    assert_ne!(second.data["step_id"], first.data["step_id"]);
+    assert_ne!(second.data["idempotency_key"], first.data["idempotency_key"]);
+    let r = runner_report(
+        &app,
+        &team,
+        "fetcher",
+        json!({"step_id": second.data["step_id"], "status": "succeeded", "output": {"body": "ok"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = wait_state(&app, &team, &exec, "pending").await;
+    assert_eq!(v["steps"][0]["state"], "failed");
+    assert_eq!(v["steps"][1]["state"], "succeeded");
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert_eq!(k.iter().filter(|x| *x == "kernel.step.retried").count(), 1, "{k:?}");
+    // The agent's stream closed with the restart, so the execution waits
+    // for it in `pending` (released), with the step's result kept.
+    assert!(k.contains(&"kernel.execution.released".to_string()), "{k:?}");
+    app.stop().await;
+}
+
+/// A non-idempotent job goes out once: neither a restart, nor the runner
+/// reconnecting (with or without Last-Event-ID), sends it again; it times
+/// out and is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_idempotent_job_is_never_dispatched_twice() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut runner = Stream::runner(&app, &team.runner, "poster", "ledger.post", "ledger.post").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": exec, "type": "invoke_tool", "tool": "ledger.post", "arguments": {"amount": 7},
+            "timeout_seconds": 3}),
+    )
+    .await;
+    assert_eq!(r.body["step"]["idempotent"], false, "{}", r.body);
+    let job = runner.next("job.assigned").await;
+    let seen = job.id;
+    drop(runner);
+    let app = app.restart().await;
+    let mut fresh = Stream::runner(&app, &team.runner, "poster", "ledger.post", "ledger.post").await;
+    let path = "/v0/runners/stream?runner_id=poster&tools=ledger.post&non_idempotent=ledger.post";
+    let mut resumed = Stream::open(&app, &team.runner, path, Some(seen)).await;
+    let v = wait_state(&app, &team, &exec, "failed").await;
+    assert_eq!(v["steps"].as_array().unwrap().len(), 1, "not retried: {v}");
+    assert_eq!(v["steps"][0]["state"], "timed_out");
+    let late: Vec<Ev> = fresh.quiet(Duration::from_millis(200)).await;
+    let resumed_events = resumed.quiet(Duration::from_millis(200)).await;
+    for ev in late.iter().chain(&resumed_events) {
+        assert_ne!(ev.event, "job.assigned", "dispatched again: {ev:?}");
+    }
+    // The runner that resumed hears that the job was given up.
+    assert!(
+        resumed_events.iter().any(|e| e.event == "job.cancelled"),
+        "{resumed_events:?}"
+    );
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert_eq!(k.iter().filter(|x| *x == "kernel.step.dispatched").count(), 1, "{k:?}");
+    assert!(k.contains(&"kernel.step.timed_out".to_string()));
+    app.stop().await;
+}
+
+/// An agent whose stream drops gives its running execution back; the next
+/// stream of that agent gets it again. Last-Event-ID resumes a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_disconnect_returns_the_execution_and_it_is_reassigned() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    let first = agent.next("execution.assigned").await;
+    drop(agent);
+    wait_state(&app, &team, &exec, "pending").await;
+    // The intent of an agent that no longer holds it is refused.
+    let r = intent(&app, &team, &exec, json!({"type": "complete"})).await;
+    assert_eq!(r.code(), "not_assigned");
+
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let again = agent.next("execution.assigned").await;
+    assert_eq!(again.data["execution_id"], exec);
+    assert!(again.id > first.id);
+    // A stream resuming from the first event gets the second again.
+    let path = "/v0/agents/stream?agent_id=claims-agent";
+    let mut resumed = Stream::open(&app, &team.agent, path, Some(first.id)).await;
+    let replay = resumed.next("execution.assigned").await;
+    assert_eq!(replay.id, again.id);
+
+    let r = intent(&app, &team, &exec, json!({"type": "wait"})).await;
+    assert_eq!(r.body["state"], "blocked", "{}", r.body);
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v0/executions/{exec}/signal"),
+        json!({"payload": {"go": true}}),
+    )
+    .await;
+    assert_eq!(r.body["state"], "running", "{}", r.body);
+    assert_eq!(agent.next("execution.signalled").await.data["signal"]["go"], true);
+    let r = intent(&app, &team, &exec, json!({"type": "complete"})).await;
+    assert_eq!(r.body["state"], "completed", "{}", r.body);
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert_eq!(
+        k.iter().filter(|x| *x == "kernel.execution.assigned").count(),
+        2,
+        "{k:?}"
+    );
+    assert!(k.contains(&"kernel.execution.released".to_string()));
+    app.stop().await;
+}
+
+/// Cancelling an execution whose job a runner holds cancels the step and
+/// tells the runner and the agent; nothing can move it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_step_and_tells_runner_and_agent() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut runner = Stream::runner(&app, &team.runner, "fetcher", "flaky.fetch", "").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    invoke(&app, &team, &exec, "flaky.fetch", json!({"url": "y"})).await;
+    let job = runner.next("job.assigned").await;
+    let started = json!({"step_id": job.data["step_id"], "status": "started"});
+    assert_eq!(
+        runner_report(&app, &team, "fetcher", started).await.status,
+        StatusCode::OK
+    );
+
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v0/executions/{exec}/cancel"),
+        json!({"reason": "stop"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "cancelled");
+    assert_eq!(r.body["steps"][0]["state"], "cancelled");
+    assert_eq!(runner.next("job.cancelled").await.data["step_id"], job.data["step_id"]);
+    assert_eq!(agent.next("execution.cancelled").await.data["execution_id"], exec);
+
+    let late = json!({"step_id": job.data["step_id"], "status": "succeeded"});
+    assert_eq!(
+        runner_report(&app, &team, "fetcher", late).await.code(),
+        "illegal_transition"
+    );
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v0/executions/{exec}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.code(), "illegal_transition");
+    let k = kinds(&check_evidence(&app, &team, &exec).await);
+    assert_eq!(k.last().unwrap(), "kernel.step.cancelled");
+    assert!(k.contains(&"kernel.execution.cancelled".to_string()));
+    app.stop().await;
+}
