@@ -154,6 +154,9 @@ pub struct KernelConfig {
     /// How often the kernel looks for what is due (time-outs, retries,
     /// dispatches), in milliseconds.
     pub tick_ms: u64,
+    /// How long messages for agent and runner streams are kept for clients
+    /// resuming with `Last-Event-ID`.
+    pub stream_retention_secs: u64,
 }
 
 impl Default for KernelConfig {
@@ -168,6 +171,7 @@ impl Default for KernelConfig {
             max_backoff_ms: 300_000,
             approval_timeout_secs: 24 * 3600,
             tick_ms: 250,
+            stream_retention_secs: 7 * 86400,
         }
     }
 }

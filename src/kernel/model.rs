@@ -292,6 +292,7 @@ pub const PUSH_EVENTS: &[&str] = &[
     "execution.assigned",
     "execution.resumed",
     "execution.cancelled",
+    "execution.failed",
     "execution.signalled",
     "step.assigned",
     "step.result",

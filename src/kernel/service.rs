@@ -766,7 +766,11 @@ impl Kernel {
         }
         let data = json!({"execution_id": edit.exec.id, "state": to.as_str(), "reason": payload});
         let agent = edit.agent();
-        edit.push(agent, "execution.cancelled", data);
+        let event = match to {
+            ExecState::Failed => "execution.failed",
+            _ => "execution.cancelled",
+        };
+        edit.push(agent, event, data);
         Ok(())
     }
 

@@ -23,6 +23,12 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
     loop {
         if recovered.is_none_or(|t| t.elapsed() >= RECOVER_EVERY) {
             recovered = Some(tokio::time::Instant::now());
+            let before = kernel.clock.now_ms() - (kernel.cfg.stream_retention_secs as i64) * 1000;
+            match kernel.store.kernel_prune_pushes(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(messages = n, "kernel: pruned old stream messages"),
+                Err(e) => tracing::warn!(error = %e, "kernel: pruning old stream messages failed"),
+            }
             match kernel.recover_ledger().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(

@@ -332,7 +332,7 @@ impl Store {
         with_pool!(self, p => {
             let sql = format!("SELECT {STEP_COLS} FROM kernel_steps WHERE state IN ('pending','dispatched','running') \
                 AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
-                  OR (state = 'pending' AND remote AND (review IS NULL OR review = 'approved') \
+                  OR (state = 'pending' AND (review IS NULL OR review = 'approved') \
                       AND (not_before IS NULL OR not_before <= $1))) \
                 ORDER BY created_at LIMIT $2");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(p).await?;
@@ -460,6 +460,17 @@ impl Store {
         with_pool!(self, p => {
             Ok(sqlx::query_scalar("SELECT DISTINCT conn FROM kernel_executions WHERE conn LIKE $1")
                 .bind(pattern).fetch_all(p).await?)
+        })
+    }
+
+    /// Deletes stream messages older than `before` (epoch ms), except each
+    /// stream's last one, so its numbers never start again. Returns how many.
+    pub async fn kernel_prune_pushes(&self, before: i64) -> Result<u64> {
+        with_pool!(self, p => {
+            let done = sqlx::query("DELETE FROM kernel_pushes WHERE created_at < $1 AND seq < \
+                (SELECT MAX(k.seq) FROM kernel_pushes k WHERE k.recipient = kernel_pushes.recipient)")
+                .bind(before).execute(p).await?;
+            Ok(done.rows_affected())
         })
     }
 }

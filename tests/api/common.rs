@@ -270,7 +270,7 @@ impl TestApp {
     }
 }
 
-async fn into_reply(res: reqwest::Response) -> Reply {
+pub async fn into_reply(res: reqwest::Response) -> Reply {
     let status = res.status();
     let content_type = res
         .headers()

@@ -31,6 +31,9 @@ fn rules() -> Value {
          "reason": "wires need two people", "approval": {"reviewers": 2}},
         {"id": "restarts", "priority": 50, "tools": ["ops.restart"], "effect": "require_approval",
          "reason": "restarts are reviewed at once", "approval": {"reviewers": 1, "timeout_seconds": 3}},
+        {"id": "scaling", "priority": 50, "tools": ["ops.scale"], "effect": "require_approval",
+         "reason": "scaling is reviewed, or skipped", "approval": {"reviewers": 1, "timeout_seconds": 1,
+         "on_expiry": "continue"}},
         {"id": "runner-tools", "priority": 10, "tools": ["flaky.fetch", "ledger.post"], "effect": "allow",
          "reason": "runner tools"}
     ]}}})
@@ -56,12 +59,17 @@ struct Team {
 }
 
 async fn kernel_app(backend: Backend) -> (TestApp, Team) {
+    kernel_app_with(backend, |_| {}).await
+}
+
+async fn kernel_app_with(backend: Backend, tweak: impl FnOnce(&mut warden::config::Config)) -> (TestApp, Team) {
     let app = spawn_with(
         backend,
         |c| {
             c.shutdown_grace_secs = 1;
             c.kernel.tick_ms = 50;
             c.kernel.retry_backoff_ms = 300;
+            tweak(c);
         },
         Clock::system(),
     )
@@ -81,6 +89,49 @@ async fn kernel_app(backend: Backend) -> (TestApp, Team) {
     (app, team)
 }
 
+// ------------------------------------------------------------------ clients
+
+/// A Warden to talk to: one started in this process, or the binary.
+trait Peer {
+    fn client(&self) -> &reqwest::Client;
+    fn base(&self) -> &str;
+
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client().request(method, format!("{}{path}", self.base()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_reply(req.send().await.unwrap()).await
+    }
+}
+
+impl Peer for TestApp {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// The `warden` binary, run as a child process.
+struct Remote {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Peer for Remote {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 // ------------------------------------------------------------------ SSE
 
 #[derive(Debug, Clone)]
@@ -98,8 +149,8 @@ struct Stream {
 }
 
 impl Stream {
-    async fn open(app: &TestApp, token: &str, path: &str, last_event_id: Option<i64>) -> Stream {
-        let mut req = app.client.get(format!("{}{path}", app.base)).bearer_auth(token);
+    async fn open(app: &impl Peer, token: &str, path: &str, last_event_id: Option<i64>) -> Stream {
+        let mut req = app.client().get(format!("{}{path}", app.base())).bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
@@ -135,11 +186,11 @@ impl Stream {
         Stream { rx, task, last: 0 }
     }
 
-    async fn agent(app: &TestApp, token: &str, agent_id: &str) -> Stream {
+    async fn agent(app: &impl Peer, token: &str, agent_id: &str) -> Stream {
         Stream::open(app, token, &format!("/v0/agents/stream?agent_id={agent_id}"), None).await
     }
 
-    async fn runner(app: &TestApp, token: &str, runner_id: &str, tools: &str, non_idempotent: &str) -> Stream {
+    async fn runner(app: &impl Peer, token: &str, runner_id: &str, tools: &str, non_idempotent: &str) -> Stream {
         let path = format!("/v0/runners/stream?runner_id={runner_id}&tools={tools}&non_idempotent={non_idempotent}");
         Stream::open(app, token, &path, None).await
     }
@@ -175,11 +226,11 @@ impl Drop for Stream {
 
 // ------------------------------------------------------------------ helpers
 
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Reply {
+async fn post(app: &impl Peer, token: &str, path: &str, body: Value) -> Reply {
     app.call(Method::POST, path, Some(token), Some(body)).await
 }
 
-async fn start(app: &TestApp, team: &Team, agent_id: &str) -> String {
+async fn start(app: &impl Peer, team: &Team, agent_id: &str) -> String {
     let r = post(
         app,
         &team.orchestrator,
@@ -195,7 +246,7 @@ async fn start(app: &TestApp, team: &Team, agent_id: &str) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn invoke(app: &TestApp, team: &Team, exec: &str, tool: &str, args: Value) -> Reply {
+async fn invoke(app: &impl Peer, team: &Team, exec: &str, tool: &str, args: Value) -> Reply {
     post(
         app,
         &team.agent,
@@ -205,13 +256,13 @@ async fn invoke(app: &TestApp, team: &Team, exec: &str, tool: &str, args: Value)
     .await
 }
 
-async fn intent(app: &TestApp, team: &Team, exec: &str, body: Value) -> Reply {
+async fn intent(app: &impl Peer, team: &Team, exec: &str, body: Value) -> Reply {
     let mut body = body;
     body["execution_id"] = exec.into();
     post(app, &team.agent, "/v0/agents/intent", body).await
 }
 
-async fn state_of(app: &TestApp, team: &Team, exec: &str) -> Value {
+async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -225,7 +276,7 @@ async fn state_of(app: &TestApp, team: &Team, exec: &str) -> Value {
 }
 
 /// Polls until the execution is in `state`.
-async fn wait_state(app: &TestApp, team: &Team, exec: &str, state: &str) -> Value {
+async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Value {
     for _ in 0..300 {
         let v = state_of(app, team, exec).await;
         if v["state"] == state {
@@ -239,7 +290,7 @@ async fn wait_state(app: &TestApp, team: &Team, exec: &str, state: &str) -> Valu
     );
 }
 
-async fn review(app: &TestApp, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
+async fn review(app: &impl Peer, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
     post(
         app,
         token,
@@ -250,7 +301,7 @@ async fn review(app: &TestApp, token: &str, exec: &str, step: &Value, decision: 
     .await
 }
 
-async fn runner_report(app: &TestApp, team: &Team, runner: &str, body: Value) -> Reply {
+async fn runner_report(app: &impl Peer, team: &Team, runner: &str, body: Value) -> Reply {
     post(app, &team.runner, &format!("/v0/runners/{runner}/results"), body).await
 }
 
@@ -266,7 +317,7 @@ fn kinds(history: &Value) -> Vec<String> {
 /// The execution's history, its ledger entries (from an export that
 /// verifies offline with the current key) and its audit events agree.
 /// Returns the history.
-async fn check_evidence(app: &TestApp, team: &Team, exec: &str) -> Value {
+async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -869,6 +920,21 @@ async fn agent_disconnect_returns_the_execution_and_it_is_reassigned() {
         "{k:?}"
     );
     assert!(k.contains(&"kernel.execution.released".to_string()));
+
+    // Pruning old messages keeps each stream's last, so numbering goes on.
+    let store = &app.state.store;
+    let tenant = store.kernel_execution(&exec).await.unwrap().unwrap().tenant_id;
+    let recipient = warden::kernel::model::agent_recipient(&tenant, "claims-agent");
+    let last = store.kernel_last_push(&recipient).await.unwrap();
+    assert!(store.kernel_prune_pushes(i64::MAX).await.unwrap() > 0);
+    let kept = store.kernel_pushes_after(&recipient, 0, 100).await.unwrap();
+    assert_eq!(kept.iter().map(|p| p.seq).collect::<Vec<_>>(), [last]);
+    let next = start(&app, &team, "claims-agent").await;
+    let ev = agent.next("execution.assigned").await;
+    assert_eq!(
+        (ev.id, ev.data["execution_id"].as_str().unwrap()),
+        (last + 1, next.as_str())
+    );
     app.stop().await;
 }
 
@@ -919,4 +985,264 @@ async fn cancel_stops_the_step_and_tells_runner_and_agent() {
     assert_eq!(k.last().unwrap(), "kernel.step.cancelled");
     assert!(k.contains(&"kernel.execution.cancelled".to_string()));
     app.stop().await;
+}
+
+/// Every clock of seed 003: the execution's time-out, the agent's, a
+/// `wait` that ends by itself, a review that expires and lets the
+/// execution go on, and a step deadline (an idempotent step is tried again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_outs_end_what_waits_too_long() {
+    let (app, team) = kernel_app_with(Backend::Sqlite, |c| c.kernel.agent_timeout_secs = 1).await;
+    let mut agent = Stream::agent(&app, &team.agent, "clock-agent").await;
+
+    // The execution's own time-out.
+    let r = post(
+        &app,
+        &team.orchestrator,
+        "/v0/executions",
+        json!({"agent_id": "clock-agent", "timeout_seconds": 1}),
+    )
+    .await;
+    let short = r.body["id"].as_str().unwrap().to_string();
+    agent.next("execution.assigned").await;
+    let failed = agent.next("execution.failed").await;
+    assert_eq!(failed.data["execution_id"], short);
+    let v = state_of(&app, &team, &short).await;
+    assert_eq!(v["state"], "failed");
+    assert!(
+        v["output"]["error"]["reason"].as_str().unwrap().contains("timed out"),
+        "{v}"
+    );
+    check_evidence(&app, &team, &short).await;
+
+    // A wait that ends by itself.
+    let waiting = start(&app, &team, "clock-agent").await;
+    agent.next("execution.assigned").await;
+    let r = intent(&app, &team, &waiting, json!({"type": "wait", "timeout_seconds": 1})).await;
+    assert_eq!(r.body["state"], "blocked", "{}", r.body);
+    let resumed = agent.next("execution.resumed").await;
+    assert_eq!(resumed.data["reason"], "timer");
+    assert_eq!(state_of(&app, &team, &waiting).await["state"], "running");
+
+    // A review that expires with `on_expiry: continue`.
+    let r = invoke(&app, &team, &waiting, "ops.scale", json!({"replicas": 3})).await;
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    let result = agent.next("step.result").await;
+    assert_eq!(result.data["review"], "expired");
+    assert_eq!(result.data["execution_state"], "running");
+
+    // A step deadline: the agent never reports; the idempotent step is
+    // tried again, and the second attempt succeeds.
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/intent",
+        json!({"execution_id": waiting, "type": "invoke_tool", "tool": "search.web", "arguments": {"q": "x"},
+            "timeout_seconds": 1}),
+    )
+    .await;
+    let first = r.body["step"]["id"].as_str().unwrap().to_string();
+    assert_eq!(agent.next("step.assigned").await.data["step_id"], first);
+    let second = agent.next("step.assigned").await;
+    assert_eq!(second.data["attempt"], 2);
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/step-result",
+        json!({"step_id": second.data["step_id"], "status": "succeeded"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    agent.next("step.result").await;
+    let v = state_of(&app, &team, &waiting).await;
+    let states: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["cancelled", "timed_out", "succeeded"]);
+    assert_eq!(
+        intent(&app, &team, &waiting, json!({"type": "complete"})).await.body["state"],
+        "completed"
+    );
+    let k = kinds(&check_evidence(&app, &team, &waiting).await);
+    for expected in [
+        "kernel.approval.expired",
+        "kernel.step.timed_out",
+        "kernel.step.retried",
+    ] {
+        assert!(k.contains(&expected.to_string()), "{expected} in {k:?}");
+    }
+
+    // The agent's time-out: a blocked execution whose agent does not come back fails.
+    let orphan = start(&app, &team, "clock-agent").await;
+    agent.next("execution.assigned").await;
+    let r = invoke(&app, &team, &orphan, "search.web", json!({"q": "y"})).await;
+    assert_eq!(r.body["state"], "blocked", "{}", r.body);
+    drop(agent);
+    let v = wait_state(&app, &team, &orphan, "failed").await;
+    assert!(
+        v["output"]["error"]["reason"].as_str().unwrap().contains("agent"),
+        "{v}"
+    );
+    assert_eq!(v["steps"][0]["state"], "cancelled");
+    check_evidence(&app, &team, &orphan).await;
+    app.stop().await;
+}
+
+/// What a crash leaves between the store's commit and the ledger's is
+/// appended at the next start, in order, before anything else moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_a_crash_left_out_of_the_ledger_is_appended_at_restart() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    assert_eq!(
+        intent(&app, &team, &exec, json!({"type": "complete"})).await.status,
+        StatusCode::OK
+    );
+    // The state of a crash in that window: a stored entry without its ledger index.
+    let store = app.state.store.clone();
+    let seq = state_of(&app, &team, &exec).await["history_seq"].as_i64().unwrap();
+    let entry = warden::kernel::model::HistoryRow {
+        execution_id: exec.clone(),
+        seq: seq + 1,
+        tenant_id: store.kernel_execution(&exec).await.unwrap().unwrap().tenant_id,
+        kind: "kernel.execution.signalled",
+        actor: "system".into(),
+        payload: json!({"signal": "late"}),
+        at: 0,
+        ledger_index: None,
+    };
+    let change = warden::store::KernelChange {
+        history: vec![entry],
+        ..Default::default()
+    };
+    store.kernel_apply(&change).await.unwrap();
+    drop(agent);
+    let app = app.restart().await;
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v0/executions/{exec}/history"),
+                Some(&team.auditor),
+                None,
+            )
+            .await;
+        last = r.body["entries"].as_array().unwrap().last().unwrap().clone();
+        if last["ledger_index"].is_u64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["kind"], "kernel.execution.signalled");
+    assert!(last["ledger_index"].is_u64(), "recovered into the ledger: {last}");
+    check_evidence(&app, &team, &exec).await;
+    app.stop().await;
+}
+
+/// kill -9 of the binary with a review waiting and a job running; after
+/// the restart both flows finish, and the CLI verifies the export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_flows_loses_nothing() {
+    use crate::cli::{install, run};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("WARDEN_KERNEL__TICK_MS", "50")];
+    let mut server = crate::cli::start(&data, &env);
+    let admin = server.bootstrap_token();
+    let client = reqwest::Client::new();
+    let w = Remote {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    install(&client, &w.base, &admin, "kernel", kernel_bundle("1")).await;
+    let mut tokens = Vec::new();
+    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
+        let r = post(&w, &admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
+        tokens.push(r.body["token"].as_str().unwrap().to_string());
+    }
+    let team = Team {
+        orchestrator: tokens[0].clone(),
+        agent: tokens[1].clone(),
+        runner: tokens[2].clone(),
+        reviewer: tokens[3].clone(),
+        reviewer2: tokens[4].clone(),
+        auditor: tokens[5].clone(),
+    };
+    let tools = "payments.refund,flaky.fetch";
+    let mut runner = Stream::runner(&w, &team.runner, "r1", tools, "payments.refund").await;
+    let mut agent = Stream::agent(&w, &team.agent, "claims-agent").await;
+    let reviewed = start(&w, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let fetched = start(&w, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = invoke(&w, &team, &reviewed, "payments.refund", json!({"amount": 10})).await;
+    let step = r.body["step"].clone();
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    invoke(&w, &team, &fetched, "flaky.fetch", json!({"url": "z"})).await;
+    let job = runner.next("job.assigned").await;
+    let started = json!({"step_id": job.data["step_id"], "status": "started"});
+    assert_eq!(runner_report(&w, &team, "r1", started).await.status, StatusCode::OK);
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop((runner, agent));
+    server = crate::cli::start(&data, &env);
+    let w = Remote {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let mut runner = Stream::runner(&w, &team.runner, "r1", tools, "payments.refund").await;
+    let mut agent = Stream::agent(&w, &team.agent, "claims-agent").await;
+    let a = agent.next("execution.assigned").await;
+    let b = agent.next("execution.assigned").await;
+    let mut back = [a.data["execution_id"].clone(), b.data["execution_id"].clone()];
+    back.sort_by_key(|v| v.to_string());
+    let mut both = [json!(reviewed), json!(fetched)];
+    both.sort_by_key(|v| v.to_string());
+    assert_eq!(back, both, "both blocked executions went back to their agent");
+
+    // The running job finishes; the review goes on.
+    let done = json!({"step_id": job.data["step_id"], "status": "succeeded", "output": {"n": 1}});
+    assert_eq!(runner_report(&w, &team, "r1", done).await.status, StatusCode::OK);
+    assert_eq!(agent.next("step.result").await.data["execution_id"], fetched);
+    assert_eq!(
+        review(&w, &team.reviewer, &reviewed, &step, "approve").await.status,
+        StatusCode::OK
+    );
+    let job = runner.next("job.assigned").await;
+    assert_eq!(job.data["step_id"], step["id"]);
+    let done = json!({"step_id": step["id"], "status": "succeeded"});
+    assert_eq!(runner_report(&w, &team, "r1", done).await.status, StatusCode::OK);
+    agent.next("step.result").await;
+    for exec in [&reviewed, &fetched] {
+        let r = intent(&w, &team, exec, json!({"type": "complete"})).await;
+        assert_eq!(r.body["state"], "completed", "{}", r.body);
+        check_evidence(&w, &team, exec).await;
+    }
+    let keys = w.call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None).await;
+    let key = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["verifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = dir.path().join("evidence.ndjson");
+    let auth = [("WARDEN_URL", w.base.as_str()), ("WARDEN_TOKEN", team.auditor.as_str())];
+    let (ok, out) = run(&["export", "--out", file.to_str().unwrap()], &auth);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["verify", file.to_str().unwrap(), "--key", &key], &[]);
+    assert!(ok, "{out}");
+    drop(server);
+    let (ok, out) = run(&["fsck", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(ok && out.contains("ok: "), "{out}");
 }

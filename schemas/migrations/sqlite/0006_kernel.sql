@@ -58,6 +58,8 @@ CREATE TABLE kernel_steps (
 );
 CREATE INDEX kernel_steps_execution ON kernel_steps (execution_id, attempt);
 CREATE INDEX kernel_steps_live ON kernel_steps (tenant_id, state, tool);
+-- The timers' pass reads live steps only.
+CREATE INDEX kernel_steps_state ON kernel_steps (state);
 
 CREATE TABLE kernel_approvals (
     step_id        TEXT NOT NULL,
@@ -93,6 +95,8 @@ CREATE TABLE kernel_pushes (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (recipient, seq)
 );
+-- Old messages are pruned (each stream keeps its last, so numbers never go back).
+CREATE INDEX kernel_pushes_age ON kernel_pushes (created_at);
 
 CREATE TABLE kernel_runners (
     tenant_id  TEXT NOT NULL,
