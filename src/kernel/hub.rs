@@ -142,3 +142,63 @@ impl Hub {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(id: &str, name: &str, recipient: &str, tools: &[&str]) -> Conn {
+        Conn {
+            id: id.into(),
+            tenant_id: "ten_1".into(),
+            name: name.into(),
+            token_id: "tok_1".into(),
+            actor: "token:tok_1 (t)".into(),
+            recipient: recipient.into(),
+            wake: Arc::new(Notify::new()),
+            tools: tools
+                .iter()
+                .map(|t| DeclaredTool {
+                    name: t.to_string(),
+                    idempotent: true,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn runners_serving_a_tool_are_taken_in_turn_and_forgotten_when_gone() {
+        let hub = Hub::default();
+        let a = conn("c1", "r-a", "runner/ten_1/r-a", &["fetch", "post"]);
+        let b = conn("c2", "r-b", "runner/ten_1/r-b", &["fetch"]);
+        hub.add_runner(a.clone());
+        hub.add_runner(b.clone());
+        let picks: Vec<String> = (0..4).map(|_| hub.runner_for("ten_1", "fetch").unwrap().name).collect();
+        assert_eq!(picks.iter().filter(|n| *n == "r-a").count(), 2, "{picks:?}");
+        assert_eq!(hub.runner_for("ten_1", "post").unwrap().name, "r-a");
+        assert!(hub.runner_for("ten_2", "fetch").is_none(), "another tenant's runners never serve");
+        assert!(hub.remove(&a));
+        assert!(hub.runner_for("ten_1", "post").is_none());
+        assert_eq!(hub.counts(), (0, 1));
+    }
+
+    #[test]
+    fn an_agent_with_two_streams_stays_until_the_last_closes() {
+        let hub = Hub::default();
+        let one = conn("c1", "claims", "agent/ten_1/claims", &[]);
+        let two = conn("c2", "claims", "agent/ten_1/claims", &[]);
+        hub.add_agent(one.clone());
+        hub.add_agent(two.clone());
+        assert!(!hub.remove(&one), "another stream of the agent is open");
+        assert_eq!(hub.agent("ten_1", "claims").unwrap().id, "c2");
+        assert!(hub.has_agent_conn("c2") && !hub.has_agent_conn("c1"));
+        // Waking reaches the open stream (the permit is kept until it waits).
+        hub.wake("agent/ten_1/claims");
+        assert!(
+            futures_util::FutureExt::now_or_never(two.wake.notified()).is_some(),
+            "the wake-up is kept for the stream"
+        );
+        assert!(hub.remove(&two));
+        assert!(hub.agent("ten_1", "claims").is_none());
+    }
+}
