@@ -176,7 +176,10 @@ mod tests {
         let picks: Vec<String> = (0..4).map(|_| hub.runner_for("ten_1", "fetch").unwrap().name).collect();
         assert_eq!(picks.iter().filter(|n| *n == "r-a").count(), 2, "{picks:?}");
         assert_eq!(hub.runner_for("ten_1", "post").unwrap().name, "r-a");
-        assert!(hub.runner_for("ten_2", "fetch").is_none(), "another tenant's runners never serve");
+        assert!(
+            hub.runner_for("ten_2", "fetch").is_none(),
+            "another tenant's runners never serve"
+        );
         assert!(hub.remove(&a));
         assert!(hub.runner_for("ten_1", "post").is_none());
         assert_eq!(hub.counts(), (0, 1));
