@@ -97,6 +97,7 @@ pub async fn build(
         ledger.clone(),
         policy.clone(),
         clock.clone(),
+        metrics.clone(),
         config.kernel.clone(),
         crate::fanout::instance_id(&config.data_dir)?,
     ));

@@ -23,8 +23,15 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub kernel_transitions: Family<KindLabels, Counter>,
+    pub kernel_streams: Family<KindLabels, prometheus_client::metrics::gauge::Gauge>,
     pub http_duration: Family<RouteLabels, Histogram>,
     pub decisions: Family<OutcomeLabels, Counter>,
     pub eval_seconds: Histogram,
@@ -54,6 +61,18 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("warden");
+        let kernel_transitions = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "kernel_transitions",
+            "Kernel history entries (transitions, decisions, verdicts) by kind",
+            kernel_transitions.clone(),
+        );
+        let kernel_streams = Family::<KindLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "kernel_streams",
+            "Agent and runner streams open on this instance",
+            kernel_streams.clone(),
+        );
         let http_duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         registry.register(
@@ -130,6 +149,8 @@ impl Metrics {
         );
         Self {
             registry,
+            kernel_transitions,
+            kernel_streams,
             http_duration,
             decisions,
             eval_seconds,

@@ -17,6 +17,7 @@ use crate::auth::{Principal, Role, new_id};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::config::KernelConfig;
 use crate::ledger::{AppendError, Ledger, Receipt, Record, canonical};
+use crate::metrics::{KindLabels, Metrics};
 use crate::policy::{DecisionRequest, PolicyService};
 use crate::store::{KernelChange, Store, StoreError};
 
@@ -507,6 +508,7 @@ pub struct Kernel {
     ledger: Ledger,
     policy: Arc<PolicyService>,
     pub clock: Clock,
+    metrics: Arc<Metrics>,
     pub hub: Hub,
     pub cfg: KernelConfig,
     /// This instance's name: prefixes its stream ids.
@@ -524,6 +526,7 @@ impl Kernel {
         ledger: Ledger,
         policy: Arc<PolicyService>,
         clock: Clock,
+        metrics: Arc<Metrics>,
         cfg: KernelConfig,
         instance: String,
     ) -> Self {
@@ -532,6 +535,7 @@ impl Kernel {
             ledger,
             policy,
             clock,
+            metrics,
             hub: Hub::default(),
             cfg,
             instance,
@@ -573,6 +577,12 @@ impl Kernel {
         };
         let pushed = self.store.kernel_apply(&change).await?;
         let receipts = self.to_ledger(&change.history).await?;
+        for h in &change.history {
+            self.metrics
+                .kernel_transitions
+                .get_or_create(&KindLabels { kind: h.kind })
+                .inc();
+        }
         for p in &pushed {
             self.hub.wake(&p.recipient);
         }
@@ -1451,6 +1461,10 @@ impl Kernel {
     /// An agent stream opened: it takes its agent's unassigned executions.
     pub async fn agent_connected(&self, conn: Conn) -> Result<()> {
         self.hub.add_agent(conn.clone());
+        self.metrics
+            .kernel_streams
+            .get_or_create(&KindLabels { kind: "agent" })
+            .inc();
         self.assign_waiting(Some((&conn.tenant_id, &conn.name))).await
     }
 
@@ -1496,6 +1510,10 @@ impl Kernel {
     /// its blocked ones wait for the agent (up to `agent_timeout_secs`).
     pub async fn agent_disconnected(&self, conn: &Conn) -> Result<()> {
         self.hub.remove(conn);
+        self.metrics
+            .kernel_streams
+            .get_or_create(&KindLabels { kind: "agent" })
+            .dec();
         self.release_conn(&conn.id, "its agent stream closed").await?;
         self.due.notify_one();
         Ok(())
@@ -1536,12 +1554,20 @@ impl Kernel {
             .kernel_put_runner(&conn.tenant_id, &conn.name, &conn.tools, self.clock.now_ms())
             .await?;
         self.hub.add_runner(conn);
+        self.metrics
+            .kernel_streams
+            .get_or_create(&KindLabels { kind: "runner" })
+            .inc();
         self.due.notify_one();
         Ok(())
     }
 
     pub fn runner_disconnected(&self, conn: &Conn) {
         self.hub.remove(conn);
+        self.metrics
+            .kernel_streams
+            .get_or_create(&KindLabels { kind: "runner" })
+            .dec();
     }
 
     // ------------------------------------------------------------ timers

@@ -487,6 +487,13 @@ async fn allowed_local_tool_runs_and_completes(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["match"], true, "{}", r.body);
+    let metrics = app.call(Method::GET, "/metrics", Some(&team.auditor), None).await;
+    let text = String::from_utf8_lossy(&metrics.bytes);
+    assert!(text.contains("warden_kernel_streams{kind=\"agent\"} 1"), "{text}");
+    assert!(
+        text.contains("warden_kernel_transitions_total{kind=\"kernel.step.succeeded\"} 1"),
+        "{text}"
+    );
     app.stop().await;
 }
 
