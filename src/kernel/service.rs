@@ -563,8 +563,9 @@ impl Kernel {
         }
     }
 
-    /// Writes the edit, appends its history to the ledger, then wakes the
-    /// streams it pushed to.
+    /// Writes the edit and appends its history to the ledger, in one
+    /// transaction (the ledger writer's, group-committed with others), then
+    /// wakes the streams it pushed to.
     async fn commit(&self, mut edit: Edit) -> Result<Committed> {
         edit.exec.version += 1;
         edit.exec.updated_at = edit.now;
@@ -575,53 +576,31 @@ impl Kernel {
             pushes: std::mem::take(&mut edit.pushes),
             approval: edit.approval.take(),
         };
-        let pushed = self.store.kernel_apply(&change).await?;
-        let receipts = self.to_ledger(&change.history).await?;
-        for h in &change.history {
+        let records = change.history.iter().map(record_of).collect();
+        let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
+        let recipients: Vec<String> = change.pushes.iter().map(|p| p.recipient.clone()).collect();
+        let pending = change.steps.iter().any(|(s, _)| s.state == StepState::Pending);
+        let receipts = match self.ledger.append_with(records, change).await {
+            Ok(r) => r,
+            Err(AppendError::Changed(what)) => return Err(KernelError::Store(StoreError::Changed(what))),
+            Err(e) => return Err(e.into()),
+        };
+        for kind in kinds {
             self.metrics
                 .kernel_transitions
-                .get_or_create(&KindLabels { kind: h.kind })
+                .get_or_create(&KindLabels { kind })
                 .inc();
         }
-        for p in &pushed {
-            self.hub.wake(&p.recipient);
+        for r in &recipients {
+            self.hub.wake(r);
         }
-        if change.steps.iter().any(|(s, _)| s.state == StepState::Pending) {
+        if pending {
             self.due.notify_one();
         }
         Ok(Committed {
             exec: edit.exec,
             receipts,
         })
-    }
-
-    /// Appends history entries to the ledger and notes their indexes.
-    async fn to_ledger(&self, history: &[HistoryRow]) -> Result<Vec<Receipt>> {
-        if history.is_empty() {
-            return Ok(Vec::new());
-        }
-        let records = history.iter().map(record_of).collect();
-        let receipts = self.ledger.append_all(records).await?;
-        let done: Vec<(String, i64, u64)> = history
-            .iter()
-            .zip(&receipts)
-            .map(|(h, r)| (h.execution_id.clone(), h.seq, r.index))
-            .collect();
-        self.store.kernel_set_ledger_indexes(&done).await?;
-        Ok(receipts)
-    }
-
-    /// Appends what a crash left out of the ledger. Returns how many.
-    pub async fn recover_ledger(&self) -> Result<usize> {
-        let mut n = 0;
-        loop {
-            let rows = self.store.kernel_unledgered(500).await?;
-            if rows.is_empty() {
-                return Ok(n);
-            }
-            n += rows.len();
-            self.to_ledger(&rows).await?;
-        }
     }
 
     // ------------------------------------------------------------ executions

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use super::Kernel;
 
-/// How often history entries a failed ledger append left behind are retried.
-const RECOVER_EVERY: Duration = Duration::from_secs(5);
+/// How often old stream messages are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs until `stop` turns true.
 pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
@@ -19,23 +19,15 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
         tracing::warn!(error = %e, "kernel: releasing the previous run's streams failed");
     }
     let every = Duration::from_millis(kernel.cfg.tick_ms.max(10));
-    let mut recovered: Option<tokio::time::Instant> = None;
+    let mut pruned: Option<tokio::time::Instant> = None;
     loop {
-        if recovered.is_none_or(|t| t.elapsed() >= RECOVER_EVERY) {
-            recovered = Some(tokio::time::Instant::now());
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(tokio::time::Instant::now());
             let before = kernel.clock.now_ms() - (kernel.cfg.stream_retention_secs as i64) * 1000;
             match kernel.store.kernel_prune_pushes(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(messages = n, "kernel: pruned old stream messages"),
                 Err(e) => tracing::warn!(error = %e, "kernel: pruning old stream messages failed"),
-            }
-            match kernel.recover_ledger().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    entries = n,
-                    "kernel: appended history a failure had left out of the ledger"
-                ),
-                Err(e) => tracing::warn!(error = %e, "kernel: appending left-over history failed"),
             }
         }
         if let Err(e) = kernel.tick().await {

@@ -34,7 +34,7 @@ use super::read::MIN_STORED_LEVEL;
 use super::receipt::Receipt;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{CheckpointRow, EntryRow, LedgerKeyRow, LogHead, Store, StoreError};
+use crate::store::{CheckpointRow, EntryRow, KernelChange, LedgerKeyRow, LogHead, Store, StoreError};
 
 /// What a caller asks to record.
 #[derive(Debug, Clone)]
@@ -76,6 +76,10 @@ pub enum AppendError {
     Unavailable(String),
     #[error("the evidence ledger is shutting down")]
     Closed,
+    /// The state change that came with the records found its rows moved
+    /// since they were read; nothing of it was written.
+    #[error("the {0} changed while this request was handled; read it again and retry")]
+    Changed(&'static str),
 }
 
 impl AppendError {
@@ -84,6 +88,7 @@ impl AppendError {
             AppendError::Overloaded(_) => "ledger_overloaded",
             AppendError::Unavailable(_) => "ledger_unavailable",
             AppendError::Closed => "shutting_down",
+            AppendError::Changed(_) => "concurrent_change",
         }
     }
 }
@@ -99,9 +104,17 @@ pub struct Rotation {
 
 type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
 
+/// Records appended together, and the state change (if any) that must
+/// commit with them or not at all.
+struct Append {
+    records: Vec<Record>,
+    change: Option<Box<KernelChange>>,
+    reply: Reply<Vec<Receipt>>,
+}
+
 enum Job {
-    /// Records appended together: in one batch, one transaction.
-    Append(Vec<Record>, Reply<Vec<Receipt>>),
+    /// In one batch, one transaction.
+    Append(Append),
     Rotate {
         actor: String,
         next: Box<SigningKey>,
@@ -216,8 +229,28 @@ impl Ledger {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        self.submit(records, None).await
+    }
+
+    /// Appends records and writes `change` in the same transaction: both
+    /// commit, or neither. Fails with [`AppendError::Changed`] (and writes
+    /// nothing) when the change's conditions no longer hold.
+    pub async fn append_with(&self, records: Vec<Record>, change: KernelChange) -> Result<Vec<Receipt>, AppendError> {
+        self.submit(records, Some(Box::new(change))).await
+    }
+
+    async fn submit(
+        &self,
+        records: Vec<Record>,
+        change: Option<Box<KernelChange>>,
+    ) -> Result<Vec<Receipt>, AppendError> {
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(Job::Append(records, tx)) {
+        let job = Job::Append(Append {
+            records,
+            change,
+            reply: tx,
+        });
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
@@ -279,7 +312,7 @@ struct LogBatch {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut batch: Vec<(Vec<Record>, Reply<Vec<Receipt>>)> = Vec::new();
+        let mut batch: Vec<Append> = Vec::new();
         let mut size = 0;
         let mut held: Option<Job> = None;
         loop {
@@ -297,16 +330,16 @@ impl Writer {
                     let _ = reply.send(out);
                     continue;
                 }
-                Job::Append(r, reply) => {
-                    size += r.len();
-                    batch.push((r, reply));
+                Job::Append(a) => {
+                    size += a.records.len().max(1);
+                    batch.push(a);
                 }
             }
             while size < self.max_batch {
                 match rx.try_recv() {
-                    Ok(Job::Append(r, reply)) => {
-                        size += r.len();
-                        batch.push((r, reply));
+                    Ok(Job::Append(a)) => {
+                        size += a.records.len().max(1);
+                        batch.push(a);
                     }
                     Ok(other) => {
                         held = Some(other);
@@ -321,9 +354,9 @@ impl Writer {
         // Finish what is queued, then refuse the rest by dropping it.
         rx.close();
         while let Ok(job) = rx.try_recv() {
-            if let Job::Append(r, reply) = job {
-                size += r.len();
-                batch.push((r, reply));
+            if let Job::Append(a) = job {
+                size += a.records.len().max(1);
+                batch.push(a);
                 if size >= self.max_batch {
                     self.commit(&mut batch).await;
                     size = 0;
@@ -335,24 +368,22 @@ impl Writer {
         }
     }
 
-    async fn commit(&mut self, batch: &mut Vec<(Vec<Record>, Reply<Vec<Receipt>>)>) {
+    async fn commit(&mut self, batch: &mut Vec<Append>) {
         let started = Instant::now();
-        let records: Vec<&Record> = batch.iter().flat_map(|(r, _)| r).collect();
-        let n = records.len();
-        let mut outcome = self.write(&records, true).await;
+        let n: usize = batch.iter().map(|a| a.records.len()).sum();
+        let mut outcome = self.write(batch, true).await;
         if let Err(StoreError::Conflict(_)) = &outcome {
             // Another instance appended to one of these logs.
             self.heads.clear();
-            outcome = self.write(&records, false).await;
+            outcome = self.write(batch, false).await;
         }
         if outcome.is_err() {
             self.heads.clear();
         }
         match outcome {
-            Ok(receipts) => {
-                let mut receipts = receipts.into_iter();
-                for (records, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(receipts.by_ref().take(records.len()).collect()));
+            Ok(results) => {
+                for (a, result) in batch.drain(..).zip(results) {
+                    let _ = a.reply.send(result);
                 }
                 self.metrics.ledger_batch(n, started.elapsed());
                 self.shared.committed.notify_waiters();
@@ -360,8 +391,8 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, entries = n, "ledger batch failed; nothing in it was acknowledged");
                 self.metrics.ledger_failed.inc();
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(AppendError::Unavailable(e.to_string())));
+                for a in batch.drain(..) {
+                    let _ = a.reply.send(Err(AppendError::Unavailable(e.to_string())));
                 }
                 // A store that just failed (disk full, failover) gets a moment.
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -372,8 +403,31 @@ impl Writer {
     /// Writes the batch in one transaction; receipts in the records' order.
     /// With `cached`, heads this writer committed are extended without
     /// reading them back.
-    async fn write(&mut self, records: &[&Record], cached: bool) -> Result<Vec<Receipt>, StoreError> {
+    ///
+    /// State changes go first, each in a savepoint: one whose conditions no
+    /// longer hold is rolled back and its records left out (its caller gets
+    /// [`AppendError::Changed`]); the others commit with their records, and
+    /// their history rows get their entries' indexes.
+    async fn write(
+        &mut self,
+        batch: &[Append],
+        cached: bool,
+    ) -> Result<Vec<Result<Vec<Receipt>, AppendError>>, StoreError> {
         let now = self.clock.now_ms();
+        let mut tx = self.store.ledger_tx().await?;
+        let mut applied = Vec::with_capacity(batch.len());
+        for a in batch {
+            applied.push(match &a.change {
+                Some(change) => tx.kernel_apply(change).await?.is_some(),
+                None => true,
+            });
+        }
+        let records: Vec<&Record> = batch
+            .iter()
+            .zip(&applied)
+            .filter(|(_, ok)| **ok)
+            .flat_map(|(a, _)| &a.records)
+            .collect();
         let mut order: Vec<&str> = Vec::new();
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, r) in records.iter().enumerate() {
@@ -385,7 +439,6 @@ impl Writer {
                 })
                 .push(i);
         }
-        let mut tx = self.store.ledger_tx().await?;
         let mut receipts: Vec<Option<Receipt>> = vec![None; records.len()];
         let mut moved = Vec::new();
         for tenant in order {
@@ -408,9 +461,29 @@ impl Writer {
             }
             moved.push((tenant.to_string(), log.head));
         }
+        let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
+        let mut results = Vec::with_capacity(batch.len());
+        let mut indexed = Vec::new();
+        for (a, ok) in batch.iter().zip(&applied) {
+            if !*ok {
+                results.push(Err(AppendError::Changed("execution or step")));
+                continue;
+            }
+            let mine: Vec<Receipt> = receipts.by_ref().take(a.records.len()).collect();
+            if let Some(change) = &a.change {
+                // The kernel's records are its history rows, in order.
+                for (h, r) in change.history.iter().zip(&mine) {
+                    indexed.push((h.execution_id.as_str(), h.seq, r.index));
+                }
+            }
+            results.push(Ok(mine));
+        }
+        if !indexed.is_empty() {
+            tx.kernel_index_history(&indexed).await?;
+        }
         tx.commit().await?;
         self.heads.extend(moved);
-        Ok(receipts.into_iter().map(|r| r.expect("a receipt per record")).collect())
+        Ok(results)
     }
 
     /// Chains `records` onto the log, computing entries, completed

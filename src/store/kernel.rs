@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use super::ledger::LedgerTx;
 use super::{Pool, Result, Store, StoreError};
 use crate::kernel::model::{
     ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
@@ -163,90 +164,210 @@ pub struct DeclaredTool {
     pub idempotent: bool,
 }
 
-impl Store {
-    /// Writes one kernel change atomically. Fails with
-    /// [`StoreError::Changed`] when the execution or a step moved since it
-    /// was read; nothing is written then. Returns the pushes with their
-    /// assigned sequence numbers.
-    pub async fn kernel_apply(&self, change: &KernelChange) -> Result<Vec<PushRow>> {
-        let mut pushed = Vec::with_capacity(change.pushes.len());
-        with_write_tx!(self, tx => {
-            if let Some((e, expected)) = &change.execution {
-                let sql = match expected {
-                    None => format!("INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
-                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"),
-                    Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
+/// The statements of one kernel change, on `$tx` (a `&mut Transaction`).
+/// Returns early with [`StoreError::Changed`] when a conditional write finds
+/// its row moved.
+macro_rules! apply_change {
+    ($tx:ident, $change:expr, $pushed:ident) => {{
+        let change: &KernelChange = $change;
+        if let Some((e, expected)) = &change.execution {
+            let sql = match expected {
+                None => format!(
+                    "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
+                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"
+                ),
+                Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
                         output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
                         deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
-                        updated_at=$19 WHERE id=$1 AND version=$20".to_string(),
-                };
-                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&e.id).bind(&e.tenant_id).bind(&e.agent_id).bind(e.state.as_str())
-                    .bind(text(&e.input)).bind(serde_json::Value::Object(e.labels.clone()).to_string())
-                    .bind(text_opt(&e.output)).bind(&e.initiator).bind(&e.initiator_token).bind(&e.conn)
-                    .bind(&e.agent_token).bind(e.waiting_on.map(|w| w.as_str())).bind(e.deadline_at)
-                    .bind(e.wake_at).bind(e.agent_lost_at).bind(e.version).bind(e.seq).bind(e.created_at)
-                    .bind(e.updated_at).bind(expected.unwrap_or_default())
-                    .execute(&mut *tx).await.map_err(super::conflict("execution"))?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Changed("execution"));
-                }
+                        updated_at=$19 WHERE id=$1 AND version=$20"
+                    .to_string(),
+            };
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&e.id)
+                .bind(&e.tenant_id)
+                .bind(&e.agent_id)
+                .bind(e.state.as_str())
+                .bind(text(&e.input))
+                .bind(serde_json::Value::Object(e.labels.clone()).to_string())
+                .bind(text_opt(&e.output))
+                .bind(&e.initiator)
+                .bind(&e.initiator_token)
+                .bind(&e.conn)
+                .bind(&e.agent_token)
+                .bind(e.waiting_on.map(|w| w.as_str()))
+                .bind(e.deadline_at)
+                .bind(e.wake_at)
+                .bind(e.agent_lost_at)
+                .bind(e.version)
+                .bind(e.seq)
+                .bind(e.created_at)
+                .bind(e.updated_at)
+                .bind(expected.unwrap_or_default())
+                .execute(&mut **$tx)
+                .await
+                .map_err(super::conflict("execution"))?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Changed("execution"));
             }
-            for (s, expected) in &change.steps {
-                let sql = match expected {
-                    None => format!("INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
-                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)"),
-                    Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
+        }
+        for (s, expected) in &change.steps {
+            let sql = match expected {
+                None => format!(
+                    "INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
+                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)"
+                ),
+                Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
                         args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
                         idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
                         deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
                         on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27 \
-                        WHERE id=$1 AND state=$28".to_string(),
-                };
-                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&s.id).bind(&s.execution_id).bind(&s.tenant_id).bind(&s.tool).bind(text(&s.arguments))
-                    .bind(&s.args_hash).bind(s.attempt).bind(s.max_attempts).bind(s.backoff_ms)
-                    .bind(s.state.as_str()).bind(s.remote).bind(s.idempotent).bind(&s.idempotency_key)
-                    .bind(&s.runner_id).bind(&s.decision_id).bind(s.timeout_ms).bind(s.deadline_at)
-                    .bind(s.not_before).bind(s.review.map(|r| r.as_str())).bind(s.review_needed)
-                    .bind(s.review_expires_at).bind(s.on_expiry.as_str())
-                    .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
-                    .bind(text_opt(&s.result)).bind(text_opt(&s.error)).bind(s.created_at).bind(s.updated_at)
-                    .bind(expected.map(|e| e.as_str()).unwrap_or_default())
-                    .execute(&mut *tx).await.map_err(super::conflict("step"))?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Changed("step"));
+                        WHERE id=$1 AND state=$28"
+                    .to_string(),
+            };
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&s.id)
+                .bind(&s.execution_id)
+                .bind(&s.tenant_id)
+                .bind(&s.tool)
+                .bind(text(&s.arguments))
+                .bind(&s.args_hash)
+                .bind(s.attempt)
+                .bind(s.max_attempts)
+                .bind(s.backoff_ms)
+                .bind(s.state.as_str())
+                .bind(s.remote)
+                .bind(s.idempotent)
+                .bind(&s.idempotency_key)
+                .bind(&s.runner_id)
+                .bind(&s.decision_id)
+                .bind(s.timeout_ms)
+                .bind(s.deadline_at)
+                .bind(s.not_before)
+                .bind(s.review.map(|r| r.as_str()))
+                .bind(s.review_needed)
+                .bind(s.review_expires_at)
+                .bind(s.on_expiry.as_str())
+                .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
+                .bind(text_opt(&s.result))
+                .bind(text_opt(&s.error))
+                .bind(s.created_at)
+                .bind(s.updated_at)
+                .bind(expected.map(|e| e.as_str()).unwrap_or_default())
+                .execute(&mut **$tx)
+                .await
+                .map_err(super::conflict("step"))?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Changed("step"));
+            }
+        }
+        if let Some(a) = &change.approval {
+            sqlx::query(
+                "INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
+                    reason, args_hash, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+            )
+            .bind(&a.step_id)
+            .bind(&a.tenant_id)
+            .bind(&a.reviewer_token)
+            .bind(&a.reviewer)
+            .bind(a.approve)
+            .bind(&a.reason)
+            .bind(&a.args_hash)
+            .bind(a.at)
+            .execute(&mut **$tx)
+            .await
+            .map_err(super::conflict("a verdict of this reviewer on this step"))?;
+        }
+        for h in &change.history {
+            sqlx::query(
+                "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
+                    VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            )
+            .bind(&h.execution_id)
+            .bind(h.seq)
+            .bind(&h.tenant_id)
+            .bind(h.kind)
+            .bind(&h.actor)
+            .bind(text(&h.payload))
+            .bind(h.at)
+            .execute(&mut **$tx)
+            .await
+            .map_err(super::conflict("history entry"))?;
+        }
+        for p in &change.pushes {
+            // Per recipient, in commit order: a concurrent writer
+            // computing the same number fails on the primary key.
+            let seq: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM kernel_pushes WHERE recipient = $1")
+                    .bind(&p.recipient)
+                    .fetch_one(&mut **$tx)
+                    .await?;
+            sqlx::query("INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) VALUES ($1,$2,$3,$4,$5)")
+                .bind(&p.recipient)
+                .bind(seq)
+                .bind(p.event)
+                .bind(text(&p.data))
+                .bind(p.created_at)
+                .execute(&mut **$tx)
+                .await
+                .map_err(|_| StoreError::Changed("stream"))?;
+            $pushed.push(PushRow { seq, ..p.clone() });
+        }
+    }};
+}
+
+/// Runs `$body` with `$tx` the batch's transaction, whichever the backend.
+macro_rules! on_ledger_tx {
+    ($self:expr, $tx:ident => $body:expr) => {
+        match $self {
+            LedgerTx::Sqlite($tx) => $body,
+            LedgerTx::Postgres($tx) => $body,
+        }
+    };
+}
+
+impl LedgerTx {
+    /// Applies a kernel change inside a savepoint of the ledger's batch
+    /// transaction: `Ok(Some(pushes))` when applied (with the stream
+    /// messages' assigned numbers), `Ok(None)` when the execution or a step
+    /// moved since it was read (nothing of it stays; the batch goes on).
+    pub async fn kernel_apply(&mut self, change: &KernelChange) -> Result<Option<Vec<PushRow>>> {
+        on_ledger_tx!(self, tx => {
+            sqlx::query("SAVEPOINT kernel_change").execute(&mut **tx).await?;
+            let outcome: Result<Vec<PushRow>> = async {
+                let mut pushed = Vec::with_capacity(change.pushes.len());
+                apply_change!(tx, change, pushed);
+                Ok(pushed)
+            }
+            .await;
+            match outcome {
+                Ok(pushed) => {
+                    sqlx::query("RELEASE SAVEPOINT kernel_change").execute(&mut **tx).await?;
+                    Ok(Some(pushed))
                 }
+                Err(StoreError::Changed(_)) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT kernel_change").execute(&mut **tx).await?;
+                    sqlx::query("RELEASE SAVEPOINT kernel_change").execute(&mut **tx).await?;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
-            if let Some(a) = &change.approval {
-                sqlx::query("INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
-                    reason, args_hash, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
-                    .bind(&a.step_id).bind(&a.tenant_id).bind(&a.reviewer_token).bind(&a.reviewer)
-                    .bind(a.approve).bind(&a.reason).bind(&a.args_hash).bind(a.at)
-                    .execute(&mut *tx).await.map_err(super::conflict("a verdict of this reviewer on this step"))?;
-            }
-            for h in &change.history {
-                sqlx::query("INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
-                    VALUES ($1,$2,$3,$4,$5,$6,$7)")
-                    .bind(&h.execution_id).bind(h.seq).bind(&h.tenant_id).bind(h.kind).bind(&h.actor)
-                    .bind(text(&h.payload)).bind(h.at)
-                    .execute(&mut *tx).await.map_err(super::conflict("history entry"))?;
-            }
-            for p in &change.pushes {
-                // Per recipient, in commit order: a concurrent writer
-                // computing the same number fails on the primary key.
-                let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM kernel_pushes WHERE recipient = $1")
-                    .bind(&p.recipient).fetch_one(&mut *tx).await?;
-                sqlx::query("INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) VALUES ($1,$2,$3,$4,$5)")
-                    .bind(&p.recipient).bind(seq).bind(p.event).bind(text(&p.data)).bind(p.created_at)
-                    .execute(&mut *tx).await.map_err(|_| StoreError::Changed("stream"))?;
-                pushed.push(PushRow { seq, ..p.clone() });
-            }
-            tx.commit().await?;
-        });
-        Ok(pushed)
+        })
     }
 
+    /// Notes the ledger index of history entries written in this transaction.
+    pub async fn kernel_index_history(&mut self, done: &[(&str, i64, u64)]) -> Result<()> {
+        on_ledger_tx!(self, tx => {
+            for (execution_id, seq, index) in done {
+                sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
+                    .bind(*execution_id).bind(*seq).bind(*index as i64)
+                    .execute(&mut **tx).await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Store {
     pub async fn kernel_execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
         with_pool!(self, p => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE id = $1")))
@@ -366,32 +487,6 @@ impl Store {
                 .bind(execution_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(history_from_row!(r))).collect()
         })
-    }
-
-    /// History entries not yet in the ledger (a crash came between), in
-    /// each execution's order.
-    pub async fn kernel_unledgered(&self, limit: i64) -> Result<Vec<HistoryRow>> {
-        with_pool!(self, p => {
-            let rows = sqlx::query("SELECT execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index \
-                FROM kernel_history WHERE ledger_index IS NULL ORDER BY at, execution_id, seq LIMIT $1")
-                .bind(limit).fetch_all(p).await?;
-            rows.iter().map(|r| Ok(history_from_row!(r))).collect()
-        })
-    }
-
-    pub async fn kernel_set_ledger_indexes(&self, done: &[(String, i64, u64)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        with_write_tx!(self, tx => {
-            for (execution_id, seq, index) in done {
-                sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
-                    .bind(execution_id).bind(seq).bind(*index as i64)
-                    .execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     /// A stream's messages after `after`, in order.

@@ -260,6 +260,27 @@ impl TestApp {
         )
     }
 
+    /// Another instance on the same database, with its own data directory
+    /// (and so its own instance name) but the same signing key.
+    pub async fn second_instance(&self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config.clone();
+        config.database_url = Some(self.config.database_url());
+        config.data_dir = dir.path().join("data");
+        let keys = self.config.data_dir.join("keys");
+        std::fs::create_dir_all(config.data_dir.join("keys")).unwrap();
+        for f in std::fs::read_dir(&keys).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), config.data_dir.join("keys").join(f.file_name())).unwrap();
+        }
+        let (state, bootstrap) = warden::app::build(config.clone(), self.clock.clone(), None)
+            .await
+            .expect("build a second instance");
+        assert_eq!(bootstrap, warden::app::Bootstrap::Existing);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        serve(listener, state, self.admin.clone(), config, self.clock.clone(), dir)
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -1098,57 +1098,125 @@ async fn time_outs_end_what_waits_too_long() {
     app.stop().await;
 }
 
-/// What a crash leaves between the store's commit and the ledger's is
-/// appended at the next start, in order, before anything else moves.
+on_both_backends!(two_instances_on_one_store_move_each_execution_once);
+
+/// Two instances share the database: the agent's stream is on one, the
+/// orchestrator and the intents go to either; when both instances take the
+/// same transition at once, exactly one wins and the history has no gap.
+async fn two_instances_on_one_store_move_each_execution_once(backend: Backend) {
+    let (a, team) = kernel_app(backend).await;
+    let b = a.second_instance().await;
+    let mut agent = Stream::agent(&a, &team.agent, "claims-agent").await;
+    for round in 0..6 {
+        // Created on B; A holds the agent's stream and assigns it.
+        let exec = start(&b, &team, "claims-agent").await;
+        assert_eq!(agent.next("execution.assigned").await.data["execution_id"], exec);
+        if round == 0 {
+            // A message committed by B reaches the stream on A.
+            let r = invoke(&b, &team, &exec, "search.web", json!({"q": "x"})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert_eq!(agent.next("step.assigned").await.data["execution_id"], exec);
+            let step = r.body["step"]["id"].clone();
+            let done = json!({"step_id": step, "status": "succeeded"});
+            assert_eq!(
+                post(&a, &team.agent, "/v0/agents/step-result", done).await.status,
+                StatusCode::OK
+            );
+            agent.next("step.result").await;
+        }
+        let complete = json!({"type": "complete"});
+        let (ra, rb) = tokio::join!(
+            intent(&a, &team, &exec, complete.clone()),
+            intent(&b, &team, &exec, complete)
+        );
+        let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "exactly one wins: {} / {}", ra.body, rb.body);
+        let loser = if ra.status == StatusCode::CONFLICT { &ra } else { &rb };
+        assert!(
+            ["concurrent_change", "illegal_transition"].contains(&loser.code()),
+            "{}",
+            loser.body
+        );
+        let k = kinds(&check_evidence(&b, &team, &exec).await);
+        assert_eq!(
+            k.iter().filter(|x| *x == "kernel.execution.completed").count(),
+            1,
+            "{k:?}"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A state change whose conditions no longer hold is refused whole (its
+/// rows and its ledger entries), while the rest of its group commit goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_a_crash_left_out_of_the_ledger_is_appended_at_restart() {
+async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
+    use warden::ledger::Record;
     let (app, team) = kernel_app(Backend::Sqlite).await;
-    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
-    let exec = start(&app, &team, "claims-agent").await;
-    agent.next("execution.assigned").await;
-    assert_eq!(
-        intent(&app, &team, &exec, json!({"type": "complete"})).await.status,
-        StatusCode::OK
-    );
-    // The state of a crash in that window: a stored entry without its ledger index.
+    let exec = start(&app, &team, "nobody").await;
     let store = app.state.store.clone();
-    let seq = state_of(&app, &team, &exec).await["history_seq"].as_i64().unwrap();
+    let row = store.kernel_execution(&exec).await.unwrap().unwrap();
+    let size = |store: warden::store::Store, tenant: String| async move {
+        store.ledger_head(&tenant).await.unwrap().unwrap().size
+    };
+    let before = size(store.clone(), row.tenant_id.clone()).await;
+    let mut moved = row.clone();
+    moved.state = warden::kernel::model::ExecState::Cancelled;
+    moved.seq += 1;
+    moved.version += 1;
     let entry = warden::kernel::model::HistoryRow {
         execution_id: exec.clone(),
-        seq: seq + 1,
-        tenant_id: store.kernel_execution(&exec).await.unwrap().unwrap().tenant_id,
-        kind: "kernel.execution.signalled",
+        seq: moved.seq,
+        tenant_id: row.tenant_id.clone(),
+        kind: "kernel.execution.cancelled",
         actor: "system".into(),
-        payload: json!({"signal": "late"}),
+        payload: json!({"reason": "stale"}),
         at: 0,
         ledger_index: None,
     };
+    let stale = warden::store::KernelChange {
+        // Read at a version that has moved on since.
+        execution: Some((moved, Some(row.version - 1))),
+        history: vec![entry.clone()],
+        ..Default::default()
+    };
+    let record = |kind| Record::new(&row.tenant_id, kind, "system", &json!({"execution_id": exec}));
+    let ledger = app.state.ledger.clone();
+    let (refused, other) = tokio::join!(
+        ledger.append_with(vec![record("kernel.execution.cancelled")], stale),
+        ledger.append_all(vec![record("audit.note")])
+    );
+    assert!(
+        matches!(refused, Err(warden::ledger::AppendError::Changed(_))),
+        "{refused:?}"
+    );
+    assert!(other.is_ok(), "{other:?}");
+    assert_eq!(
+        size(store.clone(), row.tenant_id.clone()).await,
+        before + 1,
+        "only the other record"
+    );
+    let now = store.kernel_execution(&exec).await.unwrap().unwrap();
+    assert_eq!(now, row, "the execution did not move");
+    assert_eq!(store.kernel_history(&exec).await.unwrap().len() as i64, row.seq);
+    // The same change at the right version commits, with its entry's index.
+    let mut fresh = row.clone();
+    fresh.state = warden::kernel::model::ExecState::Cancelled;
+    fresh.seq += 1;
+    fresh.version += 1;
     let change = warden::store::KernelChange {
+        execution: Some((fresh, Some(row.version))),
         history: vec![entry],
         ..Default::default()
     };
-    store.kernel_apply(&change).await.unwrap();
-    drop(agent);
-    let app = app.restart().await;
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let r = app
-            .call(
-                Method::GET,
-                &format!("/v0/executions/{exec}/history"),
-                Some(&team.auditor),
-                None,
-            )
-            .await;
-        last = r.body["entries"].as_array().unwrap().last().unwrap().clone();
-        if last["ledger_index"].is_u64() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(last["kind"], "kernel.execution.signalled");
-    assert!(last["ledger_index"].is_u64(), "recovered into the ledger: {last}");
-    check_evidence(&app, &team, &exec).await;
+    let receipts = ledger
+        .append_with(vec![record("kernel.execution.cancelled")], change)
+        .await
+        .unwrap();
+    let history = store.kernel_history(&exec).await.unwrap();
+    assert_eq!(history.last().unwrap().ledger_index, Some(receipts[0].index));
     app.stop().await;
 }
 
