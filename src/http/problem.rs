@@ -101,7 +101,11 @@ impl IntoResponse for Problem {
 
 impl From<crate::ledger::AppendError> for Problem {
     fn from(e: crate::ledger::AppendError) -> Self {
-        let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+        let status = match e {
+            crate::ledger::AppendError::Changed(_) => StatusCode::CONFLICT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut p = Problem::new(status, e.code(), e.to_string());
         p.retry_after = Some(1);
         p
     }
