@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures_util::Stream;
@@ -293,7 +294,7 @@ pub async fn agent_stream(
     caller: Caller,
     headers: HeaderMap,
     Query(q): Query<AgentStreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+) -> Result<impl IntoResponse, Problem> {
     let who = caller.require(Action::ActAsAgent)?;
     let name = q.agent_id.unwrap_or_else(|| who.token_name.clone());
     check_id("agent_id", &name)?;
@@ -302,7 +303,7 @@ pub async fn agent_stream(
     let after = resume_point(&k, &headers, &recipient).await?;
     let conn = k.new_conn(who, name, recipient);
     k.agent_connected(conn.clone()).await?;
-    Ok(stream(k, conn, after, true))
+    Ok((UNBUFFERED, stream(k, conn, after, true)))
 }
 
 /// The runner's stream: `job.assigned` (with its idempotency key) and
@@ -315,7 +316,7 @@ pub async fn runner_stream(
     caller: Caller,
     headers: HeaderMap,
     Query(q): Query<RunnerStreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+) -> Result<impl IntoResponse, Problem> {
     let who = caller.require(Action::ActAsRunner)?;
     let name = q.runner_id.unwrap_or_else(|| who.token_name.clone());
     check_id("runner_id", &name)?;
@@ -346,7 +347,7 @@ pub async fn runner_stream(
     let mut conn = k.new_conn(who, name, recipient);
     conn.tools = tools;
     k.runner_connected(conn.clone()).await?;
-    Ok(stream(k, conn, after, false))
+    Ok((UNBUFFERED, stream(k, conn, after, false)))
 }
 
 fn check_id(field: &str, v: &str) -> Result<(), Problem> {
@@ -379,6 +380,10 @@ async fn resume_point(k: &Kernel, headers: &HeaderMap, recipient: &str) -> Resul
         None => Ok(k.store.kernel_last_push(recipient).await?),
     }
 }
+
+/// Asks reverse proxies (nginx and those that follow its header) not to
+/// buffer the stream.
+const UNBUFFERED: [(&str, &str); 1] = [("x-accel-buffering", "no")];
 
 /// Unregisters a stream when its response is dropped (the client went away).
 struct Registration {

@@ -1516,15 +1516,36 @@ impl Kernel {
 
     /// At start-up: streams of this instance's previous run are gone.
     pub async fn release_stale_streams(&self) -> Result<()> {
-        let prefix = format!("{}/", self.instance);
-        let held = self.store.kernel_held_by_instance(&prefix).await?;
-        for conn in held {
+        self.release_instance(&self.instance, "the instance holding its agent stream restarted")
+            .await
+    }
+
+    /// Gives back the executions held by streams of `instance` that are not
+    /// open here.
+    async fn release_instance(&self, instance: &str, why: &str) -> Result<()> {
+        for conn in self.store.kernel_held_by_instance(&format!("{instance}/")).await? {
             if !self.hub.has_agent_conn(&conn) {
-                self.release_conn(&conn, "the instance holding its agent stream restarted")
-                    .await?;
+                self.release_conn(&conn, why).await?;
             }
         }
         Ok(())
+    }
+
+    /// Beats for this instance, and gives back the executions of instances
+    /// silent for longer than `silent_ms` (they stopped without restarting).
+    pub async fn watch_instances(&self, silent_ms: i64) -> Result<usize> {
+        let now = self.clock.now_ms();
+        self.store.kernel_heartbeat(&self.instance, now).await?;
+        let silent = self.store.kernel_silent_instances(now - silent_ms).await?;
+        for other in &silent {
+            if *other == self.instance {
+                continue;
+            }
+            self.release_instance(other, "the instance holding its agent stream stopped")
+                .await?;
+            self.store.kernel_forget_instance(other, now - silent_ms).await?;
+        }
+        Ok(silent.len())
     }
 
     /// A runner stream opened: record its tools, then dispatch what waits.

@@ -13,6 +13,11 @@ use super::Kernel;
 /// How often old stream messages are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// How often an instance says it is alive; one silent for
+/// [`SILENT_AFTER_MS`] gives its agents' executions back.
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+const SILENT_AFTER_MS: i64 = 30_000;
+
 /// Runs until `stop` turns true.
 pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
     if let Err(e) = kernel.release_stale_streams().await {
@@ -20,7 +25,14 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
     }
     let every = Duration::from_millis(kernel.cfg.tick_ms.max(10));
     let mut pruned: Option<tokio::time::Instant> = None;
+    let mut beat: Option<tokio::time::Instant> = None;
     loop {
+        if beat.is_none_or(|t| t.elapsed() >= BEAT_EVERY) {
+            beat = Some(tokio::time::Instant::now());
+            if let Err(e) = kernel.watch_instances(SILENT_AFTER_MS).await {
+                tracing::warn!(error = %e, "kernel: watching other instances failed");
+            }
+        }
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             pruned = Some(tokio::time::Instant::now());
             let before = kernel.clock.now_ms() - (kernel.cfg.stream_retention_secs as i64) * 1000;

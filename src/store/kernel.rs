@@ -568,4 +568,31 @@ impl Store {
             Ok(done.rows_affected())
         })
     }
+
+    /// Notes that this instance is alive.
+    pub async fn kernel_heartbeat(&self, instance: &str, now: i64) -> Result<()> {
+        with_pool!(self, p => {
+            sqlx::query("INSERT INTO kernel_instances (instance, seen_at) VALUES ($1, $2) \
+                ON CONFLICT (instance) DO UPDATE SET seen_at = excluded.seen_at")
+                .bind(instance).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Instances not seen since `before`.
+    pub async fn kernel_silent_instances(&self, before: i64) -> Result<Vec<String>> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT instance FROM kernel_instances WHERE seen_at < $1 ORDER BY instance")
+                .bind(before).fetch_all(p).await?)
+        })
+    }
+
+    /// Forgets an instance (once its executions were given back).
+    pub async fn kernel_forget_instance(&self, instance: &str, before: i64) -> Result<()> {
+        with_pool!(self, p => {
+            sqlx::query("DELETE FROM kernel_instances WHERE instance = $1 AND seen_at < $2")
+                .bind(instance).bind(before).execute(p).await?;
+        });
+        Ok(())
+    }
 }

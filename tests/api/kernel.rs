@@ -157,6 +157,7 @@ impl Stream {
         let mut res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
         assert_eq!(res.headers()["content-type"], "text/event-stream");
+        assert_eq!(res.headers()["x-accel-buffering"], "no");
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut buf = String::new();
@@ -1217,6 +1218,47 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
         .unwrap();
     let history = store.kernel_history(&exec).await.unwrap();
     assert_eq!(history.last().unwrap().ledger_index, Some(receipts[0].index));
+    app.stop().await;
+}
+
+/// An instance that stopped beating (a pod gone for good) gives back the
+/// executions its agent streams held; another instance's agent takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_held_by_a_silent_instance_are_given_back() {
+    let (app, team) = kernel_app(Backend::Sqlite).await;
+    let exec = start(&app, &team, "claims-agent").await;
+    let store = app.state.store.clone();
+    // As the vanished instance left it: running, held by one of its streams.
+    let row = store.kernel_execution(&exec).await.unwrap().unwrap();
+    let mut held = row.clone();
+    held.state = warden::kernel::model::ExecState::Running;
+    held.conn = Some("instance-gone/con_1".into());
+    held.agent_token = Some("tok_gone".into());
+    held.version += 1;
+    let change = warden::store::KernelChange {
+        execution: Some((held, Some(row.version))),
+        ..Default::default()
+    };
+    app.state.ledger.append_with(Vec::new(), change).await.unwrap();
+    store.kernel_heartbeat("instance-gone", 0).await.unwrap();
+
+    assert_eq!(app.state.kernel.watch_instances(30_000).await.unwrap(), 1);
+    assert_eq!(state_of(&app, &team, &exec).await["state"], "pending");
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    assert_eq!(agent.next("execution.assigned").await.data["execution_id"], exec);
+    let history = check_evidence(&app, &team, &exec).await;
+    let released = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "kernel.execution.released")
+        .unwrap();
+    assert!(
+        released["payload"]["reason"].as_str().unwrap().contains("stopped"),
+        "{released}"
+    );
+    // Forgotten once handled; this instance keeps beating.
+    assert_eq!(app.state.kernel.watch_instances(30_000).await.unwrap(), 0);
     app.stop().await;
 }
 

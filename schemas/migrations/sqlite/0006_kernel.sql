@@ -106,3 +106,10 @@ CREATE TABLE kernel_runners (
     seen_at    BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, runner_id)
 );
+
+-- Instances holding agent streams, and when each was last alive: the
+-- executions of an instance that stopped beating are given back.
+CREATE TABLE kernel_instances (
+    instance TEXT PRIMARY KEY,
+    seen_at  BIGINT NOT NULL
+);
