@@ -36,3 +36,4 @@ pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod store;
+pub mod workflow;

@@ -1,0 +1,56 @@
+//! Workflow definitions: multi-agent flows in an ASL-inspired format
+//! (`apiVersion: agentrc.workflow/v0.1`, `kind: AgentWorkflow`), parsed,
+//! validated, and given the pure semantics an interpreter needs. No IO: no
+//! execution engine, store or HTTP here.
+//!
+//! - [`definition`]: the typed definition, [`parse`] (YAML or JSON) and
+//!   [`validate`], with every fault as a [`DefinitionError`] (stable `code`,
+//!   `at`, `message`).
+//! - [`path`]: paths (`$.a.b`, `$.a[0]`, `$['a b']`) and `inputPath`,
+//!   `resultPath`, `outputPath`.
+//! - [`parameters`]: `parameters` templates (`key.$` takes a path).
+//! - [`choice`]: `Choice` rules and which one an input takes.
+//! - [`retry`]: which retrier or catcher takes an error; retry delays.
+//! - [`error_names`]: the reserved `States.*` error names.
+//!
+//! What an interpreter does with one state, in ASL's order: `inputPath`
+//! ([`apply_input_path`]), `parameters` on that effective input
+//! ([`apply_parameters`]), the work, `resultPath` combining the result with
+//! the state's raw input ([`apply_result_path`]), `outputPath`
+//! ([`apply_output_path`]). The errors it raises itself: a path that
+//! selects nothing is `States.Runtime` (`States.ParameterPathFailure` in
+//! `parameters`), a `resultPath` that cannot be set
+//! `States.ResultPathMatchFailure`, a `Choice` with no match and no default
+//! `States.NoChoiceMatched`, a time-out `States.Timeout`, a rejected review
+//! `States.Rejected`, a failed branch `States.BranchFailed`.
+//!
+//! Invariant: a [`Definition`] from [`parse`] has no fault, so an interpreter
+//! may rely on every `next` naming a state of the same machine, every path
+//! parsing, every rule having exactly one comparison, and every machine
+//! reaching an end from its `startAt`.
+
+mod decode;
+mod validation;
+
+pub mod choice;
+pub mod definition;
+pub mod error_names;
+pub mod parameters;
+pub mod path;
+pub mod retry;
+
+#[cfg(test)]
+mod tests;
+
+pub use choice::{Cmp, Operand, Rule, Test, choose, evaluate};
+pub use definition::{
+    Branch, Catcher, ChoiceRule, ChoiceState, Definition, DefinitionError, FailState, HumanReviewState, JitterStrategy,
+    Metadata, ParallelState, PassState, Retrier, ReviewVerdict, Skill, SkillVersion, Spec, State, SucceedState,
+    TaskState, Timestamp, Transition, WaitFor, WaitState, code, from_value, parse, validate,
+};
+pub use parameters::apply_parameters;
+pub use path::{
+    OptionalPath, Path, PathError, PathSyntaxError, Segment, apply_input_path, apply_output_path, apply_result,
+    apply_result_path,
+};
+pub use retry::{delay, find_catcher, find_retrier, matches, may_retry};
