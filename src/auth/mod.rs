@@ -149,6 +149,10 @@ pub enum Action {
     ActAsRunner,
     /// List the steps waiting for human review.
     ReadApprovals,
+    /// Upload workflow definitions.
+    WriteWorkflows,
+    /// Read workflow definitions.
+    ReadWorkflows,
     /// Approve or reject a step: reviewers only, never `admin` alone
     /// (separation of duties).
     Review,
@@ -179,6 +183,8 @@ impl Action {
             Action::ActAsRunner => &[Runner],
             Action::ReadApprovals => &[Compliance, Auditor, Reviewer],
             Action::Review => &[Reviewer],
+            Action::WriteWorkflows => &[Compliance, Orchestrator],
+            Action::ReadWorkflows => &[Compliance, Orchestrator, Auditor],
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod ops;
 pub mod problem;
 pub mod sinks;
+pub mod workflows;
 
 use crate::auth::Principal;
 use crate::auth::cache::TokenCache;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(audit::router())
         .merge(sinks::router())
         .merge(kernel::router())
+        .merge(workflows::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -201,6 +203,7 @@ impl utoipa::Modify for BearerAuth {
         kernel::create, kernel::execution, kernel::history, kernel::cancel, kernel::signal, kernel::review,
         kernel::approvals, kernel::agent_stream, kernel::intent, kernel::step_result, kernel::runner_stream,
         kernel::runner_result,
+        workflows::put, workflows::list, workflows::versions, workflows::version,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -211,6 +214,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
         (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
         (name = "kernel", description = "the execution kernel: executions, agent and runner streams, intents, review"),
+        (name = "workflows", description = "workflow definitions (seed 002), versioned"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

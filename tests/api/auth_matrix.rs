@@ -87,6 +87,24 @@ fn routes() -> Vec<Route> {
         r(M::POST, "/v0/agents/intent", &["admin", "agent"], true),
         r(M::POST, "/v0/agents/step-result", &["admin", "agent"], true),
         r(M::POST, "/v0/runners/r1/results", &["admin", "runner"], true),
+        r(
+            M::PUT,
+            "/v1/workflows/w1",
+            &["admin", "compliance", "orchestrator"],
+            true,
+        ),
+        r(
+            M::GET,
+            "/v1/workflows",
+            &["admin", "compliance", "orchestrator", "auditor"],
+            true,
+        ),
+        r(
+            M::GET,
+            "/v1/workflows/w1",
+            &["admin", "compliance", "orchestrator", "auditor"],
+            true,
+        ),
         r(M::GET, "/metrics", &["admin", "auditor"], true),
         r(M::GET, "/openapi.json", &ROLES, true),
     ]
@@ -103,6 +121,8 @@ async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> St
             )
         }
         ("PUT", "/v1/settings") => Some(json!({"require_signatures": false})),
+        ("PUT", "/v1/workflows/w1") => Some(json!({"apiVersion": "agentrc.workflow/v0.1", "kind": "AgentWorkflow",
+            "metadata": {"name": "w1"}, "spec": {"startAt": "A", "states": {"A": {"type": "Succeed"}}}})),
         ("PUT", _) => {
             let r = app
                 .upload(

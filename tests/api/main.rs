@@ -21,3 +21,4 @@ mod outage;
 mod peers;
 mod signatures;
 mod sinks;
+mod workflows;
