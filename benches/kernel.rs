@@ -1,0 +1,864 @@
+//! The execution kernel under load, with the release `warden` binary as its
+//! own process and the shipped kernel policy (`policies/kernel/`) active:
+//!
+//! - **intents**: `--agents` agents (default 32), each holding its own SSE
+//!   stream, loop for `--seconds`: an execution is created for the agent
+//!   (orchestrator token) → `execution.assigned` arrives → the agent sends
+//!   an `invoke_tool` intent for an allowed local tool (a policy decision
+//!   and ledger entries) → `step.assigned` → the agent reports the step
+//!   `succeeded` → `step.result` → the agent sends `complete`. Reported:
+//!   invoke_tool intents per second, all intents per second, executions
+//!   per second, the latency of the invoke_tool POST and of a whole
+//!   execution, and Warden's resident memory at the end;
+//! - **sse**: `--streams` agent streams (default 1,000) are open; for
+//!   `--seconds`, at a steady `--rate` per second (default 200), an
+//!   execution is created for a random agent, and the delivery latency is
+//!   the time from just before its `POST /v0/executions` to the arrival of
+//!   its `execution.assigned` on that agent's stream (p50, p99, max; every
+//!   one must arrive). Reported with Warden's resident memory and CPU with
+//!   the streams open and idle.
+//!
+//! `cargo bench --bench kernel -- [intents] [sse] [--agents N] [--streams N]
+//! [--rate R] [--seconds S] [--postgres]` (default: both scenarios, on
+//! SQLite; `--postgres` runs them on a fresh database at 127.0.0.1:5432, or
+//! `WARDEN_BENCH_POSTGRES_URL`, instead). Every stream is an HTTP
+//! connection of its own: the harness and Warden (its child, which inherits
+//! the limit) each need about `--streams` file descriptors, so raise the
+//! limit first when it is low (`ulimit -n 4096`). The load generator shares
+//! the machine's cores with Warden: the figures are floors.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::sync::mpsc;
+
+/// Allowed by the shipped rule `read-only-tools` (`kb.*`, `*.search`), with
+/// no argument predicates.
+const TOOL: &str = "kb.search";
+/// The longest an event may take to arrive before the harness gives up.
+const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+struct Opts {
+    intents: bool,
+    sse: bool,
+    agents: usize,
+    streams: usize,
+    rate: u64,
+    seconds: u64,
+    postgres: bool,
+}
+
+// ------------------------------------------------------------------ Warden
+
+struct Warden {
+    child: Child,
+    base: String,
+    admin: String,
+    http: reqwest::Client,
+    /// The PostgreSQL server's admin URL and the database made for this run.
+    database: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why a request failed: its path, status and problem code.
+type Failure = String;
+
+impl Warden {
+    async fn start(postgres: bool) -> Warden {
+        let dir = tempfile::tempdir().unwrap();
+        let database = if postgres { Some(fresh_postgres().await) } else { None };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("WARDEN_LOG", "info")
+            .env("WARDEN_KERNEL__TICK_MS", "50")
+            .env_remove("WARDEN_CONFIG")
+            .env_remove("WARDEN_BOOTSTRAP_TOKEN")
+            .env_remove("WARDEN_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((admin, name)) = &database {
+            cmd.env("WARDEN_DATABASE_URL", database_url(admin, name));
+        }
+        let mut child = cmd.spawn().expect("the warden binary");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut admin = String::new();
+        while !admin.starts_with("bootstrap admin token: ") {
+            admin.clear();
+            assert!(
+                stdout.read_line(&mut admin).unwrap() > 0,
+                "warden printed no bootstrap token"
+            );
+        }
+        let admin = admin.trim().trim_start_matches("bootstrap admin token: ").to_string();
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut base = None;
+        for line in stderr.by_ref().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "warden listening" {
+                base = Some(format!("http://{}", v["address"].as_str().unwrap()));
+                break;
+            }
+        }
+        // Keep reading its log, or it would block on a full pipe; warnings
+        // and errors are shown.
+        std::thread::spawn(move || {
+            for line in stderr.map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["level"] == "WARN" || v["level"] == "ERROR" {
+                    eprintln!("warden: {line}");
+                }
+            }
+        });
+        let base = base.expect("warden listens");
+        // One connection per stream and per request in flight.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(8192)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        Warden {
+            child,
+            base,
+            admin,
+            http,
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// A new token with these roles.
+    async fn token(&self, roles: &[&str]) -> String {
+        let r = self
+            .post(
+                &self.admin,
+                "/v1/tokens",
+                &json!({"name": roles.join("+"), "roles": roles}),
+            )
+            .await
+            .expect("a token");
+        r["token"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads and activates the shipped kernel policy.
+    async fn install_kernel_policy(&self) {
+        let bundle = warden::cli::bundle::build(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel")),
+            Some("1"),
+            &[],
+        )
+        .expect("the kernel bundle builds");
+        let r = self
+            .http
+            .put(format!("{}/v1/bundles/kernel", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "application/gzip")
+            .body(bundle)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert_eq!(status, 201, "upload: {}", r.text().await.unwrap_or_default());
+        self.post(&self.admin, "/v1/bundles/kernel/activate", &json!({"revision": "1"}))
+            .await
+            .expect("activate the kernel bundle");
+    }
+
+    /// POSTs `body`; the answer's JSON when it is a 2xx.
+    async fn post(&self, token: &str, path: &str, body: &Value) -> Result<Value, Failure> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .timeout(EVENT_WAIT)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {}", if e.is_timeout() { "timed out" } else { "failed" }))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!(
+                "POST {path}: {} {}",
+                status.as_u16(),
+                body["code"].as_str().unwrap_or("?")
+            ))
+        }
+    }
+
+    /// A field of /proc/<pid>/status, in KiB (VmRSS, VmHWM).
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Warden's CPU time so far (user + system), in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+    }
+
+    /// Stops Warden and drops the PostgreSQL database made for it.
+    async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((admin, name)) = self.database.take()
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL database: (the server's admin URL, its name).
+async fn fresh_postgres() -> (String, String) {
+    let admin = std::env::var("WARDEN_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for --postgres: {e}"));
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    let name = format!("warden_t_bench_{}", hex::encode(b));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the bench database");
+    (admin, name)
+}
+
+fn database_url(admin: &str, name: &str) -> String {
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    format!("{base}/{name}")
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The soft limit on open files of this process (Warden inherits it).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    soft.parse().ok()
+}
+
+// ------------------------------------------------------------------ SSE
+
+/// One event, stamped when the harness parsed it; `closed` when the stream
+/// ended.
+#[derive(Debug)]
+struct Ev {
+    agent: usize,
+    event: String,
+    data: Value,
+    at: Instant,
+}
+
+/// Opens an agent's stream; a task parses it and sends each event (with
+/// `agent`) to `tx`.
+async fn open_stream(
+    w: &Warden,
+    token: &str,
+    agent_id: &str,
+    agent: usize,
+    tx: mpsc::UnboundedSender<Ev>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let mut res = w
+        .http
+        .get(format!("{}/v0/agents/stream?agent_id={agent_id}", w.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("opening the stream of {agent_id}: {e:?}"))?;
+    if res.status() != 200 {
+        return Err(format!(
+            "opening the stream of {agent_id}: {} {}",
+            res.status(),
+            res.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::new();
+        while let Ok(Some(chunk)) = res.chunk().await {
+            let at = Instant::now();
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|p| p == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (false, String::new(), String::new());
+                for line in String::from_utf8_lossy(&block).lines() {
+                    if line.starts_with("id:") {
+                        id = true;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                // Keep-alives are comments, without an id.
+                if id {
+                    let data = serde_json::from_str(&data).unwrap_or_default();
+                    if tx.send(Ev { agent, event, data, at }).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Ev {
+            agent,
+            event: "closed".into(),
+            data: Value::Null,
+            at: Instant::now(),
+        });
+    }))
+}
+
+/// The next `event` whose `data[key]` is `value`, skipping others.
+async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Ev>, event: &str, key: &str, value: &str) -> Result<Ev, Failure> {
+    let until = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Err(_) => return Err(format!("no {event} within {} s", EVENT_WAIT.as_secs())),
+            Ok(None) => return Err("the stream task ended".into()),
+            Ok(Some(ev)) if ev.event == "closed" => return Err(format!("the stream closed waiting for {event}")),
+            Ok(Some(ev)) if ev.event == event && ev.data[key] == value => return Ok(ev),
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
+// ------------------------------------------------------------------ figures
+
+/// One line of the final table.
+struct Row {
+    scenario: String,
+    metric: &'static str,
+    value: String,
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// p50 / p99 / max of `lat`, sorted here.
+fn spread(lat: &mut [Duration]) -> String {
+    if lat.is_empty() {
+        return "-".into();
+    }
+    lat.sort_unstable();
+    let at = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    format!("{} / {} / {}", ms(at(0.50)), ms(at(0.99)), ms(lat[lat.len() - 1]))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn failures_text(failures: &HashMap<Failure, usize>) -> String {
+    if failures.is_empty() {
+        return "none".into();
+    }
+    let mut v: Vec<_> = failures.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter()
+        .map(|(f, n)| format!("{n}× {f}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+// ------------------------------------------------------------------ intents
+
+#[derive(Default)]
+struct AgentStats {
+    invokes: u64,
+    completes: u64,
+    executions: u64,
+    invoke_latency: Vec<Duration>,
+    execution_latency: Vec<Duration>,
+    failures: HashMap<Failure, usize>,
+}
+
+struct Tokens {
+    orchestrator: String,
+    agent: String,
+}
+
+/// One execution from creation to completion; the invoke_tool answer.
+async fn one_execution(
+    w: &Warden,
+    t: &Tokens,
+    agent_id: &str,
+    rx: &mut mpsc::UnboundedReceiver<Ev>,
+    stats: &mut AgentStats,
+) -> Result<Value, Failure> {
+    let started = Instant::now();
+    let r = w
+        .post(
+            &t.orchestrator,
+            "/v0/executions",
+            &json!({"agent_id": agent_id, "input": {"question": "what is the refund policy?"}}),
+        )
+        .await?;
+    let exec = r["id"].as_str().unwrap_or_default().to_string();
+    wait_for(rx, "execution.assigned", "execution_id", &exec).await?;
+
+    let sent = Instant::now();
+    let answer = w
+        .post(
+            &t.agent,
+            "/v0/agents/intent",
+            &json!({"execution_id": exec, "type": "invoke_tool", "tool": TOOL,
+                "arguments": {"query": "refund policy", "limit": 5}}),
+        )
+        .await?;
+    stats.invoke_latency.push(sent.elapsed());
+    stats.invokes += 1;
+    if answer["outcome"] != "allow" || answer["step"]["state"] != "dispatched" {
+        return Err(format!(
+            "invoke_tool answered {} / step {}",
+            answer["outcome"], answer["step"]["state"]
+        ));
+    }
+    let step = answer["step"]["id"].as_str().unwrap_or_default().to_string();
+    wait_for(rx, "step.assigned", "step_id", &step).await?;
+    w.post(
+        &t.agent,
+        "/v0/agents/step-result",
+        &json!({"step_id": step, "status": "succeeded", "output": {"hits": [{"id": "kb-17", "score": 0.92}]}}),
+    )
+    .await?;
+    wait_for(rx, "step.result", "step_id", &step).await?;
+    let done = w
+        .post(
+            &t.agent,
+            "/v0/agents/intent",
+            &json!({"execution_id": exec, "type": "complete", "output": {"answer": "30 days"}}),
+        )
+        .await?;
+    stats.completes += 1;
+    if done["state"] != "completed" {
+        return Err(format!("complete answered state {}", done["state"]));
+    }
+    stats.executions += 1;
+    stats.execution_latency.push(started.elapsed());
+    Ok(answer)
+}
+
+async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
+    let w = Arc::new(Warden::start(o.postgres).await);
+    w.install_kernel_policy().await;
+    let tokens = Arc::new(Tokens {
+        orchestrator: w.token(&["orchestrator"]).await,
+        agent: w.token(&["agent"]).await,
+    });
+    let mut receivers = Vec::with_capacity(o.agents);
+    let mut readers = Vec::with_capacity(o.agents);
+    for i in 0..o.agents {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reader = open_stream(&w, &tokens.agent, &format!("a{i}"), i, tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e} (is `ulimit -n` high enough?)"));
+        receivers.push(rx);
+        readers.push(reader);
+    }
+    // Warm-up, not counted: one execution, whose intent must be allowed.
+    let answer = one_execution(&w, &tokens, "a0", &mut receivers[0], &mut AgentStats::default())
+        .await
+        .unwrap_or_else(|e| panic!("the first execution failed: {e}"));
+    assert_eq!(answer["outcome"], "allow", "{TOOL} must be allowed: {answer}");
+    let idle_kib = w.status_kib("VmRSS");
+    let cpu_before = w.cpu_ticks();
+
+    eprintln!("intents ({backend}): {} agents for {} s…", o.agents, o.seconds);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(o.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut rx) in receivers.into_iter().enumerate() {
+        let (w, tokens) = (w.clone(), tokens.clone());
+        tasks.spawn(async move {
+            let agent_id = format!("a{i}");
+            let mut stats = AgentStats::default();
+            while Instant::now() < deadline {
+                if let Err(f) = one_execution(&w, &tokens, &agent_id, &mut rx, &mut stats).await {
+                    let closed = f.contains("closed") || f.contains("ended");
+                    *stats.failures.entry(f).or_default() += 1;
+                    if closed {
+                        break;
+                    }
+                    // Whatever is left of that execution arrives now.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    while rx.try_recv().is_ok() {}
+                }
+            }
+            stats
+        });
+    }
+    let mut all = AgentStats::default();
+    while let Some(s) = tasks.join_next().await {
+        let s = s.unwrap();
+        all.invokes += s.invokes;
+        all.completes += s.completes;
+        all.executions += s.executions;
+        all.invoke_latency.extend(s.invoke_latency);
+        all.execution_latency.extend(s.execution_latency);
+        for (f, n) in s.failures {
+            *all.failures.entry(f).or_default() += n;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = (w.cpu_ticks() - cpu_before) as f64 / clock_ticks_per_second();
+    let (rss, hwm) = (w.status_kib("VmRSS"), w.status_kib("VmHWM"));
+    for r in readers {
+        r.abort();
+    }
+    if let Ok(w) = Arc::try_unwrap(w) {
+        w.stop().await;
+    }
+
+    let scenario = format!("intents · {backend} · {} agents · {secs:.1} s", o.agents);
+    let row = |metric, value: String| Row {
+        scenario: scenario.clone(),
+        metric,
+        value,
+    };
+    vec![
+        row("invoke_tool intents/s", format!("{:.0}", all.invokes as f64 / secs)),
+        row(
+            "all intents/s (invoke + complete)",
+            format!("{:.0}", (all.invokes + all.completes) as f64 / secs),
+        ),
+        row(
+            "executions/s (create → completed)",
+            format!("{:.0}", all.executions as f64 / secs),
+        ),
+        row("executions completed", all.executions.to_string()),
+        row("invoke_tool POST p50 / p99 / max", spread(&mut all.invoke_latency)),
+        row("execution p50 / p99 / max", spread(&mut all.execution_latency)),
+        row("Warden CPU (cores busy)", format!("{:.2}", cpu / secs)),
+        row(
+            "Warden RSS idle → end (peak)",
+            format!("{} → {} ({})", mib(idle_kib), mib(rss), mib(hwm)),
+        ),
+        row("failures", failures_text(&all.failures)),
+    ]
+}
+
+// ------------------------------------------------------------------ sse
+
+/// A small xorshift generator: which agent gets the next execution.
+struct Pick(u64);
+
+impl Pick {
+    fn new() -> Pick {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        Pick(u64::from_le_bytes(b) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// An execution created in the sse scenario: (target agent, sent at).
+type Sent = Arc<Mutex<HashMap<String, (usize, Instant)>>>;
+/// `execution.assigned` events seen: execution id → (agent, arrived at).
+type Arrived = Arc<Mutex<HashMap<String, (usize, Instant)>>>;
+
+async fn sse(o: &Opts, backend: &str) -> Vec<Row> {
+    let needed = o.streams as u64 + 256;
+    if let Some(limit) = open_files_limit()
+        && limit < needed
+    {
+        panic!(
+            "{} streams need about {needed} open files in this process and in Warden, but the limit is {limit}: \
+             raise it first (`ulimit -n 4096`), or pass fewer --streams",
+            o.streams
+        );
+    }
+    let w = Arc::new(Warden::start(o.postgres).await);
+    let orchestrator = Arc::new(w.token(&["orchestrator"]).await);
+    let agent = w.token(&["agent"]).await;
+    let before_kib = w.status_kib("VmRSS");
+
+    // Open the streams, 32 at a time.
+    eprintln!("sse ({backend}): opening {} streams…", o.streams);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Ev>();
+    let opened = Instant::now();
+    let mut readers = Vec::with_capacity(o.streams);
+    let limit = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut opening = tokio::task::JoinSet::new();
+    for i in 0..o.streams {
+        let (w, agent, tx, limit) = (w.clone(), agent.clone(), tx.clone(), limit.clone());
+        opening.spawn(async move {
+            let _permit = limit.acquire().await.unwrap();
+            open_stream(&w, &agent, &format!("a{i}"), i, tx).await
+        });
+    }
+    while let Some(r) = opening.join_next().await {
+        match r.unwrap() {
+            Ok(reader) => readers.push(reader),
+            Err(e) => panic!(
+                "{e}\n(opened {} of {} streams: is the open-file limit high enough? `ulimit -n 4096`)",
+                readers.len(),
+                o.streams
+            ),
+        }
+    }
+    drop(tx);
+    let open_secs = opened.elapsed().as_secs_f64();
+
+    let arrived: Arrived = Arc::default();
+    let strays = Arc::new(Mutex::new((0usize, 0usize))); // (other events, closed streams)
+    {
+        let (arrived, strays) = (arrived.clone(), strays.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if ev.event == "execution.assigned" {
+                    let id = ev.data["execution_id"].as_str().unwrap_or_default().to_string();
+                    arrived.lock().unwrap().insert(id, (ev.agent, ev.at));
+                } else if ev.event == "closed" {
+                    strays.lock().unwrap().1 += 1;
+                } else {
+                    strays.lock().unwrap().0 += 1;
+                }
+            }
+        });
+    }
+
+    // Idle: every stream open, nothing to send.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu0 = w.cpu_ticks();
+    let idle_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu = (w.cpu_ticks() - cpu0) as f64 / clock_ticks_per_second() / idle_started.elapsed().as_secs_f64();
+    let idle_kib = w.status_kib("VmRSS");
+
+    eprintln!("sse ({backend}): {} executions/s for {} s…", o.rate, o.seconds);
+    let sent: Sent = Arc::default();
+    let failures: Arc<Mutex<HashMap<Failure, usize>>> = Arc::default();
+    let post_latency: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let total = o.rate * o.seconds;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / o.rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pick = Pick::new();
+    let mut posts = tokio::task::JoinSet::new();
+    let cpu1 = w.cpu_ticks();
+    let load_started = Instant::now();
+    for _ in 0..total {
+        tick.tick().await;
+        let target = pick.below(o.streams);
+        let (w, orchestrator, sent, failures, post_latency) = (
+            w.clone(),
+            orchestrator.clone(),
+            sent.clone(),
+            failures.clone(),
+            post_latency.clone(),
+        );
+        posts.spawn(async move {
+            let at = Instant::now();
+            let r = w
+                .post(
+                    &orchestrator,
+                    "/v0/executions",
+                    &json!({"agent_id": format!("a{target}"), "input": {"n": 1}}),
+                )
+                .await;
+            post_latency.lock().unwrap().push(at.elapsed());
+            match r {
+                Ok(v) => {
+                    let id = v["id"].as_str().unwrap_or_default().to_string();
+                    sent.lock().unwrap().insert(id, (target, at));
+                }
+                Err(f) => *failures.lock().unwrap().entry(f).or_default() += 1,
+            }
+        });
+    }
+    let offered_secs = load_started.elapsed().as_secs_f64();
+    while posts.join_next().await.is_some() {}
+    // Then wait for what is still on its way.
+    let until = Instant::now() + EVENT_WAIT;
+    loop {
+        let missing = {
+            let (sent, arrived) = (sent.lock().unwrap(), arrived.lock().unwrap());
+            sent.keys().filter(|id| !arrived.contains_key(*id)).count()
+        };
+        if missing == 0 || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let load_cpu = (w.cpu_ticks() - cpu1) as f64 / clock_ticks_per_second() / load_secs;
+    let (rss, hwm) = (w.status_kib("VmRSS"), w.status_kib("VmHWM"));
+
+    let (created, mut latency, misrouted) = {
+        let (sent, arrived) = (sent.lock().unwrap(), arrived.lock().unwrap());
+        let mut latency = Vec::with_capacity(sent.len());
+        let mut misrouted = 0;
+        for (id, (target, at)) in sent.iter() {
+            if let Some((agent, arrival)) = arrived.get(id) {
+                latency.push(arrival.saturating_duration_since(*at));
+                if agent != target {
+                    misrouted += 1;
+                }
+            }
+        }
+        (sent.len(), latency, misrouted)
+    };
+    let delivered = latency.len();
+    let (others, closed) = *strays.lock().unwrap();
+    let mut post_latency = std::mem::take(&mut *post_latency.lock().unwrap());
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
+    let failed: usize = failures.values().sum();
+    for r in readers {
+        r.abort();
+    }
+    if let Ok(w) = Arc::try_unwrap(w) {
+        w.stop().await;
+    }
+
+    let scenario = format!(
+        "sse · {backend} · {} streams · {} /s · {} s",
+        o.streams, o.rate, o.seconds
+    );
+    let row = |metric, value: String| Row {
+        scenario: scenario.clone(),
+        metric,
+        value,
+    };
+    vec![
+        row(
+            "streams opened",
+            format!("{} in {open_secs:.1} s ({} closed early)", o.streams, closed),
+        ),
+        row(
+            "executions created (offered rate)",
+            format!(
+                "{created} of {total} ({:.0}/s)",
+                (created + failed) as f64 / offered_secs
+            ),
+        ),
+        row(
+            "execution.assigned delivered",
+            format!("{delivered} of {created} ({misrouted} to the wrong agent, {others} other events)"),
+        ),
+        row("delivery p50 / p99 / max", spread(&mut latency)),
+        row("POST /v0/executions p50 / p99 / max", spread(&mut post_latency)),
+        row(
+            "Warden CPU (cores busy) idle / load",
+            format!("{idle_cpu:.2} / {load_cpu:.2}"),
+        ),
+        row(
+            "Warden RSS start → streams open → end (peak)",
+            format!("{} → {} → {} ({})", mib(before_kib), mib(idle_kib), mib(rss), mib(hwm)),
+        ),
+        row("failures", failures_text(&failures)),
+    ]
+}
+
+// ------------------------------------------------------------------ main
+
+fn main() {
+    let mut o = Opts {
+        intents: false,
+        sse: false,
+        agents: 32,
+        streams: 1000,
+        rate: 200,
+        seconds: 15,
+        postgres: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or_else(|| panic!("{a} takes a positive number"))
+        };
+        match a.as_str() {
+            "intents" => o.intents = true,
+            "sse" => o.sse = true,
+            "--agents" => o.agents = value() as usize,
+            "--streams" => o.streams = value() as usize,
+            "--rate" => o.rate = value(),
+            "--seconds" => o.seconds = value(),
+            "--postgres" => o.postgres = true,
+            "--bench" => {}
+            other => panic!(
+                "unknown argument {other:?}: [intents] [sse] [--agents N] [--streams N] [--rate R] [--seconds S] [--postgres]"
+            ),
+        }
+    }
+    if !o.intents && !o.sse {
+        o.intents = true;
+        o.sse = true;
+    }
+    let backend = if o.postgres { "postgres" } else { "sqlite" };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let mut rows = Vec::new();
+        if o.intents {
+            rows.extend(intents(&o, backend).await);
+        }
+        if o.sse {
+            rows.extend(sse(&o, backend).await);
+        }
+        rows
+    });
+    let metric_width = rows.iter().map(|r| r.metric.chars().count()).max().unwrap_or(0);
+    let mut scenario = "";
+    for r in &rows {
+        if r.scenario != scenario {
+            scenario = &r.scenario;
+            println!("\n{scenario}");
+        }
+        println!("  {:<metric_width$}  {}", r.metric, r.value);
+    }
+}
