@@ -416,8 +416,20 @@ struct Cursor {
     buf: VecDeque<PushRow>,
 }
 
-/// How often a stream looks for messages committed by another instance.
+/// How often a stream looks for messages committed by another instance,
+/// when other instances are alive (alone, a stream waits for this
+/// instance's commits to wake it, and costs nothing meanwhile).
 const POLL: Duration = Duration::from_secs(1);
+
+/// Alone, a stream still looks again this often, in case another instance
+/// appeared meanwhile.
+const PEERLESS_CHECK: Duration = Duration::from_secs(5);
+
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).expect("operating system random source");
+    u16::from_le_bytes(b)
+}
 
 fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let cursor = Cursor {
@@ -444,7 +456,13 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "kernel: reading a stream's messages failed"),
             }
-            let _ = tokio::time::timeout(POLL, c.reg.conn.wake.notified()).await;
+            if k.has_peers() {
+                // Spread the streams' polls over the second.
+                let jitter = Duration::from_millis(u64::from(rand_u16() % 250));
+                let _ = tokio::time::timeout(POLL + jitter, c.reg.conn.wake.notified()).await;
+            } else {
+                let _ = tokio::time::timeout(PEERLESS_CHECK, c.reg.conn.wake.notified()).await;
+            }
         }
     });
     Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

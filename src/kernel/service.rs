@@ -514,6 +514,9 @@ pub struct Kernel {
     /// This instance's name: prefixes its stream ids.
     pub instance: String,
     locks: Vec<Mutex<()>>,
+    /// Whether other live instances share the store (their commits reach
+    /// this instance's streams only by polling).
+    peers: std::sync::atomic::AtomicBool,
     /// Wakes the timers when something may have become due.
     pub due: Notify,
 }
@@ -540,6 +543,7 @@ impl Kernel {
             cfg,
             instance,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
+            peers: std::sync::atomic::AtomicBool::new(false),
             due: Notify::new(),
         }
     }
@@ -1531,11 +1535,21 @@ impl Kernel {
         Ok(())
     }
 
+    /// Whether other live instances share the store.
+    pub fn has_peers(&self) -> bool {
+        self.peers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Beats for this instance, and gives back the executions of instances
     /// silent for longer than `silent_ms` (they stopped without restarting).
     pub async fn watch_instances(&self, silent_ms: i64) -> Result<usize> {
         let now = self.clock.now_ms();
         self.store.kernel_heartbeat(&self.instance, now).await?;
+        let live = self.store.kernel_live_instances(now - silent_ms).await?;
+        self.peers.store(
+            live.iter().any(|i| *i != self.instance),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let silent = self.store.kernel_silent_instances(now - silent_ms).await?;
         for other in &silent {
             if *other == self.instance {

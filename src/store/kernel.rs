@@ -296,20 +296,21 @@ macro_rules! apply_change {
         for p in &change.pushes {
             // Per recipient, in commit order: a concurrent writer
             // computing the same number fails on the primary key.
-            let seq: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM kernel_pushes WHERE recipient = $1")
-                    .bind(&p.recipient)
-                    .fetch_one(&mut **$tx)
-                    .await?;
-            sqlx::query("INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) VALUES ($1,$2,$3,$4,$5)")
-                .bind(&p.recipient)
-                .bind(seq)
-                .bind(p.event)
-                .bind(text(&p.data))
-                .bind(p.created_at)
-                .execute(&mut **$tx)
-                .await
-                .map_err(|_| StoreError::Changed("stream"))?;
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1 \
+                 RETURNING seq",
+            )
+            .bind(&p.recipient)
+            .bind(p.event)
+            .bind(text(&p.data))
+            .bind(p.created_at)
+            .fetch_one(&mut **$tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
+                _ => StoreError::Database(e),
+            })?;
             $pushed.push(PushRow { seq, ..p.clone() });
         }
     }};
@@ -577,6 +578,14 @@ impl Store {
                 .bind(instance).bind(now).execute(p).await?;
         });
         Ok(())
+    }
+
+    /// Instances seen since `before`.
+    pub async fn kernel_live_instances(&self, before: i64) -> Result<Vec<String>> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT instance FROM kernel_instances WHERE seen_at >= $1 ORDER BY instance")
+                .bind(before).fetch_all(p).await?)
+        })
     }
 
     /// Instances not seen since `before`.

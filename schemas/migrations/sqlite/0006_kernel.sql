@@ -26,6 +26,8 @@ CREATE TABLE kernel_executions (
 );
 CREATE INDEX kernel_executions_agent ON kernel_executions (tenant_id, agent_id, state);
 CREATE INDEX kernel_executions_live ON kernel_executions (state, deadline_at);
+-- The executions an agent stream holds, given back when it closes.
+CREATE INDEX kernel_executions_conn ON kernel_executions (conn);
 
 CREATE TABLE kernel_steps (
     id                TEXT PRIMARY KEY,
