@@ -754,6 +754,13 @@ async fn two_person_approval_and_every_refusal_has_its_code() {
         review(&app, &team.reviewer, &exec, &step, "approve").await.code(),
         "approval_reused"
     );
+    // Warden restarts between the two verdicts: the first still counts.
+    drop(agent);
+    let app = app.restart().await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    assert_eq!(agent.next("execution.assigned").await.data["state"], "blocked");
+    let r = review(&app, &team.reviewer, &exec, &step, "approve").await;
+    assert_eq!(r.code(), "approval_reused");
     let r = review(&app, &team.reviewer2, &exec, &step, "approve").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["review"]["state"], "approved");
@@ -962,6 +969,13 @@ async fn cancel_stops_the_step_and_tells_runner_and_agent() {
         runner_report(&app, &team, "fetcher", started).await.status,
         StatusCode::OK
     );
+    // Warden restarts while the runner holds the job.
+    drop((runner, agent));
+    let app = app.restart().await;
+    let mut runner = Stream::runner(&app, &team.runner, "fetcher", "flaky.fetch", "").await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    assert_eq!(state_of(&app, &team, &exec).await["steps"][0]["state"], "running");
 
     let r = post(
         &app,
