@@ -12,49 +12,8 @@ on_both_backends!(
     invalid_definitions_list_every_fault
 );
 
-/// Seed 002's example.
-const CLAIMS: &str = r#"apiVersion: agentrc.workflow/v0.1
-kind: AgentWorkflow
-metadata:
-  name: claims-review-flow
-spec:
-  startAt: Triage
-  states:
-    Triage:
-      type: Task
-      agent: ghcr.io/bank/claims-triage@sha256:0d1f
-      inputPath: $.claim
-      resultPath: $.triage
-      timeoutSeconds: 120
-      retry:
-        - errorEquals: [Runner.Timeout, Tool.TemporaryFailure]
-          intervalSeconds: 2
-          maxAttempts: 3
-          backoffRate: 2.0
-      catch:
-        - errorEquals: [States.ALL]
-          resultPath: $.error
-          next: HumanReview
-      next: RiskChoice
-    RiskChoice:
-      type: Choice
-      choices:
-        - variable: $.triage.risk
-          stringEquals: high
-          next: HumanReview
-        - variable: $.triage.risk
-          stringEquals: low
-          next: AutoApprove
-      default: HumanReview
-    HumanReview:
-      type: Task
-      agent: ghcr.io/bank/human-review-assistant@sha256:9a2c
-      end: true
-    AutoApprove:
-      type: Task
-      agent: ghcr.io/bank/approval-agent@sha256:77e1
-      end: true
-"#;
+/// Seed 002's example, as shipped in `examples/`.
+const CLAIMS: &str = include_str!("../../examples/claims-review-flow/workflow.yaml");
 
 async fn put(app: &TestApp, token: &str, name: &str, body: &str, content_type: &str) -> Reply {
     app.raw(
