@@ -28,15 +28,18 @@
 //! the machine's cores with Warden: the figures are floors.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::sync::mpsc;
+
+#[path = "support/launch.rs"]
+mod launch;
+use launch::{Launched, launch};
 
 /// Allowed by the shipped rule `read-only-tools` (`kb.*`, `*.search`), with
 /// no argument predicates.
@@ -86,45 +89,25 @@ impl Warden {
             .env("WARDEN_LOG", "info")
             .env("WARDEN_KERNEL__TICK_MS", "50")
             .env_remove("WARDEN_CONFIG")
-            .env_remove("WARDEN_BOOTSTRAP_TOKEN")
-            .env_remove("WARDEN_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("WARDEN_DATABASE_URL");
         if let Some((admin, name)) = &database {
             cmd.env("WARDEN_DATABASE_URL", database_url(admin, name));
         }
-        let mut child = cmd.spawn().expect("the warden binary");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut admin = String::new();
-        while !admin.starts_with("bootstrap admin token: ") {
-            admin.clear();
-            assert!(
-                stdout.read_line(&mut admin).unwrap() > 0,
-                "warden printed no bootstrap token"
-            );
-        }
-        let admin = admin.trim().trim_start_matches("bootstrap admin token: ").to_string();
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut base = None;
-        for line in stderr.by_ref().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "warden listening" {
-                base = Some(format!("http://{}", v["address"].as_str().unwrap()));
-                break;
-            }
-        }
-        // Keep reading its log, or it would block on a full pipe; warnings
-        // and errors are shown.
+        let Launched {
+            child,
+            admin,
+            base,
+            log,
+        } = launch(cmd);
+        // Warnings and errors are shown.
         std::thread::spawn(move || {
-            for line in stderr.map_while(Result::ok) {
+            for line in log.map_while(Result::ok) {
                 let v: Value = serde_json::from_str(&line).unwrap_or_default();
                 if v["level"] == "WARN" || v["level"] == "ERROR" {
                     eprintln!("warden: {line}");
                 }
             }
         });
-        let base = base.expect("warden listens");
         // One connection per stream and per request in flight.
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(8192)

@@ -16,9 +16,8 @@
 //! load generator: the figures are floors.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +31,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use warden_sinks::webhook::{WebhookConfig, WebhookSink};
 
+#[path = "support/launch.rs"]
+mod launch;
+use launch::{Launched, launch};
 #[path = "../sinks/tests/peers/mod.rs"]
 mod peers;
 use peers::datadog_intake::{self, Intake};
@@ -314,39 +316,18 @@ impl Warden {
     async fn start(dir: &Path, sink_toml: &str) -> Warden {
         let config = dir.join("warden.toml");
         std::fs::write(&config, format!("[[sinks]]\nname = \"bench\"\n{sink_toml}")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .env("WARDEN_CONFIG", &config)
-            .env("WARDEN_LOG", "info")
-            .env_remove("WARDEN_BOOTSTRAP_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the warden binary");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut admin = String::new();
-        while !admin.starts_with("bootstrap admin token: ") {
-            admin.clear();
-            assert!(
-                stdout.read_line(&mut admin).unwrap() > 0,
-                "warden printed no bootstrap token"
-            );
-        }
-        let admin = admin.trim().trim_start_matches("bootstrap admin token: ").to_string();
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut base = None;
-        for line in stderr.by_ref().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "warden listening" {
-                base = Some(format!("http://{}", v["address"].as_str().unwrap()));
-                break;
-            }
-        }
-        // Keep reading its log, or it would block on a full pipe.
-        std::thread::spawn(move || for _ in stderr {});
-        let base = base.expect("warden listens");
+            .env("WARDEN_LOG", "info");
+        let Launched {
+            child,
+            admin,
+            base,
+            log,
+        } = launch(cmd);
+        std::thread::spawn(move || for _ in log {});
         let http = reqwest::Client::new();
         let token: Value = http
             .post(format!("{base}/v1/tokens"))
