@@ -22,7 +22,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::kernel::hub::Conn;
-use crate::kernel::model::{PushRow, agent_recipient, runner_recipient};
+use crate::kernel::model::{PushRow, agent_recipient, name_fault, runner_recipient};
 use crate::kernel::service::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
     StepView,
@@ -351,14 +351,9 @@ pub async fn runner_stream(
 }
 
 fn check_id(field: &str, v: &str) -> Result<(), Problem> {
-    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::bad_request(
-            "invalid_stream",
-            format!("{field} must be 1 to 200 characters of letters, digits and . _ : - @; got {v:?}"),
-        ))
+    match name_fault(field, v) {
+        Some(fault) => Err(Problem::bad_request("invalid_stream", fault)),
+        None => Ok(()),
     }
 }
 

@@ -279,6 +279,13 @@ pub struct PushRow {
     pub created_at: i64,
 }
 
+/// Why `v` cannot be an agent, runner or tool name (they also name
+/// streams, `agent/<tenant>/<name>`), or None.
+pub fn name_fault(field: &str, v: &str) -> Option<String> {
+    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-@".contains(c));
+    (!ok).then(|| format!("{field} must be 1 to 200 characters of letters, digits and . _ : - @; got {v:?}"))
+}
+
 pub fn agent_recipient(tenant_id: &str, agent_id: &str) -> String {
     format!("agent/{tenant_id}/{agent_id}")
 }
@@ -375,6 +382,15 @@ mod tests {
                     "{from} -> {to}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn one_naming_rule_for_agents_runners_and_tools() {
+        assert_eq!(name_fault("tool", "payments.refund"), None);
+        assert_eq!(name_fault("agent_id", "ghcr.io:claims@v1"), None);
+        for bad in ["", "a/b", "a b", &"x".repeat(201)] {
+            assert!(name_fault("agent_id", bad).unwrap().starts_with("agent_id must be"), "{bad:?}");
         }
     }
 

@@ -1867,12 +1867,8 @@ fn record_of(h: &HistoryRow) -> Record {
 }
 
 fn check_name(field: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-/@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(KernelError::Invalid(format!(
-            "{field} must be 1 to 200 characters of letters, digits and . _ : - / @; got {v:?}"
-        )))
+    match name_fault(field, v) {
+        Some(fault) => Err(KernelError::Invalid(fault)),
+        None => Ok(()),
     }
 }
