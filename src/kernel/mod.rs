@@ -4,16 +4,16 @@
 //! retries, time-outs, and liveness.
 //!
 //! - [`model`]: states, the only transitions between them, stored rows. No IO.
-//! - [`service`]: every operation, as one [`Edit`](service) of an execution
-//!   written atomically ([`crate::store::Store::kernel_apply`]), then appended
-//!   to the ledger, then pushed to streams.
+//! - [`service`]: every operation, as one edit of an execution, handed with
+//!   its history records to the ledger writer
+//!   ([`crate::ledger::Ledger::append_with`]), which commits both in one
+//!   transaction; then streams are woken.
 //! - [`hub`]: the agent and runner streams connected to this instance.
 //! - [`timers`]: the background pass that dispatches, assigns, retries and
 //!   times out.
 //!
-//! Invariants: a transition is in the store before its ledger entry and in
-//! the ledger before anyone is told (response or push); entries a crash
-//! left out of the ledger are appended at the next start, in order. The
+//! Invariants: a transition and its ledger entries commit together, before
+//! anyone is told (response or push); a stale edit is refused whole. The
 //! identity recorded for every act is the authenticated token's.
 
 pub mod hub;

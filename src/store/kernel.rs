@@ -1,8 +1,9 @@
 //! The execution kernel's tables. A change of the kernel (an execution, its
 //! steps, its history entries, the messages it pushes, a reviewer's verdict)
-//! is written by [`Store::kernel_apply`] in one transaction, conditional on
-//! the execution's version and on each step's previous state, so two
-//! writers (two requests, or two instances) never both move the same thing.
+//! is written by [`LedgerTx::kernel_apply`] inside the ledger writer's batch
+//! transaction, with its ledger entries, conditional on the execution's
+//! version and on each step's previous state, so two writers (two requests,
+//! or two instances) never both move the same thing.
 
 use sqlx::Row;
 
