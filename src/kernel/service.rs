@@ -1,5 +1,5 @@
 //! Every kernel operation. Each one takes the execution's lock (striped, in
-//! this process), reads the execution fresh, builds one [`Edit`] (the new
+//! this process), reads the execution fresh, builds one `Edit` (the new
 //! rows, the history entries, the stream messages), writes it atomically
 //! and conditionally (so another instance moving the same execution makes
 //! this write fail rather than both succeed), appends its history to the
