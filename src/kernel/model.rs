@@ -390,7 +390,10 @@ mod tests {
         assert_eq!(name_fault("tool", "payments.refund"), None);
         assert_eq!(name_fault("agent_id", "ghcr.io:claims@v1"), None);
         for bad in ["", "a/b", "a b", &"x".repeat(201)] {
-            assert!(name_fault("agent_id", bad).unwrap().starts_with("agent_id must be"), "{bad:?}");
+            assert!(
+                name_fault("agent_id", bad).unwrap().starts_with("agent_id must be"),
+                "{bad:?}"
+            );
         }
     }
 
