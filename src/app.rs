@@ -101,6 +101,12 @@ pub async fn build(
         config.kernel.clone(),
         crate::fanout::instance_id(&config.data_dir)?,
     ));
+    let engine = Arc::new(crate::workflow::engine::Engine::new(
+        store.clone(),
+        ledger.clone(),
+        kernel.clone(),
+        clock.clone(),
+    ));
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -111,6 +117,7 @@ pub async fn build(
         ledger,
         fanout,
         kernel,
+        engine,
         ready: Arc::new(AtomicBool::new(false)),
     };
     Ok((state, bootstrap))
@@ -205,6 +212,7 @@ pub async fn run(
     state.ready.store(true, Ordering::Release);
     let refresher = tokio::spawn(refresh_loop(state.clone(), stop_rx.clone()));
     let timers = tokio::spawn(crate::kernel::timers::run(state.kernel.clone(), stop_rx.clone()));
+    let engine = tokio::spawn(state.engine.clone().run(stop_rx.clone()));
     let fanout = state.fanout.spawn(
         crate::fanout::instance_id(&state.config.data_dir)?,
         state.store.clone(),
@@ -239,6 +247,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     let _ = timers.await;
+    let _ = engine.await;
     let _ = fanout.await;
     // Everything acknowledged is committed; what is queued is written now.
     ledger.stop().await;

@@ -135,6 +135,10 @@ pub struct KernelConfig {
     /// The rule every `invoke_tool` intent is decided by, in the tenant's
     /// active bundles (`policies/kernel/` ships one).
     pub policy_path: String,
+    /// The permission rule (`policies/rbac/`: platform, organisation and
+    /// workflow levels, each only narrowing) every `invoke_tool` intent must
+    /// pass first, when a tenant's active bundle serves it.
+    pub permission_path: String,
     /// An execution's time-out, unless it asks for less.
     pub execution_timeout_secs: u64,
     /// A step's time-out once it may start, unless the intent asks for less.
@@ -163,6 +167,7 @@ impl Default for KernelConfig {
     fn default() -> Self {
         Self {
             policy_path: "warden/kernel/decision".into(),
+            permission_path: "warden/rbac/decision".into(),
             execution_timeout_secs: 24 * 3600,
             step_timeout_secs: 300,
             agent_timeout_secs: 60,

@@ -125,8 +125,54 @@ pub fn event_of(kind: &str, actor: &str, tenant_id: &str, payload: &Value) -> Op
         KIND => Some(payload.clone()),
         "decision" => Some(decision_event(actor, tenant_id, payload)),
         k if k.starts_with("kernel.") => Some(kernel_event(k, actor, tenant_id, payload)),
+        k if k.starts_with("workflow.run.")
+            || k.starts_with("workflow.state.")
+            || k.starts_with("workflow.branch.") =>
+        {
+            Some(workflow_event(k, actor, tenant_id, payload))
+        }
         _ => None,
     }
+}
+
+/// A workflow run's transition as an audit event: `action` is the kind
+/// (`workflow.state.entered`, `workflow.run.failed`, …), `workflow_id` the
+/// run, `activity_id` the state; `attributes` carry the workflow, its
+/// version, and the error where there is one.
+fn workflow_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
+    let run = p["run_id"].as_str().unwrap_or_default();
+    let mut e = Map::new();
+    e.insert(
+        "event_id".into(),
+        format!(
+            "evt_{}w{}",
+            run.strip_prefix("run_").unwrap_or(run),
+            p["seq"].as_i64().unwrap_or_default()
+        )
+        .into(),
+    );
+    e.insert("timestamp".into(), p["at"].clone());
+    e.insert("workflow_id".into(), run.into());
+    if let Some(state) = p["state"].as_str() {
+        e.insert("activity_id".into(), state.into());
+    }
+    e.insert("action".into(), kind.into());
+    let result = match kind {
+        "workflow.run.failed" | "workflow.run.timed_out" | "workflow.state.failed" | "workflow.branch.failed" => {
+            "failure"
+        }
+        _ => "success",
+    };
+    e.insert("result".into(), result.into());
+    e.insert("caller".into(), caller_of(actor, tenant_id));
+    let mut attributes = Map::new();
+    for key in ["workflow", "version", "type", "next", "error", "retry", "seq"] {
+        if let Some(v) = p.get(key).filter(|v| !v.is_array() && !v.is_object() && !v.is_null()) {
+            attributes.insert(key.into(), v.clone());
+        }
+    }
+    e.insert("attributes".into(), Value::Object(attributes));
+    Value::Object(e)
 }
 
 /// A kernel transition as an audit event: `action` is the transition

@@ -26,6 +26,7 @@ pub mod kernel;
 pub mod ledger;
 pub mod ops;
 pub mod problem;
+pub mod runs;
 pub mod sinks;
 pub mod workflows;
 
@@ -51,6 +52,7 @@ pub struct AppState {
     pub ledger: Ledger,
     pub fanout: crate::fanout::Fanout,
     pub kernel: Arc<crate::kernel::Kernel>,
+    pub engine: Arc<crate::workflow::engine::Engine>,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
 }
@@ -94,6 +96,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(sinks::router())
         .merge(kernel::router())
         .merge(workflows::router())
+        .merge(runs::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -204,6 +207,7 @@ impl utoipa::Modify for BearerAuth {
         kernel::approvals, kernel::agent_stream, kernel::intent, kernel::step_result, kernel::runner_stream,
         kernel::runner_result,
         workflows::put, workflows::list, workflows::versions, workflows::version,
+        runs::start, runs::list, runs::run, runs::cancel, runs::history,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -214,7 +218,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "decisions", description = "policy decisions, their replay, and impact analysis"),
         (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
         (name = "kernel", description = "the execution kernel: executions, agent and runner streams, intents, review"),
-        (name = "workflows", description = "workflow definitions (seed 002), versioned"),
+        (name = "workflows", description = "workflow definitions (seed 002), versioned, and their runs"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

@@ -21,4 +21,4 @@ pub mod model;
 pub mod service;
 pub mod timers;
 
-pub use service::{Kernel, KernelError};
+pub use service::{Gate, Kernel, KernelError, REVIEW_AGENT, REVIEW_TOOL, Spawn, Spawned};

@@ -175,6 +175,10 @@ pub struct ExecutionRow {
     pub seq: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The workflow run that started it (a `Task` or `HumanReview` state).
+    pub workflow_run: Option<String>,
+    /// What the policy sees of the run: workflow, state, skill, organisation.
+    pub context: Option<serde_json::Value>,
 }
 
 /// One attempt of a tool call, as stored.
@@ -279,11 +283,20 @@ pub struct PushRow {
     pub created_at: i64,
 }
 
-/// Why `v` cannot be an agent, runner or tool name (they also name
-/// streams, `agent/<tenant>/<name>`), or None.
+/// Why `v` cannot be an agent, runner or tool name, or None. Names also
+/// name streams (`agent/<tenant>/<name>`); a tenant id has no `/`, so a
+/// name with one (an image reference, `ghcr.io/bank/triage@sha256:…`)
+/// still names one stream.
 pub fn name_fault(field: &str, v: &str) -> Option<String> {
-    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-@".contains(c));
-    (!ok).then(|| format!("{field} must be 1 to 200 characters of letters, digits and . _ : - @; got {v:?}"))
+    let ok = !v.is_empty()
+        && v.len() <= 200
+        && !v.starts_with('/')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:-@/".contains(c));
+    (!ok).then(|| {
+        format!(
+            "{field} must be 1 to 200 characters of letters, digits and . _ : - @ / (not starting with /); got {v:?}"
+        )
+    })
 }
 
 pub fn agent_recipient(tenant_id: &str, agent_id: &str) -> String {
@@ -389,7 +402,8 @@ mod tests {
     fn one_naming_rule_for_agents_runners_and_tools() {
         assert_eq!(name_fault("tool", "payments.refund"), None);
         assert_eq!(name_fault("agent_id", "ghcr.io:claims@v1"), None);
-        for bad in ["", "a/b", "a b", &"x".repeat(201)] {
+        assert_eq!(name_fault("agent_id", "ghcr.io/bank/claims-triage@sha256:0d1f"), None);
+        for bad in ["", "/a", "a b", "a?b", &"x".repeat(201)] {
             assert!(
                 name_fault("agent_id", bad).unwrap().starts_with("agent_id must be"),
                 "{bad:?}"

@@ -519,6 +519,8 @@ pub struct Kernel {
     peers: std::sync::atomic::AtomicBool,
     /// Wakes the timers when something may have become due.
     pub due: Notify,
+    /// Wakes the workflow engine when an execution a run started has ended.
+    pub run_ended: Notify,
 }
 
 const SYSTEM: &str = "system";
@@ -545,6 +547,7 @@ impl Kernel {
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             peers: std::sync::atomic::AtomicBool::new(false),
             due: Notify::new(),
+            run_ended: Notify::new(),
         }
     }
 
@@ -574,11 +577,13 @@ impl Kernel {
         edit.exec.version += 1;
         edit.exec.updated_at = edit.now;
         let change = KernelChange {
-            execution: Some((edit.exec.clone(), edit.expected)),
+            executions: vec![(edit.exec.clone(), edit.expected)],
             steps: std::mem::take(&mut edit.steps),
             history: std::mem::take(&mut edit.history),
             pushes: std::mem::take(&mut edit.pushes),
             approval: edit.approval.take(),
+            run: None,
+            settled: Vec::new(),
         };
         let records = change.history.iter().map(record_of).collect();
         let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
@@ -595,11 +600,9 @@ impl Kernel {
                 .get_or_create(&KindLabels { kind })
                 .inc();
         }
-        for r in &recipients {
-            self.hub.wake(r);
-        }
-        if pending {
-            self.due.notify_one();
+        self.after_commit(&recipients, pending);
+        if edit.exec.workflow_run.is_some() && edit.exec.state.is_terminal() {
+            self.run_ended.notify_one();
         }
         Ok(Committed {
             exec: edit.exec,
@@ -639,6 +642,8 @@ impl Kernel {
             seq: 0,
             created_at: now,
             updated_at: now,
+            workflow_run: None,
+            context: None,
         };
         let mut edit = Edit::of(exec, now);
         edit.expected = None;
@@ -727,7 +732,7 @@ impl Kernel {
             _ => "kernel.execution.completed",
         };
         edit.move_exec(to, kind, actor, payload.clone())?;
-        if to == ExecState::Failed {
+        if to != ExecState::Completed {
             edit.exec.output = Some(json!({"error": payload}));
         }
         edit.exec.conn = None;
@@ -917,13 +922,25 @@ impl Kernel {
             "execution": {"id": edit.exec.id, "agent_id": edit.exec.agent_id, "labels": edit.exec.labels,
                 "initiator": edit.exec.initiator},
             "agent": {"id": edit.exec.agent_id},
+            "agent_id": edit.exec.agent_id,
             "tool": {"name": tool, "idempotent": idempotent, "remote": remote},
             "arguments": arguments,
             "labels": edit.exec.labels,
             "caller": {"token_id": who.token_id, "token_name": who.token_name, "tenant_id": who.tenant_id,
                 "roles": who.roles.iter().map(Role::as_str).collect::<Vec<_>>()},
+            "workflow": context_field(&edit.exec, "workflow"),
+            "skill": context_field(&edit.exec, "skill"),
+            "organisation": context_field(&edit.exec, "organisation"),
         });
-        let verdict = self.decide(who, &edit.exec, &tool, input).await;
+        let verdict = match self.permitted(who, &edit.exec, &tool, &input).await {
+            Some(denied) if matches!(denied.outcome, PolicyOutcome::Deny) => denied,
+            permitted => {
+                if let Some(d) = permitted.and_then(|p| p.evidence) {
+                    edit.record("decision", &actor, d);
+                }
+                self.decide(who, &edit.exec, &tool, input).await
+            }
+        };
         if let Some(d) = &verdict.evidence {
             edit.record("decision", &actor, d.clone());
         }
@@ -1032,6 +1049,67 @@ impl Kernel {
             reasons,
             receipts: done.receipts,
         })
+    }
+
+    /// The permission policy's answer (platform, organisation, workflow
+    /// and skill levels), or None when no active bundle of the tenant
+    /// serves `kernel.permission_path`. Fails closed: an error, or an
+    /// answer without `allow: true`, is a denial.
+    async fn permitted(
+        &self,
+        who: &Principal,
+        exec: &ExecutionRow,
+        tool: &str,
+        input: &Value,
+    ) -> Option<PolicyVerdict> {
+        let path = &self.cfg.permission_path;
+        if path.is_empty() {
+            return None;
+        }
+        let mut context = Map::new();
+        context.insert("workflow_id".into(), exec.id.clone().into());
+        context.insert("agent_id".into(), exec.agent_id.clone().into());
+        context.insert("activity_id".into(), tool.into());
+        let req = DecisionRequest {
+            path: path.clone(),
+            input: serde_json::value::to_raw_value(input).ok(),
+            bundle: None,
+            context: Some(context),
+        };
+        let deny = |reasons: Vec<String>, d: Option<&crate::policy::Decision>| PolicyVerdict {
+            outcome: PolicyOutcome::Deny,
+            reasons,
+            decision_id: d.map(|d| d.decision_id.clone()),
+            evidence: d.map(|d| d.evidence()),
+        };
+        match self.policy.decide(who, req).await {
+            Err(crate::policy::Error::NoBundleForPath(_)) => None,
+            Err(e) => Some(deny(
+                vec![format!(
+                    "the permission policy {path} could not decide ({}): {e}",
+                    e.code()
+                )],
+                None,
+            )),
+            Ok(d) => {
+                let reasons = d.reasons.clone().unwrap_or_default();
+                if d.allow == Some(true) {
+                    Some(PolicyVerdict {
+                        outcome: PolicyOutcome::Allow,
+                        reasons,
+                        decision_id: Some(d.decision_id.clone()),
+                        evidence: Some(d.evidence()),
+                    })
+                } else {
+                    let reasons = if reasons.is_empty() {
+                        vec![format!("the permission policy {path} did not allow {tool}")]
+                    } else {
+                        reasons
+                    };
+                    Some(deny(reasons, Some(&d)))
+                }
+            }
+        }
     }
 
     /// The kernel policy's answer. Fails closed: no policy, an error, or an
@@ -1382,6 +1460,21 @@ impl Kernel {
             json!({"step_id": step.id, "approve": approve, "reason": req.reason, "args_hash": req.args_hash}),
         );
         let approvals = verdicts.iter().filter(|a| a.approve).count() + approve as usize;
+        if is_gate(&edit.exec, &step) && (!approve || approvals as i64 >= step.review_needed) {
+            let mut approvers: Vec<String> = verdicts
+                .iter()
+                .filter(|a| a.approve)
+                .map(|a| a.reviewer.clone())
+                .collect();
+            if approve {
+                approvers.push(actor.clone());
+            }
+            let s = self
+                .close_gate(&mut edit, &step, approvers, &actor, &req.reason)
+                .await?;
+            self.commit(edit).await?;
+            return Ok(StepView::of(&s, approvals));
+        }
         let mut s = step.clone();
         if !approve {
             s.review = Some(ReviewState::Rejected);
@@ -1424,6 +1517,242 @@ impl Kernel {
         }
         self.commit(edit).await?;
         Ok(StepView::of(&s, approvals))
+    }
+
+    /// Closes a workflow's review gate: rejected (the execution fails with
+    /// `States.Rejected`) or approved by enough reviewers (the step and
+    /// the execution succeed with the verdict). A gate has no tool to run.
+    async fn close_gate(
+        &self,
+        edit: &mut Edit,
+        step: &StepRow,
+        approvers: Vec<String>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<StepRow> {
+        let mut s = step.clone();
+        let approved = approvers.len() as i64 >= step.review_needed;
+        if !approved {
+            s.review = Some(ReviewState::Rejected);
+            edit.put_step(s.clone(), Some(step.state));
+            edit.record(
+                "kernel.approval.rejected",
+                actor,
+                json!({"step_id": s.id, "reason": reason}),
+            );
+            let error = json!({"error": crate::workflow::error_names::REJECTED,
+                "cause": format!("rejected by {actor}: {reason}"), "reviewer": actor});
+            self.end(edit, ExecState::Failed, actor, error).await?;
+            return Ok(edit.current(&s));
+        }
+        let verdict = json!({"approved": true, "reviewers": approvers, "reason": reason});
+        s.review = Some(ReviewState::Approved);
+        edit.put_step(s.clone(), Some(step.state));
+        edit.record(
+            "kernel.approval.granted",
+            actor,
+            json!({"step_id": s.id, "approvals": approvers.len(), "reviewers_required": step.review_needed}),
+        );
+        edit.move_step(&s, StepState::Dispatched, "kernel.step.dispatched", SYSTEM, json!({}))?;
+        edit.move_step(&s, StepState::Running, "kernel.step.started", SYSTEM, json!({}))?;
+        let mut done = edit.move_step(
+            &s,
+            StepState::Succeeded,
+            "kernel.step.succeeded",
+            actor,
+            json!({"output": verdict}),
+        )?;
+        done.result = Some(verdict.clone());
+        edit.put_step(done.clone(), None);
+        edit.move_exec(
+            ExecState::Running,
+            "kernel.execution.resumed",
+            actor,
+            json!({"step_id": s.id, "reason": "review approved"}),
+        )?;
+        edit.move_exec(
+            ExecState::Completed,
+            "kernel.execution.completed",
+            actor,
+            json!({"output": verdict}),
+        )?;
+        edit.exec.output = Some(verdict);
+        Ok(done)
+    }
+
+    // ------------------------------------------------------------ workflow runs
+
+    /// The rows of a new execution started by a workflow run, for the
+    /// engine to commit with the run's own change: a `Task` (given to its
+    /// agent's stream when one is connected here) or a review gate
+    /// (blocked on approval from the start, its one step the review).
+    pub fn spawn(&self, spec: Spawn) -> Result<Spawned> {
+        let now = spec.now;
+        let limit = self.cfg.execution_timeout_secs;
+        let timeout = spec.timeout_secs.unwrap_or(limit).clamp(1, limit.max(1));
+        let gate = spec.review.as_ref();
+        let agent_id = match gate {
+            Some(_) => REVIEW_AGENT.to_string(),
+            None => {
+                check_name("agent", &spec.agent_id)?;
+                spec.agent_id.clone()
+            }
+        };
+        let review_ms = gate.map(|g| (g.timeout_secs.clamp(1, 366 * 86400) as i64) * 1000);
+        let exec = ExecutionRow {
+            id: spec.id.clone(),
+            tenant_id: spec.tenant_id.clone(),
+            agent_id,
+            state: ExecState::Pending,
+            input: spec.input.clone(),
+            labels: spec.labels.clone(),
+            output: None,
+            initiator: spec.initiator.clone(),
+            initiator_token: spec.initiator_token.clone(),
+            conn: None,
+            agent_token: None,
+            waiting_on: None,
+            // A gate's own deadline is its review's, with a margin: the
+            // review's expiry is what ends it.
+            deadline_at: now + review_ms.map_or((timeout as i64) * 1000, |ms| ms + 60_000),
+            wake_at: None,
+            agent_lost_at: None,
+            version: 0,
+            seq: 0,
+            created_at: now,
+            updated_at: now,
+            workflow_run: Some(spec.run_id.clone()),
+            context: Some(spec.context.clone()),
+        };
+        let mut edit = Edit::of(exec, now);
+        edit.expected = None;
+        let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input, "labels": edit.exec.labels,
+            "deadline_at": rfc3339_ms(edit.exec.deadline_at), "workflow_run": spec.run_id,
+            "context": spec.context});
+        edit.record("kernel.execution.created", &spec.initiator, payload);
+        match gate {
+            None => {
+                if let Some(conn) = self.hub.agent(&spec.tenant_id, &edit.exec.agent_id) {
+                    assign(&mut edit, &conn)?;
+                }
+            }
+            Some(g) => {
+                let arguments = json!({"run_id": spec.run_id, "state": spec.state, "input": spec.input,
+                    "prompt": g.prompt});
+                let hash = args_hash(&arguments);
+                let step_id = new_id("stp", now);
+                let reasons = vec![
+                    g.prompt
+                        .clone()
+                        .unwrap_or_else(|| format!("workflow state {} needs {} approval(s)", spec.state, g.reviewers)),
+                ];
+                let step = StepRow {
+                    id: step_id.clone(),
+                    execution_id: edit.exec.id.clone(),
+                    tenant_id: spec.tenant_id.clone(),
+                    tool: REVIEW_TOOL.to_string(),
+                    arguments,
+                    args_hash: hash.clone(),
+                    attempt: 1,
+                    max_attempts: 1,
+                    backoff_ms: 0,
+                    state: StepState::Pending,
+                    remote: false,
+                    idempotent: true,
+                    idempotency_key: step_id.clone(),
+                    runner_id: None,
+                    decision_id: None,
+                    timeout_ms: review_ms.unwrap_or(0),
+                    deadline_at: None,
+                    not_before: None,
+                    review: Some(ReviewState::Waiting),
+                    review_needed: g.reviewers.clamp(1, 100) as i64,
+                    review_expires_at: review_ms.map(|ms| now + ms),
+                    on_expiry: OnExpiry::Fail,
+                    reasons: reasons.clone(),
+                    result: None,
+                    error: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let actor = spec.initiator.clone();
+                edit.move_exec(
+                    ExecState::Running,
+                    "kernel.execution.assigned",
+                    SYSTEM,
+                    json!({"reason": "a workflow review gate"}),
+                )?;
+                edit.record(
+                    "kernel.step.created",
+                    &actor,
+                    json!({"step_id": step.id, "tool": REVIEW_TOOL, "args_hash": hash, "attempt": 1,
+                        "remote": false, "idempotent": true, "reasons": reasons}),
+                );
+                edit.put_step(step.clone(), None);
+                edit.move_exec(
+                    ExecState::Blocked,
+                    "kernel.execution.blocked",
+                    SYSTEM,
+                    json!({"waiting_on": "approval", "step_id": step.id}),
+                )?;
+                edit.exec.waiting_on = Some(WaitingOn::Approval);
+                edit.record(
+                    "kernel.approval.requested",
+                    &actor,
+                    json!({"step_id": step.id, "args_hash": hash, "reviewers_required": step.review_needed,
+                        "expires_at": step.review_expires_at.map(rfc3339_ms), "on_expiry": "fail",
+                        "reasons": reasons}),
+                );
+            }
+        }
+        edit.exec.version += 1;
+        Ok(Spawned {
+            steps: edit.steps.into_iter().map(|(s, _)| s).collect(),
+            history: edit.history,
+            pushes: edit.pushes,
+            exec: edit.exec,
+        })
+    }
+
+    /// Cancels an execution a run no longer waits for (a `Parallel`
+    /// branch that lost, a run cancelled or timed out). One already ended
+    /// is left as it is.
+    pub async fn cancel_for_run(&self, id: &str, reason: &str) -> Result<()> {
+        let _g = self.lock_of(id).lock().await;
+        let Some(exec) = self.store.kernel_execution(id).await? else {
+            return Ok(());
+        };
+        if exec.state.is_terminal() {
+            return Ok(());
+        }
+        let mut edit = Edit::of(exec, self.clock.now_ms());
+        self.end(&mut edit, ExecState::Cancelled, SYSTEM, json!({"reason": reason}))
+            .await?;
+        self.commit(edit).await?;
+        Ok(())
+    }
+
+    /// What follows a commit made outside this module (the workflow
+    /// engine's): streams woken, timers told of pending steps.
+    pub fn after_commit(&self, recipients: &[String], pending: bool) {
+        for r in recipients {
+            self.hub.wake(r);
+        }
+        if pending {
+            self.due.notify_one();
+        }
+    }
+
+    /// Counts committed history kinds in the metrics.
+    pub fn count_transitions<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            if let Some(kind) = kind_of(kind) {
+                self.metrics
+                    .kernel_transitions
+                    .get_or_create(&KindLabels { kind })
+                    .inc();
+            }
+        }
     }
 
     // ------------------------------------------------------------ streams
@@ -1649,7 +1978,7 @@ impl Kernel {
                         &mut edit,
                         ExecState::Failed,
                         SYSTEM,
-                        json!({"reason": "the review expired", "step_id": s.id}),
+                        json!({"reason": "the review expired", "step_id": s.id, "timed_out": true}),
                     )
                     .await?;
                 }
@@ -1723,7 +2052,8 @@ impl Kernel {
                 &mut edit,
                 to,
                 SYSTEM,
-                json!({"reason": "the execution timed out", "deadline_at": rfc3339_ms(exec.deadline_at)}),
+                json!({"reason": "the execution timed out", "deadline_at": rfc3339_ms(exec.deadline_at),
+                    "timed_out": true}),
             )
             .await?;
         } else if exec.state == ExecState::Blocked && exec.agent_lost_at.is_some_and(|t| t <= lost_before) {
@@ -1800,6 +2130,11 @@ fn assign(edit: &mut Edit, conn: &Conn) -> Result<()> {
     edit.exec.agent_lost_at = None;
     let data = json!({"execution_id": edit.exec.id, "agent_id": edit.exec.agent_id, "state": edit.exec.state.as_str(),
         "input": edit.exec.input, "labels": edit.exec.labels, "deadline_at": rfc3339_ms(edit.exec.deadline_at)});
+    let mut data = data;
+    if let Some(context) = &edit.exec.context {
+        // A workflow run's execution: its run, state and pinned skill.
+        data["context"] = context.clone();
+    }
     let agent = edit.agent();
     edit.push(agent, "execution.assigned", data);
     Ok(())
@@ -1849,7 +2184,61 @@ fn resume_after_step(edit: &mut Edit, s: &StepRow, actor: &str) -> Result<()> {
 
 /// The ledger record of a history entry: the decision as `/v1/decisions`
 /// records it, or the transition with the execution and sequence number.
-fn record_of(h: &HistoryRow) -> Record {
+/// The agent id of workflow review gates: no agent stream holds them.
+pub const REVIEW_AGENT: &str = "warden.review";
+/// The tool of a review gate's one step.
+pub const REVIEW_TOOL: &str = "workflow.review";
+
+fn is_gate(exec: &ExecutionRow, step: &StepRow) -> bool {
+    exec.agent_id == REVIEW_AGENT && step.tool == REVIEW_TOOL && exec.workflow_run.is_some()
+}
+
+/// A field of the run context an execution carries (null outside runs).
+fn context_field(exec: &ExecutionRow, field: &str) -> Value {
+    exec.context
+        .as_ref()
+        .and_then(|c| c.get(field))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A new execution for a workflow run ([`Kernel::spawn`]).
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub id: String,
+    pub now: i64,
+    pub tenant_id: String,
+    pub run_id: String,
+    /// The state that starts it.
+    pub state: String,
+    pub agent_id: String,
+    pub input: Value,
+    pub labels: Map<String, Value>,
+    pub initiator: String,
+    pub initiator_token: String,
+    pub timeout_secs: Option<u64>,
+    pub context: Value,
+    /// A review gate instead of an agent's execution.
+    pub review: Option<Gate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub reviewers: u32,
+    pub timeout_secs: u64,
+    pub prompt: Option<String>,
+}
+
+/// The rows [`Kernel::spawn`] made, not yet written.
+#[derive(Debug, Clone)]
+pub struct Spawned {
+    pub exec: ExecutionRow,
+    pub steps: Vec<StepRow>,
+    pub history: Vec<HistoryRow>,
+    pub pushes: Vec<PushRow>,
+}
+
+pub fn record_of(h: &HistoryRow) -> Record {
     let payload = if h.kind == "decision" {
         h.payload.clone()
     } else {

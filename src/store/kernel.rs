@@ -8,6 +8,7 @@
 use sqlx::Row;
 
 use super::ledger::LedgerTx;
+use super::runs::WorkflowRunRow;
 use super::{Pool, Result, Store, StoreError};
 use crate::kernel::model::{
     ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
@@ -17,19 +18,25 @@ use crate::kernel::model::{
 /// One change of the kernel, written atomically.
 #[derive(Debug, Default)]
 pub struct KernelChange {
-    /// The execution's new row, and the version it must still have (None:
-    /// a new execution).
-    pub execution: Option<(ExecutionRow, Option<i64>)>,
+    /// Executions' new rows, each with the version it must still have
+    /// (None: a new execution).
+    pub executions: Vec<(ExecutionRow, Option<i64>)>,
     /// Steps' new rows, each with the state it must still be in (None: new).
     pub steps: Vec<(StepRow, Option<StepState>)>,
     pub history: Vec<HistoryRow>,
     /// Messages for streams; their `seq` is assigned here.
     pub pushes: Vec<PushRow>,
     pub approval: Option<ApprovalRow>,
+    /// A workflow run's new row, and the version it must still have (None:
+    /// a new run).
+    pub run: Option<(WorkflowRunRow, Option<i64>)>,
+    /// Ended executions their run has now taken in.
+    pub settled: Vec<String>,
 }
 
 const EXEC_COLS: &str = "id, tenant_id, agent_id, state, input, labels, output, initiator, initiator_token, conn, \
-    agent_token, waiting_on, deadline_at, wake_at, agent_lost_at, version, seq, created_at, updated_at";
+    agent_token, waiting_on, deadline_at, wake_at, agent_lost_at, version, seq, created_at, updated_at, workflow_run, \
+    context";
 const STEP_COLS: &str = "id, execution_id, tenant_id, tool, arguments, args_hash, attempt, max_attempts, backoff_ms, \
     state, remote, idempotent, idempotency_key, runner_id, decision_id, timeout_ms, deadline_at, not_before, review, \
     review_needed, review_expires_at, on_expiry, reasons, result, error, created_at, updated_at";
@@ -81,6 +88,8 @@ macro_rules! exec_from_row {
             seq: $r.try_get("seq")?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
+            workflow_run: $r.try_get("workflow_run")?,
+            context: json_opt($r.try_get("context")?, "execution context")?,
         }
     }};
 }
@@ -171,16 +180,32 @@ pub struct DeclaredTool {
 macro_rules! apply_change {
     ($tx:ident, $change:expr, $pushed:ident) => {{
         let change: &KernelChange = $change;
-        if let Some((e, expected)) = &change.execution {
+        if let Some((run, expected)) = &change.run {
+            let q = sqlx::query(sqlx::AssertSqlSafe(super::runs::run_write_sql(*expected)));
+            let done = super::runs::bind_run!(q, run, expected)
+                .execute(&mut **$tx)
+                .await
+                .map_err(super::conflict("workflow run"))?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Changed("workflow run"));
+            }
+        }
+        for id in &change.settled {
+            sqlx::query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")
+                .bind(id)
+                .execute(&mut **$tx)
+                .await?;
+        }
+        for (e, expected) in &change.executions {
             let sql = match expected {
                 None => format!(
                     "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
-                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"
+                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22)"
                 ),
                 Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
                         output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
                         deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
-                        updated_at=$19 WHERE id=$1 AND version=$20"
+                        updated_at=$19, workflow_run=$21, context=$22 WHERE id=$1 AND version=$20"
                     .to_string(),
             };
             let done = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -204,6 +229,8 @@ macro_rules! apply_change {
                 .bind(e.created_at)
                 .bind(e.updated_at)
                 .bind(expected.unwrap_or_default())
+                .bind(&e.workflow_run)
+                .bind(text_opt(&e.context))
                 .execute(&mut **$tx)
                 .await
                 .map_err(super::conflict("execution"))?;
@@ -394,8 +421,12 @@ impl Store {
     /// Pending executions (to assign), and blocked ones that lost their
     /// agent stream (to give back to it), of every tenant.
     pub async fn kernel_unassigned(&self, limit: i64) -> Result<Vec<ExecutionRow>> {
-        self.kernel_executions_where("state = 'pending' OR (state = 'blocked' AND conn IS NULL)", &[], limit)
-            .await
+        self.kernel_executions_where(
+            "state = 'pending' OR (state = 'blocked' AND conn IS NULL AND agent_id <> 'warden.review')",
+            &[],
+            limit,
+        )
+        .await
     }
 
     /// Executions an agent stream holds.

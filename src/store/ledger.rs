@@ -345,6 +345,23 @@ impl Store {
         })
     }
 
+    /// Every entry about `subject` (a workflow run, …) after index `after`,
+    /// in order, at most `limit`.
+    pub async fn ledger_entries_about(
+        &self,
+        tenant_id: &str,
+        subject: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<EntryRow>> {
+        let after = after.map(|a| a as i64).unwrap_or(-1);
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE tenant_id = $1 AND subject = $2 AND idx > $3 ORDER BY idx LIMIT $4")))
+                .bind(tenant_id).bind(subject).bind(after).bind(limit as i64).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(entry_from_row!(r))).collect()
+        })
+    }
+
     /// Entries with `from <= index < to`, in order, at most `limit` rows.
     /// Rows missing from the store are simply absent: callers check indexes.
     pub async fn ledger_entries(&self, tenant_id: &str, from: u64, to: u64, limit: u32) -> Result<Vec<EntryRow>> {

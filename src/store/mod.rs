@@ -78,10 +78,12 @@ macro_rules! with_write_tx {
 
 mod kernel;
 mod ledger;
+mod runs;
 mod sinks;
 mod workflows;
 pub use kernel::{DeclaredTool, KernelChange};
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
+pub use runs::WorkflowRunRow;
 pub use sinks::{DeadLetterRow, TenantSinkRow};
 pub use workflows::WorkflowRow;
 

@@ -1,7 +1,6 @@
 //! Workflow definitions: multi-agent flows in an ASL-inspired format
 //! (`apiVersion: agentrc.workflow/v0.1`, `kind: AgentWorkflow`), parsed,
-//! validated, and given the pure semantics an interpreter needs. No IO: no
-//! execution engine, store or HTTP here.
+//! validated, run. Everything but [`engine`] is pure (no IO).
 //!
 //! - [`definition`]: the typed definition, [`parse`] (YAML or JSON) and
 //!   [`validate`], with every fault as a [`DefinitionError`] (stable `code`,
@@ -12,6 +11,9 @@
 //! - [`choice`]: `Choice` rules and which one an input takes.
 //! - [`retry`]: which retrier or catcher takes an error; retry delays.
 //! - [`error_names`]: the reserved `States.*` error names.
+//! - [`interpreter`]: a run's position and what moves it (events in,
+//!   effects out), pure.
+//! - [`engine`]: runs definitions on the kernel (store, ledger, timers).
 //!
 //! What an interpreter does with one state, in ASL's order: `inputPath`
 //! ([`apply_input_path`]), `parameters` on that effective input
@@ -34,11 +36,15 @@ mod validation;
 
 pub mod choice;
 pub mod definition;
+pub mod engine;
 pub mod error_names;
+pub mod interpreter;
 pub mod parameters;
 pub mod path;
 pub mod retry;
 
+#[cfg(test)]
+mod interpreter_tests;
 #[cfg(test)]
 mod tests;
 

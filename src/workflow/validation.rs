@@ -260,11 +260,13 @@ impl Validator<'_> {
     fn state(&mut self, at: &str, state: &State, depth: usize) {
         match state {
             State::Task(t) => {
-                if t.agent.is_empty() || t.agent.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // The agent's id on the kernel: its streams are named by it.
+                if crate::kernel::model::name_fault("agent", &t.agent).is_some() {
                     self.fault(
                         code::INVALID_VALUE,
                         format!("{at}.agent"),
-                        "`agent` is an image reference, such as `ghcr.io/org/agent@sha256:…`: not empty, no spaces",
+                        "`agent` is the kernel id of the agent, such as an image reference \
+                         `ghcr.io/org/agent@sha256:…`: 1 to 200 of letters, digits and . _ : - @ /",
                     );
                 }
                 if let Some(skill) = &t.skill

@@ -19,7 +19,7 @@ use crate::common::*;
 use crate::on_both_backends;
 
 /// The rules the flows run under (data for the shipped Rego engine).
-fn rules() -> Value {
+pub(crate) fn rules() -> Value {
     json!({"warden": {"kernel": {"rules": [
         {"id": "read-only", "priority": 10, "tools": ["search.*", "echo"], "effect": "allow",
          "reason": "read-only tools"},
@@ -39,7 +39,7 @@ fn rules() -> Value {
     ]}}})
 }
 
-fn kernel_bundle(revision: &str) -> Vec<u8> {
+pub(crate) fn kernel_bundle(revision: &str) -> Vec<u8> {
     let rego = std::fs::read_to_string(repo_path("policies/kernel/tool.rego")).unwrap();
     bundle_of(
         &[("tool.rego", &rego), ("data.json", &rules().to_string())],
@@ -49,20 +49,23 @@ fn kernel_bundle(revision: &str) -> Vec<u8> {
 }
 
 /// Tokens of one tenant, by role.
-struct Team {
-    orchestrator: String,
-    agent: String,
-    runner: String,
-    reviewer: String,
-    reviewer2: String,
-    auditor: String,
+pub(crate) struct Team {
+    pub(crate) orchestrator: String,
+    pub(crate) agent: String,
+    pub(crate) runner: String,
+    pub(crate) reviewer: String,
+    pub(crate) reviewer2: String,
+    pub(crate) auditor: String,
 }
 
-async fn kernel_app(backend: Backend) -> (TestApp, Team) {
+pub(crate) async fn kernel_app(backend: Backend) -> (TestApp, Team) {
     kernel_app_with(backend, |_| {}).await
 }
 
-async fn kernel_app_with(backend: Backend, tweak: impl FnOnce(&mut warden::config::Config)) -> (TestApp, Team) {
+pub(crate) async fn kernel_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut warden::config::Config),
+) -> (TestApp, Team) {
     let app = spawn_with(
         backend,
         |c| {
@@ -92,7 +95,7 @@ async fn kernel_app_with(backend: Backend, tweak: impl FnOnce(&mut warden::confi
 // ------------------------------------------------------------------ clients
 
 /// A Warden to talk to: one started in this process, or the binary.
-trait Peer {
+pub(crate) trait Peer {
     fn client(&self) -> &reqwest::Client;
     fn base(&self) -> &str;
 
@@ -135,14 +138,14 @@ impl Peer for Remote {
 // ------------------------------------------------------------------ SSE
 
 #[derive(Debug, Clone)]
-struct Ev {
-    id: i64,
-    event: String,
-    data: Value,
+pub(crate) struct Ev {
+    pub(crate) id: i64,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// An SSE client: a task reads the stream and hands over each event.
-struct Stream {
+pub(crate) struct Stream {
     rx: mpsc::UnboundedReceiver<Ev>,
     task: tokio::task::JoinHandle<()>,
     last: i64,
@@ -187,7 +190,7 @@ impl Stream {
         Stream { rx, task, last: 0 }
     }
 
-    async fn agent(app: &impl Peer, token: &str, agent_id: &str) -> Stream {
+    pub(crate) async fn agent(app: &impl Peer, token: &str, agent_id: &str) -> Stream {
         Stream::open(app, token, &format!("/v0/agents/stream?agent_id={agent_id}"), None).await
     }
 
@@ -197,7 +200,7 @@ impl Stream {
     }
 
     /// The next event, which must be `event`.
-    async fn next(&mut self, event: &str) -> Ev {
+    pub(crate) async fn next(&mut self, event: &str) -> Ev {
         let ev = tokio::time::timeout(Duration::from_secs(15), self.rx.recv())
             .await
             .unwrap_or_else(|_| panic!("no {event} event within 15 s"))
@@ -209,7 +212,7 @@ impl Stream {
     }
 
     /// Events that arrive within `wait`.
-    async fn quiet(&mut self, wait: Duration) -> Vec<Ev> {
+    pub(crate) async fn quiet(&mut self, wait: Duration) -> Vec<Ev> {
         let mut out = Vec::new();
         let until = tokio::time::Instant::now() + wait;
         while let Ok(Some(ev)) = tokio::time::timeout_at(until, self.rx.recv()).await {
@@ -227,7 +230,7 @@ impl Drop for Stream {
 
 // ------------------------------------------------------------------ helpers
 
-async fn post(app: &impl Peer, token: &str, path: &str, body: Value) -> Reply {
+pub(crate) async fn post(app: &impl Peer, token: &str, path: &str, body: Value) -> Reply {
     app.call(Method::POST, path, Some(token), Some(body)).await
 }
 
@@ -247,7 +250,7 @@ async fn start(app: &impl Peer, team: &Team, agent_id: &str) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn invoke(app: &impl Peer, team: &Team, exec: &str, tool: &str, args: Value) -> Reply {
+pub(crate) async fn invoke(app: &impl Peer, team: &Team, exec: &str, tool: &str, args: Value) -> Reply {
     post(
         app,
         &team.agent,
@@ -257,13 +260,13 @@ async fn invoke(app: &impl Peer, team: &Team, exec: &str, tool: &str, args: Valu
     .await
 }
 
-async fn intent(app: &impl Peer, team: &Team, exec: &str, body: Value) -> Reply {
+pub(crate) async fn intent(app: &impl Peer, team: &Team, exec: &str, body: Value) -> Reply {
     let mut body = body;
     body["execution_id"] = exec.into();
     post(app, &team.agent, "/v0/agents/intent", body).await
 }
 
-async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
+pub(crate) async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -277,7 +280,7 @@ async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
 }
 
 /// Polls until the execution is in `state`.
-async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Value {
+pub(crate) async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Value {
     for _ in 0..300 {
         let v = state_of(app, team, exec).await;
         if v["state"] == state {
@@ -291,7 +294,7 @@ async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Va
     );
 }
 
-async fn review(app: &impl Peer, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
+pub(crate) async fn review(app: &impl Peer, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
     post(
         app,
         token,
@@ -318,7 +321,7 @@ fn kinds(history: &Value) -> Vec<String> {
 /// The execution's history, its ledger entries (from an export that
 /// verifies offline with the current key) and its audit events agree.
 /// Returns the history.
-async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
+pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -1193,7 +1196,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
     };
     let stale = warden::store::KernelChange {
         // Read at a version that has moved on since.
-        execution: Some((moved, Some(row.version - 1))),
+        executions: vec![(moved, Some(row.version - 1))],
         history: vec![entry.clone()],
         ..Default::default()
     };
@@ -1222,7 +1225,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
     fresh.seq += 1;
     fresh.version += 1;
     let change = warden::store::KernelChange {
-        execution: Some((fresh, Some(row.version))),
+        executions: vec![(fresh, Some(row.version))],
         history: vec![entry],
         ..Default::default()
     };
@@ -1250,7 +1253,7 @@ async fn executions_held_by_a_silent_instance_are_given_back() {
     held.agent_token = Some("tok_gone".into());
     held.version += 1;
     let change = warden::store::KernelChange {
-        execution: Some((held, Some(row.version))),
+        executions: vec![(held, Some(row.version))],
         ..Default::default()
     };
     app.state.ledger.append_with(Vec::new(), change).await.unwrap();

@@ -19,6 +19,7 @@ mod ops;
 mod outage;
 #[path = "../../sinks/tests/peers/mod.rs"]
 mod peers;
+mod runs;
 mod shipped_policies;
 mod signatures;
 mod sinks;

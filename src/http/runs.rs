@@ -1,0 +1,170 @@
+//! Workflow runs: start a run of a definition (pinned to its version and
+//! skill versions), read one or many, cancel one, and read its history
+//! from the ledger (every transition is an entry about the run).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::extract::{ApiJson, Caller};
+use super::problem::{Problem, ProblemBody};
+use crate::auth::Action;
+use crate::clock::rfc3339_ms;
+use crate::ledger::entry::Entry;
+use crate::workflow::engine::{EngineError, RunView, StartRun};
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/workflows/{name}/runs", post(start))
+        .route("/v1/workflow-runs", get(list))
+        .route("/v1/workflow-runs/{id}", get(run))
+        .route("/v1/workflow-runs/{id}/cancel", post(cancel))
+        .route("/v1/workflow-runs/{id}/history", get(history))
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Self {
+        use EngineError as E;
+        let status = match &e {
+            E::Store(_) | E::Ledger(_) | E::Kernel(_) => {
+                return match e {
+                    E::Store(s) => s.into(),
+                    E::Ledger(l) => l.into(),
+                    E::Kernel(k) => k.into(),
+                    _ => unreachable!("matched above"),
+                };
+            }
+            E::UnknownWorkflow(_) | E::UnknownVersion { .. } | E::UnknownRun(_) => StatusCode::NOT_FOUND,
+            E::Skill(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::NotRunning { .. } => StatusCode::CONFLICT,
+        };
+        Problem::new(status, e.code(), e.to_string())
+    }
+}
+
+/// Starts a run of the workflow's latest version (or `version`). Its
+/// first states run before the answer; the run goes on in the background.
+#[utoipa::path(post, path = "/v1/workflows/{name}/runs", tag = "workflows",
+    params(("name" = String, Path, description = "workflow name")), request_body = StartRun,
+    responses((status = 201, body = RunView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<StartRun>,
+) -> Result<(StatusCode, Json<RunView>), Problem> {
+    let who = caller.require(Action::RunExecutions)?;
+    Ok((StatusCode::CREATED, Json(state.engine.start(who, &name, req).await?)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RunsQuery {
+    /// Only the runs of this workflow.
+    pub workflow: Option<String>,
+    /// At most this many, newest first (default 100, at most 1,000).
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/workflow-runs", tag = "workflows", params(RunsQuery),
+    responses((status = 200, body = Vec<RunView>), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<RunView>>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    let runs = state
+        .engine
+        .list(who, q.workflow.as_deref(), q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(runs))
+}
+
+#[utoipa::path(get, path = "/v1/workflow-runs/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = RunView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    Ok(Json(state.engine.get(who, &id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRun {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels a running run and every execution it waits for.
+#[utoipa::path(post, path = "/v1/workflow-runs/{id}/cancel", tag = "workflows",
+    params(("id" = String, Path, description = "run id")), request_body = CancelRun,
+    responses((status = 200, body = RunView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CancelRun>,
+) -> Result<Json<RunView>, Problem> {
+    let who = caller.require(Action::RunExecutions)?;
+    Ok(Json(state.engine.cancel(who, &id, req.reason).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Entries after this ledger index (for paging).
+    pub after: Option<u64>,
+    /// At most this many (default 1,000, at most 10,000).
+    pub limit: Option<u32>,
+}
+
+/// One ledger entry about a run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunEntry {
+    /// The entry's index in the tenant's log.
+    pub index: u64,
+    pub kind: String,
+    pub actor: String,
+    pub at: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// The run's history as the ledger has it: every start, state entered,
+/// exited, retried, caught or failed, and the end, in order.
+#[utoipa::path(get, path = "/v1/workflow-runs/{id}/history", tag = "workflows",
+    params(("id" = String, Path, description = "run id"), HistoryQuery),
+    responses((status = 200, body = Vec<RunEntry>), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<RunEntry>>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    state.engine.get(who, &id).await?;
+    let rows = state
+        .store
+        .ledger_entries_about(&who.tenant_id, &id, q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let e = Entry::from_bytes(&r.bytes).map_err(|e| Problem::internal("reading a ledger entry", &e))?;
+        out.push(RunEntry {
+            index: e.index,
+            kind: e.kind,
+            actor: e.actor,
+            at: rfc3339_ms(e.ts),
+            payload: e.payload,
+        });
+    }
+    Ok(Json(out))
+}

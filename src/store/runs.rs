@@ -1,0 +1,177 @@
+//! Workflow runs: each run's row (its pinned version, status and position),
+//! the due-time queries the engine sleeps on, and the inbox of kernel
+//! executions a run started that have ended. A run's row is written only
+//! inside the ledger writer's transaction, with the entries recording the
+//! change ([`super::KernelChange::run`]).
+
+use sqlx::Row;
+
+use super::{Pool, Result, Store, StoreError};
+
+/// A workflow run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRunRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub workflow: String,
+    /// The definition version it runs (pinned at start).
+    pub version: i64,
+    pub digest: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub input: serde_json::Value,
+    /// The output (succeeded) or `{error, cause}` (failed, cancelled).
+    pub output: Option<serde_json::Value>,
+    /// Organisation, project, team, labels and the pinned skills.
+    pub context: serde_json::Value,
+    /// The interpreter's position (`workflow::interpreter::Position`).
+    pub position: serde_json::Value,
+    pub initiator: String,
+    pub initiator_token: String,
+    /// The earliest timer of the run, epoch ms; None when nothing is timed.
+    pub wake_at: Option<i64>,
+    /// State transitions so far.
+    pub transitions: i64,
+    /// Goes up at every change: writes are conditional on it.
+    pub version_no: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub(super) const RUN_COLS: &str = "id, tenant_id, workflow, version, digest, status, input, output, context, \
+    position, initiator, initiator_token, wake_at, transitions, version_no, created_at, updated_at";
+
+fn json(s: String, what: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+macro_rules! run_from_row {
+    ($r:expr) => {{
+        let output: Option<String> = $r.try_get("output")?;
+        WorkflowRunRow {
+            id: $r.try_get("id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            workflow: $r.try_get("workflow")?,
+            version: $r.try_get("version")?,
+            digest: $r.try_get("digest")?,
+            status: $r.try_get("status")?,
+            input: json($r.try_get("input")?, "run input")?,
+            output: output.map(|o| json(o, "run output")).transpose()?,
+            context: json($r.try_get("context")?, "run context")?,
+            position: json($r.try_get("position")?, "run position")?,
+            initiator: $r.try_get("initiator")?,
+            initiator_token: $r.try_get("initiator_token")?,
+            wake_at: $r.try_get("wake_at")?,
+            transitions: $r.try_get("transitions")?,
+            version_no: $r.try_get("version_no")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    }};
+}
+
+/// The statement writing a run: an insert (`expected` None) or an update
+/// conditional on the version it was read at.
+pub(super) fn run_write_sql(expected: Option<i64>) -> String {
+    match expected {
+        None => format!(
+            "INSERT INTO workflow_runs ({RUN_COLS}) VALUES \
+             ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+        ),
+        Some(_) => "UPDATE workflow_runs SET status=$6, output=$8, position=$10, wake_at=$13, transitions=$14, \
+                    version_no=$15, updated_at=$17 WHERE id=$1 AND version_no=$18"
+            .to_string(),
+    }
+}
+
+/// Binds a run's columns to [`run_write_sql`]'s statement, in order.
+macro_rules! bind_run {
+    ($q:expr, $run:expr, $expected:expr) => {{
+        let r: &WorkflowRunRow = $run;
+        $q.bind(&r.id)
+            .bind(&r.tenant_id)
+            .bind(&r.workflow)
+            .bind(r.version)
+            .bind(&r.digest)
+            .bind(&r.status)
+            .bind(r.input.to_string())
+            .bind(r.output.as_ref().map(|o| o.to_string()))
+            .bind(r.context.to_string())
+            .bind(r.position.to_string())
+            .bind(&r.initiator)
+            .bind(&r.initiator_token)
+            .bind(r.wake_at)
+            .bind(r.transitions)
+            .bind(r.version_no)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind($expected.unwrap_or_default())
+    }};
+}
+pub(super) use bind_run;
+
+impl Store {
+    pub async fn workflow_run(&self, id: &str) -> Result<Option<WorkflowRunRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM workflow_runs WHERE id = $1")))
+                .bind(id).fetch_optional(p).await?;
+            row.map(|r| Ok(run_from_row!(r))).transpose()
+        })
+    }
+
+    /// A tenant's runs, newest first, optionally of one workflow.
+    pub async fn workflow_runs(
+        &self,
+        tenant_id: &str,
+        workflow: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<WorkflowRunRow>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM workflow_runs \
+                WHERE tenant_id = $1 AND ($2 = '' OR workflow = $2) ORDER BY created_at DESC, id DESC LIMIT $3")))
+                .bind(tenant_id).bind(workflow.unwrap_or("")).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(run_from_row!(r))).collect()
+        })
+    }
+
+    /// Runs with a timer due at `now`, earliest first.
+    pub async fn workflow_runs_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id FROM workflow_runs WHERE wake_at IS NOT NULL AND wake_at <= $1 \
+                ORDER BY wake_at LIMIT $2")
+                .bind(now).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        })
+    }
+
+    /// The earliest timer of any run (one index lookup: the engine sleeps
+    /// until then).
+    pub async fn workflow_next_wake(&self) -> Result<Option<i64>> {
+        with_pool!(self, p => {
+            let at: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM workflow_runs WHERE wake_at IS NOT NULL")
+                .fetch_one(p).await?;
+            Ok(at)
+        })
+    }
+
+    /// Kernel executions started by runs that have ended and that their
+    /// run has not taken in yet: (run id, execution id).
+    pub async fn workflow_inbox(&self, limit: i64) -> Result<Vec<(String, String)>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT workflow_run, id FROM kernel_executions \
+                WHERE workflow_run IS NOT NULL AND settled = FALSE \
+                AND state IN ('completed', 'failed', 'cancelled') ORDER BY updated_at LIMIT $1")
+                .bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("workflow_run")?, r.try_get("id")?))).collect()
+        })
+    }
+
+    /// How many runs are in each status, for a tenant.
+    pub async fn workflow_run_counts(&self, tenant_id: &str) -> Result<Vec<(String, i64)>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM workflow_runs WHERE tenant_id = $1 GROUP BY status")
+                .bind(tenant_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+        })
+    }
+}

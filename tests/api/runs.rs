@@ -1,0 +1,669 @@
+//! Workflow runs on the kernel, end to end: real agents on SSE streams
+//! complete and fail the executions a run's `Task` states start, reviewers
+//! decide its `HumanReview` states through the kernel's approvals, and
+//! Warden restarts during a `Wait`, a review and a retry's back-off.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::kernel::{Stream, Team, check_evidence, intent, kernel_app_with, post, state_of};
+use crate::on_both_backends;
+
+on_both_backends!(every_state_type_runs, a_failing_branch_cancels_the_other_and_is_caught);
+
+async fn run_app(backend: Backend) -> (TestApp, Team) {
+    kernel_app_with(backend, |c| c.kernel.execution_timeout_secs = 600).await
+}
+
+async fn upload(app: &TestApp, team: &Team, name: &str, yaml: &str) {
+    let r = app
+        .raw(
+            Method::PUT,
+            &format!("/v1/workflows/{name}"),
+            &team.orchestrator,
+            "application/yaml",
+            yaml.as_bytes().to_vec(),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+}
+
+async fn start_run(app: &TestApp, team: &Team, name: &str, input: Value) -> String {
+    let r = post(
+        app,
+        &team.orchestrator,
+        &format!("/v1/workflows/{name}/runs"),
+        json!({"input": input, "organisation": "claims"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(
+        !r.body["receipts"].as_array().unwrap().is_empty(),
+        "the start is in the ledger"
+    );
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn run_of(app: &TestApp, team: &Team, id: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/workflow-runs/{id}"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+/// Polls until the run has `status`.
+async fn wait_run(app: &TestApp, team: &Team, id: &str, status: &str) -> Value {
+    for _ in 0..300 {
+        let v = run_of(app, team, id).await;
+        if v["status"] == status {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} never became {status}: {}", run_of(app, team, id).await);
+}
+
+/// Polls until `check` holds of the run.
+async fn wait_for(app: &TestApp, team: &Team, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let v = run_of(app, team, id).await;
+        if check(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id}: {what} never held: {}", run_of(app, team, id).await);
+}
+
+async fn history_kinds(app: &TestApp, team: &Team, id: &str) -> Vec<(String, Value)> {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/workflow-runs/{id}/history"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["payload"].clone()))
+        .collect()
+}
+
+/// The next execution given to this agent: (execution id, input, context).
+async fn assigned(agent: &mut Stream) -> (String, Value, Value) {
+    let ev = agent.next("execution.assigned").await;
+    (
+        ev.data["execution_id"].as_str().unwrap().to_string(),
+        ev.data["input"].clone(),
+        ev.data["context"].clone(),
+    )
+}
+
+async fn complete(app: &TestApp, team: &Team, exec: &str, output: Value) {
+    let r = intent(app, team, exec, json!({"type": "complete", "output": output})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn fail(app: &TestApp, team: &Team, exec: &str, error: &str) {
+    let r = intent(
+        app,
+        team,
+        exec,
+        json!({"type": "fail", "error": {"error": error, "cause": "the tool said so"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// The review gate of a run waiting in a `HumanReview` state, as the
+/// reviewers' list shows it: (execution id, step).
+async fn gate(app: &TestApp, team: &Team, run: &str) -> (String, Value) {
+    for _ in 0..300 {
+        let r = app.call(Method::GET, "/v0/approvals", Some(&team.reviewer), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if let Some(p) = r.body["waiting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["step"]["arguments"]["run_id"] == run)
+        {
+            return (p["execution_id"].as_str().unwrap().to_string(), p["step"].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no review gate for run {run}");
+}
+
+async fn decide(app: &TestApp, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
+    post(
+        app,
+        token,
+        &format!("/v0/executions/{exec}/approvals"),
+        json!({"step_id": step["id"], "decision": decision, "reason": "looked at the claim",
+            "args_hash": step["args_hash"]}),
+    )
+    .await
+}
+
+const EVERY_STATE: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: every-state
+spec:
+  startAt: Prepare
+  states:
+    Prepare:
+      type: Pass
+      parameters:
+        claim.$: $.claim
+        channel: web
+      next: Triage
+    Triage:
+      type: Task
+      agent: ghcr.io/bank/claims-triage@sha256:0d1f
+      inputPath: $.claim
+      resultPath: $.triage
+      next: Route
+    Route:
+      type: Choice
+      choices:
+        - variable: $.triage.risk
+          stringEquals: high
+          next: Checks
+      default: AutoApprove
+    Checks:
+      type: Parallel
+      resultPath: $.checks
+      branches:
+        - startAt: Fraud
+          states:
+            Fraud:
+              type: Task
+              agent: fraud-check
+              end: true
+        - startAt: CoolOff
+          states:
+            CoolOff:
+              type: Wait
+              seconds: 1
+              next: Sanctions
+            Sanctions:
+              type: Task
+              agent: sanctions-check
+              end: true
+      next: Review
+    Review:
+      type: HumanReview
+      reviewers: 1
+      timeoutSeconds: 60
+      prompt: pay out a high-risk claim?
+      resultPath: $.review
+      next: Done
+    AutoApprove:
+      type: Pass
+      result:
+        approved: true
+        auto: true
+      resultPath: $.review
+      next: Done
+    Done:
+      type: Succeed
+"#;
+
+/// Every state type on both paths of a `Choice` (its default included);
+/// the run's history, the kernel's and the ledger agree.
+async fn every_state_type_runs(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "every-state", EVERY_STATE).await;
+    let mut triage = Stream::agent(&app, &team.agent, "ghcr.io/bank/claims-triage@sha256:0d1f").await;
+    let mut fraud = Stream::agent(&app, &team.agent, "fraud-check").await;
+    let mut sanctions = Stream::agent(&app, &team.agent, "sanctions-check").await;
+
+    let run = start_run(
+        &app,
+        &team,
+        "every-state",
+        json!({"claim": {"id": "C-1", "amount": 900}}),
+    )
+    .await;
+    let (exec, input, context) = assigned(&mut triage).await;
+    assert_eq!(
+        input,
+        json!({"id": "C-1", "amount": 900}),
+        "inputPath selected the claim"
+    );
+    assert_eq!(context["workflow"]["run_id"], run);
+    assert_eq!(context["workflow"]["state"], "Triage");
+    assert_eq!(context["organisation"], "claims");
+    // The agent may use tools under the kernel policy while it works.
+    let r = crate::kernel::invoke(&app, &team, &exec, "search.web", json!({"q": "claim C-1"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let step = r.body["step"]["id"].as_str().unwrap().to_string();
+    assert_eq!(triage.next("step.assigned").await.data["step_id"], step.as_str());
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/step-result",
+        json!({"step_id": step, "status": "succeeded", "output": {"hits": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(triage.next("step.result").await.data["step_id"], step.as_str());
+    complete(&app, &team, &exec, json!({"risk": "high"})).await;
+    let triage_exec = exec;
+
+    // Parallel: the fraud branch at once, the sanctions branch after its Wait.
+    let (exec, input, _) = assigned(&mut fraud).await;
+    assert_eq!(input["triage"]["risk"], "high");
+    complete(&app, &team, &exec, json!({"fraud": false})).await;
+    let (exec, _, _) = assigned(&mut sanctions).await;
+    complete(&app, &team, &exec, json!({"hit": false})).await;
+
+    // The HumanReview state is a review gate on the kernel's approvals.
+    let (gate_exec, step) = gate(&app, &team, &run).await;
+    assert_eq!(step["reasons"], json!(["pay out a high-risk claim?"]));
+    assert_eq!(step["review"]["reviewers_required"], 1);
+    let r = decide(&app, &team.reviewer, &gate_exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    let out = &done["output"];
+    assert_eq!(out["channel"], "web");
+    assert_eq!(out["triage"], json!({"risk": "high"}));
+    assert_eq!(out["checks"], json!([{"fraud": false}, {"hit": false}]));
+    assert_eq!(out["review"]["approved"], true);
+    assert_eq!(out["review"]["reviewers"].as_array().unwrap().len(), 1);
+
+    let history = history_kinds(&app, &team, &run).await;
+    let entered: Vec<&str> = history
+        .iter()
+        .filter(|(k, _)| k == "workflow.state.entered")
+        .map(|(_, p)| p["type"].as_str().unwrap())
+        .collect();
+    for t in ["Pass", "Task", "Choice", "Parallel", "Wait", "HumanReview", "Succeed"] {
+        assert!(entered.contains(&t), "{t} entered: {entered:?}");
+    }
+    assert_eq!(history.first().unwrap().0, "workflow.run.started");
+    assert_eq!(history.last().unwrap().0, "workflow.run.succeeded");
+    let seqs: Vec<u64> = history.iter().map(|(_, p)| p["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "entries numbered in order"
+    );
+    check_evidence(&app, &team, &triage_exec).await;
+    check_evidence(&app, &team, &gate_exec).await;
+
+    // The audit feed carries the run's transitions in the published shape.
+    let feed = app
+        .call(Method::GET, "/v1/audit/events?limit=5000", Some(&team.auditor), None)
+        .await;
+    let run_events: Vec<&Value> = feed.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["event"])
+        .filter(|e| e["workflow_id"] == run.as_str())
+        .collect();
+    assert_eq!(run_events.len(), history.len(), "one audit event per run entry");
+    assert!(run_events.iter().all(|e| warden::audit::conforms(e)), "{run_events:?}");
+
+    // The Choice's default: low risk skips the checks and the review.
+    let run = start_run(&app, &team, "every-state", json!({"claim": {"id": "C-2"}})).await;
+    let (exec, _, _) = assigned(&mut triage).await;
+    complete(&app, &team, &exec, json!({"risk": "low"})).await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(done["output"]["review"], json!({"approved": true, "auto": true}));
+    assert!(fraud.quiet(Duration::from_millis(300)).await.is_empty());
+}
+
+const RETRIED: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: retried
+spec:
+  startAt: Fetch
+  states:
+    Fetch:
+      type: Task
+      agent: fetcher
+      retry:
+        - errorEquals: [Tool.TemporaryFailure]
+          intervalSeconds: 2
+          maxAttempts: 1
+      catch:
+        - errorEquals: [States.ALL]
+          resultPath: $.error
+          next: Escalate
+      next: Done
+    Escalate:
+      type: Pass
+      result: escalated
+      resultPath: $.outcome
+      end: true
+    Done:
+      type: Succeed
+"#;
+
+on_both_backends!(a_retry_survives_a_restart_during_its_back_off);
+
+/// Fails once, Warden restarts during the back-off, the retry succeeds.
+async fn a_retry_survives_a_restart_during_its_back_off(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "retried", RETRIED).await;
+    let mut agent = Stream::agent(&app, &team.agent, "fetcher").await;
+    let run = start_run(&app, &team, "retried", json!({"url": "u"})).await;
+    let (exec, _, _) = assigned(&mut agent).await;
+    fail(&app, &team, &exec, "Tool.TemporaryFailure").await;
+    let v = wait_for(&app, &team, &run, "retrying", |v| v["position"]["phase"] == "retrying").await;
+    assert!(v["wake_at"].is_string());
+    drop(agent);
+
+    let app = app.restart().await;
+    let mut agent = Stream::agent(&app, &team.agent, "fetcher").await;
+    let (second, input, _) = assigned(&mut agent).await;
+    assert_ne!(second, exec, "a retry is a new execution");
+    assert_eq!(input, json!({"url": "u"}));
+    complete(&app, &team, &second, json!({"body": "ok"})).await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(done["output"], json!({"body": "ok"}));
+    let kinds: Vec<String> = history_kinds(&app, &team, &run)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "workflow.state.retrying").count(), 1);
+}
+
+on_both_backends!(retries_spent_and_time_outs_are_caught);
+
+async fn retries_spent_and_time_outs_are_caught(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    let fast = RETRIED.replace("intervalSeconds: 2", "intervalSeconds: 1");
+    upload(&app, &team, "retried", &fast).await;
+    let mut agent = Stream::agent(&app, &team.agent, "fetcher").await;
+    let run = start_run(&app, &team, "retried", json!({"url": "u"})).await;
+    for _ in 0..2 {
+        let (exec, _, _) = assigned(&mut agent).await;
+        fail(&app, &team, &exec, "Tool.TemporaryFailure").await;
+    }
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(
+        done["output"],
+        json!({"url": "u", "outcome": "escalated",
+            "error": {"error": "Tool.TemporaryFailure", "cause": "the tool said so"}})
+    );
+
+    // A task whose agent never answers times out: `States.Timeout`.
+    let timed = fast
+        .replace("name: retried", "name: timed")
+        .replace("agent: fetcher", "agent: nobody\n      timeoutSeconds: 1");
+    upload(&app, &team, "timed", &timed).await;
+    let run = start_run(&app, &team, "timed", json!({})).await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(done["output"]["error"]["error"], "States.Timeout", "{done}");
+}
+
+const PARALLEL_FAILS: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: parallel-fails
+spec:
+  startAt: Both
+  states:
+    Both:
+      type: Parallel
+      branches:
+        - startAt: Slow
+          states:
+            Slow:
+              type: Task
+              agent: slow-agent
+              end: true
+        - startAt: Broken
+          states:
+            Broken:
+              type: Task
+              agent: broken-agent
+              end: true
+      catch:
+        - errorEquals: [States.BranchFailed]
+          resultPath: $.failure
+          next: Recovered
+      end: true
+    Recovered:
+      type: Succeed
+"#;
+
+async fn a_failing_branch_cancels_the_other_and_is_caught(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "parallel-fails", PARALLEL_FAILS).await;
+    let mut slow = Stream::agent(&app, &team.agent, "slow-agent").await;
+    let mut broken = Stream::agent(&app, &team.agent, "broken-agent").await;
+    let run = start_run(&app, &team, "parallel-fails", json!({"k": 1})).await;
+    let (slow_exec, _, _) = assigned(&mut slow).await;
+    let (exec, _, _) = assigned(&mut broken).await;
+    fail(&app, &team, &exec, "Vendor.Down").await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(done["output"]["failure"]["error"], "Vendor.Down");
+    // The other branch's execution is cancelled, and its agent told.
+    let ev = slow.next("execution.cancelled").await;
+    assert_eq!(ev.data["execution_id"], slow_exec);
+    assert_eq!(state_of(&app, &team, &slow_exec).await["state"], "cancelled");
+    let kinds: Vec<String> = history_kinds(&app, &team, &run)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(kinds.contains(&"workflow.branch.failed".to_string()), "{kinds:?}");
+}
+
+const REVIEWED: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: reviewed
+spec:
+  startAt: Review
+  states:
+    Review:
+      type: HumanReview
+      reviewers: 2
+      timeoutSeconds: 120
+      resultPath: $.review
+      catch:
+        - errorEquals: [States.Rejected]
+          resultPath: $.rejection
+          next: Rejected
+      next: Paid
+    Paid:
+      type: Succeed
+    Rejected:
+      type: Fail
+      error: Claim.Rejected
+      cause: a reviewer rejected the payout
+"#;
+
+on_both_backends!(human_review_survives_a_restart_and_needs_two_people);
+
+async fn human_review_survives_a_restart_and_needs_two_people(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "reviewed", REVIEWED).await;
+    let run = start_run(&app, &team, "reviewed", json!({"amount": 5000})).await;
+    let (exec, step) = gate(&app, &team, &run).await;
+    assert_eq!(step["arguments"]["input"], json!({"amount": 5000}));
+    // The token that started the run may not review it, nor may anyone
+    // review arguments other than those shown.
+    let both = app.token(&app.admin, &["orchestrator", "reviewer"]).await;
+    let r = post(
+        &app,
+        &both,
+        "/v1/workflows/reviewed/runs",
+        json!({"input": {"amount": 1}}),
+    )
+    .await;
+    let own = r.body["id"].as_str().unwrap().to_string();
+    let (own_exec, own_step) = gate(&app, &team, &own).await;
+    assert_eq!(
+        decide(&app, &both, &own_exec, &own_step, "approve").await.code(),
+        "approval_by_initiator"
+    );
+    let mut forged = step.clone();
+    forged["args_hash"] = json!("00");
+    assert_eq!(
+        decide(&app, &team.reviewer, &exec, &forged, "approve").await.code(),
+        "approval_arguments_mismatch"
+    );
+
+    let r = decide(&app, &team.reviewer, &exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let app = app.restart().await;
+    assert_eq!(
+        run_of(&app, &team, &run).await["status"],
+        "running",
+        "one approval of two"
+    );
+    let r = decide(&app, &team.reviewer2, &exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert_eq!(done["output"]["review"]["reviewers"].as_array().unwrap().len(), 2);
+
+    // Rejected, after a restart: caught, then the Fail state.
+    let app = app.restart().await;
+    let r = decide(&app, &team.reviewer, &own_exec, &own_step, "reject").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let done = wait_run(&app, &team, &own, "failed").await;
+    assert_eq!(
+        done["output"],
+        json!({"error": "Claim.Rejected", "cause": "a reviewer rejected the payout"})
+    );
+    let history = history_kinds(&app, &team, &own).await;
+    let caught = history.iter().find(|(k, _)| k == "workflow.state.caught").unwrap();
+    assert_eq!(caught.1["error"], "States.Rejected");
+}
+
+const WAITS: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: waits
+spec:
+  startAt: Sleep
+  states:
+    Sleep:
+      type: Wait
+      seconds: 2
+      next: Done
+    Done:
+      type: Succeed
+"#;
+
+on_both_backends!(a_wait_survives_a_restart);
+
+async fn a_wait_survives_a_restart(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "waits", WAITS).await;
+    let started = std::time::Instant::now();
+    let run = start_run(&app, &team, "waits", json!({"n": 1})).await;
+    let v = run_of(&app, &team, &run).await;
+    assert_eq!(v["position"]["phase"], "waiting");
+    let app = app.restart().await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
+    assert_eq!(done["output"], json!({"n": 1}));
+}
+
+on_both_backends!(runs_are_cancelled_and_bad_requests_refused);
+
+async fn runs_are_cancelled_and_bad_requests_refused(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "retried", RETRIED).await;
+    let mut agent = Stream::agent(&app, &team.agent, "fetcher").await;
+    let run = start_run(&app, &team, "retried", json!({})).await;
+    let (exec, _, _) = assigned(&mut agent).await;
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v1/workflow-runs/{run}/cancel"),
+        json!({"reason": "claim withdrawn"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(agent.next("execution.cancelled").await.data["execution_id"], exec);
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v1/workflow-runs/{run}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "run_not_running"));
+
+    let r = post(&app, &team.orchestrator, "/v1/workflows/nope/runs", json!({})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_workflow"));
+    let r = post(
+        &app,
+        &team.orchestrator,
+        "/v1/workflows/retried/runs",
+        json!({"version": 9}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "unknown_workflow_version")
+    );
+    let r = post(
+        &app,
+        &team.orchestrator,
+        "/v1/workflows/retried/runs",
+        json!({"inputs": {}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = post(
+        &app,
+        &team.orchestrator,
+        "/v1/workflows/retried/runs",
+        json!({"team": ""}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_run"));
+    let r = app
+        .call(Method::GET, "/v1/workflow-runs/run_nope", Some(&team.auditor), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_run"));
+    // An agent may not start runs; another tenant cannot see this one.
+    let r = post(&app, &team.agent, "/v1/workflows/retried/runs", json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let other = app.tenant("other").await;
+    let r = app
+        .call(Method::GET, &format!("/v1/workflow-runs/{run}"), Some(&other), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_run"));
+    let list = app
+        .call(
+            Method::GET,
+            "/v1/workflow-runs?workflow=retried",
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+}
