@@ -79,10 +79,12 @@ macro_rules! with_write_tx {
 mod kernel;
 mod ledger;
 mod sinks;
+mod skills;
 mod workflows;
 pub use kernel::{DeclaredTool, KernelChange};
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use sinks::{DeadLetterRow, TenantSinkRow};
+pub use skills::SkillRow;
 pub use workflows::WorkflowRow;
 
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
