@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod ops;
 pub mod problem;
 pub mod sinks;
+pub mod skills;
 pub mod workflows;
 
 use crate::auth::Principal;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(sinks::router())
         .merge(kernel::router())
         .merge(workflows::router())
+        .merge(skills::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -204,6 +206,7 @@ impl utoipa::Modify for BearerAuth {
         kernel::approvals, kernel::agent_stream, kernel::intent, kernel::step_result, kernel::runner_stream,
         kernel::runner_result,
         workflows::put, workflows::list, workflows::versions, workflows::version,
+        skills::put, skills::list, skills::versions, skills::version, skills::resolve,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -215,6 +218,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
         (name = "kernel", description = "the execution kernel: executions, agent and runner streams, intents, review"),
         (name = "workflows", description = "workflow definitions (seed 002), versioned"),
+        (name = "skills", description = "the skill registry (seed 000): immutable, semver-versioned skills"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

@@ -21,4 +21,5 @@ mod outage;
 mod peers;
 mod signatures;
 mod sinks;
+mod skills;
 mod workflows;
