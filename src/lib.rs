@@ -18,6 +18,7 @@
 //! - [`ledger`]: the evidence ledger: hash chain, Merkle tree, signed checkpoints, proofs, export, verify.
 //! - [`audit`], [`fanout`]: audit events and their delivery to sinks.
 //! - [`kernel`]: the execution kernel: executions, intents, steps, runners, review.
+//! - [`skill`]: skill manifests (seed 000): parsing, visibility, output checks.
 //! - [`cli`]: the `warden` subcommands.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
@@ -35,5 +36,6 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;
+pub mod skill;
 pub mod store;
 pub mod workflow;

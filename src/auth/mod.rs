@@ -153,6 +153,10 @@ pub enum Action {
     WriteWorkflows,
     /// Read workflow definitions.
     ReadWorkflows,
+    /// Register skill versions.
+    WriteSkills,
+    /// Read skills and resolve which version an execution would pin.
+    ReadSkills,
     /// Approve or reject a step: reviewers only, never `admin` alone
     /// (separation of duties).
     Review,
@@ -185,6 +189,8 @@ impl Action {
             Action::Review => &[Reviewer],
             Action::WriteWorkflows => &[Compliance, Orchestrator],
             Action::ReadWorkflows => &[Compliance, Orchestrator, Auditor],
+            Action::WriteSkills => &[Compliance, Orchestrator],
+            Action::ReadSkills => &[Compliance, Orchestrator, Agent, Auditor],
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod ops;
 pub mod problem;
 pub mod runs;
 pub mod sinks;
+pub mod skills;
 pub mod workflows;
 
 use crate::auth::Principal;
@@ -97,6 +98,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(kernel::router())
         .merge(workflows::router())
         .merge(runs::router())
+        .merge(skills::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -208,6 +210,7 @@ impl utoipa::Modify for BearerAuth {
         kernel::runner_result,
         workflows::put, workflows::list, workflows::versions, workflows::version,
         runs::start, runs::list, runs::run, runs::cancel, runs::history,
+        skills::put, skills::list, skills::versions, skills::version, skills::resolve,
         ops::health, ops::ready, ops::metrics, ops::openapi,
     ),
     components(schemas(problem::ProblemBody)),
@@ -219,6 +222,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "audit", description = "audit events in, the audit feed, and the sinks that deliver it"),
         (name = "kernel", description = "the execution kernel: executions, agent and runner streams, intents, review"),
         (name = "workflows", description = "workflow definitions (seed 002), versioned, and their runs"),
+        (name = "skills", description = "the skill registry (seed 000): immutable, semver-versioned skills"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
     )

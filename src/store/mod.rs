@@ -80,11 +80,13 @@ mod kernel;
 mod ledger;
 mod runs;
 mod sinks;
+mod skills;
 mod workflows;
 pub use kernel::{DeclaredTool, KernelChange};
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use runs::WorkflowRunRow;
 pub use sinks::{DeadLetterRow, TenantSinkRow};
+pub use skills::SkillRow;
 pub use workflows::WorkflowRow;
 
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

@@ -436,7 +436,11 @@ impl Engine {
                     task,
                     input,
                 } => {
-                    let skill = run.context["skills"].get(&state).cloned().unwrap_or(Value::Null);
+                    // The policy sees what the skill may do, not its schema.
+                    let mut skill = run.context["skills"].get(&state).cloned().unwrap_or(Value::Null);
+                    if let Some(s) = skill.as_object_mut() {
+                        s.remove("output_schema");
+                    }
                     spawned.push(self.kernel.spawn(Spawn {
                         id: execution,
                         now,
@@ -621,11 +625,41 @@ impl Engine {
         Ok(())
     }
 
-    /// Pins, for every `Task` with a skill, the version it will run.
-    async fn pin_skills(&self, _who: &Principal, definition: &Definition, _req: &StartRun) -> Result<Value> {
+    /// Pins, for every `Task` with a skill, the version it will run: the
+    /// highest the task's version or requirement allows that is visible to
+    /// the run's project or team. A version published later is for later
+    /// runs; this one keeps what it pinned.
+    async fn pin_skills(&self, who: &Principal, definition: &Definition, req: &StartRun) -> Result<Value> {
         let mut out = Map::new();
-        for (state, _skill) in tasks_with_skills(&definition.spec.states) {
-            out.insert(state, Value::Null);
+        for (state, skill) in tasks_with_skills(&definition.spec.states) {
+            let row = self
+                .store
+                .resolve_skill(
+                    &who.tenant_id,
+                    &skill.id,
+                    &skill.version,
+                    req.project.as_deref(),
+                    req.team.as_deref(),
+                )
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Skill(format!(
+                        "state {state} asks for skill {} {}, and no registered version of it matches that is \
+                         visible to project {:?} and team {:?}; register one with PUT /v1/skills/{}/versions/{{version}}",
+                        skill.id,
+                        skill.version,
+                        req.project.as_deref().unwrap_or("-"),
+                        req.team.as_deref().unwrap_or("-"),
+                        skill.id
+                    ))
+                })?;
+            let manifest = row.parsed_manifest()?;
+            out.insert(
+                state,
+                json!({"id": manifest.id, "version": manifest.version, "digest": row.digest,
+                    "allowed_connectors": manifest.allowed_connectors, "rbac_scope": manifest.rbac_scope,
+                    "output_schema": manifest.output_schema}),
+            );
         }
         Ok(Value::Object(out))
     }
@@ -713,7 +747,7 @@ fn outcome_of(exec: &ExecutionRow, context: &Value) -> Outcome {
             .and_then(|c| c["workflow"]["state"].as_str())
             .unwrap_or_default();
         if let Some(schema) = context["skills"][state]["output_schema"].as_object()
-            && let Err(faults) = check_output(&Value::Object(schema.clone()), &output)
+            && let Err(faults) = crate::skill::validate_output(&Value::Object(schema.clone()), &output)
         {
             return Outcome::Failed {
                 error: RESULT_SCHEMA_MISMATCH.into(),
@@ -753,17 +787,6 @@ fn outcome_of(exec: &ExecutionRow, context: &Value) -> Outcome {
         other => other.to_string(),
     };
     Outcome::Failed { error: name, cause }
-}
-
-/// Every way `output` breaks `schema`, as `<instance path>: <message>`.
-fn check_output(schema: &Value, output: &Value) -> std::result::Result<(), Vec<String>> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| vec![format!("the schema does not compile: {e}")])?;
-    let faults: Vec<String> = validator
-        .iter_errors(output)
-        .take(20)
-        .map(|e| format!("{}: {e}", e.instance_path().as_str()))
-        .collect();
-    if faults.is_empty() { Ok(()) } else { Err(faults) }
 }
 
 fn run_labels(run: &WorkflowRunRow, state: &str) -> Map<String, Value> {

@@ -31,7 +31,7 @@
 //! parsing, every rule having exactly one comparison, and every machine
 //! reaching an end from its `startAt`.
 
-mod decode;
+pub(crate) mod decode;
 mod validation;
 
 pub mod choice;

@@ -41,6 +41,8 @@ fn routes() -> Vec<Route> {
     const WRITERS: &[&str] = &["admin", "compliance"];
     const DECIDERS: &[&str] = &["admin", "orchestrator", "agent"];
     const EXEC_READERS: &[&str] = &["admin", "orchestrator", "agent", "compliance", "auditor", "reviewer"];
+    const SKILL_WRITERS: &[&str] = &["admin", "compliance", "orchestrator"];
+    const SKILL_READERS: &[&str] = &["admin", "compliance", "orchestrator", "agent", "auditor"];
     vec![
         r(M::POST, "/v1/tenants", &["admin"], false),
         r(M::GET, "/v1/tenants", &["admin"], false),
@@ -105,6 +107,21 @@ fn routes() -> Vec<Route> {
             &["admin", "compliance", "orchestrator", "auditor"],
             true,
         ),
+        r(M::POST, "/v1/workflows/w1/runs", &["admin", "orchestrator"], true),
+        r(M::GET, "/v1/workflow-runs", EXEC_READERS, true),
+        r(M::GET, "/v1/workflow-runs/run_unknown", EXEC_READERS, true),
+        r(M::GET, "/v1/workflow-runs/run_unknown/history", EXEC_READERS, true),
+        r(
+            M::POST,
+            "/v1/workflow-runs/run_unknown/cancel",
+            &["admin", "orchestrator"],
+            true,
+        ),
+        r(M::PUT, "/v1/skills/s1/versions/1.0.0", SKILL_WRITERS, true),
+        r(M::GET, "/v1/skills", SKILL_READERS, true),
+        r(M::GET, "/v1/skills/s1", SKILL_READERS, true),
+        r(M::GET, "/v1/skills/s1/versions/1.0.0", SKILL_READERS, true),
+        r(M::GET, "/v1/skills/s1/resolve", SKILL_READERS, true),
         r(M::GET, "/metrics", &["admin", "auditor"], true),
         r(M::GET, "/openapi.json", &ROLES, true),
     ]
@@ -123,6 +140,9 @@ async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> St
         ("PUT", "/v1/settings") => Some(json!({"require_signatures": false})),
         ("PUT", "/v1/workflows/w1") => Some(json!({"apiVersion": "agentrc.workflow/v0.1", "kind": "AgentWorkflow",
             "metadata": {"name": "w1"}, "spec": {"startAt": "A", "states": {"A": {"type": "Succeed"}}}})),
+        ("PUT", "/v1/skills/s1/versions/1.0.0") => Some(json!({"id": "s1", "version": "1.0.0",
+            "description": "A skill", "prompt_template": "Do it.", "rbac_scope": "engineering",
+            "visibility": "published"})),
         ("PUT", _) => {
             let r = app
                 .upload(
@@ -143,6 +163,7 @@ async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> St
         ("POST", "/v0/executions/exe_unknown/approvals") => {
             Some(json!({"step_id": "stp_x", "decision": "approve", "args_hash": "00"}))
         }
+        ("POST", "/v1/workflows/w1/runs") | ("POST", "/v1/workflow-runs/run_unknown/cancel") => Some(json!({})),
         ("POST", "/v0/agents/intent") => Some(json!({"execution_id": "exe_unknown", "type": "complete"})),
         ("POST", "/v0/agents/step-result") | ("POST", "/v0/runners/r1/results") => {
             Some(json!({"step_id": "stp_x", "status": "started"}))

@@ -23,4 +23,5 @@ mod runs;
 mod shipped_policies;
 mod signatures;
 mod sinks;
+mod skills;
 mod workflows;

@@ -667,3 +667,175 @@ async fn runs_are_cancelled_and_bad_requests_refused(backend: Backend) {
         .await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
 }
+
+async fn register_skill(app: &TestApp, team: &Team, version: &str, connectors: &[&str]) {
+    let manifest = json!({
+        "id": "claims_triage", "version": version, "description": "scores a claim's risk",
+        "allowed_connectors": connectors, "prompt_template": "Score the risk of {{claim}}.",
+        "output_schema": {"type": "object", "required": ["risk"],
+            "properties": {"risk": {"enum": ["low", "high"]}}},
+        "rbac_scope": "claims.triage", "visibility": "published"
+    });
+    let r = app
+        .raw(
+            Method::PUT,
+            &format!("/v1/skills/claims_triage/versions/{version}"),
+            &team.orchestrator,
+            "application/json",
+            manifest.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+const SKILLED: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: perm-flow
+spec:
+  startAt: Triage
+  states:
+    Triage:
+      type: Task
+      agent: triage
+      skill:
+        id: claims_triage
+        version: ^1
+      end: true
+"#;
+
+on_both_backends!(a_skill_published_mid_run_is_for_new_runs_only);
+
+/// A running run keeps the skill version it pinned; a run started after a
+/// new version is published gets it; both pins are in the ledger; outputs
+/// are checked against the pinned version's schema.
+async fn a_skill_published_mid_run_is_for_new_runs_only(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "perm-flow", SKILLED).await;
+    let r = post(&app, &team.orchestrator, "/v1/workflows/perm-flow/runs", json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "no_matching_skill")
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("claims_triage"),
+        "{}",
+        r.body
+    );
+
+    register_skill(&app, &team, "1.0.0", &["search"]).await;
+    let mut agent = Stream::agent(&app, &team.agent, "triage").await;
+    let first = start_run(&app, &team, "perm-flow", json!({})).await;
+    let (first_exec, _, context) = assigned(&mut agent).await;
+    assert_eq!(context["skill"]["version"], "1.0.0");
+    assert_eq!(context["skill"]["allowed_connectors"], json!(["search"]));
+    assert_eq!(context["skill"]["rbac_scope"], "claims.triage");
+
+    register_skill(&app, &team, "1.1.0", &["search", "claims"]).await;
+    let second = start_run(&app, &team, "perm-flow", json!({})).await;
+    let (second_exec, _, context) = assigned(&mut agent).await;
+    assert_eq!(
+        context["skill"]["version"], "1.1.0",
+        "a new version is for new runs at once"
+    );
+
+    complete(&app, &team, &first_exec, json!({"risk": "low"})).await;
+    assert_eq!(
+        wait_run(&app, &team, &first, "succeeded").await["output"],
+        json!({"risk": "low"})
+    );
+    // An output the pinned schema refuses fails the task.
+    complete(&app, &team, &second_exec, json!({"risk": 3})).await;
+    let failed = wait_run(&app, &team, &second, "failed").await;
+    assert_eq!(failed["output"]["error"], "States.ResultSchemaMismatch", "{failed}");
+    assert!(
+        failed["output"]["cause"].as_str().unwrap().contains("/risk"),
+        "{failed}"
+    );
+
+    for (run, version) in [(&first, "1.0.0"), (&second, "1.1.0")] {
+        let history = history_kinds(&app, &team, run).await;
+        let (kind, started) = &history[0];
+        assert_eq!(kind, "workflow.run.started");
+        assert_eq!(started["context"]["skills"]["Triage"]["version"], version);
+        assert!(started["context"]["skills"]["Triage"]["digest"].is_string());
+    }
+}
+
+on_both_backends!(a_workflow_cannot_widen_what_its_organisation_allows);
+
+/// The permission policy (`policies/rbac/`) is asked before the tool
+/// policy: a workflow-level entry listing a connector its organisation does
+/// not allow is narrowed away, and the skill's connectors narrow too.
+async fn a_workflow_cannot_widen_what_its_organisation_allows(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    let rego = std::fs::read_to_string(repo_path("policies/rbac/rbac.rego")).unwrap();
+    let data = json!({"warden": {"rbac": {
+        "platform": {"connectors": ["search", "claims", "sharepoint"], "tools": ["*"], "actions": ["*"]},
+        "organisations": {"claims": {"connectors": ["search", "claims"]}},
+        "workflows": {"perm-flow": {"connectors": ["search", "sharepoint"]}}
+    }}});
+    let bundle = bundle_of(
+        &[("rbac.rego", &rego), ("data.json", &data.to_string())],
+        "1",
+        &["warden/rbac"],
+    );
+    let r = app.upload(&app.admin, "rbac", bundle).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app.activate(&app.admin, "rbac", "1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    upload(&app, &team, "perm-flow", SKILLED).await;
+    register_skill(&app, &team, "1.0.0", &["search", "sharepoint"]).await;
+    let mut agent = Stream::agent(&app, &team.agent, "triage").await;
+    let run = start_run(&app, &team, "perm-flow", json!({})).await;
+    let (exec, _, _) = assigned(&mut agent).await;
+
+    // Allowed by every level, then by the tool policy.
+    let r = crate::kernel::invoke(&app, &team, &exec, "search.web", json!({"q": "claim"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(agent.next("step.assigned").await.data["tool"], "search.web");
+    let step = r.body["step"]["id"].clone();
+    let r = post(
+        &app,
+        &team.agent,
+        "/v0/agents/step-result",
+        json!({"step_id": step, "status": "succeeded", "output": {}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The workflow lists sharepoint; its organisation does not allow it.
+    let r = crate::kernel::invoke(&app, &team, &exec, "sharepoint.document_read", json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "intent_denied"),
+        "{}",
+        r.body
+    );
+    let reasons = r.body["errors"].to_string();
+    assert!(
+        reasons.contains("organisation claims does not allow connector sharepoint"),
+        "{reasons}"
+    );
+    // The permission decision is evidence, with what was narrowed away.
+    let decision = r.body["errors"][0]["decision_id"].as_str().unwrap().to_string();
+    let d = post(
+        &app,
+        &team.auditor,
+        &format!("/v1/decisions/{decision}/replay"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(d.body["match"], true, "the permission decision replays: {}", d.body);
+    let narrowed = d.body["recorded"]["result"]["narrowed"].to_string();
+    assert!(narrowed.contains("sharepoint"), "{}", d.body);
+
+    // Claims: the organisation allows it, the skill (search, sharepoint) does not.
+    let r = crate::kernel::invoke(&app, &team, &exec, "claims.lookup", json!({})).await;
+    assert_eq!(r.code(), "intent_denied");
+    assert!(r.body["errors"].to_string().contains("skill"), "{}", r.body);
+    complete(&app, &team, &exec, json!({"risk": "low"})).await;
+    wait_run(&app, &team, &run, "succeeded").await;
+}
