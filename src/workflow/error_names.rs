@@ -19,7 +19,8 @@ pub const REJECTED: &str = "States.Rejected";
 pub const PERMISSIONS: &str = "States.Permissions";
 /// An agent's result did not match its skill's result schema.
 pub const RESULT_SCHEMA_MISMATCH: &str = "States.ResultSchemaMismatch";
-/// A branch of a `Parallel` state failed.
+/// In `errorEquals`: any error a failed branch of a `Parallel` state
+/// raised (the state fails with the branch's own error).
 pub const BRANCH_FAILED: &str = "States.BranchFailed";
 /// No rule of a `Choice` state matched and it has no `default`.
 pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";

@@ -24,7 +24,9 @@
 //! `parameters`), a `resultPath` that cannot be set
 //! `States.ResultPathMatchFailure`, a `Choice` with no match and no default
 //! `States.NoChoiceMatched`, a time-out `States.Timeout`, a rejected review
-//! `States.Rejected`, a failed branch `States.BranchFailed`.
+//! `States.Rejected`. A failed `Parallel` branch fails its state with the
+//! branch's own error, which `States.BranchFailed` in `errorEquals` also
+//! matches.
 //!
 //! Invariant: a [`Definition`] from [`parse`] has no fault, so an interpreter
 //! may rely on every `next` naming a state of the same machine, every path

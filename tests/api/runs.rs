@@ -839,3 +839,76 @@ async fn a_workflow_cannot_widen_what_its_organisation_allows(backend: Backend) 
     complete(&app, &team, &exec, json!({"risk": "low"})).await;
     wait_run(&app, &team, &run, "succeeded").await;
 }
+
+/// Seed 002's `claims-review-flow` as shipped in `examples/`, with its
+/// agents (the `claims-review-agents` example) as a separate process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claims_review_example_runs_with_its_agents() {
+    let (app, team) = run_app(Backend::Sqlite).await;
+    let flow = std::fs::read_to_string(repo_path("examples/claims-review-flow/workflow.yaml")).unwrap();
+    // Retries back off 2 s, then 4 s: shortened here.
+    let flow = flow.replace("intervalSeconds: 2", "intervalSeconds: 1");
+    upload(&app, &team, "claims-review-flow", &flow).await;
+    let exe = std::env::current_exe().unwrap();
+    let agents = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/claims-review-agents");
+    let mut child = std::process::Command::new(&agents)
+        .env("WARDEN_URL", &app.base)
+        .env("WARDEN_AGENT_TOKEN", &team.agent)
+        // Low: triage + approval; high: triage + review assistant;
+        // vendor down: four failed triages + review assistant.
+        .args(["--handle", "9"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} (cargo test builds it; with a filter, `cargo build --example claims-review-agents` first): {e}",
+                agents.display()
+            )
+        });
+    let low = start_run(
+        &app,
+        &team,
+        "claims-review-flow",
+        json!({"claim": {"id": "C-1", "amount": 900}}),
+    )
+    .await;
+    let high = start_run(
+        &app,
+        &team,
+        "claims-review-flow",
+        json!({"claim": {"id": "C-2", "amount": 25000}}),
+    )
+    .await;
+    let down = start_run(
+        &app,
+        &team,
+        "claims-review-flow",
+        json!({"claim": {"id": "C-3", "amount": 10, "vendor_down": true}}),
+    )
+    .await;
+    let low = wait_run(&app, &team, &low, "succeeded").await;
+    assert_eq!(low["output"], json!({"approved": true, "by": "approval-agent"}));
+    let high = wait_run(&app, &team, &high, "succeeded").await;
+    assert_eq!(high["output"]["recommendation"], "review");
+    let down = wait_run(&app, &team, &down, "succeeded").await;
+    assert!(
+        down["output"]["summary"].as_str().unwrap().contains("did not answer"),
+        "retried three times, then caught: {down}"
+    );
+    let retries = history_kinds(&app, &team, down["id"].as_str().unwrap())
+        .await
+        .iter()
+        .filter(|(k, _)| k == "workflow.state.retrying")
+        .count();
+    assert_eq!(retries, 3);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the agents answered 9 executions and stopped");
+}

@@ -1,0 +1,211 @@
+//! The release `warden` binary as the benches run it: on a fresh SQLite
+//! store or PostgreSQL database, with tokens, the shipped kernel policy,
+//! JSON requests, and its memory and CPU read from /proc.
+
+// Each bench uses a part of it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use super::launch::{Launched, launch};
+
+/// The longest a request may take before the harness gives up.
+const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Warden {
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+    /// The PostgreSQL server's admin URL and the database made for this run.
+    database: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why a request failed: its path, status and problem code.
+pub type Failure = String;
+
+impl Warden {
+    /// Starts the release binary on a fresh store, with `env` set.
+    pub async fn start(postgres: bool, env: &[(&str, &str)]) -> Warden {
+        let dir = tempfile::tempdir().unwrap();
+        let database = if postgres { Some(fresh_postgres().await) } else { None };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("WARDEN_LOG", "info")
+            .env_remove("WARDEN_CONFIG")
+            .env_remove("WARDEN_DATABASE_URL");
+        cmd.envs(env.iter().copied());
+        if let Some((admin, name)) = &database {
+            cmd.env("WARDEN_DATABASE_URL", database_url(admin, name));
+        }
+        let Launched {
+            child,
+            admin,
+            base,
+            log,
+        } = launch(cmd);
+        // Warnings and errors are shown.
+        std::thread::spawn(move || {
+            for line in log.map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["level"] == "WARN" || v["level"] == "ERROR" {
+                    eprintln!("warden: {line}");
+                }
+            }
+        });
+        // One connection per stream and per request in flight.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(8192)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        Warden {
+            child,
+            base,
+            admin,
+            http,
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// A new token with these roles.
+    pub async fn token(&self, roles: &[&str]) -> String {
+        let r = self
+            .post(
+                &self.admin,
+                "/v1/tokens",
+                &json!({"name": roles.join("+"), "roles": roles}),
+            )
+            .await
+            .expect("a token");
+        r["token"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads and activates the shipped kernel policy.
+    pub async fn install_kernel_policy(&self) {
+        let bundle = warden::cli::bundle::build(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel")),
+            Some("1"),
+            &[],
+        )
+        .expect("the kernel bundle builds");
+        let r = self
+            .http
+            .put(format!("{}/v1/bundles/kernel", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "application/gzip")
+            .body(bundle)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert_eq!(status, 201, "upload: {}", r.text().await.unwrap_or_default());
+        self.post(&self.admin, "/v1/bundles/kernel/activate", &json!({"revision": "1"}))
+            .await
+            .expect("activate the kernel bundle");
+    }
+
+    /// POSTs `body`; the answer's JSON when it is a 2xx.
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> Result<Value, Failure> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .timeout(EVENT_WAIT)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {}", if e.is_timeout() { "timed out" } else { "failed" }))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!(
+                "POST {path}: {} {}",
+                status.as_u16(),
+                body["code"].as_str().unwrap_or("?")
+            ))
+        }
+    }
+
+    /// A field of /proc/<pid>/status, in KiB (VmRSS, VmHWM).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Warden's CPU time so far (user + system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+    }
+
+    /// Stops Warden and drops the PostgreSQL database made for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((admin, name)) = self.database.take()
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL database: (the server's admin URL, its name).
+pub async fn fresh_postgres() -> (String, String) {
+    let admin = std::env::var("WARDEN_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for --postgres: {e}"));
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    let name = format!("warden_t_bench_{}", hex::encode(b));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the bench database");
+    (admin, name)
+}
+
+pub fn database_url(admin: &str, name: &str) -> String {
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    format!("{base}/{name}")
+}
+
+pub fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
