@@ -161,6 +161,9 @@ pub struct KernelConfig {
     /// How long messages for agent and runner streams are kept for clients
     /// resuming with `Last-Event-ID`.
     pub stream_retention_secs: u64,
+    /// The most state transitions a workflow run may make; past it the run
+    /// fails with `States.Runtime` (a loop that never ends).
+    pub workflow_max_transitions: u64,
 }
 
 impl Default for KernelConfig {
@@ -177,6 +180,7 @@ impl Default for KernelConfig {
             approval_timeout_secs: 24 * 3600,
             tick_ms: 250,
             stream_retention_secs: 7 * 86400,
+            workflow_max_transitions: 1_000_000,
         }
     }
 }

@@ -33,7 +33,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::definition::{Definition, State};
-use super::error_names::{self, RESULT_SCHEMA_MISMATCH, TASK_FAILED, TIMEOUT};
+use super::error_names::{self, RESULT_SCHEMA_MISMATCH, RUNTIME, TASK_FAILED, TIMEOUT};
 use super::interpreter::{self, Effect, Event, Inputs, Outcome, Phase, Position, Status, Thread};
 use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
@@ -420,6 +420,19 @@ impl Engine {
             // An execution of an ended run: taken in, nothing moves.
             (Vec::new(), false)
         };
+        let (mut effects, mut more) = (effects, more);
+        let limit = self.kernel.cfg.workflow_max_transitions;
+        if run.status == "running"
+            && matches!(interpreter::status(&position), Status::Running)
+            && position.transitions > limit
+        {
+            let cause = format!(
+                "the run made more than {limit} state transitions (kernel.workflow_max_transitions): \
+                 a loop that never ends?"
+            );
+            effects.extend(interpreter::abort(&mut position, RUNTIME, &cause));
+            more = false;
+        }
         let mut spawned = Vec::new();
         let mut cancels = Vec::new();
         for effect in effects {

@@ -243,6 +243,12 @@ pub fn advance(
 
 /// Cancels a run: every execution it waits for, and the run fails.
 pub fn cancel(position: &mut Position, reason: &str) -> Vec<Effect> {
+    abort(position, "Workflow.Cancelled", reason)
+}
+
+/// Ends a run with `error`, cancelling every execution it waits for.
+pub fn abort(position: &mut Position, error: &str, cause: &str) -> Vec<Effect> {
+    let reason = cause;
     let mut ids = Vec::new();
     executions_of(&position.root, &mut ids);
     let effects: Vec<Effect> = ids
@@ -258,8 +264,8 @@ pub fn cancel(position: &mut Position, reason: &str) -> Vec<Effect> {
         }
     }
     position.root.phase = Phase::Failed {
-        error: "Workflow.Cancelled".into(),
-        cause: reason.to_string(),
+        error: error.into(),
+        cause: cause.to_string(),
     };
     effects
 }

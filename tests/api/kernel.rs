@@ -121,9 +121,9 @@ impl Peer for TestApp {
 }
 
 /// The `warden` binary, run as a child process.
-struct Remote {
-    client: reqwest::Client,
-    base: String,
+pub(crate) struct Remote {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Peer for Remote {

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::kernel::{Stream, Team, check_evidence, intent, kernel_app_with, post, state_of};
+use crate::kernel::{Peer, Remote, Stream, Team, check_evidence, intent, kernel_app_with, post, state_of};
 use crate::on_both_backends;
 
 on_both_backends!(every_state_type_runs, a_failing_branch_cancels_the_other_and_is_caught);
@@ -18,20 +18,21 @@ async fn run_app(backend: Backend) -> (TestApp, Team) {
     kernel_app_with(backend, |c| c.kernel.execution_timeout_secs = 600).await
 }
 
-async fn upload(app: &TestApp, team: &Team, name: &str, yaml: &str) {
+async fn upload(app: &impl Peer, team: &Team, name: &str, yaml: &str) {
+    // As JSON: the same definition as the YAML, the same version.
+    let definition: Value = yaml_serde::from_str(yaml).unwrap();
     let r = app
-        .raw(
+        .call(
             Method::PUT,
             &format!("/v1/workflows/{name}"),
-            &team.orchestrator,
-            "application/yaml",
-            yaml.as_bytes().to_vec(),
+            Some(&team.orchestrator),
+            Some(definition),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.body);
 }
 
-async fn start_run(app: &TestApp, team: &Team, name: &str, input: Value) -> String {
+async fn start_run(app: &impl Peer, team: &Team, name: &str, input: Value) -> String {
     let r = post(
         app,
         &team.orchestrator,
@@ -47,7 +48,7 @@ async fn start_run(app: &TestApp, team: &Team, name: &str, input: Value) -> Stri
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn run_of(app: &TestApp, team: &Team, id: &str) -> Value {
+async fn run_of(app: &impl Peer, team: &Team, id: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -61,7 +62,7 @@ async fn run_of(app: &TestApp, team: &Team, id: &str) -> Value {
 }
 
 /// Polls until the run has `status`.
-async fn wait_run(app: &TestApp, team: &Team, id: &str, status: &str) -> Value {
+async fn wait_run(app: &impl Peer, team: &Team, id: &str, status: &str) -> Value {
     for _ in 0..300 {
         let v = run_of(app, team, id).await;
         if v["status"] == status {
@@ -73,7 +74,7 @@ async fn wait_run(app: &TestApp, team: &Team, id: &str, status: &str) -> Value {
 }
 
 /// Polls until `check` holds of the run.
-async fn wait_for(app: &TestApp, team: &Team, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(app: &impl Peer, team: &Team, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..300 {
         let v = run_of(app, team, id).await;
         if check(&v) {
@@ -84,7 +85,7 @@ async fn wait_for(app: &TestApp, team: &Team, id: &str, what: &str, check: impl 
     panic!("run {id}: {what} never held: {}", run_of(app, team, id).await);
 }
 
-async fn history_kinds(app: &TestApp, team: &Team, id: &str) -> Vec<(String, Value)> {
+async fn history_kinds(app: &impl Peer, team: &Team, id: &str) -> Vec<(String, Value)> {
     let r = app
         .call(
             Method::GET,
@@ -112,12 +113,12 @@ async fn assigned(agent: &mut Stream) -> (String, Value, Value) {
     )
 }
 
-async fn complete(app: &TestApp, team: &Team, exec: &str, output: Value) {
+async fn complete(app: &impl Peer, team: &Team, exec: &str, output: Value) {
     let r = intent(app, team, exec, json!({"type": "complete", "output": output})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-async fn fail(app: &TestApp, team: &Team, exec: &str, error: &str) {
+async fn fail(app: &impl Peer, team: &Team, exec: &str, error: &str) {
     let r = intent(
         app,
         team,
@@ -130,7 +131,7 @@ async fn fail(app: &TestApp, team: &Team, exec: &str, error: &str) {
 
 /// The review gate of a run waiting in a `HumanReview` state, as the
 /// reviewers' list shows it: (execution id, step).
-async fn gate(app: &TestApp, team: &Team, run: &str) -> (String, Value) {
+async fn gate(app: &impl Peer, team: &Team, run: &str) -> (String, Value) {
     for _ in 0..300 {
         let r = app.call(Method::GET, "/v0/approvals", Some(&team.reviewer), None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -147,7 +148,7 @@ async fn gate(app: &TestApp, team: &Team, run: &str) -> (String, Value) {
     panic!("no review gate for run {run}");
 }
 
-async fn decide(app: &TestApp, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
+async fn decide(app: &impl Peer, token: &str, exec: &str, step: &Value, decision: &str) -> Reply {
     post(
         app,
         token,
@@ -911,4 +912,176 @@ async fn the_claims_review_example_runs_with_its_agents() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "the agents answered 9 executions and stopped");
+}
+
+/// A loop of `Pass` and `Choice` states that never ends is stopped at
+/// `kernel.workflow_max_transitions`, in steps that never hold the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_never_ends_is_stopped() {
+    let (app, team) = kernel_app_with(Backend::Sqlite, |c| c.kernel.workflow_max_transitions = 2_500).await;
+    let looping = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: forever
+spec:
+  startAt: A
+  states:
+    A:
+      type: Pass
+      next: B
+    B:
+      type: Choice
+      choices:
+        - variable: $.stop
+          isPresent: true
+          next: Done
+      default: A
+    Done:
+      type: Succeed
+"#;
+    upload(&app, &team, "forever", looping).await;
+    let run = start_run(&app, &team, "forever", json!({})).await;
+    let done = wait_run(&app, &team, &run, "failed").await;
+    assert_eq!(done["output"]["error"], "States.Runtime", "{done}");
+    assert!(done["output"]["cause"].as_str().unwrap().contains("2500"), "{done}");
+    assert!(
+        (2_500..2_500 + 1_000).contains(&done["transitions"].as_i64().unwrap()),
+        "{done}"
+    );
+}
+
+const CRASHED: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: crashed
+spec:
+  startAt: Triage
+  states:
+    Triage:
+      type: Task
+      agent: triage
+      resultPath: $.triage
+      retry:
+        - errorEquals: [Tool.TemporaryFailure]
+          intervalSeconds: 2
+          maxAttempts: 1
+      next: Review
+    Review:
+      type: HumanReview
+      reviewers: 1
+      timeoutSeconds: 300
+      resultPath: $.review
+      next: Nap
+    Nap:
+      type: Wait
+      seconds: 1
+      next: Done
+    Done:
+      type: Succeed
+"#;
+
+/// kill -9 of the binary with one run waiting for review, one in a retry's
+/// back-off and one whose task is running: after the restart each goes on
+/// where it was, and the evidence verifies offline and passes fsck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_runs_loses_nothing() {
+    use crate::cli::run;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("WARDEN_KERNEL__TICK_MS", "50")];
+    let mut server = crate::cli::start(&data, &env);
+    let admin = server.bootstrap_token();
+    let client = reqwest::Client::new();
+    let w = Remote {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let mut tokens = Vec::new();
+    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
+        let r = post(&w, &admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
+        tokens.push(r.body["token"].as_str().unwrap().to_string());
+    }
+    let team = Team {
+        orchestrator: tokens[0].clone(),
+        agent: tokens[1].clone(),
+        runner: tokens[2].clone(),
+        reviewer: tokens[3].clone(),
+        reviewer2: tokens[4].clone(),
+        auditor: tokens[5].clone(),
+    };
+    upload(&w, &team, "crashed", CRASHED).await;
+    let mut agent = Stream::agent(&w, &team.agent, "triage").await;
+    let reviewed = start_run(&w, &team, "crashed", json!({"claim": "A"})).await;
+    let (exec, _, _) = assigned(&mut agent).await;
+    complete(&w, &team, &exec, json!({"risk": "high"})).await;
+    let (gate_exec, step) = gate(&w, &team, &reviewed).await;
+    let retried = start_run(&w, &team, "crashed", json!({"claim": "B"})).await;
+    let (exec, _, _) = assigned(&mut agent).await;
+    fail(&w, &team, &exec, "Tool.TemporaryFailure").await;
+    wait_for(&w, &team, &retried, "retrying", |v| {
+        v["position"]["phase"] == "retrying"
+    })
+    .await;
+    let running = start_run(&w, &team, "crashed", json!({"claim": "C"})).await;
+    let (running_exec, _, _) = assigned(&mut agent).await;
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(agent);
+    server = crate::cli::start(&data, &env);
+    let w = Remote {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let mut agent = Stream::agent(&w, &team.agent, "triage").await;
+    let r = decide(&w, &team.reviewer, &gate_exec, &step, "approve").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The running task comes back to its agent, and the retry is due.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (exec, input, _) = assigned(&mut agent).await;
+        seen.push(input["claim"].as_str().unwrap().to_string());
+        if input["claim"] == "C" {
+            assert_eq!(exec, running_exec, "the same execution, given back");
+        }
+        complete(&w, &team, &exec, json!({"risk": "low"})).await;
+    }
+    seen.sort();
+    assert_eq!(seen, ["B", "C"]);
+    let r = wait_run(&w, &team, &reviewed, "succeeded").await;
+    assert_eq!(r["output"]["review"]["approved"], true);
+    for run in [&retried, &running] {
+        let (gate_exec, step) = gate(&w, &team, run).await;
+        let r = decide(&w, &team.reviewer2, &gate_exec, &step, "approve").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        wait_run(&w, &team, run, "succeeded").await;
+    }
+    let history = history_kinds(&w, &team, &retried).await;
+    assert_eq!(
+        history.iter().filter(|(k, _)| k == "workflow.state.retrying").count(),
+        1
+    );
+
+    let keys = w.call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None).await;
+    let key = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["verifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = dir.path().join("evidence.ndjson");
+    let auth = [("WARDEN_URL", w.base.as_str()), ("WARDEN_TOKEN", team.auditor.as_str())];
+    let (ok, out) = run(&["export", "--out", file.to_str().unwrap()], &auth);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["verify", file.to_str().unwrap(), "--key", &key], &[]);
+    assert!(ok, "{out}");
+    drop(server);
+    let (ok, out) = run(&["fsck", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(ok && out.contains("ok: "), "{out}");
 }
