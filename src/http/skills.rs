@@ -18,9 +18,9 @@ use super::extract::{Caller, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::ledger::Receipt;
+use crate::ledger::{AppendError, Receipt, Record};
 use crate::skill::{self, SkillError};
-use crate::store::{SkillRow, StoreError};
+use crate::store::{KernelChange, SkillRow, StoreError};
 use crate::workflow::SkillVersion;
 
 /// Ledger entry kind of a registered skill version.
@@ -122,10 +122,16 @@ pub async fn put(
         created_by: who.actor(),
         created_at: state.clock.now_ms(),
     };
-    match state.store.insert_skill(&row).await {
-        Ok(()) => {
-            let payload = serde_json::json!({"id": id, "version": version, "digest": digest});
-            let receipt = state.record(who, KIND, &id, payload).await?;
+    let payload = serde_json::json!({"id": id, "version": version, "digest": digest});
+    let record = Record::new(&who.tenant_id, KIND, &who.actor(), &payload).about(id.clone());
+    let change = KernelChange {
+        skill: Some(row.clone()),
+        ..KernelChange::default()
+    };
+    // The version and the entry of its registration commit together.
+    match state.ledger.append_with(vec![record], change).await {
+        Ok(mut receipts) => {
+            let receipt = receipts.pop().expect("one receipt for one record");
             Ok((
                 StatusCode::CREATED,
                 Json(Registered {
@@ -135,7 +141,8 @@ pub async fn put(
                 }),
             ))
         }
-        Err(StoreError::Conflict(_)) => {
+        // That version exists (or another registration took it first).
+        Err(AppendError::Changed(_)) => {
             let existing = state
                 .store
                 .skill_version(&who.tenant_id, &id, &version)

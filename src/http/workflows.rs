@@ -15,8 +15,8 @@ use super::extract::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::ledger::{Receipt, canonical};
-use crate::store::{StoreError, WorkflowRow};
+use crate::ledger::{AppendError, Receipt, Record, canonical};
+use crate::store::{KernelChange, StoreError, WorkflowRow};
 use crate::workflow;
 
 pub fn router() -> axum::Router<AppState> {
@@ -122,11 +122,17 @@ pub async fn put(
             created_by: who.actor(),
             created_at: state.clock.now_ms(),
         };
-        match state.store.insert_workflow(&row).await {
-            Ok(()) => {
-                let payload = serde_json::json!({"name": name, "version": row.version, "digest": digest,
-                    "states": definition.spec.states.len()});
-                let receipt = state.record(who, "workflow.put", &name, payload).await?;
+        let payload = serde_json::json!({"name": name, "version": row.version, "digest": digest,
+            "states": definition.spec.states.len()});
+        let record = Record::new(&who.tenant_id, "workflow.put", &who.actor(), &payload).about(name.clone());
+        let change = KernelChange {
+            workflow_definition: Some(row.clone()),
+            ..KernelChange::default()
+        };
+        // The version and the entry of its upload commit together.
+        match state.ledger.append_with(vec![record], change).await {
+            Ok(mut receipts) => {
+                let receipt = receipts.pop().expect("one receipt for one record");
                 return Ok((
                     StatusCode::CREATED,
                     Json(Uploaded {
@@ -137,7 +143,7 @@ pub async fn put(
                 ));
             }
             // Another upload took this version number: read again.
-            Err(StoreError::Conflict(_)) => continue,
+            Err(AppendError::Changed(_)) => continue,
             Err(e) => return Err(e.into()),
         }
     }

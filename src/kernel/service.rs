@@ -582,8 +582,7 @@ impl Kernel {
             history: std::mem::take(&mut edit.history),
             pushes: std::mem::take(&mut edit.pushes),
             approval: edit.approval.take(),
-            run: None,
-            settled: Vec::new(),
+            ..KernelChange::default()
         };
         let records = change.history.iter().map(record_of).collect();
         let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();

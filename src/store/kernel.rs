@@ -32,6 +32,10 @@ pub struct KernelChange {
     pub run: Option<(WorkflowRunRow, Option<i64>)>,
     /// Ended executions their run has now taken in.
     pub settled: Vec<String>,
+    /// A new workflow definition version (its upload's entry commits with it).
+    pub workflow_definition: Option<super::WorkflowRow>,
+    /// A new skill version (its registration's entry commits with it).
+    pub skill: Option<super::SkillRow>,
 }
 
 const EXEC_COLS: &str = "id, tenant_id, agent_id, state, input, labels, output, initiator, initiator_token, conn, \
@@ -189,6 +193,40 @@ macro_rules! apply_change {
             if done.rows_affected() != 1 {
                 return Err(StoreError::Changed("workflow run"));
             }
+        }
+        if let Some(w) = &change.workflow_definition {
+            // Written only here, with the entry of its upload.
+            sqlx::query(sqlx::AssertSqlSafe(super::workflows::insert_sql()))
+                .bind(&w.tenant_id)
+                .bind(&w.name)
+                .bind(w.version)
+                .bind(&w.digest)
+                .bind(&w.source)
+                .bind(&w.definition)
+                .bind(&w.created_by)
+                .bind(w.created_at)
+                .execute(&mut **$tx)
+                .await
+                .map_err(super::changed_on_unique("workflow version"))?;
+        }
+        if let Some(sk) = &change.skill {
+            // Written only here, with the entry of its registration.
+            let (major, minor, patch, pre) = super::skills::parts(sk)?;
+            sqlx::query(super::skills::INSERT_SQL)
+                .bind(&sk.tenant_id)
+                .bind(&sk.skill_id)
+                .bind(&sk.version)
+                .bind(major)
+                .bind(minor)
+                .bind(patch)
+                .bind(pre)
+                .bind(&sk.digest)
+                .bind(&sk.manifest)
+                .bind(&sk.created_by)
+                .bind(sk.created_at)
+                .execute(&mut **$tx)
+                .await
+                .map_err(super::changed_on_unique("skill version"))?;
         }
         for id in &change.settled {
             sqlx::query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")

@@ -89,6 +89,15 @@ pub use sinks::{DeadLetterRow, TenantSinkRow};
 pub use skills::SkillRow;
 pub use workflows::WorkflowRow;
 
+/// A unique violation inside a state change of the ledger's batch: that
+/// change alone is rolled back ([`StoreError::Changed`]), the batch goes on.
+fn changed_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed(what),
+        _ => StoreError::Database(e),
+    }
+}
+
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),

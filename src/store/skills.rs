@@ -66,25 +66,24 @@ fn newest_first(rows: Vec<SkillRow>) -> Result<Vec<SkillRow>> {
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }
 
-impl Store {
-    /// Stores a new version; `Conflict` when that version exists.
-    pub async fn insert_skill(&self, s: &SkillRow) -> Result<()> {
-        let v = s.semver()?;
-        let part = |n: u64| {
-            i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("skill version {} is out of range", s.version)))
-        };
-        let (major, minor, patch) = (part(v.major)?, part(v.minor)?, part(v.patch)?);
-        let pre = v.pre.as_str();
-        with_pool!(self, p => {
-            sqlx::query("INSERT INTO skills (tenant_id, skill_id, version, major, minor, patch, pre, digest, manifest, \
-                created_by, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")
-                .bind(&s.tenant_id).bind(&s.skill_id).bind(&s.version).bind(major).bind(minor).bind(patch).bind(pre)
-                .bind(&s.digest).bind(&s.manifest).bind(&s.created_by).bind(s.created_at)
-                .execute(p).await.map_err(super::conflict("this skill version"))?;
-        });
-        Ok(())
-    }
+pub(super) const INSERT_SQL: &str = "INSERT INTO skills (tenant_id, skill_id, version, major, minor, patch, pre, \
+    digest, manifest, created_by, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
 
+/// The ordering columns of a version: major, minor, patch, pre-release.
+pub(super) fn parts(s: &SkillRow) -> Result<(i64, i64, i64, String)> {
+    let v = s.semver()?;
+    let part = |n: u64| {
+        i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("skill version {} is out of range", s.version)))
+    };
+    Ok((
+        part(v.major)?,
+        part(v.minor)?,
+        part(v.patch)?,
+        v.pre.as_str().to_string(),
+    ))
+}
+
+impl Store {
     /// Every version of a skill, newest first by semver.
     pub async fn skill_versions(&self, tenant_id: &str, skill_id: &str) -> Result<Vec<SkillRow>> {
         let rows = with_pool!(self, p => {

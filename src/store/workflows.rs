@@ -35,19 +35,11 @@ macro_rules! workflow_from_row {
 
 const COLS: &str = "tenant_id, name, version, digest, source, definition, created_by, created_at";
 
-impl Store {
-    /// Stores a new version; `Conflict` when that version number exists
-    /// (another upload took it first).
-    pub async fn insert_workflow(&self, w: &WorkflowRow) -> Result<()> {
-        with_pool!(self, p => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO workflow_definitions ({COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")))
-                .bind(&w.tenant_id).bind(&w.name).bind(w.version).bind(&w.digest).bind(&w.source)
-                .bind(&w.definition).bind(&w.created_by).bind(w.created_at)
-                .execute(p).await.map_err(super::conflict("this workflow version"))?;
-        });
-        Ok(())
-    }
+pub(super) fn insert_sql() -> String {
+    format!("INSERT INTO workflow_definitions ({COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+}
 
+impl Store {
     /// Every version of a workflow, newest first.
     pub async fn workflow_versions(&self, tenant_id: &str, name: &str) -> Result<Vec<WorkflowRow>> {
         with_pool!(self, p => {

@@ -351,3 +351,53 @@ async fn skills_are_private_to_their_tenant(backend: Backend) {
     assert_eq!(r.body["manifest"]["description"], "Initech's own");
     app.stop().await;
 }
+
+on_both_backends!(racing_registrations_of_one_version_leave_one_with_its_entry);
+
+/// Eight registrations of one version with different content at once: one
+/// wins (201, with its receipt), the others are refused (409), and the
+/// ledger holds exactly one entry for the version: it is written in the
+/// same transaction as its entry, never without one.
+async fn racing_registrations_of_one_version_leave_one_with_its_entry(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.token(&app.admin, &["compliance"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let bodies: Vec<Value> = (0..8)
+        .map(|i| {
+            let mut m = manifest("3.0.0");
+            m["description"] = json!(format!("variant {i}"));
+            m
+        })
+        .collect();
+    let replies = futures_util::future::join_all(
+        bodies
+            .iter()
+            .map(|b| put(&app, &token, "bess_commissioning_retrieval", "3.0.0", b)),
+    )
+    .await;
+    let created: Vec<&Reply> = replies.iter().filter(|r| r.status == StatusCode::CREATED).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(created[0].body["receipt"]["index"].is_u64());
+    assert!(
+        replies
+            .iter()
+            .filter(|r| r.status != StatusCode::CREATED)
+            .all(|r| r.status == StatusCode::CONFLICT && r.code() == "skill_version_exists"),
+        "{:?}",
+        replies.iter().map(|r| (r.status, r.body.clone())).collect::<Vec<_>>()
+    );
+    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
+    let entries = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "skill.put" && e["payload"]["version"] == "3.0.0")
+        .count();
+    assert_eq!(entries, 1);
+}
