@@ -39,6 +39,37 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A document refused for every fault found in it (422): the problem's
+    /// code is the first fault's, `errors` lists them all as `{code, at,
+    /// message}`. `what` names the document ("the workflow definition").
+    pub fn faults<'a>(what: &str, faults: impl IntoIterator<Item = (&'static str, &'a str, &'a str)>) -> Self {
+        let faults: Vec<(&'static str, &str, &str)> = faults.into_iter().collect();
+        let Some(&(code, at, message)) = faults.first() else {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{what} is invalid"),
+            );
+        };
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!("{at}: ")
+        };
+        let detail = match faults.len() {
+            1 => format!("{what} is invalid: {at}{message}"),
+            n => format!("{what} has {n} faults (all in `errors`); the first: {at}{message}"),
+        };
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail);
+        p.errors = Some(
+            faults
+                .iter()
+                .map(|(code, at, message)| serde_json::json!({"code": code, "at": at, "message": message}))
+                .collect(),
+        );
+        p
+    }
+
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,

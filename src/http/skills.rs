@@ -172,30 +172,11 @@ pub async fn put(
     }
 }
 
-/// Every fault of a manifest: the problem's code is the first fault's, and
-/// `errors` lists them all.
 fn refused(faults: Vec<SkillError>) -> Problem {
-    let first = &faults[0];
-    let at = if first.at.is_empty() {
-        String::new()
-    } else {
-        format!("{}: ", first.at)
-    };
-    let detail = match faults.len() {
-        1 => format!("the skill manifest is invalid: {at}{}", first.message),
-        n => format!(
-            "the skill manifest has {n} faults (all in `errors`); the first: {at}{}",
-            first.message
-        ),
-    };
-    let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code, detail);
-    p.errors = Some(
-        faults
-            .iter()
-            .map(|f| serde_json::json!({"code": f.code, "at": f.at, "message": f.message}))
-            .collect(),
-    );
-    p
+    Problem::faults(
+        "the skill manifest",
+        faults.iter().map(|f| (f.code, f.at.as_str(), f.message.as_str())),
+    )
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

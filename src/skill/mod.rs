@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ledger::canonical;
-use crate::workflow::decode::StrictValue;
+use crate::workflow::decode::{Unreadable, read_strict};
 
 #[cfg(test)]
 mod tests;
@@ -316,44 +316,13 @@ pub fn check_audience(name: &str) -> Result<(), String> {
 
 // ---- reading ----------------------------------------------------------------
 
-fn syntax(format: &str, location: Option<(usize, usize)>, message: &str) -> SkillError {
-    let message = match location {
-        Some((line, column)) => {
-            let message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
-            format!("{format} syntax error at line {line}, column {column}: {message}")
-        }
-        None => format!("{format} syntax error: {message}"),
-    };
-    SkillError::new(code::INVALID_SYNTAX, "", message)
-}
-
-/// The document as a JSON value: JSON if its first non-blank byte is `{`,
-/// YAML otherwise.
+/// The manifest as a JSON value (JSON or YAML, read as workflow
+/// definitions are).
 fn read_document(bytes: &[u8]) -> Result<Value, SkillError> {
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(SkillError::new(
-            code::TOO_LARGE,
-            "",
-            format!(
-                "the manifest is {} bytes; the most is {MAX_MANIFEST_BYTES}",
-                bytes.len()
-            ),
-        ));
-    }
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(SkillError::new(code::INVALID_SYNTAX, "", "the manifest is empty"));
-    }
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        serde_json::from_slice::<StrictValue>(body)
-            .map(|v| v.0)
-            .map_err(|e| syntax("JSON", Some((e.line(), e.column())), &e.to_string()))
-    } else {
-        yaml_serde::from_slice::<StrictValue>(body).map(|v| v.0).map_err(|e| {
-            let location = e.location().map(|l| (l.line(), l.column()));
-            syntax("YAML", location, &e.to_string())
-        })
-    }
+    read_strict(bytes, MAX_MANIFEST_BYTES, "the manifest").map_err(|e| match e {
+        Unreadable::TooLarge(m) => SkillError::new(code::TOO_LARGE, "", m),
+        Unreadable::Syntax(m) => SkillError::new(code::INVALID_SYNTAX, "", m),
+    })
 }
 
 fn kind_of(v: &Value) -> &'static str {

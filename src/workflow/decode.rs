@@ -130,38 +130,37 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
-fn syntax(format: &str, location: Option<(usize, usize)>, message: &str) -> DefinitionError {
-    let message = match location {
+/// Why a document could not be read, as a message to show.
+pub(crate) enum Unreadable {
+    TooLarge(String),
+    /// Not JSON or YAML (with the line and column), empty, or a key twice.
+    Syntax(String),
+}
+
+fn syntax(format: &str, location: Option<(usize, usize)>, message: &str) -> Unreadable {
+    Unreadable::Syntax(match location {
         Some((line, column)) => {
             // The parsers repeat the location in their messages.
             let message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
             format!("{format} syntax error at line {line}, column {column}: {message}")
         }
         None => format!("{format} syntax error: {message}"),
-    };
-    DefinitionError::new(code::INVALID_SYNTAX, "", message)
+    })
 }
 
-/// The document as a JSON value: JSON if its first non-blank byte is `{`,
-/// YAML otherwise.
-pub(crate) fn read_document(bytes: &[u8]) -> Result<Value, DefinitionError> {
-    if bytes.len() > MAX_DEFINITION_BYTES {
-        return Err(DefinitionError::new(
-            code::TOO_LARGE,
-            "",
-            format!(
-                "the definition is {} bytes; the most is {MAX_DEFINITION_BYTES}",
-                bytes.len()
-            ),
-        ));
+/// A document as a JSON value: JSON if its first non-blank byte is `{`,
+/// YAML otherwise; duplicate keys and non-finite numbers are syntax
+/// errors. `what` names it in messages ("the definition").
+pub(crate) fn read_strict(bytes: &[u8], max: usize, what: &str) -> Result<Value, Unreadable> {
+    if bytes.len() > max {
+        return Err(Unreadable::TooLarge(format!(
+            "{what} is {} bytes; the most is {max}",
+            bytes.len()
+        )));
     }
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(DefinitionError::new(
-            code::INVALID_SYNTAX,
-            "",
-            "the definition is empty",
-        ));
+        return Err(Unreadable::Syntax(format!("{what} is empty")));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         serde_json::from_slice::<StrictValue>(body)
@@ -173,6 +172,14 @@ pub(crate) fn read_document(bytes: &[u8]) -> Result<Value, DefinitionError> {
             syntax("YAML", location, &e.to_string())
         })
     }
+}
+
+/// The definition as a JSON value ([`read_strict`]).
+pub(crate) fn read_document(bytes: &[u8]) -> Result<Value, DefinitionError> {
+    read_strict(bytes, MAX_DEFINITION_BYTES, "the definition").map_err(|e| match e {
+        Unreadable::TooLarge(m) => DefinitionError::new(code::TOO_LARGE, "", m),
+        Unreadable::Syntax(m) => DefinitionError::new(code::INVALID_SYNTAX, "", m),
+    })
 }
 
 fn child(at: &str, key: &str) -> String {

@@ -339,9 +339,16 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let receipts = self
-            .commit(&mut run, position, now, vec![record], Vec::new(), Vec::new(), false)
-            .await?;
+        let expected = Some(run.version_no);
+        let m = Move {
+            position,
+            now,
+            records: vec![record],
+            spawned: Vec::new(),
+            settled: Vec::new(),
+            more: false,
+        };
+        let receipts = self.commit(&mut run, expected, m).await?;
         for execution in cancels {
             if let Err(e) = self.kernel.cancel_for_run(&execution, &reason).await {
                 tracing::warn!(run = %run.id, %execution, error = %e, "workflow: cancelling an execution failed");
@@ -528,9 +535,15 @@ impl Engine {
             }
         }
         let settled: Vec<String> = settled.map(str::to_string).into_iter().collect();
-        let receipts = self
-            .commit_with(run, expected, position, now, records, spawned, settled, more)
-            .await?;
+        let m = Move {
+            position,
+            now,
+            records,
+            spawned,
+            settled,
+            more,
+        };
+        let receipts = self.commit(run, expected, m).await?;
         for (execution, reason) in cancels {
             if let Err(e) = self.kernel.cancel_for_run(&execution, &reason).await {
                 tracing::warn!(run = %run.id, %execution, error = %e, "workflow: cancelling an execution failed");
@@ -539,36 +552,17 @@ impl Engine {
         Ok(receipts)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        run: &mut WorkflowRunRow,
-        position: Position,
-        now: i64,
-        records: Vec<RunRecord>,
-        spawned: Vec<crate::kernel::service::Spawned>,
-        settled: Vec<String>,
-        more: bool,
-    ) -> Result<Vec<Receipt>> {
-        let expected = Some(run.version_no);
-        self.commit_with(run, expected, position, now, records, spawned, settled, more)
-            .await
-    }
-
     /// One transaction: the run's row, the executions it starts, the ended
     /// ones it took in, and the entries recording all of it.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_with(
-        &self,
-        run: &mut WorkflowRunRow,
-        expected: Option<i64>,
-        position: Position,
-        now: i64,
-        records: Vec<RunRecord>,
-        spawned: Vec<crate::kernel::service::Spawned>,
-        settled: Vec<String>,
-        more: bool,
-    ) -> Result<Vec<Receipt>> {
+    async fn commit(&self, run: &mut WorkflowRunRow, expected: Option<i64>, m: Move) -> Result<Vec<Receipt>> {
+        let Move {
+            position,
+            now,
+            records,
+            spawned,
+            settled,
+            more,
+        } = m;
         run.wake_at = if run.status != "running" {
             None
         } else if more {
@@ -731,6 +725,18 @@ impl Engine {
             }
         }
     }
+}
+
+/// One move of a run, to commit: its new position, the entries recording
+/// it, the executions it starts, the ended one it took in, and whether
+/// states are left ready (the budget ran out).
+struct Move {
+    position: Position,
+    now: i64,
+    records: Vec<RunRecord>,
+    spawned: Vec<crate::kernel::service::Spawned>,
+    settled: Vec<String>,
+    more: bool,
 }
 
 /// A ledger entry about a run, numbered when committed.

@@ -1283,7 +1283,7 @@ async fn executions_held_by_a_silent_instance_are_given_back() {
 /// the restart both flows finish, and the CLI verifies the export.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_the_middle_of_flows_loses_nothing() {
-    use crate::cli::{install, run};
+    use crate::cli::install;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let env = [("WARDEN_KERNEL__TICK_MS", "50")];
@@ -1295,19 +1295,7 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
         base: server.base.clone(),
     };
     install(&client, &w.base, &admin, "kernel", kernel_bundle("1")).await;
-    let mut tokens = Vec::new();
-    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
-        let r = post(&w, &admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
-        tokens.push(r.body["token"].as_str().unwrap().to_string());
-    }
-    let team = Team {
-        orchestrator: tokens[0].clone(),
-        agent: tokens[1].clone(),
-        runner: tokens[2].clone(),
-        reviewer: tokens[3].clone(),
-        reviewer2: tokens[4].clone(),
-        auditor: tokens[5].clone(),
-    };
+    let team = remote_team(&w, &admin).await;
     let tools = "payments.refund,flaky.fetch";
     let mut runner = Stream::runner(&w, &team.runner, "r1", tools, "payments.refund").await;
     let mut agent = Stream::agent(&w, &team.agent, "claims-agent").await;
@@ -1359,6 +1347,37 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
         assert_eq!(r.body["state"], "completed", "{}", r.body);
         check_evidence(&w, &team, exec).await;
     }
+    exported_verified_and_fscked(&w, &team, dir.path(), &data, server).await;
+}
+
+/// A team of tokens minted on a Warden run as a binary.
+pub(crate) async fn remote_team(w: &Remote, admin: &str) -> Team {
+    let mut tokens = Vec::new();
+    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
+        let r = post(w, admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
+        tokens.push(r.body["token"].as_str().unwrap().to_string());
+    }
+    Team {
+        orchestrator: tokens[0].clone(),
+        agent: tokens[1].clone(),
+        runner: tokens[2].clone(),
+        reviewer: tokens[3].clone(),
+        reviewer2: tokens[4].clone(),
+        auditor: tokens[5].clone(),
+    }
+}
+
+/// `warden export` of the whole ledger verifies with `warden verify` and
+/// the current key alone; then, with the server stopped, `warden fsck`
+/// re-derives every log from the store.
+pub(crate) async fn exported_verified_and_fscked(
+    w: &Remote,
+    team: &Team,
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    server: crate::cli::Server,
+) {
+    use crate::cli::run;
     let keys = w.call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None).await;
     let key = keys
         .body
@@ -1370,7 +1389,7 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let file = dir.path().join("evidence.ndjson");
+    let file = dir.join("evidence.ndjson");
     let auth = [("WARDEN_URL", w.base.as_str()), ("WARDEN_TOKEN", team.auditor.as_str())];
     let (ok, out) = run(&["export", "--out", file.to_str().unwrap()], &auth);
     assert!(ok, "{out}");

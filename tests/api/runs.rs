@@ -9,7 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::kernel::{Peer, Remote, Stream, Team, check_evidence, intent, kernel_app_with, post, state_of};
+use crate::kernel::{
+    Peer, Remote, Stream, Team, check_evidence, exported_verified_and_fscked, intent, kernel_app_with, post,
+    remote_team, state_of,
+};
 use crate::on_both_backends;
 
 on_both_backends!(every_state_type_runs, a_failing_branch_cancels_the_other_and_is_caught);
@@ -987,7 +990,6 @@ spec:
 /// where it was, and the evidence verifies offline and passes fsck.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_the_middle_of_runs_loses_nothing() {
-    use crate::cli::run;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let env = [("WARDEN_KERNEL__TICK_MS", "50")];
@@ -998,19 +1000,7 @@ async fn kill_9_in_the_middle_of_runs_loses_nothing() {
         client: client.clone(),
         base: server.base.clone(),
     };
-    let mut tokens = Vec::new();
-    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
-        let r = post(&w, &admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
-        tokens.push(r.body["token"].as_str().unwrap().to_string());
-    }
-    let team = Team {
-        orchestrator: tokens[0].clone(),
-        agent: tokens[1].clone(),
-        runner: tokens[2].clone(),
-        reviewer: tokens[3].clone(),
-        reviewer2: tokens[4].clone(),
-        auditor: tokens[5].clone(),
-    };
+    let team = remote_team(&w, &admin).await;
     upload(&w, &team, "crashed", CRASHED).await;
     let mut agent = Stream::agent(&w, &team.agent, "triage").await;
     let reviewed = start_run(&w, &team, "crashed", json!({"claim": "A"})).await;
@@ -1064,24 +1054,5 @@ async fn kill_9_in_the_middle_of_runs_loses_nothing() {
         1
     );
 
-    let keys = w.call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None).await;
-    let key = keys
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap()["verifier"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let file = dir.path().join("evidence.ndjson");
-    let auth = [("WARDEN_URL", w.base.as_str()), ("WARDEN_TOKEN", team.auditor.as_str())];
-    let (ok, out) = run(&["export", "--out", file.to_str().unwrap()], &auth);
-    assert!(ok, "{out}");
-    let (ok, out) = run(&["verify", file.to_str().unwrap(), "--key", &key], &[]);
-    assert!(ok, "{out}");
-    drop(server);
-    let (ok, out) = run(&["fsck", "--data-dir", data.to_str().unwrap()], &[]);
-    assert!(ok && out.contains("ok: "), "{out}");
+    exported_verified_and_fscked(&w, &team, dir.path(), &data, server).await;
 }
