@@ -106,6 +106,7 @@ pub async fn build(
         ledger.clone(),
         kernel.clone(),
         clock.clone(),
+        metrics.clone(),
     ));
     let state = AppState {
         config: Arc::new(config),

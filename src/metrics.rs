@@ -32,6 +32,7 @@ pub struct Metrics {
     registry: Registry,
     pub kernel_transitions: Family<KindLabels, Counter>,
     pub kernel_streams: Family<KindLabels, prometheus_client::metrics::gauge::Gauge>,
+    pub workflow_entries: Family<KindLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram>,
     pub decisions: Family<OutcomeLabels, Counter>,
     pub eval_seconds: Histogram,
@@ -72,6 +73,12 @@ impl Metrics {
             "kernel_streams",
             "Agent and runner streams open on this instance",
             kernel_streams.clone(),
+        );
+        let workflow_entries = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "workflow_entries",
+            "Workflow run ledger entries by kind (runs started and ended, states entered, retries, catches)",
+            workflow_entries.clone(),
         );
         let http_duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
@@ -151,6 +158,7 @@ impl Metrics {
             registry,
             kernel_transitions,
             kernel_streams,
+            workflow_entries,
             http_duration,
             decisions,
             eval_seconds,

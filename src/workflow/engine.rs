@@ -163,6 +163,7 @@ pub struct Engine {
     ledger: Ledger,
     kernel: Arc<Kernel>,
     clock: Clock,
+    metrics: Arc<crate::metrics::Metrics>,
     definitions: StdMutex<HashMap<(String, String, i64), Arc<Definition>>>,
     locks: Vec<Mutex<()>>,
     /// Wakes the background pass (a run was started or moved here).
@@ -170,12 +171,19 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, ledger: Ledger, kernel: Arc<Kernel>, clock: Clock) -> Self {
+    pub fn new(
+        store: Store,
+        ledger: Ledger,
+        kernel: Arc<Kernel>,
+        clock: Clock,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Engine {
             store,
             ledger,
             kernel,
             clock,
+            metrics,
             definitions: StdMutex::new(HashMap::new()),
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             wake: Notify::new(),
@@ -572,6 +580,7 @@ impl Engine {
         };
         let mut position = position;
         let at = rfc3339_ms(now);
+        let run_kinds: Vec<&'static str> = records.iter().map(|r| r.kind).collect();
         let records: Vec<Record> = records
             .into_iter()
             .map(|mut r| {
@@ -615,6 +624,12 @@ impl Engine {
             }
         };
         self.kernel.count_transitions(kinds);
+        for kind in run_kinds {
+            self.metrics
+                .workflow_entries
+                .get_or_create(&crate::metrics::KindLabels { kind })
+                .inc();
+        }
         self.kernel.after_commit(&recipients, false);
         if more {
             self.wake.notify_one();

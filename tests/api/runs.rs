@@ -333,6 +333,13 @@ async fn every_state_type_runs(backend: Backend) {
     let done = wait_run(&app, &team, &run, "succeeded").await;
     assert_eq!(done["output"]["review"], json!({"approved": true, "auto": true}));
     assert!(fraud.quiet(Duration::from_millis(300)).await.is_empty());
+
+    let metrics = app.call(Method::GET, "/metrics", Some(&team.auditor), None).await;
+    let text = String::from_utf8_lossy(&metrics.bytes);
+    assert!(
+        text.contains("warden_workflow_entries_total{kind=\"workflow.run.succeeded\"} 2"),
+        "{text}"
+    );
 }
 
 const RETRIED: &str = r#"
