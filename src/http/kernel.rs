@@ -22,7 +22,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::kernel::hub::Conn;
-use crate::kernel::model::{PushRow, agent_recipient, name_fault, runner_recipient};
+use crate::kernel::model::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::kernel::service::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
     StepView,
@@ -297,7 +297,9 @@ pub async fn agent_stream(
 ) -> Result<impl IntoResponse, Problem> {
     let who = caller.require(Action::ActAsAgent)?;
     let name = q.agent_id.unwrap_or_else(|| who.token_name.clone());
-    check_id("agent_id", &name)?;
+    if let Some(fault) = agent_fault("agent_id", &name) {
+        return Err(Problem::bad_request("invalid_stream", fault));
+    }
     let k = kernel(&state).clone();
     let recipient = agent_recipient(&who.tenant_id, &name);
     let after = resume_point(&k, &headers, &recipient).await?;

@@ -299,6 +299,15 @@ pub fn name_fault(field: &str, v: &str) -> Option<String> {
     })
 }
 
+/// Why `v` cannot be an agent's id, or None: the naming rule, and the
+/// `warden.` prefix is the system's (workflow review gates use one).
+pub fn agent_fault(field: &str, v: &str) -> Option<String> {
+    name_fault(field, v).or_else(|| {
+        v.starts_with("warden.")
+            .then(|| format!("{field} {v:?} starts with `warden.`, which is reserved for Warden's own agents"))
+    })
+}
+
 pub fn agent_recipient(tenant_id: &str, agent_id: &str) -> String {
     format!("agent/{tenant_id}/{agent_id}")
 }
@@ -403,6 +412,8 @@ mod tests {
         assert_eq!(name_fault("tool", "payments.refund"), None);
         assert_eq!(name_fault("agent_id", "ghcr.io:claims@v1"), None);
         assert_eq!(name_fault("agent_id", "ghcr.io/bank/claims-triage@sha256:0d1f"), None);
+        assert!(agent_fault("agent_id", "warden.review").unwrap().contains("reserved"));
+        assert_eq!(agent_fault("agent_id", "wardens.review"), None);
         for bad in ["", "/a", "a b", "a?b", &"x".repeat(201)] {
             assert!(
                 name_fault("agent_id", bad).unwrap().starts_with("agent_id must be"),

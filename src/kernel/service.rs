@@ -612,7 +612,9 @@ impl Kernel {
     // ------------------------------------------------------------ executions
 
     pub async fn create(&self, who: &Principal, req: CreateExecution) -> Result<(ExecutionView, Vec<Receipt>)> {
-        check_name("agent_id", &req.agent_id)?;
+        if let Some(fault) = agent_fault("agent_id", &req.agent_id) {
+            return Err(KernelError::Invalid(fault));
+        }
         let now = self.clock.now_ms();
         let limit = self.cfg.execution_timeout_secs;
         let timeout = req.timeout_seconds.unwrap_or(limit);
@@ -1593,7 +1595,9 @@ impl Kernel {
         let agent_id = match gate {
             Some(_) => REVIEW_AGENT.to_string(),
             None => {
-                check_name("agent", &spec.agent_id)?;
+                if let Some(fault) = agent_fault("agent", &spec.agent_id) {
+                    return Err(KernelError::Invalid(fault));
+                }
                 spec.agent_id.clone()
             }
         };

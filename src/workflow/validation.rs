@@ -261,12 +261,13 @@ impl Validator<'_> {
         match state {
             State::Task(t) => {
                 // The agent's id on the kernel: its streams are named by it.
-                if crate::kernel::model::name_fault("agent", &t.agent).is_some() {
+                if crate::kernel::model::agent_fault("agent", &t.agent).is_some() {
                     self.fault(
                         code::INVALID_VALUE,
                         format!("{at}.agent"),
                         "`agent` is the kernel id of the agent, such as an image reference \
-                         `ghcr.io/org/agent@sha256:…`: 1 to 200 of letters, digits and . _ : - @ /",
+                         `ghcr.io/org/agent@sha256:…`: 1 to 200 of letters, digits and . _ : - @ /, \
+                         not starting with `warden.`",
                     );
                 }
                 if let Some(skill) = &t.skill

@@ -677,6 +677,40 @@ async fn runs_are_cancelled_and_bad_requests_refused(backend: Backend) {
         )
         .await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
+
+    // Review gates' agent id is Warden's: no definition, execution or
+    // stream may take it.
+    let gate_agent = RETRIED.replace("agent: fetcher", "agent: warden.review");
+    let definition: Value = yaml_serde::from_str(&gate_agent).unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/workflows/retried",
+            Some(&team.orchestrator),
+            Some(definition),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
+    );
+    let r = post(
+        &app,
+        &team.orchestrator,
+        "/v0/executions",
+        json!({"agent_id": "warden.review"}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_intent"));
+    let r = app
+        .call(
+            Method::GET,
+            "/v0/agents/stream?agent_id=warden.review",
+            Some(&team.agent),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_stream"));
 }
 
 async fn register_skill(app: &TestApp, team: &Team, version: &str, connectors: &[&str]) {
