@@ -126,6 +126,18 @@ pub(crate) struct Remote {
     pub(crate) base: String,
 }
 
+/// What the binary-run tests start it with: the kernel's timers every 50 ms.
+pub(crate) const FAST_TIMERS: [(&str, &str); 1] = [("WARDEN_KERNEL__TICK_MS", "50")];
+
+impl Remote {
+    pub(crate) fn of(server: &crate::cli::Server) -> Remote {
+        Remote {
+            client: reqwest::Client::new(),
+            base: server.base.clone(),
+        }
+    }
+}
+
 impl Peer for Remote {
     fn client(&self) -> &reqwest::Client {
         &self.client
@@ -1286,15 +1298,10 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
     use crate::cli::install;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let env = [("WARDEN_KERNEL__TICK_MS", "50")];
-    let mut server = crate::cli::start(&data, &env);
+    let mut server = crate::cli::start(&data, &FAST_TIMERS);
     let admin = server.bootstrap_token();
-    let client = reqwest::Client::new();
-    let w = Remote {
-        client: client.clone(),
-        base: server.base.clone(),
-    };
-    install(&client, &w.base, &admin, "kernel", kernel_bundle("1")).await;
+    let w = Remote::of(&server);
+    install(&w.client, &w.base, &admin, "kernel", kernel_bundle("1")).await;
     let team = remote_team(&w, &admin).await;
     let tools = "payments.refund,flaky.fetch";
     let mut runner = Stream::runner(&w, &team.runner, "r1", tools, "payments.refund").await;
@@ -1314,11 +1321,8 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop((runner, agent));
-    server = crate::cli::start(&data, &env);
-    let w = Remote {
-        client: client.clone(),
-        base: server.base.clone(),
-    };
+    server = crate::cli::start(&data, &FAST_TIMERS);
+    let w = Remote::of(&server);
     let mut runner = Stream::runner(&w, &team.runner, "r1", tools, "payments.refund").await;
     let mut agent = Stream::agent(&w, &team.agent, "claims-agent").await;
     let a = agent.next("execution.assigned").await;

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::kernel::{
-    Peer, Remote, Stream, Team, check_evidence, exported_verified_and_fscked, intent, kernel_app_with, post,
-    remote_team, state_of,
+    FAST_TIMERS, Peer, Remote, Stream, Team, check_evidence, exported_verified_and_fscked, intent, kernel_app_with,
+    post, remote_team, state_of,
 };
 use crate::on_both_backends;
 
@@ -1033,14 +1033,9 @@ spec:
 async fn kill_9_in_the_middle_of_runs_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let env = [("WARDEN_KERNEL__TICK_MS", "50")];
-    let mut server = crate::cli::start(&data, &env);
+    let mut server = crate::cli::start(&data, &FAST_TIMERS);
     let admin = server.bootstrap_token();
-    let client = reqwest::Client::new();
-    let w = Remote {
-        client: client.clone(),
-        base: server.base.clone(),
-    };
+    let w = Remote::of(&server);
     let team = remote_team(&w, &admin).await;
     upload(&w, &team, "crashed", CRASHED).await;
     let mut agent = Stream::agent(&w, &team.agent, "triage").await;
@@ -1061,11 +1056,8 @@ async fn kill_9_in_the_middle_of_runs_loses_nothing() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(agent);
-    server = crate::cli::start(&data, &env);
-    let w = Remote {
-        client: client.clone(),
-        base: server.base.clone(),
-    };
+    server = crate::cli::start(&data, &FAST_TIMERS);
+    let w = Remote::of(&server);
     let mut agent = Stream::agent(&w, &team.agent, "triage").await;
     let r = decide(&w, &team.reviewer, &gate_exec, &step, "approve").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
