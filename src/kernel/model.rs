@@ -181,6 +181,43 @@ pub struct ExecutionRow {
     pub context: Option<serde_json::Value>,
 }
 
+impl ExecutionRow {
+    /// A new pending execution, not yet stored: no input or labels, no
+    /// agent stream, at version 0. `initiator` is the actor and its token id.
+    pub fn pending(
+        id: String,
+        tenant_id: String,
+        agent_id: String,
+        initiator: (String, String),
+        deadline_at: i64,
+        now: i64,
+    ) -> Self {
+        ExecutionRow {
+            id,
+            tenant_id,
+            agent_id,
+            state: ExecState::Pending,
+            input: serde_json::Value::Null,
+            labels: serde_json::Map::new(),
+            output: None,
+            initiator: initiator.0,
+            initiator_token: initiator.1,
+            conn: None,
+            agent_token: None,
+            waiting_on: None,
+            deadline_at,
+            wake_at: None,
+            agent_lost_at: None,
+            version: 0,
+            seq: 0,
+            created_at: now,
+            updated_at: now,
+            workflow_run: None,
+            context: None,
+        }
+    }
+}
+
 /// One attempt of a tool call, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {

@@ -623,29 +623,16 @@ impl Kernel {
                 "timeout_seconds must be between 1 and {limit} (the configured kernel.execution_timeout_secs)"
             )));
         }
-        let exec = ExecutionRow {
-            id: new_id("exe", now),
-            tenant_id: who.tenant_id.clone(),
-            agent_id: req.agent_id,
-            state: ExecState::Pending,
-            input: req.input,
-            labels: req.labels,
-            output: None,
-            initiator: who.actor(),
-            initiator_token: who.token_id.clone(),
-            conn: None,
-            agent_token: None,
-            waiting_on: None,
-            deadline_at: now + (timeout as i64) * 1000,
-            wake_at: None,
-            agent_lost_at: None,
-            version: 0,
-            seq: 0,
-            created_at: now,
-            updated_at: now,
-            workflow_run: None,
-            context: None,
-        };
+        let mut exec = ExecutionRow::pending(
+            new_id("exe", now),
+            who.tenant_id.clone(),
+            req.agent_id,
+            (who.actor(), who.token_id.clone()),
+            now + (timeout as i64) * 1000,
+            now,
+        );
+        exec.input = req.input;
+        exec.labels = req.labels;
         let mut edit = Edit::of(exec, now);
         edit.expected = None;
         let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input,
@@ -1602,31 +1589,21 @@ impl Kernel {
             }
         };
         let review_ms = gate.map(|g| (g.timeout_secs.clamp(1, 366 * 86400) as i64) * 1000);
-        let exec = ExecutionRow {
-            id: spec.id.clone(),
-            tenant_id: spec.tenant_id.clone(),
+        // A gate's own deadline is its review's, with a margin: the
+        // review's expiry is what ends it.
+        let deadline_at = now + review_ms.map_or((timeout as i64) * 1000, |ms| ms + 60_000);
+        let mut exec = ExecutionRow::pending(
+            spec.id.clone(),
+            spec.tenant_id.clone(),
             agent_id,
-            state: ExecState::Pending,
-            input: spec.input.clone(),
-            labels: spec.labels.clone(),
-            output: None,
-            initiator: spec.initiator.clone(),
-            initiator_token: spec.initiator_token.clone(),
-            conn: None,
-            agent_token: None,
-            waiting_on: None,
-            // A gate's own deadline is its review's, with a margin: the
-            // review's expiry is what ends it.
-            deadline_at: now + review_ms.map_or((timeout as i64) * 1000, |ms| ms + 60_000),
-            wake_at: None,
-            agent_lost_at: None,
-            version: 0,
-            seq: 0,
-            created_at: now,
-            updated_at: now,
-            workflow_run: Some(spec.run_id.clone()),
-            context: Some(spec.context.clone()),
-        };
+            (spec.initiator.clone(), spec.initiator_token.clone()),
+            deadline_at,
+            now,
+        );
+        exec.input = spec.input.clone();
+        exec.labels = spec.labels.clone();
+        exec.workflow_run = Some(spec.run_id.clone());
+        exec.context = Some(spec.context.clone());
         let mut edit = Edit::of(exec, now);
         edit.expected = None;
         let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input, "labels": edit.exec.labels,
