@@ -59,6 +59,16 @@ impl Store {
         })
     }
 
+    /// The latest version number of a workflow, if it has any.
+    pub async fn workflow_latest_version(&self, tenant_id: &str, name: &str) -> Result<Option<i64>> {
+        with_pool!(self, p => {
+            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM workflow_definitions \
+                WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id).bind(name).fetch_one(p).await?;
+            Ok(v)
+        })
+    }
+
     /// A tenant's workflows: name, latest version, and how many versions.
     pub async fn workflows(&self, tenant_id: &str) -> Result<Vec<(String, i64, i64)>> {
         with_pool!(self, p => {

@@ -158,13 +158,17 @@ pub struct RunView {
     pub receipts: Vec<Receipt>,
 }
 
+/// (tenant, workflow name, version): what parsed definitions and their
+/// digests are cached by.
+type VersionKey = (String, String, i64);
+
 pub struct Engine {
     store: Store,
     ledger: Ledger,
     kernel: Arc<Kernel>,
     clock: Clock,
     metrics: Arc<crate::metrics::Metrics>,
-    definitions: StdMutex<HashMap<(String, String, i64), Arc<Definition>>>,
+    definitions: StdMutex<HashMap<VersionKey, (Arc<Definition>, String)>>,
     locks: Vec<Mutex<()>>,
     /// Wakes the background pass (a run was started or moved here).
     pub wake: Notify,
@@ -195,41 +199,43 @@ impl Engine {
         &self.locks[h.as_bytes()[0] as usize % self.locks.len()]
     }
 
+    /// A definition version, parsed once: a run's every move asks for its
+    /// pinned version, and a cached one costs no query.
     async fn definition(
         &self,
         tenant_id: &str,
         name: &str,
         version: Option<i64>,
     ) -> Result<(Arc<Definition>, i64, String)> {
-        let row =
-            match version {
-                Some(v) => self.store.workflow_version(tenant_id, name, v).await?.ok_or_else(|| {
-                    EngineError::UnknownVersion {
-                        name: name.to_string(),
-                        version: v,
-                    }
-                })?,
-                None => self
-                    .store
-                    .workflow_versions(tenant_id, name)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| EngineError::UnknownWorkflow(name.to_string()))?,
-            };
-        let key = (tenant_id.to_string(), name.to_string(), row.version);
-        if let Some(d) = self.definitions.lock().expect("definitions lock").get(&key) {
-            return Ok((d.clone(), row.version, row.digest));
+        let version = match version {
+            Some(v) => v,
+            None => self
+                .store
+                .workflow_latest_version(tenant_id, name)
+                .await?
+                .ok_or_else(|| EngineError::UnknownWorkflow(name.to_string()))?,
+        };
+        let key = (tenant_id.to_string(), name.to_string(), version);
+        if let Some((d, digest)) = self.definitions.lock().expect("definitions lock").get(&key) {
+            return Ok((d.clone(), version, digest.clone()));
         }
+        let row = self
+            .store
+            .workflow_version(tenant_id, name, version)
+            .await?
+            .ok_or_else(|| EngineError::UnknownVersion {
+                name: name.to_string(),
+                version,
+            })?;
         let parsed: Definition = serde_json::from_str(&row.definition)
-            .map_err(|e| StoreError::Corrupt(format!("workflow {name} version {}: {e}", row.version)))?;
+            .map_err(|e| StoreError::Corrupt(format!("workflow {name} version {version}: {e}")))?;
         let parsed = Arc::new(parsed);
         let mut cache = self.definitions.lock().expect("definitions lock");
         if cache.len() >= CACHE {
             cache.clear();
         }
-        cache.insert(key, parsed.clone());
-        Ok((parsed, row.version, row.digest))
+        cache.insert(key, (parsed.clone(), row.digest.clone()));
+        Ok((parsed, version, row.digest))
     }
 
     // ------------------------------------------------------------ requests
@@ -417,7 +423,7 @@ impl Engine {
         settled: Option<&str>,
     ) -> Result<Vec<Receipt>> {
         let now = self.clock.now_ms();
-        let (effects, more) = if run.status == "running" {
+        let (mut effects, mut more) = if run.status == "running" {
             let mut new_id = || new_id("exe", now);
             let mut random = |n: u64| random_upto(n);
             interpreter::advance(
@@ -435,7 +441,6 @@ impl Engine {
             // An execution of an ended run: taken in, nothing moves.
             (Vec::new(), false)
         };
-        let (mut effects, mut more) = (effects, more);
         let limit = self.kernel.cfg.workflow_max_transitions;
         if run.status == "running"
             && matches!(interpreter::status(&position), Status::Running)
@@ -470,19 +475,9 @@ impl Engine {
                         s.remove("output_schema");
                     }
                     spawned.push(self.kernel.spawn(Spawn {
-                        id: execution,
-                        now,
-                        tenant_id: run.tenant_id.clone(),
-                        run_id: run.id.clone(),
-                        state: state.clone(),
                         agent_id: task.agent.clone(),
-                        input,
-                        labels: run_labels(run, &state),
-                        initiator: run.initiator.clone(),
-                        initiator_token: run.initiator_token.clone(),
                         timeout_secs: task.timeout_seconds,
-                        context: exec_context(run, &state, skill),
-                        review: None,
+                        ..spawn_for(run, execution, state, input, now, skill)
                     })?);
                 }
                 Effect::Review {
@@ -494,23 +489,12 @@ impl Engine {
                     input,
                 } => {
                     spawned.push(self.kernel.spawn(Spawn {
-                        id: execution,
-                        now,
-                        tenant_id: run.tenant_id.clone(),
-                        run_id: run.id.clone(),
-                        state: state.clone(),
-                        agent_id: String::new(),
-                        input,
-                        labels: run_labels(run, &state),
-                        initiator: run.initiator.clone(),
-                        initiator_token: run.initiator_token.clone(),
-                        timeout_secs: None,
-                        context: exec_context(run, &state, Value::Null),
                         review: Some(Gate {
                             reviewers,
                             timeout_secs: timeout_seconds,
                             prompt,
                         }),
+                        ..spawn_for(run, execution, state, input, now, Value::Null)
                     })?);
                 }
                 Effect::Cancel { execution, reason } => cancels.push((execution, reason)),
@@ -821,6 +805,26 @@ fn outcome_of(exec: &ExecutionRow, context: &Value) -> Outcome {
         other => other.to_string(),
     };
     Outcome::Failed { error: name, cause }
+}
+
+/// A kernel execution for `state` of the run: its labels, initiator and
+/// policy context; the agent (or the review gate) is the caller's to set.
+fn spawn_for(run: &WorkflowRunRow, execution: String, state: String, input: Value, now: i64, skill: Value) -> Spawn {
+    Spawn {
+        id: execution,
+        now,
+        tenant_id: run.tenant_id.clone(),
+        run_id: run.id.clone(),
+        labels: run_labels(run, &state),
+        initiator: run.initiator.clone(),
+        initiator_token: run.initiator_token.clone(),
+        context: exec_context(run, &state, skill),
+        state,
+        agent_id: String::new(),
+        input,
+        timeout_secs: None,
+        review: None,
+    }
 }
 
 fn run_labels(run: &WorkflowRunRow, state: &str) -> Map<String, Value> {
