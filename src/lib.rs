@@ -12,6 +12,7 @@
 //! - [`store`]: SQLite / PostgreSQL persistence; the only user of `sqlx`.
 //! - [`policy`]: bundles (archive, signature, manifest), compiling,
 //!   evaluating with captured builtins, Rego tests, decisions.
+//! - [`strict_json`]: the one-pass check every untrusted JSON document passes first.
 //! - [`http`]: the API: one router per resource, problem+json errors.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`keys`]: Ed25519 key files.
@@ -38,4 +39,5 @@ pub mod metrics;
 pub mod policy;
 pub mod skill;
 pub mod store;
+pub mod strict_json;
 pub mod workflow;

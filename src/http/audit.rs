@@ -45,15 +45,17 @@ pub struct Accepted {
 }
 
 /// The submitted events: one object, a JSON array, or NDJSON.
-fn events_of(bytes: &[u8], ndjson: bool, max_depth: usize) -> Result<Vec<Value>, Problem> {
+pub fn events_of(bytes: &[u8], ndjson: bool, max_depth: usize) -> Result<Vec<Value>, Problem> {
     let events: Vec<Value> = if ndjson {
         let mut out = Vec::new();
         for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let v: Value = parse_json(line, max_depth)
-                .map_err(|p| Problem::bad_request("malformed_json", format!("NDJSON line {}: {}", n + 1, p.detail)))?;
+            let v: Value = parse_json(line, max_depth).map_err(|mut p| {
+                p.detail = format!("NDJSON line {}: {}", n + 1, p.detail);
+                p
+            })?;
             out.push(v);
         }
         out

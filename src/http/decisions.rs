@@ -41,7 +41,7 @@ async fn record(state: &AppState, d: &Decision) -> Result<Receipt, Problem> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OpaDataRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::policy::decision::present")]
     #[schema(value_type = Option<Object>)]
     pub input: Option<Box<RawValue>>,
 }

@@ -106,7 +106,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result
             "the request body is empty; send a JSON object",
         ));
     }
-    check_depth(bytes, max_depth)?;
+    // Numbers, duplicate members, Unicode, reserved names and depth, before
+    // anything reads the body.
+    crate::strict_json::check(bytes, max_depth)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -125,35 +127,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result
     })
 }
 
-/// Refuses JSON nested deeper than `max`, without parsing it.
-fn check_depth(bytes: &[u8], max: usize) -> Result<(), Problem> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return Err(Problem::bad_request(
-                        "json_too_deep",
-                        format!("the request body nests deeper than {max} levels (limits.max_json_depth)"),
-                    ));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// A document that may be YAML or JSON (workflow definitions, skill
+/// manifests): when it is JSON (its first non-blank byte is `{`), the same
+/// check as every JSON body, so that a duplicate or an out-of-range number
+/// is refused with 400 and its pointer.
+pub fn check_if_json(bytes: &[u8], max_depth: usize) -> Result<(), Problem> {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        crate::strict_json::check(body, max_depth)?;
     }
     Ok(())
 }
@@ -170,9 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn depth_counts_brackets_outside_strings_only() {
-        assert!(check_depth(br#"{"a": "[[[[[[[[[["}"#, 2).is_ok());
-        assert_eq!(check_depth(b"[[[1]]]", 2).unwrap_err().code, "json_too_deep");
+    fn untrusted_json_is_refused_with_its_code_and_pointer() {
+        let err = parse_json::<serde_json::Value>(br#"{"a": [1, {"b": 1, "b": 2}]}"#, 8).unwrap_err();
+        assert_eq!((err.code, err.pointer.as_deref()), ("duplicate_member", Some("/a/1/b")));
+        assert_eq!(
+            parse_json::<serde_json::Value>(b"[[[1]]]", 2).unwrap_err().code,
+            "json_too_deep"
+        );
     }
 
     #[test]

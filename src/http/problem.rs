@@ -27,6 +27,10 @@ pub struct ProblemBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub errors: Option<serde_json::Value>,
+    /// Where in the request body the fault is: a JSON Pointer (RFC 6901),
+    /// `""` for the whole body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 #[derive(Debug)]
@@ -36,6 +40,7 @@ pub struct Problem {
     pub detail: String,
     pub retry_after: Option<u32>,
     pub errors: Option<serde_json::Value>,
+    pub pointer: Option<String>,
 }
 
 impl Problem {
@@ -77,6 +82,7 @@ impl Problem {
             detail: detail.into(),
             retry_after: None,
             errors: None,
+            pointer: None,
         }
     }
 
@@ -105,6 +111,7 @@ impl Problem {
             code: self.code.to_string(),
             detail: self.detail.clone(),
             errors: self.errors.clone(),
+            pointer: self.pointer.clone(),
         }
     }
 }
@@ -127,6 +134,16 @@ impl IntoResponse for Problem {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
+    }
+}
+
+/// A request body refused by [`crate::strict_json::check`]: 400 with the
+/// fault's code and its JSON Pointer.
+impl From<crate::strict_json::Fault> for Problem {
+    fn from(f: crate::strict_json::Fault) -> Self {
+        let mut p = Problem::bad_request(f.kind.code(), format!("the request body is refused: {f}"));
+        p.pointer = Some(f.pointer);
+        p
     }
 }
 

@@ -93,6 +93,7 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<Registered>), Problem> {
     let who = caller.require(Action::WriteSkills)?;
     let body = read_body(req, &state).await?;
+    super::extract::check_if_json(&body, state.config.limits.max_json_depth)?;
     let manifest = skill::parse(&body).map_err(refused)?;
     if manifest.id != id {
         return Err(Problem::bad_request(

@@ -82,6 +82,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Uploaded>), Problem> {
     let who = caller.require(Action::WriteWorkflows)?;
+    super::extract::check_if_json(&body, state.config.limits.max_json_depth)?;
     let definition = workflow::parse(&body).map_err(refused)?;
     if definition.metadata.name != name {
         return Err(Problem::bad_request(

@@ -56,6 +56,34 @@ mod format_vectors {
     }
 
     #[test]
+    fn the_published_canonical_vectors_match_the_code() {
+        let doc = include_str!("../../docs/ledger-format.md");
+        let block = doc_block("canonical");
+        let mut checked = 0;
+        for line in block.lines().filter(|l| !l.trim().is_empty()) {
+            let (input, expected) = line.split_once(" => ").expect("`input => output`");
+            match expected.strip_prefix("refused ") {
+                Some(refusal) => {
+                    let (code, pointer) = refusal.split_once(' ').expect("`refused code pointer`");
+                    let fault = crate::strict_json::check(input.as_bytes(), 64).expect_err(input);
+                    assert_eq!((fault.kind.code(), fault.pointer.as_str()), (code, pointer), "{input}");
+                }
+                None => {
+                    crate::strict_json::check(input.as_bytes(), 64).unwrap_or_else(|f| panic!("{input}: {f}"));
+                    let value: serde_json::Value = serde_json::from_str(input).unwrap();
+                    let canonical = String::from_utf8(super::canonical::to_vec(&value)).unwrap();
+                    assert_eq!(canonical, expected, "{input}");
+                }
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 10 && doc.contains("```canonical"),
+            "the canonical vectors are published"
+        );
+    }
+
+    #[test]
     fn the_published_vectors_match_the_code() {
         let v = vectors();
         let leaves: Vec<Hash> = (0..7).map(|i| merkle::leaf_hash(&vec![i as u8; i + 1])).collect();

@@ -16,8 +16,9 @@ use super::engine::Captured;
 pub struct DecisionRequest {
     /// Rule or package path, `/`- or `.`-separated, e.g. `agento/commissioning/routing`.
     pub path: String,
-    /// The input document; absent means `input` is undefined in the policy.
-    #[serde(default)]
+    /// The input document; absent means `input` is undefined in the policy
+    /// (`null` is the value null, as in OPA).
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub input: Option<Box<RawValue>>,
     /// Pin a bundle (and optionally a revision) instead of the active version.
@@ -27,6 +28,12 @@ pub struct DecisionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A member that is present is kept as sent, `null` included (serde would
+/// read `null` as absent, and the evidence would lose it).
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

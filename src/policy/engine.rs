@@ -172,8 +172,12 @@ impl CompiledPolicy {
                 }
             })?;
         }
-        let data = Value::from_json_str(&bundle.data.to_string())
-            .map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;
+        let data_text = bundle.data.to_string();
+        // A data document is as untrusted as a request body: reader markers
+        // would be taken as numbers to expand.
+        crate::strict_json::check(data_text.as_bytes(), 256)
+            .map_err(|f| Error::DataInvalid(format!("bundle data: {f}")))?;
+        let data = Value::from_json_str(&data_text).map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;
         engine
             .add_data(data)
             .map_err(|e| Error::DataInvalid(format!("bundle data: {e}")))?;

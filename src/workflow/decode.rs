@@ -148,6 +148,9 @@ fn syntax(format: &str, location: Option<(usize, usize)>, message: &str) -> Unre
     })
 }
 
+/// Deepest nesting of a JSON document read here (serde_json stops at 128).
+const MAX_DOCUMENT_DEPTH: usize = 120;
+
 /// A document as a JSON value: JSON if its first non-blank byte is `{`,
 /// YAML otherwise; duplicate keys and non-finite numbers are syntax
 /// errors. `what` names it in messages ("the definition").
@@ -163,6 +166,9 @@ pub(crate) fn read_strict(bytes: &[u8], max: usize, what: &str) -> Result<Value,
         return Err(Unreadable::Syntax(format!("{what} is empty")));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        // Integers past 64 bits, lone surrogates and reader markers, which
+        // serde_json alone would round, accept or interpret.
+        crate::strict_json::check(body, MAX_DOCUMENT_DEPTH).map_err(|f| Unreadable::Syntax(format!("JSON {f}")))?;
         serde_json::from_slice::<StrictValue>(body)
             .map(|v| v.0)
             .map_err(|e| syntax("JSON", Some((e.line(), e.column())), &e.to_string()))
