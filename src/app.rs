@@ -84,6 +84,11 @@ pub async fn build(
         },
         eval_timeout: Duration::from_millis(config.policy.eval_timeout_ms),
         test_timeout: Duration::from_millis(config.policy.test_timeout_ms),
+        gate: crate::policy::gate::GateLimits::for_machine(
+            config.policy.eval_threads,
+            config.policy.eval_per_tenant,
+            Duration::from_millis(config.policy.eval_queue_ms),
+        ),
     };
     let policy = Arc::new(PolicyService::new(
         store.clone(),

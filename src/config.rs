@@ -93,6 +93,15 @@ pub struct PolicyConfig {
     /// Longest the Rego tests of one uploaded bundle may run, all together,
     /// in milliseconds; tests not run in time count as failed.
     pub test_timeout_ms: u64,
+    /// Evaluations running at once (off the async workers), all tenants
+    /// together; 0 means twice the cores, at least 4.
+    pub eval_threads: usize,
+    /// Evaluations running at once for one tenant; 0 means as many as there
+    /// are cores. A tenant with slow policies holds at most this many.
+    pub eval_per_tenant: usize,
+    /// Longest a decision waits for an evaluation slot, in milliseconds,
+    /// before it is refused with `policy_busy` (503).
+    pub eval_queue_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +465,9 @@ impl Default for PolicyConfig {
             max_memory_bytes: 2 * 1024 * 1024 * 1024,
             refresh_interval_ms: 2_000,
             test_timeout_ms: 10_000,
+            eval_threads: 0,
+            eval_per_tenant: 0,
+            eval_queue_ms: 2_000,
         }
     }
 }
@@ -527,6 +539,9 @@ impl Config {
         }
         if self.policy.eval_timeout_ms == 0 {
             bail!("policy.eval_timeout_ms must be at least 1");
+        }
+        if self.policy.eval_queue_ms == 0 {
+            bail!("policy.eval_queue_ms must be at least 1");
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))

@@ -200,6 +200,11 @@ impl From<policy::Error> for Problem {
                 };
             }
             E::Internal(_) | E::Corrupt(_) => return Problem::internal("policy", &e),
+            E::PolicyBusy(_) => {
+                let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+                p.retry_after = Some(1);
+                return p;
+            }
             E::Archive(a) if a.code() == "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidBundleName(_) | E::InvalidPath(_) => StatusCode::BAD_REQUEST,
             E::Archive(_)

@@ -5,6 +5,7 @@
 //! - [`bundle`]: manifest, roots, data; a [`bundle::ParsedBundle`].
 //! - [`engine`]: compiling with regorus, evaluating, capturing
 //!   non-deterministic builtins, running Rego tests.
+//! - [`gate`]: where evaluations run (the blocking pool, a share per tenant).
 //! - [`service`]: versions, activation, the compiled-policy cache, decisions.
 //!
 //! Invariant: no HTTP here; errors carry stable codes and the HTTP edge maps
@@ -14,6 +15,7 @@ pub mod archive;
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+pub mod gate;
 pub mod rego_scan;
 pub mod service;
 pub mod signature;
@@ -83,6 +85,10 @@ pub enum Error {
     PolicyMemory(u64),
     #[error("policy evaluation failed: {0}")]
     PolicyEval(String),
+    #[error(
+        "every policy evaluation slot this tenant may use stayed busy for {0} ms; retry shortly (policy.eval_per_tenant, policy.eval_queue_ms)"
+    )]
+    PolicyBusy(u64),
     #[error("the stored bundle {0} does not match its digest; the store was altered")]
     Corrupt(String),
     #[error("internal error: {0}")]
@@ -116,6 +122,7 @@ impl Error {
             Error::PolicyTimeout(_) => "policy_timeout",
             Error::PolicyMemory(_) => "policy_memory_exceeded",
             Error::PolicyEval(_) => "policy_eval_error",
+            Error::PolicyBusy(_) => "policy_busy",
             Error::Corrupt(_) => "bundle_corrupt_in_store",
             Error::Internal(_) => "internal",
             Error::Store(StoreError::Conflict(_)) => "conflict",

@@ -16,6 +16,7 @@ use super::archive;
 use super::bundle::{self, ParsedBundle, SignaturePolicy};
 use super::decision::{self, BundleId, Decision, DecisionRequest, Timing};
 use super::engine::{Captured, CompiledPolicy, DataPath, TestResult};
+use super::gate::{EvalGate, GateLimits};
 use super::signature::{Algorithm, VerificationKey};
 use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
@@ -30,6 +31,7 @@ pub struct PolicyLimits {
     pub archive: archive::Limits,
     pub eval_timeout: Duration,
     pub test_timeout: Duration,
+    pub gate: GateLimits,
 }
 
 /// A version ready to answer: its identity, roots and compiled policy.
@@ -73,6 +75,7 @@ pub struct PolicyService {
     clock: Clock,
     limits: PolicyLimits,
     metrics: Arc<Metrics>,
+    gate: EvalGate,
     compiled: Mutex<HashMap<String, Arc<CompiledPolicy>>>,
     /// Pinned versions by (tenant, name, revision); versions are immutable.
     pinned: Mutex<HashMap<(String, String, String), Arc<Resolved>>>,
@@ -102,6 +105,7 @@ impl PolicyService {
         Self {
             store,
             clock,
+            gate: EvalGate::new(limits.gate),
             limits,
             metrics,
             compiled: Mutex::new(HashMap::new()),
@@ -470,15 +474,25 @@ impl PolicyService {
     pub async fn decide(&self, who: &Principal, req: DecisionRequest) -> Result<Decision, Error> {
         let path = DataPath::parse(&req.path)?;
         let resolved = self.resolve_for(&who.tenant_id, &path, req.bundle.as_ref()).await?;
-        let input = parse_input(req.input.as_deref())?;
+        let context = req.context;
         let now_ns = self.clock.now_ns();
-        let mut captured = Captured {
+        let captured = Captured {
             now_ns,
             calls: Default::default(),
         };
-        let started = Instant::now();
-        let outcome = resolved.policy.evaluate(&path, input, &mut captured);
-        let eval = started.elapsed();
+        // Parsing and evaluating run on the gate's threads; the raw input
+        // goes there and comes back for the record, never copied.
+        let policy = resolved.policy.clone();
+        let (raw_input, path, outcome, captured, eval) = self
+            .gate
+            .run(&who.tenant_id, move || {
+                let mut captured = captured;
+                let started = Instant::now();
+                let outcome =
+                    parse_input(req.input.as_deref()).and_then(|input| policy.evaluate(&path, input, &mut captured));
+                (req.input, path, outcome, captured, started.elapsed())
+            })
+            .await?;
         self.metrics.eval_seconds.observe(eval.as_secs_f64());
         let result = match outcome {
             Ok(v) => v,
@@ -507,13 +521,13 @@ impl PolicyService {
             reasons,
             bundle: resolved.id.clone(),
             captured,
-            context: req.context,
+            context,
             timing: Timing {
                 eval_us: eval.as_nanos() as f64 / 1000.0,
             },
             caller: who.actor(),
             tenant_id: who.tenant_id.clone(),
-            input: req.input,
+            input: raw_input,
             receipt: None,
         })
     }
@@ -532,13 +546,22 @@ impl PolicyService {
         let v = self.version(tenant_id, name, revision).await?;
         let resolved = self.resolve_version(&v).await?;
         let path = DataPath::parse(&recorded.path)?;
-        let input = match &recorded.input {
-            None => regorus::Value::Undefined,
-            Some(i) => regorus::Value::from_json_str(&i.to_string())
-                .map_err(|e| Error::PolicyEval(format!("recorded input: {e}")))?,
-        };
+        let text = recorded.input.as_ref().map(|i| i.to_string());
         let mut captured = recorded.captured.clone();
-        let result = resolved.policy.evaluate(&path, input, &mut captured)?;
+        let policy = resolved.policy.clone();
+        let (result, captured) =
+            self.gate
+                .run(tenant_id, move || {
+                    let input = match text {
+                        None => Ok(regorus::Value::Undefined),
+                        Some(t) => regorus::Value::from_json_str(&t)
+                            .map_err(|e| Error::PolicyEval(format!("recorded input: {e}"))),
+                    };
+                    let result = input.and_then(|input| policy.evaluate(&path, input, &mut captured));
+                    (result, captured)
+                })
+                .await?;
+        let result = result?;
         let allow = decision::extract_allow(&result);
         let result = match result {
             regorus::Value::Undefined => None,
