@@ -133,8 +133,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result
 /// is refused with 400 and its pointer.
 pub fn check_if_json(bytes: &[u8], max_depth: usize) -> Result<(), Problem> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        crate::strict_json::check(body, max_depth)?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && let Err(f) = crate::strict_json::check(body, max_depth)
+        && f.kind != crate::strict_json::FaultKind::Syntax
+    {
+        // Syntax errors are the document's own faults (422, with line and
+        // column), reported by its reader.
+        return Err(f.into());
     }
     Ok(())
 }

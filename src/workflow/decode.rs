@@ -168,7 +168,16 @@ pub(crate) fn read_strict(bytes: &[u8], max: usize, what: &str) -> Result<Value,
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         // Integers past 64 bits, lone surrogates and reader markers, which
         // serde_json alone would round, accept or interpret.
-        crate::strict_json::check(body, MAX_DOCUMENT_DEPTH).map_err(|f| Unreadable::Syntax(format!("JSON {f}")))?;
+        // (Syntax errors and duplicate keys are left to the reader below,
+        // which names their line and column.)
+        if let Err(f) = crate::strict_json::check(body, MAX_DOCUMENT_DEPTH)
+            && !matches!(
+                f.kind,
+                crate::strict_json::FaultKind::Syntax | crate::strict_json::FaultKind::DuplicateMember
+            )
+        {
+            return Err(Unreadable::Syntax(format!("JSON {f}")));
+        }
         serde_json::from_slice::<StrictValue>(body)
             .map(|v| v.0)
             .map_err(|e| syntax("JSON", Some((e.line(), e.column())), &e.to_string()))
