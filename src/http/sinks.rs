@@ -89,7 +89,12 @@ pub async fn put_sink(
             ));
         }
     };
-    let config = fanout::parse_tenant_sink(&name, &body).map_err(|e| Problem::bad_request("invalid_sink", e.0))?;
+    let policy = state.fanout.policy();
+    let config =
+        fanout::parse_tenant_sink(&name, &body, policy).map_err(|e| Problem::bad_request("invalid_sink", e.0))?;
+    let Some(keyring) = &policy.keyring else {
+        return Err(Problem::internal("sealing a sink's secrets", &"no sink secrets key"));
+    };
     let start_at = match from {
         Some(()) => state
             .store
@@ -98,8 +103,9 @@ pub async fn put_sink(
             .and_then(|h| h.size.checked_sub(1)),
         None => None,
     };
-    let stored = serde_json::to_string(&config).map_err(|e| Problem::internal("serialising a sink", &e))?;
-    let row = state
+    let stored = fanout::seal_config(&config, &who.tenant_id, keyring)
+        .map_err(|e| Problem::internal("sealing a sink's secrets", &e))?;
+    let Some(row) = state
         .store
         .put_tenant_sink(
             &who.tenant_id,
@@ -108,8 +114,19 @@ pub async fn put_sink(
             start_at,
             &fanout::tenant_key(&who.tenant_id, &name),
             state.clock.now_ms(),
+            policy.max_per_tenant,
         )
-        .await?;
+        .await?
+    else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_sinks",
+            format!(
+                "this tenant already has {} sinks, the most allowed (tenant_sinks.max_per_tenant); delete one first",
+                policy.max_per_tenant
+            ),
+        ));
+    };
     let shown = fanout::masked(&serde_json::to_value(&config).unwrap_or_default());
     state
         .record(
@@ -175,7 +192,9 @@ pub async fn delete_sink(
     security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SinkView>>, Problem> {
     let who = caller.require(Action::ReadEvidence)?;
-    Ok(Json(state.fanout.views(&state.store, &who.tenant_id).await?))
+    Ok(Json(
+        state.fanout.views(&state.store, &who.tenant_id, who.platform).await?,
+    ))
 }
 
 /// An event a sink could never deliver.
