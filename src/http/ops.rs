@@ -70,6 +70,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
     }))
 }
 
+/// Metrics, as far as the caller's tenant may see them.
+///
 /// The platform tenant sees every series; another tenant sees the
 /// process-wide series (no tenant in their labels) and its own sinks'
 /// series, not those of other tenants' sinks nor of the configuration
