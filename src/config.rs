@@ -808,6 +808,43 @@ mod tests {
     }
 
     #[test]
+    fn tenant_sinks_and_their_secret_keys_are_configured() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WARDEN_TENANT_SINKS__ALLOW_NETWORKS", "[\"10.20.0.0/16\"]"),
+                ("WARDEN_TENANT_SINKS__MAX_PER_TENANT", "3"),
+                ("WARDEN_SINK_SECRETS__CURRENT", "k2"),
+                (
+                    "WARDEN_SINK_SECRETS__KEYS__K2",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tenant_sinks.allow_networks, ["10.20.0.0/16"]);
+        assert_eq!(c.tenant_sinks.max_per_tenant, 3);
+        assert_eq!(c.sink_secrets.current, "k2");
+        assert!(c.sink_secrets.keys.contains_key("k2"));
+        assert!(
+            !format!("{c:?}").contains("AAAAAAAA"),
+            "key material is never in debug output"
+        );
+        let defaults = Config::load(None, env(&[])).unwrap();
+        assert_eq!(defaults.tenant_sinks.max_per_tenant, 20);
+        assert!(defaults.tenant_sinks.allow_networks.is_empty() && !defaults.tenant_sinks.allow_cloudwatch_endpoint);
+        assert_eq!(defaults.sink_secrets.current, "k1");
+        let err = Config::load(
+            None,
+            env(&[("WARDEN_TENANT_SINKS__ALLOW_NETWORKS", "[\"10.0.0.0/40\"]")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tenant_sinks"), "{err:#}");
+        let err = Config::load(None, env(&[("WARDEN_SINK_SECRETS__CURRENT", "K/2")])).unwrap_err();
+        assert!(format!("{err:#}").contains("sink_secrets"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let err = Config::load(None, env(&[("WARDEN_LIMITZ__X", "1")])).unwrap_err();
         assert!(format!("{err:#}").contains("limitz"), "{err:#}");

@@ -421,6 +421,27 @@ async fn kafka_properties_come_from_an_allowlist() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["config"]["properties"]["sasl.password"], "***");
+
+    // A row from before the allowlist, naming a plugin to load: stored as it
+    // was, it is refused when loaded, shown disabled with why, and not run.
+    let row = app.state.store.tenant_sinks().await.unwrap().remove(0);
+    let old = json!({"type": "kafka", "name": "legacy", "brokers": "127.0.0.1:9", "topic": "audit",
+        "properties": {"plugin.library.paths": "/tmp/evil.so"}})
+    .to_string();
+    app.state
+        .store
+        .put_tenant_sink(&row.tenant_id, "legacy", &old, None, "legacy-cursor", 0, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    // The operator narrows the list: the sink that used the extra property
+    // stops too.
+    let app = app.restart_with(|c| c.tenant_sinks.kafka_properties.clear()).await;
+    for (name, needle) in [("legacy", "plugin.library.paths"), ("k", "statistics.interval.ms")] {
+        let v = view(&app, &app.admin, name).await;
+        assert_eq!(v["enabled"], false, "{v}");
+        assert!(v["disabled_reason"].as_str().unwrap().contains(needle), "{v}");
+    }
     app.stop().await;
 }
 
