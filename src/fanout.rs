@@ -392,7 +392,21 @@ pub fn seal_config(config: &SinkConfig, tenant_id: &str, keyring: &Keyring) -> R
 /// secret was stored in plaintext (from before encryption) or under another
 /// key than the current one, and should be sealed again.
 pub fn open_config(stored: &str, tenant_id: &str, name: &str, keyring: &Keyring) -> Result<(SinkConfig, bool), String> {
-    let mut v: Value = serde_json::from_str(stored).map_err(|e| format!("not JSON: {e}"))?;
+    open_stored(stored, tenant_id, name, keyring).map_err(|e| match e {
+        Unopened::Key(e) | Unopened::Shape(e) => e,
+    })
+}
+
+/// Why a stored configuration did not open.
+enum Unopened {
+    /// A secret under a key not configured, or that does not decrypt.
+    Key(String),
+    /// Not a sink's configuration.
+    Shape(String),
+}
+
+fn open_stored(stored: &str, tenant_id: &str, name: &str, keyring: &Keyring) -> Result<(SinkConfig, bool), Unopened> {
+    let mut v: Value = serde_json::from_str(stored).map_err(|e| Unopened::Shape(format!("not JSON: {e}")))?;
     let mut stale = false;
     each_secret(&mut v, &mut |field, val| {
         if let Value::String(s) = val {
@@ -407,20 +421,28 @@ pub fn open_config(stored: &str, tenant_id: &str, name: &str, keyring: &Keyring)
             }
         }
         Ok(())
-    })?;
-    let config: SinkConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    })
+    .map_err(Unopened::Key)?;
+    let config: SinkConfig = serde_json::from_value(v).map_err(|e| Unopened::Shape(e.to_string()))?;
     Ok((config, stale))
 }
 
 /// Seals again, under the current key, every tenant sink secret stored in
 /// plaintext or under an older key; returns how many sinks were rewritten.
-/// A secret under a key that is not configured stops it: the operator
-/// removed a key still in use.
+/// A secret under a key that is not configured, or that does not decrypt,
+/// stops it: the operator removed a key still in use, or gave a wrong one.
+/// A row that is no sink's configuration is left (it shows as disabled).
 pub async fn reseal_tenant_sinks(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
     let mut rewritten = 0;
     for row in store.tenant_sinks().await? {
-        let (config, stale) = open_config(&row.config, &row.tenant_id, &row.name, keyring)
-            .map_err(|e| anyhow::anyhow!("tenant {} sink {:?}: {e}", row.tenant_id, row.name))?;
+        let (config, stale) = match open_stored(&row.config, &row.tenant_id, &row.name, keyring) {
+            Ok(opened) => opened,
+            Err(Unopened::Key(e)) => anyhow::bail!("tenant {} sink {:?}: {e}", row.tenant_id, row.name),
+            Err(Unopened::Shape(e)) => {
+                tracing::error!(tenant = %row.tenant_id, sink = %row.name, error = %e, "a stored tenant sink is not a sink's configuration; left as it is");
+                continue;
+            }
+        };
         if !stale {
             continue;
         }

@@ -227,12 +227,19 @@ pub async fn dead_letters(
         ));
     };
     let rows = state.store.dead_letters(&key, &who.tenant_id, 0, 1_000).await?;
+    // A configuration file's sink is the operator's: what its peer said is
+    // the platform tenant's to read.
+    let operators = key == name && state.fanout.is_configured(&name) && !who.platform;
     Ok(Json(
         rows.into_iter()
             .map(|d| DeadLetterView {
                 event_id: d.event_id,
                 index: d.index,
-                reason: d.reason,
+                reason: if operators {
+                    "refused by the peer; the operator has the details".into()
+                } else {
+                    d.reason
+                },
                 dead_lettered_at: rfc3339_ms(d.created_at),
             })
             .collect(),

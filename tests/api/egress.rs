@@ -447,6 +447,7 @@ async fn kafka_properties_come_from_an_allowlist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_tenants_see_the_operators_sinks_by_name_type_and_status_only() {
+    let (refuser, _) = counter(400, None).await;
     let operator_sinks = vec![
         SinkConfig::Webhook {
             name: "ops-hook".into(),
@@ -483,6 +484,15 @@ async fn other_tenants_see_the_operators_sinks_by_name_type_and_status_only() {
             },
             mask: vec![],
             timeout_ms: 200,
+        },
+        SinkConfig::Webhook {
+            name: "ops-refuser".into(),
+            url: format!("{}/operator-refuser-path", refuser.url),
+            secrets: vec![secret(4)],
+            concurrency: 1,
+            filter: SinkFilter::default(),
+            mask: vec![],
+            timeout_ms: 1000,
         },
     ];
     let app = spawn_with(Backend::Sqlite, |c| c.sinks = operator_sinks, Clock::system()).await;
@@ -523,10 +533,27 @@ async fn other_tenants_see_the_operators_sinks_by_name_type_and_status_only() {
         [
             ("ops-hook", "webhook", "webhook"),
             ("ops-kafka", "kafka", "kafka"),
-            ("ops-cw", "cloudwatch_logs", "cloudwatch_logs")
+            ("ops-cw", "cloudwatch_logs", "cloudwatch_logs"),
+            ("ops-refuser", "webhook", "webhook"),
         ]
     );
     assert!(r.body[0]["lag"].is_u64() && r.body[0]["delivered_since_start"].is_null());
+    // Its event the operator's peer refused for good: counted, and listed
+    // without what the peer said.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while view(&app, &auditor, "ops-refuser").await["dead_letters"] == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = app
+        .call(Method::GET, "/v1/sinks/ops-refuser/dead-letters", Some(&auditor), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let letters = r.body.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{}", r.body);
+    assert_eq!(
+        letters[0]["reason"],
+        "refused by the peer; the operator has the details"
+    );
     // The platform tenant, whose operator wrote them, sees them whole.
     let platform_auditor = app.token(&app.admin, &["auditor"]).await;
     let mine = view(&app, &platform_auditor, "ops-kafka").await;
@@ -534,6 +561,7 @@ async fn other_tenants_see_the_operators_sinks_by_name_type_and_status_only() {
     let hook = until_error(&app, &platform_auditor, "ops-hook").await;
     assert!(hook["last_error"].as_str().unwrap().contains("127.0.0.1:9"), "{hook}");
     app.stop().await;
+    refuser.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

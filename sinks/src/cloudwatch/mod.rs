@@ -464,7 +464,14 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or("");
-            let answer = format!("{status} {code}").trim_end().to_string();
+            // The code as a token of the service's vocabulary, not text an
+            // endpoint could fill.
+            let shown: String = code
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(64)
+                .collect();
+            let answer = format!("{status} {shown}").trim_end().to_string();
             let retry = AUTH_CODES.contains(&code)
                 || status == 401
                 || status == 403
