@@ -58,6 +58,14 @@ fn check_name(name: &str) -> Result<(), Problem> {
 /// configuration file without `name`; `"from": "now"` starts a new sink at
 /// the end of the log instead of its beginning. The sink delivers this
 /// tenant's events only; a replaced sink goes on from its cursor.
+///
+/// It connects only to public addresses and to what the operator allows
+/// (`[tenant_sinks]`), checked when it connects; its secrets are stored
+/// encrypted. 400 `invalid_sink` names the field at fault (a URL that is
+/// not `http`/`https`, an address the egress policy refuses, a Kafka
+/// property not allowed, CloudWatch keys missing, an `endpoint` not
+/// allowed); 409 `too_many_sinks` when the tenant has
+/// `tenant_sinks.max_per_tenant` sinks already.
 #[utoipa::path(put, path = "/v1/sinks/{name}", tag = "audit",
     params(("name" = String, Path, description = "sink name")),
     request_body(content = Object, description = "the sink's configuration: {\"type\": \"webhook\", \"url\": ..., ...}"),
