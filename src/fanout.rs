@@ -1064,7 +1064,14 @@ impl Runner {
                 }
                 Err(Ok(Stop::LeaseLost)) => false,
                 Err(Err(e)) => {
-                    self.error(format!("reading the ledger: {e}"));
+                    // The store's own words are the operator's, not a tenant's.
+                    match self.h.scope {
+                        Scope::Config => self.error(format!("reading the ledger: {e}")),
+                        Scope::Tenant { .. } => {
+                            tracing::warn!(sink = %self.h.key, error = %e, "reading the ledger failed");
+                            self.error("reading the ledger failed; retrying".into());
+                        }
+                    }
                     false
                 }
             };
