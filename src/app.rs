@@ -53,6 +53,10 @@ pub async fn build(
     let store = Store::connect(&url, config.max_connections)
         .await
         .with_context(|| format!("cannot open the store at {}", redact(&url)))?;
+    // Tenants' sink secrets: every one readable, and under the current key,
+    // before anything starts.
+    let keyring = Arc::new(crate::secrets::Keyring::load(&config.sink_secrets, &config.data_dir)?);
+    crate::fanout::reseal_tenant_sinks(&store, &keyring).await?;
     let (key, _) = crate::keys::load_or_create_server_key(&config.data_dir)?;
     let key = finish_key_rotation(&config, &store, key).await?;
     let metrics = Arc::new(Metrics::new());
@@ -73,7 +77,10 @@ pub async fn build(
     regorus::set_global_memory_limit(Some(config.policy.max_memory_bytes));
 
     let bootstrap = bootstrap(&store, &clock, &ledger, bootstrap_token).await?;
-    let fanout = crate::fanout::Fanout::new(&config.sinks)?;
+    let fanout = crate::fanout::Fanout::with_policy(
+        &config.sinks,
+        crate::fanout::TenantPolicy::new(&config.tenant_sinks, keyring)?,
+    )?;
     let limits = PolicyLimits {
         archive: archive::Limits {
             max_compressed_bytes: config.limits.max_bundle_bytes as u64,

@@ -35,6 +35,8 @@ const KEYS: &[&str] = &[
     "log",
     "ledger",
     "sinks",
+    "tenant_sinks",
+    "sink_secrets",
     "kernel",
     "shutdown_grace_secs",
 ];
@@ -57,6 +59,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Audit sinks for every tenant's events, `[[sinks]]` tables.
     pub sinks: Vec<SinkConfig>,
+    pub tenant_sinks: TenantSinksConfig,
+    pub sink_secrets: SinkSecretsConfig,
     pub kernel: KernelConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
@@ -134,6 +138,81 @@ pub struct LedgerConfig {
     pub queue_depth: usize,
     /// Most entries one group commit writes.
     pub max_batch: usize,
+}
+
+/// What tenants' own sinks (created through the API) may do
+/// (`[tenant_sinks]`). Sinks of the configuration file are the operator's
+/// and none of this applies to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantSinksConfig {
+    /// Most sinks one tenant may have; one more is refused with 409
+    /// `too_many_sinks`.
+    pub max_per_tenant: usize,
+    /// Networks (CIDRs, e.g. `10.20.0.0/16`) tenants' sinks may reach
+    /// besides public addresses. Empty: public addresses only.
+    pub allow_networks: Vec<String>,
+    /// Host names tenants' sinks may reach whatever they resolve to: exact
+    /// names, or `*.example.com` for any name under example.com.
+    pub allow_hosts: Vec<String>,
+    /// Whether a tenant's CloudWatch Logs sink may set `endpoint` (it is
+    /// then held to the egress policy like any URL).
+    pub allow_cloudwatch_endpoint: bool,
+    /// Kafka properties a tenant's sink may set besides the built-in list
+    /// (`warden::fanout::TENANT_KAFKA_PROPERTIES`).
+    pub kafka_properties: Vec<String>,
+}
+
+impl Default for TenantSinksConfig {
+    fn default() -> Self {
+        Self {
+            max_per_tenant: 20,
+            allow_networks: Vec::new(),
+            allow_hosts: Vec::new(),
+            allow_cloudwatch_endpoint: false,
+            kafka_properties: Vec::new(),
+        }
+    }
+}
+
+/// The keys that encrypt tenants' sink secrets in the database
+/// (`[sink_secrets]`); see docs/security.md for rotation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkSecretsConfig {
+    /// The id of the key new secrets are encrypted under (letters, digits
+    /// and `-`, lowercase). Its key is taken from `keys`, else from the file
+    /// `<data_dir>/keys/sink-secrets.<id>.key`, which is created on first
+    /// start.
+    pub current: String,
+    /// Ids of older keys still accepted for reading (from `keys` or their
+    /// files); at start-up every secret under one of them is encrypted again
+    /// under `current`.
+    pub accept: Vec<String>,
+    /// Key material by id: 32 bytes, base64 (e.g. from the environment,
+    /// `WARDEN_SINK_SECRETS__KEYS__K2=…`).
+    pub keys: std::collections::BTreeMap<String, KeyMaterial>,
+}
+
+impl Default for SinkSecretsConfig {
+    fn default() -> Self {
+        Self {
+            current: "k1".into(),
+            accept: Vec::new(),
+            keys: Default::default(),
+        }
+    }
+}
+
+/// Key material: never shown in debug output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct KeyMaterial(pub String);
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// The execution kernel's defaults (`[kernel]`); an execution or an intent
@@ -400,7 +479,43 @@ pub fn check_sink(sink: &SinkConfig) -> anyhow::Result<()> {
     if let Some(p) = sink.mask().iter().find(|p| !p.starts_with('/')) {
         bail!("{name}.mask: {p:?} is not a JSON Pointer (it must start with '/')");
     }
+    match sink {
+        SinkConfig::Webhook { url, .. } | SinkConfig::Datadog { url, .. } | SinkConfig::SplunkHec { url, .. } => {
+            check_http_url(url).map_err(|e| anyhow::anyhow!("{name}.url: {e}"))?;
+        }
+        SinkConfig::CloudwatchLogs { endpoint, region, .. } => {
+            if let Some(endpoint) = endpoint {
+                check_http_url(endpoint).map_err(|e| anyhow::anyhow!("{name}.endpoint: {e}"))?;
+            }
+            let ok = !region.is_empty()
+                && region.len() <= 32
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                bail!("{name}.region: {region:?} is not an AWS region name (e.g. eu-west-1)");
+            }
+        }
+        SinkConfig::Kafka { brokers, .. } => {
+            warden_sinks::kafka::parse_brokers(brokers).map_err(|e| anyhow::anyhow!("{name}.brokers: {e}"))?;
+        }
+    }
     Ok(())
+}
+
+/// An absolute `http` or `https` URL with a host.
+pub fn check_http_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "only http and https URLs are accepted, not {}:",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(parsed)
 }
 
 /// Which events a sink receives; an empty list lets everything through.
@@ -439,6 +554,8 @@ impl Default for Config {
             log: LogConfig::default(),
             ledger: LedgerConfig::default(),
             sinks: Vec::new(),
+            tenant_sinks: TenantSinksConfig::default(),
+            sink_secrets: SinkSecretsConfig::default(),
             kernel: KernelConfig::default(),
             shutdown_grace_secs: 20,
         }
@@ -534,6 +651,23 @@ impl Config {
                 bail!("sinks: two sinks are named {:?}", sink.name());
             }
         }
+        let id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        for id in std::iter::once(&self.sink_secrets.current)
+            .chain(&self.sink_secrets.accept)
+            .chain(self.sink_secrets.keys.keys())
+        {
+            if !id_ok(id) {
+                bail!("sink_secrets: key id {id:?} must be 1 to 32 lowercase letters, digits or '-'");
+            }
+        }
+        warden_sinks::egress::Egress::new(&self.tenant_sinks.allow_networks, &self.tenant_sinks.allow_hosts)
+            .map_err(|e| anyhow::anyhow!("tenant_sinks: {e}"))?;
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");
         }
@@ -686,6 +820,43 @@ mod tests {
                 .to_string()
                 .contains("two sinks")
         );
+    }
+
+    #[test]
+    fn tenant_sinks_and_their_secret_keys_are_configured() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WARDEN_TENANT_SINKS__ALLOW_NETWORKS", "[\"10.20.0.0/16\"]"),
+                ("WARDEN_TENANT_SINKS__MAX_PER_TENANT", "3"),
+                ("WARDEN_SINK_SECRETS__CURRENT", "k2"),
+                (
+                    "WARDEN_SINK_SECRETS__KEYS__K2",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tenant_sinks.allow_networks, ["10.20.0.0/16"]);
+        assert_eq!(c.tenant_sinks.max_per_tenant, 3);
+        assert_eq!(c.sink_secrets.current, "k2");
+        assert!(c.sink_secrets.keys.contains_key("k2"));
+        assert!(
+            !format!("{c:?}").contains("AAAAAAAA"),
+            "key material is never in debug output"
+        );
+        let defaults = Config::load(None, env(&[])).unwrap();
+        assert_eq!(defaults.tenant_sinks.max_per_tenant, 20);
+        assert!(defaults.tenant_sinks.allow_networks.is_empty() && !defaults.tenant_sinks.allow_cloudwatch_endpoint);
+        assert_eq!(defaults.sink_secrets.current, "k1");
+        let err = Config::load(
+            None,
+            env(&[("WARDEN_TENANT_SINKS__ALLOW_NETWORKS", "[\"10.0.0.0/40\"]")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tenant_sinks"), "{err:#}");
+        let err = Config::load(None, env(&[("WARDEN_SINK_SECRETS__CURRENT", "K/2")])).unwrap_err();
+        assert!(format!("{err:#}").contains("sink_secrets"), "{err:#}");
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! behind it go on. A retryable failure is retried with backoff and full
 //! jitter, honouring `Retry-After`, for as long as it takes; nothing is held
 //! in memory but the page being delivered.
+//!
+//! Tenants' sinks are held to the [`TenantPolicy`]: they connect only where
+//! the egress policy allows, set only allowed Kafka properties, sign
+//! CloudWatch requests only with their own keys, and their secrets are
+//! stored encrypted ([`seal_config`], [`open_config`]). Sinks of the
+//! configuration file are the operator's: none of that applies to them, and
+//! tenants other than the platform see only their name, type and delivery
+//! status.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use warden_sinks::cloudwatch::{CloudWatchConfig, CloudWatchSink};
 use warden_sinks::datadog::{DatadogConfig, DatadogSink};
+use warden_sinks::egress::Egress;
 use warden_sinks::engine::{self, Backoff};
 use warden_sinks::kafka::{KafkaConfig, KafkaSink};
 use warden_sinks::splunk::{SplunkConfig, SplunkSink};
@@ -30,9 +39,10 @@ use warden_sinks::{Delivered, Event, SendError, Sink};
 
 use crate::audit;
 use crate::clock::{Clock, rfc3339_ms};
-use crate::config::{SinkConfig, SinkFilter};
+use crate::config::{SinkConfig, SinkFilter, TenantSinksConfig};
 use crate::ledger::entry::Entry;
 use crate::metrics::{Metrics, SinkLabels};
+use crate::secrets::Keyring;
 use crate::store::{DeadLetterRow, Store, StoreError};
 
 /// Ledger entries (or dead letters) read per page, at least; a sink that
@@ -98,6 +108,7 @@ struct Running {
 }
 
 struct Inner {
+    policy: Arc<TenantPolicy>,
     configured: Vec<Arc<Handle>>,
     /// Tenants' sinks, by key, as the supervisor last loaded them.
     tenants: Mutex<HashMap<String, Arc<Handle>>>,
@@ -122,7 +133,8 @@ pub struct SinkView {
     /// `config`: from the configuration file, delivering every tenant's
     /// events; `tenant`: created through the API, delivering this tenant's.
     pub scope: String,
-    /// The sink's configuration, secrets masked.
+    /// The sink's configuration, secrets masked; of a configuration file's
+    /// sink, only its `type` unless the caller is of the platform tenant.
     #[schema(value_type = Object)]
     pub config: Value,
     pub enabled: bool,
@@ -134,8 +146,10 @@ pub struct SinkView {
     pub lag: u64,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
-    /// Events delivered since this instance started (all tenants).
-    pub delivered_since_start: u64,
+    /// Events delivered since this instance started (all tenants); not
+    /// shown to other tenants than the platform for a configuration file's
+    /// sink.
+    pub delivered_since_start: Option<u64>,
     /// This tenant's events waiting in the dead-letter store.
     pub dead_letters: i64,
 }
@@ -145,8 +159,193 @@ pub struct SinkView {
 #[error("{0}")]
 pub struct InvalidSink(pub String);
 
-/// Keys whose values are secrets: never shown, never recorded.
+/// Kafka properties a tenant's sink may set: how it authenticates and
+/// encrypts (with credentials inline, never files of the server), batches,
+/// compresses and times out. Not: anything naming a file (`*.location`),
+/// code to load (`plugin.library.paths`), a command (`sasl.kerberos.*`), or
+/// another host to call (`sasl.oauthbearer.token.endpoint.url`).
+pub const TENANT_KAFKA_PROPERTIES: &[&str] = &[
+    "client.id",
+    "client.rack",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.pem",
+    "ssl.certificate.pem",
+    "ssl.key.pem",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "enable.ssl.certificate.verification",
+    "compression.type",
+    "compression.codec",
+    "compression.level",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "batch.num.messages",
+    "batch.size",
+    "message.max.bytes",
+    "request.timeout.ms",
+    "socket.timeout.ms",
+    "socket.keepalive.enable",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "broker.address.family",
+    "partitioner",
+];
+
+/// What tenants' sinks may do: where they connect, which Kafka properties
+/// they set, whether a CloudWatch endpoint is theirs to choose, how many
+/// each tenant has, and the keys of their secrets.
+#[derive(Debug)]
+pub struct TenantPolicy {
+    pub egress: Arc<Egress>,
+    pub allow_cloudwatch_endpoint: bool,
+    pub kafka_properties: std::collections::BTreeSet<String>,
+    pub max_per_tenant: usize,
+    /// None: stored secrets cannot be opened (tenants' sinks do not run).
+    pub keyring: Option<Arc<Keyring>>,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            egress: Arc::new(Egress::default()),
+            allow_cloudwatch_endpoint: false,
+            kafka_properties: TENANT_KAFKA_PROPERTIES.iter().map(|p| p.to_string()).collect(),
+            max_per_tenant: TenantSinksConfig::default().max_per_tenant,
+            keyring: None,
+        }
+    }
+}
+
+impl TenantPolicy {
+    pub fn new(config: &TenantSinksConfig, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
+        let egress = Egress::new(&config.allow_networks, &config.allow_hosts)
+            .map_err(|e| anyhow::anyhow!("tenant_sinks: {e}"))?;
+        Ok(Self {
+            egress: Arc::new(egress),
+            allow_cloudwatch_endpoint: config.allow_cloudwatch_endpoint,
+            kafka_properties: TENANT_KAFKA_PROPERTIES
+                .iter()
+                .map(|p| p.to_string())
+                .chain(config.kafka_properties.iter().map(|p| p.trim().to_ascii_lowercase()))
+                .collect(),
+            max_per_tenant: config.max_per_tenant,
+            keyring: Some(keyring),
+        })
+    }
+
+    /// What a tenant's sink must satisfy beyond any sink's rules; the
+    /// message names the field.
+    pub fn check(&self, c: &SinkConfig) -> Result<(), InvalidSink> {
+        let egress = |field: &str, url: &str| {
+            self.egress
+                .check_url(url)
+                .map_err(|refused| InvalidSink(format!("{field}: {refused}")))
+        };
+        match c {
+            SinkConfig::Webhook { url, .. } | SinkConfig::Datadog { url, .. } | SinkConfig::SplunkHec { url, .. } => {
+                egress("url", url)
+            }
+            SinkConfig::CloudwatchLogs {
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                ..
+            } => {
+                if access_key_id.is_none() || secret_access_key.is_none() {
+                    return Err(InvalidSink(
+                        "access_key_id, secret_access_key: a tenant's CloudWatch Logs sink must carry its own \
+                         keys (the server's credentials are not lent)"
+                            .into(),
+                    ));
+                }
+                match endpoint {
+                    Some(_) if !self.allow_cloudwatch_endpoint => Err(InvalidSink(
+                        "endpoint: a tenant's CloudWatch Logs sink goes to its region's endpoint; the operator has \
+                         not allowed another (tenant_sinks.allow_cloudwatch_endpoint)"
+                            .into(),
+                    )),
+                    Some(url) => egress("endpoint", url),
+                    None => Ok(()),
+                }
+            }
+            SinkConfig::Kafka {
+                brokers, properties, ..
+            } => {
+                for (name, value) in properties {
+                    let bare = name.trim().to_ascii_lowercase();
+                    if !self.kafka_properties.contains(&bare) {
+                        return Err(InvalidSink(format!(
+                            "properties.{name}: not a property a tenant's Kafka sink may set; allowed: {}",
+                            self.kafka_properties.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    if matches!(bare.as_str(), "sasl.mechanism" | "sasl.mechanisms")
+                        && !matches!(value.trim(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512")
+                    {
+                        return Err(InvalidSink(format!(
+                            "properties.{name}: {value:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                        )));
+                    }
+                }
+                let list =
+                    warden_sinks::kafka::parse_brokers(brokers).map_err(|e| InvalidSink(format!("brokers: {e}")))?;
+                for (host, _) in list {
+                    self.egress
+                        .check_host(&host)
+                        .map_err(|refused| InvalidSink(format!("brokers: {refused}")))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Keys whose values are secrets: never shown, never recorded, stored
+/// encrypted.
 const SECRET_KEYS: &[&str] = &["secrets", "api_key", "token", "secret_access_key"];
+
+/// Whether a Kafka property holds a secret.
+fn secret_property(name: &str) -> bool {
+    name.contains("password") || name.contains("secret") || name.contains("key")
+}
+
+/// Calls `f` with the path (`secrets/0`, `api_key`, `properties/sasl.password`)
+/// and value of every secret of a sink's configuration.
+fn each_secret(config: &mut Value, f: &mut dyn FnMut(&str, &mut Value) -> Result<(), String>) -> Result<(), String> {
+    let Some(o) = config.as_object_mut() else {
+        return Ok(());
+    };
+    for (k, val) in o.iter_mut() {
+        if SECRET_KEYS.contains(&k.as_str()) {
+            match val {
+                Value::Array(items) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        f(&format!("{k}/{i}"), item)?;
+                    }
+                }
+                Value::Null => {}
+                other => f(k, other)?,
+            }
+        } else if k == "properties"
+            && let Some(props) = val.as_object_mut()
+        {
+            for (pk, pv) in props.iter_mut() {
+                if secret_property(pk) {
+                    f(&format!("properties/{pk}"), pv)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// `config` with its secrets replaced by `"***"`.
 pub fn masked(config: &Value) -> Value {
@@ -159,7 +358,7 @@ pub fn masked(config: &Value) -> Value {
                 && let Some(props) = val.as_object_mut()
             {
                 for (pk, pv) in props.iter_mut() {
-                    if pk.contains("password") || pk.contains("secret") || pk.contains("key") {
+                    if secret_property(pk) {
                         *pv = Value::String("***".into());
                     }
                 }
@@ -169,11 +368,105 @@ pub fn masked(config: &Value) -> Value {
     v
 }
 
+/// What binds a secret to its place: a ciphertext moved elsewhere does not
+/// open.
+fn secret_context(tenant_id: &str, name: &str, field: &str) -> String {
+    format!("warden tenant sink secret\n{tenant_id}\n{name}\n{field}")
+}
+
+/// A tenant's sink configuration as stored: JSON with every secret sealed
+/// under the keyring's current key.
+pub fn seal_config(config: &SinkConfig, tenant_id: &str, keyring: &Keyring) -> Result<String, InvalidSink> {
+    let mut v = serde_json::to_value(config).map_err(|e| InvalidSink(e.to_string()))?;
+    each_secret(&mut v, &mut |field, val| {
+        if let Value::String(s) = val {
+            *s = keyring.seal(s, &secret_context(tenant_id, config.name(), field));
+        }
+        Ok(())
+    })
+    .map_err(InvalidSink)?;
+    serde_json::to_string(&v).map_err(|e| InvalidSink(e.to_string()))
+}
+
+/// A stored configuration opened: the sink's configuration, and whether any
+/// secret was stored in plaintext (from before encryption) or under another
+/// key than the current one, and should be sealed again.
+pub fn open_config(stored: &str, tenant_id: &str, name: &str, keyring: &Keyring) -> Result<(SinkConfig, bool), String> {
+    open_stored(stored, tenant_id, name, keyring).map_err(|e| match e {
+        Unopened::Key(e) | Unopened::Shape(e) => e,
+    })
+}
+
+/// Why a stored configuration did not open.
+enum Unopened {
+    /// A secret under a key not configured, or that does not decrypt.
+    Key(String),
+    /// Not a sink's configuration.
+    Shape(String),
+}
+
+fn open_stored(stored: &str, tenant_id: &str, name: &str, keyring: &Keyring) -> Result<(SinkConfig, bool), Unopened> {
+    let mut v: Value = serde_json::from_str(stored).map_err(|e| Unopened::Shape(format!("not JSON: {e}")))?;
+    let mut stale = false;
+    each_secret(&mut v, &mut |field, val| {
+        if let Value::String(s) = val {
+            match Keyring::key_of(s) {
+                Some(id) => {
+                    stale |= id != keyring.current();
+                    *s = keyring
+                        .open(s, &secret_context(tenant_id, name, field))
+                        .map_err(|e| format!("its secret {field} cannot be read: {e}"))?;
+                }
+                None => stale = true,
+            }
+        }
+        Ok(())
+    })
+    .map_err(Unopened::Key)?;
+    let config: SinkConfig = serde_json::from_value(v).map_err(|e| Unopened::Shape(e.to_string()))?;
+    Ok((config, stale))
+}
+
+/// Seals again, under the current key, every tenant sink secret stored in
+/// plaintext or under an older key; returns how many sinks were rewritten.
+/// A secret under a key that is not configured, or that does not decrypt,
+/// stops it: the operator removed a key still in use, or gave a wrong one.
+/// A row that is no sink's configuration is left (it shows as disabled).
+pub async fn reseal_tenant_sinks(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
+    let mut rewritten = 0;
+    for row in store.tenant_sinks().await? {
+        let (config, stale) = match open_stored(&row.config, &row.tenant_id, &row.name, keyring) {
+            Ok(opened) => opened,
+            Err(Unopened::Key(e)) => anyhow::bail!("tenant {} sink {:?}: {e}", row.tenant_id, row.name),
+            Err(Unopened::Shape(e)) => {
+                tracing::error!(tenant = %row.tenant_id, sink = %row.name, error = %e, "a stored tenant sink is not a sink's configuration; left as it is");
+                continue;
+            }
+        };
+        if !stale {
+            continue;
+        }
+        let sealed = seal_config(&config, &row.tenant_id, keyring).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if store
+            .reseal_tenant_sink(&row.tenant_id, &row.name, &row.config, &sealed)
+            .await?
+        {
+            rewritten += 1;
+        }
+    }
+    if rewritten > 0 {
+        tracing::info!(sinks = rewritten, key = %keyring.current(), "tenant sink secrets encrypted under the current key");
+    }
+    Ok(rewritten)
+}
+
 /// The sink a configuration describes; fails on what cannot work (a bad
-/// secret, URL or setting), naming it.
-pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
+/// secret, URL or setting), naming it. With `egress` (a tenant's sink) it
+/// connects only where the policy allows and creates no client yet.
+pub fn build(c: &SinkConfig, egress: Option<&Arc<Egress>>) -> Result<Box<dyn Sink>, InvalidSink> {
     let name = c.name();
     let bad = |e: &dyn std::fmt::Display| InvalidSink(format!("sink {name}: {e}"));
+    let egress = egress.cloned();
     Ok(match c {
         SinkConfig::Webhook {
             url,
@@ -181,16 +474,20 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
             concurrency,
             timeout_ms,
             ..
-        } => Box::new(
-            WebhookSink::new(WebhookConfig {
+        } => {
+            let sink = WebhookSink::new(WebhookConfig {
                 url: url.clone(),
                 secrets: secrets.clone(),
                 timeout: Duration::from_millis(*timeout_ms),
                 max_event_bytes: 1024 * 1024,
                 concurrency: (*concurrency).clamp(1, 256),
             })
-            .map_err(|e| bad(&e))?,
-        ),
+            .map_err(|e| bad(&e))?;
+            match egress {
+                Some(policy) => Box::new(sink.with_egress(policy)),
+                None => Box::new(sink),
+            }
+        }
         SinkConfig::Datadog {
             url,
             api_key,
@@ -200,15 +497,21 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
             ddtags,
             timeout_ms,
             ..
-        } => Box::new(DatadogSink::new(DatadogConfig {
-            url: url.clone(),
-            api_key: api_key.clone(),
-            service: service.clone(),
-            hostname: hostname.clone(),
-            ddsource: ddsource.clone(),
-            ddtags: ddtags.clone(),
-            timeout: Duration::from_millis(*timeout_ms),
-        })),
+        } => {
+            let sink = DatadogSink::new(DatadogConfig {
+                url: url.clone(),
+                api_key: api_key.clone(),
+                service: service.clone(),
+                hostname: hostname.clone(),
+                ddsource: ddsource.clone(),
+                ddtags: ddtags.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
+            });
+            match egress {
+                Some(policy) => Box::new(sink.with_egress(policy)),
+                None => Box::new(sink),
+            }
+        }
         SinkConfig::SplunkHec {
             url,
             token,
@@ -221,18 +524,24 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
             max_bytes,
             timeout_ms,
             ..
-        } => Box::new(SplunkSink::new(SplunkConfig {
-            url: url.clone(),
-            token: token.clone(),
-            sourcetype: sourcetype.clone(),
-            source: source.clone(),
-            index: index.clone(),
-            host: host.clone(),
-            ack: *ack,
-            ack_timeout: Duration::from_millis(*ack_timeout_ms),
-            timeout: Duration::from_millis(*timeout_ms),
-            max_bytes: *max_bytes,
-        })),
+        } => {
+            let sink = SplunkSink::new(SplunkConfig {
+                url: url.clone(),
+                token: token.clone(),
+                sourcetype: sourcetype.clone(),
+                source: source.clone(),
+                index: index.clone(),
+                host: host.clone(),
+                ack: *ack,
+                ack_timeout: Duration::from_millis(*ack_timeout_ms),
+                timeout: Duration::from_millis(*timeout_ms),
+                max_bytes: *max_bytes,
+            });
+            match egress {
+                Some(policy) => Box::new(sink.with_egress(policy)),
+                None => Box::new(sink),
+            }
+        }
         SinkConfig::CloudwatchLogs {
             region,
             endpoint,
@@ -246,7 +555,7 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
             if access_key_id.is_some() != secret_access_key.is_some() {
                 return Err(bad(&"set both access_key_id and secret_access_key, or neither"));
             }
-            Box::new(CloudWatchSink::new(CloudWatchConfig {
+            let sink = CloudWatchSink::new(CloudWatchConfig {
                 region: region.clone(),
                 endpoint: endpoint.clone(),
                 log_group: log_group.clone(),
@@ -254,7 +563,11 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
                 access_key_id: access_key_id.clone(),
                 secret_access_key: secret_access_key.clone(),
                 timeout: Duration::from_millis(*timeout_ms),
-            }))
+            });
+            match egress {
+                Some(policy) => Box::new(sink.with_egress(policy)),
+                None => Box::new(sink),
+            }
         }
         SinkConfig::Kafka {
             brokers,
@@ -263,27 +576,35 @@ pub fn build(c: &SinkConfig) -> Result<Box<dyn Sink>, InvalidSink> {
             timeout_ms,
             ..
         } => Box::new(
-            KafkaSink::new(KafkaConfig {
-                brokers: brokers.clone(),
-                topic: topic.clone(),
-                properties: properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                timeout: Some(Duration::from_millis(*timeout_ms)),
-            })
+            KafkaSink::new_with_egress(
+                KafkaConfig {
+                    brokers: brokers.clone(),
+                    topic: topic.clone(),
+                    properties: properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    timeout: Some(Duration::from_millis(*timeout_ms)),
+                },
+                egress,
+            )
             .map_err(|e| bad(&e))?,
         ),
     })
 }
 
-fn handle(c: &SinkConfig, scope: Scope) -> Result<Arc<Handle>, InvalidSink> {
-    let key = match &scope {
-        Scope::Config => c.name().to_string(),
-        Scope::Tenant { tenant_id, .. } => tenant_key(tenant_id, c.name()),
+fn handle(c: &SinkConfig, scope: Scope, policy: &TenantPolicy) -> Result<Arc<Handle>, InvalidSink> {
+    let (key, egress) = match &scope {
+        Scope::Config => (c.name().to_string(), None),
+        Scope::Tenant { tenant_id, .. } => {
+            // Checked again: the operator may have narrowed the policy since
+            // the sink was stored.
+            policy.check(c)?;
+            (tenant_key(tenant_id, c.name()), Some(&policy.egress))
+        }
     };
     Ok(Arc::new(Handle {
         name: c.name().to_string(),
         key,
         scope,
-        sink: build(c)?,
+        sink: build(c, egress)?,
         filter: c.filter().clone(),
         mask: c.mask().to_vec(),
         shown: masked(&serde_json::to_value(c).unwrap_or_default()),
@@ -297,9 +618,56 @@ pub fn tenant_key(tenant_id: &str, name: &str) -> String {
     format!("{tenant_id}/{name}")
 }
 
+/// A tenant's sink stored in a form that can no longer run (its secrets do
+/// not open, or the policy refuses it now): shown as disabled, with why.
+fn broken(tenant_id: &str, name: &str, kind: &str, version: i64, why: String) -> Arc<Handle> {
+    struct Broken(&'static str);
+    impl Sink for Broken {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn limits(&self) -> warden_sinks::Limits {
+            warden_sinks::Limits::new(1, 1, 1)
+        }
+        fn send<'a>(&'a self, _: &'a [Event]) -> warden_sinks::SendFuture<'a> {
+            Box::pin(async {
+                Err(SendError::Disabled {
+                    reason: "the sink's stored configuration cannot run".into(),
+                })
+            })
+        }
+    }
+    let kind = match kind {
+        "webhook" => "webhook",
+        "datadog" => "datadog",
+        "splunk_hec" => "splunk_hec",
+        "cloudwatch_logs" => "cloudwatch_logs",
+        "kafka" => "kafka",
+        _ => "unknown",
+    };
+    Arc::new(Handle {
+        name: name.to_string(),
+        key: tenant_key(tenant_id, name),
+        scope: Scope::Tenant {
+            tenant_id: tenant_id.to_string(),
+            version,
+        },
+        sink: Box::new(Broken(kind)),
+        filter: SinkFilter::default(),
+        mask: Vec::new(),
+        shown: serde_json::json!({"type": kind}),
+        status: Mutex::new(Status {
+            disabled: Some(format!(
+                "the stored configuration cannot run: {why}; put the sink again"
+            )),
+            ..Status::default()
+        }),
+    })
+}
+
 /// A tenant's sink configuration, as the API takes it: a JSON object of
 /// the shape of a `[[sinks]]` table, without its name (the path gives it).
-pub fn parse_tenant_sink(name: &str, body: &Value) -> Result<SinkConfig, InvalidSink> {
+pub fn parse_tenant_sink(name: &str, body: &Value, policy: &TenantPolicy) -> Result<SinkConfig, InvalidSink> {
     let Some(obj) = body.as_object() else {
         return Err(InvalidSink("the body must be a JSON object with a \"type\"".into()));
     };
@@ -319,8 +687,17 @@ pub fn parse_tenant_sink(name: &str, body: &Value) -> Result<SinkConfig, Invalid
             InvalidSink(format!("{path}: {}", e.inner()))
         }
     })?;
-    crate::config::check_sink(&c).map_err(|e| InvalidSink(e.to_string()))?;
-    build(&c)?;
+    crate::config::check_sink(&c).map_err(|e| {
+        // "name.url: …" names the field as the body has it: "url: …".
+        let text = e.to_string();
+        InvalidSink(
+            text.strip_prefix(&format!("{name}."))
+                .map(str::to_string)
+                .unwrap_or(text),
+        )
+    })?;
+    policy.check(&c)?;
+    build(&c, Some(&policy.egress))?;
     Ok(c)
 }
 
@@ -351,13 +728,20 @@ const LEASE_MS: i64 = 15_000;
 const RELOAD: Duration = Duration::from_secs(5);
 
 impl Fanout {
+    /// The configuration file's sinks; tenants' sinks under the default
+    /// policy, without keys (so none of them runs).
     pub fn new(configs: &[SinkConfig]) -> anyhow::Result<Self> {
+        Self::with_policy(configs, TenantPolicy::default())
+    }
+
+    pub fn with_policy(configs: &[SinkConfig], policy: TenantPolicy) -> anyhow::Result<Self> {
         let configured = configs
             .iter()
-            .map(|c| handle(c, Scope::Config).map_err(|e| anyhow::anyhow!("sinks.{e}")))
+            .map(|c| handle(c, Scope::Config, &policy).map_err(|e| anyhow::anyhow!("sinks.{e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
+                policy: Arc::new(policy),
                 configured,
                 tenants: Mutex::default(),
                 changed: Notify::new(),
@@ -365,6 +749,11 @@ impl Fanout {
                 applied: watch::Sender::new(0),
             }),
         })
+    }
+
+    /// What tenants' sinks may do.
+    pub fn policy(&self) -> &TenantPolicy {
+        &self.inner.policy
     }
 
     /// Whether a sink of the configuration file has this name.
@@ -408,6 +797,14 @@ impl Fanout {
         tokio::spawn(async move {
             let start = |h: &Arc<Handle>| {
                 let (tx, rx) = watch::channel(false);
+                if h.status.lock().expect("sink status").disabled.is_some() {
+                    // A sink that cannot run has no delivery task.
+                    return Running {
+                        handle: h.clone(),
+                        stop: tx,
+                        task: tokio::spawn(async {}),
+                    };
+                }
                 let run = Runner {
                     instance: ctx.instance.clone(),
                     page: u32::try_from(h.sink.limits().max_events)
@@ -450,15 +847,23 @@ impl Fanout {
                                 tenant_id: row.tenant_id.clone(),
                                 version: row.version,
                             };
-                            let built = serde_json::from_str::<SinkConfig>(&row.config)
-                                .map_err(|e| InvalidSink(e.to_string()))
-                                .and_then(|c| handle(&c, scope));
+                            let policy = &inner.policy;
+                            let built = match &policy.keyring {
+                                Some(keyring) => open_config(&row.config, &row.tenant_id, &row.name, keyring)
+                                    .and_then(|(c, _)| handle(&c, scope, policy).map_err(|e| e.0)),
+                                None => Err("no keys to read its secrets".to_string()),
+                            };
                             match built {
                                 Ok(h) => {
                                     wanted.insert(key, h);
                                 }
                                 Err(e) => {
-                                    tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running")
+                                    tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running");
+                                    let kind = serde_json::from_str::<Value>(&row.config)
+                                        .ok()
+                                        .and_then(|v| v["type"].as_str().map(str::to_string))
+                                        .unwrap_or_default();
+                                    wanted.insert(key, broken(&row.tenant_id, &row.name, &kind, row.version, e));
                                 }
                             }
                         }
@@ -517,13 +922,25 @@ impl Fanout {
         out
     }
 
-    pub async fn views(&self, store: &Store, tenant_id: &str) -> Result<Vec<SinkView>, StoreError> {
+    /// The sinks as this tenant sees them. Tenants other than the platform
+    /// see of a configuration file's sink only its name, type and delivery
+    /// status: not its configuration, nor its errors (which name hosts).
+    pub async fn views(&self, store: &Store, tenant_id: &str, platform: bool) -> Result<Vec<SinkView>, StoreError> {
         let size = store.ledger_head(tenant_id).await?.map(|h| h.size).unwrap_or(0);
         let mut out = Vec::new();
         for h in self.for_tenant(tenant_id) {
             let cursor = store.sink_cursor(&h.key, tenant_id).await?;
             let done = cursor.map(|c| c + 1).unwrap_or(0);
-            let s = h.status.lock().expect("sink status").clone();
+            let mut s = h.status.lock().expect("sink status").clone();
+            let operators = h.scope == Scope::Config && !platform;
+            if operators {
+                s.disabled = s
+                    .disabled
+                    .map(|_| "stopped by its peer; the operator has the details".into());
+                s.last_error = s
+                    .last_error
+                    .map(|(_, at)| ("delivery failed; the operator has the details".into(), at));
+            }
             out.push(SinkView {
                 name: h.name.clone(),
                 kind: h.sink.kind().to_string(),
@@ -531,14 +948,19 @@ impl Fanout {
                     Scope::Config => "config".into(),
                     Scope::Tenant { .. } => "tenant".into(),
                 },
-                config: h.shown.clone(),
+                config: if operators {
+                    serde_json::json!({"type": h.sink.kind()})
+                } else {
+                    h.shown.clone()
+                },
                 enabled: s.disabled.is_none(),
                 disabled_reason: s.disabled,
                 cursor,
                 lag: size.saturating_sub(done),
                 last_error_at: s.last_error.as_ref().map(|(_, at)| rfc3339_ms(*at)),
                 last_error: s.last_error.map(|(e, _)| e),
-                delivered_since_start: s.delivered,
+                // Of every tenant, for a configuration file's sink.
+                delivered_since_start: (!operators).then_some(s.delivered),
                 dead_letters: store.dead_letter_count_for(&h.key, tenant_id).await?,
             });
         }
@@ -642,7 +1064,14 @@ impl Runner {
                 }
                 Err(Ok(Stop::LeaseLost)) => false,
                 Err(Err(e)) => {
-                    self.error(format!("reading the ledger: {e}"));
+                    // The store's own words are the operator's, not a tenant's.
+                    match self.h.scope {
+                        Scope::Config => self.error(format!("reading the ledger: {e}")),
+                        Scope::Tenant { .. } => {
+                            tracing::warn!(sink = %self.h.key, error = %e, "reading the ledger failed");
+                            self.error("reading the ledger failed; retrying".into());
+                        }
+                    }
                     false
                 }
             };

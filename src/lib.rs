@@ -37,6 +37,7 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;
+pub mod secrets;
 pub mod skill;
 pub mod store;
 pub mod strict_json;

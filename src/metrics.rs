@@ -184,6 +184,23 @@ impl Metrics {
         self.decisions.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// [`Metrics::render`] as one tenant (not the platform) may see it:
+    /// the series labelled with a sink keep only this tenant's own sinks
+    /// (`sink="<tenant id>/<name>"`); every other series has no tenant in
+    /// its labels and is kept.
+    pub fn render_for_tenant(&self, tenant_id: &str) -> String {
+        let own = format!("sink=\"{tenant_id}/");
+        let mut out = String::new();
+        for line in self.render().lines() {
+            let labelled = !line.starts_with('#') && line.contains("sink=\"");
+            if !labelled || line.contains(&own) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");

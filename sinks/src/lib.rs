@@ -17,6 +17,11 @@
 //! [`cloudwatch`] (Amazon CloudWatch Logs `PutLogEvents`, through the AWS
 //! SDK), [`kafka`] (a Kafka topic, through librdkafka, with idempotent
 //! `acks=all` produce).
+//!
+//! A sink made for a tenant carries an [`egress::Egress`] policy: it
+//! connects only where the policy allows, and its failure reasons are short
+//! (a status, the kind of failure, or the egress refusal), never the peer's
+//! words.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +29,7 @@ use std::time::Duration;
 
 pub mod cloudwatch;
 pub mod datadog;
+pub mod egress;
 pub mod engine;
 pub mod kafka;
 pub mod splunk;

@@ -488,3 +488,59 @@ fn the_safety_settings_cannot_be_overridden() {
     });
     assert!(matches!(bad_topic, Err(KafkaConfigError::Invalid(_))));
 }
+
+fn tenant_sink(brokers: &str, topic: &str, egress: warden_sinks::egress::Egress) -> KafkaSink {
+    KafkaSink::new_with_egress(
+        KafkaConfig {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            properties: quick(),
+            timeout: Some(Duration::from_secs(10)),
+        },
+        Some(Arc::new(egress)),
+    )
+    .expect("a tenant's Kafka sink")
+}
+
+/// A tenant's sink checks its brokers before it makes a client: the mock
+/// cluster is on loopback, which only the operator's allowlist opens, and
+/// the brokers the cluster advertises are held to the same policy as the
+/// bootstrap list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sink_reaches_only_the_brokers_its_egress_policy_allows() {
+    use warden_sinks::egress::Egress;
+    let c = cluster(1, "audit", 1);
+    let bootstrap = c.bootstrap_servers();
+    let batch = events(0, 5, 2, false);
+
+    let refused = tenant_sink(&bootstrap, "audit", Egress::default());
+    match refused.send(&batch).await {
+        Err(SendError::Retryable { reason, .. }) => {
+            assert_eq!(reason, "egress refused: 127.0.0.1 is loopback")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The bootstrap name is allowed, but the brokers the cluster
+    // advertises (loopback addresses) are not.
+    let port = bootstrap.rsplit_once(':').unwrap().1;
+    let by_name = tenant_sink(
+        &format!("localhost:{port}"),
+        "audit",
+        Egress::new(&[], &["localhost".into()]).unwrap(),
+    );
+    match by_name.send(&batch).await {
+        Err(SendError::Retryable { reason, .. }) => {
+            assert!(reason.starts_with("egress refused: advertised broker "), "{reason}");
+            assert!(reason.ends_with(" is loopback"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        read_back(bootstrap.clone(), "audit".into(), 1).await.is_empty(),
+        "nothing was produced"
+    );
+
+    let allowed = tenant_sink(&bootstrap, "audit", Egress::new(&["127.0.0.0/8".into()], &[]).unwrap());
+    assert_eq!(allowed.send(&batch).await, Ok(warden_sinks::Delivered::all()));
+    assert_exactly(&read_back(bootstrap, "audit".into(), 1).await, &batch);
+}

@@ -122,3 +122,38 @@ async fn answers_are_classified() {
     assert_eq!(hec.channel().len(), 36);
     assert_ne!(hec.channel(), wrong.channel(), "each sink has its own channel");
 }
+
+/// A tenant's sink (under an egress policy) says what Splunk answered by
+/// status only, never with Splunk's words; and it reaches the collector on
+/// loopback only because the policy allows it.
+#[tokio::test]
+async fn a_tenant_sink_reports_a_status_not_the_peers_words() {
+    use warden_sinks::egress::Egress;
+    let (c, url) = collector(false, 0).await;
+    let hec = sink(&url, TOKEN, false).with_egress(Arc::new(Egress::default()));
+    let refused = hec.send(&events(1)).await;
+    assert_eq!(
+        refused,
+        Err(SendError::Retryable {
+            reason: "egress refused: 127.0.0.1 is loopback".into(),
+            retry_after: None
+        })
+    );
+    assert!(c.received.lock().unwrap().is_empty(), "nothing reached the collector");
+
+    let allowed = Arc::new(Egress::new(&["127.0.0.0/8".into()], &[]).unwrap());
+    let hec = sink(&url, TOKEN, false).with_egress(allowed.clone());
+    c.script.lock().unwrap().extend([400]);
+    match hec.send(&events(1)).await {
+        Err(SendError::Permanent { reason }) => {
+            assert_eq!(reason, "the peer refused the event with 400", "not Splunk's text")
+        }
+        other => panic!("{other:?}"),
+    }
+    let wrong = sink(&url, "not-the-token", false).with_egress(allowed);
+    match wrong.send(&events(1)).await {
+        Err(SendError::Retryable { reason, .. }) => assert!(!reason.contains("Invalid"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hec.send(&events(1)).await, Ok(Default::default()));
+}

@@ -70,13 +70,24 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
     }))
 }
 
+/// Metrics, as far as the caller's tenant may see them.
+///
+/// The platform tenant sees every series; another tenant sees the
+/// process-wide series (no tenant in their labels) and its own sinks'
+/// series, not those of other tenants' sinks nor of the configuration
+/// file's.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
         (status = "4XX", body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    caller.require(Action::ReadMetrics)?;
-    let mut res = state.metrics.render().into_response();
+    let who = caller.require(Action::ReadMetrics)?;
+    let text = if who.platform {
+        state.metrics.render()
+    } else {
+        state.metrics.render_for_tenant(&who.tenant_id)
+    };
+    let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -58,6 +58,14 @@ fn check_name(name: &str) -> Result<(), Problem> {
 /// configuration file without `name`; `"from": "now"` starts a new sink at
 /// the end of the log instead of its beginning. The sink delivers this
 /// tenant's events only; a replaced sink goes on from its cursor.
+///
+/// It connects only to public addresses and to what the operator allows
+/// (`[tenant_sinks]`), checked when it connects; its secrets are stored
+/// encrypted. 400 `invalid_sink` names the field at fault (a URL that is
+/// not `http`/`https`, an address the egress policy refuses, a Kafka
+/// property not allowed, CloudWatch keys missing, an `endpoint` not
+/// allowed); 409 `too_many_sinks` when the tenant has
+/// `tenant_sinks.max_per_tenant` sinks already.
 #[utoipa::path(put, path = "/v1/sinks/{name}", tag = "audit",
     params(("name" = String, Path, description = "sink name")),
     request_body(content = Object, description = "the sink's configuration: {\"type\": \"webhook\", \"url\": ..., ...}"),
@@ -89,7 +97,12 @@ pub async fn put_sink(
             ));
         }
     };
-    let config = fanout::parse_tenant_sink(&name, &body).map_err(|e| Problem::bad_request("invalid_sink", e.0))?;
+    let policy = state.fanout.policy();
+    let config =
+        fanout::parse_tenant_sink(&name, &body, policy).map_err(|e| Problem::bad_request("invalid_sink", e.0))?;
+    let Some(keyring) = &policy.keyring else {
+        return Err(Problem::internal("sealing a sink's secrets", &"no sink secrets key"));
+    };
     let start_at = match from {
         Some(()) => state
             .store
@@ -98,8 +111,9 @@ pub async fn put_sink(
             .and_then(|h| h.size.checked_sub(1)),
         None => None,
     };
-    let stored = serde_json::to_string(&config).map_err(|e| Problem::internal("serialising a sink", &e))?;
-    let row = state
+    let stored = fanout::seal_config(&config, &who.tenant_id, keyring)
+        .map_err(|e| Problem::internal("sealing a sink's secrets", &e))?;
+    let Some(row) = state
         .store
         .put_tenant_sink(
             &who.tenant_id,
@@ -108,8 +122,19 @@ pub async fn put_sink(
             start_at,
             &fanout::tenant_key(&who.tenant_id, &name),
             state.clock.now_ms(),
+            policy.max_per_tenant,
         )
-        .await?;
+        .await?
+    else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_sinks",
+            format!(
+                "this tenant already has {} sinks, the most allowed (tenant_sinks.max_per_tenant); delete one first",
+                policy.max_per_tenant
+            ),
+        ));
+    };
     let shown = fanout::masked(&serde_json::to_value(&config).unwrap_or_default());
     state
         .record(
@@ -175,7 +200,9 @@ pub async fn delete_sink(
     security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SinkView>>, Problem> {
     let who = caller.require(Action::ReadEvidence)?;
-    Ok(Json(state.fanout.views(&state.store, &who.tenant_id).await?))
+    Ok(Json(
+        state.fanout.views(&state.store, &who.tenant_id, who.platform).await?,
+    ))
 }
 
 /// An event a sink could never deliver.
@@ -208,12 +235,19 @@ pub async fn dead_letters(
         ));
     };
     let rows = state.store.dead_letters(&key, &who.tenant_id, 0, 1_000).await?;
+    // A configuration file's sink is the operator's: what its peer said is
+    // the platform tenant's to read.
+    let operators = key == name && state.fanout.is_configured(&name) && !who.platform;
     Ok(Json(
         rows.into_iter()
             .map(|d| DeadLetterView {
                 event_id: d.event_id,
                 index: d.index,
-                reason: d.reason,
+                reason: if operators {
+                    "refused by the peer; the operator has the details".into()
+                } else {
+                    d.reason
+                },
                 dead_lettered_at: rfc3339_ms(d.created_at),
             })
             .collect(),

@@ -73,7 +73,9 @@ impl Store {
     /// Creates the sink, or replaces its configuration (keeping its cursors
     /// and dead letters). `start_at`, for a new sink, is the cursor it
     /// starts from (the last index it counts as passed), or None for the
-    /// beginning of the log. Returns the stored row.
+    /// beginning of the log. Returns the stored row, or None when creating
+    /// it would give the tenant more than `max_sinks`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_tenant_sink(
         &self,
         tenant_id: &str,
@@ -82,7 +84,8 @@ impl Store {
         start_at: Option<u64>,
         cursor_key: &str,
         now_ms: i64,
-    ) -> Result<TenantSinkRow> {
+        max_sinks: usize,
+    ) -> Result<Option<TenantSinkRow>> {
         with_write_tx!(self, tx => {
             let existing = sqlx::query("SELECT version, created_at FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id).bind(name).fetch_optional(&mut *tx).await?;
@@ -98,6 +101,16 @@ impl Store {
                     }
                 }
                 None => {
+                    // Creations of one tenant's sinks wait for each other
+                    // (a row lock on PostgreSQL; SQLite's writes are
+                    // serialised already), so the count below holds.
+                    sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                        .bind(tenant_id).execute(&mut *tx).await?;
+                    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tenant_sinks WHERE tenant_id = $1")
+                        .bind(tenant_id).fetch_one(&mut *tx).await?.try_get("n")?;
+                    if usize::try_from(n).unwrap_or(usize::MAX) >= max_sinks {
+                        return Ok(None);
+                    }
                     sqlx::query("INSERT INTO tenant_sinks (tenant_id, name, config, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)")
                         .bind(tenant_id).bind(name).bind(config).bind(now_ms)
                         .execute(&mut *tx).await?;
@@ -116,8 +129,17 @@ impl Store {
                 }
             };
             tx.commit().await?;
-            Ok(row)
+            Ok(Some(row))
         })
+    }
+
+    /// Replaces a sink's stored configuration by the same configuration
+    /// with its secrets sealed anew, if the row still holds `old`; its
+    /// version stays (nothing a delivery task uses changed).
+    pub async fn reseal_tenant_sink(&self, tenant_id: &str, name: &str, old: &str, new: &str) -> Result<bool> {
+        let done = with_pool!(self, p => sqlx::query("UPDATE tenant_sinks SET config = $1 WHERE tenant_id = $2 AND name = $3 AND config = $4")
+            .bind(new).bind(tenant_id).bind(name).bind(old).execute(p).await.map(|r| r.rows_affected() > 0))?;
+        Ok(done)
     }
 
     /// Deletes the sink; false when there was no such sink. Its dead

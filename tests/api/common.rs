@@ -260,6 +260,17 @@ impl TestApp {
         )
     }
 
+    /// The configuration this server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// As [`TestApp::restart`], with the configuration changed first.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        tweak(&mut self.config);
+        self.restart().await
+    }
+
     /// Another instance on the same database, with its own data directory
     /// (and so its own instance name) but the same signing key.
     pub async fn second_instance(&self) -> TestApp {

@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod decisions;
 mod exact_input;
+mod egress;
 mod kernel;
 mod ledger;
 mod ops;

@@ -230,7 +230,17 @@ async fn tenants_manage_their_own_sinks_through_the_api(backend: Backend) {
         mask: vec![],
         timeout_ms: 500,
     };
-    let app = spawn_with(backend, |c| c.sinks = vec![config_sink], Clock::system()).await;
+    // The peers are on loopback, which tenants' sinks reach only where the
+    // operator allows it.
+    let app = spawn_with(
+        backend,
+        |c| {
+            c.sinks = vec![config_sink];
+            c.tenant_sinks.allow_networks = vec!["127.0.0.0/8".into()];
+        },
+        Clock::system(),
+    )
+    .await;
     let acme = app.tenant("acme").await;
     let other = app.tenant("other").await;
     let acme_writer = app.token(&acme, &["orchestrator"]).await;

@@ -71,7 +71,15 @@
 //! with those static keys; with neither it uses the default AWS credential
 //! chain (environment, profile files, web identity, ECS or EC2 instance
 //! roles).
+//!
+//! Under an egress policy (a tenant's sink, [`CloudWatchSink::with_egress`])
+//! the sink signs only with its own static keys, never the default chain
+//! (which holds the server's own credentials); its HTTP client resolves
+//! through the policy and an endpoint written as an IP address is checked
+//! before each call; and its reasons keep the service's error code and
+//! status but not its message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::Client;
@@ -83,6 +91,7 @@ use aws_sdk_cloudwatchlogs::operation::put_log_events::{PutLogEventsError, PutLo
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
 use tokio::sync::OnceCell;
 
+use crate::egress::Egress;
 use crate::{Delivered, Event, Limits, SendError, SendFuture, Sink};
 
 /// Most log events in one `PutLogEvents` request.
@@ -123,6 +132,7 @@ pub struct CloudWatchConfig {
 pub struct CloudWatchSink {
     config: CloudWatchConfig,
     client: OnceCell<Client>,
+    egress: Option<Arc<Egress>>,
 }
 
 impl CloudWatchSink {
@@ -132,12 +142,33 @@ impl CloudWatchSink {
         Self {
             config,
             client: OnceCell::new(),
+            egress: None,
         }
     }
 
+    /// The same sink under an egress policy (a tenant's sink).
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.egress = Some(egress);
+        self
+    }
+
     async fn client(&self) -> Result<&Client, SendError> {
+        if let (Some(policy), Some(endpoint)) = (&self.egress, &self.config.endpoint) {
+            policy.check_url(endpoint).map_err(|refused| SendError::Retryable {
+                reason: refused.to_string(),
+                retry_after: None,
+            })?;
+        }
         let static_keys = match (&self.config.access_key_id, &self.config.secret_access_key) {
             (Some(id), Some(secret)) => Some(Credentials::new(id, secret, None, None, "warden-sink-config")),
+            (None, None) if self.egress.is_some() => {
+                return Err(SendError::Retryable {
+                    reason: "CloudWatch Logs sink: a tenant's sink must set its own access_key_id and \
+                             secret_access_key"
+                        .into(),
+                    retry_after: None,
+                });
+            }
             (None, None) => None,
             _ => {
                 return Err(SendError::Retryable {
@@ -166,9 +197,30 @@ impl CloudWatchSink {
                 if let Some(credentials) = static_keys {
                     loader = loader.credentials_provider(credentials);
                 }
+                if let Some(policy) = &self.egress {
+                    let http = aws_smithy_http_client::Builder::new()
+                        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+                        ))
+                        .build_with_resolver(policy.aws_resolver());
+                    loader = loader.http_client(http);
+                }
                 Client::new(&loader.load().await)
             })
             .await)
+    }
+
+    /// What a failed call means, said in full, or shortly under an egress
+    /// policy.
+    fn classify<E>(&self, op: &str, err: &SdkError<E>) -> SendError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if self.egress.is_some() {
+            classify_quietly(op, err)
+        } else {
+            classify(op, err)
+        }
     }
 
     async fn put(
@@ -206,7 +258,7 @@ impl CloudWatchSink {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(classify("CreateLogStream", &e)),
+            Err(e) => return Err(self.classify("CreateLogStream", &e)),
         }
         match client
             .create_log_group()
@@ -218,7 +270,7 @@ impl CloudWatchSink {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
-            Err(e) => return Err(classify("CreateLogGroup", &e)),
+            Err(e) => return Err(self.classify("CreateLogGroup", &e)),
         }
         match stream().await {
             Ok(_) => Ok(()),
@@ -228,7 +280,7 @@ impl CloudWatchSink {
             {
                 Ok(())
             }
-            Err(e) => Err(classify("CreateLogStream", &e)),
+            Err(e) => Err(self.classify("CreateLogStream", &e)),
         }
     }
 }
@@ -402,6 +454,73 @@ where
     }
 }
 
+/// As [`classify`], without the service's message or the SDK's detail: the
+/// status and the error code only (a tenant's sink).
+fn classify_quietly<E>(op: &str, err: &SdkError<E>) -> SendError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("");
+            // The code as a token of the service's vocabulary, not text an
+            // endpoint could fill.
+            let shown: String = code
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(64)
+                .collect();
+            let answer = format!("{status} {shown}").trim_end().to_string();
+            let retry = AUTH_CODES.contains(&code)
+                || status == 401
+                || status == 403
+                || TRANSIENT_CODES.contains(&code)
+                || status == 429
+                || status >= 500
+                || code == "ResourceNotFoundException"
+                || code == "InvalidSequenceTokenException";
+            if retry {
+                SendError::Retryable {
+                    reason: format!("CloudWatch Logs {op} answered {answer}"),
+                    retry_after: None,
+                }
+            } else {
+                SendError::Permanent {
+                    reason: format!("CloudWatch Logs refused {op} ({answer})"),
+                }
+            }
+        }
+        SdkError::TimeoutError(_) => SendError::Retryable {
+            reason: format!("CloudWatch Logs {op} timed out"),
+            retry_after: None,
+        },
+        other => {
+            // An egress refusal is the reason itself.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other);
+            while let Some(e) = source {
+                if let Some(r) = e.downcast_ref::<crate::egress::Refused>() {
+                    return SendError::Retryable {
+                        reason: r.to_string(),
+                        retry_after: None,
+                    };
+                }
+                if let Some(r) = e.downcast_ref::<crate::egress::ResolveError>() {
+                    return SendError::Retryable {
+                        reason: r.to_string(),
+                        retry_after: None,
+                    };
+                }
+                source = e.source();
+            }
+            SendError::Retryable {
+                reason: format!("CloudWatch Logs {op}: the service was not reached"),
+                retry_after: None,
+            }
+        }
+    }
+}
+
 impl Sink for CloudWatchSink {
     fn kind(&self) -> &'static str {
         "cloudwatch_logs"
@@ -467,7 +586,7 @@ impl Sink for CloudWatchSink {
                 {
                     return Ok(rejecting(refused));
                 }
-                Err(e) => return Err(classify("PutLogEvents", &e)),
+                Err(e) => return Err(self.classify("PutLogEvents", &e)),
             };
             let mut rejected = refused;
             if let Some(info) = output.rejected_log_events_info() {

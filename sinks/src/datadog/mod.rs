@@ -15,13 +15,15 @@
 //! single-event request still cannot carry).
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 
-use crate::webhook::{classify, retry_after};
+use crate::egress::{self, Egress};
+use crate::webhook::{check_egress, classify, retry_after, unreachable};
 use crate::{Delivered, Event, Limits, SendError, SendFuture, Sink};
 
 pub const MAX_ENTRIES: usize = 1_000;
@@ -45,19 +47,24 @@ pub struct DatadogSink {
     endpoint: String,
     config: DatadogConfig,
     client: reqwest::Client,
+    egress: Option<Arc<Egress>>,
 }
 
 impl DatadogSink {
     pub fn new(config: DatadogConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .expect("an HTTP client with rustls");
         Self {
             endpoint: format!("{}/api/v2/logs", config.url.trim_end_matches('/')),
+            client: egress::http_client(config.timeout, None),
             config,
-            client,
+            egress: None,
         }
+    }
+
+    /// The same sink under an egress policy (a tenant's sink).
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.client = egress::http_client(self.config.timeout, Some(&egress));
+        self.egress = Some(egress);
+        self
     }
 
     /// One log entry: what counts against the per-entry limit.
@@ -135,6 +142,7 @@ impl Sink for DatadogSink {
 
     fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a> {
         Box::pin(async move {
+            check_egress(self.egress.as_ref(), &self.endpoint)?;
             let res = self
                 .client
                 .post(&self.endpoint)
@@ -144,7 +152,7 @@ impl Sink for DatadogSink {
                 .body(self.payload(batch)?)
                 .send()
                 .await
-                .map_err(|err| SendError::unreachable(&self.endpoint, &err))?;
+                .map_err(|err| unreachable(&self.endpoint, &err, self.egress.as_ref()))?;
             let status = res.status().as_u16();
             if status == 401 || status == 403 {
                 return Err(SendError::Retryable {

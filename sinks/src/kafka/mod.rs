@@ -67,20 +67,39 @@
 //! order. When a batch is retried after some of its records failed, only
 //! those are produced again, after the ones that did get through: a
 //! workflow's events are then in order except for the retried ones.
+//!
+//! # Egress
+//!
+//! A tenant's sink ([`KafkaSink::new_with_egress`]) creates no client until
+//! its policy has been checked: before the producer is created, every
+//! bootstrap broker's host must resolve only to addresses the policy
+//! allows; before the first send of each producer and at least every
+//! [`EGRESS_RECHECK`] after, the brokers the cluster advertises in its
+//! metadata are checked the same way, and a refusal drops the producer. A
+//! refused broker is a retryable failure (`egress refused: …`).
+//! librdkafka resolves and connects on its own, and rdkafka exposes no hook
+//! on the address it connects to, so a name whose answer changes between
+//! the check and librdkafka's own lookup is not caught: allow brokers by
+//! network rather than trusting names an outsider controls.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
+use crate::egress::{Egress, Refused};
 use crate::{Delivered, Event, Limits, SendError, SendFuture, Sink};
+
+/// How often a tenant's sink checks the brokers its cluster advertises.
+pub const EGRESS_RECHECK: Duration = Duration::from_secs(60);
 
 /// Events per send.
 pub const MAX_EVENTS: usize = 1_000;
@@ -198,7 +217,12 @@ enum Earlier {
 pub struct KafkaSink {
     config: KafkaConfig,
     client_config: ClientConfig,
-    producer: Mutex<FutureProducer>,
+    /// None until made (a sink under an egress policy makes it on its first
+    /// send, once the brokers are checked), or after a refusal.
+    producer: Mutex<Option<FutureProducer>>,
+    egress: Option<Arc<Egress>>,
+    /// When the advertised brokers were last checked.
+    checked: Mutex<Option<Instant>>,
     /// Records of sends that did not see them through (dropped, timed out,
     /// or answered an error for other records of their batch).
     earlier: Mutex<HashMap<RecordKey, Earlier>>,
@@ -225,9 +249,14 @@ impl KafkaSink {
     /// the background: an unreachable broker is no error here (sends wait
     /// for it).
     pub fn new(config: KafkaConfig) -> Result<Self, KafkaConfigError> {
-        if config.brokers.trim().is_empty() {
-            return Err(KafkaConfigError::Invalid("no brokers".into()));
-        }
+        Self::new_with_egress(config, None)
+    }
+
+    /// As [`KafkaSink::new`]; under an egress policy (a tenant's sink) the
+    /// configuration is checked but no client is created (and so nothing
+    /// connects) before the first send checks the brokers.
+    pub fn new_with_egress(config: KafkaConfig, egress: Option<Arc<Egress>>) -> Result<Self, KafkaConfigError> {
+        parse_brokers(&config.brokers).map_err(KafkaConfigError::Invalid)?;
         if !valid_topic(&config.topic) {
             return Err(KafkaConfigError::Invalid(format!(
                 "`{}` is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
@@ -256,15 +285,27 @@ impl KafkaSink {
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "0")
             .set("message.send.max.retries", i32::MAX.to_string());
-        let producer: FutureProducer = client_config
-            .create()
-            .map_err(|err| KafkaConfigError::Client(err.to_string()))?;
+        let producer: Option<FutureProducer> = match egress {
+            None => Some(
+                client_config
+                    .create()
+                    .map_err(|err| KafkaConfigError::Client(err.to_string()))?,
+            ),
+            Some(_) => {
+                client_config
+                    .create_native_config()
+                    .map_err(|err| KafkaConfigError::Client(err.to_string()))?;
+                None
+            }
+        };
         let max_event_bytes = message_max_bytes.saturating_sub(RECORD_OVERHEAD);
         let limits = Limits::new(MAX_EVENTS, MAX_BATCH_BYTES.max(max_event_bytes), max_event_bytes);
         Ok(Self {
             config,
             client_config,
             producer: Mutex::new(producer),
+            egress,
+            checked: Mutex::new(None),
             earlier: Mutex::new(HashMap::new()),
             message_max_bytes,
             limits,
@@ -274,7 +315,18 @@ impl KafkaSink {
     /// The producer, made anew if the current one had a fatal error (it
     /// then refuses every record).
     fn producer(&self) -> Result<FutureProducer, SendError> {
-        let mut producer = lock(&self.producer);
+        let mut slot = lock(&self.producer);
+        let producer = match &mut *slot {
+            Some(p) => p,
+            None => {
+                let fresh: FutureProducer = self.client_config.create().map_err(|err| SendError::Retryable {
+                    reason: format!("Kafka: the producer could not be created: {err}"),
+                    retry_after: None,
+                })?;
+                *lock(&self.checked) = None;
+                slot.insert(fresh)
+            }
+        };
         if let Some((code, reason)) = producer.client().fatal_error() {
             let fresh: FutureProducer = self.client_config.create().map_err(|err| SendError::Retryable {
                 reason: format!(
@@ -282,7 +334,7 @@ impl KafkaSink {
                 ),
                 retry_after: None,
             })?;
-            let old = std::mem::replace(&mut *producer, fresh);
+            let old = std::mem::replace(producer, fresh);
             // Records left pending with the old producer die with it.
             lock(&self.earlier).retain(|_, left| matches!(left, Earlier::Delivered));
             // Dropping a producer purges its queues and joins its threads:
@@ -396,7 +448,63 @@ impl KafkaSink {
         format!("Kafka ({}): {hint}", self.config.brokers)
     }
 
+    /// Under an egress policy: the bootstrap brokers before a producer is
+    /// made, then the brokers the cluster advertises, on a producer's first
+    /// send and every [`EGRESS_RECHECK`]; a refusal drops the producer.
+    async fn check_egress(&self) -> Result<(), SendError> {
+        let Some(policy) = &self.egress else {
+            return Ok(());
+        };
+        let refused = |r: Refused| SendError::Retryable {
+            reason: r.to_string(),
+            retry_after: None,
+        };
+        if lock(&self.producer).is_none() {
+            for (host, port) in parse_brokers(&self.config.brokers).map_err(|e| SendError::Retryable {
+                reason: e,
+                retry_after: None,
+            })? {
+                check_broker(policy, &host, port).await.map_err(refused)?;
+            }
+        }
+        let producer = self.producer()?;
+        let due = lock(&self.checked).is_none_or(|at| at.elapsed() >= EGRESS_RECHECK);
+        if !due {
+            return Ok(());
+        }
+        let wait = self.config.timeout.unwrap_or(Duration::from_secs(10));
+        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, wait))
+            .await
+            .map_err(|e| SendError::Retryable {
+                reason: format!("Kafka: reading the cluster's metadata failed: {e}"),
+                retry_after: None,
+            })?
+            .map_err(|e| SendError::Retryable {
+                reason: format!("Kafka: the brokers did not answer with the cluster's metadata: {e}"),
+                retry_after: None,
+            })?;
+        let advertised: Vec<(String, u16)> = metadata
+            .brokers()
+            .iter()
+            .map(|b| (b.host().to_string(), u16::try_from(b.port()).unwrap_or(0)))
+            .collect();
+        drop(metadata);
+        for (host, port) in advertised {
+            if let Err(r) = check_broker(policy, &host, port).await {
+                let old = lock(&self.producer).take();
+                std::thread::spawn(move || drop(old));
+                return Err(refused(Refused {
+                    target: format!("advertised broker {host}:{port} ({})", r.target),
+                    why: r.why,
+                }));
+            }
+        }
+        *lock(&self.checked) = Some(Instant::now());
+        Ok(())
+    }
+
     async fn deliver(&self, batch: &[Event]) -> Result<Delivered, SendError> {
+        self.check_egress().await?;
         let producer = self.producer()?;
         let mut flight = InFlight::new(self, batch);
         for round in 0..=INNOCENT_ROUNDS {
@@ -436,6 +544,60 @@ impl KafkaSink {
         }
         flight.finish()
     }
+}
+
+/// `host:port[,host:port…]` (an IPv6 address in brackets), as pairs.
+pub fn parse_brokers(brokers: &str) -> Result<Vec<(String, u16)>, String> {
+    if brokers.trim().is_empty() {
+        return Err("no brokers".into());
+    }
+    let mut out = Vec::new();
+    for b in brokers.split(',') {
+        let b = b.trim();
+        let bad = || format!("{b:?} is not host:port");
+        let (host, port) = b.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        let name_ok = |h: &str| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                })
+        };
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6.to_string(),
+            Some(_) => return Err(bad()),
+            None if name_ok(host) => host.to_string(),
+            None => return Err(bad()),
+        };
+        out.push((host, port));
+    }
+    if out.is_empty() {
+        return Err("no brokers".into());
+    }
+    Ok(out)
+}
+
+/// Every address `host` resolves to must be allowed (librdkafka picks
+/// among them itself), unless the host name itself is.
+async fn check_broker(policy: &Egress, host: &str, port: u16) -> Result<(), Refused> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return policy.check_ip(ip);
+    }
+    if policy.host_allowed(host) {
+        return Ok(());
+    }
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|_| Refused {
+        target: host.to_string(),
+        why: "not resolvable".into(),
+    })?;
+    for a in addrs {
+        policy.check_ip(a.ip()).map_err(|r| Refused {
+            target: format!("{host} ({})", r.target),
+            why: r.why,
+        })?;
+    }
+    Ok(())
 }
 
 /// Where a record was refused.

@@ -15,11 +15,13 @@
 //! 401 and 403 retried (a token problem is fixed by the operator; events
 //! wait); 413 and other 4xx permanent for the batch (the engine splits it).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::webhook::{classify, retry_after};
+use crate::egress::{self, Egress};
+use crate::webhook::{check_egress, classify, retry_after, unreachable};
 use crate::{Delivered, Event, Limits, SendError, SendFuture, Sink};
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,7 @@ pub struct SplunkSink {
     config: SplunkConfig,
     channel: String,
     client: reqwest::Client,
+    egress: Option<Arc<Egress>>,
 }
 
 /// A random (version 4) GUID, as HEC channels are written.
@@ -59,14 +62,27 @@ fn guid() -> String {
 
 impl SplunkSink {
     pub fn new(config: SplunkConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .expect("an HTTP client with rustls");
         Self {
+            client: egress::http_client(config.timeout, None),
             config,
             channel: guid(),
-            client,
+            egress: None,
+        }
+    }
+
+    /// The same sink under an egress policy (a tenant's sink): its reasons
+    /// leave out what Splunk said.
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.client = egress::http_client(self.config.timeout, Some(&egress));
+        self.egress = Some(egress);
+        self
+    }
+
+    /// What Splunk said, for a reason: nothing under an egress policy.
+    fn said(&self, body: &Value) -> String {
+        match (&self.egress, body["text"].as_str()) {
+            (None, Some(text)) => format!(": {text}"),
+            _ => String::new(),
         }
     }
 
@@ -111,22 +127,22 @@ impl SplunkSink {
     }
 
     async fn answer(&self, res: Result<reqwest::Response, reqwest::Error>) -> Result<Value, SendError> {
-        let res = res.map_err(|err| SendError::unreachable(self.base(), &err))?;
+        let res = res.map_err(|err| unreachable(self.base(), &err, self.egress.as_ref()))?;
         let status = res.status().as_u16();
         let after = retry_after(res.headers());
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if status == 401 || status == 403 {
             return Err(SendError::Retryable {
                 reason: format!(
-                    "Splunk refused the HEC token ({status}: {}); fix the sink's token",
-                    body["text"]
+                    "Splunk refused the HEC token ({status}{}); fix the sink's token",
+                    self.said(&body)
                 ),
                 retry_after: Some(Duration::from_secs(30)),
             });
         }
         classify(status, after).map_err(|e| match e {
             SendError::Permanent { reason } => SendError::Permanent {
-                reason: format!("{reason}: {}", body["text"]),
+                reason: format!("{reason}{}", self.said(&body)),
             },
             other => other,
         })?;
@@ -178,6 +194,7 @@ impl Sink for SplunkSink {
 
     fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a> {
         Box::pin(async move {
+            check_egress(self.egress.as_ref(), self.base())?;
             let res = self
                 .request("/services/collector/event")
                 .header("content-type", "application/json")

@@ -21,6 +21,7 @@
 //! sent again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -29,6 +30,7 @@ use futures_util::{StreamExt as _, stream};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::egress::{self, Egress};
 use crate::{Delivered, Event, Limits, Retry, SendError, SendFuture, Sink};
 
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct WebhookSink {
     url: String,
     keys: Vec<Vec<u8>>,
     client: reqwest::Client,
+    timeout: Duration,
+    egress: Option<Arc<Egress>>,
     max_event_bytes: usize,
     concurrency: usize,
 }
@@ -78,17 +82,22 @@ impl WebhookSink {
         if keys.is_empty() {
             return Err(BadSecret(0));
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .expect("an HTTP client with rustls");
         Ok(Self {
             url: config.url,
             keys,
-            client,
+            client: egress::http_client(config.timeout, None),
+            timeout: config.timeout,
+            egress: None,
             max_event_bytes: config.max_event_bytes,
             concurrency: config.concurrency.max(1),
         })
+    }
+
+    /// The same sink under an egress policy (a tenant's sink).
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.client = egress::http_client(self.timeout, Some(&egress));
+        self.egress = Some(egress);
+        self
     }
 
     /// The `webhook-signature` header for this message.
@@ -109,6 +118,7 @@ impl WebhookSink {
     }
 
     async fn send_one(&self, e: &Event) -> Result<(), SendError> {
+        check_egress(self.egress.as_ref(), &self.url)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -123,8 +133,28 @@ impl WebhookSink {
             .body(e.body.clone())
             .send()
             .await
-            .map_err(|err| SendError::unreachable(&self.url, &err))?;
+            .map_err(|err| unreachable(&self.url, &err, self.egress.as_ref()))?;
         classify(res.status().as_u16(), retry_after(res.headers()))
+    }
+}
+
+/// Refuses, before a request, a URL whose host is an address the policy
+/// does not allow (an IP address is never seen by the DNS resolver).
+pub fn check_egress(egress: Option<&Arc<Egress>>, url: &str) -> Result<(), SendError> {
+    match egress {
+        Some(policy) => policy.check_url(url).map_err(|refused| SendError::Retryable {
+            reason: refused.to_string(),
+            retry_after: None,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A request that got no answer, said shortly under an egress policy.
+pub fn unreachable(peer: &str, err: &reqwest::Error, egress: Option<&Arc<Egress>>) -> SendError {
+    SendError::Retryable {
+        reason: egress::unreachable_reason(peer, err, egress),
+        retry_after: None,
     }
 }
 
@@ -134,6 +164,12 @@ pub fn classify(status: u16, retry_after: Option<Duration>) -> Result<(), SendEr
         200..=299 => Ok(()),
         410 => Err(SendError::Disabled {
             reason: "the endpoint answered 410 Gone".into(),
+        }),
+        // Redirects are not followed: the events wait for the sink's URL to
+        // be fixed.
+        300..=399 => Err(SendError::Retryable {
+            reason: format!("the peer answered {status}, a redirect, which is not followed: set the final URL"),
+            retry_after: None,
         }),
         408 | 425 | 429 | 500..=599 => Err(SendError::Retryable {
             reason: format!("the peer answered {status}"),
