@@ -388,6 +388,10 @@ impl Fanout {
     /// leases (stable across its restarts, so a restarted instance takes
     /// its leases back at once; distinct between instances). The returned
     /// task ends, after every delivery task, once `stop` turns true.
+    ///
+    /// Both the supervisor (`audit_fanout`) and each delivery task
+    /// (`sink_delivery`) are supervised ([`crate::supervise`]): one that
+    /// fails is restarted with back-off.
     pub fn spawn(
         &self,
         instance: String,
@@ -395,7 +399,24 @@ impl Fanout {
         committed: Arc<Notify>,
         clock: Clock,
         metrics: Arc<Metrics>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let tasks = crate::supervise::Tasks::new(metrics.clone());
+        self.spawn_supervised(instance, store, committed, clock, metrics, stop, &tasks)
+    }
+
+    /// [`Fanout::spawn`], its tasks reported in `tasks` (what readiness
+    /// reads).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_supervised(
+        &self,
+        instance: String,
+        store: Store,
+        committed: Arc<Notify>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+        tasks: &Arc<crate::supervise::Tasks>,
     ) -> tokio::task::JoinHandle<()> {
         let ctx = Arc::new(Ctx {
             instance,
@@ -405,96 +426,112 @@ impl Fanout {
             metrics,
         });
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let start = |h: &Arc<Handle>| {
-                let (tx, rx) = watch::channel(false);
-                let run = Runner {
-                    instance: ctx.instance.clone(),
-                    page: u32::try_from(h.sink.limits().max_events)
-                        .unwrap_or(MAX_PAGE)
-                        .clamp(PAGE, MAX_PAGE),
-                    labels: SinkLabels { sink: h.key.clone() },
-                    metrics: ctx.metrics.clone(),
-                    h: h.clone(),
-                    store: ctx.store.clone(),
-                    clock: ctx.clock.clone(),
-                    backoff: Backoff::default(),
-                    stop: rx,
-                };
-                Running {
-                    handle: h.clone(),
-                    stop: tx,
-                    task: tokio::spawn(run.run(ctx.committed.clone())),
-                }
-            };
-            let configured: Vec<Running> = inner.configured.iter().map(start).collect();
-            let mut tenants: HashMap<String, Running> = HashMap::new();
-            loop {
-                let target = inner.requested.load(Ordering::Acquire);
-                match ctx.store.tenant_sinks().await {
-                    Ok(rows) => {
-                        let mut wanted = HashMap::new();
-                        for row in rows {
-                            let key = tenant_key(&row.tenant_id, &row.name);
-                            if let Some(r) = tenants.get(&key)
-                                && r.handle.scope
-                                    == (Scope::Tenant {
-                                        tenant_id: row.tenant_id.clone(),
-                                        version: row.version,
-                                    })
-                            {
-                                wanted.insert(key, r.handle.clone());
-                                continue;
-                            }
-                            let scope = Scope::Tenant {
-                                tenant_id: row.tenant_id.clone(),
-                                version: row.version,
-                            };
-                            let built = serde_json::from_str::<SinkConfig>(&row.config)
-                                .map_err(|e| InvalidSink(e.to_string()))
-                                .and_then(|c| handle(&c, scope));
-                            match built {
-                                Ok(h) => {
-                                    wanted.insert(key, h);
-                                }
-                                Err(e) => {
-                                    tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running")
-                                }
-                            }
+        let tasks = tasks.clone();
+        let outer = stop.clone();
+        crate::supervise::spawn(&tasks.clone(), "audit_fanout", true, Some(outer), move |task| {
+            let (ctx, inner, tasks, mut stop) = (ctx.clone(), inner.clone(), tasks.clone(), stop.clone());
+            async move {
+                let start = |h: &Arc<Handle>| {
+                    let (tx, rx) = watch::channel(false);
+                    let (ctx, h2) = (ctx.clone(), h.clone());
+                    let make = move |_: crate::supervise::TaskCtx| {
+                        let h = h2.clone();
+                        let run = Runner {
+                            instance: ctx.instance.clone(),
+                            page: u32::try_from(h.sink.limits().max_events)
+                                .unwrap_or(MAX_PAGE)
+                                .clamp(PAGE, MAX_PAGE),
+                            labels: SinkLabels { sink: h.key.clone() },
+                            metrics: ctx.metrics.clone(),
+                            h,
+                            store: ctx.store.clone(),
+                            clock: ctx.clock.clone(),
+                            backoff: Backoff::default(),
+                            stop: rx.clone(),
+                        };
+                        let committed = ctx.committed.clone();
+                        async move {
+                            run.run(committed).await;
+                            Ok(())
                         }
-                        // Stop what is gone or changed, then start what is new.
-                        let stale: Vec<String> = tenants
-                            .iter()
-                            .filter(|(k, r)| wanted.get(*k).is_none_or(|h| !Arc::ptr_eq(h, &r.handle)))
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in stale {
-                            if let Some(r) = tenants.remove(&k) {
-                                let _ = r.stop.send(true);
-                                let _ = r.task.await;
-                            }
-                        }
-                        for (k, h) in &wanted {
-                            if !tenants.contains_key(k) {
-                                tenants.insert(k.clone(), start(h));
-                            }
-                        }
-                        *inner.tenants.lock().expect("tenant sinks") = wanted;
-                        inner.applied.send_replace(target);
+                    };
+                    Running {
+                        handle: h.clone(),
+                        stop: tx,
+                        task: crate::supervise::spawn(&tasks, "sink_delivery", false, None, make),
                     }
-                    Err(e) => tracing::warn!(error = %e, "loading tenants' sinks failed; retrying"),
+                };
+                let configured: Vec<Running> = inner.configured.iter().map(start).collect();
+                let mut tenants: HashMap<String, Running> = HashMap::new();
+                loop {
+                    let target = inner.requested.load(Ordering::Acquire);
+                    match ctx.store.tenant_sinks().await {
+                        Ok(rows) => {
+                            let mut wanted = HashMap::new();
+                            for row in rows {
+                                let key = tenant_key(&row.tenant_id, &row.name);
+                                if let Some(r) = tenants.get(&key)
+                                    && r.handle.scope
+                                        == (Scope::Tenant {
+                                            tenant_id: row.tenant_id.clone(),
+                                            version: row.version,
+                                        })
+                                {
+                                    wanted.insert(key, r.handle.clone());
+                                    continue;
+                                }
+                                let scope = Scope::Tenant {
+                                    tenant_id: row.tenant_id.clone(),
+                                    version: row.version,
+                                };
+                                let built = serde_json::from_str::<SinkConfig>(&row.config)
+                                    .map_err(|e| InvalidSink(e.to_string()))
+                                    .and_then(|c| handle(&c, scope));
+                                match built {
+                                    Ok(h) => {
+                                        wanted.insert(key, h);
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running")
+                                    }
+                                }
+                            }
+                            // Stop what is gone or changed, then start what is new.
+                            let stale: Vec<String> = tenants
+                                .iter()
+                                .filter(|(k, r)| wanted.get(*k).is_none_or(|h| !Arc::ptr_eq(h, &r.handle)))
+                                .map(|(k, _)| k.clone())
+                                .collect();
+                            for k in stale {
+                                if let Some(r) = tenants.remove(&k) {
+                                    let _ = r.stop.send(true);
+                                    let _ = r.task.await;
+                                }
+                            }
+                            for (k, h) in &wanted {
+                                if !tenants.contains_key(k) {
+                                    tenants.insert(k.clone(), start(h));
+                                }
+                            }
+                            *inner.tenants.lock().expect("tenant sinks") = wanted;
+                            inner.applied.send_replace(target);
+                            task.up();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "loading tenants' sinks failed; retrying"),
+                    }
+                    tokio::select! {
+                        _ = inner.changed.notified() => {}
+                        _ = tokio::time::sleep(RELOAD) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
                 }
-                tokio::select! {
-                    _ = inner.changed.notified() => {}
-                    _ = tokio::time::sleep(RELOAD) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                for r in configured.iter().chain(tenants.values()) {
+                    let _ = r.stop.send(true);
                 }
-            }
-            for r in configured.iter().chain(tenants.values()) {
-                let _ = r.stop.send(true);
-            }
-            for r in configured.into_iter().chain(tenants.into_values()) {
-                let _ = r.task.await;
+                for r in configured.into_iter().chain(tenants.into_values()) {
+                    let _ = r.task.await;
+                }
+                Ok(())
             }
         })
     }

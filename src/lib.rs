@@ -38,4 +38,5 @@ pub mod metrics;
 pub mod policy;
 pub mod skill;
 pub mod store;
+pub mod supervise;
 pub mod workflow;

@@ -80,6 +80,27 @@ pub enum AppendError {
     /// since they were read; nothing of it was written.
     #[error("the {0} changed while this request was handled; read it again and retry")]
     Changed(&'static str),
+    /// A payload larger than `ledger.max_payload_bytes`: refused before
+    /// anything was written.
+    #[error(
+        "a {kind} entry would hold {bytes} bytes, more than the ledger's limit of {max} (ledger.max_payload_bytes); nothing was recorded"
+    )]
+    TooLarge {
+        kind: &'static str,
+        bytes: usize,
+        max: usize,
+    },
+    /// A payload nested deeper than [`super::entry::MAX_PAYLOAD_DEPTH`],
+    /// which no reader of the ledger would accept: refused before anything
+    /// was written.
+    #[error(
+        "a {kind} entry would nest {depth} levels deep, more than the ledger's limit of {max}; nothing was recorded"
+    )]
+    TooDeep {
+        kind: &'static str,
+        depth: usize,
+        max: usize,
+    },
 }
 
 impl AppendError {
@@ -89,8 +110,37 @@ impl AppendError {
             AppendError::Unavailable(_) => "ledger_unavailable",
             AppendError::Closed => "shutting_down",
             AppendError::Changed(_) => "concurrent_change",
+            AppendError::TooLarge { .. } => "ledger_entry_too_large",
+            AppendError::TooDeep { .. } => "ledger_entry_too_deep",
         }
     }
+
+    /// Whether asking again may succeed (the store or the writer was
+    /// busy or away), as opposed to a refusal of what was asked.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AppendError::Overloaded(_) | AppendError::Unavailable(_) | AppendError::Closed | AppendError::Changed(_)
+        )
+    }
+}
+
+/// Checks one record against the limits every reader shares: its size
+/// (`max_bytes`) and its nesting ([`super::entry::MAX_PAYLOAD_DEPTH`]).
+pub fn check_record(record: &Record, max_bytes: usize) -> Result<(), AppendError> {
+    if record.payload.len() > max_bytes {
+        return Err(AppendError::TooLarge {
+            kind: record.kind,
+            bytes: record.payload.len(),
+            max: max_bytes,
+        });
+    }
+    super::entry::payload_depth(&record.payload).map_err(|depth| AppendError::TooDeep {
+        kind: record.kind,
+        depth,
+        max: super::entry::MAX_PAYLOAD_DEPTH,
+    })?;
+    Ok(())
 }
 
 /// The outcome of a key rotation.
@@ -129,6 +179,8 @@ struct Shared {
     name: String,
     /// The verifier text of the key signing now.
     current: RwLock<String>,
+    /// The key signing now: what a restarted writer signs with.
+    signer: std::sync::Mutex<NoteSigner>,
 }
 
 /// Handle to the ledger; cheap to clone.
@@ -137,6 +189,7 @@ pub struct Ledger {
     jobs: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     depth: usize,
+    max_payload: usize,
     task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -144,6 +197,23 @@ pub struct LedgerOptions {
     pub name: String,
     pub queue_depth: usize,
     pub max_batch: usize,
+    /// The largest payload one entry may hold, in bytes.
+    pub max_payload_bytes: usize,
+    /// Where the writer task is supervised.
+    pub tasks: Option<Arc<crate::supervise::Tasks>>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        let c = crate::config::LedgerConfig::default();
+        LedgerOptions {
+            name: c.name,
+            queue_depth: c.queue_depth,
+            max_batch: c.max_batch,
+            max_payload_bytes: c.max_payload_bytes,
+            tasks: None,
+        }
+    }
 }
 
 impl Ledger {
@@ -183,21 +253,38 @@ impl Ledger {
             committed: Arc::default(),
             name: options.name.clone(),
             current: RwLock::new(ours),
+            signer: std::sync::Mutex::new(signer),
         });
-        let writer = Writer {
-            heads: HashMap::new(),
-            store,
-            clock,
-            signer,
-            shared: shared.clone(),
-            metrics,
-            max_batch: options.max_batch,
-        };
-        let task = tokio::spawn(writer.run(rx));
+        // The queue outlives a writer that fails: its successor takes it.
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks = options
+            .tasks
+            .clone()
+            .unwrap_or_else(|| crate::supervise::Tasks::new(metrics.clone()));
+        let max_batch = options.max_batch;
+        let writer_shared = shared.clone();
+        let task = crate::supervise::spawn(&tasks, "ledger_writer", true, None, move |ctx| {
+            let writer = Writer {
+                heads: HashMap::new(),
+                store: store.clone(),
+                clock: clock.clone(),
+                signer: writer_shared.signer.lock().expect("signer lock").clone(),
+                shared: writer_shared.clone(),
+                metrics: metrics.clone(),
+                max_batch,
+            };
+            let rx = rx.clone();
+            async move {
+                ctx.up();
+                writer.run(rx).await;
+                Ok(())
+            }
+        });
         Ok(Self {
             jobs: tx,
             shared,
             depth: options.queue_depth,
+            max_payload: options.max_payload_bytes,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
     }
@@ -239,11 +326,19 @@ impl Ledger {
         self.submit(records, Some(Box::new(change))).await
     }
 
+    /// The largest payload one entry may hold.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload
+    }
+
     async fn submit(
         &self,
         records: Vec<Record>,
         change: Option<Box<KernelChange>>,
     ) -> Result<Vec<Receipt>, AppendError> {
+        for r in &records {
+            check_record(r, self.max_payload)?;
+        }
         let (tx, rx) = oneshot::channel();
         let job = Job::Append(Append {
             records,
@@ -255,7 +350,19 @@ impl Ledger {
             Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
         }
-        rx.await.map_err(|_| AppendError::Closed)?
+        rx.await.map_err(|_| self.dropped())?
+    }
+
+    /// Why a reply never came: shutting down, or the writer failed with
+    /// the batch in hand (its successor carries on with the queue).
+    fn dropped(&self) -> AppendError {
+        if self.jobs.is_closed() {
+            AppendError::Closed
+        } else {
+            AppendError::Unavailable(
+                "the ledger writer failed while writing this batch; nothing in it was acknowledged".into(),
+            )
+        }
     }
 
     /// Hands signing over to `next`: appends a `ledger.key.rotate` entry to
@@ -271,7 +378,7 @@ impl Ledger {
             })
             .await
             .map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        rx.await.map_err(|_| self.dropped())?
     }
 
     /// Lets the writer finish everything queued, then stops it and waits.
@@ -311,7 +418,10 @@ struct LogBatch {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    /// Writes until stopped. The queue is held for the writer's lifetime;
+    /// if the writer fails, the lock is released and a new writer takes it.
+    async fn run(mut self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+        let mut rx = rx.lock().await;
         let mut batch: Vec<Append> = Vec::new();
         let mut size = 0;
         let mut held: Option<Job> = None;
@@ -632,6 +742,7 @@ impl Writer {
         tx.rotate_key(&previous, &row, now).await.map_err(unavailable)?;
         self.heads.clear();
         tx.commit().await.map_err(unavailable)?;
+        *self.shared.signer.lock().expect("signer lock") = next.clone();
         self.signer = next;
         *self.shared.current.write().expect("key lock") = next_text.clone();
         tracing::info!(previous = %previous, next = %next_text, "ledger signing key rotated");
