@@ -171,6 +171,9 @@ enum Job {
         reply: Reply<Rotation>,
     },
     Stop,
+    /// Makes the writer fail (unit tests of its supervision only).
+    #[cfg(test)]
+    Panic,
 }
 
 struct Shared {
@@ -381,6 +384,12 @@ impl Ledger {
         rx.await.map_err(|_| self.dropped())?
     }
 
+    /// Makes the writer fail, as a bug would.
+    #[cfg(test)]
+    async fn fail_writer(&self) {
+        let _ = self.jobs.send(Job::Panic).await;
+    }
+
     /// Lets the writer finish everything queued, then stops it and waits.
     pub async fn stop(&self) {
         let _ = self.jobs.send(Job::Stop).await;
@@ -435,6 +444,8 @@ impl Writer {
             };
             match job {
                 Job::Stop => break,
+                #[cfg(test)]
+                Job::Panic => panic!("the writer was asked to fail"),
                 Job::Rotate { actor, next, reply } => {
                     let out = self.rotate(&actor, *next).await;
                     let _ = reply.send(out);
@@ -751,5 +762,97 @@ impl Writer {
             next: next_text,
             receipts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ledger(dir: &std::path::Path) -> (Ledger, Arc<crate::supervise::Tasks>, Arc<Metrics>) {
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let tenant = crate::store::TenantRow {
+            id: "ten_1".into(),
+            name: "t".into(),
+            platform: false,
+            require_signatures: false,
+            created_at: 0,
+        };
+        let token = crate::store::TokenRow {
+            id: "tok_1".into(),
+            tenant_id: "ten_1".into(),
+            name: "t".into(),
+            roles: Default::default(),
+            created_at: 0,
+            created_by: "test".into(),
+            revoked_at: None,
+        };
+        store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let tasks = crate::supervise::Tasks::new(metrics.clone());
+        let options = LedgerOptions {
+            max_payload_bytes: 64 * 1024,
+            tasks: Some(tasks.clone()),
+            ..LedgerOptions::default()
+        };
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let ledger = Ledger::start(store, Clock::system(), key, options, metrics.clone())
+            .await
+            .unwrap();
+        (ledger, tasks, metrics)
+    }
+
+    fn record(payload: serde_json::Value) -> Record {
+        Record::new("ten_1", "audit.event", "system", &payload)
+    }
+
+    /// A writer that fails is replaced: the queue survives, appends go on
+    /// in the same chain, and the failure is counted.
+    #[tokio::test]
+    async fn a_failed_writer_is_restarted_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, tasks, metrics) = ledger(dir.path()).await;
+        let first = ledger.append(record(json!({"n": 1}))).await.unwrap();
+        ledger.fail_writer().await;
+        let second = ledger.append(record(json!({"n": 2}))).await.unwrap();
+        assert_eq!((first.index, second.index), (0, 1));
+        assert_eq!(tasks.restarts("ledger_writer"), 1);
+        assert!(tasks.down().is_empty(), "up again once it runs");
+        assert!(
+            metrics
+                .render()
+                .contains("warden_task_restarts_total{task=\"ledger_writer\"} 1")
+        );
+        ledger.stop().await;
+    }
+
+    /// What no reader would accept is refused before it is queued.
+    #[tokio::test]
+    async fn payloads_past_the_limits_are_refused_at_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _, _) = ledger(dir.path()).await;
+        let big = ledger.append(record(json!({"blob": "x".repeat(70_000)}))).await;
+        assert!(matches!(big, Err(AppendError::TooLarge { max: 65_536, .. })), "{big:?}");
+        let mut deep = json!(1);
+        for _ in 0..super::super::entry::MAX_PAYLOAD_DEPTH {
+            deep = json!([deep]);
+        }
+        let r = ledger.append(record(deep.clone())).await.unwrap();
+        assert_eq!(r.index, 0, "the deepest payload allowed is written");
+        let deeper = ledger.append(record(json!([deep]))).await;
+        assert!(
+            matches!(
+                deeper,
+                Err(AppendError::TooDeep {
+                    depth: 101,
+                    max: 100,
+                    ..
+                })
+            ),
+            "{deeper:?}"
+        );
+        assert_eq!(deeper.unwrap_err().code(), "ledger_entry_too_deep");
+        ledger.stop().await;
     }
 }
