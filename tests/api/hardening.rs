@@ -20,6 +20,7 @@ on_both_backends!(
     impact_scans_are_capped,
     a_backlog_in_one_tenant_does_not_delay_another_tenants_assignment,
     a_failing_background_task_is_restarted_counted_and_named,
+    a_run_whose_position_cannot_be_read_is_failed_once,
 );
 
 mod request_time {
@@ -539,24 +540,91 @@ async fn a_failing_background_task_is_restarted_counted_and_named(backend: Backe
     app.stop().await;
 }
 
-/// Renames a table behind the server's back: a store fault for whatever
-/// reads it.
-async fn rename(app: &TestApp, backend: Backend, from: &str, to: &str) {
-    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+const WAITING: &str = r#"
+apiVersion: agentrc.workflow/v0.1
+kind: AgentWorkflow
+metadata:
+  name: waiting
+spec:
+  startAt: Sleep
+  states:
+    Sleep:
+      type: Wait
+      seconds: 3600
+      next: Done
+    Done:
+      type: Succeed
+"#;
+
+/// A run stored before positions were bounded, nested past what the
+/// store's JSON reader accepts: it reads (200, the position as null), and
+/// the engine fails it once, with an entry saying why, instead of trying
+/// it again at every pass.
+async fn a_run_whose_position_cannot_be_read_is_failed_once(backend: Backend) {
+    let (app, team) = kernel_app_with(backend, |_| {}).await;
+    upload(&app, &team.orchestrator, "waiting", WAITING).await;
+    let id = start(&app, &team.orchestrator, "waiting", json!({"v": 1})).await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let sql = format!("UPDATE workflow_runs SET position = '{deep}', wake_at = 1 WHERE id = '{id}'");
+    execute(&app, backend, &sql).await;
+    let stored = run_of(&app, &team.auditor, &id).await;
+    assert_eq!(stored["position"], Value::Null, "{stored}");
+    app.state.engine.wake.notify_one();
+    let run = wait_ended(&app, &team.auditor, &id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["output"]["error"], "States.Runtime", "{run}");
+    let cause = run["output"]["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("position cannot be read") && cause.contains("rather than retried"),
+        "{cause}"
+    );
+    let entries = history(&app, &team.auditor, &id).await;
+    let last = entries.last().unwrap();
+    assert_eq!(last["kind"], "workflow.run.failed");
+    assert_eq!(last["payload"]["cause"], cause);
+    // Numbered after the run's earlier entries: its audit event id is new.
+    let seqs: Vec<u64> = entries.iter().filter_map(|e| e["payload"]["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{entries:?}");
+    app.state.engine.wake.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        history(&app, &team.auditor, &id).await.len(),
+        entries.len(),
+        "failed once"
+    );
+    evidence_holds(&app, &team.auditor).await;
+    app.stop().await;
+}
+
+/// Runs one statement behind the server's back.
+async fn execute(app: &TestApp, backend: Backend, sql: &str) {
     match backend {
         Backend::Sqlite => {
             let path = app.state.config.data_dir.join("warden.db");
             let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut c)
+                .await
+                .unwrap();
             c.close().await.unwrap();
         }
         Backend::Postgres => {
-            let url = app.state.config.database_url();
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            let mut c = sqlx::PgConnection::connect(&app.state.config.database_url())
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut c)
+                .await
+                .unwrap();
             c.close().await.unwrap();
         }
     }
+}
+
+/// Renames a table behind the server's back: a store fault for whatever
+/// reads it.
+async fn rename(app: &TestApp, backend: Backend, from: &str, to: &str) {
+    execute(app, backend, &format!("ALTER TABLE {from} RENAME TO {to}")).await;
 }
