@@ -57,6 +57,11 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>, ctx: Task
             Ok(_) => ctx.up(),
             // Another instance moved an execution first: a race, not a fault.
             Err(KernelError::Store(StoreError::Changed(_))) => ctx.up(),
+            // The ledger is busy (its queue full) or away for a moment: the
+            // next pass tries again; the store itself still answers.
+            Err(KernelError::Ledger(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "kernel: a timer pass could not commit; trying again at the next");
+            }
             Err(e) => anyhow::bail!("a timer pass failed: {e}"),
         }
         tokio::select! {
