@@ -571,8 +571,10 @@ impl Run<'_> {
                     },
                     None => effective,
                 };
-                if let Err(e) = data::check(&effective, &self.limits) {
-                    return self.data_limit(t, "the input its execution would get", e);
+                match data::check(&effective, &self.limits) {
+                    // The execution's creation records its input too.
+                    Ok(size) => self.spent = self.spent.saturating_add(size.bytes),
+                    Err(e) => return self.data_limit(t, "the input its execution would get", e),
                 }
                 let execution = (self.new_id)();
                 self.effects.push(Effect::Task {
