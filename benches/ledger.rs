@@ -65,6 +65,7 @@ async fn open(url: &str, dir: &std::path::Path) -> (Store, Ledger) {
         name: "warden.bench".into(),
         queue_depth: 1 << 16,
         max_batch: 2048,
+        ..Default::default()
     };
     let ledger = Ledger::start(store.clone(), Clock::system(), key, options, Arc::new(Metrics::new()))
         .await

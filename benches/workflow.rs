@@ -120,6 +120,7 @@ fn bench_interpreter() {
                 new_id: &mut || String::new(),
                 random: &mut |n| n,
                 budget,
+                limits: warden::workflow::data::DataLimits::default(),
             },
         );
         assert!(more);

@@ -29,6 +29,7 @@ use crate::policy::PolicyService;
 use crate::policy::archive;
 use crate::policy::service::PolicyLimits;
 use crate::store::{Store, TenantRow, TokenRow};
+use crate::supervise;
 
 /// What start-up did about the first admin token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,7 @@ pub async fn build(
     let (key, _) = crate::keys::load_or_create_server_key(&config.data_dir)?;
     let key = finish_key_rotation(&config, &store, key).await?;
     let metrics = Arc::new(Metrics::new());
+    let tasks = crate::supervise::Tasks::new(metrics.clone());
     let ledger = Ledger::start(
         store.clone(),
         clock.clone(),
@@ -68,6 +70,8 @@ pub async fn build(
             name: config.ledger.name.clone(),
             queue_depth: config.ledger.queue_depth,
             max_batch: config.ledger.max_batch,
+            max_payload_bytes: config.ledger.max_payload_bytes,
+            tasks: Some(tasks.clone()),
         },
         metrics.clone(),
     )
@@ -119,6 +123,7 @@ pub async fn build(
         kernel.clone(),
         clock.clone(),
         metrics.clone(),
+        config.workflow.clone(),
     ));
     let state = AppState {
         config: Arc::new(config),
@@ -132,6 +137,7 @@ pub async fn build(
         kernel,
         engine,
         ready: Arc::new(AtomicBool::new(false)),
+        tasks,
     };
     Ok((state, bootstrap))
 }
@@ -223,16 +229,35 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "loading active bundles failed; retrying in the background"),
     }
     state.ready.store(true, Ordering::Release);
-    let refresher = tokio::spawn(refresh_loop(state.clone(), stop_rx.clone()));
-    let timers = tokio::spawn(crate::kernel::timers::run(state.kernel.clone(), stop_rx.clone()));
-    let engine = tokio::spawn(state.engine.clone().run(stop_rx.clone()));
-    let fanout = state.fanout.spawn(
+    // Every background task is supervised: one that fails is restarted
+    // with back-off, counted, and named by /health/ready while it is down.
+    let tasks = state.tasks.clone();
+    let refresher = {
+        let (state, stop) = (state.clone(), stop_rx.clone());
+        supervise::spawn(&tasks, "policy_refresh", true, Some(stop_rx.clone()), move |ctx| {
+            refresh_loop(state.clone(), stop.clone(), ctx)
+        })
+    };
+    let timers = {
+        let (kernel, stop) = (state.kernel.clone(), stop_rx.clone());
+        supervise::spawn(&tasks, "kernel_timers", true, Some(stop_rx.clone()), move |ctx| {
+            crate::kernel::timers::run(kernel.clone(), stop.clone(), ctx)
+        })
+    };
+    let engine = {
+        let (engine, stop) = (state.engine.clone(), stop_rx.clone());
+        supervise::spawn(&tasks, "workflow_engine", true, Some(stop_rx.clone()), move |ctx| {
+            engine.clone().run(stop.clone(), ctx)
+        })
+    };
+    let fanout = state.fanout.spawn_supervised(
         crate::fanout::instance_id(&state.config.data_dir)?,
         state.store.clone(),
         state.ledger.committed(),
         state.clock.clone(),
         state.metrics.clone(),
         stop_rx.clone(),
+        &tasks,
     );
 
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
@@ -269,16 +294,21 @@ pub async fn run(
     Ok(())
 }
 
-async fn refresh_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+/// Re-reads the active bundle versions every `policy.refresh_interval_ms`;
+/// a refresh that fails ends the task (its supervisor restarts it).
+async fn refresh_loop(state: AppState, mut stop: watch::Receiver<bool>, ctx: supervise::TaskCtx) -> anyhow::Result<()> {
     let every = Duration::from_millis(state.config.policy.refresh_interval_ms.max(100));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
-        if let Err(e) = state.policy.refresh().await {
-            tracing::warn!(error = %e, "refreshing active bundles failed");
-        }
+        state
+            .policy
+            .refresh()
+            .await
+            .map_err(|e| anyhow::anyhow!("refreshing active bundles failed: {e}"))?;
+        ctx.up();
     }
 }
 

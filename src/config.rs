@@ -38,6 +38,7 @@ const KEYS: &[&str] = &[
     "tenant_sinks",
     "sink_secrets",
     "kernel",
+    "workflow",
     "shutdown_grace_secs",
 ];
 
@@ -62,6 +63,7 @@ pub struct Config {
     pub tenant_sinks: TenantSinksConfig,
     pub sink_secrets: SinkSecretsConfig,
     pub kernel: KernelConfig,
+    pub workflow: WorkflowConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -81,6 +83,13 @@ pub struct Limits {
     pub max_bundle_ratio: u64,
     /// Most files in one bundle.
     pub max_bundle_files: usize,
+    /// Longest a request may take, in milliseconds; past it the answer is
+    /// 503 `request_timeout`. Agent and runner streams and ledger exports
+    /// are exempt (they are meant to last).
+    pub request_timeout_ms: u64,
+    /// Most recorded decisions one `POST /v1/impact` call scans
+    /// (`max_scan`, and its default); page with `after` for more.
+    pub max_impact_scan: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +147,46 @@ pub struct LedgerConfig {
     pub queue_depth: usize,
     /// Most entries one group commit writes.
     pub max_batch: usize,
+    /// The largest payload one ledger entry may hold, in bytes; a bigger
+    /// one is refused (`ledger_entry_too_large`) before anything is written.
+    pub max_payload_bytes: usize,
+}
+
+/// Bounds on the data of workflow runs (`[workflow]`). A run that passes
+/// one fails with `States.DataLimitExceeded`; it is never retried or caught.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowConfig {
+    /// The largest input or output of one state (and a run's input), in
+    /// bytes of compact JSON.
+    pub max_data_bytes: usize,
+    /// The deepest nesting of arrays and objects in a state's input or
+    /// output.
+    pub max_data_depth: usize,
+    /// The largest stored position of a run (every running thread's input,
+    /// a `Wait`'s input, the recent transitions), in bytes.
+    pub max_position_bytes: usize,
+    /// The deepest nesting of a run's stored position.
+    pub max_position_depth: usize,
+    /// The bytes of ledger entries one move of a run writes before the rest
+    /// of its synchronous stretch waits for the next move.
+    pub move_bytes: usize,
+}
+
+/// The deepest nesting the store's JSON reader accepts (serde_json's limit
+/// is 128 levels), which a run's position must stay within.
+pub const MAX_READABLE_DEPTH: usize = 120;
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            max_data_bytes: 256 * 1024,
+            max_data_depth: 64,
+            max_position_bytes: 2 * 1024 * 1024,
+            max_position_depth: 100,
+            move_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 /// What tenants' own sinks (created through the API) may do
@@ -537,6 +586,7 @@ impl Default for LedgerConfig {
             name: "warden.local".into(),
             queue_depth: 16_384,
             max_batch: 2_048,
+            max_payload_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -557,6 +607,7 @@ impl Default for Config {
             tenant_sinks: TenantSinksConfig::default(),
             sink_secrets: SinkSecretsConfig::default(),
             kernel: KernelConfig::default(),
+            workflow: WorkflowConfig::default(),
             shutdown_grace_secs: 20,
         }
     }
@@ -571,6 +622,8 @@ impl Default for Limits {
             max_bundle_uncompressed_bytes: 64 * 1024 * 1024,
             max_bundle_ratio: 100,
             max_bundle_files: 10_000,
+            request_timeout_ms: 30_000,
+            max_impact_scan: 10_000,
         }
     }
 }
@@ -668,6 +721,33 @@ impl Config {
         }
         warden_sinks::egress::Egress::new(&self.tenant_sinks.allow_networks, &self.tenant_sinks.allow_hosts)
             .map_err(|e| anyhow::anyhow!("tenant_sinks: {e}"))?;
+        if self.limits.request_timeout_ms == 0 || self.limits.max_impact_scan == 0 {
+            bail!("limits.request_timeout_ms and limits.max_impact_scan must be at least 1");
+        }
+        if self.ledger.max_payload_bytes < 64 * 1024 {
+            bail!("ledger.max_payload_bytes must be at least 65536");
+        }
+        let w = &self.workflow;
+        let entry_depth = crate::ledger::entry::MAX_PAYLOAD_DEPTH;
+        if w.max_data_depth == 0 || w.max_data_depth + 10 > entry_depth {
+            bail!(
+                "workflow.max_data_depth must be between 1 and {} (a ledger entry nests at most {entry_depth} levels, and records a state's data inside its own)",
+                entry_depth - 10
+            );
+        }
+        if w.max_position_depth < w.max_data_depth + 4 || w.max_position_depth > MAX_READABLE_DEPTH {
+            bail!(
+                "workflow.max_position_depth must be between workflow.max_data_depth + 4 and {MAX_READABLE_DEPTH} (the deepest JSON the store reads back)"
+            );
+        }
+        if w.max_data_bytes == 0 || w.max_data_bytes + 64 * 1024 > self.ledger.max_payload_bytes {
+            bail!("workflow.max_data_bytes must be at least 1 and 64 KiB below ledger.max_payload_bytes");
+        }
+        if w.max_position_bytes < w.max_data_bytes + 16 * 1024 || w.move_bytes < w.max_data_bytes {
+            bail!(
+                "workflow.max_position_bytes must be at least workflow.max_data_bytes + 16 KiB, and workflow.move_bytes at least workflow.max_data_bytes"
+            );
+        }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");
         }
@@ -676,6 +756,13 @@ impl Config {
         }
         if self.policy.eval_queue_ms == 0 {
             bail!("policy.eval_queue_ms must be at least 1");
+        }
+        let entry_depth = crate::ledger::entry::MAX_PAYLOAD_DEPTH;
+        if self.limits.max_json_depth == 0 || self.limits.max_json_depth + 10 > entry_depth {
+            bail!(
+                "limits.max_json_depth must be between 1 and {} (what a request holds is recorded inside a ledger entry, which nests at most {entry_depth} levels)",
+                entry_depth - 10
+            );
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
@@ -857,6 +944,27 @@ mod tests {
         assert!(format!("{err:#}").contains("tenant_sinks"), "{err:#}");
         let err = Config::load(None, env(&[("WARDEN_SINK_SECRETS__CURRENT", "K/2")])).unwrap_err();
         assert!(format!("{err:#}").contains("sink_secrets"), "{err:#}");
+    }
+
+    #[test]
+    fn workflow_and_request_limits_have_defaults_and_bounds() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.workflow.max_data_bytes, 262_144);
+        assert_eq!(c.workflow.max_data_depth, 64);
+        assert_eq!(c.limits.request_timeout_ms, 30_000);
+        assert_eq!(c.limits.max_impact_scan, 10_000);
+        assert_eq!(c.ledger.max_payload_bytes, 8 * 1024 * 1024);
+        let c = Config::load(None, env(&[("WARDEN_WORKFLOW__MAX_DATA_DEPTH", "8")])).unwrap();
+        assert_eq!(c.workflow.max_data_depth, 8);
+        for (k, v, needle) in [
+            ("WARDEN_WORKFLOW__MAX_DATA_DEPTH", "95", "max_data_depth"),
+            ("WARDEN_WORKFLOW__MAX_POSITION_DEPTH", "127", "max_position_depth"),
+            ("WARDEN_WORKFLOW__MAX_DATA_BYTES", "9000000", "max_data_bytes"),
+            ("WARDEN_LIMITS__REQUEST_TIMEOUT_MS", "0", "request_timeout_ms"),
+        ] {
+            let err = Config::load(None, env(&[(k, v)])).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{k}: {err:#}");
+        }
     }
 
     #[test]

@@ -777,6 +777,10 @@ impl Fanout {
     /// leases (stable across its restarts, so a restarted instance takes
     /// its leases back at once; distinct between instances). The returned
     /// task ends, after every delivery task, once `stop` turns true.
+    ///
+    /// Both the supervisor (`audit_fanout`) and each delivery task
+    /// (`sink_delivery`) are supervised ([`crate::supervise`]): one that
+    /// fails is restarted with back-off.
     pub fn spawn(
         &self,
         instance: String,
@@ -784,7 +788,24 @@ impl Fanout {
         committed: Arc<Notify>,
         clock: Clock,
         metrics: Arc<Metrics>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let tasks = crate::supervise::Tasks::new(metrics.clone());
+        self.spawn_supervised(instance, store, committed, clock, metrics, stop, &tasks)
+    }
+
+    /// [`Fanout::spawn`], its tasks reported in `tasks` (what readiness
+    /// reads).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_supervised(
+        &self,
+        instance: String,
+        store: Store,
+        committed: Arc<Notify>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+        tasks: &Arc<crate::supervise::Tasks>,
     ) -> tokio::task::JoinHandle<()> {
         let ctx = Arc::new(Ctx {
             instance,
@@ -794,112 +815,128 @@ impl Fanout {
             metrics,
         });
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let start = |h: &Arc<Handle>| {
-                let (tx, rx) = watch::channel(false);
-                if h.status.lock().expect("sink status").disabled.is_some() {
-                    // A sink that cannot run has no delivery task.
-                    return Running {
+        let tasks = tasks.clone();
+        let outer = stop.clone();
+        crate::supervise::spawn(&tasks.clone(), "audit_fanout", true, Some(outer), move |task| {
+            let (ctx, inner, tasks, mut stop) = (ctx.clone(), inner.clone(), tasks.clone(), stop.clone());
+            async move {
+                let start = |h: &Arc<Handle>| {
+                    let (tx, rx) = watch::channel(false);
+                    if h.status.lock().expect("sink status").disabled.is_some() {
+                        // A sink that cannot run has no delivery task.
+                        return Running {
+                            handle: h.clone(),
+                            stop: tx,
+                            task: tokio::spawn(async {}),
+                        };
+                    }
+                    let (ctx, h2) = (ctx.clone(), h.clone());
+                    let make = move |_: crate::supervise::TaskCtx| {
+                        let h = h2.clone();
+                        let run = Runner {
+                            instance: ctx.instance.clone(),
+                            page: u32::try_from(h.sink.limits().max_events)
+                                .unwrap_or(MAX_PAGE)
+                                .clamp(PAGE, MAX_PAGE),
+                            labels: SinkLabels { sink: h.key.clone() },
+                            metrics: ctx.metrics.clone(),
+                            h,
+                            store: ctx.store.clone(),
+                            clock: ctx.clock.clone(),
+                            backoff: Backoff::default(),
+                            stop: rx.clone(),
+                        };
+                        let committed = ctx.committed.clone();
+                        async move {
+                            run.run(committed).await;
+                            Ok(())
+                        }
+                    };
+                    Running {
                         handle: h.clone(),
                         stop: tx,
-                        task: tokio::spawn(async {}),
-                    };
-                }
-                let run = Runner {
-                    instance: ctx.instance.clone(),
-                    page: u32::try_from(h.sink.limits().max_events)
-                        .unwrap_or(MAX_PAGE)
-                        .clamp(PAGE, MAX_PAGE),
-                    labels: SinkLabels { sink: h.key.clone() },
-                    metrics: ctx.metrics.clone(),
-                    h: h.clone(),
-                    store: ctx.store.clone(),
-                    clock: ctx.clock.clone(),
-                    backoff: Backoff::default(),
-                    stop: rx,
-                };
-                Running {
-                    handle: h.clone(),
-                    stop: tx,
-                    task: tokio::spawn(run.run(ctx.committed.clone())),
-                }
-            };
-            let configured: Vec<Running> = inner.configured.iter().map(start).collect();
-            let mut tenants: HashMap<String, Running> = HashMap::new();
-            loop {
-                let target = inner.requested.load(Ordering::Acquire);
-                match ctx.store.tenant_sinks().await {
-                    Ok(rows) => {
-                        let mut wanted = HashMap::new();
-                        for row in rows {
-                            let key = tenant_key(&row.tenant_id, &row.name);
-                            if let Some(r) = tenants.get(&key)
-                                && r.handle.scope
-                                    == (Scope::Tenant {
-                                        tenant_id: row.tenant_id.clone(),
-                                        version: row.version,
-                                    })
-                            {
-                                wanted.insert(key, r.handle.clone());
-                                continue;
-                            }
-                            let scope = Scope::Tenant {
-                                tenant_id: row.tenant_id.clone(),
-                                version: row.version,
-                            };
-                            let policy = &inner.policy;
-                            let built = match &policy.keyring {
-                                Some(keyring) => open_config(&row.config, &row.tenant_id, &row.name, keyring)
-                                    .and_then(|(c, _)| handle(&c, scope, policy).map_err(|e| e.0)),
-                                None => Err("no keys to read its secrets".to_string()),
-                            };
-                            match built {
-                                Ok(h) => {
-                                    wanted.insert(key, h);
-                                }
-                                Err(e) => {
-                                    tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running");
-                                    let kind = serde_json::from_str::<Value>(&row.config)
-                                        .ok()
-                                        .and_then(|v| v["type"].as_str().map(str::to_string))
-                                        .unwrap_or_default();
-                                    wanted.insert(key, broken(&row.tenant_id, &row.name, &kind, row.version, e));
-                                }
-                            }
-                        }
-                        // Stop what is gone or changed, then start what is new.
-                        let stale: Vec<String> = tenants
-                            .iter()
-                            .filter(|(k, r)| wanted.get(*k).is_none_or(|h| !Arc::ptr_eq(h, &r.handle)))
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in stale {
-                            if let Some(r) = tenants.remove(&k) {
-                                let _ = r.stop.send(true);
-                                let _ = r.task.await;
-                            }
-                        }
-                        for (k, h) in &wanted {
-                            if !tenants.contains_key(k) {
-                                tenants.insert(k.clone(), start(h));
-                            }
-                        }
-                        *inner.tenants.lock().expect("tenant sinks") = wanted;
-                        inner.applied.send_replace(target);
+                        task: crate::supervise::spawn(&tasks, "sink_delivery", false, None, make),
                     }
-                    Err(e) => tracing::warn!(error = %e, "loading tenants' sinks failed; retrying"),
+                };
+                let configured: Vec<Running> = inner.configured.iter().map(start).collect();
+                let mut tenants: HashMap<String, Running> = HashMap::new();
+                loop {
+                    let target = inner.requested.load(Ordering::Acquire);
+                    match ctx.store.tenant_sinks().await {
+                        Ok(rows) => {
+                            let mut wanted = HashMap::new();
+                            for row in rows {
+                                let key = tenant_key(&row.tenant_id, &row.name);
+                                if let Some(r) = tenants.get(&key)
+                                    && r.handle.scope
+                                        == (Scope::Tenant {
+                                            tenant_id: row.tenant_id.clone(),
+                                            version: row.version,
+                                        })
+                                {
+                                    wanted.insert(key, r.handle.clone());
+                                    continue;
+                                }
+                                let scope = Scope::Tenant {
+                                    tenant_id: row.tenant_id.clone(),
+                                    version: row.version,
+                                };
+                                let policy = &inner.policy;
+                                let built = match &policy.keyring {
+                                    Some(keyring) => open_config(&row.config, &row.tenant_id, &row.name, keyring)
+                                        .and_then(|(c, _)| handle(&c, scope, policy).map_err(|e| e.0)),
+                                    None => Err("no keys to read its secrets".to_string()),
+                                };
+                                match built {
+                                    Ok(h) => {
+                                        wanted.insert(key, h);
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(sink = %key, error = %e, "a stored tenant sink cannot be built; it is not running");
+                                        let kind = serde_json::from_str::<Value>(&row.config)
+                                            .ok()
+                                            .and_then(|v| v["type"].as_str().map(str::to_string))
+                                            .unwrap_or_default();
+                                        wanted.insert(key, broken(&row.tenant_id, &row.name, &kind, row.version, e));
+                                    }
+                                }
+                            }
+                            // Stop what is gone or changed, then start what is new.
+                            let stale: Vec<String> = tenants
+                                .iter()
+                                .filter(|(k, r)| wanted.get(*k).is_none_or(|h| !Arc::ptr_eq(h, &r.handle)))
+                                .map(|(k, _)| k.clone())
+                                .collect();
+                            for k in stale {
+                                if let Some(r) = tenants.remove(&k) {
+                                    let _ = r.stop.send(true);
+                                    let _ = r.task.await;
+                                }
+                            }
+                            for (k, h) in &wanted {
+                                if !tenants.contains_key(k) {
+                                    tenants.insert(k.clone(), start(h));
+                                }
+                            }
+                            *inner.tenants.lock().expect("tenant sinks") = wanted;
+                            inner.applied.send_replace(target);
+                            task.up();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "loading tenants' sinks failed; retrying"),
+                    }
+                    tokio::select! {
+                        _ = inner.changed.notified() => {}
+                        _ = tokio::time::sleep(RELOAD) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
                 }
-                tokio::select! {
-                    _ = inner.changed.notified() => {}
-                    _ = tokio::time::sleep(RELOAD) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                for r in configured.iter().chain(tenants.values()) {
+                    let _ = r.stop.send(true);
                 }
-            }
-            for r in configured.iter().chain(tenants.values()) {
-                let _ = r.stop.send(true);
-            }
-            for r in configured.into_iter().chain(tenants.into_values()) {
-                let _ = r.task.await;
+                for r in configured.into_iter().chain(tenants.into_values()) {
+                    let _ = r.task.await;
+                }
+                Ok(())
             }
         })
     }

@@ -41,4 +41,5 @@ pub mod secrets;
 pub mod skill;
 pub mod store;
 pub mod strict_json;
+pub mod supervise;
 pub mod workflow;

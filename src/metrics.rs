@@ -28,8 +28,19 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Background tasks restarted after a failure (`crate::supervise`).
+    pub task_restarts: Family<TaskLabels, Counter>,
+    /// Background tasks down now (failed, not yet working again).
+    pub tasks_down: Family<TaskLabels, prometheus_client::metrics::gauge::Gauge>,
+    /// Requests answered `request_timeout` (past `limits.request_timeout_ms`).
+    pub request_timeouts: Counter,
     pub kernel_transitions: Family<KindLabels, Counter>,
     pub kernel_streams: Family<KindLabels, prometheus_client::metrics::gauge::Gauge>,
     pub workflow_entries: Family<KindLabels, Counter>,
@@ -62,6 +73,24 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("warden");
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Background tasks (ledger writer, workflow engine, kernel timers, policy refresh, audit fan-out, sink delivery) restarted after failing",
+            task_restarts.clone(),
+        );
+        let tasks_down = Family::<TaskLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "tasks_down",
+            "Background tasks down now: failed and not yet working again",
+            tasks_down.clone(),
+        );
+        let request_timeouts = Counter::default();
+        registry.register(
+            "request_timeouts",
+            "Requests answered request_timeout after limits.request_timeout_ms",
+            request_timeouts.clone(),
+        );
         let kernel_transitions = Family::<KindLabels, Counter>::default();
         registry.register(
             "kernel_transitions",
@@ -156,6 +185,9 @@ impl Metrics {
         );
         Self {
             registry,
+            task_restarts,
+            tasks_down,
+            request_timeouts,
             kernel_transitions,
             kernel_streams,
             workflow_entries,

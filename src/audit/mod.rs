@@ -91,6 +91,31 @@ pub fn accept(mut event: Value, position: usize, who: &Principal, now_ms: i64) -
     Ok(event)
 }
 
+/// Whether `event_id` is in the namespace of the ids Warden gives the
+/// events it derives itself, which a client may not submit: a lower-case
+/// ULID (`evt_<ulid>`: decisions, and submitted events Warden gave an id),
+/// or a ULID, in either case, followed by `s` or `w` and a number
+/// (`evt_<execution>s<seq>`, `evt_<run>w<seq>`: kernel and workflow
+/// transitions, whose next number anyone can guess). A receiver that
+/// deduplicates on `event_id` would otherwise drop the genuine event in
+/// favour of one submitted ahead of it.
+pub fn is_reserved_event_id(event_id: &str) -> bool {
+    let Some(body) = event_id.strip_prefix("evt_") else {
+        return false;
+    };
+    let crockford = |c: &u8| c.is_ascii_digit() || (c.is_ascii_alphabetic() && !b"ilouILOU".contains(c));
+    let bytes = body.as_bytes();
+    if bytes.len() < 26 || !bytes[..26].iter().all(crockford) {
+        return false;
+    }
+    match &bytes[26..] {
+        [] => bytes[..26].iter().all(|c| !c.is_ascii_uppercase()),
+        [kind, digits @ ..] => {
+            matches!(kind, b's' | b'w' | b'S' | b'W') && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+        }
+    }
+}
+
 fn truncate(mut s: String) -> String {
     const MAX: usize = 300;
     if s.len() > MAX {
@@ -313,6 +338,62 @@ mod tests {
         bare.as_object_mut().unwrap().remove("event_id");
         let e = accept(bare, 0, &who(), 1_795_308_111_311).unwrap();
         assert!(e["event_id"].as_str().unwrap().starts_with("evt_01"));
+    }
+
+    #[test]
+    fn the_ids_warden_derives_are_reserved() {
+        let exe = crate::auth::new_id("exe", 1_795_308_111_311);
+        let ulid = exe.trim_start_matches("exe_");
+        let derived = [
+            format!("evt_{ulid}s7"),
+            format!("evt_{ulid}w12"),
+            format!("evt_{ulid}"),
+            format!("evt_{}S7", ulid.to_ascii_uppercase()),
+        ];
+        for id in &derived {
+            assert!(is_reserved_event_id(id), "{id}");
+        }
+        // What Warden itself writes for kernel, workflow and decision events.
+        let kernel = event_of(
+            "kernel.execution.assigned",
+            "system",
+            "ten_1",
+            &json!({"execution_id": exe, "seq": 3}),
+        )
+        .unwrap();
+        assert!(is_reserved_event_id(kernel["event_id"].as_str().unwrap()));
+        let decision = event_of(
+            "decision",
+            "system",
+            "ten_1",
+            &json!({"decision_id": format!("dec_{ulid}")}),
+        )
+        .unwrap();
+        assert!(is_reserved_event_id(decision["event_id"].as_str().unwrap()));
+        let assigned = accept(
+            {
+                let mut e = seed_event();
+                e.as_object_mut().unwrap().remove("event_id");
+                e
+            },
+            0,
+            &who(),
+            1,
+        )
+        .unwrap();
+        assert!(is_reserved_event_id(assigned["event_id"].as_str().unwrap()));
+        // Clients keep everything else: upper-case ULIDs, short tokens, other shapes.
+        for id in [
+            "evt_01HVKM3X9XQPZ8R7N4T",
+            &format!("evt_{}", ulid.to_ascii_uppercase()),
+            &format!("evt_{ulid}x7"),
+            &format!("evt_{ulid}s"),
+            &format!("evt_{ulid}s7a"),
+            "evt_1",
+            "ulid_0000000000000000000000000s1",
+        ] {
+            assert!(!is_reserved_event_id(id), "{id}");
+        }
     }
 
     #[test]

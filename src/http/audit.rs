@@ -151,6 +151,7 @@ pub async fn submit(
     }
 
     // A retried event (same event_id, same content) is recorded once.
+    let chosen_ids: std::collections::HashSet<usize> = chosen.iter().copied().collect();
     let mut known: HashMap<usize, Receipt> = HashMap::new();
     for i in chosen {
         let (id, e) = &events[i];
@@ -172,6 +173,23 @@ pub async fn submit(
                 ));
             }
             known.insert(i, receipt_of(&state, &who, &row).await?);
+        }
+    }
+    // Ids Warden derives for its own events are not the client's to
+    // choose (one submitted first would stand in for the genuine event
+    // wherever receivers deduplicate); only a retry of an event Warden
+    // already recorded under such an id is let through.
+    for (i, (id, _)) in events.iter().enumerate() {
+        if !known.contains_key(&i) && audit::is_reserved_event_id(id) && chosen_ids.contains(&i) {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "event_id_reserved",
+                format!(
+                    "event {i}: event_id {id} has the form of the ids Warden gives its own events (evt_ and a \
+                     lower-case ULID, or a ULID then s or w and a number); nothing was recorded: choose another \
+                     event_id (an upper-case ULID is fine), or leave it out and Warden assigns one"
+                ),
+            ));
         }
     }
     let fresh: Vec<Record> = events

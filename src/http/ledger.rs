@@ -517,9 +517,10 @@ pub struct ImpactRequest {
     /// Resume after this ledger index (a previous answer's `next_after`).
     #[serde(default)]
     pub after: Option<u64>,
-    /// Scan at most this many recorded decisions in this call (default: all);
-    /// `next_after` then says where to resume. Lets a client page through a
-    /// long history and show progress.
+    /// Scan at most this many recorded decisions in this call: at most,
+    /// and by default, `limits.max_impact_scan` (10,000); `next_after` then
+    /// says where to resume. Lets a client page through a long history
+    /// and show progress.
     #[serde(default)]
     pub max_scan: Option<u64>,
 }
@@ -605,6 +606,18 @@ pub async fn impact(
     ApiJson(req): ApiJson<ImpactRequest>,
 ) -> Result<Json<ImpactView>, Problem> {
     let who = caller.require(Action::ReadEvidence)?;
+    let cap = state.config.limits.max_impact_scan;
+    if let Some(asked) = req.max_scan
+        && asked > cap
+    {
+        return Err(Problem::bad_request(
+            "max_scan_too_large",
+            format!(
+                "max_scan is {asked}; one call scans at most {cap} decisions (limits.max_impact_scan): \
+                 ask for at most that, and page on with `after` (each answer's next_after)"
+            ),
+        ));
+    }
     let from = parse_time("from", &req.filter.from)?.unwrap_or(i64::MIN);
     let to = parse_time("to", &req.filter.to)?.unwrap_or(i64::MAX);
     let path = req
@@ -635,7 +648,7 @@ pub async fn impact(
     };
     let mut workflows = BTreeSet::new();
     let mut after = req.after;
-    let mut budget = req.max_scan.unwrap_or(u64::MAX);
+    let mut budget = req.max_scan.unwrap_or(cap);
     'scan: loop {
         // Entry timestamps are append times, a few ms after the decision's.
         let page = budget.min(1_000) as u32;

@@ -56,6 +56,8 @@ pub struct AppState {
     pub engine: Arc<crate::workflow::engine::Engine>,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
+    /// The supervised background tasks, and which are down.
+    pub tasks: Arc<crate::supervise::Tasks>,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(runs::router())
         .merge(skills::router())
         .merge(ops::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -115,6 +118,47 @@ pub fn router(state: AppState) -> axum::Router {
             .into_response()
         }))
         .with_state(state)
+}
+
+/// Routes meant to last: agent and runner streams, ledger exports. The
+/// request time cap does not apply to them.
+pub const LONG_LIVED: &[&str] = &["/v0/agents/stream", "/v0/runners/stream", "/v1/ledger/export"];
+
+/// Answers 503 `request_timeout` when a request (reading its body
+/// included) takes longer than `limits.request_timeout_ms`; what the
+/// handler was doing is dropped. Long-lived routes ([`LONG_LIVED`]) are
+/// exempt.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let exempt = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| LONG_LIVED.contains(&p.as_str()));
+    if exempt {
+        return next.run(req).await;
+    }
+    let cap = std::time::Duration::from_millis(state.config.limits.request_timeout_ms);
+    match tokio::time::timeout(cap, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            state.metrics.request_timeouts.inc();
+            timed_out(cap).into_response()
+        }
+    }
+}
+
+/// The answer to a request past the time cap.
+fn timed_out(cap: std::time::Duration) -> Problem {
+    let mut p = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "request_timeout",
+        format!(
+            "the request took longer than {} ms (limits.request_timeout_ms) and was abandoned; it may or may not \
+             have taken effect: read before retrying anything that is not idempotent",
+            cap.as_millis()
+        ),
+    );
+    p.retry_after = Some(1);
+    p
 }
 
 /// Records request latency by matched route, method and status.
@@ -240,4 +284,55 @@ pub fn openapi_json() -> String {
         text
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cap as a layer on its own: a slow handler is cut off with a
+    /// problem document at the cap; a long-lived route is not.
+    #[tokio::test]
+    async fn a_request_past_the_cap_answers_a_problem_and_streams_are_exempt() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let cap = std::time::Duration::from_millis(100);
+        let slow = || async {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            "done"
+        };
+        let app = axum::Router::new()
+            .route("/slow", get(slow))
+            .route(LONG_LIVED[0], get(slow))
+            .route_layer(middleware::from_fn(move |req: Request, next: Next| async move {
+                let exempt = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .is_some_and(|p| LONG_LIVED.contains(&p.as_str()));
+                if exempt {
+                    return next.run(req).await;
+                }
+                match tokio::time::timeout(cap, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => timed_out(cap).into_response(),
+                }
+            }));
+        let started = Instant::now();
+        let res = app
+            .clone()
+            .oneshot(Request::get("/slow").body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_millis(350));
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let body = axum::body::to_bytes(res.into_body(), 10_000).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "request_timeout");
+        let res = app
+            .oneshot(Request::get(LONG_LIVED[0]).body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "a long-lived route is not cut off");
+    }
 }

@@ -36,6 +36,10 @@ pub struct Readiness {
     pub store: &'static str,
     /// Active bundle versions compiled and loaded.
     pub active_bundles: usize,
+    /// Background tasks down now that do not make the instance unready
+    /// (a sink's delivery: `sink_delivery`), each restarting with back-off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<crate::supervise::TaskDown>,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
@@ -46,7 +50,11 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Ready when the store answers and the active bundles are loaded.
+/// Ready when the store answers, the active bundles are loaded, and every
+/// essential background task (ledger writer, workflow engine, kernel
+/// timers, policy refresh, audit fan-out) is up. A task that failed is
+/// down until it works again; the 503 names it (`code` `task_down`, and
+/// `errors`: `[{task, essential, restarts}]`).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = ProblemBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Problem> {
@@ -63,10 +71,26 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
             "active bundles are still being compiled",
         ));
     }
+    let (down, degraded): (Vec<_>, Vec<_>) = state.tasks.down().into_iter().partition(|t| t.essential);
+    if !down.is_empty() {
+        let names: Vec<&str> = down.iter().map(|t| t.task.as_str()).collect();
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "task_down",
+            format!(
+                "background task {} failed and is restarting with back-off (see the logs and warden_task_restarts_total)",
+                names.join(", ")
+            ),
+        );
+        p.retry_after = Some(1);
+        p.errors = serde_json::to_value(&down).ok();
+        return Err(p);
+    }
     Ok(Json(Readiness {
-        status: "ready",
+        status: if degraded.is_empty() { "ready" } else { "degraded" },
         store: state.store.backend(),
         active_bundles: state.policy.active_count(),
+        degraded,
     }))
 }
 

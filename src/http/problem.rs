@@ -149,12 +149,18 @@ impl From<crate::strict_json::Fault> for Problem {
 
 impl From<crate::ledger::AppendError> for Problem {
     fn from(e: crate::ledger::AppendError) -> Self {
+        use crate::ledger::AppendError as A;
         let status = match e {
-            crate::ledger::AppendError::Changed(_) => StatusCode::CONFLICT,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            A::Changed(_) => StatusCode::CONFLICT,
+            A::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            A::TooDeep { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            A::Overloaded(_) | A::Unavailable(_) | A::Closed => StatusCode::SERVICE_UNAVAILABLE,
         };
+        let transient = e.is_transient();
         let mut p = Problem::new(status, e.code(), e.to_string());
-        p.retry_after = Some(1);
+        if transient {
+            p.retry_after = Some(1);
+        }
         p
     }
 }

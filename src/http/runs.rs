@@ -40,6 +40,7 @@ impl From<EngineError> for Problem {
             }
             E::UnknownWorkflow(_) | E::UnknownVersion { .. } | E::UnknownRun(_) => StatusCode::NOT_FOUND,
             E::Skill(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::InputTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::NotRunning { .. } => StatusCode::CONFLICT,
         };

@@ -1763,7 +1763,7 @@ impl Kernel {
     /// Assigns unassigned executions to agent streams of this instance
     /// (only those of one agent, when given).
     pub async fn assign_waiting(&self, only: Option<(&str, &str)>) -> Result<()> {
-        for e in self.store.kernel_unassigned(1000).await? {
+        for e in self.unassigned(only).await? {
             if only.is_some_and(|(t, a)| e.tenant_id != t || e.agent_id != a) {
                 continue;
             }
@@ -1796,6 +1796,16 @@ impl Kernel {
             self.commit(edit).await?;
         }
         Ok(())
+    }
+
+    /// What waits for an agent stream: one agent's oldest, or every
+    /// agent's share, tenant by tenant, round robin (one agent's backlog,
+    /// however long, never hides another's executions).
+    async fn unassigned(&self, only: Option<(&str, &str)>) -> Result<Vec<ExecutionRow>> {
+        Ok(match only {
+            Some((tenant, agent)) => self.store.kernel_unassigned_of(tenant, agent, 1000).await?,
+            None => self.store.kernel_unassigned(1000).await?,
+        })
     }
 
     /// An agent stream closed: its running executions go back to pending;

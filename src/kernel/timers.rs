@@ -2,13 +2,24 @@
 //! back-offs, dispatch to runners, execution and agent time-outs, and
 //! assignment of waiting executions to agent streams. Everything due is
 //! read from the store, so a restart loses no timer.
+//!
+//! What is due is read per tenant, at most a share each, round robin
+//! (`Store::kernel_due_steps`, `kernel_due_executions`, `kernel_unassigned`):
+//! one tenant's backlog or slow policy never keeps another's work waiting
+//! for more than its own share of a pass.
+//!
+//! A pass that fails (the store did not answer) ends the task; its
+//! supervisor ([`crate::supervise`]) restarts it with back-off, and
+//! readiness names `kernel_timers` until a pass succeeds again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Kernel;
+use super::{Kernel, KernelError};
+use crate::store::StoreError;
+use crate::supervise::TaskCtx;
 
 /// How often old stream messages are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -18,8 +29,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const BEAT_EVERY: Duration = Duration::from_secs(5);
 const SILENT_AFTER_MS: i64 = 30_000;
 
-/// Runs until `stop` turns true.
-pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` turns true, or a pass fails.
+pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>, ctx: TaskCtx) -> anyhow::Result<()> {
     if let Err(e) = kernel.release_stale_streams().await {
         tracing::warn!(error = %e, "kernel: releasing the previous run's streams failed");
     }
@@ -42,13 +53,21 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "kernel: pruning old stream messages failed"),
             }
         }
-        if let Err(e) = kernel.tick().await {
-            tracing::warn!(error = %e, "kernel: a timer pass failed");
+        match kernel.tick().await {
+            Ok(_) => ctx.up(),
+            // Another instance moved an execution first: a race, not a fault.
+            Err(KernelError::Store(StoreError::Changed(_))) => ctx.up(),
+            // The ledger is busy (its queue full) or away for a moment: the
+            // next pass tries again; the store itself still answers.
+            Err(KernelError::Ledger(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "kernel: a timer pass could not commit; trying again at the next");
+            }
+            Err(e) => anyhow::bail!("a timer pass failed: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = kernel.due.notified() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
     }
 }

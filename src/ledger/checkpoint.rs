@@ -103,6 +103,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// A named Ed25519 key that signs checkpoints.
+#[derive(Clone)]
 pub struct NoteSigner {
     name: String,
     key: SigningKey,

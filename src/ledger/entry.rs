@@ -10,6 +10,15 @@
 //! `blake3(0x00 ‖ bytes)`, so one hash both chains the entries and places
 //! them in the tree.
 //!
+//! Limits: a payload nests at most [`MAX_PAYLOAD_DEPTH`] levels. The writer
+//! refuses a deeper one at append ([`payload_depth`]), and every reader
+//! ([`Entry::from_bytes`], [`Entry::head`]: the store's readers, export,
+//! `verify`, `fsck`, the audit fan-out) checks the same limit first, so the
+//! ledger never holds an entry it cannot read back, and a reader names the
+//! limit rather than calling such an entry tampered. The limit sits well
+//! inside the nesting every JSON parser here accepts (serde_json: 127
+//! levels), leaving room for the envelopes a sink wraps events in.
+//!
 //! Invariant: no IO.
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +29,65 @@ use super::merkle::{self, Hash};
 
 /// `prev` of the first entry.
 pub const GENESIS_PREV: Hash = Hash::from_bytes([0; 32]);
+
+/// The deepest nesting of arrays and objects an entry's payload may have
+/// (`{}` and `[]` are one level, a scalar none). The entry object itself
+/// adds one.
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// The nesting depth of the JSON text `bytes` (arrays and objects; a
+/// scalar is 0), found in one pass without parsing. Brackets inside
+/// strings do not count. Stops counting past `stop` (returns `stop + 1`).
+pub fn nesting(bytes: &[u8], stop: usize) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > stop {
+                        return stop + 1;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// The nesting depth of a payload (canonical JSON bytes), or `Err(depth)`
+/// when it passes [`MAX_PAYLOAD_DEPTH`]: what the writer checks at append.
+pub fn payload_depth(payload: &[u8]) -> Result<usize, usize> {
+    match nesting(payload, MAX_PAYLOAD_DEPTH) {
+        d if d > MAX_PAYLOAD_DEPTH => Err(d),
+        d => Ok(d),
+    }
+}
+
+/// The check every reader makes before parsing entry bytes: the entry
+/// object and a payload within [`MAX_PAYLOAD_DEPTH`].
+fn check_depth(bytes: &[u8]) -> Result<(), EntryError> {
+    if nesting(bytes, MAX_PAYLOAD_DEPTH + 1) > MAX_PAYLOAD_DEPTH + 1 {
+        return Err(EntryError::TooDeep { max: MAX_PAYLOAD_DEPTH });
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +127,9 @@ pub enum EntryError {
     OutOfSequence { index: u64, expected: u64 },
     #[error("entry {index}: prev does not match the hash of entry {}", index.saturating_sub(1))]
     BrokenChain { index: u64 },
+    /// Nested deeper than any entry the writer accepts.
+    #[error("its payload nests deeper than {max} levels, the ledger's limit (the writer refuses such entries)")]
+    TooDeep { max: usize },
 }
 
 impl Entry {
@@ -99,6 +170,7 @@ impl Entry {
     /// Parses entry bytes, refusing any that are not exactly the canonical
     /// encoding (so one entry has one byte string, and one hash).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EntryError> {
+        check_depth(bytes)?;
         let entry: Entry = serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
         if !canonical::is_canonical(bytes) {
             return Err(EntryError::NotCanonical { index: entry.index });
@@ -110,6 +182,7 @@ impl Entry {
     /// unparsed), with the same checks as [`Entry::from_bytes`] but without
     /// building the payload: the fast path of offline verification.
     pub fn head(bytes: &[u8]) -> Result<EntryHead<'_>, EntryError> {
+        check_depth(bytes)?;
         let head: EntryHead = serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
         if !canonical::is_canonical(bytes) {
             return Err(EntryError::NotCanonical { index: head.index });
@@ -217,6 +290,70 @@ mod tests {
         );
         let extra = r#"{"actor":"a","extra":1,"index":0,"kind":"k","payload":{},"prev":"0000000000000000000000000000000000000000000000000000000000000000","ts":1}"#;
         assert!(matches!(Entry::head(extra.as_bytes()), Err(EntryError::Malformed(_))));
+    }
+
+    /// A payload nested `depth` levels: `{"a":{"a":…{"a":1}…}}`.
+    fn nested(depth: usize) -> Value {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!({"a": v});
+        }
+        v
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings() {
+        assert_eq!(nesting(b"1", 10), 0);
+        assert_eq!(nesting(b"[]", 10), 1);
+        assert_eq!(nesting(br#"{"a":[1,{"b":[]}],"c":"[[[[\"{"}"#, 10), 4);
+        assert_eq!(nesting(br#"[[[[[[]]]]]]"#, 3), 4, "stops past the limit");
+        assert_eq!(
+            payload_depth(&canonical::to_vec(&nested(MAX_PAYLOAD_DEPTH))),
+            Ok(MAX_PAYLOAD_DEPTH)
+        );
+        assert!(payload_depth(&canonical::to_vec(&nested(MAX_PAYLOAD_DEPTH + 1))).is_err());
+    }
+
+    /// Whatever the writer accepts, every reader reads: the deepest payload
+    /// allowed parses, fully and head only, and is canonical; one level more
+    /// is named as too deep, not as malformed or tampered.
+    #[test]
+    fn the_deepest_payload_the_writer_accepts_reads_back() {
+        let e = Entry {
+            payload: nested(MAX_PAYLOAD_DEPTH),
+            ..entry(0, GENESIS_PREV)
+        };
+        let bytes = Entry::encode(
+            e.index,
+            e.ts,
+            &e.kind,
+            &e.actor,
+            &canonical::to_vec(&e.payload),
+            &e.prev,
+        );
+        assert_eq!(Entry::from_bytes(&bytes).unwrap(), e);
+        assert_eq!(Entry::head(&bytes).unwrap().index, 0);
+        assert!(canonical::is_canonical(&bytes));
+        let deeper = Entry {
+            payload: nested(MAX_PAYLOAD_DEPTH + 1),
+            ..e
+        };
+        let bytes = deeper.to_bytes();
+        let err = EntryError::TooDeep { max: MAX_PAYLOAD_DEPTH };
+        assert_eq!(Entry::from_bytes(&bytes).unwrap_err(), err);
+        assert_eq!(Entry::head(&bytes).unwrap_err(), err);
+        // What serde_json itself could not read at all is named the same way.
+        assert_eq!(
+            Entry::from_bytes(
+                &Entry {
+                    payload: nested(200),
+                    ..entry(0, GENESIS_PREV)
+                }
+                .to_bytes()
+            )
+            .unwrap_err(),
+            err
+        );
     }
 
     const KNOWN_HASH: &str = "115c09d3a66c9d2b3b5292236141f4cbf473d74067b12fd7c8ea2d6b3f6eba17";

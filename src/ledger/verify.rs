@@ -1075,6 +1075,41 @@ mod tests {
         );
     }
 
+    /// An entry nested past the ledger's limit (which Warden's writer
+    /// refuses), chained and signed as if it had been written: named as
+    /// too deep, by index, never as tampered or not canonical.
+    #[test]
+    fn an_entry_past_the_nesting_limit_is_named_as_such() {
+        let a = key(1);
+        let mut log = entries(10, &[]);
+        let mut prev = merkle::leaf_hash(&log[4]);
+        for (i, bytes) in log.iter_mut().enumerate().skip(5) {
+            let mut e = Entry::from_bytes(bytes).unwrap();
+            if i == 5 {
+                let mut deep = json!(1);
+                for _ in 0..crate::ledger::entry::MAX_PAYLOAD_DEPTH + 1 {
+                    deep = json!({"a": deep});
+                }
+                e.payload = deep;
+            }
+            e.prev = prev;
+            *bytes = e.to_bytes();
+            prev = merkle::leaf_hash(bytes);
+        }
+        let file = export(&log, (0, 10), 64, &[&a], &|cp| a.sign(cp));
+        let e = verify(&file, &[a.verifier()]).unwrap_err();
+        assert_eq!(e.index(), Some(5));
+        assert!(
+            e.to_string()
+                .contains("nests deeper than 100 levels, the ledger's limit"),
+            "{e}"
+        );
+        assert!(!matches!(
+            e.kind,
+            ErrorKind::NotCanonical | ErrorKind::BrokenChain { .. }
+        ));
+    }
+
     #[test]
     fn an_edited_payload_is_named_by_index() {
         let a = key(1);

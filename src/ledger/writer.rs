@@ -80,6 +80,27 @@ pub enum AppendError {
     /// since they were read; nothing of it was written.
     #[error("the {0} changed while this request was handled; read it again and retry")]
     Changed(&'static str),
+    /// A payload larger than `ledger.max_payload_bytes`: refused before
+    /// anything was written.
+    #[error(
+        "a {kind} entry would hold {bytes} bytes, more than the ledger's limit of {max} (ledger.max_payload_bytes); nothing was recorded"
+    )]
+    TooLarge {
+        kind: &'static str,
+        bytes: usize,
+        max: usize,
+    },
+    /// A payload nested deeper than [`super::entry::MAX_PAYLOAD_DEPTH`],
+    /// which no reader of the ledger would accept: refused before anything
+    /// was written.
+    #[error(
+        "a {kind} entry would nest {depth} levels deep, more than the ledger's limit of {max}; nothing was recorded"
+    )]
+    TooDeep {
+        kind: &'static str,
+        depth: usize,
+        max: usize,
+    },
 }
 
 impl AppendError {
@@ -89,8 +110,37 @@ impl AppendError {
             AppendError::Unavailable(_) => "ledger_unavailable",
             AppendError::Closed => "shutting_down",
             AppendError::Changed(_) => "concurrent_change",
+            AppendError::TooLarge { .. } => "ledger_entry_too_large",
+            AppendError::TooDeep { .. } => "ledger_entry_too_deep",
         }
     }
+
+    /// Whether asking again may succeed (the store or the writer was
+    /// busy or away), as opposed to a refusal of what was asked.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AppendError::Overloaded(_) | AppendError::Unavailable(_) | AppendError::Closed | AppendError::Changed(_)
+        )
+    }
+}
+
+/// Checks one record against the limits every reader shares: its size
+/// (`max_bytes`) and its nesting ([`super::entry::MAX_PAYLOAD_DEPTH`]).
+pub fn check_record(record: &Record, max_bytes: usize) -> Result<(), AppendError> {
+    if record.payload.len() > max_bytes {
+        return Err(AppendError::TooLarge {
+            kind: record.kind,
+            bytes: record.payload.len(),
+            max: max_bytes,
+        });
+    }
+    super::entry::payload_depth(&record.payload).map_err(|depth| AppendError::TooDeep {
+        kind: record.kind,
+        depth,
+        max: super::entry::MAX_PAYLOAD_DEPTH,
+    })?;
+    Ok(())
 }
 
 /// The outcome of a key rotation.
@@ -121,6 +171,9 @@ enum Job {
         reply: Reply<Rotation>,
     },
     Stop,
+    /// Makes the writer fail (unit tests of its supervision only).
+    #[cfg(test)]
+    Panic,
 }
 
 struct Shared {
@@ -129,6 +182,8 @@ struct Shared {
     name: String,
     /// The verifier text of the key signing now.
     current: RwLock<String>,
+    /// The key signing now: what a restarted writer signs with.
+    signer: std::sync::Mutex<NoteSigner>,
 }
 
 /// Handle to the ledger; cheap to clone.
@@ -137,6 +192,7 @@ pub struct Ledger {
     jobs: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     depth: usize,
+    max_payload: usize,
     task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -144,6 +200,23 @@ pub struct LedgerOptions {
     pub name: String,
     pub queue_depth: usize,
     pub max_batch: usize,
+    /// The largest payload one entry may hold, in bytes.
+    pub max_payload_bytes: usize,
+    /// Where the writer task is supervised.
+    pub tasks: Option<Arc<crate::supervise::Tasks>>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        let c = crate::config::LedgerConfig::default();
+        LedgerOptions {
+            name: c.name,
+            queue_depth: c.queue_depth,
+            max_batch: c.max_batch,
+            max_payload_bytes: c.max_payload_bytes,
+            tasks: None,
+        }
+    }
 }
 
 impl Ledger {
@@ -183,21 +256,38 @@ impl Ledger {
             committed: Arc::default(),
             name: options.name.clone(),
             current: RwLock::new(ours),
+            signer: std::sync::Mutex::new(signer),
         });
-        let writer = Writer {
-            heads: HashMap::new(),
-            store,
-            clock,
-            signer,
-            shared: shared.clone(),
-            metrics,
-            max_batch: options.max_batch,
-        };
-        let task = tokio::spawn(writer.run(rx));
+        // The queue outlives a writer that fails: its successor takes it.
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks = options
+            .tasks
+            .clone()
+            .unwrap_or_else(|| crate::supervise::Tasks::new(metrics.clone()));
+        let max_batch = options.max_batch;
+        let writer_shared = shared.clone();
+        let task = crate::supervise::spawn(&tasks, "ledger_writer", true, None, move |ctx| {
+            let writer = Writer {
+                heads: HashMap::new(),
+                store: store.clone(),
+                clock: clock.clone(),
+                signer: writer_shared.signer.lock().expect("signer lock").clone(),
+                shared: writer_shared.clone(),
+                metrics: metrics.clone(),
+                max_batch,
+            };
+            let rx = rx.clone();
+            async move {
+                ctx.up();
+                writer.run(rx).await;
+                Ok(())
+            }
+        });
         Ok(Self {
             jobs: tx,
             shared,
             depth: options.queue_depth,
+            max_payload: options.max_payload_bytes,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
     }
@@ -239,11 +329,19 @@ impl Ledger {
         self.submit(records, Some(Box::new(change))).await
     }
 
+    /// The largest payload one entry may hold.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload
+    }
+
     async fn submit(
         &self,
         records: Vec<Record>,
         change: Option<Box<KernelChange>>,
     ) -> Result<Vec<Receipt>, AppendError> {
+        for r in &records {
+            check_record(r, self.max_payload)?;
+        }
         let (tx, rx) = oneshot::channel();
         let job = Job::Append(Append {
             records,
@@ -255,7 +353,19 @@ impl Ledger {
             Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
         }
-        rx.await.map_err(|_| AppendError::Closed)?
+        rx.await.map_err(|_| self.dropped())?
+    }
+
+    /// Why a reply never came: shutting down, or the writer failed with
+    /// the batch in hand (its successor carries on with the queue).
+    fn dropped(&self) -> AppendError {
+        if self.jobs.is_closed() {
+            AppendError::Closed
+        } else {
+            AppendError::Unavailable(
+                "the ledger writer failed while writing this batch; nothing in it was acknowledged".into(),
+            )
+        }
     }
 
     /// Hands signing over to `next`: appends a `ledger.key.rotate` entry to
@@ -271,7 +381,13 @@ impl Ledger {
             })
             .await
             .map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        rx.await.map_err(|_| self.dropped())?
+    }
+
+    /// Makes the writer fail, as a bug would.
+    #[cfg(test)]
+    async fn fail_writer(&self) {
+        let _ = self.jobs.send(Job::Panic).await;
     }
 
     /// Lets the writer finish everything queued, then stops it and waits.
@@ -311,7 +427,10 @@ struct LogBatch {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    /// Writes until stopped. The queue is held for the writer's lifetime;
+    /// if the writer fails, the lock is released and a new writer takes it.
+    async fn run(mut self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+        let mut rx = rx.lock().await;
         let mut batch: Vec<Append> = Vec::new();
         let mut size = 0;
         let mut held: Option<Job> = None;
@@ -325,6 +444,8 @@ impl Writer {
             };
             match job {
                 Job::Stop => break,
+                #[cfg(test)]
+                Job::Panic => panic!("the writer was asked to fail"),
                 Job::Rotate { actor, next, reply } => {
                     let out = self.rotate(&actor, *next).await;
                     let _ = reply.send(out);
@@ -632,6 +753,7 @@ impl Writer {
         tx.rotate_key(&previous, &row, now).await.map_err(unavailable)?;
         self.heads.clear();
         tx.commit().await.map_err(unavailable)?;
+        *self.shared.signer.lock().expect("signer lock") = next.clone();
         self.signer = next;
         *self.shared.current.write().expect("key lock") = next_text.clone();
         tracing::info!(previous = %previous, next = %next_text, "ledger signing key rotated");
@@ -640,5 +762,97 @@ impl Writer {
             next: next_text,
             receipts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ledger(dir: &std::path::Path) -> (Ledger, Arc<crate::supervise::Tasks>, Arc<Metrics>) {
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let tenant = crate::store::TenantRow {
+            id: "ten_1".into(),
+            name: "t".into(),
+            platform: false,
+            require_signatures: false,
+            created_at: 0,
+        };
+        let token = crate::store::TokenRow {
+            id: "tok_1".into(),
+            tenant_id: "ten_1".into(),
+            name: "t".into(),
+            roles: Default::default(),
+            created_at: 0,
+            created_by: "test".into(),
+            revoked_at: None,
+        };
+        store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let tasks = crate::supervise::Tasks::new(metrics.clone());
+        let options = LedgerOptions {
+            max_payload_bytes: 64 * 1024,
+            tasks: Some(tasks.clone()),
+            ..LedgerOptions::default()
+        };
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let ledger = Ledger::start(store, Clock::system(), key, options, metrics.clone())
+            .await
+            .unwrap();
+        (ledger, tasks, metrics)
+    }
+
+    fn record(payload: serde_json::Value) -> Record {
+        Record::new("ten_1", "audit.event", "system", &payload)
+    }
+
+    /// A writer that fails is replaced: the queue survives, appends go on
+    /// in the same chain, and the failure is counted.
+    #[tokio::test]
+    async fn a_failed_writer_is_restarted_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, tasks, metrics) = ledger(dir.path()).await;
+        let first = ledger.append(record(json!({"n": 1}))).await.unwrap();
+        ledger.fail_writer().await;
+        let second = ledger.append(record(json!({"n": 2}))).await.unwrap();
+        assert_eq!((first.index, second.index), (0, 1));
+        assert_eq!(tasks.restarts("ledger_writer"), 1);
+        assert!(tasks.down().is_empty(), "up again once it runs");
+        assert!(
+            metrics
+                .render()
+                .contains("warden_task_restarts_total{task=\"ledger_writer\"} 1")
+        );
+        ledger.stop().await;
+    }
+
+    /// What no reader would accept is refused before it is queued.
+    #[tokio::test]
+    async fn payloads_past_the_limits_are_refused_at_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _, _) = ledger(dir.path()).await;
+        let big = ledger.append(record(json!({"blob": "x".repeat(70_000)}))).await;
+        assert!(matches!(big, Err(AppendError::TooLarge { max: 65_536, .. })), "{big:?}");
+        let mut deep = json!(1);
+        for _ in 0..super::super::entry::MAX_PAYLOAD_DEPTH {
+            deep = json!([deep]);
+        }
+        let r = ledger.append(record(deep.clone())).await.unwrap();
+        assert_eq!(r.index, 0, "the deepest payload allowed is written");
+        let deeper = ledger.append(record(json!([deep]))).await;
+        assert!(
+            matches!(
+                deeper,
+                Err(AppendError::TooDeep {
+                    depth: 101,
+                    max: 100,
+                    ..
+                })
+            ),
+            "{deeper:?}"
+        );
+        assert_eq!(deeper.unwrap_err().code(), "ledger_entry_too_deep");
+        ledger.stop().await;
     }
 }

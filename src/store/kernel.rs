@@ -434,6 +434,24 @@ impl LedgerTx {
     }
 }
 
+/// Which executions wait for an agent stream.
+const UNASSIGNED: &str = "state = 'pending' OR (state = 'blocked' AND conn IS NULL AND agent_id <> 'warden.review')";
+
+/// Rows of `table` matching `filter`, fairly: within each (tenant, `key`)
+/// the oldest `per_key`, then within each tenant at most `per_tenant`,
+/// round robin across tenants (every tenant's first row, then every
+/// tenant's second, …), `limit` in all. With `key` `tenant_id` it is per
+/// tenant only. Both backends have window functions (SQLite since 3.25).
+fn fair_sql(table: &str, cols: &str, filter: &str, key: &str, per_key: i64, per_tenant: i64, limit: i64) -> String {
+    format!(
+        "SELECT {cols} FROM (SELECT {cols}, \
+         ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY rk, created_at, id) AS rt FROM \
+         (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY tenant_id, {key} ORDER BY created_at, id) AS rk \
+         FROM {table} WHERE {filter}) k WHERE rk <= {per_key}) t \
+         WHERE rt <= {per_tenant} ORDER BY rt, created_at, id LIMIT {limit}"
+    )
+}
+
 impl Store {
     pub async fn kernel_execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
         with_pool!(self, p => {
@@ -457,11 +475,31 @@ impl Store {
     }
 
     /// Pending executions (to assign), and blocked ones that lost their
-    /// agent stream (to give back to it), of every tenant.
+    /// agent stream (to give back to it), of every tenant: fairly, each
+    /// agent's oldest ([`fair_sql`]), so an agent that never connects,
+    /// whatever its backlog, delays no other agent's or tenant's.
     pub async fn kernel_unassigned(&self, limit: i64) -> Result<Vec<ExecutionRow>> {
+        let sql = fair_sql(
+            "kernel_executions",
+            EXEC_COLS,
+            UNASSIGNED,
+            "agent_id",
+            (limit / 10).max(1),
+            (limit / 4).max(1),
+            limit,
+        );
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
+        })
+    }
+
+    /// One agent's unassigned executions, oldest first: what a stream of
+    /// that agent takes when it opens.
+    pub async fn kernel_unassigned_of(&self, tenant_id: &str, agent_id: &str, limit: i64) -> Result<Vec<ExecutionRow>> {
         self.kernel_executions_where(
-            "state = 'pending' OR (state = 'blocked' AND conn IS NULL AND agent_id <> 'warden.review')",
-            &[],
+            &format!("tenant_id = $1 AND agent_id = $2 AND ({UNASSIGNED})"),
+            &[tenant_id, agent_id],
             limit,
         )
         .await
@@ -490,12 +528,20 @@ impl Store {
 
     /// Live executions whose time is up: their deadline, their `wait`
     /// timer, or the grace of an agent that went away (`lost_before`).
+    /// Each tenant's oldest first, a share each, round robin ([`fair_sql`]).
     pub async fn kernel_due_executions(&self, now: i64, lost_before: i64, limit: i64) -> Result<Vec<ExecutionRow>> {
+        let sql = fair_sql(
+            "kernel_executions",
+            EXEC_COLS,
+            "state IN ('pending','running','blocked') \
+             AND (deadline_at <= $1 OR (state = 'blocked' AND (wake_at <= $1 OR agent_lost_at <= $2)))",
+            "tenant_id",
+            limit,
+            (limit / 4).max(1),
+            limit,
+        );
         with_pool!(self, p => {
-            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE state IN ('pending','running','blocked') \
-                AND (deadline_at <= $1 OR (state = 'blocked' AND (wake_at <= $1 OR agent_lost_at <= $2))) \
-                ORDER BY created_at LIMIT $3");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(lost_before).bind(limit).fetch_all(p).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(lost_before).fetch_all(p).await?;
             rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
         })
     }
@@ -520,14 +566,22 @@ impl Store {
 
     /// Steps whose time is up (deadline or review expiry), and remote steps
     /// ready to dispatch, of every tenant.
+    /// Each tenant's oldest first, a share each, round robin ([`fair_sql`]).
     pub async fn kernel_due_steps(&self, now: i64, limit: i64) -> Result<Vec<StepRow>> {
+        let sql = fair_sql(
+            "kernel_steps",
+            STEP_COLS,
+            "state IN ('pending','dispatched','running') \
+             AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
+               OR (state = 'pending' AND (review IS NULL OR review = 'approved') \
+                   AND (not_before IS NULL OR not_before <= $1)))",
+            "tenant_id",
+            limit,
+            (limit / 4).max(1),
+            limit,
+        );
         with_pool!(self, p => {
-            let sql = format!("SELECT {STEP_COLS} FROM kernel_steps WHERE state IN ('pending','dispatched','running') \
-                AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
-                  OR (state = 'pending' AND (review IS NULL OR review = 'approved') \
-                      AND (not_before IS NULL OR not_before <= $1))) \
-                ORDER BY created_at LIMIT $2");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(p).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(p).await?;
             rows.iter().map(|r| Ok(step_from_row!(r))).collect()
         })
     }

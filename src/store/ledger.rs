@@ -345,6 +345,16 @@ impl Store {
         })
     }
 
+    /// How many entries are about `subject` (a workflow run numbers its
+    /// entries 1, 2, …: the next one's number, less one).
+    pub async fn ledger_count_about(&self, tenant_id: &str, subject: &str) -> Result<u64> {
+        with_pool!(self, p => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1 AND subject = $2")
+                .bind(tenant_id).bind(subject).fetch_one(p).await?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
     /// Every entry about `subject` (a workflow run, …) after index `after`,
     /// in order, at most `limit`.
     pub async fn ledger_entries_about(

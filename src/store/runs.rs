@@ -3,10 +3,19 @@
 //! executions a run started that have ended. A run's row is written only
 //! inside the ledger writer's transaction, with the entries recording the
 //! change ([`super::KernelChange::run`]).
+//!
+//! A run's JSON columns are read leniently: one that does not parse (a
+//! position nested past what the JSON reader accepts, written before
+//! positions were bounded) reads as `null`, with [`WorkflowRunRow::fault`]
+//! saying why, so the run can still be shown and failed instead of failing
+//! every read.
+//!
+//! Due runs are taken per tenant, round robin ([`Store::workflow_runs_due`],
+//! [`Store::workflow_inbox`]): one tenant's backlog never fills a pass.
 
 use sqlx::Row;
 
-use super::{Pool, Result, Store, StoreError};
+use super::{Pool, Result, Store};
 
 /// A workflow run as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,18 +45,33 @@ pub struct WorkflowRunRow {
     pub version_no: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why a JSON column could not be read (it reads as `null`); None
+    /// when every column parsed. Never written.
+    pub fault: Option<String>,
 }
 
 pub(super) const RUN_COLS: &str = "id, tenant_id, workflow, version, digest, status, input, output, context, \
     position, initiator, initiator_token, wake_at, transitions, version_no, created_at, updated_at";
 
-fn json(s: String, what: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+/// A JSON column, or `null` with the reason added to `fault`.
+fn json(s: String, what: &str, fault: &mut Option<String>) -> serde_json::Value {
+    match serde_json::from_str(&s) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = format!("the run's {what} cannot be read ({} bytes): {e}", s.len());
+            *fault = Some(match fault.take() {
+                Some(f) => format!("{f}; {why}"),
+                None => why,
+            });
+            serde_json::Value::Null
+        }
+    }
 }
 
 macro_rules! run_from_row {
     ($r:expr) => {{
         let output: Option<String> = $r.try_get("output")?;
+        let mut fault = None;
         WorkflowRunRow {
             id: $r.try_get("id")?,
             tenant_id: $r.try_get("tenant_id")?,
@@ -55,10 +79,10 @@ macro_rules! run_from_row {
             version: $r.try_get("version")?,
             digest: $r.try_get("digest")?,
             status: $r.try_get("status")?,
-            input: json($r.try_get("input")?, "run input")?,
-            output: output.map(|o| json(o, "run output")).transpose()?,
-            context: json($r.try_get("context")?, "run context")?,
-            position: json($r.try_get("position")?, "run position")?,
+            input: json($r.try_get("input")?, "input", &mut fault),
+            output: output.map(|o| json(o, "output", &mut fault)),
+            context: json($r.try_get("context")?, "context", &mut fault),
+            position: json($r.try_get("position")?, "position", &mut fault),
             initiator: $r.try_get("initiator")?,
             initiator_token: $r.try_get("initiator_token")?,
             wake_at: $r.try_get("wake_at")?,
@@ -66,6 +90,7 @@ macro_rules! run_from_row {
             version_no: $r.try_get("version_no")?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
+            fault,
         }
     }};
 }
@@ -134,12 +159,16 @@ impl Store {
         })
     }
 
-    /// Runs with a timer due at `now`, earliest first.
-    pub async fn workflow_runs_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+    /// Runs with a timer due at `now`: each tenant's earliest, at most
+    /// `per_tenant` of each, round robin (every tenant's first, then every
+    /// tenant's second, …), `limit` in all.
+    pub async fn workflow_runs_due(&self, now: i64, per_tenant: i64, limit: i64) -> Result<Vec<String>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT id FROM workflow_runs WHERE wake_at IS NOT NULL AND wake_at <= $1 \
-                ORDER BY wake_at LIMIT $2")
-                .bind(now).bind(limit).fetch_all(p).await?;
+            let rows = sqlx::query("SELECT id FROM (SELECT id, wake_at, \
+                ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY wake_at, id) AS rn \
+                FROM workflow_runs WHERE wake_at IS NOT NULL AND wake_at <= $1) d \
+                WHERE rn <= $2 ORDER BY rn, wake_at, id LIMIT $3")
+                .bind(now).bind(per_tenant).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         })
     }
@@ -155,14 +184,27 @@ impl Store {
     }
 
     /// Kernel executions started by runs that have ended and that their
-    /// run has not taken in yet: (run id, execution id).
-    pub async fn workflow_inbox(&self, limit: i64) -> Result<Vec<(String, String)>> {
+    /// run has not taken in yet: (run id, execution id); each tenant's
+    /// oldest, at most `per_tenant` of each, round robin, `limit` in all.
+    pub async fn workflow_inbox(&self, per_tenant: i64, limit: i64) -> Result<Vec<(String, String)>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT workflow_run, id FROM kernel_executions \
+            let rows = sqlx::query("SELECT workflow_run, id FROM (SELECT workflow_run, id, updated_at, \
+                ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY updated_at, id) AS rn FROM kernel_executions \
                 WHERE workflow_run IS NOT NULL AND settled = FALSE \
-                AND state IN ('completed', 'failed', 'cancelled') ORDER BY updated_at LIMIT $1")
-                .bind(limit).fetch_all(p).await?;
+                AND state IN ('completed', 'failed', 'cancelled')) d \
+                WHERE rn <= $1 ORDER BY rn, updated_at, id LIMIT $2")
+                .bind(per_tenant).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok((r.try_get("workflow_run")?, r.try_get("id")?))).collect()
+        })
+    }
+
+    /// Live (not ended) kernel executions a run started.
+    pub async fn workflow_live_executions(&self, run_id: &str) -> Result<Vec<String>> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id FROM kernel_executions WHERE workflow_run = $1 \
+                AND state NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, id")
+                .bind(run_id).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         })
     }
 

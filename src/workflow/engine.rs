@@ -18,6 +18,21 @@
 //! query for the earliest; ten thousand sleeping runs cost nothing until
 //! one is due); cancellation.
 //!
+//! Bounds (`[workflow]`): a run's input, every state's input and output
+//! ([`super::data`]), and the run's stored position, in bytes and nesting;
+//! a run past one fails with `States.DataLimitExceeded`. One move writes
+//! about `move_bytes` of entries at most (then goes on at the next pass).
+//!
+//! Failures: a run that cannot move for a reason that will not go away (its
+//! stored position or data cannot be read, its definition version is gone,
+//! its move is refused by the ledger) is failed, with a `workflow.run.failed`
+//! entry saying why, and its live executions cancelled: never retried for
+//! ever. A pass whose moves failed for a passing reason (the store or the
+//! ledger busy or away) backs off (100 ms doubling to 5 s); a pass that
+//! cannot read what is due ends the task, which its supervisor restarts.
+//! What is due is read per tenant, round robin, so one tenant's backlog
+//! never fills a pass.
+//!
 //! Invariants: a run is moved by one task at a time per instance (striped
 //! locks), and by one instance at a time (conditional writes); the
 //! identity recorded for a start or a cancellation is the caller's token,
@@ -32,8 +47,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Notify, watch};
 
+use super::data::{self, DataLimits};
 use super::definition::{Definition, State};
-use super::error_names::{self, RESULT_SCHEMA_MISMATCH, RUNTIME, TASK_FAILED, TIMEOUT};
+use super::error_names::{self, DATA_LIMIT_EXCEEDED, RESULT_SCHEMA_MISMATCH, RUNTIME, TASK_FAILED, TIMEOUT};
 use super::interpreter::{self, Effect, Event, Inputs, Outcome, Phase, Position, Status, Thread};
 use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
@@ -46,8 +62,13 @@ use crate::store::{KernelChange, Store, StoreError, WorkflowRunRow};
 /// States entered per move at most; a longer synchronous stretch (a loop
 /// of `Pass` and `Choice`) goes on at the next pass, right away.
 const BUDGET: usize = 1000;
-/// Runs and inbox items read per pass.
+/// Runs and inbox items read per pass, and at most per tenant.
 const PAGE: i64 = 500;
+const PER_TENANT: i64 = 50;
+/// A pass whose moves failed for a passing reason waits at least this
+/// long before the next, doubling up to [`MAX_PASS_BACKOFF`].
+const MIN_PASS_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_PASS_BACKOFF: Duration = Duration::from_secs(5);
 /// Alone on the store, the engine sleeps at most this long with nothing
 /// due (a safety net: it is woken by every start and every ended
 /// execution). With other instances, it looks every second.
@@ -72,6 +93,8 @@ pub enum EngineError {
     Invalid(String),
     #[error("{0}")]
     Skill(String),
+    #[error("{0}")]
+    InputTooLarge(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -89,6 +112,7 @@ impl EngineError {
             EngineError::NotRunning { .. } => "run_not_running",
             EngineError::Invalid(_) => "invalid_run",
             EngineError::Skill(_) => "no_matching_skill",
+            EngineError::InputTooLarge(_) => "run_input_too_large",
             EngineError::Store(_) => "store",
             EngineError::Ledger(e) => e.code(),
             EngineError::Kernel(e) => e.code(),
@@ -97,6 +121,23 @@ impl EngineError {
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
+
+impl EngineError {
+    /// Whether moving the run again may succeed: the store or the ledger
+    /// was busy or away, or another instance moved it first. Anything else
+    /// would fail the same way at every pass.
+    fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Store(StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_)) => true,
+            EngineError::Ledger(e) => e.is_transient(),
+            EngineError::Kernel(crate::kernel::KernelError::Store(
+                StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_),
+            )) => true,
+            EngineError::Kernel(crate::kernel::KernelError::Ledger(e)) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
 
 /// `POST /v1/workflows/{name}/runs`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -170,6 +211,9 @@ pub struct Engine {
     metrics: Arc<crate::metrics::Metrics>,
     definitions: StdMutex<HashMap<VersionKey, (Arc<Definition>, String)>>,
     locks: Vec<Mutex<()>>,
+    limits: DataLimits,
+    /// A run's stored position: most bytes, deepest nesting.
+    max_position: (usize, usize),
     /// Wakes the background pass (a run was started or moved here).
     pub wake: Notify,
 }
@@ -181,6 +225,7 @@ impl Engine {
         kernel: Arc<Kernel>,
         clock: Clock,
         metrics: Arc<crate::metrics::Metrics>,
+        bounds: crate::config::WorkflowConfig,
     ) -> Self {
         Engine {
             store,
@@ -190,8 +235,20 @@ impl Engine {
             metrics,
             definitions: StdMutex::new(HashMap::new()),
             locks: (0..64).map(|_| Mutex::new(())).collect(),
+            limits: DataLimits::of(&bounds),
+            max_position: (bounds.max_position_bytes, bounds.max_position_depth),
             wake: Notify::new(),
         }
+    }
+
+    /// Whether a position stays within `max_position_bytes` and
+    /// `max_position_depth`; why not, when it does not.
+    fn check_position(&self, position: &Position) -> std::result::Result<(), String> {
+        let value = serde_json::to_value(position).map_err(|e| e.to_string())?;
+        let (bytes, depth) = self.max_position;
+        data::measure(&value, bytes, depth).map(|_| ()).map_err(|e| {
+            format!("the run's position is {e} (the [workflow] limits max_position_bytes and max_position_depth)")
+        })
     }
 
     fn lock_of(&self, run_id: &str) -> &Mutex<()> {
@@ -256,6 +313,11 @@ impl Engine {
                 )));
             }
         }
+        if let Err(e) = data::check(&req.input, &self.limits) {
+            return Err(EngineError::InputTooLarge(format!(
+                "the run's input is {e} (the [workflow] limits max_data_bytes and max_data_depth)"
+            )));
+        }
         let (definition, version, digest) = self.definition(&who.tenant_id, name, req.version).await?;
         let now = self.clock.now_ms();
         let skills = self.pin_skills(who, &definition, &req).await?;
@@ -280,6 +342,7 @@ impl Engine {
             version_no: 0,
             created_at: now,
             updated_at: now,
+            fault: None,
         };
         let started = RunRecord::new(
             "workflow.run.started",
@@ -335,9 +398,19 @@ impl Engine {
             });
         }
         let reason = reason.unwrap_or_else(|| "cancelled on request".into());
-        let mut position: Position = serde_json::from_value(run.position.clone())
-            .map_err(|e| StoreError::Corrupt(format!("run {id} position: {e}")))?;
-        let effects = interpreter::cancel(&mut position, &reason);
+        let (mut position, unreadable) = match position_of(&run) {
+            Ok(p) => (p, false),
+            Err(_) => (self.stub_position(&run).await?, true),
+        };
+        let mut effects = interpreter::cancel(&mut position, &reason);
+        if unreadable {
+            for execution in self.store.workflow_live_executions(&run.id).await? {
+                effects.push(Effect::Cancel {
+                    execution,
+                    reason: reason.clone(),
+                });
+            }
+        }
         let now = self.clock.now_ms();
         run.status = "cancelled".into();
         run.output = Some(json!({"error": "Workflow.Cancelled", "cause": reason}));
@@ -392,11 +465,24 @@ impl Engine {
         if run.status != "running" && exec.is_none() {
             return Ok(false);
         }
+        let position = match position_of(&run) {
+            Ok(p) => p,
+            Err(why) if run.status == "running" => {
+                let cause = format!("{why}; the run is failed rather than retried");
+                self.fail(&mut run, RUNTIME, &cause, ended).await?;
+                return Ok(true);
+            }
+            // An ended run: the execution is taken in, nothing else moves.
+            Err(_) => {
+                if let Some(execution) = ended {
+                    self.settle_only(execution).await?;
+                }
+                return Ok(true);
+            }
+        };
         let (definition, _, _) = self
             .definition(&run.tenant_id, &run.workflow, Some(run.version))
             .await?;
-        let position: Position = serde_json::from_value(run.position.clone())
-            .map_err(|e| StoreError::Corrupt(format!("run {run_id} position: {e}")))?;
         let event = match &exec {
             Some(e) => Event::Ended {
                 execution: e.id.clone(),
@@ -435,6 +521,7 @@ impl Engine {
                     new_id: &mut new_id,
                     random: &mut random,
                     budget: BUDGET,
+                    limits: self.limits,
                 },
             )
         } else {
@@ -451,6 +538,15 @@ impl Engine {
                  a loop that never ends?"
             );
             effects.extend(interpreter::abort(&mut position, RUNTIME, &cause));
+            more = false;
+        }
+        if run.status == "running"
+            && matches!(interpreter::status(&position), Status::Running)
+            && let Err(why) = self.check_position(&position)
+        {
+            effects.extend(interpreter::abort(&mut position, DATA_LIMIT_EXCEEDED, &why));
+            position.root.input = Value::Null;
+            position.root.retries.clear();
             more = false;
         }
         let mut spawned = Vec::new();
@@ -621,6 +717,72 @@ impl Engine {
         Ok(receipts)
     }
 
+    /// Fails a running run that cannot move (its stored data cannot be
+    /// read, its definition is gone, its move was refused), with a
+    /// `workflow.run.failed` entry saying why; cancels its live executions
+    /// (found in the store: its position may be unreadable) and takes in
+    /// `ended`. The caller holds the run's lock.
+    async fn fail(&self, run: &mut WorkflowRunRow, error: &str, cause: &str, ended: Option<&str>) -> Result<()> {
+        tracing::error!(run = %run.id, error, cause, "workflow: failing a run that cannot move");
+        let mut position = self.stub_position(run).await?;
+        position.root.phase = Phase::Failed {
+            error: error.into(),
+            cause: cause.into(),
+        };
+        let cancels = self.store.workflow_live_executions(&run.id).await?;
+        position.abandoned = cancels.clone();
+        run.status = "failed".into();
+        run.output = Some(json!({"error": error, "cause": cause}));
+        let record = RunRecord::new(
+            "workflow.run.failed",
+            SYSTEM,
+            json!({"run_id": run.id, "workflow": run.workflow, "version": run.version,
+                "error": error, "cause": cause, "transitions": run.transitions}),
+        );
+        let expected = Some(run.version_no);
+        let m = Move {
+            position,
+            now: self.clock.now_ms(),
+            records: vec![record],
+            spawned: Vec::new(),
+            settled: ended.map(str::to_string).into_iter().collect(),
+            more: false,
+        };
+        self.commit(run, expected, m).await?;
+        for execution in cancels {
+            if let Err(e) = self.kernel.cancel_for_run(&execution, cause).await {
+                tracing::warn!(run = %run.id, %execution, error = %e, "workflow: cancelling an execution failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The run's position, or when it cannot be read a stand-in holding
+    /// only what numbers the run's entries (how many it has made, counted
+    /// in the ledger) and its transitions.
+    async fn stub_position(&self, run: &WorkflowRunRow) -> Result<Position> {
+        if let Ok(p) = position_of(run) {
+            return Ok(p);
+        }
+        let entries = self.store.ledger_count_about(&run.tenant_id, &run.id).await?;
+        Ok(Position {
+            root: Thread {
+                state: String::new(),
+                input: Value::Null,
+                retries: Vec::new(),
+                phase: Phase::Failed {
+                    error: RUNTIME.into(),
+                    cause: String::new(),
+                },
+            },
+            deadline: None,
+            abandoned: Vec::new(),
+            recent: Vec::new(),
+            transitions: run.transitions.max(0) as u64,
+            entries,
+        })
+    }
+
     /// Marks an ended execution taken in when its run is gone.
     async fn settle_only(&self, execution: &str) -> Result<()> {
         let change = KernelChange {
@@ -672,55 +834,117 @@ impl Engine {
 
     // ------------------------------------------------------------ the pass
 
-    /// One pass: every ended execution in the inbox, every run due.
-    pub async fn tick(&self) -> Result<usize> {
+    /// One pass: every ended execution in the inbox, every run due (each
+    /// tenant's share, round robin). Returns the runs moved and the moves
+    /// that failed for a passing reason (to be tried again).
+    pub async fn tick(&self) -> Result<(usize, usize)> {
         let mut moved = 0;
-        for (run, execution) in self.store.workflow_inbox(PAGE).await? {
+        let mut failed = 0;
+        for (run, execution) in self.store.workflow_inbox(PER_TENANT, PAGE).await? {
             match self.step(&run, Some(&execution)).await {
                 Ok(true) => moved += 1,
                 Ok(false) => {}
                 Err(EngineError::Store(StoreError::Changed(_))) => {}
                 Err(e) => {
-                    tracing::warn!(%run, %execution, error = %e, "workflow: an ended execution could not be taken in")
+                    tracing::warn!(%run, %execution, error = %e, "workflow: an ended execution could not be taken in");
+                    failed += self.poisoned(&run, Some(&execution), e).await;
                 }
             }
         }
         let now = self.clock.now_ms();
-        for run in self.store.workflow_runs_due(now, PAGE).await? {
+        for run in self.store.workflow_runs_due(now, PER_TENANT, PAGE).await? {
             match self.step(&run, None).await {
                 Ok(true) => moved += 1,
                 Ok(false) => {}
                 Err(EngineError::Store(StoreError::Changed(_))) => {}
-                Err(e) => tracing::warn!(%run, error = %e, "workflow: a due run could not move"),
+                Err(e) => {
+                    tracing::warn!(%run, error = %e, "workflow: a due run could not move");
+                    failed += self.poisoned(&run, None, e).await;
+                }
             }
         }
-        Ok(moved)
+        Ok((moved, failed))
     }
 
-    /// Runs until `stop` turns true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        loop {
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "workflow: a pass failed");
+    /// A move failed: one that will fail the same way at every pass fails
+    /// the run (0 returned); a passing failure is counted (1) for the pass
+    /// to back off.
+    async fn poisoned(&self, run_id: &str, ended: Option<&str>, e: EngineError) -> usize {
+        if e.is_transient() {
+            return 1;
+        }
+        let _g = self.lock_of(run_id).lock().await;
+        let outcome = match self.store.workflow_run(run_id).await {
+            Ok(Some(mut run)) if run.status == "running" => {
+                let (error, cause) = match &e {
+                    EngineError::Ledger(AppendError::TooLarge { .. } | AppendError::TooDeep { .. }) => (
+                        DATA_LIMIT_EXCEEDED,
+                        format!("the run's next move was refused by the ledger: {e}"),
+                    ),
+                    _ => (
+                        RUNTIME,
+                        format!("the run cannot move: {e}; it is failed rather than retried"),
+                    ),
+                };
+                self.fail(&mut run, error, &cause, ended).await
             }
+            Ok(_) => match ended {
+                Some(execution) => self.settle_only(execution).await,
+                None => Ok(()),
+            },
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e, "workflow: failing a run that cannot move failed");
+                1
+            }
+        }
+    }
+
+    /// Runs until `stop` turns true, or a pass cannot read what is due.
+    pub async fn run(
+        self: Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+        ctx: crate::supervise::TaskCtx,
+    ) -> anyhow::Result<()> {
+        let mut backoff: Option<Duration> = None;
+        loop {
+            let (_, failed) = self
+                .tick()
+                .await
+                .map_err(|e| anyhow::anyhow!("a workflow pass failed: {e}"))?;
             let idle = if self.kernel.has_peers() {
                 IDLE_SHARED
             } else {
                 IDLE_ALONE
             };
-            let sleep = match self.store.workflow_next_wake().await {
-                Ok(Some(at)) => Duration::from_millis((at - self.clock.now_ms()).max(0) as u64).min(idle),
-                Ok(None) => idle,
-                Err(e) => {
-                    tracing::warn!(error = %e, "workflow: reading the next timer failed");
-                    IDLE_SHARED
-                }
+            let next = self
+                .store
+                .workflow_next_wake()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the next workflow timer failed: {e}"))?;
+            ctx.up();
+            let mut sleep = match next {
+                Some(at) => Duration::from_millis((at - self.clock.now_ms()).max(0) as u64).min(idle),
+                None => idle,
             };
+            // Moves that failed for a passing reason are tried again, but
+            // not at once: the next pass waits, longer each time.
+            backoff = if failed > 0 {
+                Some(backoff.map_or(MIN_PASS_BACKOFF, |b| (b * 2).min(MAX_PASS_BACKOFF)))
+            } else {
+                None
+            };
+            if let Some(b) = backoff {
+                sleep = sleep.max(b);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.kernel.run_ended.notified() => {}
-                _ = self.wake.notified() => {}
-                _ = stop.changed() => return,
+                _ = self.kernel.run_ended.notified(), if backoff.is_none() => {}
+                _ = self.wake.notified(), if backoff.is_none() => {}
+                _ = stop.changed() => return Ok(()),
             }
         }
     }
@@ -790,7 +1014,9 @@ fn outcome_of(exec: &ExecutionRow, context: &Value) -> Outcome {
         _ => None,
     };
     let name = match named {
-        Some(n) if error_names::check(n).is_ok() && n != error_names::ALL => n.to_string(),
+        // An agent cannot raise the terminal error: only the run's own data
+        // can pass its bounds.
+        Some(n) if error_names::check(n).is_ok() && n != error_names::ALL && n != DATA_LIMIT_EXCEEDED => n.to_string(),
         _ => TASK_FAILED.to_string(),
     };
     let cause = match &error {
@@ -874,6 +1100,16 @@ fn random_upto(n: u64) -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).expect("operating system random source");
     u64::from_le_bytes(b) % (n + 1)
+}
+
+/// A run's position as stored, or why it cannot be read.
+fn position_of(run: &WorkflowRunRow) -> std::result::Result<Position, String> {
+    if let Some(fault) = &run.fault
+        && run.position.is_null()
+    {
+        return Err(fault.clone());
+    }
+    serde_json::from_value(run.position.clone()).map_err(|e| format!("the run's position cannot be read: {e}"))
 }
 
 fn view(run: &WorkflowRunRow, receipts: Vec<Receipt>) -> RunView {

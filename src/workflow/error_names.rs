@@ -30,6 +30,11 @@ pub const RUNTIME: &str = "States.Runtime";
 pub const PARAMETER_PATH_FAILURE: &str = "States.ParameterPathFailure";
 /// A `resultPath` could not be set in the input.
 pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
+/// A state's input or output, or the run's position, passed the
+/// `[workflow]` bounds (bytes or nesting). Terminal: no retrier or catcher
+/// takes it, not even `States.ALL`, and the run fails (as in Amazon States
+/// Language).
+pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";
 
 /// Every name of the reserved `States.` namespace.
 pub const RESERVED: &[&str] = &[
@@ -44,6 +49,7 @@ pub const RESERVED: &[&str] = &[
     RUNTIME,
     PARAMETER_PATH_FAILURE,
     RESULT_PATH_MATCH_FAILURE,
+    DATA_LIMIT_EXCEEDED,
 ];
 
 pub const MAX_ERROR_NAME_LEN: usize = 256;

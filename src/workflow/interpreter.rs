@@ -18,6 +18,15 @@
 //! `States.BranchFailed` in `errorEquals` matches any error from a branch.
 //! Retriers count per retrier and are reset when a state is left.
 //!
+//! Data is bounded ([`DataLimits`]): a state's input (checked when it is
+//! entered), the input it gives an execution, and its output (checked
+//! when it is left) stay within `max_bytes` and `max_depth`, or the thread
+//! fails with `States.DataLimitExceeded`, which no retrier or catcher takes
+//! (a branch failing with it fails its `Parallel` state with it, and so the
+//! run). Oversized data is never recorded: the failure's entry names the
+//! bound, not the data. One call writes at most about `move_bytes` of
+//! entries; the rest waits for the next call, like the state budget.
+//!
 //! Invariants: the position's size depends on the definition and the data,
 //! never on how many transitions the run has made (the ledger keeps the
 //! history; [`Position::recent`] is a bounded window of it). The same
@@ -28,9 +37,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::data::{self, DataLimits};
 use super::definition::{Definition, State, TaskState, Transition, WaitFor};
 use super::error_names::{
-    BRANCH_FAILED, NO_CHOICE_MATCHED, PARAMETER_PATH_FAILURE, RESULT_PATH_MATCH_FAILURE, RUNTIME, TIMEOUT,
+    BRANCH_FAILED, DATA_LIMIT_EXCEEDED, NO_CHOICE_MATCHED, PARAMETER_PATH_FAILURE, RESULT_PATH_MATCH_FAILURE, RUNTIME,
+    TIMEOUT,
 };
 use super::path::{OptionalPath, PathError, apply_input_path, apply_output_path, apply_result_path};
 use super::{apply_parameters, choose, retry};
@@ -156,6 +167,8 @@ pub struct Inputs<'a> {
     /// The most states entered in this call; the rest wait for the next
     /// (a loop of `Pass` and `Choice` states cannot hold the engine).
     pub budget: usize,
+    /// Bounds on the data, and on the bytes of entries of this call.
+    pub limits: DataLimits,
 }
 
 /// A run starting with `input`.
@@ -184,6 +197,8 @@ pub fn advance(
         new_id: inputs.new_id,
         random: inputs.random,
         budget: inputs.budget,
+        limits: inputs.limits,
+        spent: 0,
         more: false,
         effects: Vec::new(),
         transitions: 0,
@@ -341,6 +356,9 @@ struct Run<'a> {
     new_id: &'a mut dyn FnMut() -> String,
     random: &'a mut dyn FnMut(u64) -> u64,
     budget: usize,
+    limits: DataLimits,
+    /// Bytes of the entries recorded so far in this call.
+    spent: usize,
     more: bool,
     effects: Vec<Effect>,
     transitions: u64,
@@ -372,7 +390,26 @@ impl Raised {
 
 impl Run<'_> {
     fn record(&mut self, kind: &'static str, payload: Value) {
+        self.spent = self.spent.saturating_add(data::size_of(&payload));
         self.effects.push(Effect::Record { kind, payload });
+    }
+
+    /// The thread's data passed a bound: it fails for good, and neither
+    /// the data nor the state's input is kept or recorded.
+    fn data_limit(&mut self, t: &mut Thread, what: &str, e: data::Exceeded) {
+        let cause = format!(
+            "{what} of state {} is {e} (the [workflow] limits max_data_bytes and max_data_depth)",
+            t.state
+        );
+        self.record(
+            "workflow.state.failed",
+            json!({"state": t.state, "error": DATA_LIMIT_EXCEEDED, "cause": cause}),
+        );
+        t.input = Value::Null;
+        t.phase = Phase::Failed {
+            error: DATA_LIMIT_EXCEEDED.into(),
+            cause,
+        };
     }
 
     fn cancel(&mut self, execution: String, reason: &str) {
@@ -387,7 +424,7 @@ impl Run<'_> {
         loop {
             match &mut t.phase {
                 Phase::Ready => {
-                    if self.budget == 0 {
+                    if self.budget == 0 || self.spent >= self.limits.move_bytes {
                         self.more = true;
                         return;
                     }
@@ -443,6 +480,9 @@ impl Run<'_> {
             return;
         };
         self.transitions += 1;
+        if let Err(e) = data::check(&t.input, &self.limits) {
+            return self.data_limit(t, "the input", e);
+        }
         self.record(
             "workflow.state.entered",
             json!({"state": t.state, "type": state.type_name(), "input": t.input}),
@@ -479,10 +519,7 @@ impl Run<'_> {
                 ),
             },
             State::Succeed(s) => match apply_output_path(&effective, &s.output_path) {
-                Ok(output) => {
-                    self.record("workflow.state.exited", json!({"state": t.state, "output": output}));
-                    t.phase = Phase::Succeeded { output };
-                }
+                Ok(output) => self.succeed(t, output),
                 Err(e) => self.raise(t, states, Raised::path(e, false), false),
             },
             State::Fail(f) => {
@@ -534,6 +571,11 @@ impl Run<'_> {
                     },
                     None => effective,
                 };
+                match data::check(&effective, &self.limits) {
+                    // The execution's creation records its input too.
+                    Ok(size) => self.spent = self.spent.saturating_add(size.bytes),
+                    Err(e) => return self.data_limit(t, "the input its execution would get", e),
+                }
                 let execution = (self.new_id)();
                 self.effects.push(Effect::Task {
                     execution: execution.clone(),
@@ -656,14 +698,23 @@ impl Run<'_> {
                 let next = next.clone();
                 self.go(t, &next, output);
             }
-            _ => {
-                self.record("workflow.state.exited", json!({"state": t.state, "output": output}));
-                t.phase = Phase::Succeeded { output };
-            }
+            _ => self.succeed(t, output),
         }
     }
 
+    /// The machine ends with `output`.
+    fn succeed(&mut self, t: &mut Thread, output: Value) {
+        if let Err(e) = data::check(&output, &self.limits) {
+            return self.data_limit(t, "the output", e);
+        }
+        self.record("workflow.state.exited", json!({"state": t.state, "output": output}));
+        t.phase = Phase::Succeeded { output };
+    }
+
     fn go(&mut self, t: &mut Thread, next: &str, output: Value) {
+        if let Err(e) = data::check(&output, &self.limits) {
+            return self.data_limit(t, "the output", e);
+        }
         self.record(
             "workflow.state.exited",
             json!({"state": t.state, "next": next, "output": output}),
@@ -674,6 +725,17 @@ impl Run<'_> {
     /// The state raised an error: retry it, catch it, or the machine fails.
     fn raise(&mut self, t: &mut Thread, states: &States, raised: Raised, from_branch: bool) {
         let Raised { error, cause } = raised;
+        if error == DATA_LIMIT_EXCEEDED {
+            // Terminal: the run fails, whatever the state's retriers and
+            // catchers say (a branch's fails its Parallel state too).
+            self.record(
+                "workflow.state.failed",
+                json!({"state": t.state, "error": error, "cause": cause}),
+            );
+            t.input = Value::Null;
+            t.phase = Phase::Failed { error, cause };
+            return;
+        }
         let matches = |names: &[String]| {
             retry::matches(names, &error) || (from_branch && names.iter().any(|n| n == BRANCH_FAILED))
         };

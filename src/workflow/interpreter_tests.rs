@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::data::DataLimits;
 use super::definition::Definition;
 use super::interpreter::{self, Effect, Event, Inputs, Outcome, Phase, Position, Status};
 
@@ -22,6 +23,7 @@ struct Harness {
     pos: Position,
     now: i64,
     ids: u32,
+    limits: DataLimits,
 }
 
 impl Harness {
@@ -32,6 +34,7 @@ impl Harness {
             pos,
             now: 1_000,
             ids: 0,
+            limits: DataLimits::default(),
         }
     }
 
@@ -52,6 +55,7 @@ impl Harness {
                 new_id: &mut new_id,
                 random: &mut random,
                 budget: 10_000,
+                limits: self.limits,
             },
         );
         self.ids = ids;
@@ -493,6 +497,7 @@ fn a_synchronous_loop_yields_when_its_budget_is_spent() {
             new_id: &mut || "x".into(),
             random: &mut |n| n,
             budget: 100,
+            limits: DataLimits::default(),
         },
     );
     assert!(more);
@@ -542,4 +547,150 @@ fn a_position_round_trips_through_json() {
     let text = serde_json::to_string(&h.pos).unwrap();
     let back: Position = serde_json::from_str(&text).unwrap();
     assert_eq!(back, h.pos);
+}
+
+/// `Pass` without `result` and `resultPath: $.a`, in a `Choice` loop: every
+/// state nests the input one level deeper. The run fails with
+/// `States.DataLimitExceeded` at the depth bound, and nothing deeper than
+/// the bound is recorded or kept.
+#[test]
+fn self_nesting_data_fails_the_run_at_the_depth_bound() {
+    let d = def(
+        "A",
+        json!({
+            "A": {"type": "Pass", "resultPath": "$.a", "next": "B"},
+            "B": {"type": "Choice", "choices": [{"variable": "$.stop", "isPresent": true, "next": "End"}],
+                  "default": "A"},
+            "End": {"type": "Succeed"}
+        }),
+    );
+    let mut h = Harness::new(d, json!({"v": 1}));
+    h.limits.max_depth = 16;
+    let effects = h.timers();
+    match h.status() {
+        Status::Failed { error, cause } => {
+            assert_eq!(error, "States.DataLimitExceeded");
+            assert!(cause.contains("nested more than 16 levels"), "{cause}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.pos.root.input, Value::Null, "the oversized data is not kept");
+    for e in &effects {
+        if let Effect::Record { payload, .. } = e {
+            let depth = super::data::measure(payload, usize::MAX, usize::MAX).unwrap().depth;
+            assert!(depth <= 16 + 1, "a record nests {depth} levels");
+        }
+    }
+    let (last_kind, last) = effects
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Record { kind, payload } => Some((*kind, payload)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last_kind, "workflow.state.failed");
+    assert_eq!(last["error"], "States.DataLimitExceeded");
+    assert!(h.pos.transitions < 40, "{}", h.pos.transitions);
+}
+
+/// An agent's result too large for `max_bytes`: the state fails with
+/// `States.DataLimitExceeded`, retriers and catchers notwithstanding.
+#[test]
+fn an_oversized_result_fails_the_run_whatever_the_retriers() {
+    let d = def(
+        "T",
+        json!({
+            "T": {"type": "Task", "agent": "a", "resultPath": "$.r", "end": true,
+                  "retry": [{"errorEquals": ["States.ALL"], "maxAttempts": 3}],
+                  "catch": [{"errorEquals": ["States.ALL"], "next": "Caught"}]},
+            "Caught": {"type": "Succeed"}
+        }),
+    );
+    let mut h = Harness::new(d, json!({"claim": 1}));
+    h.limits.max_bytes = 1_000;
+    h.timers();
+    let effects = h.ok("exe_1", json!({"blob": "x".repeat(2_000)}));
+    assert!(matches!(h.status(), Status::Failed { error, .. } if error == "States.DataLimitExceeded"));
+    assert!(
+        effects.iter().all(|e| !matches!(e, Effect::Task { .. })),
+        "not retried: {effects:?}"
+    );
+    // The same result within the bound succeeds.
+    let d = h.d.clone();
+    let mut h = Harness::new(d, json!({"claim": 1}));
+    h.timers();
+    h.ok("exe_1", json!({"blob": "x".repeat(2_000)}));
+    assert!(matches!(h.status(), Status::Succeeded(_)));
+}
+
+/// A branch whose data passes the bound fails its Parallel state, and
+/// the run, with the same error, even where the Parallel catches all.
+#[test]
+fn a_branch_past_the_bound_fails_the_run() {
+    let d = def(
+        "P",
+        json!({
+            "P": {"type": "Parallel", "end": true,
+                  "catch": [{"errorEquals": ["States.ALL"], "next": "Caught"}],
+                  "branches": [
+                      {"startAt": "Grow", "states": {"Grow": {"type": "Pass",
+                          "parameters": {"a.$": "$", "b.$": "$", "c.$": "$", "d.$": "$"}, "end": true}}},
+                      {"startAt": "T", "states": {"T": {"type": "Task", "agent": "a", "end": true}}}
+                  ]},
+            "Caught": {"type": "Succeed"}
+        }),
+    );
+    let mut h = Harness::new(d, json!({"blob": "x".repeat(300)}));
+    h.limits.max_bytes = 1_000;
+    let effects = h.timers();
+    assert!(matches!(h.status(), Status::Failed { error, .. } if error == "States.DataLimitExceeded"));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Cancel { execution, .. } if execution == "exe_1")),
+        "the other branch's execution is cancelled: {effects:?}"
+    );
+}
+
+/// One call writes about `move_bytes` of entries at most: a loop over
+/// big data yields long before its state budget.
+#[test]
+fn a_move_yields_when_its_bytes_are_spent() {
+    let d = def(
+        "A",
+        json!({
+            "A": {"type": "Pass", "next": "B"},
+            "B": {"type": "Choice", "choices": [{"variable": "$.stop", "isPresent": true, "next": "End"}],
+                  "default": "A"},
+            "End": {"type": "Succeed"}
+        }),
+    );
+    let mut pos = interpreter::start(&d, json!({"blob": "x".repeat(10_000)}), 0);
+    let limits = DataLimits {
+        move_bytes: 100_000,
+        ..DataLimits::default()
+    };
+    let (effects, more) = interpreter::advance(
+        &d,
+        &mut pos,
+        Event::Timers,
+        Inputs {
+            now: 0,
+            new_id: &mut || "x".into(),
+            random: &mut |n| n,
+            budget: 1_000,
+            limits,
+        },
+    );
+    assert!(more);
+    let written: usize = effects
+        .iter()
+        .map(|e| match e {
+            Effect::Record { payload, .. } => serde_json::to_vec(payload).unwrap().len(),
+            _ => 0,
+        })
+        .sum();
+    assert!((100_000..130_000).contains(&written), "{written}");
+    assert!(pos.transitions < 20, "{}", pos.transitions);
 }

@@ -11,6 +11,7 @@
 //! - [`choice`]: `Choice` rules and which one an input takes.
 //! - [`retry`]: which retrier or catcher takes an error; retry delays.
 //! - [`error_names`]: the reserved `States.*` error names.
+//! - [`data`]: how big and deep a state's data and a run's position may be.
 //! - [`interpreter`]: a run's position and what moves it (events in,
 //!   effects out), pure.
 //! - [`engine`]: runs definitions on the kernel (store, ledger, timers).
@@ -24,7 +25,9 @@
 //! `parameters`), a `resultPath` that cannot be set
 //! `States.ResultPathMatchFailure`, a `Choice` with no match and no default
 //! `States.NoChoiceMatched`, a time-out `States.Timeout`, a rejected review
-//! `States.Rejected`. A failed `Parallel` branch fails its state with the
+//! `States.Rejected`, data past `[workflow]`'s bounds
+//! `States.DataLimitExceeded` (which fails the run: no retrier or catcher
+//! takes it). A failed `Parallel` branch fails its state with the
 //! branch's own error, which `States.BranchFailed` in `errorEquals` also
 //! matches.
 //!
@@ -37,6 +40,7 @@ pub(crate) mod decode;
 mod validation;
 
 pub mod choice;
+pub mod data;
 pub mod definition;
 pub mod engine;
 pub mod error_names;

@@ -1011,6 +1011,12 @@ fn error_handling_faults() {
             "spec.states.A.retry[0].errorEquals[0]",
         ),
         (
+            json!([]),
+            json!([{"errorEquals": ["States.DataLimitExceeded"], "next": "B"}]),
+            code::INVALID_ERROR_NAME,
+            "spec.states.A.catch[0].errorEquals[0]",
+        ),
+        (
             json!([{"errorEquals": ["States.ALL", "X"]}]),
             catch_b.clone(),
             code::INVALID_ERROR_NAME,

@@ -426,6 +426,12 @@ impl Validator<'_> {
         for (i, name) in names.iter().enumerate() {
             if let Err(why) = error_names::check(name) {
                 self.fault(code::INVALID_ERROR_NAME, format!("{here}[{i}]"), why);
+            } else if name == error_names::DATA_LIMIT_EXCEEDED {
+                self.fault(
+                    code::INVALID_ERROR_NAME,
+                    format!("{here}[{i}]"),
+                    "`States.DataLimitExceeded` is terminal: the run fails, and no retrier or catcher takes it",
+                );
             }
         }
         let has_all = names.iter().any(|n| n == error_names::ALL);

@@ -776,6 +776,7 @@ async fn two_writers_on_one_store_never_fork_a_log(backend: Backend) {
         name: app.state.config.ledger.name.clone(),
         queue_depth: 1024,
         max_batch: 64,
+        ..Default::default()
     };
     let other = warden::ledger::Ledger::start(
         app.state.store.clone(),
