@@ -275,6 +275,7 @@ impl Engine {
             position: Value::Null,
             initiator: who.actor(),
             initiator_token: who.token_id.clone(),
+            initiator_subject: who.subject.clone(),
             wake_at: None,
             transitions: 0,
             version_no: 0,
@@ -285,7 +286,7 @@ impl Engine {
             "workflow.run.started",
             who.actor(),
             json!({"run_id": run.id, "workflow": name, "version": version, "digest": digest,
-                "input": run.input, "context": run.context}),
+                "input": run.input, "context": run.context, "subject": who.subject}),
         );
         let _g = self.lock_of(&run.id).lock().await;
         let receipts = self
@@ -344,7 +345,8 @@ impl Engine {
         let record = RunRecord::new(
             "workflow.run.cancelled",
             who.actor(),
-            json!({"run_id": run.id, "workflow": run.workflow, "version": run.version, "reason": reason}),
+            json!({"run_id": run.id, "workflow": run.workflow, "version": run.version, "reason": reason,
+                "subject": who.subject}),
         );
         let cancels: Vec<String> = effects
             .iter()
@@ -818,6 +820,7 @@ fn spawn_for(run: &WorkflowRunRow, execution: String, state: String, input: Valu
         labels: run_labels(run, &state),
         initiator: run.initiator.clone(),
         initiator_token: run.initiator_token.clone(),
+        initiator_subject: run.initiator_subject.clone(),
         context: exec_context(run, &state, skill),
         state,
         agent_id: String::new(),

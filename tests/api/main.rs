@@ -13,6 +13,7 @@ mod bundles;
 mod cli;
 mod crash;
 mod decisions;
+mod identity;
 mod kernel;
 mod ledger;
 mod ops;
