@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::kernel::{
-    Stream, Team, check_evidence, invoke, kernel_app, kernel_app_with, kinds, post, review, start, state_of, wait_state,
+    Stream, Team, check_evidence, history_of, invoke, kernel_app, kernel_app_with, kinds, post, review, start,
+    state_of, wait_state,
 };
 use crate::on_both_backends;
 
@@ -49,19 +50,6 @@ async fn refused_stream(app: &TestApp, token: &str, path: &str, last_event_id: O
     into_reply(res).await
 }
 
-async fn history(app: &TestApp, team: &Team, exec: &str) -> Value {
-    let r = app
-        .call(
-            Method::GET,
-            &format!("/v0/executions/{exec}/history"),
-            Some(&team.auditor),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    r.body
-}
-
 async fn log_size(app: &TestApp, team: &Team) -> u64 {
     let r = app
         .call(Method::GET, "/v1/ledger/checkpoint", Some(&team.auditor), None)
@@ -72,7 +60,7 @@ async fn log_size(app: &TestApp, team: &Team) -> u64 {
 
 /// What the store and the ledger hold now, to show a refusal added nothing.
 async fn snapshot(app: &TestApp, team: &Team, exec: &str) -> (Value, u64) {
-    (history(app, team, exec).await, log_size(app, team).await)
+    (history_of(app, team, exec).await, log_size(app, team).await)
 }
 
 fn assert_refused(r: &Reply, status: StatusCode, code: &str) {

@@ -346,6 +346,20 @@ pub(crate) async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value 
     r.body
 }
 
+/// The execution's history, as an auditor reads it.
+pub(crate) async fn history_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v0/executions/{exec}/history"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
 /// Polls until the execution is in `state`.
 pub(crate) async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Value {
     for _ in 0..300 {
@@ -389,16 +403,7 @@ pub(crate) fn kinds(history: &Value) -> Vec<String> {
 /// verifies offline with the current key) and its audit events agree.
 /// Returns the history.
 pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
-    let r = app
-        .call(
-            Method::GET,
-            &format!("/v0/executions/{exec}/history"),
-            Some(&team.auditor),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let history = r.body;
+    let history = history_of(app, team, exec).await;
     let entries = history["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
 
