@@ -63,6 +63,10 @@ fn bench(c: &mut Criterion) {
             tenant_name: tenant.name,
             platform: true,
             roles: [Role::Admin].into_iter().collect(),
+            subject: "token-name:bench".into(),
+            agent_ids: Default::default(),
+            runner_ids: Default::default(),
+            expires_at: None,
         };
         let bundle = warden::cli::bundle::build(
             std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/commissioning")),

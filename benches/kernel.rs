@@ -275,7 +275,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     w.install_kernel_policy().await;
     let tokens = Arc::new(Tokens {
         orchestrator: w.token(&["orchestrator"]).await,
-        agent: w.token(&["agent"]).await,
+        agent: w.agent_token("a").await,
     });
     let mut receivers = Vec::with_capacity(o.agents);
     let mut readers = Vec::with_capacity(o.agents);
@@ -405,9 +405,14 @@ async fn sse(o: &Opts, backend: &str) -> Vec<Row> {
             o.streams
         );
     }
-    let w = Arc::new(Warden::start(o.postgres, &[("WARDEN_KERNEL__TICK_MS", "50")]).await);
+    let streams = (o.streams + 16).to_string();
+    let env = [
+        ("WARDEN_KERNEL__TICK_MS", "50"),
+        ("WARDEN_KERNEL__MAX_STREAMS_PER_TENANT", streams.as_str()),
+    ];
+    let w = Arc::new(Warden::start(o.postgres, &env).await);
     let orchestrator = Arc::new(w.token(&["orchestrator"]).await);
-    let agent = w.token(&["agent"]).await;
+    let agent = w.agent_token("a").await;
     let before_kib = w.status_kib("VmRSS");
 
     // Open the streams, 32 at a time.

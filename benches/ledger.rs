@@ -50,15 +50,14 @@ async fn open(url: &str, dir: &std::path::Path) -> (Store, Ledger) {
         require_signatures: false,
         created_at: 0,
     };
-    let token = TokenRow {
-        id: "tok_bench".into(),
-        tenant_id: TENANT.into(),
-        name: "bench".into(),
-        roles: Default::default(),
-        created_at: 0,
-        created_by: "bench".into(),
-        revoked_at: None,
-    };
+    let token = TokenRow::new(
+        "tok_bench".into(),
+        TENANT,
+        "bench",
+        Default::default(),
+        "bench".into(),
+        0,
+    );
     store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
     let (key, _) = warden::keys::load_or_create_server_key(dir).unwrap();
     let options = LedgerOptions {

@@ -108,15 +108,19 @@ pub async fn build(
         metrics.clone(),
     ));
     let tokens = Arc::new(TokenCache::new(config.auth.cache_ttl_ms, clock.clone()));
-    let kernel = Arc::new(crate::kernel::Kernel::new(
-        store.clone(),
-        ledger.clone(),
-        policy.clone(),
-        clock.clone(),
-        metrics.clone(),
-        config.kernel.clone(),
-        crate::fanout::instance_id(&config.data_dir)?,
-    ));
+    let kernel = Arc::new(
+        crate::kernel::Kernel::new(
+            store.clone(),
+            ledger.clone(),
+            policy.clone(),
+            clock.clone(),
+            metrics.clone(),
+            config.kernel.clone(),
+            crate::fanout::instance_id(&config.data_dir)?,
+        )
+        // Streams close within the cache's time of a revocation elsewhere.
+        .with_token_check(Duration::from_millis(config.auth.cache_ttl_ms.max(100))),
+    );
     let engine = Arc::new(crate::workflow::engine::Engine::new(
         store.clone(),
         ledger.clone(),
@@ -191,15 +195,14 @@ async fn bootstrap(store: &Store, clock: &Clock, ledger: &Ledger, given: Option<
         require_signatures: false,
         created_at: now,
     };
-    let token = TokenRow {
-        id: new_id("tok", now),
-        tenant_id: tenant.id.clone(),
-        name: "bootstrap-admin".into(),
-        roles: [Role::Admin].into_iter().collect::<RoleSet>(),
-        created_at: now,
-        created_by: "bootstrap".into(),
-        revoked_at: None,
-    };
+    let token = TokenRow::new(
+        new_id("tok", now),
+        &tenant.id,
+        "bootstrap-admin",
+        [Role::Admin].into_iter().collect::<RoleSet>(),
+        "bootstrap".into(),
+        now,
+    );
     store.create_tenant(&tenant, &token, &hash_token(&secret)).await?;
     let created = json!({"tenant_id": tenant.id, "name": tenant.name, "platform": true});
     ledger

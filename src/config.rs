@@ -121,10 +121,15 @@ pub struct PolicyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// How long a verified token is trusted without asking the store again,
-    /// in milliseconds. Revocation is immediate on the instance that revoked;
-    /// other instances see it within this time.
+    /// in milliseconds (at most [`MAX_CACHE_TTL_MS`]). Revocation is
+    /// immediate on the instance that revoked; other instances see it
+    /// within this time, and close the token's open streams by then too.
     pub cache_ttl_ms: u64,
 }
+
+/// The longest `auth.cache_ttl_ms`: how long, at most, another instance
+/// honours a revoked token.
+pub const MAX_CACHE_TTL_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -301,6 +306,9 @@ pub struct KernelConfig {
     /// The most state transitions a workflow run may make; past it the run
     /// fails with `States.Runtime` (a loop that never ends).
     pub workflow_max_transitions: u64,
+    /// The most agent and runner streams one tenant may hold open on one
+    /// instance; past it a new stream is refused (429 `too_many_streams`).
+    pub max_streams_per_tenant: usize,
 }
 
 impl Default for KernelConfig {
@@ -318,6 +326,7 @@ impl Default for KernelConfig {
             tick_ms: 250,
             stream_retention_secs: 7 * 86400,
             workflow_max_transitions: 1_000_000,
+            max_streams_per_tenant: 1_000,
         }
     }
 }
@@ -764,6 +773,14 @@ impl Config {
                 entry_depth - 10
             );
         }
+        if self.auth.cache_ttl_ms > MAX_CACHE_TTL_MS {
+            bail!(
+                "auth.cache_ttl_ms must be at most {MAX_CACHE_TTL_MS}: another instance honours a revoked token (and keeps its streams open) for up to this long"
+            );
+        }
+        if self.kernel.max_streams_per_tenant == 0 {
+            bail!("kernel.max_streams_per_tenant must be at least 1");
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
         {
@@ -975,5 +992,13 @@ mod tests {
         assert!(format!("{err:#}").contains("log.format"));
         let err = Config::load(None, env(&[("WARDEN_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(format!("{err:#}").contains("database_url"));
+        let err = Config::load(None, env(&[("WARDEN_AUTH__CACHE_TTL_MS", "60001")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("auth.cache_ttl_ms must be at most 60000"),
+            "{err:#}"
+        );
+        assert!(Config::load(None, env(&[("WARDEN_AUTH__CACHE_TTL_MS", "60000")])).is_ok());
+        let err = Config::load(None, env(&[("WARDEN_KERNEL__MAX_STREAMS_PER_TENANT", "0")])).unwrap_err();
+        assert!(format!("{err:#}").contains("max_streams_per_tenant"), "{err:#}");
     }
 }

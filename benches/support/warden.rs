@@ -96,6 +96,19 @@ impl Warden {
         r["token"].as_str().unwrap().to_string()
     }
 
+    /// A new agent token bound to the agent ids starting with `prefix`.
+    pub async fn agent_token(&self, prefix: &str) -> String {
+        let r = self
+            .post(
+                &self.admin,
+                "/v1/tokens",
+                &json!({"name": "agent", "roles": ["agent"], "agent_ids": [format!("{prefix}*")]}),
+            )
+            .await
+            .expect("a token");
+        r["token"].as_str().unwrap().to_string()
+    }
+
     /// Uploads and activates the shipped kernel policy.
     pub async fn install_kernel_policy(&self) {
         let bundle = warden::cli::bundle::build(

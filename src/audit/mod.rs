@@ -163,7 +163,8 @@ pub fn event_of(kind: &str, actor: &str, tenant_id: &str, payload: &Value) -> Op
 /// A workflow run's transition as an audit event: `action` is the kind
 /// (`workflow.state.entered`, `workflow.run.failed`, …), `workflow_id` the
 /// run, `activity_id` the state; `attributes` carry the workflow, its
-/// version, and the error where there is one.
+/// version, the error where there is one, and the subject of the token
+/// that started or cancelled the run.
 fn workflow_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
     let run = p["run_id"].as_str().unwrap_or_default();
     let mut e = Map::new();
@@ -191,7 +192,9 @@ fn workflow_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value 
     e.insert("result".into(), result.into());
     e.insert("caller".into(), caller_of(actor, tenant_id));
     let mut attributes = Map::new();
-    for key in ["workflow", "version", "type", "next", "error", "retry", "seq"] {
+    for key in [
+        "workflow", "version", "type", "next", "error", "retry", "seq", "subject",
+    ] {
         if let Some(v) = p.get(key).filter(|v| !v.is_array() && !v.is_object() && !v.is_null()) {
             attributes.insert(key.into(), v.clone());
         }
@@ -202,7 +205,8 @@ fn workflow_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value 
 
 /// A kernel transition as an audit event: `action` is the transition
 /// (`step.retried`, `execution.failed`, …), `workflow_id` the execution,
-/// `activity_id` the step; `attributes` carry the states and the tool.
+/// `activity_id` the step; `attributes` carry the states, the tool and the
+/// subject of the token that acted.
 fn kernel_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
     let action = kind.trim_start_matches("kernel.");
     let execution = p["execution_id"].as_str().unwrap_or_default();
@@ -245,6 +249,7 @@ fn kernel_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
         "decision_id",
         "reason",
         "approve",
+        "subject",
     ] {
         if let Some(v) = p.get(key).filter(|v| !v.is_array() && !v.is_object() && !v.is_null()) {
             attributes.insert(key.into(), v.clone());
@@ -306,6 +311,10 @@ mod tests {
             tenant_name: "acme".into(),
             platform: false,
             roles: RoleSet::default(),
+            subject: "token-name:ci".into(),
+            agent_ids: Default::default(),
+            runner_ids: Default::default(),
+            expires_at: None,
         }
     }
 

@@ -195,6 +195,62 @@ impl Action {
     }
 }
 
+/// The agent ids, or the runner ids, a token may act as: each entry an
+/// exact id or a prefix ending in `*` (`claims-*`). Set when the token is
+/// minted, never changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Binding(Vec<String>);
+
+impl Binding {
+    pub fn new(entries: Vec<String>) -> Self {
+        Binding(entries)
+    }
+
+    /// Whether `id` is one of the bound ids or starts with a bound prefix.
+    pub fn allows(&self, id: &str) -> bool {
+        self.0.iter().any(|e| match e.strip_suffix('*') {
+            Some(prefix) => id.starts_with(prefix),
+            None => e == id,
+        })
+    }
+
+    pub fn entries(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The stored form (a JSON array).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, String> {
+        serde_json::from_str(s).map_err(|e| format!("token binding: {e}"))
+    }
+
+    /// The binding of a token minted without one: only the id equal to its
+    /// name (the id its streams take by default), when the token may act as
+    /// that kind of identity (`role`, or admin) and its name is a valid id
+    /// (`fault` finds none); else none at all.
+    pub fn named(name: &str, roles: RoleSet, role: Role, fault: fn(&str, &str) -> Option<String>) -> Self {
+        let may = roles.contains(role) || roles.contains(Role::Admin);
+        if may && fault("id", name).is_none() {
+            Binding(vec![name.to_string()])
+        } else {
+            Binding(Vec::new())
+        }
+    }
+}
+
+/// What a token's `subject` is when it was minted without one:
+/// `token-name:<name>`. Chosen subjects may not start with this prefix, so
+/// a default never passes for a person or service someone named.
+pub const DEFAULT_SUBJECT_PREFIX: &str = "token-name:";
+
+pub fn default_subject(token_name: &str) -> String {
+    format!("{DEFAULT_SUBJECT_PREFIX}{token_name}")
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -205,6 +261,15 @@ pub struct Principal {
     /// True for the tenant created on first start, whose admins manage tenants.
     pub platform: bool,
     pub roles: RoleSet,
+    /// The person or service behind the token: reviewers are counted by
+    /// it, and evidence of what the token did names it.
+    pub subject: String,
+    /// The agent ids this token may act as (streams, intents, step results).
+    pub agent_ids: Binding,
+    /// The runner ids this token may act as (streams, job results).
+    pub runner_ids: Binding,
+    /// When the token stops being honoured (epoch ms); None: never.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -222,6 +287,21 @@ impl Principal {
     /// parentheses), never anything taken from a request body.
     pub fn actor(&self) -> String {
         format!("token:{} ({})", self.token_id, self.token_name)
+    }
+
+    /// Whether this token may act as agent `agent_id`.
+    pub fn is_agent(&self, agent_id: &str) -> bool {
+        self.agent_ids.allows(agent_id)
+    }
+
+    /// Whether this token may act as runner `runner_id`.
+    pub fn is_runner(&self, runner_id: &str) -> bool {
+        self.runner_ids.allows(runner_id)
+    }
+
+    /// Whether the token's expiry has passed at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now_ms)
     }
 }
 
@@ -280,12 +360,35 @@ mod tests {
             tenant_name: "x".into(),
             platform,
             roles: roles.iter().copied().collect(),
+            subject: "token-name:n".into(),
+            agent_ids: Binding::default(),
+            runner_ids: Binding::default(),
+            expires_at: None,
         };
         assert!(p(&[Role::Admin], false).may(Action::WriteBundles));
         assert!(!p(&[Role::Admin], false).may(Action::ManageTenants));
         assert!(p(&[Role::Admin], true).may(Action::ManageTenants));
         assert!(!p(&[Role::Auditor], false).may(Action::WriteBundles));
         assert!(p(&[Role::Auditor], false).may(Action::ReadBundles));
+    }
+
+    #[test]
+    fn bindings_match_exact_ids_and_prefixes_only() {
+        let b = Binding::new(vec!["claims-agent".into(), "fraud-*".into()]);
+        assert!(b.allows("claims-agent"));
+        assert!(!b.allows("claims-agent-2"), "an exact entry is not a prefix");
+        assert!(!b.allows("claims"));
+        assert!(b.allows("fraud-check") && b.allows("fraud-"));
+        assert!(!b.allows("fraud"));
+        assert!(!Binding::default().allows("anything"));
+        assert_eq!(Binding::from_json(&b.to_json()).unwrap(), b);
+        let fault = |_: &str, v: &str| v.contains(' ').then(|| "bad".to_string());
+        let agent: RoleSet = [Role::Agent].into_iter().collect();
+        let auditor: RoleSet = [Role::Auditor].into_iter().collect();
+        assert_eq!(Binding::named("bot", agent, Role::Agent, fault).entries(), ["bot"]);
+        assert!(Binding::named("bot", agent, Role::Runner, fault).entries().is_empty());
+        assert!(Binding::named("bot", auditor, Role::Agent, fault).entries().is_empty());
+        assert!(Binding::named("a bot", agent, Role::Agent, fault).entries().is_empty());
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde_json::json;
 use super::AppState;
 use super::extract::{ApiJson, Caller};
 use super::problem::Problem;
-use crate::auth::{Action, Role, RoleSet, mint_token, new_id};
+use crate::auth::{Action, Binding, DEFAULT_SUBJECT_PREFIX, Role, RoleSet, mint_token, new_id};
 use crate::clock::rfc3339_ms;
+use crate::kernel::model::{agent_fault, name_fault};
 use crate::store::{KeyRow, TenantRow, TokenRow};
 
 pub fn router() -> axum::Router<AppState> {
@@ -65,15 +66,45 @@ pub struct CreateToken {
     /// A label for people: what or who uses the token.
     pub name: String,
     pub roles: Vec<Role>,
+    /// The person or service using the token (1–256 printable characters):
+    /// reviewers are counted by subject, and evidence names it. Default:
+    /// `token-name:<name>` (a prefix chosen subjects may not use).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The agent ids the token may act as (streams, intents, step
+    /// results): exact ids, or prefixes ending in `*` (`claims-*`), at most
+    /// 64. Default: the token's name, when the token has the `agent` or
+    /// `admin` role and its name is a valid agent id; `[]` binds none.
+    #[serde(default)]
+    pub agent_ids: Option<Vec<String>>,
+    /// The runner ids the token may act as (streams, job results), as
+    /// `agent_ids`; default: the token's name, for `runner` and `admin` tokens.
+    #[serde(default)]
+    pub runner_ids: Option<Vec<String>>,
+    /// When the token stops being honoured (RFC 3339, in the future).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Or: how long from now it is honoured, in seconds (at most ten years).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
 
+/// A minted token: what the listing shows of it, and its secret.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
-    pub id: String,
-    pub name: String,
-    pub roles: Vec<Role>,
+    #[serde(flatten)]
+    pub view: TokenView,
     /// The secret. Shown once; only its hash is stored.
     pub token: String,
+}
+
+impl CreatedToken {
+    fn of(row: TokenRow, secret: String) -> Self {
+        Self {
+            view: row.into(),
+            token: secret,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,6 +112,14 @@ pub struct TokenView {
     pub id: String,
     pub name: String,
     pub roles: Vec<Role>,
+    /// The person or service behind the token.
+    pub subject: String,
+    /// The agent ids it may act as (exact, or prefixes ending in `*`).
+    pub agent_ids: Vec<String>,
+    /// The runner ids it may act as.
+    pub runner_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     pub created_at: String,
     pub created_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +132,10 @@ impl From<TokenRow> for TokenView {
             id: t.id,
             name: t.name,
             roles: t.roles.iter().collect(),
+            subject: t.subject,
+            agent_ids: t.agent_ids.entries().to_vec(),
+            runner_ids: t.runner_ids.entries().to_vec(),
+            expires_at: t.expires_at.map(rfc3339_ms),
             created_at: rfc3339_ms(t.created_at),
             created_by: t.created_by,
             revoked_at: t.revoked_at.map(rfc3339_ms),
@@ -183,19 +226,117 @@ fn roles_of(roles: &[Role]) -> Result<RoleSet, Problem> {
     Ok(set)
 }
 
-/// Builds a new token row and its secret.
+/// Builds a new token row (default subject and bindings) and its secret.
 fn new_token(tenant_id: &str, name: &str, roles: RoleSet, by: String, now: i64) -> (TokenRow, crate::auth::NewToken) {
     let minted = mint_token();
-    let row = TokenRow {
-        id: new_id("tok", now),
-        tenant_id: tenant_id.to_string(),
-        name: name.to_string(),
-        roles,
-        created_at: now,
-        created_by: by,
-        revoked_at: None,
-    };
+    let row = TokenRow::new(new_id("tok", now), tenant_id, name, roles, by, now);
     (row, minted)
+}
+
+/// Most entries of one binding.
+const MAX_BINDING_ENTRIES: usize = 64;
+
+/// Longest `ttl_seconds`: ten years.
+const MAX_TTL_SECONDS: u64 = 10 * 365 * 86400;
+
+/// A binding as given at minting: exact ids, or prefixes ending in `*`,
+/// each (without its `*`) passing the kernel's naming rule (`fault`). A
+/// token whose roles never act as this kind of identity may not name any.
+fn binding_of(
+    field: &str,
+    entries: Option<Vec<String>>,
+    default: Binding,
+    may: bool,
+    fault: fn(&str, &str) -> Option<String>,
+) -> Result<Binding, Problem> {
+    let Some(entries) = entries else {
+        return Ok(default);
+    };
+    if !may && !entries.is_empty() {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            format!(
+                "field `{field}` binds identities this token's roles never act as; give it the role, or leave the field out"
+            ),
+        ));
+    }
+    if entries.len() > MAX_BINDING_ENTRIES {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            format!("field `{field}` has more than {MAX_BINDING_ENTRIES} entries; use prefixes (`claims-*`)"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let id = e.strip_suffix('*').unwrap_or(&e);
+        if let Some(fault) = fault(&format!("each entry of `{field}` (without its trailing *)"), id) {
+            return Err(Problem::bad_request("invalid_field", fault));
+        }
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(Binding::new(out))
+}
+
+fn subject_of(subject: Option<String>, default: String) -> Result<String, Problem> {
+    let Some(subject) = subject else {
+        return Ok(default);
+    };
+    validate_label("subject", &subject, 256)?;
+    if subject.starts_with(DEFAULT_SUBJECT_PREFIX) {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            format!(
+                "subjects starting with `{DEFAULT_SUBJECT_PREFIX}` are those of tokens minted without one; name the person or service"
+            ),
+        ));
+    }
+    Ok(subject)
+}
+
+/// The expiry asked for, epoch ms: `expires_at` or `ttl_seconds`, in the future.
+fn expiry_of(expires_at: Option<&str>, ttl_seconds: Option<u64>, now: i64) -> Result<Option<i64>, Problem> {
+    let at = match (expires_at, ttl_seconds) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(Problem::bad_request(
+                "invalid_field",
+                "give `expires_at` or `ttl_seconds`, not both",
+            ));
+        }
+        (Some(t), None) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| {
+                Problem::bad_request(
+                    "invalid_field",
+                    format!("field `expires_at` must be an RFC 3339 time: {e}"),
+                )
+            })?
+            .timestamp_millis(),
+        (None, Some(s)) => {
+            if s == 0 || s > MAX_TTL_SECONDS {
+                return Err(Problem::bad_request(
+                    "invalid_field",
+                    format!("field `ttl_seconds` must be between 1 and {MAX_TTL_SECONDS} (ten years)"),
+                ));
+            }
+            now + (s as i64) * 1000
+        }
+    };
+    if at <= now {
+        return Err(Problem::bad_request(
+            "invalid_field",
+            "field `expires_at` must be in the future",
+        ));
+    }
+    Ok(Some(at))
+}
+
+/// What the ledger records of a minted token (never its secret).
+fn token_record(row: &TokenRow) -> serde_json::Value {
+    json!({"token_id": row.id, "name": row.name, "roles": row.roles.to_csv(), "subject": row.subject,
+        "agent_ids": row.agent_ids.entries(), "runner_ids": row.runner_ids.entries(),
+        "expires_at": row.expires_at.map(rfc3339_ms)})
 }
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = CreateTenant,
@@ -225,7 +366,8 @@ pub async fn create_tenant(
     state
         .record_in(&tenant.id, who, "tenant.create", &tenant.id, created)
         .await?;
-    let first = json!({"token_id": token.id, "name": token.name, "roles": roles.to_csv(), "tenant_id": tenant.id});
+    let mut first = token_record(&token);
+    first["tenant_id"] = tenant.id.clone().into();
     state
         .record_in(&tenant.id, who, "token.create", &token.id, first)
         .await?;
@@ -234,12 +376,7 @@ pub async fn create_tenant(
         StatusCode::CREATED,
         Json(CreatedTenant {
             tenant: tenant.into(),
-            admin_token: CreatedToken {
-                id: token.id,
-                name: token.name,
-                roles: vec![Role::Admin],
-                token: minted.secret,
-            },
+            admin_token: CreatedToken::of(token, minted.secret),
         }),
     ))
 }
@@ -264,20 +401,30 @@ pub async fn create_token(
     let who = caller.require(Action::ManageTokens)?;
     validate_label("name", &body.name, 128)?;
     let roles = roles_of(&body.roles)?;
-    let (row, minted) = new_token(&who.tenant_id, &body.name, roles, who.actor(), state.clock.now_ms());
+    let now = state.clock.now_ms();
+    let (mut row, minted) = new_token(&who.tenant_id, &body.name, roles, who.actor(), now);
+    let may = |role| roles.contains(role) || roles.contains(Role::Admin);
+    row.subject = subject_of(body.subject, row.subject)?;
+    row.agent_ids = binding_of(
+        "agent_ids",
+        body.agent_ids,
+        row.agent_ids,
+        may(Role::Agent),
+        agent_fault,
+    )?;
+    row.runner_ids = binding_of(
+        "runner_ids",
+        body.runner_ids,
+        row.runner_ids,
+        may(Role::Runner),
+        name_fault,
+    )?;
+    row.expires_at = expiry_of(body.expires_at.as_deref(), body.ttl_seconds, now)?;
     state.store.insert_token(&row, &minted.hash).await?;
-    let payload = json!({"token_id": row.id, "name": row.name, "roles": roles.to_csv()});
-    state.record(who, "token.create", &row.id, payload).await?;
-    tracing::info!(token = %row.id, tenant = %who.tenant_id, roles = %roles.to_csv(), by = %who.actor(), "token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            id: row.id,
-            name: row.name,
-            roles: roles.iter().collect(),
-            token: minted.secret,
-        }),
-    ))
+    state.record(who, "token.create", &row.id, token_record(&row)).await?;
+    tracing::info!(token = %row.id, tenant = %who.tenant_id, roles = %roles.to_csv(), subject = %row.subject,
+        by = %who.actor(), "token created");
+    Ok((StatusCode::CREATED, Json(CreatedToken::of(row, minted.secret))))
 }
 
 #[utoipa::path(get, path = "/v1/tokens", tag = "admin",
@@ -310,8 +457,11 @@ pub async fn revoke_token(
         ));
     }
     state.tokens.forget(&id);
+    // Its open streams on this instance close now; other instances close
+    // theirs at their next check (every `auth.cache_ttl_ms`).
+    let closed = state.kernel.close_streams_of(&id);
     state.record(who, "token.revoke", &id, json!({"token_id": id})).await?;
-    tracing::info!(token = %id, tenant = %who.tenant_id, by = %who.actor(), "token revoked");
+    tracing::info!(token = %id, tenant = %who.tenant_id, streams_closed = closed, by = %who.actor(), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

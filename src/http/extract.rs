@@ -61,6 +61,14 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?;
         match state.tokens.authenticate(&state.store, token).await? {
+            Some(p) if p.expired(state.clock.now_ms()) => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+                format!(
+                    "the bearer token expired at {}; ask an admin for a new one",
+                    crate::clock::rfc3339_ms(p.expires_at.unwrap_or_default())
+                ),
+            )),
             Some(p) => Ok(Caller(p)),
             None => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,

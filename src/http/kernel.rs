@@ -25,7 +25,7 @@ use crate::kernel::hub::Conn;
 use crate::kernel::model::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::kernel::service::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
-    StepView,
+    StepView, bound_agent, bound_runner,
 };
 use crate::kernel::{Kernel, KernelError};
 use crate::ledger::Receipt;
@@ -60,7 +60,14 @@ impl From<KernelError> for Problem {
             }
             K::UnknownExecution(_) | K::UnknownStep(_) => StatusCode::NOT_FOUND,
             K::Invalid(_) => StatusCode::BAD_REQUEST,
-            K::Denied { .. } | K::NotAReviewer(_) | K::ByInitiator(_) => StatusCode::FORBIDDEN,
+            K::Denied { .. }
+            | K::NotAReviewer(_)
+            | K::ByInitiator(_)
+            | K::ByActor(_)
+            | K::NotBound { .. }
+            | K::JobNotYours(_)
+            | K::RunnerOwned(_) => StatusCode::FORBIDDEN,
+            K::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             K::IllegalTransition { .. }
             | K::NotAssigned(_)
             | K::StepNotYours { .. }
@@ -81,6 +88,9 @@ impl From<KernelError> for Problem {
                     .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r}))
                     .collect(),
             );
+        }
+        if let K::TooManyStreams(_) = e {
+            p.retry_after = Some(5);
         }
         p
     }
@@ -249,7 +259,9 @@ pub async fn step_result(
     Ok(Json(kernel(&state).report(who, None, req).await?))
 }
 
-/// A runner's report on a job: started, succeeded or failed.
+/// A runner's report on a job: started, succeeded or failed. Only from a
+/// token bound to the runner id, and only from the token the job was
+/// dispatched to (403 `job_not_yours`).
 #[utoipa::path(post, path = "/v0/runners/{id}/results", tag = "kernel", request_body = StepReport,
     params(("id" = String, Path, description = "runner id")),
     responses((status = 200, body = StepView), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
@@ -266,14 +278,16 @@ pub async fn runner_result(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AgentStreamQuery {
-    /// The agent this stream serves; defaults to the token's name.
+    /// The agent this stream serves, one the token is bound to (its
+    /// `agent_ids`); defaults to the token's name.
     pub agent_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RunnerStreamQuery {
-    /// Defaults to the token's name.
+    /// The runner this stream serves, one the token is bound to (its
+    /// `runner_ids`); defaults to the token's name.
     pub runner_id: Option<String>,
     /// The tools this runner serves, comma-separated.
     pub tools: String,
@@ -285,7 +299,10 @@ pub struct RunnerStreamQuery {
 /// The agent's stream: `execution.assigned`, `step.assigned` (local
 /// steps to run), `step.result`, `execution.signalled`,
 /// `execution.resumed`, `execution.cancelled`. Send `Last-Event-ID` to
-/// resume; closing it gives the agent's running executions back.
+/// resume; closing it gives the agent's running executions back. Only a
+/// token bound to the agent id opens it (403 `identity_not_bound`); it ends
+/// when the token is revoked or expires; a tenant holds at most
+/// `kernel.max_streams_per_tenant` streams per instance (429 `too_many_streams`).
 #[utoipa::path(get, path = "/v0/agents/stream", tag = "kernel", params(AgentStreamQuery),
     responses((status = 200, description = "text/event-stream"), (status = "4XX", body = ProblemBody)),
     security(("bearer" = [])))]
@@ -300,6 +317,7 @@ pub async fn agent_stream(
     if let Some(fault) = agent_fault("agent_id", &name) {
         return Err(Problem::bad_request("invalid_stream", fault));
     }
+    bound_agent(who, &name)?;
     let k = kernel(&state).clone();
     let recipient = agent_recipient(&who.tenant_id, &name);
     let after = resume_point(&k, &headers, &recipient).await?;
@@ -309,7 +327,10 @@ pub async fn agent_stream(
 }
 
 /// The runner's stream: `job.assigned` (with its idempotency key) and
-/// `job.cancelled`. Send `Last-Event-ID` to resume.
+/// `job.cancelled`. Send `Last-Event-ID` to resume. Only a token bound to
+/// the runner id opens it (403 `identity_not_bound`), and a runner id's
+/// tool declarations belong to the token that made them (403
+/// `runner_owned_by_other_token` for another token while that one lives).
 #[utoipa::path(get, path = "/v0/runners/stream", tag = "kernel", params(RunnerStreamQuery),
     responses((status = 200, description = "text/event-stream"), (status = "4XX", body = ProblemBody)),
     security(("bearer" = [])))]
@@ -322,6 +343,7 @@ pub async fn runner_stream(
     let who = caller.require(Action::ActAsRunner)?;
     let name = q.runner_id.unwrap_or_else(|| who.token_name.clone());
     check_id("runner_id", &name)?;
+    bound_runner(who, &name)?;
     let non_idempotent: Vec<&str> = q
         .non_idempotent
         .as_deref()
@@ -436,6 +458,10 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
     };
     let s = futures_util::stream::unfold(cursor, |mut c| async move {
         loop {
+            // Its token was revoked or expired: the stream ends here.
+            if c.reg.conn.is_closed() {
+                return None;
+            }
             if let Some(p) = c.buf.pop_front() {
                 c.after = p.seq;
                 let event = Event::default()

@@ -5,9 +5,13 @@
 //! what follows the last id it sent, so a client that reconnects with
 //! `Last-Event-ID` misses nothing, and a message committed by another
 //! instance reaches it at its next poll.
+//!
+//! The hub also knows which token holds each stream: revoking a token, or
+//! its expiry, closes its streams ([`Hub::close_token`]), and a tenant
+//! holds at most so many streams at once.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -22,18 +26,49 @@ pub struct Conn {
     /// The agent or runner id.
     pub name: String,
     pub token_id: String,
+    /// The token's subject (the person or service).
+    pub subject: String,
+    /// When the token expires (epoch ms): the stream closes then.
+    pub expires_at: Option<i64>,
     pub actor: String,
     pub recipient: String,
     pub wake: Arc<Notify>,
+    /// Set when the stream must end (its token was revoked or expired);
+    /// the stream sees it at its next wake-up, which closing causes.
+    pub closed: Arc<AtomicBool>,
     /// A runner's tools (empty for agents).
     pub tools: Vec<DeclaredTool>,
 }
+
+impl Conn {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Ends the stream: marks it, then wakes it to see the mark.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// A tenant already holds the most streams it may (the limit).
+#[derive(Debug)]
+pub struct TooManyStreams(pub usize);
 
 #[derive(Default)]
 struct Inner {
     agents: HashMap<(String, String), Vec<Conn>>,
     runners: HashMap<(String, String), Vec<Conn>>,
     by_recipient: HashMap<String, Vec<Arc<Notify>>>,
+    /// Open streams (agents and runners) per tenant.
+    per_tenant: HashMap<String, usize>,
+}
+
+impl Inner {
+    fn all(&self) -> impl Iterator<Item = &Conn> {
+        self.agents.values().chain(self.runners.values()).flatten()
+    }
 }
 
 #[derive(Default)]
@@ -43,28 +78,33 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn add_agent(&self, conn: Conn) {
-        let mut g = self.inner.lock().expect("hub lock");
-        g.by_recipient
-            .entry(conn.recipient.clone())
-            .or_default()
-            .push(conn.wake.clone());
-        g.agents
-            .entry((conn.tenant_id.clone(), conn.name.clone()))
-            .or_default()
-            .push(conn);
+    /// Registers an agent stream, unless its tenant already holds `limit`
+    /// streams on this instance.
+    pub fn add_agent(&self, conn: Conn, limit: usize) -> Result<(), TooManyStreams> {
+        self.add(conn, limit, true)
     }
 
-    pub fn add_runner(&self, conn: Conn) {
+    /// Registers a runner stream, unless its tenant already holds `limit`.
+    pub fn add_runner(&self, conn: Conn, limit: usize) -> Result<(), TooManyStreams> {
+        self.add(conn, limit, false)
+    }
+
+    fn add(&self, conn: Conn, limit: usize, agent: bool) -> Result<(), TooManyStreams> {
         let mut g = self.inner.lock().expect("hub lock");
+        let open = g.per_tenant.entry(conn.tenant_id.clone()).or_default();
+        if *open >= limit {
+            return Err(TooManyStreams(limit));
+        }
+        *open += 1;
         g.by_recipient
             .entry(conn.recipient.clone())
             .or_default()
             .push(conn.wake.clone());
-        g.runners
-            .entry((conn.tenant_id.clone(), conn.name.clone()))
+        let map = if agent { &mut g.agents } else { &mut g.runners };
+        map.entry((conn.tenant_id.clone(), conn.name.clone()))
             .or_default()
             .push(conn);
+        Ok(())
     }
 
     /// Forgets a stream; true when it was the last one of its agent or runner.
@@ -85,12 +125,48 @@ impl Hub {
         let Some(list) = map.get_mut(&key) else {
             return true;
         };
+        let before = list.len();
         list.retain(|c| c.id != conn.id);
+        let removed = before != list.len();
         let last = list.is_empty();
         if last {
             map.remove(&key);
         }
+        if removed && let Some(open) = g.per_tenant.get_mut(&conn.tenant_id) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                g.per_tenant.remove(&conn.tenant_id);
+            }
+        }
         last
+    }
+
+    /// Closes every stream held by this token; returns how many.
+    pub fn close_token(&self, token_id: &str) -> usize {
+        self.close_where(|c| c.token_id == token_id)
+    }
+
+    /// Closes every stream whose token expired by `now_ms`, or is one of
+    /// `dead` (revoked); returns how many.
+    pub fn close_dead(&self, now_ms: i64, dead: &HashSet<String>) -> usize {
+        self.close_where(|c| c.expires_at.is_some_and(|t| t <= now_ms) || dead.contains(&c.token_id))
+    }
+
+    fn close_where(&self, dead: impl Fn(&Conn) -> bool) -> usize {
+        let g = self.inner.lock().expect("hub lock");
+        let mut n = 0;
+        for c in g.all().filter(|c| !c.is_closed() && dead(c)) {
+            c.close();
+            n += 1;
+        }
+        n
+    }
+
+    /// The tokens holding open streams here.
+    pub fn tokens(&self) -> Vec<String> {
+        let g = self.inner.lock().expect("hub lock");
+        let set: HashSet<&String> = g.all().filter(|c| !c.is_closed()).map(|c| &c.token_id).collect();
+        set.into_iter().cloned().collect()
     }
 
     /// Wakes every stream of this recipient on this instance.
@@ -103,12 +179,12 @@ impl Hub {
         }
     }
 
-    /// A connected stream of this agent, if any.
+    /// A connected stream of this agent, if any (not one being closed).
     pub fn agent(&self, tenant_id: &str, agent_id: &str) -> Option<Conn> {
         let g = self.inner.lock().expect("hub lock");
         g.agents
             .get(&(tenant_id.to_string(), agent_id.to_string()))
-            .and_then(|l| l.first().cloned())
+            .and_then(|l| l.iter().find(|c| !c.is_closed()).cloned())
     }
 
     pub fn has_agent_conn(&self, conn_id: &str) -> bool {
@@ -123,7 +199,7 @@ impl Hub {
             .runners
             .iter()
             .filter(|((t, _), _)| t == tenant_id)
-            .filter_map(|(_, l)| l.first())
+            .filter_map(|(_, l)| l.iter().find(|c| !c.is_closed()))
             .filter(|c| c.tools.iter().any(|d| d.name == tool))
             .collect();
         if candidates.is_empty() {
@@ -153,9 +229,12 @@ mod tests {
             tenant_id: "ten_1".into(),
             name: name.into(),
             token_id: "tok_1".into(),
+            subject: "token-name:t".into(),
+            expires_at: None,
             actor: "token:tok_1 (t)".into(),
             recipient: recipient.into(),
             wake: Arc::new(Notify::new()),
+            closed: Arc::new(AtomicBool::new(false)),
             tools: tools
                 .iter()
                 .map(|t| DeclaredTool {
@@ -171,8 +250,8 @@ mod tests {
         let hub = Hub::default();
         let a = conn("c1", "r-a", "runner/ten_1/r-a", &["fetch", "post"]);
         let b = conn("c2", "r-b", "runner/ten_1/r-b", &["fetch"]);
-        hub.add_runner(a.clone());
-        hub.add_runner(b.clone());
+        hub.add_runner(a.clone(), 10).unwrap();
+        hub.add_runner(b.clone(), 10).unwrap();
         let picks: Vec<String> = (0..4).map(|_| hub.runner_for("ten_1", "fetch").unwrap().name).collect();
         assert_eq!(picks.iter().filter(|n| *n == "r-a").count(), 2, "{picks:?}");
         assert_eq!(hub.runner_for("ten_1", "post").unwrap().name, "r-a");
@@ -190,8 +269,8 @@ mod tests {
         let hub = Hub::default();
         let one = conn("c1", "claims", "agent/ten_1/claims", &[]);
         let two = conn("c2", "claims", "agent/ten_1/claims", &[]);
-        hub.add_agent(one.clone());
-        hub.add_agent(two.clone());
+        hub.add_agent(one.clone(), 10).unwrap();
+        hub.add_agent(two.clone(), 10).unwrap();
         assert!(!hub.remove(&one), "another stream of the agent is open");
         assert_eq!(hub.agent("ten_1", "claims").unwrap().id, "c2");
         assert!(hub.has_agent_conn("c2") && !hub.has_agent_conn("c1"));
@@ -203,5 +282,59 @@ mod tests {
         );
         assert!(hub.remove(&two));
         assert!(hub.agent("ten_1", "claims").is_none());
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_limit_of_streams() {
+        let hub = Hub::default();
+        let a = conn("c1", "claims", "agent/ten_1/claims", &[]);
+        let b = conn("c2", "r-a", "runner/ten_1/r-a", &["fetch"]);
+        hub.add_agent(a.clone(), 2).unwrap();
+        hub.add_runner(b.clone(), 2).unwrap();
+        assert!(
+            hub.add_agent(conn("c3", "claims", "agent/ten_1/claims", &[]), 2)
+                .is_err()
+        );
+        let mut other = conn("c4", "claims", "agent/ten_2/claims", &[]);
+        other.tenant_id = "ten_2".into();
+        hub.add_agent(other, 2).expect("another tenant has its own count");
+        hub.remove(&a);
+        hub.remove(&a);
+        hub.add_agent(conn("c5", "claims", "agent/ten_1/claims", &[]), 2)
+            .expect("a slot freed, once");
+        assert!(
+            hub.add_agent(conn("c6", "claims", "agent/ten_1/claims", &[]), 2)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn closing_a_token_ends_its_streams_and_they_serve_no_more() {
+        let hub = Hub::default();
+        let mut mine = conn("c1", "r-a", "runner/ten_1/r-a", &["fetch"]);
+        mine.token_id = "tok_revoked".into();
+        let theirs = conn("c2", "r-b", "runner/ten_1/r-b", &["fetch"]);
+        hub.add_runner(mine.clone(), 10).unwrap();
+        hub.add_runner(theirs.clone(), 10).unwrap();
+        assert_eq!(hub.close_token("tok_revoked"), 1);
+        assert!(mine.is_closed() && !theirs.is_closed());
+        assert!(
+            futures_util::FutureExt::now_or_never(mine.wake.notified()).is_some(),
+            "the closed stream is woken to see it"
+        );
+        for _ in 0..4 {
+            assert_eq!(hub.runner_for("ten_1", "fetch").unwrap().name, "r-b");
+        }
+        assert_eq!(hub.tokens(), ["tok_1"]);
+        let mut expiring = conn("c3", "claims", "agent/ten_1/claims", &[]);
+        expiring.expires_at = Some(1_000);
+        hub.add_agent(expiring.clone(), 10).unwrap();
+        let none = HashSet::new();
+        assert_eq!(hub.close_dead(999, &none), 0);
+        assert_eq!(hub.close_dead(1_000, &none), 1);
+        assert!(hub.agent("ten_1", "claims").is_none());
+        let dead: HashSet<String> = ["tok_1".to_string()].into();
+        assert_eq!(hub.close_dead(0, &dead), 1, "a token revoked elsewhere");
+        assert!(theirs.is_closed());
     }
 }

@@ -156,12 +156,17 @@ pub struct ExecutionRow {
     pub labels: serde_json::Map<String, serde_json::Value>,
     /// The `complete` result, or the failure.
     pub output: Option<serde_json::Value>,
-    /// Who created it (`token:<id> (<name>)`) and that token's id.
+    /// Who created it (`token:<id> (<name>)`), that token's id and its
+    /// subject (none of them may review its steps).
     pub initiator: String,
     pub initiator_token: String,
+    pub initiator_subject: String,
     /// The agent stream holding it, and that stream's token.
     pub conn: Option<String>,
     pub agent_token: Option<String>,
+    /// Every subject whose agent token has held it: none of them may
+    /// review its steps.
+    pub agent_subjects: Vec<String>,
     pub waiting_on: Option<WaitingOn>,
     /// The execution's time-out, epoch ms.
     pub deadline_at: i64,
@@ -183,12 +188,13 @@ pub struct ExecutionRow {
 
 impl ExecutionRow {
     /// A new pending execution, not yet stored: no input or labels, no
-    /// agent stream, at version 0. `initiator` is the actor and its token id.
+    /// agent stream, at version 0. `initiator` is the actor, its token id
+    /// and its subject.
     pub fn pending(
         id: String,
         tenant_id: String,
         agent_id: String,
-        initiator: (String, String),
+        initiator: (String, String, String),
         deadline_at: i64,
         now: i64,
     ) -> Self {
@@ -202,8 +208,10 @@ impl ExecutionRow {
             output: None,
             initiator: initiator.0,
             initiator_token: initiator.1,
+            initiator_subject: initiator.2,
             conn: None,
             agent_token: None,
+            agent_subjects: Vec::new(),
             waiting_on: None,
             deadline_at,
             wake_at: None,
@@ -239,6 +247,9 @@ pub struct StepRow {
     /// Travels with the job: the same for every delivery of one attempt.
     pub idempotency_key: String,
     pub runner_id: Option<String>,
+    /// The token of the runner stream the job was dispatched to: only it
+    /// reports the job's result.
+    pub runner_token: Option<String>,
     pub decision_id: Option<String>,
     /// Seconds the step may take once it may start.
     pub timeout_ms: i64,
@@ -377,6 +388,8 @@ pub struct ApprovalRow {
     pub tenant_id: String,
     pub reviewer_token: String,
     pub reviewer: String,
+    /// The reviewer's subject: a step takes one verdict per subject.
+    pub subject: String,
     pub approve: bool,
     pub reason: String,
     pub args_hash: String,

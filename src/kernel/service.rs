@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, Notify};
 
 use super::hub::{Conn, Hub};
 use super::model::*;
-use crate::auth::{Principal, Role, new_id};
+use crate::auth::{Action, Principal, Role, new_id};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::config::KernelConfig;
 use crate::ledger::{AppendError, Ledger, Receipt, Record, canonical};
@@ -36,6 +36,18 @@ pub enum KernelError {
     },
     #[error("execution {0} is not held by this agent token; only the agent stream it was assigned to may act on it")]
     NotAssigned(String),
+    #[error("this token is not bound to {kind} id {id:?}; an admin mints tokens with the {kind} ids they may act as")]
+    NotBound { kind: &'static str, id: String },
+    #[error("the job of step {0} was dispatched to another token; only that token reports its result")]
+    JobNotYours(String),
+    #[error(
+        "runner {0:?} declared its tools with another token, which is still live; only that token may declare them again"
+    )]
+    RunnerOwned(String),
+    #[error(
+        "this tenant already holds {0} open streams on this instance (kernel.max_streams_per_tenant); close one first"
+    )]
+    TooManyStreams(usize),
     #[error("step {step} was dispatched to runner {owner:?}, not to runner {caller}")]
     StepNotYours {
         step: String,
@@ -56,14 +68,20 @@ pub enum KernelError {
     NoReview(String),
     #[error("the reviewed arguments hash {given} is not the step's ({expected}); review the step as it is now")]
     ArgumentsMismatch { given: String, expected: String },
-    #[error("this reviewer already gave a verdict on step {0}; a verdict counts once")]
+    #[error(
+        "this reviewer (this token, or another token of its subject) already gave a verdict on step {0}; each person's verdict counts once"
+    )]
     ApprovalReused(String),
     #[error("the review of step {0} expired; nothing can be approved any more")]
     ApprovalExpired(String),
     #[error("the review of step {step} is closed ({state})")]
     ApprovalClosed { step: String, state: String },
-    #[error("the token that started execution {0} may not review its steps; another person must")]
+    #[error("the subject that started execution {0} may not review its steps; another person must")]
     ByInitiator(String),
+    #[error(
+        "the subject that runs execution {0} (or a token that may act as its agent) may not review its steps; another person must"
+    )]
+    ByActor(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -77,6 +95,10 @@ impl KernelError {
             KernelError::UnknownStep(_) => "unknown_step",
             KernelError::IllegalTransition { .. } => "illegal_transition",
             KernelError::NotAssigned(_) => "not_assigned",
+            KernelError::NotBound { .. } => "identity_not_bound",
+            KernelError::JobNotYours(_) => "job_not_yours",
+            KernelError::RunnerOwned(_) => "runner_owned_by_other_token",
+            KernelError::TooManyStreams(_) => "too_many_streams",
             KernelError::StepNotYours { .. } => "step_not_yours",
             KernelError::Denied { .. } => "intent_denied",
             KernelError::Invalid(_) => "invalid_intent",
@@ -87,6 +109,7 @@ impl KernelError {
             KernelError::ApprovalExpired(_) => "approval_expired",
             KernelError::ApprovalClosed { .. } => "approval_closed",
             KernelError::ByInitiator(_) => "approval_by_initiator",
+            KernelError::ByActor(_) => "approval_by_actor",
             KernelError::Store(_) => "store",
             KernelError::Ledger(e) => e.code(),
         }
@@ -304,6 +327,8 @@ pub struct ExecutionView {
     #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
     pub initiator: String,
+    /// The subject of the token that started it.
+    pub initiator_subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_on: Option<WaitingOn>,
     pub deadline_at: String,
@@ -359,8 +384,10 @@ pub struct PendingReview {
     pub agent_id: String,
     pub initiator: String,
     pub step: StepView,
-    /// Who already approved.
+    /// Who already approved (their tokens, as recorded).
     pub approved_by: Vec<String>,
+    /// The subjects who already approved: each counts once.
+    pub approved_subjects: Vec<String>,
 }
 
 // ---------------------------------------------------------------- edits
@@ -374,6 +401,9 @@ struct Edit {
     pushes: Vec<PushRow>,
     approval: Option<ApprovalRow>,
     now: i64,
+    /// The caller acting (its actor and subject): the entries it records
+    /// name its subject.
+    by: Option<(String, String)>,
 }
 
 impl Edit {
@@ -387,13 +417,25 @@ impl Edit {
             pushes: Vec::new(),
             approval: None,
             now,
+            by: None,
         }
+    }
+
+    /// The same edit, made by `who`.
+    fn by(mut self, who: &Principal) -> Self {
+        self.by = Some((who.actor(), who.subject.clone()));
+        self
     }
 
     fn record(&mut self, kind: &'static str, actor: &str, mut payload: Value) {
         self.exec.seq += 1;
         if kind != "decision" {
             payload["agent_id"] = self.exec.agent_id.clone().into();
+            if let Some((by, subject)) = &self.by
+                && by == actor
+            {
+                payload["subject"] = subject.clone().into();
+            }
         }
         self.history.push(HistoryRow {
             execution_id: self.exec.id.clone(),
@@ -521,6 +563,9 @@ pub struct Kernel {
     pub due: Notify,
     /// Wakes the workflow engine when an execution a run started has ended.
     pub run_ended: Notify,
+    /// How often open streams' tokens are checked against the store (a
+    /// token revoked on another instance, or expired): `auth.cache_ttl_ms`.
+    pub token_check: std::time::Duration,
 }
 
 const SYSTEM: &str = "system";
@@ -548,7 +593,14 @@ impl Kernel {
             peers: std::sync::atomic::AtomicBool::new(false),
             due: Notify::new(),
             run_ended: Notify::new(),
+            token_check: std::time::Duration::from_millis(crate::config::AuthConfig::default().cache_ttl_ms),
         }
+    }
+
+    /// The same kernel, checking its open streams' tokens this often.
+    pub fn with_token_check(mut self, every: std::time::Duration) -> Self {
+        self.token_check = every;
+        self
     }
 
     fn lock_of(&self, execution_id: &str) -> &Mutex<()> {
@@ -627,13 +679,13 @@ impl Kernel {
             new_id("exe", now),
             who.tenant_id.clone(),
             req.agent_id,
-            (who.actor(), who.token_id.clone()),
+            (who.actor(), who.token_id.clone(), who.subject.clone()),
             now + (timeout as i64) * 1000,
             now,
         );
         exec.input = req.input;
         exec.labels = req.labels;
-        let mut edit = Edit::of(exec, now);
+        let mut edit = Edit::of(exec, now).by(who);
         edit.expected = None;
         let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input,
             "labels": edit.exec.labels, "deadline_at": rfc3339_ms(edit.exec.deadline_at)});
@@ -673,6 +725,7 @@ impl Kernel {
             labels: e.labels.clone(),
             output: e.output.clone(),
             initiator: e.initiator.clone(),
+            initiator_subject: e.initiator_subject.clone(),
             waiting_on: e.waiting_on,
             deadline_at: rfc3339_ms(e.deadline_at),
             created_at: rfc3339_ms(e.created_at),
@@ -703,7 +756,7 @@ impl Kernel {
     pub async fn cancel(&self, who: &Principal, id: &str, reason: Option<String>) -> Result<ExecutionView> {
         let _g = self.lock_of(id).lock().await;
         let exec = self.load(&who.tenant_id, id).await?;
-        let mut edit = Edit::of(exec, self.clock.now_ms());
+        let mut edit = Edit::of(exec, self.clock.now_ms()).by(who);
         let reason = reason.unwrap_or_else(|| "cancelled on request".into());
         self.end(&mut edit, ExecState::Cancelled, &who.actor(), json!({"reason": reason}))
             .await?;
@@ -763,7 +816,7 @@ impl Kernel {
     pub async fn signal(&self, who: &Principal, id: &str, payload: Value) -> Result<ExecutionView> {
         let _g = self.lock_of(id).lock().await;
         let exec = self.load(&who.tenant_id, id).await?;
-        let mut edit = Edit::of(exec, self.clock.now_ms());
+        let mut edit = Edit::of(exec, self.clock.now_ms()).by(who);
         let data = json!({"execution_id": id, "signal": payload});
         match (edit.exec.state, edit.exec.waiting_on) {
             (ExecState::Blocked, Some(WaitingOn::Signal)) => {
@@ -804,11 +857,12 @@ impl Kernel {
         let id = intent.execution_id.clone();
         let _g = self.lock_of(&id).lock().await;
         let exec = self.load(&who.tenant_id, &id).await?;
+        bound_agent(who, &exec.agent_id)?;
         if exec.agent_token.as_deref() != Some(who.token_id.as_str()) {
             return Err(KernelError::NotAssigned(id));
         }
         let now = self.clock.now_ms();
-        let mut edit = Edit::of(exec, now);
+        let mut edit = Edit::of(exec, now).by(who);
         let actor = who.actor();
         match intent.kind {
             IntentType::Complete => {
@@ -915,7 +969,7 @@ impl Kernel {
             "arguments": arguments,
             "labels": edit.exec.labels,
             "caller": {"token_id": who.token_id, "token_name": who.token_name, "tenant_id": who.tenant_id,
-                "roles": who.roles.iter().map(Role::as_str).collect::<Vec<_>>()},
+                "subject": who.subject, "roles": who.roles.iter().map(Role::as_str).collect::<Vec<_>>()},
             "workflow": context_field(&edit.exec, "workflow"),
             "skill": context_field(&edit.exec, "skill"),
             "organisation": context_field(&edit.exec, "organisation"),
@@ -966,6 +1020,7 @@ impl Kernel {
             idempotent,
             idempotency_key: step_id.clone(),
             runner_id: None,
+            runner_token: None,
             decision_id: verdict.decision_id.clone(),
             timeout_ms: (timeout_s as i64) * 1000,
             deadline_at: None,
@@ -1212,6 +1267,7 @@ impl Kernel {
             return Ok(s);
         };
         s.runner_id = Some(runner.name.clone());
+        s.runner_token = Some(runner.token_id.clone());
         edit.put_step(s.clone(), Some(step.state));
         let moved = edit.move_step(
             &s,
@@ -1239,6 +1295,7 @@ impl Kernel {
         let step = self.step_of(&exec, &report.step_id).await?;
         match runner {
             Some(r) => {
+                bound_runner(who, r)?;
                 if !step.remote || step.runner_id.as_deref() != Some(r) {
                     return Err(KernelError::StepNotYours {
                         step: step.id,
@@ -1246,8 +1303,13 @@ impl Kernel {
                         caller: r.to_string(),
                     });
                 }
+                // Steps dispatched before tokens were recorded name none.
+                if step.runner_token.as_ref().is_some_and(|t| *t != who.token_id) {
+                    return Err(KernelError::JobNotYours(step.id));
+                }
             }
             None => {
+                bound_agent(who, &exec.agent_id)?;
                 if step.remote {
                     return Err(KernelError::StepNotYours {
                         step: step.id,
@@ -1270,7 +1332,7 @@ impl Kernel {
             return Ok(StepView::of(&step, 0));
         }
         let actor = who.actor();
-        let mut edit = Edit::of(exec, self.clock.now_ms());
+        let mut edit = Edit::of(exec, self.clock.now_ms()).by(who);
         if step.state == StepState::Dispatched && target != StepState::Running {
             edit.move_step(&step, StepState::Running, "kernel.step.started", &actor, json!({}))?;
         }
@@ -1326,6 +1388,7 @@ impl Kernel {
                 state: StepState::Pending,
                 idempotency_key: id.clone(),
                 runner_id: None,
+                runner_token: None,
                 deadline_at: Some(now + delay + s.timeout_ms),
                 not_before: Some(now + delay),
                 result: None,
@@ -1375,20 +1438,21 @@ impl Kernel {
             let Some(exec) = self.store.kernel_execution(&s.execution_id).await? else {
                 continue;
             };
-            let approved_by: Vec<String> = self
+            let (approved_by, approved_subjects): (Vec<String>, Vec<String>) = self
                 .store
                 .kernel_approvals_of(&s.id)
                 .await?
                 .into_iter()
                 .filter(|a| a.approve)
-                .map(|a| a.reviewer)
-                .collect();
+                .map(|a| (a.reviewer, a.subject))
+                .unzip();
             out.push(PendingReview {
                 execution_id: exec.id,
                 agent_id: exec.agent_id,
                 initiator: exec.initiator,
                 step: StepView::of(&s, approved_by.len()),
                 approved_by,
+                approved_subjects,
             });
         }
         Ok(out)
@@ -1405,11 +1469,21 @@ impl Kernel {
         let Some(review) = step.review else {
             return Err(KernelError::NoReview(step.id));
         };
-        if exec.initiator_token == who.token_id {
+        if exec.initiator_token == who.token_id || exec.initiator_subject == who.subject {
             return Err(KernelError::ByInitiator(exec.id));
         }
+        // Whoever runs it, ran it, or may act as its agent: never its reviewer.
+        let actor_of_it = exec.agent_token.as_deref() == Some(who.token_id.as_str())
+            || exec.agent_subjects.contains(&who.subject)
+            || (who.may(Action::ActAsAgent) && who.is_agent(&exec.agent_id));
+        if actor_of_it {
+            return Err(KernelError::ByActor(exec.id));
+        }
         let verdicts = self.store.kernel_approvals_of(&step.id).await?;
-        if verdicts.iter().any(|a| a.reviewer_token == who.token_id) {
+        if verdicts
+            .iter()
+            .any(|a| a.reviewer_token == who.token_id || a.subject == who.subject)
+        {
             return Err(KernelError::ApprovalReused(step.id));
         }
         let expired = review == ReviewState::Expired
@@ -1431,12 +1505,13 @@ impl Kernel {
         }
         let actor = who.actor();
         let approve = req.decision == Verdict::Approve;
-        let mut edit = Edit::of(exec, now);
+        let mut edit = Edit::of(exec, now).by(who);
         edit.approval = Some(ApprovalRow {
             step_id: step.id.clone(),
             tenant_id: who.tenant_id.clone(),
             reviewer_token: who.token_id.clone(),
             reviewer: actor.clone(),
+            subject: who.subject.clone(),
             approve,
             reason: req.reason.clone(),
             args_hash: req.args_hash.clone(),
@@ -1449,13 +1524,13 @@ impl Kernel {
         );
         let approvals = verdicts.iter().filter(|a| a.approve).count() + approve as usize;
         if is_gate(&edit.exec, &step) && (!approve || approvals as i64 >= step.review_needed) {
-            let mut approvers: Vec<String> = verdicts
+            let mut approvers: Vec<(String, String)> = verdicts
                 .iter()
                 .filter(|a| a.approve)
-                .map(|a| a.reviewer.clone())
+                .map(|a| (a.reviewer.clone(), a.subject.clone()))
                 .collect();
             if approve {
-                approvers.push(actor.clone());
+                approvers.push((actor.clone(), who.subject.clone()));
             }
             let s = self
                 .close_gate(&mut edit, &step, approvers, &actor, &req.reason)
@@ -1514,7 +1589,7 @@ impl Kernel {
         &self,
         edit: &mut Edit,
         step: &StepRow,
-        approvers: Vec<String>,
+        approvers: Vec<(String, String)>,
         actor: &str,
         reason: &str,
     ) -> Result<StepRow> {
@@ -1533,13 +1608,14 @@ impl Kernel {
             self.end(edit, ExecState::Failed, actor, error).await?;
             return Ok(edit.current(&s));
         }
-        let verdict = json!({"approved": true, "reviewers": approvers, "reason": reason});
+        let (reviewers, subjects): (Vec<String>, Vec<String>) = approvers.into_iter().unzip();
+        let verdict = json!({"approved": true, "reviewers": reviewers, "subjects": subjects, "reason": reason});
         s.review = Some(ReviewState::Approved);
         edit.put_step(s.clone(), Some(step.state));
         edit.record(
             "kernel.approval.granted",
             actor,
-            json!({"step_id": s.id, "approvals": approvers.len(), "reviewers_required": step.review_needed}),
+            json!({"step_id": s.id, "approvals": reviewers.len(), "reviewers_required": step.review_needed}),
         );
         edit.move_step(&s, StepState::Dispatched, "kernel.step.dispatched", SYSTEM, json!({}))?;
         edit.move_step(&s, StepState::Running, "kernel.step.started", SYSTEM, json!({}))?;
@@ -1596,7 +1672,11 @@ impl Kernel {
             spec.id.clone(),
             spec.tenant_id.clone(),
             agent_id,
-            (spec.initiator.clone(), spec.initiator_token.clone()),
+            (
+                spec.initiator.clone(),
+                spec.initiator_token.clone(),
+                spec.initiator_subject.clone(),
+            ),
             deadline_at,
             now,
         );
@@ -1605,6 +1685,8 @@ impl Kernel {
         exec.workflow_run = Some(spec.run_id.clone());
         exec.context = Some(spec.context.clone());
         let mut edit = Edit::of(exec, now);
+        // Started on behalf of the run's initiator: its entries name its subject.
+        edit.by = Some((spec.initiator.clone(), spec.initiator_subject.clone()));
         edit.expected = None;
         let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input, "labels": edit.exec.labels,
             "deadline_at": rfc3339_ms(edit.exec.deadline_at), "workflow_run": spec.run_id,
@@ -1641,6 +1723,7 @@ impl Kernel {
                     idempotent: true,
                     idempotency_key: step_id.clone(),
                     runner_id: None,
+                    runner_token: None,
                     decision_id: None,
                     timeout_ms: review_ms.unwrap_or(0),
                     deadline_at: None,
@@ -1743,21 +1826,56 @@ impl Kernel {
             tenant_id: who.tenant_id.clone(),
             name,
             token_id: who.token_id.clone(),
+            subject: who.subject.clone(),
+            expires_at: who.expires_at,
             actor: who.actor(),
             recipient,
             wake: Arc::new(Notify::new()),
+            closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tools: Vec::new(),
         }
     }
 
     /// An agent stream opened: it takes its agent's unassigned executions.
+    /// Refused when its tenant holds `max_streams_per_tenant` here already.
     pub async fn agent_connected(&self, conn: Conn) -> Result<()> {
-        self.hub.add_agent(conn.clone());
+        self.hub
+            .add_agent(conn.clone(), self.cfg.max_streams_per_tenant)
+            .map_err(|e| KernelError::TooManyStreams(e.0))?;
         self.metrics
             .kernel_streams
             .get_or_create(&KindLabels { kind: "agent" })
             .inc();
-        self.assign_waiting(Some((&conn.tenant_id, &conn.name))).await
+        if let Err(e) = self.assign_waiting(Some((&conn.tenant_id, &conn.name))).await {
+            // The stream is not served: it must not hold a slot.
+            self.hub.remove(&conn);
+            self.metrics
+                .kernel_streams
+                .get_or_create(&KindLabels { kind: "agent" })
+                .dec();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Closes this token's open streams on this instance (it was revoked);
+    /// returns how many.
+    pub fn close_streams_of(&self, token_id: &str) -> usize {
+        self.hub.close_token(token_id)
+    }
+
+    /// Closes the open streams whose token expired or was revoked (on any
+    /// instance: the store says which are still honoured); returns how many.
+    pub async fn close_dead_streams(&self) -> Result<usize> {
+        let tokens = self.hub.tokens();
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now_ms();
+        let live = self.store.live_tokens(&tokens, now).await?;
+        // Only the tokens asked about: a stream opened meanwhile is not judged.
+        let dead = tokens.into_iter().filter(|t| !live.contains(t)).collect();
+        Ok(self.hub.close_dead(now, &dead))
     }
 
     /// Assigns unassigned executions to agent streams of this instance
@@ -1881,12 +1999,21 @@ impl Kernel {
         Ok(silent.len())
     }
 
-    /// A runner stream opened: record its tools, then dispatch what waits.
+    /// A runner stream opened: record its tools (they belong to its token:
+    /// refused when another live token declared this runner's), then
+    /// dispatch what waits.
     pub async fn runner_connected(&self, conn: Conn) -> Result<()> {
-        self.store
-            .kernel_put_runner(&conn.tenant_id, &conn.name, &conn.tools, self.clock.now_ms())
+        let now = self.clock.now_ms();
+        let owned = self
+            .store
+            .kernel_put_runner(&conn.tenant_id, &conn.name, &conn.token_id, &conn.tools, now)
             .await?;
-        self.hub.add_runner(conn);
+        if !owned {
+            return Err(KernelError::RunnerOwned(conn.name));
+        }
+        self.hub
+            .add_runner(conn, self.cfg.max_streams_per_tenant)
+            .map_err(|e| KernelError::TooManyStreams(e.0))?;
         self.metrics
             .kernel_streams
             .get_or_create(&KindLabels { kind: "runner" })
@@ -2109,7 +2236,7 @@ struct PolicyVerdict {
 /// Gives the execution to an agent stream (pending → running), or back to
 /// it (blocked, its agent had gone).
 fn assign(edit: &mut Edit, conn: &Conn) -> Result<()> {
-    let payload = json!({"conn": conn.id, "agent_token": conn.token_id});
+    let payload = json!({"conn": conn.id, "agent_token": conn.token_id, "subject": conn.subject});
     if edit.exec.state == ExecState::Pending {
         edit.move_exec(ExecState::Running, "kernel.execution.assigned", &conn.actor, payload)?;
     } else {
@@ -2117,6 +2244,9 @@ fn assign(edit: &mut Edit, conn: &Conn) -> Result<()> {
     }
     edit.exec.conn = Some(conn.id.clone());
     edit.exec.agent_token = Some(conn.token_id.clone());
+    if !edit.exec.agent_subjects.contains(&conn.subject) {
+        edit.exec.agent_subjects.push(conn.subject.clone());
+    }
     edit.exec.agent_lost_at = None;
     let data = json!({"execution_id": edit.exec.id, "agent_id": edit.exec.agent_id, "state": edit.exec.state.as_str(),
         "input": edit.exec.input, "labels": edit.exec.labels, "deadline_at": rfc3339_ms(edit.exec.deadline_at)});
@@ -2206,6 +2336,7 @@ pub struct Spawn {
     pub labels: Map<String, Value>,
     pub initiator: String,
     pub initiator_token: String,
+    pub initiator_subject: String,
     pub timeout_secs: Option<u64>,
     pub context: Value,
     /// A review gate instead of an agent's execution.
@@ -2243,6 +2374,28 @@ pub fn record_of(h: &HistoryRow) -> Record {
         _ => h.execution_id.clone(),
     };
     Record::new(&h.tenant_id, h.kind, &h.actor, &payload).about(subject)
+}
+
+/// Refuses a caller not bound to agent `agent_id`.
+pub fn bound_agent(who: &Principal, agent_id: &str) -> Result<()> {
+    if who.is_agent(agent_id) {
+        return Ok(());
+    }
+    Err(KernelError::NotBound {
+        kind: "agent",
+        id: agent_id.to_string(),
+    })
+}
+
+/// Refuses a caller not bound to runner `runner_id`.
+pub fn bound_runner(who: &Principal, runner_id: &str) -> Result<()> {
+    if who.is_runner(runner_id) {
+        return Ok(());
+    }
+    Err(KernelError::NotBound {
+        kind: "runner",
+        id: runner_id.to_string(),
+    })
 }
 
 fn check_name(field: &str, v: &str) -> Result<()> {

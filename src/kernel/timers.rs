@@ -1,6 +1,7 @@
 //! The kernel's background pass: step deadlines, review expiry, retry
-//! back-offs, dispatch to runners, execution and agent time-outs, and
-//! assignment of waiting executions to agent streams. Everything due is
+//! back-offs, dispatch to runners, execution and agent time-outs,
+//! assignment of waiting executions to agent streams, and the end of
+//! streams whose token was revoked elsewhere or expired. Everything due is
 //! read from the store, so a restart loses no timer.
 //!
 //! What is due is read per tenant, at most a share each, round robin
@@ -37,7 +38,16 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>, ctx: Task
     let every = Duration::from_millis(kernel.cfg.tick_ms.max(10));
     let mut pruned: Option<tokio::time::Instant> = None;
     let mut beat: Option<tokio::time::Instant> = None;
+    let mut tokens_checked = tokio::time::Instant::now();
     loop {
+        if tokens_checked.elapsed() >= kernel.token_check {
+            tokens_checked = tokio::time::Instant::now();
+            match kernel.close_dead_streams().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(streams = n, "kernel: closed streams whose token was revoked or expired"),
+                Err(e) => tracing::warn!(error = %e, "kernel: checking the tokens of open streams failed"),
+            }
+        }
         if beat.is_none_or(|t| t.elapsed() >= BEAT_EVERY) {
             beat = Some(tokio::time::Instant::now());
             if let Err(e) = kernel.watch_instances(SILENT_AFTER_MS).await {

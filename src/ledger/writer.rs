@@ -779,15 +779,7 @@ mod tests {
             require_signatures: false,
             created_at: 0,
         };
-        let token = crate::store::TokenRow {
-            id: "tok_1".into(),
-            tenant_id: "ten_1".into(),
-            name: "t".into(),
-            roles: Default::default(),
-            created_at: 0,
-            created_by: "test".into(),
-            revoked_at: None,
-        };
+        let token = crate::store::TokenRow::new("tok_1".into(), "ten_1", "t", Default::default(), "test".into(), 0);
         store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
         let metrics = Arc::new(Metrics::new());
         let tasks = crate::supervise::Tasks::new(metrics.clone());

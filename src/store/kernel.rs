@@ -40,10 +40,10 @@ pub struct KernelChange {
 
 const EXEC_COLS: &str = "id, tenant_id, agent_id, state, input, labels, output, initiator, initiator_token, conn, \
     agent_token, waiting_on, deadline_at, wake_at, agent_lost_at, version, seq, created_at, updated_at, workflow_run, \
-    context";
+    context, initiator_subject, agent_subjects";
 const STEP_COLS: &str = "id, execution_id, tenant_id, tool, arguments, args_hash, attempt, max_attempts, backoff_ms, \
     state, remote, idempotent, idempotency_key, runner_id, decision_id, timeout_ms, deadline_at, not_before, review, \
-    review_needed, review_expires_at, on_expiry, reasons, result, error, created_at, updated_at";
+    review_needed, review_expires_at, on_expiry, reasons, result, error, created_at, updated_at, runner_token";
 
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
@@ -79,8 +79,11 @@ macro_rules! exec_from_row {
             output: json_opt($r.try_get("output")?, "execution output")?,
             initiator: $r.try_get("initiator")?,
             initiator_token: $r.try_get("initiator_token")?,
+            initiator_subject: $r.try_get("initiator_subject")?,
             conn: $r.try_get("conn")?,
             agent_token: $r.try_get("agent_token")?,
+            agent_subjects: serde_json::from_str(&$r.try_get::<String, _>("agent_subjects")?)
+                .map_err(corrupt("execution agent subjects"))?,
             waiting_on: match waiting {
                 Some(w) => Some(WaitingOn::parse(&w).ok_or_else(|| bad("waiting_on", &w))?),
                 None => None,
@@ -119,6 +122,7 @@ macro_rules! step_from_row {
             idempotent: $r.try_get("idempotent")?,
             idempotency_key: $r.try_get("idempotency_key")?,
             runner_id: $r.try_get("runner_id")?,
+            runner_token: $r.try_get("runner_token")?,
             decision_id: $r.try_get("decision_id")?,
             timeout_ms: $r.try_get("timeout_ms")?,
             deadline_at: $r.try_get("deadline_at")?,
@@ -163,6 +167,7 @@ macro_rules! approval_from_row {
             tenant_id: $r.try_get("tenant_id")?,
             reviewer_token: $r.try_get("reviewer_token")?,
             reviewer: $r.try_get("reviewer")?,
+            subject: $r.try_get("subject")?,
             approve: $r.try_get("approve")?,
             reason: $r.try_get("reason")?,
             args_hash: $r.try_get("args_hash")?,
@@ -238,12 +243,13 @@ macro_rules! apply_change {
             let sql = match expected {
                 None => format!(
                     "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
-                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22)"
+                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22,$23,$24)"
                 ),
                 Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
                         output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
                         deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
-                        updated_at=$19, workflow_run=$21, context=$22 WHERE id=$1 AND version=$20"
+                        updated_at=$19, workflow_run=$21, context=$22, initiator_subject=$23, agent_subjects=$24 \
+                        WHERE id=$1 AND version=$20"
                     .to_string(),
             };
             let done = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -269,6 +275,8 @@ macro_rules! apply_change {
                 .bind(expected.unwrap_or_default())
                 .bind(&e.workflow_run)
                 .bind(text_opt(&e.context))
+                .bind(&e.initiator_subject)
+                .bind(serde_json::to_string(&e.agent_subjects).unwrap_or_else(|_| "[]".into()))
                 .execute(&mut **$tx)
                 .await
                 .map_err(super::conflict("execution"))?;
@@ -280,14 +288,14 @@ macro_rules! apply_change {
             let sql = match expected {
                 None => format!(
                     "INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
-                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)"
+                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$29)"
                 ),
                 Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
                         args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
                         idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
                         deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
-                        on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27 \
-                        WHERE id=$1 AND state=$28"
+                        on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27, \
+                        runner_token=$29 WHERE id=$1 AND state=$28"
                     .to_string(),
             };
             let done = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -319,6 +327,7 @@ macro_rules! apply_change {
                 .bind(s.created_at)
                 .bind(s.updated_at)
                 .bind(expected.map(|e| e.as_str()).unwrap_or_default())
+                .bind(&s.runner_token)
                 .execute(&mut **$tx)
                 .await
                 .map_err(super::conflict("step"))?;
@@ -329,7 +338,7 @@ macro_rules! apply_change {
         if let Some(a) = &change.approval {
             sqlx::query(
                 "INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
-                    reason, args_hash, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+                    reason, args_hash, at, subject) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
             )
             .bind(&a.step_id)
             .bind(&a.tenant_id)
@@ -339,9 +348,10 @@ macro_rules! apply_change {
             .bind(&a.reason)
             .bind(&a.args_hash)
             .bind(a.at)
+            .bind(&a.subject)
             .execute(&mut **$tx)
             .await
-            .map_err(super::conflict("a verdict of this reviewer on this step"))?;
+            .map_err(super::changed_on_unique("verdict"))?;
         }
         for h in &change.history {
             sqlx::query(
@@ -598,7 +608,7 @@ impl Store {
 
     pub async fn kernel_approvals_of(&self, step_id: &str) -> Result<Vec<ApprovalRow>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT step_id, tenant_id, reviewer_token, reviewer, approve, reason, args_hash, at \
+            let rows = sqlx::query("SELECT step_id, tenant_id, reviewer_token, reviewer, subject, approve, reason, args_hash, at \
                 FROM kernel_approvals WHERE step_id = $1 ORDER BY at, reviewer_token")
                 .bind(step_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(approval_from_row!(r))).collect()
@@ -641,21 +651,31 @@ impl Store {
         })
     }
 
-    /// Records the tools a runner serves (replacing what it declared before).
+    /// Records the tools a runner serves (replacing what it declared
+    /// before), as declared by `token_id`. The declarations belong to the
+    /// token that made them: false (nothing written) when another token
+    /// still honoured at `now` owns them.
     pub async fn kernel_put_runner(
         &self,
         tenant_id: &str,
         runner_id: &str,
+        token_id: &str,
         tools: &[DeclaredTool],
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let tools = serde_json::to_string(tools).unwrap_or_default();
-        with_pool!(self, p => {
-            sqlx::query("INSERT INTO kernel_runners (tenant_id, runner_id, tools, seen_at) VALUES ($1,$2,$3,$4) \
-                ON CONFLICT (tenant_id, runner_id) DO UPDATE SET tools = excluded.tools, seen_at = excluded.seen_at")
-                .bind(tenant_id).bind(runner_id).bind(tools).bind(now).execute(p).await?;
+        let done = with_pool!(self, p => {
+            sqlx::query("INSERT INTO kernel_runners (tenant_id, runner_id, tools, seen_at, token_id) \
+                VALUES ($1,$2,$3,$4,$5) \
+                ON CONFLICT (tenant_id, runner_id) DO UPDATE SET tools = excluded.tools, seen_at = excluded.seen_at, \
+                    token_id = excluded.token_id \
+                WHERE kernel_runners.token_id IS NULL OR kernel_runners.token_id = excluded.token_id \
+                    OR NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = kernel_runners.token_id \
+                        AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $4))")
+                .bind(tenant_id).bind(runner_id).bind(tools).bind(now).bind(token_id).execute(p).await?
+                .rows_affected()
         });
-        Ok(())
+        Ok(done == 1)
     }
 
     /// Every tool a tenant's runners declared, with whether it is idempotent

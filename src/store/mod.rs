@@ -13,7 +13,8 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::auth::{Principal, RoleSet};
+use crate::auth::{Binding, Principal, Role, RoleSet, default_subject};
+use crate::kernel::model::{agent_fault, name_fault};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,6 +124,62 @@ pub struct TokenRow {
     pub created_at: i64,
     pub created_by: String,
     pub revoked_at: Option<i64>,
+    /// The person or service behind the token.
+    pub subject: String,
+    pub agent_ids: Binding,
+    pub runner_ids: Binding,
+    pub expires_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// A new token: the subject and bindings given, or the defaults
+    /// ([`default_subject`], [`Binding::named`]).
+    pub fn new(id: String, tenant_id: &str, name: &str, roles: RoleSet, created_by: String, now: i64) -> Self {
+        let (agent_ids, runner_ids) = default_bindings(name, roles);
+        TokenRow {
+            id,
+            tenant_id: tenant_id.to_string(),
+            name: name.to_string(),
+            roles,
+            created_at: now,
+            created_by,
+            revoked_at: None,
+            subject: default_subject(name),
+            agent_ids,
+            runner_ids,
+            expires_at: None,
+        }
+    }
+}
+
+/// The agent and runner bindings of a token minted without any (and of
+/// tokens minted before bindings existed, whose columns are empty).
+fn default_bindings(name: &str, roles: RoleSet) -> (Binding, Binding) {
+    (
+        Binding::named(name, roles, Role::Agent, agent_fault),
+        Binding::named(name, roles, Role::Runner, name_fault),
+    )
+}
+
+/// A token's identity columns as read (NULL for tokens minted before
+/// bindings existed): subject, agent ids, runner ids.
+fn identity_of(
+    name: &str,
+    roles: RoleSet,
+    subject: Option<String>,
+    agent_ids: Option<String>,
+    runner_ids: Option<String>,
+) -> Result<(String, Binding, Binding)> {
+    let (default_agents, default_runners) = default_bindings(name, roles);
+    let parse = |v: Option<String>, default: Binding| match v {
+        Some(s) => Binding::from_json(&s).map_err(StoreError::Corrupt),
+        None => Ok(default),
+    };
+    Ok((
+        subject.unwrap_or_else(|| default_subject(name)),
+        parse(agent_ids, default_agents)?,
+        parse(runner_ids, default_runners)?,
+    ))
 }
 
 #[derive(Debug, Clone)]
@@ -182,18 +239,39 @@ macro_rules! tenant_from_row {
 }
 
 macro_rules! token_from_row {
-    ($row:expr) => {
+    ($row:expr) => {{
+        let name: String = $row.try_get("name")?;
+        let roles = RoleSet::from_csv(&$row.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?;
+        let (subject, agent_ids, runner_ids) = identity_of(
+            &name,
+            roles,
+            $row.try_get("subject")?,
+            $row.try_get("agent_ids")?,
+            $row.try_get("runner_ids")?,
+        )?;
         TokenRow {
             id: $row.try_get("id")?,
             tenant_id: $row.try_get("tenant_id")?,
-            name: $row.try_get("name")?,
-            roles: RoleSet::from_csv(&$row.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?,
+            name,
+            roles,
             created_at: $row.try_get("created_at")?,
             created_by: $row.try_get("created_by")?,
             revoked_at: $row.try_get("revoked_at")?,
+            subject,
+            agent_ids,
+            runner_ids,
+            expires_at: $row.try_get("expires_at")?,
         }
-    };
+    }};
 }
+
+/// Every column of a token but its secret's hash.
+const TOKEN_COLUMNS: &str =
+    "id, tenant_id, name, roles, created_at, created_by, revoked_at, subject, agent_ids, runner_ids, expires_at";
+
+/// Inserts a token row (`$4` its secret's hash).
+const INSERT_TOKEN: &str = "INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by, \
+    subject, agent_ids, runner_ids, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 macro_rules! key_from_row {
     ($row:expr) => {
@@ -322,9 +400,10 @@ impl Store {
             sqlx::query("INSERT INTO tenants (id, name, platform, require_signatures, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures).bind(tenant.created_at)
                 .execute(&mut *tx).await.map_err(conflict("a tenant with this name"))?;
-            sqlx::query("INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            sqlx::query(INSERT_TOKEN)
                 .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
-                .bind(token.created_at).bind(&token.created_by)
+                .bind(token.created_at).bind(&token.created_by).bind(&token.subject).bind(token.agent_ids.to_json())
+                .bind(token.runner_ids.to_json()).bind(token.expires_at)
                 .execute(&mut *tx).await.map_err(conflict("a token with this secret"))?;
             tx.commit().await?;
         });
@@ -356,41 +435,78 @@ impl Store {
     // ---- tokens -----------------------------------------------------------
 
     pub async fn insert_token(&self, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
-        with_pool!(self, p => sqlx::query("INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        with_pool!(self, p => sqlx::query(INSERT_TOKEN)
             .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
-            .bind(token.created_at).bind(&token.created_by)
+            .bind(token.created_at).bind(&token.created_by).bind(&token.subject).bind(token.agent_ids.to_json())
+            .bind(token.runner_ids.to_json()).bind(token.expires_at)
             .execute(p).await.map(|_| ()).map_err(conflict("a token with this secret")))?;
         Ok(())
     }
 
-    /// The caller behind a live (unrevoked) token with this hash.
+    /// The caller behind an unrevoked token with this hash (expired or
+    /// not: the caller tells an expired token from an unknown one).
     pub async fn principal_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Principal>> {
         with_pool!(self, p => {
             let row = sqlx::query(
-                "SELECT t.id, t.name, t.roles, t.tenant_id, n.name AS tenant_name, n.platform \
+                "SELECT t.id, t.name, t.roles, t.tenant_id, t.subject, t.agent_ids, t.runner_ids, t.expires_at, \
+                 n.name AS tenant_name, n.platform \
                  FROM tokens t JOIN tenants n ON n.id = t.tenant_id \
                  WHERE t.secret_hash = $1 AND t.revoked_at IS NULL")
                 .bind(&hash[..]).fetch_optional(p).await?;
             match row {
                 None => Ok(None),
-                Some(r) => Ok(Some(Principal {
-                    token_id: r.try_get("id")?,
-                    token_name: r.try_get("name")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    tenant_name: r.try_get("tenant_name")?,
-                    platform: r.try_get("platform")?,
-                    roles: RoleSet::from_csv(&r.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?,
-                })),
+                Some(r) => {
+                    let name: String = r.try_get("name")?;
+                    let roles = RoleSet::from_csv(&r.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?;
+                    let (subject, agent_ids, runner_ids) = identity_of(
+                        &name, roles, r.try_get("subject")?, r.try_get("agent_ids")?, r.try_get("runner_ids")?)?;
+                    Ok(Some(Principal {
+                        token_id: r.try_get("id")?,
+                        token_name: name,
+                        tenant_id: r.try_get("tenant_id")?,
+                        tenant_name: r.try_get("tenant_name")?,
+                        platform: r.try_get("platform")?,
+                        roles,
+                        subject,
+                        agent_ids,
+                        runner_ids,
+                        expires_at: r.try_get("expires_at")?,
+                    }))
+                }
             }
         })
     }
 
     pub async fn list_tokens(&self, tenant_id: &str) -> Result<Vec<TokenRow>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT id, tenant_id, name, roles, created_at, created_by, revoked_at FROM tokens WHERE tenant_id = $1 ORDER BY created_at, id")
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 ORDER BY created_at, id")))
                 .bind(tenant_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(token_from_row!(r))).collect()
         })
+    }
+
+    /// Of these token ids, those still honoured at `now_ms` (unrevoked, not
+    /// expired). Open streams ask this to close when their token died on
+    /// another instance.
+    pub async fn live_tokens(&self, ids: &[String], now_ms: i64) -> Result<std::collections::HashSet<String>> {
+        let mut live = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id FROM tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
+                 AND id IN ({})",
+                marks.join(", ")
+            );
+            let found: Vec<String> = with_pool!(self, p => {
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone())).bind(now_ms);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            live.extend(found);
+        }
+        Ok(live)
     }
 
     /// Revokes a live token of this tenant; false when there is none.

@@ -37,6 +37,8 @@ pub struct WorkflowRunRow {
     pub position: serde_json::Value,
     pub initiator: String,
     pub initiator_token: String,
+    /// The subject of the token that started it: it may not review the run's gates.
+    pub initiator_subject: String,
     /// The earliest timer of the run, epoch ms; None when nothing is timed.
     pub wake_at: Option<i64>,
     /// State transitions so far.
@@ -51,7 +53,7 @@ pub struct WorkflowRunRow {
 }
 
 pub(super) const RUN_COLS: &str = "id, tenant_id, workflow, version, digest, status, input, output, context, \
-    position, initiator, initiator_token, wake_at, transitions, version_no, created_at, updated_at";
+    position, initiator, initiator_token, wake_at, transitions, version_no, created_at, updated_at, initiator_subject";
 
 /// A JSON column, or `null` with the reason added to `fault`.
 fn json(s: String, what: &str, fault: &mut Option<String>) -> serde_json::Value {
@@ -85,6 +87,7 @@ macro_rules! run_from_row {
             position: json($r.try_get("position")?, "position", &mut fault),
             initiator: $r.try_get("initiator")?,
             initiator_token: $r.try_get("initiator_token")?,
+            initiator_subject: $r.try_get("initiator_subject")?,
             wake_at: $r.try_get("wake_at")?,
             transitions: $r.try_get("transitions")?,
             version_no: $r.try_get("version_no")?,
@@ -101,7 +104,7 @@ pub(super) fn run_write_sql(expected: Option<i64>) -> String {
     match expected {
         None => format!(
             "INSERT INTO workflow_runs ({RUN_COLS}) VALUES \
-             ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+             ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$19)"
         ),
         Some(_) => "UPDATE workflow_runs SET status=$6, output=$8, position=$10, wake_at=$13, transitions=$14, \
                     version_no=$15, updated_at=$17 WHERE id=$1 AND version_no=$18"
@@ -131,6 +134,7 @@ macro_rules! bind_run {
             .bind(r.created_at)
             .bind(r.updated_at)
             .bind($expected.unwrap_or_default())
+            .bind(&r.initiator_subject)
     }};
 }
 pub(super) use bind_run;

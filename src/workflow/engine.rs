@@ -337,6 +337,7 @@ impl Engine {
             position: Value::Null,
             initiator: who.actor(),
             initiator_token: who.token_id.clone(),
+            initiator_subject: who.subject.clone(),
             wake_at: None,
             transitions: 0,
             version_no: 0,
@@ -348,7 +349,7 @@ impl Engine {
             "workflow.run.started",
             who.actor(),
             json!({"run_id": run.id, "workflow": name, "version": version, "digest": digest,
-                "input": run.input, "context": run.context}),
+                "input": run.input, "context": run.context, "subject": who.subject}),
         );
         let _g = self.lock_of(&run.id).lock().await;
         let receipts = self
@@ -417,7 +418,8 @@ impl Engine {
         let record = RunRecord::new(
             "workflow.run.cancelled",
             who.actor(),
-            json!({"run_id": run.id, "workflow": run.workflow, "version": run.version, "reason": reason}),
+            json!({"run_id": run.id, "workflow": run.workflow, "version": run.version, "reason": reason,
+                "subject": who.subject}),
         );
         let cancels: Vec<String> = effects
             .iter()
@@ -1044,6 +1046,7 @@ fn spawn_for(run: &WorkflowRunRow, execution: String, state: String, input: Valu
         labels: run_labels(run, &state),
         initiator: run.initiator.clone(),
         initiator_token: run.initiator_token.clone(),
+        initiator_subject: run.initiator_subject.clone(),
         context: exec_context(run, &state, skill),
         state,
         agent_id: String::new(),

@@ -208,6 +208,14 @@ impl TestApp {
         r.body["token"].as_str().unwrap().to_string()
     }
 
+    /// A new token minted with this body (`name`, `roles`, and any of
+    /// `subject`, `agent_ids`, `runner_ids`, `expires_at`, `ttl_seconds`).
+    pub async fn token_with(&self, admin: &str, body: Value) -> String {
+        let r = self.call(Method::POST, "/v1/tokens", Some(admin), Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_string()
+    }
+
     /// A new tenant; returns its admin token.
     pub async fn tenant(&self, name: &str) -> String {
         let r = self

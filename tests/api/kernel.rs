@@ -48,6 +48,37 @@ pub(crate) fn kernel_bundle(revision: &str) -> Vec<u8> {
     )
 }
 
+/// The agent ids the team's agent token is bound to: every agent the
+/// kernel and workflow flows run (the example's agents by prefix).
+pub(crate) const AGENT_IDS: &[&str] = &[
+    "claims-agent",
+    "clock-agent",
+    "ops-agent",
+    "fetcher",
+    "fraud-check",
+    "sanctions-check",
+    "slow-agent",
+    "broken-agent",
+    "triage",
+    "ghcr.io/bank/*",
+];
+
+/// The runner ids the team's runner token is bound to.
+pub(crate) const RUNNER_IDS: &[&str] = &["pay-runner", "fetcher", "poster", "r1", "other-runner"];
+
+/// What the team's tokens are minted with, in `Team` order: each reviewer
+/// its own subject (reviewers count by subject).
+pub(crate) fn team_tokens() -> [Value; 6] {
+    [
+        json!({"name": "orchestrator", "roles": ["orchestrator"]}),
+        json!({"name": "agent", "roles": ["agent"], "agent_ids": AGENT_IDS}),
+        json!({"name": "runner", "roles": ["runner"], "runner_ids": RUNNER_IDS}),
+        json!({"name": "reviewer", "roles": ["reviewer"], "subject": "alice@example.com"}),
+        json!({"name": "reviewer", "roles": ["reviewer"], "subject": "bob@example.com"}),
+        json!({"name": "auditor", "roles": ["auditor"]}),
+    ]
+}
+
 /// Tokens of one tenant, by role.
 pub(crate) struct Team {
     pub(crate) orchestrator: String,
@@ -81,13 +112,18 @@ pub(crate) async fn kernel_app_with(
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = app.activate(&app.admin, "kernel", "1").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut tokens = Vec::new();
+    for body in team_tokens() {
+        tokens.push(app.token_with(&app.admin, body).await);
+    }
+    let [orchestrator, agent, runner, reviewer, reviewer2, auditor] = tokens.try_into().unwrap();
     let team = Team {
-        orchestrator: app.token(&app.admin, &["orchestrator"]).await,
-        agent: app.token(&app.admin, &["agent"]).await,
-        runner: app.token(&app.admin, &["runner"]).await,
-        reviewer: app.token(&app.admin, &["reviewer"]).await,
-        reviewer2: app.token(&app.admin, &["reviewer"]).await,
-        auditor: app.token(&app.admin, &["auditor"]).await,
+        orchestrator,
+        agent,
+        runner,
+        reviewer,
+        reviewer2,
+        auditor,
     };
     (app, team)
 }
@@ -164,7 +200,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    async fn open(app: &impl Peer, token: &str, path: &str, last_event_id: Option<i64>) -> Stream {
+    pub(crate) async fn open(app: &impl Peer, token: &str, path: &str, last_event_id: Option<i64>) -> Stream {
         let mut req = app.client().get(format!("{}{path}", app.base())).bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
@@ -206,7 +242,13 @@ impl Stream {
         Stream::open(app, token, &format!("/v0/agents/stream?agent_id={agent_id}"), None).await
     }
 
-    async fn runner(app: &impl Peer, token: &str, runner_id: &str, tools: &str, non_idempotent: &str) -> Stream {
+    pub(crate) async fn runner(
+        app: &impl Peer,
+        token: &str,
+        runner_id: &str,
+        tools: &str,
+        non_idempotent: &str,
+    ) -> Stream {
         let path = format!("/v0/runners/stream?runner_id={runner_id}&tools={tools}&non_idempotent={non_idempotent}");
         Stream::open(app, token, &path, None).await
     }
@@ -221,6 +263,19 @@ impl Stream {
         assert!(ev.id > self.last, "event ids go up: {} after {}", ev.id, self.last);
         self.last = ev.id;
         ev
+    }
+
+    /// Whether the server ends the stream within `wait` (events before the
+    /// end are passed over).
+    pub(crate) async fn ends_within(&mut self, wait: Duration) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Events that arrive within `wait`.
@@ -246,7 +301,7 @@ pub(crate) async fn post(app: &impl Peer, token: &str, path: &str, body: Value) 
     app.call(Method::POST, path, Some(token), Some(body)).await
 }
 
-async fn start(app: &impl Peer, team: &Team, agent_id: &str) -> String {
+pub(crate) async fn start(app: &impl Peer, team: &Team, agent_id: &str) -> String {
     let r = post(
         app,
         &team.orchestrator,
@@ -291,6 +346,20 @@ pub(crate) async fn state_of(app: &impl Peer, team: &Team, exec: &str) -> Value 
     r.body
 }
 
+/// The execution's history, as an auditor reads it.
+pub(crate) async fn history_of(app: &impl Peer, team: &Team, exec: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v0/executions/{exec}/history"),
+            Some(&team.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
 /// Polls until the execution is in `state`.
 pub(crate) async fn wait_state(app: &impl Peer, team: &Team, exec: &str, state: &str) -> Value {
     for _ in 0..300 {
@@ -321,7 +390,7 @@ async fn runner_report(app: &impl Peer, team: &Team, runner: &str, body: Value) 
     post(app, &team.runner, &format!("/v0/runners/{runner}/results"), body).await
 }
 
-fn kinds(history: &Value) -> Vec<String> {
+pub(crate) fn kinds(history: &Value) -> Vec<String> {
     history["entries"]
         .as_array()
         .unwrap()
@@ -334,16 +403,7 @@ fn kinds(history: &Value) -> Vec<String> {
 /// verifies offline with the current key) and its audit events agree.
 /// Returns the history.
 pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
-    let r = app
-        .call(
-            Method::GET,
-            &format!("/v0/executions/{exec}/history"),
-            Some(&team.auditor),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let history = r.body;
+    let history = history_of(app, team, exec).await;
     let entries = history["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
 
@@ -786,7 +846,12 @@ async fn two_person_approval_and_every_refusal_has_its_code() {
         review(&app, &team.reviewer2, &exec, &step, "approve").await.code(),
         "approval_reused"
     );
-    let third = app.token(&app.admin, &["reviewer"]).await;
+    let third = app
+        .token_with(
+            &app.admin,
+            json!({"name": "reviewer", "roles": ["reviewer"], "subject": "carol@example.com"}),
+        )
+        .await;
     assert_eq!(
         review(&app, &third, &exec, &step, "approve").await.code(),
         "approval_closed"
@@ -1357,8 +1422,9 @@ async fn kill_9_in_the_middle_of_flows_loses_nothing() {
 /// A team of tokens minted on a Warden run as a binary.
 pub(crate) async fn remote_team(w: &Remote, admin: &str) -> Team {
     let mut tokens = Vec::new();
-    for role in ["orchestrator", "agent", "runner", "reviewer", "reviewer", "auditor"] {
-        let r = post(w, admin, "/v1/tokens", json!({"name": role, "roles": [role]})).await;
+    for body in team_tokens() {
+        let r = post(w, admin, "/v1/tokens", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         tokens.push(r.body["token"].as_str().unwrap().to_string());
     }
     Team {

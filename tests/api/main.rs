@@ -16,6 +16,7 @@ mod decisions;
 mod egress;
 mod exact_input;
 mod hardening;
+mod identity;
 mod kernel;
 mod ledger;
 mod ops;
