@@ -745,7 +745,8 @@ impl Fanout {
                 configured,
                 tenants: Mutex::default(),
                 changed: Notify::new(),
-                requested: AtomicU64::new(0),
+                // The first load applies 1: until then, nothing is loaded.
+                requested: AtomicU64::new(1),
                 applied: watch::Sender::new(0),
             }),
         })
@@ -963,6 +964,10 @@ impl Fanout {
     /// see of a configuration file's sink only its name, type and delivery
     /// status: not its configuration, nor its errors (which name hosts).
     pub async fn views(&self, store: &Store, tenant_id: &str, platform: bool) -> Result<Vec<SinkView>, StoreError> {
+        // Right after start, the tenants' sinks may not be loaded yet: wait
+        // for the first load (a few seconds at most) rather than list none.
+        let mut applied = self.inner.applied.subscribe();
+        let _ = tokio::time::timeout(RELOAD, applied.wait_for(|a| *a >= 1)).await;
         let size = store.ledger_head(tenant_id).await?.map(|h| h.size).unwrap_or(0);
         let mut out = Vec::new();
         for h in self.for_tenant(tenant_id) {

@@ -470,7 +470,12 @@ async fn a_backlog_in_one_tenant_does_not_delay_another_tenants_assignment(backe
     let r = post(&app, &b, "/v0/executions", json!({"agent_id": "worker", "input": {}})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let exec = r.body["id"].as_str().unwrap().to_string();
-    let agent = app.token(&b, &["agent"]).await;
+    let agent = app
+        .token_with(
+            &b,
+            json!({"name": "worker", "roles": ["agent"], "agent_ids": ["worker"]}),
+        )
+        .await;
     let started = Instant::now();
     let mut stream = Stream::agent(&app, &agent, "worker").await;
     let ev = tokio::time::timeout(Duration::from_secs(3), stream.next("execution.assigned"))
