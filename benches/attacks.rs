@@ -19,7 +19,8 @@
 //!
 //! `cargo bench --bench attacks -- [marker] [numbers] [duplicates]
 //! [slow_policy] [--clients 16] [--rate 200] [--slow 8] [--seconds 10]
-//! [--postgres]`. Targets on a 2-core machine: `/health` p99 under 50 ms,
+//! [--per-tenant N] [--postgres]` (`--per-tenant` sets
+//! `policy.eval_per_tenant`). Targets on a 2-core machine: `/health` p99 under 50 ms,
 //! and the bystander keeping at least 80 % of its baseline. The load
 //! generator shares the cores with Warden: the figures are floors.
 
@@ -44,6 +45,8 @@ struct Opts {
     slow: usize,
     seconds: u64,
     postgres: bool,
+    /// `policy.eval_per_tenant` for the run (0: Warden's default).
+    per_tenant: u64,
 }
 
 fn opts() -> Opts {
@@ -70,6 +73,7 @@ fn opts() -> Opts {
         slow: value("--slow", 8) as usize,
         seconds: value("--seconds", 10),
         postgres: args.iter().any(|a| a == "--postgres"),
+        per_tenant: value("--per-tenant", 0),
     }
 }
 
@@ -284,7 +288,13 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let w = Warden::start(o.postgres, &[]).await;
+        let per_tenant = o.per_tenant.to_string();
+        let env: Vec<(&str, &str)> = if o.per_tenant > 0 {
+            vec![("WARDEN_POLICY__EVAL_PER_TENANT", per_tenant.as_str())]
+        } else {
+            Vec::new()
+        };
+        let w = Warden::start(o.postgres, &env).await;
         let bystander = tenant(
             &w,
             "bystander",
@@ -308,8 +318,9 @@ fn main() {
             .to_string();
         let baseline = measure(&w, &bystander, None, &o).await;
         println!(
-            "store: {}; {} bystander clients, {} s per phase; attacker rate {}/s (slow_policy: {} at once)",
+            "store: {}; policy.eval_per_tenant: {}; {} bystander clients, {} s per phase; attacker rate {}/s (slow_policy: {} at once)",
             if o.postgres { "PostgreSQL" } else { "SQLite" },
+            if o.per_tenant > 0 { per_tenant.as_str() } else { "default (cores)" },
             o.clients,
             o.seconds,
             o.rate,
