@@ -129,6 +129,17 @@ pub const LONG_LIVED: &[&str] = &["/v0/agents/stream", "/v0/runners/stream", "/v
 /// handler was doing is dropped. Long-lived routes ([`LONG_LIVED`]) are
 /// exempt.
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cap = std::time::Duration::from_millis(state.config.limits.request_timeout_ms);
+    within(cap, req, next, || {
+        state.metrics.request_timeouts.inc();
+    })
+    .await
+}
+
+/// Runs the rest of the stack for `req` within `cap` (unless its route is
+/// [`LONG_LIVED`]); past it, `on_timeout` runs and the answer is
+/// [`timed_out`].
+async fn within(cap: std::time::Duration, req: Request, next: Next, on_timeout: impl FnOnce()) -> Response {
     let exempt = req
         .extensions()
         .get::<MatchedPath>()
@@ -136,11 +147,10 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
     if exempt {
         return next.run(req).await;
     }
-    let cap = std::time::Duration::from_millis(state.config.limits.request_timeout_ms);
     match tokio::time::timeout(cap, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
-            state.metrics.request_timeouts.inc();
+            on_timeout();
             timed_out(cap).into_response()
         }
     }
@@ -290,8 +300,9 @@ pub fn openapi_json() -> String {
 mod tests {
     use super::*;
 
-    /// The cap as a layer on its own: a slow handler is cut off with a
-    /// problem document at the cap; a long-lived route is not.
+    /// The cap (the same function the server's layer runs, without the
+    /// state): a slow handler is cut off with a problem document at the
+    /// cap; a long-lived route is not.
     #[tokio::test]
     async fn a_request_past_the_cap_answers_a_problem_and_streams_are_exempt() {
         use axum::routing::get;
@@ -304,18 +315,8 @@ mod tests {
         let app = axum::Router::new()
             .route("/slow", get(slow))
             .route(LONG_LIVED[0], get(slow))
-            .route_layer(middleware::from_fn(move |req: Request, next: Next| async move {
-                let exempt = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .is_some_and(|p| LONG_LIVED.contains(&p.as_str()));
-                if exempt {
-                    return next.run(req).await;
-                }
-                match tokio::time::timeout(cap, next.run(req)).await {
-                    Ok(r) => r,
-                    Err(_) => timed_out(cap).into_response(),
-                }
+            .route_layer(middleware::from_fn(move |req: Request, next: Next| {
+                within(cap, req, next, || {})
             }));
         let started = Instant::now();
         let res = app
