@@ -21,7 +21,10 @@ use warden::ledger::{fsck, verify};
 use crate::common::*;
 use crate::on_both_backends;
 
-on_both_backends!(a_full_store_heals_without_a_restart);
+on_both_backends!(
+    a_full_store_heals_without_a_restart,
+    a_batch_failing_mid_statement_does_not_poison_the_next
+);
 
 /// Makes the store full, and lifts it.
 enum Fault {
@@ -94,6 +97,23 @@ async fn current_key(app: &TestApp, token: &str) -> NoteVerifier {
         .find(|k| k["current"] == true)
         .expect("a current key");
     NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap()
+}
+
+/// Runs statements on the test's database, as someone with access to it.
+async fn execute(url: &str, sqls: &[&str]) {
+    if url.starts_with("postgres") {
+        let db = sqlx::PgPool::connect(url).await.unwrap();
+        for sql in sqls {
+            sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&db).await.unwrap();
+        }
+        db.close().await;
+    } else {
+        let db = sqlx::SqlitePool::connect(url).await.unwrap();
+        for sql in sqls {
+            sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&db).await.unwrap();
+        }
+        db.close().await;
+    }
 }
 
 async fn ready(app: &TestApp) -> Reply {
@@ -229,5 +249,71 @@ async fn a_full_store_heals_without_a_restart(backend: Backend) {
     {
         assert!(log.problems.is_empty(), "fsck: {:?}", log.problems);
     }
+    app.stop().await;
+}
+
+/// A batch whose statement fails halfway (here a trigger refuses the
+/// entry's row, as a constraint would) leaves its transaction open on
+/// SQLite until someone rolls it back, and aborted on PostgreSQL. The
+/// writer rolls it back; the next batch commits on the same chain.
+async fn a_batch_failing_mid_statement_does_not_poison_the_next(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    let before = decide(&app, &orchestrator, 0).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    let before = receipt_of(&before);
+
+    let url = app.state.config.database_url();
+    let (refuse, allow): (&[&str], &[&str]) = if url.starts_with("postgres") {
+        (
+            &[
+                "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN RAISE EXCEPTION 'entry refused' USING ERRCODE = '23514'; END $$",
+                "CREATE TRIGGER refuse_entries BEFORE INSERT ON ledger_entries \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_entry()",
+            ],
+            &[
+                "DROP TRIGGER refuse_entries ON ledger_entries",
+                "DROP FUNCTION refuse_entry()",
+            ],
+        )
+    } else {
+        (
+            &["CREATE TRIGGER refuse_entries BEFORE INSERT ON ledger_entries \
+               BEGIN SELECT RAISE(ABORT, 'entry refused'); END"],
+            &["DROP TRIGGER refuse_entries"],
+        )
+    };
+    execute(&url, refuse).await;
+    for n in 1..4 {
+        let r = decide(&app, &orchestrator, n).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
+            "{}",
+            r.body
+        );
+    }
+    let r = ready(&app).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
+    );
+    assert_eq!(r.body["errors"][0]["cause"], "constraint", "{}", r.body);
+
+    execute(&url, allow).await;
+    let after = decide(&app, &orchestrator, 4).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    let after = receipt_of(&after);
+    assert_eq!(
+        after.index,
+        before.index + 1,
+        "the refused decisions left nothing in the log"
+    );
+    verify::verify_receipt(&after, std::slice::from_ref(&key), None).expect("the receipt verifies");
+    assert_eq!(ready(&app).await.status, StatusCode::OK);
     app.stop().await;
 }
