@@ -147,7 +147,11 @@ macro_rules! with_tx {
 impl Drop for LedgerTx {
     fn drop(&mut self) {
         if self.open {
-            tracing::warn!("a ledger transaction ended without commit or rollback; its connection is closed");
+            tracing::warn!(
+                "a ledger transaction ended unfinished (its BEGIN, a statement or its COMMIT failed or was cancelled); its connection is closed"
+            );
+            // Closing it ends the transaction in the database (SQLite and
+            // PostgreSQL roll back what a closed connection left open).
             with_tx!(self, c => c.close_on_drop());
         }
     }
@@ -313,19 +317,21 @@ impl Store {
     /// Opens a batch transaction holding the database's write lock
     /// (SQLite) or ready to lock log heads (PostgreSQL).
     pub async fn ledger_tx(&self) -> Result<LedgerTx> {
-        let conn = match &self.pool {
-            Pool::Sqlite(p) => {
-                let mut c = p.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *c).await?;
-                TxConn::Sqlite(c)
-            }
-            Pool::Postgres(p) => {
-                let mut c = p.acquire().await?;
-                sqlx::query("BEGIN").execute(&mut *c).await?;
-                TxConn::Postgres(c)
-            }
+        // Open from before BEGIN is sent: a BEGIN that fails or is
+        // cancelled midway closes the connection rather than return it in
+        // an unknown state.
+        let mut tx = LedgerTx {
+            conn: match &self.pool {
+                Pool::Sqlite(p) => TxConn::Sqlite(p.acquire().await?),
+                Pool::Postgres(p) => TxConn::Postgres(p.acquire().await?),
+            },
+            open: true,
         };
-        Ok(LedgerTx { conn, open: true })
+        match &mut tx.conn {
+            TxConn::Sqlite(c) => sqlx::query("BEGIN IMMEDIATE").execute(&mut **c).await.map(|_| ())?,
+            TxConn::Postgres(c) => sqlx::query("BEGIN").execute(&mut **c).await.map(|_| ())?,
+        }
+        Ok(tx)
     }
 
     /// One small durable write through a batch transaction, as the ledger
