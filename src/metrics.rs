@@ -29,6 +29,12 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    /// As `StoreError::cause` names it: `disk_full`, `busy`, `unreachable`, …
+    pub cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: &'static str,
 }
@@ -49,7 +55,8 @@ pub struct Metrics {
     pub eval_seconds: Histogram,
     pub bundle_activations: Counter,
     pub ledger_appends: Counter,
-    pub ledger_failed: Counter,
+    /// Ledger batches that failed, by cause.
+    pub ledger_failed: Family<CauseLabels, Counter>,
     pub ledger_batch_entries: Histogram,
     pub ledger_commit_seconds: Histogram,
     pub sink_delivered: Family<SinkLabels, Counter>,
@@ -140,10 +147,10 @@ impl Metrics {
             "Entries made durable in the evidence ledger",
             ledger_appends.clone(),
         );
-        let ledger_failed = Counter::default();
+        let ledger_failed = Family::<CauseLabels, Counter>::default();
         registry.register(
             "ledger_failed_batches",
-            "Ledger batches whose commit failed (none of their entries was acknowledged)",
+            "Ledger batches that failed, by cause (none of their entries was acknowledged)",
             ledger_failed.clone(),
         );
         let ledger_batch_entries =

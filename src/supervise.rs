@@ -44,6 +44,35 @@ pub struct TaskDown {
     pub essential: bool,
     /// Restarts of tasks of this name since this instance started.
     pub restarts: u64,
+    /// Why it cannot do its work, for a task that runs but whose writes
+    /// fail (the ledger writer while its store refuses commits): `disk_full`,
+    /// `busy`, `unreachable`, `read_only`, `constraint`, `conflict`,
+    /// `corrupt`, `io` or `other`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The store's last error, with that cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when, in Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+    /// Batches that failed since then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_batches: Option<u64>,
+}
+
+impl TaskDown {
+    pub fn failed(name: &str, essential: bool, restarts: u64) -> Self {
+        TaskDown {
+            task: name.to_string(),
+            essential,
+            restarts,
+            cause: None,
+            error: None,
+            since_ms: None,
+            failed_batches: None,
+        }
+    }
 }
 
 struct Entry {
@@ -84,11 +113,8 @@ impl Tasks {
         let restarts = self.restarts.lock().expect("tasks lock");
         let mut out: BTreeMap<&'static str, TaskDown> = BTreeMap::new();
         for e in entries.values().filter(|e| e.down.is_some()) {
-            out.entry(e.name).or_insert_with(|| TaskDown {
-                task: e.name.to_string(),
-                essential: e.essential,
-                restarts: restarts.get(e.name).copied().unwrap_or(0),
-            });
+            out.entry(e.name)
+                .or_insert_with(|| TaskDown::failed(e.name, e.essential, restarts.get(e.name).copied().unwrap_or(0)));
         }
         out.into_values().collect()
     }
@@ -283,14 +309,7 @@ mod tests {
         });
         // Down after the first failure, named, counted.
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(
-            tasks.down(),
-            vec![TaskDown {
-                task: "workflow_engine".into(),
-                essential: true,
-                restarts: 1
-            }]
-        );
+        assert_eq!(tasks.down(), vec![TaskDown::failed("workflow_engine", true, 1)]);
         assert!(
             metrics
                 .render()

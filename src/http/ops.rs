@@ -50,11 +50,14 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Ready when the store answers, the active bundles are loaded, and every
-/// essential background task (ledger writer, workflow engine, kernel
-/// timers, policy refresh, audit fan-out) is up. A task that failed is
-/// down until it works again; the 503 names it (`code` `task_down`, and
-/// `errors`: `[{task, essential, restarts}]`).
+/// Ready when the store answers, the active bundles are loaded, the
+/// ledger can commit, and every essential background task (ledger writer,
+/// workflow engine, kernel timers, policy refresh, audit fan-out) is up.
+/// While the ledger's last write failed, the 503 is `ledger_unavailable`
+/// with `errors`: `[{task: "ledger_writer", essential, restarts, cause,
+/// error, since_ms, failed_batches}]`. A task that failed is down until it
+/// works again; the 503 names it (`code` `task_down`, and `errors`:
+/// `[{task, essential, restarts}]`).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = ProblemBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Problem> {
@@ -70,6 +73,27 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
             "not_ready",
             "active bundles are still being compiled",
         ));
+    }
+    if let Some(f) = state.ledger.fault() {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            format!(
+                "the evidence ledger cannot commit ({}: {}); nothing is acknowledged until it can. {} \
+                 It recovers by itself once a write succeeds (see warden_ledger_failed_batches_total and the logs)",
+                f.cause,
+                f.error,
+                what_to_do(f.cause)
+            ),
+        );
+        p.retry_after = Some(1);
+        let mut task = crate::supervise::TaskDown::failed("ledger_writer", true, state.tasks.restarts("ledger_writer"));
+        task.cause = Some(f.cause.to_string());
+        task.error = Some(f.error);
+        task.since_ms = Some(f.since_ms);
+        task.failed_batches = Some(f.failed_batches);
+        p.errors = serde_json::to_value([task]).ok();
+        return Err(p);
     }
     let (down, degraded): (Vec<_>, Vec<_>) = state.tasks.down().into_iter().partition(|t| t.essential);
     if !down.is_empty() {
@@ -92,6 +116,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
         active_bundles: state.policy.active_count(),
         degraded,
     }))
+}
+
+/// What an operator does about a store that refuses the ledger's commits.
+fn what_to_do(cause: &str) -> &'static str {
+    match cause {
+        "disk_full" => "Free space where the database lives.",
+        "busy" => "Another process holds the database's write lock; find it.",
+        "unreachable" => "The database cannot be reached; check it and the network.",
+        "read_only" => "The database is read-only; make it writable.",
+        "io" | "corrupt" => "The database reports an I/O or integrity error; check its disk and run fsck.",
+        _ => "Check the database.",
+    }
 }
 
 /// Metrics, as far as the caller's tenant may see them.

@@ -34,7 +34,7 @@ use super::read::MIN_STORED_LEVEL;
 use super::receipt::Receipt;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{CheckpointRow, EntryRow, KernelChange, LedgerKeyRow, LogHead, Store, StoreError};
+use crate::store::{CheckpointRow, EntryRow, KernelChange, LedgerKeyRow, LedgerTx, LogHead, Store, StoreError};
 
 /// What a caller asks to record.
 #[derive(Debug, Clone)]
@@ -179,11 +179,31 @@ enum Job {
 struct Shared {
     /// Woken after every commit (the audit fan-out waits on it).
     committed: Arc<tokio::sync::Notify>,
+    /// Set while the ledger cannot commit: from a failed write to the next
+    /// one that succeeds.
+    fault: std::sync::Mutex<Option<LedgerFault>>,
     name: String,
     /// The verifier text of the key signing now.
     current: RwLock<String>,
     /// The key signing now: what a restarted writer signs with.
     signer: std::sync::Mutex<NoteSigner>,
+}
+
+/// How often a writer that cannot commit, and has nothing to write, tries
+/// a small write to learn whether the store has recovered.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the ledger cannot commit now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerFault {
+    /// As [`StoreError::cause`] names it: `disk_full`, `busy`, `unreachable`, …
+    pub cause: &'static str,
+    /// The store's last error.
+    pub error: String,
+    /// When the first write of this fault failed, in Unix milliseconds.
+    pub since_ms: i64,
+    /// Batches failed since then (none of their entries was acknowledged).
+    pub failed_batches: u64,
 }
 
 /// Handle to the ledger; cheap to clone.
@@ -254,6 +274,7 @@ impl Ledger {
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let shared = Arc::new(Shared {
             committed: Arc::default(),
+            fault: std::sync::Mutex::default(),
             name: options.name.clone(),
             current: RwLock::new(ours),
             signer: std::sync::Mutex::new(signer),
@@ -290,6 +311,12 @@ impl Ledger {
             max_payload: options.max_payload_bytes,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
+    }
+
+    /// Why the ledger cannot commit, while it cannot: from a write that
+    /// failed until one succeeds (a batch, or the writer's probe when idle).
+    pub fn fault(&self) -> Option<LedgerFault> {
+        self.shared.fault.lock().expect("fault lock").clone()
     }
 
     /// Notified after every commit.
@@ -437,10 +464,27 @@ impl Writer {
         loop {
             let job = match held.take() {
                 Some(j) => j,
-                None => match rx.recv().await {
-                    Some(j) => j,
-                    None => break,
-                },
+                None => {
+                    let next = if self.failing() {
+                        // Idle while failing: probe the store every so often,
+                        // so readiness recovers with it even when no traffic
+                        // arrives (a balancer stops sending to an unready
+                        // instance).
+                        match tokio::time::timeout(PROBE_EVERY, rx.recv()).await {
+                            Ok(j) => j,
+                            Err(_) => {
+                                self.probe().await;
+                                continue;
+                            }
+                        }
+                    } else {
+                        rx.recv().await
+                    };
+                    match next {
+                        Some(j) => j,
+                        None => break,
+                    }
+                }
             };
             match job {
                 Job::Stop => break,
@@ -507,16 +551,66 @@ impl Writer {
                     let _ = a.reply.send(result);
                 }
                 self.metrics.ledger_batch(n, started.elapsed());
+                self.recovered("a batch committed");
                 self.shared.committed.notify_waiters();
             }
             Err(e) => {
-                tracing::error!(error = %e, entries = n, "ledger batch failed; nothing in it was acknowledged");
-                self.metrics.ledger_failed.inc();
+                let cause = e.cause();
+                tracing::error!(error = %e, cause, entries = n, "ledger batch failed; nothing in it was acknowledged");
+                self.metrics
+                    .ledger_failed
+                    .get_or_create(&crate::metrics::CauseLabels { cause })
+                    .inc();
+                self.failed(cause, &e, true);
                 for a in batch.drain(..) {
                     let _ = a.reply.send(Err(AppendError::Unavailable(e.to_string())));
                 }
                 // A store that just failed (disk full, failover) gets a moment.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    fn failing(&self) -> bool {
+        self.shared.fault.lock().expect("fault lock").is_some()
+    }
+
+    /// Notes a failed write: the ledger cannot commit until one succeeds.
+    fn failed(&self, cause: &'static str, e: &StoreError, batch: bool) {
+        let mut fault = self.shared.fault.lock().expect("fault lock");
+        let f = fault.get_or_insert_with(|| LedgerFault {
+            cause,
+            error: String::new(),
+            since_ms: self.clock.now_ms(),
+            failed_batches: 0,
+        });
+        f.cause = cause;
+        f.error = e.to_string();
+        if batch {
+            f.failed_batches += 1;
+        }
+    }
+
+    /// Notes a write that succeeded: the ledger commits again.
+    fn recovered(&self, how: &str) {
+        if let Some(f) = self.shared.fault.lock().expect("fault lock").take() {
+            tracing::info!(
+                cause = f.cause,
+                failed_batches = f.failed_batches,
+                down_ms = self.clock.now_ms() - f.since_ms,
+                "the ledger commits again ({how})"
+            );
+        }
+    }
+
+    /// While failing and idle: one small durable write, to learn whether
+    /// the store accepts writes again.
+    async fn probe(&self) {
+        match self.store.probe_write(self.clock.now_ms()).await {
+            Ok(()) => self.recovered("a probe write committed"),
+            Err(e) => {
+                tracing::warn!(error = %e, cause = e.cause(), "the ledger's store still refuses writes");
+                self.failed(e.cause(), &e, false);
             }
         }
     }
@@ -534,8 +628,34 @@ impl Writer {
         batch: &[Append],
         cached: bool,
     ) -> Result<Vec<Result<Vec<Receipt>, AppendError>>, StoreError> {
-        let now = self.clock.now_ms();
         let mut tx = self.store.ledger_tx().await?;
+        match self.write_in(&mut tx, batch, cached).await {
+            Ok((results, moved)) => {
+                // A failed COMMIT rolls back (or closes its connection) itself.
+                tx.commit().await?;
+                self.heads.extend(moved);
+                Ok(results)
+            }
+            Err(e) => {
+                // Undone explicitly, so the connection goes back clean (or,
+                // when even ROLLBACK fails, is closed): a failed batch never
+                // poisons the next.
+                tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The statements of [`Self::write`], on its transaction; the results
+    /// and the heads the batch moves once committed.
+    #[allow(clippy::type_complexity)]
+    async fn write_in(
+        &self,
+        tx: &mut LedgerTx,
+        batch: &[Append],
+        cached: bool,
+    ) -> Result<(Vec<Result<Vec<Receipt>, AppendError>>, Vec<(String, LogHead)>), StoreError> {
+        let now = self.clock.now_ms();
         let mut applied = Vec::with_capacity(batch.len());
         for a in batch {
             applied.push(match &a.change {
@@ -602,9 +722,7 @@ impl Writer {
         if !indexed.is_empty() {
             tx.kernel_index_history(&indexed).await?;
         }
-        tx.commit().await?;
-        self.heads.extend(moved);
-        Ok(results)
+        Ok((results, moved))
     }
 
     /// Chains `records` onto the log, computing entries, completed
@@ -717,40 +835,43 @@ impl Writer {
         let payload = canonical::to_vec(&json!({"previous": previous, "next": next_text}));
         let now = self.clock.now_ms();
         let mut tx = self.store.ledger_tx().await.map_err(unavailable)?;
-        let mut receipts = Vec::new();
-        for tenant in tx.logs().await.map_err(unavailable)? {
-            let head = tx.lock_head(&tenant).await.map_err(unavailable)?;
-            let previous = head.as_ref().map(|h| h.size);
-            let record = Record {
-                tenant_id: tenant.clone(),
-                kind: "ledger.key.rotate",
-                actor: actor.to_string(),
-                subject: Some(next_text.clone()),
-                payload: payload.clone(),
+        let written: Result<Vec<Receipt>, StoreError> = async {
+            let mut receipts = Vec::new();
+            for tenant in tx.logs().await? {
+                let head = tx.lock_head(&tenant).await?;
+                let previous = head.as_ref().map(|h| h.size);
+                let record = Record {
+                    tenant_id: tenant.clone(),
+                    kind: "ledger.key.rotate",
+                    actor: actor.to_string(),
+                    subject: Some(next_text.clone()),
+                    payload: payload.clone(),
+                };
+                let log = self.extend(&tenant, head, std::iter::once(&record), now, &[&self.signer, &next])?;
+                tx.put_head(&log.tenant_id, previous, &log.head, now).await?;
+                tx.insert_entries(&log.tenant_id, &log.rows).await?;
+                tx.insert_nodes(&log.tenant_id, &log.nodes).await?;
+                tx.insert_checkpoint(&log.tenant_id, &log.checkpoint).await?;
+                receipts.extend(log.receipts);
+            }
+            let row = LedgerKeyRow {
+                verifier: next_text.clone(),
+                name: self.shared.name.clone(),
+                key_id: hex::encode(next.verifier().key_id()),
+                created_at: now,
+                retired_at: None,
             };
-            let log = self
-                .extend(&tenant, head, std::iter::once(&record), now, &[&self.signer, &next])
-                .map_err(unavailable)?;
-            tx.put_head(&log.tenant_id, previous, &log.head, now)
-                .await
-                .map_err(unavailable)?;
-            tx.insert_entries(&log.tenant_id, &log.rows)
-                .await
-                .map_err(unavailable)?;
-            tx.insert_nodes(&log.tenant_id, &log.nodes).await.map_err(unavailable)?;
-            tx.insert_checkpoint(&log.tenant_id, &log.checkpoint)
-                .await
-                .map_err(unavailable)?;
-            receipts.extend(log.receipts);
+            tx.rotate_key(&previous, &row, now).await?;
+            Ok(receipts)
         }
-        let row = LedgerKeyRow {
-            verifier: next_text.clone(),
-            name: self.shared.name.clone(),
-            key_id: hex::encode(next.verifier().key_id()),
-            created_at: now,
-            retired_at: None,
+        .await;
+        let receipts = match written {
+            Ok(r) => r,
+            Err(e) => {
+                tx.rollback().await;
+                return Err(unavailable(e));
+            }
         };
-        tx.rotate_key(&previous, &row, now).await.map_err(unavailable)?;
         self.heads.clear();
         tx.commit().await.map_err(unavailable)?;
         *self.shared.signer.lock().expect("signer lock") = next.clone();

@@ -7,7 +7,7 @@
 
 use sqlx::Row;
 
-use super::ledger::LedgerTx;
+use super::ledger::{LedgerTx, TxConn};
 use super::runs::WorkflowRunRow;
 use super::{Pool, Result, Store, StoreError};
 use crate::kernel::model::{
@@ -395,9 +395,9 @@ macro_rules! apply_change {
 /// Runs `$body` with `$tx` the batch's transaction, whichever the backend.
 macro_rules! on_ledger_tx {
     ($self:expr, $tx:ident => $body:expr) => {
-        match $self {
-            LedgerTx::Sqlite($tx) => $body,
-            LedgerTx::Postgres($tx) => $body,
+        match &mut $self.conn {
+            TxConn::Sqlite($tx) => $body,
+            TxConn::Postgres($tx) => $body,
         }
     };
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Row};
 
 use super::{Pool, Result, Store, StoreError};
@@ -50,6 +51,9 @@ pub struct LedgerKeyRow {
     pub created_at: i64,
     pub retired_at: Option<i64>,
 }
+
+/// Bytes the store probe writes: four SQLite pages.
+const PROBE_BYTES: usize = 16 * 1024;
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
@@ -112,34 +116,58 @@ macro_rules! key_from_row {
 
 const ENTRY_COLUMNS: &str = "idx, ts, kind, subject, hash, bytes";
 
-/// One batch's transaction.
-pub enum LedgerTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+/// One batch's transaction, on a pool connection it holds until it ends.
+///
+/// It ends in exactly one of three ways: [`LedgerTx::commit`] succeeds;
+/// [`LedgerTx::rollback`] succeeds; or neither did (a failed COMMIT whose
+/// ROLLBACK failed too, or a transaction dropped unfinished), and then the
+/// connection is closed instead of going back to the pool, so the pool opens
+/// a fresh one. A batch that failed therefore never leaves a connection
+/// inside a transaction for the next batch.
+pub struct LedgerTx {
+    pub(super) conn: TxConn,
+    /// BEGIN ran, and neither COMMIT nor ROLLBACK has succeeded since.
+    open: bool,
+}
+
+pub(super) enum TxConn {
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Postgres(PoolConnection<sqlx::Postgres>),
 }
 
 macro_rules! with_tx {
     ($self:expr, $tx:ident => $body:expr) => {
-        match $self {
-            LedgerTx::Sqlite($tx) => $body,
-            LedgerTx::Postgres($tx) => $body,
+        match &mut $self.conn {
+            TxConn::Sqlite($tx) => $body,
+            TxConn::Postgres($tx) => $body,
         }
     };
+}
+
+impl Drop for LedgerTx {
+    fn drop(&mut self) {
+        if self.open {
+            tracing::warn!(
+                "a ledger transaction ended unfinished (its BEGIN, a statement or its COMMIT failed or was cancelled); its connection is closed"
+            );
+            // Closing it ends the transaction in the database (SQLite and
+            // PostgreSQL roll back what a closed connection left open).
+            with_tx!(self, c => c.close_on_drop());
+        }
+    }
 }
 
 impl LedgerTx {
     /// The head of the tenant's log, locked until commit; None for a log
     /// with no entries yet.
     pub async fn lock_head(&mut self, tenant_id: &str) -> Result<Option<LogHead>> {
-        let row = match self {
-            LedgerTx::Sqlite(tx) => {
-                sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1")
-                    .bind(tenant_id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) })
-            }
-            LedgerTx::Postgres(tx) => {
+        let row = match &mut self.conn {
+            TxConn::Sqlite(tx) => sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) }),
+            TxConn::Postgres(tx) => {
                 sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1 FOR UPDATE")
                     .bind(tenant_id)
                     .fetch_optional(&mut **tx)
@@ -254,9 +282,34 @@ impl LedgerTx {
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<()> {
-        with_tx!(self, tx => tx.commit().await)?;
-        Ok(())
+    /// Commits the batch. When COMMIT fails, nothing of the batch is
+    /// durable: the transaction is rolled back (or its connection closed)
+    /// before the error is returned.
+    pub async fn commit(mut self) -> Result<()> {
+        match with_tx!(self, tx => sqlx::query("COMMIT").execute(&mut **tx).await.map(|_| ())) {
+            Ok(()) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Undoes everything the batch wrote. When ROLLBACK itself fails (on
+    /// SQLite a full disk may already have rolled the transaction back),
+    /// the connection is closed rather than reused.
+    pub async fn rollback(mut self) {
+        match with_tx!(self, tx => sqlx::query("ROLLBACK").execute(&mut **tx).await.map(|_| ())) {
+            Ok(()) => self.open = false,
+            Err(e) => {
+                tracing::warn!(error = %e, "rolling back a failed ledger batch failed; its connection is closed");
+                self.open = false;
+                with_tx!(self, c => c.close_on_drop());
+            }
+        }
     }
 }
 
@@ -264,10 +317,46 @@ impl Store {
     /// Opens a batch transaction holding the database's write lock
     /// (SQLite) or ready to lock log heads (PostgreSQL).
     pub async fn ledger_tx(&self) -> Result<LedgerTx> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => LedgerTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => LedgerTx::Postgres(p.begin().await?),
-        })
+        // Open from before BEGIN is sent: a BEGIN that fails or is
+        // cancelled midway closes the connection rather than return it in
+        // an unknown state.
+        let mut tx = LedgerTx {
+            conn: match &self.pool {
+                Pool::Sqlite(p) => TxConn::Sqlite(p.acquire().await?),
+                Pool::Postgres(p) => TxConn::Postgres(p.acquire().await?),
+            },
+            open: true,
+        };
+        match &mut tx.conn {
+            TxConn::Sqlite(c) => sqlx::query("BEGIN IMMEDIATE").execute(&mut **c).await.map(|_| ())?,
+            TxConn::Postgres(c) => sqlx::query("BEGIN").execute(&mut **c).await.map(|_| ())?,
+        }
+        Ok(tx)
+    }
+
+    /// One small durable write through a batch transaction, as the ledger
+    /// writer's batches make: a row of incompressible bytes, larger than any
+    /// page's free space, committed, then deleted. Fails as a batch would
+    /// while the store cannot take writes (a full disk, a read-only or lost
+    /// database).
+    pub async fn probe_write(&self, now_ms: i64) -> Result<()> {
+        let mut filler = vec![0u8; PROBE_BYTES];
+        blake3::Hasher::new()
+            .update(&now_ms.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut filler);
+        let mut tx = self.ledger_tx().await?;
+        let inserted = with_tx!(tx, c => sqlx::query("INSERT INTO store_probe (at, filler) VALUES ($1, $2)")
+            .bind(now_ms).bind(&filler).execute(&mut **c).await.map(|_| ()));
+        match inserted {
+            Ok(()) => tx.commit().await?,
+            Err(e) => {
+                tx.rollback().await;
+                return Err(e.into());
+            }
+        }
+        with_pool!(self, p => sqlx::query("DELETE FROM store_probe").execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     pub async fn ledger_head(&self, tenant_id: &str) -> Result<Option<LogHead>> {

@@ -35,6 +35,56 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Why a write failed, as metrics and readiness name it: `disk_full`,
+    /// `busy` (locked by another writer past the timeout), `unreachable`
+    /// (connection lost, pool exhausted), `read_only`, `constraint`,
+    /// `conflict`, `corrupt`, `io` or `other`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            StoreError::Conflict(_) | StoreError::Changed(_) => "conflict",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Migrate(_) => "other",
+            StoreError::Database(e) => match e {
+                sqlx::Error::Database(d) => {
+                    if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                        let code = pg.code();
+                        match code {
+                            "53100" => "disk_full",
+                            "25006" => "read_only",
+                            "40001" | "40P01" => "conflict",
+                            "55P03" => "busy",
+                            _ if code.starts_with("23") => "constraint",
+                            _ if code.starts_with("08") || code.starts_with("57P") => "unreachable",
+                            _ if code.starts_with("53") => "disk_full",
+                            _ if code.starts_with("58") => "io",
+                            _ => "other",
+                        }
+                    } else {
+                        // SQLite: the primary result code is the low byte.
+                        match d.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff) {
+                            Some(13) => "disk_full",
+                            Some(5) | Some(6) => "busy",
+                            Some(8) => "read_only",
+                            Some(10) => "io",
+                            Some(11) | Some(26) => "corrupt",
+                            Some(19) => "constraint",
+                            _ => "other",
+                        }
+                    }
+                }
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_) => "unreachable",
+                _ => "other",
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Pool {
     Sqlite(SqlitePool),
@@ -45,6 +95,30 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    page_limit: PageLimit,
+}
+
+/// The page limit imposed on every SQLite connection as it is opened or
+/// handed out, to make the store full on purpose (fault tests); 0 when
+/// none was ever set.
+#[derive(Clone, Debug, Default)]
+struct PageLimit(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+/// SQLite's largest `max_page_count`: no limit.
+const SQLITE_MAX_PAGES: u64 = 4_294_967_294;
+
+impl PageLimit {
+    /// Sets the limit on a connection, if one was ever set (a connection
+    /// keeps its `max_page_count` until told otherwise).
+    async fn apply(&self, conn: &mut sqlx::SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => Ok(()),
+            pages => sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+                .execute(conn)
+                .await
+                .map(|_| ()),
+        }
+    }
 }
 
 /// Runs `$body` with `$pool` bound to whichever backend is in use. The body is
@@ -335,6 +409,7 @@ impl Store {
                 .await?;
             Store {
                 pool: Pool::Postgres(pool),
+                page_limit: PageLimit::default(),
             }
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -349,12 +424,36 @@ impl Store {
             {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             }
+            let page_limit = PageLimit::default();
+            let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .after_connect(move |conn, _| {
+                    let limit = on_connect.clone();
+                    Box::pin(async move { limit.apply(conn).await })
+                })
+                .before_acquire(move |conn, _| {
+                    let limit = on_acquire.clone();
+                    Box::pin(async move { limit.apply(conn).await.map(|_| true) })
+                })
+                // A connection still inside a transaction when it comes back
+                // (its COMMIT failed, then the ROLLBACK queued when its
+                // transaction was dropped failed too, as after a full disk)
+                // is closed: the pool opens a fresh one instead of handing
+                // every later writer a connection that cannot begin.
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        // The ping runs after any rollback queued on the connection.
+                        conn.ping().await?;
+                        Ok(!conn.is_in_transaction())
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Store {
                 pool: Pool::Sqlite(pool),
+                page_limit,
             }
         };
         store.migrate().await?;
@@ -367,6 +466,17 @@ impl Store {
             Pool::Postgres(p) => sqlx::migrate!("schemas/migrations/postgres").run(p).await?,
         }
         Ok(())
+    }
+
+    /// Makes the database full on purpose: on SQLite, every connection
+    /// handed out from now on runs with `PRAGMA max_page_count` at `pages`
+    /// (SQLite raises a limit below the file's size to its size, so
+    /// `Some(1)` means "no room to grow"); `None` lifts the limit. For fault
+    /// tests; PostgreSQL ignores it.
+    #[doc(hidden)]
+    pub fn limit_pages(&self, pages: Option<u64>) {
+        let n = pages.map_or(SQLITE_MAX_PAGES, |p| p.clamp(1, SQLITE_MAX_PAGES));
+        self.page_limit.0.store(n, std::sync::atomic::Ordering::Release);
     }
 
     pub fn backend(&self) -> &'static str {
@@ -664,5 +774,63 @@ impl Store {
                 .fetch_all(p).await?;
             rows.iter().map(|r| Ok(head_from_row!(r))).collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(i: usize) -> (TenantRow, TokenRow, [u8; 32]) {
+        let id = format!("ten_{i}");
+        let row = TenantRow {
+            id: id.clone(),
+            name: format!("tenant {i} {}", "x".repeat(200)),
+            platform: false,
+            require_signatures: false,
+            created_at: 0,
+        };
+        let token = TokenRow::new(format!("tok_{i}"), &id, "t", RoleSet::default(), "test".into(), 0);
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        (row, token, hash)
+    }
+
+    /// A write that fails on a full SQLite database (which rolls the
+    /// transaction back itself, so the rollback queued when it is dropped
+    /// fails) leaves no connection inside a transaction: with one
+    /// connection in the pool, the next write after space is freed commits.
+    #[tokio::test]
+    async fn a_write_failed_on_a_full_disk_does_not_poison_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::connect(&url, 1).await.unwrap();
+        store.limit_pages(Some(1));
+        let mut failed = None;
+        for i in 0..1000 {
+            let (t, k, h) = tenant(i);
+            if let Err(e) = store.create_tenant(&t, &k, &h).await {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = failed.expect("a full database refuses writes");
+        assert_eq!(e.cause(), "disk_full", "{e}");
+        for _ in 0..3 {
+            let (t, k, h) = tenant(i);
+            let again = store.create_tenant(&t, &k, &h).await.unwrap_err();
+            assert_eq!(
+                again.cause(),
+                "disk_full",
+                "still full, not stuck in a transaction: {again}"
+            );
+        }
+        store.limit_pages(None);
+        let (t, k, h) = tenant(i);
+        store
+            .create_tenant(&t, &k, &h)
+            .await
+            .expect("the write after space is freed commits");
+        assert!(store.tenant(&t.id).await.unwrap().is_some());
     }
 }

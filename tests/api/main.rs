@@ -15,6 +15,7 @@ mod crash;
 mod decisions;
 mod egress;
 mod exact_input;
+mod faults;
 mod hardening;
 mod identity;
 mod kernel;

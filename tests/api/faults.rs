@@ -1,0 +1,319 @@
+//! A store that refuses commits, as an operator meets it: decisions are
+//! refused with 503 `ledger_unavailable` and nothing is acknowledged,
+//! readiness fails naming the ledger and why, and once the fault is gone
+//! the same process commits again, without a restart, and every receipt it
+//! gave verifies.
+//!
+//! The fault is a full database: on SQLite a page limit no larger than the
+//! file (`PRAGMA max_page_count`, set on every connection of the pool); on
+//! PostgreSQL a deferred constraint trigger that raises `disk_full` (SQLSTATE
+//! 53100) at COMMIT for every ledger entry and probe row, so the batch fails
+//! at its COMMIT, as it does when the disk fills while the WAL is written.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden::ledger::checkpoint::NoteVerifier;
+use warden::ledger::receipt::Receipt;
+use warden::ledger::{fsck, verify};
+
+use crate::common::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_full_store_heals_without_a_restart,
+    a_batch_failing_mid_statement_does_not_poison_the_next
+);
+
+/// Makes the store full, and lifts it.
+enum Fault {
+    Sqlite,
+    Postgres(sqlx::PgPool),
+}
+
+impl Fault {
+    async fn of(app: &TestApp) -> Fault {
+        let url = app.state.config.database_url();
+        if url.starts_with("postgres") {
+            Fault::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+        } else {
+            Fault::Sqlite
+        }
+    }
+
+    async fn fill(&self, app: &TestApp) {
+        match self {
+            Fault::Sqlite => app.state.store.limit_pages(Some(1)),
+            Fault::Postgres(db) => {
+                for sql in [
+                    "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; END $$",
+                    "CREATE CONSTRAINT TRIGGER full_entries AFTER INSERT ON ledger_entries \
+                     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION disk_is_full()",
+                    "CREATE CONSTRAINT TRIGGER full_probe AFTER INSERT ON store_probe \
+                     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION disk_is_full()",
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(db).await.unwrap();
+                }
+            }
+        }
+    }
+
+    async fn free(&self, app: &TestApp) {
+        match self {
+            Fault::Sqlite => app.state.store.limit_pages(None),
+            Fault::Postgres(db) => {
+                for sql in [
+                    "DROP TRIGGER full_entries ON ledger_entries",
+                    "DROP TRIGGER full_probe ON store_probe",
+                    "DROP FUNCTION disk_is_full()",
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(db).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+async fn decide(app: &TestApp, token: &str, n: usize) -> Reply {
+    let body = json!({"path": "agento/commissioning/routing", "input": ready_input(),
+        "context": {"workflow_id": format!("wf-{n}")}});
+    app.decide(token, body).await
+}
+
+fn receipt_of(r: &Reply) -> Receipt {
+    serde_json::from_value(r.body["receipt"].clone()).expect("an acknowledged decision carries its receipt")
+}
+
+async fn current_key(app: &TestApp, token: &str) -> NoteVerifier {
+    let r = app.call(Method::GET, "/v1/ledger/keys", Some(token), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let key = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .expect("a current key");
+    NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap()
+}
+
+/// Runs statements on the test's database, as someone with access to it.
+async fn execute(url: &str, sqls: &[&str]) {
+    if url.starts_with("postgres") {
+        let db = sqlx::PgPool::connect(url).await.unwrap();
+        for sql in sqls {
+            sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&db).await.unwrap();
+        }
+        db.close().await;
+    } else {
+        let db = sqlx::SqlitePool::connect(url).await.unwrap();
+        for sql in sqls {
+            sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&db).await.unwrap();
+        }
+        db.close().await;
+    }
+}
+
+async fn ready(app: &TestApp) -> Reply {
+    app.call(Method::GET, "/health/ready", None, None).await
+}
+
+async fn a_full_store_heals_without_a_restart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    let fault = Fault::of(&app).await;
+    let mut acked: Vec<Receipt> = Vec::new();
+    let mut n = 0;
+
+    for _ in 0..20 {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        acked.push(receipt_of(&r));
+    }
+    assert_eq!(ready(&app).await.status, StatusCode::OK);
+
+    // The store fills. What still fits in a page's free space is written
+    // and acknowledged; then every decision is refused.
+    fault.fill(&app).await;
+    let mut refused = 0;
+    for _ in 0..400 {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        if r.status == StatusCode::OK {
+            assert_eq!(refused, 0, "nothing is acknowledged once the store is full: {}", r.body);
+            acked.push(receipt_of(&r));
+            continue;
+        }
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.get("receipt").is_none(), "{}", r.body);
+        refused += 1;
+        if refused == 5 {
+            break;
+        }
+    }
+    assert_eq!(refused, 5, "a full store refuses decisions");
+
+    // Readiness fails, naming the ledger and why, and stays failed.
+    for _ in 0..2 {
+        let r = ready(&app).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
+            "{}",
+            r.body
+        );
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("disk_full") && detail.contains("Free space"),
+            "{detail}"
+        );
+        let task = &r.body["errors"][0];
+        assert_eq!(task["task"], "ledger_writer", "{}", r.body);
+        assert_eq!(task["cause"], "disk_full", "{}", r.body);
+        assert!(task["failed_batches"].as_u64().unwrap() >= 5, "{}", r.body);
+        // Longer than the writer's probe interval: the probe fails too.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let metrics = app.call(Method::GET, "/metrics", Some(&app.admin), None).await;
+    let text = String::from_utf8_lossy(&metrics.bytes);
+    let failed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_ledger_failed_batches_total{cause=\"disk_full\"} "))
+        .unwrap_or_else(|| panic!("failed batches counted by cause:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(failed >= 5, "{failed}");
+
+    // Space is freed. With no request arriving, readiness recovers within
+    // seconds: the writer's probe finds the store writable again.
+    fault.free(&app).await;
+    let start = Instant::now();
+    loop {
+        let r = ready(&app).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.body["status"], "ready", "{}", r.body);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still unready: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same process acknowledges decisions again, in the same chain.
+    for _ in 0..20 {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        acked.push(receipt_of(&r));
+    }
+    assert_eq!(ready(&app).await.status, StatusCode::OK);
+
+    // Every receipt given verifies; the log holds exactly the acknowledged
+    // decisions, the export verifies offline, and fsck finds nothing.
+    for r in &acked {
+        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
+    }
+    let mut indexes: Vec<u64> = acked.iter().map(|r| r.index).collect();
+    indexes.sort();
+    indexes.dedup();
+    assert_eq!(indexes.len(), acked.len(), "distinct entries");
+    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
+    assert_eq!(export.status, StatusCode::OK);
+    let decisions = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "decision")
+        .count();
+    assert_eq!(decisions, acked.len(), "no refused decision is in the log");
+    let report = verify::verify_export(
+        std::io::Cursor::new(&export.bytes),
+        std::slice::from_ref(&key),
+        &mut |_| {},
+    )
+    .expect("the export verifies offline");
+    assert!(report.entries as usize > acked.len());
+    for log in fsck::check(&app.state.store, &app.state.config.ledger.name, None, &mut |_| {})
+        .await
+        .unwrap()
+    {
+        assert!(log.problems.is_empty(), "fsck: {:?}", log.problems);
+    }
+    app.stop().await;
+}
+
+/// A batch whose statement fails halfway (here a trigger refuses the
+/// entry's row, as a constraint would) leaves its transaction open on
+/// SQLite until someone rolls it back, and aborted on PostgreSQL. The
+/// writer rolls it back; the next batch commits on the same chain.
+async fn a_batch_failing_mid_statement_does_not_poison_the_next(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    let before = decide(&app, &orchestrator, 0).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    let before = receipt_of(&before);
+
+    let url = app.state.config.database_url();
+    let (refuse, allow): (&[&str], &[&str]) = if url.starts_with("postgres") {
+        (
+            &[
+                "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN RAISE EXCEPTION 'entry refused' USING ERRCODE = '23514'; END $$",
+                "CREATE TRIGGER refuse_entries BEFORE INSERT ON ledger_entries \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_entry()",
+            ],
+            &[
+                "DROP TRIGGER refuse_entries ON ledger_entries",
+                "DROP FUNCTION refuse_entry()",
+            ],
+        )
+    } else {
+        (
+            &["CREATE TRIGGER refuse_entries BEFORE INSERT ON ledger_entries \
+               BEGIN SELECT RAISE(ABORT, 'entry refused'); END"],
+            &["DROP TRIGGER refuse_entries"],
+        )
+    };
+    execute(&url, refuse).await;
+    for n in 1..4 {
+        let r = decide(&app, &orchestrator, n).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
+            "{}",
+            r.body
+        );
+    }
+    let r = ready(&app).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable")
+    );
+    assert_eq!(r.body["errors"][0]["cause"], "constraint", "{}", r.body);
+
+    execute(&url, allow).await;
+    let after = decide(&app, &orchestrator, 4).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    let after = receipt_of(&after);
+    assert_eq!(
+        after.index,
+        before.index + 1,
+        "the refused decisions left nothing in the log"
+    );
+    verify::verify_receipt(&after, std::slice::from_ref(&key), None).expect("the receipt verifies");
+    assert_eq!(ready(&app).await.status, StatusCode::OK);
+    app.stop().await;
+}
