@@ -51,9 +51,13 @@ pub async fn build(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let url = config.database_url();
-    let store = Store::connect(&url, config.max_connections)
-        .await
-        .with_context(|| format!("cannot open the store at {}", redact(&url)))?;
+    let store = Store::connect_waiting(
+        &url,
+        config.max_connections,
+        Duration::from_millis(config.store_wait_ms),
+    )
+    .await
+    .with_context(|| format!("cannot open the store at {}", redact(&url)))?;
     // Tenants' sink secrets: every one readable, and under the current key,
     // before anything starts.
     let keyring = Arc::new(crate::secrets::Keyring::load(&config.sink_secrets, &config.data_dir)?);

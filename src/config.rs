@@ -29,6 +29,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "max_connections",
+    "store_wait_ms",
     "limits",
     "policy",
     "auth",
@@ -53,6 +54,11 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Largest connection pool to the database.
     pub max_connections: u32,
+    /// Longest a request (or background pass) waits for a PostgreSQL
+    /// connection, in milliseconds; past it, it answers 503
+    /// `store_unavailable` with `Retry-After` instead of holding on while
+    /// the database is away.
+    pub store_wait_ms: u64,
     pub limits: Limits,
     pub policy: PolicyConfig,
     pub auth: AuthConfig,
@@ -607,6 +613,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./warden-data"),
             database_url: None,
             max_connections: 16,
+            store_wait_ms: 2_000,
             limits: Limits::default(),
             policy: PolicyConfig::default(),
             auth: AuthConfig::default(),
@@ -759,6 +766,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");
+        }
+        if self.store_wait_ms == 0 {
+            bail!("store_wait_ms must be at least 1");
         }
         if self.policy.eval_timeout_ms == 0 {
             bail!("policy.eval_timeout_ms must be at least 1");

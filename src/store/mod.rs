@@ -401,10 +401,19 @@ impl Store {
     /// Connects (creating an SQLite file and its directory when missing) and
     /// applies the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_waiting(url, max_connections, Duration::from_secs(10)).await
+    }
+
+    /// [`Store::connect`], with the longest wait for a PostgreSQL
+    /// connection: past it, a query fails (the server answers 503
+    /// `store_unavailable`) rather than holding its request while the
+    /// database is away. (An embedded SQLite file does not go away; its
+    /// waits are for its write lock, bounded by its busy timeout.)
+    pub async fn connect_waiting(url: &str, max_connections: u32, wait: Duration) -> Result<Self> {
         let store = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
                 .connect(url)
                 .await?;
             Store {

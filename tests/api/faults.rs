@@ -26,6 +26,11 @@ on_both_backends!(
     a_batch_failing_mid_statement_does_not_poison_the_next
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_fails_fast_and_heals() {
+    database_goes_away().await
+}
+
 /// Makes the store full, and lifts it.
 enum Fault {
     Sqlite,
@@ -315,5 +320,180 @@ async fn a_batch_failing_mid_statement_does_not_poison_the_next(backend: Backend
     );
     verify::verify_receipt(&after, std::slice::from_ref(&key), None).expect("the receipt verifies");
     assert_eq!(ready(&app).await.status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// A TCP relay between Warden and PostgreSQL that the test can take down
+/// (every relayed connection cut, new ones refused by the operating system,
+/// as when the server stops) and bring back on the same port.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut relay = Relay {
+            addr,
+            target: target.to_string(),
+            task: None,
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+            // Dropping the set aborts every relayed connection.
+        }));
+    }
+
+    /// The database is away: connections cut, new ones refused.
+    async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// The database is back, on the same address.
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+/// The PostgreSQL database goes away under load (new connections refused,
+/// every session of Warden's ended), then comes back. Meanwhile requests
+/// answer 503 with `Retry-After` within the bounded wait (`store_wait_ms`),
+/// none is acknowledged, readiness fails; afterwards the same process
+/// acknowledges again within seconds, and nothing acknowledged is lost.
+async fn database_goes_away() {
+    // Warden reaches its database through the relay.
+    let direct = fresh_postgres_database().await;
+    let (head, rest) = direct.split_once('@').expect("a postgres URL with a user");
+    let (authority, database) = rest.split_once('/').expect("a postgres URL with a database");
+    let mut relay = Relay::start(authority).await;
+    let relayed = format!("{head}@{}/{database}", relay.addr);
+    let app = spawn_with(
+        Backend::Postgres,
+        |c| {
+            c.database_url = Some(relayed);
+            c.store_wait_ms = 1_000;
+        },
+        warden::clock::Clock::system(),
+    )
+    .await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    let mut acked = Vec::new();
+    let mut n = 0;
+    for _ in 0..20 {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        acked.push(receipt_of(&r));
+    }
+
+    // Away: Warden's connections are cut and new ones refused.
+    relay.down().await;
+    let mut refused = 0;
+    let mut slowest = Duration::ZERO;
+    let away = Instant::now();
+    while away.elapsed() < Duration::from_secs(4) {
+        let started = Instant::now();
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        slowest = slowest.max(started.elapsed());
+        if r.status == StatusCode::OK {
+            // Only possible for a decision committed before the sessions ended.
+            assert!(
+                away.elapsed() < Duration::from_millis(500),
+                "acknowledged while away: {}",
+                r.body
+            );
+            acked.push(receipt_of(&r));
+            continue;
+        }
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert!(
+            ["store_unavailable", "ledger_unavailable"].contains(&r.code()),
+            "{}",
+            r.body
+        );
+        refused += 1;
+    }
+    assert!(refused >= 3, "{refused} refusals");
+    assert!(
+        slowest < Duration::from_millis(2_500),
+        "a request was held {slowest:?} while the database was away"
+    );
+    assert_eq!(ready(&app).await.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back: the same process acknowledges again within seconds.
+    relay.up().await;
+    let back = Instant::now();
+    loop {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        if r.status == StatusCode::OK {
+            acked.push(receipt_of(&r));
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(10), "still refused: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        let r = decide(&app, &orchestrator, n).await;
+        n += 1;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        acked.push(receipt_of(&r));
+    }
+    let start = Instant::now();
+    while ready(&app).await.status != StatusCode::OK {
+        assert!(start.elapsed() < Duration::from_secs(5), "readiness did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nothing acknowledged is lost; the export holds exactly those
+    // decisions and verifies offline.
+    for r in &acked {
+        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
+    }
+    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
+    assert_eq!(export.status, StatusCode::OK);
+    let decisions = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "decision")
+        .count();
+    assert_eq!(
+        decisions,
+        acked.len(),
+        "the log holds exactly the acknowledged decisions"
+    );
+    verify::verify_export(
+        std::io::Cursor::new(&export.bytes),
+        std::slice::from_ref(&key),
+        &mut |_| {},
+    )
+    .expect("the export verifies offline");
     app.stop().await;
 }
