@@ -497,3 +497,239 @@ async fn database_goes_away() {
     .expect("the export verifies offline");
     app.stop().await;
 }
+
+/// A PostgreSQL server of the test's own (initdb and pg_ctl from the
+/// machine's PostgreSQL, run as its `postgres` user), so that stopping it
+/// leaves the shared server untouched. Stopped when dropped.
+struct OwnServer {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnServer {
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.path().join("data");
+        let status = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("runuser and pg_ctl");
+        assert!(status.success(), "pg_ctl {args:?} failed");
+    }
+
+    fn start() -> OwnServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (Debian's postgresql package) under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let dir = tempfile::tempdir().unwrap();
+        let chown = std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success(), "the test's server directory must belong to postgres");
+        let initdb = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("runuser and initdb");
+        assert!(initdb.success(), "initdb failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = OwnServer { bin, dir, port };
+        server.up();
+        server
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        self.pg_ctl(&["-o", &options, "-l", log.to_str().unwrap(), "-w", "start"]);
+    }
+
+    /// A fast shutdown: sessions are ended, transactions in flight abort.
+    fn down(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// PostgreSQL stopped (fast shutdown) for five seconds under load, then
+/// started again: requests are refused within the bound, nothing is
+/// acknowledged while it is down, readiness fails, and the same process
+/// acknowledges again within seconds of the start; every acknowledged
+/// decision is in the export, which verifies offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_and_started_under_load() {
+    let server = OwnServer::start();
+    let url = server.url();
+    let app = spawn_with(
+        Backend::Postgres,
+        |c| {
+            c.database_url = Some(url);
+            c.store_wait_ms = 1_000;
+        },
+        warden::clock::Clock::system(),
+    )
+    .await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+
+    // Four clients decide for as long as the test runs: (started, answered,
+    // status, receipt).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (client, base, token, stop) = (app.client.clone(), app.base.clone(), orchestrator.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = json!({"path": "agento/commissioning/routing", "input": ready_input(),
+                    "context": {"workflow_id": format!("wf-{c}-{n}")}});
+                n += 1;
+                let started = Instant::now();
+                let res = client
+                    .post(format!("{base}/v1/decisions"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let body: Value = res.json().await.unwrap_or_default();
+                let receipt = (status == StatusCode::OK)
+                    .then(|| serde_json::from_value::<Receipt>(body["receipt"].clone()).expect("a receipt"));
+                seen.push((started, Instant::now(), status, receipt));
+                if status != StatusCode::OK {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.down();
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ready(&app).await.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness while the database is down"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let starting = Instant::now();
+    server.up();
+    let started = Instant::now();
+    // Recovery: readiness and acknowledgements come back without a restart.
+    while ready(&app).await.status != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "readiness did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Load goes on for a while after the start.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for c in clients {
+        seen.extend(c.await.unwrap());
+    }
+
+    let acked: Vec<&Receipt> = seen.iter().filter_map(|(_, _, _, r)| r.as_ref()).collect();
+    let during: Vec<_> = seen
+        .iter()
+        .filter(|(s, a, _, _)| *s > stopped && *a < starting)
+        .collect();
+    assert!(during.len() >= 4, "requests were made while the database was down");
+    for (s, a, status, _) in &during {
+        assert_eq!(
+            *status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "answered {status} while the database was down"
+        );
+        assert!(
+            *a - *s < Duration::from_millis(2_500),
+            "a request was held {:?} while the database was down",
+            *a - *s
+        );
+    }
+    let after: Vec<_> = seen
+        .iter()
+        .filter(|(s, _, _, _)| *s > started + Duration::from_secs(2))
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, _, status, _)| *status == StatusCode::OK),
+        "decisions are acknowledged again within seconds of the start"
+    );
+
+    // Nothing acknowledged is lost.
+    for r in &acked {
+        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
+    }
+    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
+    assert_eq!(export.status, StatusCode::OK);
+    let recorded: std::collections::HashSet<u64> = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "decision")
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    for r in &acked {
+        assert!(
+            recorded.contains(&r.index),
+            "acknowledged entry {} is in the export",
+            r.index
+        );
+    }
+    verify::verify_export(
+        std::io::Cursor::new(&export.bytes),
+        std::slice::from_ref(&key),
+        &mut |_| {},
+    )
+    .expect("the export verifies offline");
+    app.stop().await;
+    drop(server);
+}
