@@ -103,6 +103,7 @@ pub async fn build(
             config.policy.eval_threads,
             config.policy.eval_per_tenant,
             Duration::from_millis(config.policy.eval_queue_ms),
+            Duration::from_millis(config.policy.heavy_eval_ms),
         ),
     };
     let policy = Arc::new(PolicyService::new(

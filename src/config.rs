@@ -121,6 +121,10 @@ pub struct PolicyConfig {
     /// Longest a decision waits for an evaluation slot, in milliseconds,
     /// before it is refused with `policy_busy` (503).
     pub eval_queue_ms: u64,
+    /// An evaluation this long, in milliseconds, makes its tenant heavy:
+    /// its evaluations then run on threads that get the CPU only when no
+    /// other work wants it, until one of them is quick again (0: never).
+    pub heavy_eval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -654,6 +658,7 @@ impl Default for PolicyConfig {
             eval_threads: 0,
             eval_per_tenant: 0,
             eval_queue_ms: 2_000,
+            heavy_eval_ms: 10,
         }
     }
 }
