@@ -323,6 +323,26 @@ async fn a_batch_failing_mid_statement_does_not_poison_the_next(backend: Backend
     app.stop().await;
 }
 
+/// Warden on the PostgreSQL database at `url`, waiting at most a second
+/// for a connection, with the seed policy active: the app, an
+/// orchestrator's and an auditor's token, and the ledger's key.
+async fn deciding_on(url: String) -> (TestApp, String, String, NoteVerifier) {
+    let app = spawn_with(
+        Backend::Postgres,
+        |c| {
+            c.database_url = Some(url);
+            c.store_wait_ms = 1_000;
+        },
+        warden::clock::Clock::system(),
+    )
+    .await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let key = current_key(&app, &auditor).await;
+    (app, orchestrator, auditor, key)
+}
+
 /// A TCP relay between Warden and PostgreSQL that the test can take down
 /// (every relayed connection cut, new ones refused by the operating system,
 /// as when the server stops) and bring back on the same port.
@@ -388,19 +408,7 @@ async fn database_goes_away() {
     let (authority, database) = rest.split_once('/').expect("a postgres URL with a database");
     let mut relay = Relay::start(authority).await;
     let relayed = format!("{head}@{}/{database}", relay.addr);
-    let app = spawn_with(
-        Backend::Postgres,
-        |c| {
-            c.database_url = Some(relayed);
-            c.store_wait_ms = 1_000;
-        },
-        warden::clock::Clock::system(),
-    )
-    .await;
-    install_commissioning(&app, &app.admin, "1").await;
-    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
-    let auditor = app.token(&app.admin, &["auditor"]).await;
-    let key = current_key(&app, &auditor).await;
+    let (app, orchestrator, auditor, key) = deciding_on(relayed).await;
     let mut acked = Vec::new();
     let mut n = 0;
     for _ in 0..20 {
@@ -600,19 +608,7 @@ impl Drop for OwnServer {
 async fn postgres_stopped_and_started_under_load() {
     let server = OwnServer::start();
     let url = server.url();
-    let app = spawn_with(
-        Backend::Postgres,
-        |c| {
-            c.database_url = Some(url);
-            c.store_wait_ms = 1_000;
-        },
-        warden::clock::Clock::system(),
-    )
-    .await;
-    install_commissioning(&app, &app.admin, "1").await;
-    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
-    let auditor = app.token(&app.admin, &["auditor"]).await;
-    let key = current_key(&app, &auditor).await;
+    let (app, orchestrator, auditor, key) = deciding_on(url).await;
 
     // Four clients decide for as long as the test runs: (started, answered,
     // status, receipt).
