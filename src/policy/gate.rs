@@ -143,11 +143,18 @@ impl EvalGate {
     /// The tenant's permits, and whether it is heavy.
     fn tenant(&self, tenant_id: &str) -> (Arc<Semaphore>, bool) {
         let mut tenants = self.tenants.lock().expect("gate lock");
-        let t = tenants.entry(tenant_id.to_string()).or_insert_with(|| Tenant {
-            permits: Arc::new(Semaphore::new(self.limits.per_tenant)),
-            heavy: false,
-        });
-        (t.permits.clone(), t.heavy)
+        if let Some(t) = tenants.get(tenant_id) {
+            return (t.permits.clone(), t.heavy);
+        }
+        let permits = Arc::new(Semaphore::new(self.limits.per_tenant));
+        tenants.insert(
+            tenant_id.to_string(),
+            Tenant {
+                permits: permits.clone(),
+                heavy: false,
+            },
+        );
+        (permits, false)
     }
 
     /// Whether this tenant is heavy now (its last evaluation was slow).

@@ -453,7 +453,11 @@ impl Store {
                 .after_release(|conn, _| {
                     Box::pin(async move {
                         use sqlx::Connection;
-                        // The ping runs after any rollback queued on the connection.
+                        if !conn.is_in_transaction() {
+                            return Ok(true);
+                        }
+                        // A rollback may still be queued (a transaction
+                        // dropped uncommitted): the ping runs after it.
                         conn.ping().await?;
                         Ok(!conn.is_in_transaction())
                     })
