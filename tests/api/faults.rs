@@ -121,6 +121,37 @@ async fn execute(url: &str, sqls: &[&str]) {
     }
 }
 
+/// Checks every acknowledged receipt against the ledger's key, then exports
+/// the log and verifies it offline: the indexes of the decisions it holds,
+/// and the verification report.
+async fn verified_export(
+    app: &TestApp,
+    auditor: &str,
+    key: &NoteVerifier,
+    acked: &[Receipt],
+) -> (Vec<u64>, verify::Report) {
+    for r in acked {
+        verify::verify_receipt(r, std::slice::from_ref(key), None).expect("an acknowledged receipt verifies");
+    }
+    let export = app.call(Method::GET, "/v1/ledger/export", Some(auditor), None).await;
+    assert_eq!(export.status, StatusCode::OK);
+    let decisions = export
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "decision")
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    let report = verify::verify_export(
+        std::io::Cursor::new(&export.bytes),
+        std::slice::from_ref(key),
+        &mut |_| {},
+    )
+    .expect("the export verifies offline");
+    (decisions, report)
+}
+
 async fn ready(app: &TestApp) -> Reply {
     app.call(Method::GET, "/health/ready", None, None).await
 }
@@ -224,29 +255,12 @@ async fn a_full_store_heals_without_a_restart(backend: Backend) {
 
     // Every receipt given verifies; the log holds exactly the acknowledged
     // decisions, the export verifies offline, and fsck finds nothing.
-    for r in &acked {
-        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
-    }
     let mut indexes: Vec<u64> = acked.iter().map(|r| r.index).collect();
     indexes.sort();
     indexes.dedup();
     assert_eq!(indexes.len(), acked.len(), "distinct entries");
-    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
-    assert_eq!(export.status, StatusCode::OK);
-    let decisions = export
-        .bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| l.starts_with(b"{\"actor\":"))
-        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "decision")
-        .count();
-    assert_eq!(decisions, acked.len(), "no refused decision is in the log");
-    let report = verify::verify_export(
-        std::io::Cursor::new(&export.bytes),
-        std::slice::from_ref(&key),
-        &mut |_| {},
-    )
-    .expect("the export verifies offline");
+    let (decisions, report) = verified_export(&app, &auditor, &key, &acked).await;
+    assert_eq!(decisions.len(), acked.len(), "no refused decision is in the log");
     assert!(report.entries as usize > acked.len());
     for log in fsck::check(&app.state.store, &app.state.config.ledger.name, None, &mut |_| {})
         .await
@@ -480,29 +494,12 @@ async fn database_goes_away() {
 
     // Nothing acknowledged is lost; the export holds exactly those
     // decisions and verifies offline.
-    for r in &acked {
-        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
-    }
-    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
-    assert_eq!(export.status, StatusCode::OK);
-    let decisions = export
-        .bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| l.starts_with(b"{\"actor\":"))
-        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "decision")
-        .count();
+    let (decisions, _) = verified_export(&app, &auditor, &key, &acked).await;
     assert_eq!(
-        decisions,
+        decisions.len(),
         acked.len(),
         "the log holds exactly the acknowledged decisions"
     );
-    verify::verify_export(
-        std::io::Cursor::new(&export.bytes),
-        std::slice::from_ref(&key),
-        &mut |_| {},
-    )
-    .expect("the export verifies offline");
     app.stop().await;
 }
 
@@ -672,7 +669,7 @@ async fn postgres_stopped_and_started_under_load() {
         seen.extend(c.await.unwrap());
     }
 
-    let acked: Vec<&Receipt> = seen.iter().filter_map(|(_, _, _, r)| r.as_ref()).collect();
+    let acked: Vec<Receipt> = seen.iter().filter_map(|(_, _, _, r)| r.clone()).collect();
     let during: Vec<_> = seen
         .iter()
         .filter(|(s, a, _, _)| *s > stopped && *a < starting)
@@ -700,19 +697,7 @@ async fn postgres_stopped_and_started_under_load() {
     );
 
     // Nothing acknowledged is lost.
-    for r in &acked {
-        verify::verify_receipt(r, std::slice::from_ref(&key), None).expect("an acknowledged receipt verifies");
-    }
-    let export = app.call(Method::GET, "/v1/ledger/export", Some(&auditor), None).await;
-    assert_eq!(export.status, StatusCode::OK);
-    let recorded: std::collections::HashSet<u64> = export
-        .bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| l.starts_with(b"{\"actor\":"))
-        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "decision")
-        .map(|e| e["index"].as_u64().unwrap())
-        .collect();
+    let (recorded, _) = verified_export(&app, &auditor, &key, &acked).await;
     for r in &acked {
         assert!(
             recorded.contains(&r.index),
@@ -720,12 +705,6 @@ async fn postgres_stopped_and_started_under_load() {
             r.index
         );
     }
-    verify::verify_export(
-        std::io::Cursor::new(&export.bytes),
-        std::slice::from_ref(&key),
-        &mut |_| {},
-    )
-    .expect("the export verifies offline");
     app.stop().await;
     drop(server);
 }
