@@ -1,0 +1,65 @@
+package compat.numbers
+
+add_floats := 0.1 + 0.2
+add_ints := 1 + 2
+sub_neg := 3 - 5
+mul_float := 2.5 * 2
+mul_big := 123456789012345678901234567890 * 10
+add_big := 9007199254740993 + 0
+big_literal := 123456789012345678901230
+big_plus_one := 18446744073709551615 + 1
+div_exact := 10 / 2
+div_third := 1 / 3
+div_two_thirds := 2 / 3
+div_float := 7 / 2
+div_neg := -7 / 2
+rem_pos := 7 % 3
+rem_neg_left := -7 % 3
+rem_neg_right := 7 % -3
+rem_both_neg := -7 % -3
+exp_literal := 1e21
+exp_small := 1e-7
+exp_mid := 1.5e3
+exp_large_float := 1.0e100
+float_literal := 3.14
+float_trailing_zero := 2.50
+float_whole := 2.0
+negative_zero := -0
+negative_zero_float := -0.0
+precise := 0.1234567890123456789
+round_half_up := round(2.5)
+round_half_neg := round(-2.5)
+round_down := round(2.4)
+round_int := round(7)
+ceil_pos := ceil(1.1)
+ceil_neg := ceil(-1.1)
+floor_pos := floor(1.9)
+floor_neg := floor(-1.1)
+abs_neg := abs(-3.5)
+abs_int := abs(-7)
+abs_big := abs(-123456789012345678901234567890)
+range_up := numbers.range(1, 5)
+range_down := numbers.range(3, -1)
+range_single := numbers.range(2, 2)
+range_step_up := numbers.range_step(0, 10, 3)
+range_step_down := numbers.range_step(10, 0, 4)
+range_step_exact := numbers.range_step(0, 9, 3)
+to_number_int := to_number("42")
+to_number_float := to_number("3.25")
+to_number_exp := to_number("1e3")
+to_number_neg := to_number("-0.5")
+to_number_bool := to_number(true)
+to_number_false := to_number(false)
+to_number_null := to_number(null)
+to_number_num := to_number(7)
+to_number_big := to_number("123456789012345678901234567890")
+eq_int_float := 1 == 1.0
+eq_big := 100000000000000000000 == 1e20
+lt_int_float := 1 < 1.5
+cmp_mixed := [1 < "a", null < false, false < 0, "z" < [], [] < {}, {} < set()]
+set_int_float := {1, 1.0, 2}
+object_int_float_keys := {1: "a", 2.0: "b"}
+float_key_lookup := object_int_float_keys[2]
+mul_overflow_float := 1e308 * 10
+sum_many := 0.1 + 0.2 + 0.3 + 0.4
+tiny_diff := 1.0000000000000001 == 1
