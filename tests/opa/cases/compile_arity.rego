@@ -1,0 +1,3 @@
+package compat.compile_arity
+
+value := concat(",")

@@ -1,0 +1,6 @@
+package compat.compile_assign_twice
+
+value if {
+	x := 1
+	x := 2
+}

@@ -1,0 +1,3 @@
+package compat.compile_deprecated_builtin
+
+value := any([true, false])

@@ -1,0 +1,4 @@
+package compat.compile_recursion
+
+a if b
+b if a

@@ -1,0 +1,5 @@
+package compat.compile_rego_v0_syntax
+
+allow {
+	true
+}

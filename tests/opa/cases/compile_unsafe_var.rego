@@ -1,0 +1,5 @@
+package compat.compile_unsafe_var
+
+allow if {
+	x > 1
+}

@@ -1,0 +1,3 @@
+package compat.yaml_errors
+
+unmarshal_invalid := yaml.unmarshal("a: [1")
