@@ -1,0 +1,3 @@
+package compat.semver_errors
+
+compare_invalid := semver.compare("1.2", "1.2.3")
