@@ -276,7 +276,8 @@ def main() -> int:
         if not CATEGORY_RE.match(n):
             raise SystemExit(f"bad category name: {n}")
     version = opa_version()
-    EXPECTED.mkdir(exist_ok=True)
+    if not args.check:
+        EXPECTED.mkdir(exist_ok=True)
     differing: list[str] = []
     evaluations = 0
     for n in names:
@@ -291,6 +292,14 @@ def main() -> int:
                 target.write_text(text, encoding="utf-8")
         status = doc["compile"] if doc["compile"] == "error" else f"{len(doc['cases'])} evaluations"
         print(f"{n}: {status}{'' if old == text else ' (changed)'}")
+    if not args.categories:
+        # An expected file without a category left behind by a removed case.
+        for stale in sorted(EXPECTED.glob("*.json")):
+            if stale.stem not in names:
+                differing.append(stale.stem)
+                print(f"{stale.stem}: no such category (stale expected file{'' if args.check else ', removed'})")
+                if not args.check:
+                    stale.unlink()
     print(f"{len(names)} categories, {evaluations} rule x input evaluations, OPA {version}")
 
     uncovered, excluded, covered = coverage(names)
