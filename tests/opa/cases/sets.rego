@@ -23,5 +23,5 @@ mixed_sort := {"b", 1, null, true, [1], {"k": "v"}}
 sets_of_objects := {{"a": 1}, {"a": 1}, {"a": 2}}
 set_compare := {1, 2} < {1, 3}
 count_union := count(a | b)
-input_overlap := input.roles & {"admin", "owner"}
+input_overlap := {r | some r in input.roles} & {"admin", "owner"}
 input_has_admin := "admin" in input.roles

@@ -24,7 +24,9 @@ affected_teams contains team if {
 	some team in input.action.teams
 }
 
-permissions := union({p |
+granted contains p if {
 	some layer in ["org", "team", "user"]
 	some p in object.get(data.layers[layer], input.principal.id, [])
-}) - {p | some p in object.get(data.revoked, input.principal.id, [])}
+}
+
+permissions := granted - {p | some p in object.get(data.revoked, input.principal.id, [])}
