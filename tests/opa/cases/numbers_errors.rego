@@ -10,4 +10,3 @@ rem_float := 5.5 % 2
 input_double := input.n * 2
 input_plus_one := input.n + 1
 input_half := input.n / 2
-to_number_leading_zeros := to_number("007")
