@@ -196,8 +196,21 @@ def native(engine: OpaEngine, fn: Any, *args: Any) -> Any:
 
 
 def compile_message(err: OpaError) -> str:
+    """OPA's compile message; with several errors (which OPA may report in any
+    order, e.g. recursion errors) the errors are sorted to keep files stable."""
     msg = err.message
-    return msg[len(ACTIVATION_PREFIX):] if msg.startswith(ACTIVATION_PREFIX) else msg
+    if msg.startswith(ACTIVATION_PREFIX):
+        msg = msg[len(ACTIVATION_PREFIX):]
+    head, sep, body = msg.partition(" errors occurred:\n")
+    if not sep:
+        return msg
+    entries: list[list[str]] = []
+    for line in body.split("\n"):
+        if line.startswith("\t") and entries:
+            entries[-1].append(line)
+        else:
+            entries.append([line])
+    return head + sep + "\n".join(sorted("\n".join(e) for e in entries))
 
 
 def record(cat: Category, version: str) -> dict[str, Any]:
