@@ -64,12 +64,18 @@ pub struct TestResult {
     pub duration_us: u64,
 }
 
+/// Longest component of a document path, in bytes.
+const MAX_PATH_COMPONENT: usize = 256;
+
 /// A path into the policy's document, parsed: `a/b/c` or `a.b.c`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataPath(pub Vec<String>);
 
 impl DataPath {
-    /// Parses a `/`-separated path. Components are Rego identifiers.
+    /// Parses a document path. With a `/` anywhere it is `/`-separated, as
+    /// OPA's Data API reads it, and a component is any key (`pkg/deny/no
+    /// owner` names a member of the set `deny`, `cfg/a.b` the key `a.b`);
+    /// without one it is `.`-separated Rego identifiers (`pkg.rule`).
     pub fn parse(path: &str) -> Result<Self, Error> {
         let trimmed = path.trim_matches('/');
         let trimmed = trimmed.strip_prefix("data/").unwrap_or(trimmed);
@@ -78,11 +84,27 @@ impl DataPath {
                 "path {path:?} is empty; name a package or rule such as agento/commissioning/routing/allow"
             )));
         }
-        let parts: Vec<String> = trimmed.split(['/', '.']).map(str::to_string).collect();
+        if trimmed.contains('/') {
+            let parts: Vec<String> = trimmed.split('/').map(str::to_string).collect();
+            for p in &parts {
+                if p.is_empty()
+                    || p.len() > MAX_PATH_COMPONENT
+                    || p.chars().any(char::is_control)
+                    || p == "."
+                    || p == ".."
+                {
+                    return Err(Error::InvalidPath(format!(
+                        "path component {p:?} in {path:?} must be 1 to {MAX_PATH_COMPONENT} bytes without control characters, and not . or .."
+                    )));
+                }
+            }
+            return Ok(DataPath(parts));
+        }
+        let parts: Vec<String> = trimmed.split('.').map(str::to_string).collect();
         for p in &parts {
             if !is_identifier(p) {
                 return Err(Error::InvalidPath(format!(
-                    "path component {p:?} in {path:?} is not a Rego identifier (letters, digits, underscore; not starting with a digit)"
+                    "path component {p:?} in {path:?} is not a Rego identifier (letters, digits, underscore; not starting with a digit); separate components with / to name any key"
                 )));
             }
         }
@@ -162,8 +184,15 @@ impl CompiledPolicy {
             limit: eval_timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
+        let rego_v1 = bundle.manifest.rego_version != Some(0);
         for m in &bundle.modules {
-            engine.add_policy(m.path.clone(), m.source.clone()).map_err(|e| {
+            // `not` and rule heads as OPA evaluates them (a module that does not parse is
+            // compiled as it is, and the compiler reports why).
+            let source = super::rewrite::rewrite(&m.path, &m.source, rego_v1)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| m.source.clone());
+            engine.add_policy(m.path.clone(), source).map_err(|e| {
                 let described = first_line_trimmed(&e);
                 if described.starts_with(&m.path) {
                     Error::RegoCompile(described)
@@ -192,7 +221,11 @@ impl CompiledPolicy {
         for (pkg, module) in components.iter().zip(&bundle.modules) {
             let comps = pkg.components.clone();
             let names = rego_scan::rule_names(&module.source);
-            for t in names.iter().filter(|n| n.starts_with("test_")) {
+            // As OPA users write them: `test_` rules in `*_test.rego` files.
+            // Elsewhere a `test_` rule is an ordinary rule (seed 001's
+            // `test_results_within_tolerance` is a helper, not a test).
+            let test_file = super::compat::is_test_file(&module.path);
+            for t in names.iter().filter(|n| test_file && n.starts_with("test_")) {
                 if !tests.contains(&(comps.clone(), t.clone())) {
                     tests.push((comps.clone(), t.clone()));
                 }
@@ -229,7 +262,11 @@ impl CompiledPolicy {
         // runs: evaluate the whole document once, with no input, to surface
         // them at upload rather than at the first decision.
         CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
-        let whole = engine.eval_query("data".to_string(), false);
+        // (A builtin that panics on some argument must not fail the upload.)
+        let whole = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.eval_query("data".to_string(), false)
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a builtin failed")));
         CAPTURE.with(|c| *c.borrow_mut() = None);
         if let Err(e) = whole {
             let msg = format!("{e:#}");
@@ -297,24 +334,49 @@ impl CompiledPolicy {
         let target = self
             .target(path)
             .ok_or_else(|| Error::UnknownRulePath(path.to_slash()))?;
-        self.with_engine(|engine| {
+        let query_of = |q: String, engine: &mut regorus::Engine| {
+            engine.eval_query(q, false).map(|mut res| match res.result.pop() {
+                Some(mut r) => r.expressions.pop().map(|e| e.value).unwrap_or(Value::Undefined),
+                None => Value::Undefined,
+            })
+        };
+        let outcome = self.with_engine(|engine| {
             engine.set_input(input);
             CAPTURE.with(|c| *c.borrow_mut() = Some(std::mem::take(captured)));
-            let result = match target {
-                Target::Rule(r) => engine.eval_rule(r),
-                Target::Query(q) => engine.eval_query(q, false).map(|mut res| match res.result.pop() {
-                    Some(mut r) => r.expressions.pop().map(|e| e.value).unwrap_or(Value::Undefined),
-                    None => Value::Undefined,
-                }),
-            };
+            // A builtin of the engine that panics on some argument must
+            // fail this evaluation, not the thread that runs it.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match target {
+                Target::Rule(r) => match engine.eval_rule(r) {
+                    // A prefix of ref-head rules (`obligations` of
+                    // `obligations.notify contains …`) is a document, not a
+                    // rule: the query answers it.
+                    Err(e) if e.downcast_ref::<LimitError>().is_none() => query_of(path.to_ref(), engine),
+                    other => other,
+                },
+                Target::Query(q) => query_of(q, engine),
+            }));
             *captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
             // Drop the input now rather than holding it until the next call.
             engine.set_input(Value::Undefined);
-            result.map_err(eval_error)
-        })
+            result
+        });
+        match outcome {
+            Ok(result) => result.map_err(eval_error),
+            Err(panic) => {
+                // The engine's state after a panic is unknown: this thread
+                // takes a fresh clone of the template next time.
+                ENGINES.with(|engines| engines.borrow_mut().remove(&self.id));
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".to_string());
+                Err(Error::PolicyEval(format!("a builtin failed: {what}")))
+            }
+        }
     }
 
-    /// Runs every `test_` rule; each sees the real clock. `budget` bounds
+    /// Runs every test (a `test_` rule of a `*_test.rego` file); each sees the real clock. `budget` bounds
     /// the whole run: once spent, the remaining tests fail as not run.
     pub fn run_tests(&self, budget: Duration) -> Vec<TestResult> {
         let mut out = Vec::with_capacity(self.tests.len());
@@ -509,6 +571,16 @@ fn install_capture_extensions(engine: &mut regorus::Engine) -> Result<(), Error>
             }),
         )
         .map_err(ext)?;
+    super::builtins::install(engine).map_err(ext)?;
+    // A builtin that panics, to prove a panic stays inside its evaluation.
+    #[cfg(test)]
+    engine
+        .add_extension(
+            "warden_test.panic".to_string(),
+            1,
+            Box::new(|_: Vec<Value>| -> anyhow::Result<Value> { panic!("a test panic") }),
+        )
+        .map_err(ext)?;
     Ok(())
 }
 
@@ -579,11 +651,46 @@ mod tests {
     }
 
     #[test]
+    fn a_builtin_that_panics_fails_its_evaluation_not_the_thread() {
+        let p = compiled(&[(
+            "a.rego",
+            "package a\n\nboom := warden_test.panic(input.x)\n\nok := true\n",
+        )]);
+        assert!(matches!(
+            eval(&p, "a/boom", r#"{"x": 1}"#),
+            Err(Error::PolicyEval(m)) if m.contains("a builtin failed: a test panic")
+        ));
+        assert_eq!(
+            eval(&p, "a/ok", "{}").unwrap(),
+            Value::from(true),
+            "the thread evaluates on"
+        );
+    }
+
+    #[test]
+    fn negations_evaluate_nested_terms_first_as_opa_does() {
+        let p = compiled(&[(
+            "a.rego",
+            "package a\n\nblocked := {\"mallory\": true}\n\ndefault allow := false\n\nallow if not blocked[input.user]\n",
+        )]);
+        assert_eq!(
+            eval(&p, "a/allow", "{}").unwrap(),
+            Value::from(false),
+            "undefined user: denied"
+        );
+        assert_eq!(eval(&p, "a/allow", r#"{"user": "bob"}"#).unwrap(), Value::from(true));
+        assert_eq!(
+            eval(&p, "a/allow", r#"{"user": "mallory"}"#).unwrap(),
+            Value::from(false)
+        );
+    }
+
+    #[test]
     fn the_test_budget_bounds_the_whole_run() {
         let slow =
             "count([x | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); x := a + b; x < 0]) == 0";
         let p = compiled(&[(
-            "t.rego",
+            "t_test.rego",
             &format!("package t\n\ntest_fast if true\n\ntest_slow_1 if {slow}\n\ntest_slow_2 if {slow}\n"),
         )]);
         let results = p.run_tests(Duration::from_millis(30));

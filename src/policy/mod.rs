@@ -12,11 +12,14 @@
 //! them to statuses.
 
 pub mod archive;
+pub(crate) mod builtins;
 pub mod bundle;
+pub mod compat;
 pub mod decision;
 pub mod engine;
 pub mod gate;
 pub mod rego_scan;
+pub mod rewrite;
 pub mod service;
 pub mod signature;
 

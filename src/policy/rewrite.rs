@@ -1,0 +1,567 @@
+//! Modules rewritten before they compile, so that regorus evaluates them in
+//! OPA's order. Two places differ, each measured against real OPA
+//! (`tests/opa/`):
+//!
+//! **Negations.** OPA evaluates the dynamic terms nested in a negated
+//! expression *before* the negation: `not blocked[input.user]` is, to OPA,
+//! `x := input.user; not blocked[x]`, so with `input.user` undefined the
+//! body fails. regorus negated the whole expression and answered true: a
+//! deny-list written the usual way let through every request that omitted
+//! the field. The terms OPA takes out of a negated expression are:
+//!
+//! - in a call (`f(a)`, `a > b`, `a != b`, `x in s`, arithmetic): every
+//!   argument that is a reference or a call, whole;
+//! - in an equality (`a == b`, `a = b`, `equal(a, b)`) and in a bare term
+//!   (`not a[b]`): only what is nested in each side (a reference's
+//!   bracketed keys, a call, the elements of an array, set or object);
+//! - and, recursively, what is nested in what is taken out. Comprehensions
+//!   stay where they are (they are always defined).
+//!
+//! Each term taken out becomes `__warden_not_<n> := <term>` just before the
+//! negation, on the same line (so error positions do not move), with the
+//! negation's `with` modifiers.
+//!
+//! **Rule heads.** In `notify contains cfg.on_call[t] if some t in
+//! input.teams`, a binding for which the head's term is undefined adds
+//! nothing, in OPA; the others still count. regorus failed the whole rule
+//! (an error, or an empty set under a ref head). The term of a partial set,
+//! and the key and value of a partial object, when they are references or
+//! calls, are evaluated at the end of each body instead:
+//! `notify contains __warden_elem_<n> if { some t in input.teams;
+//! __warden_elem_<n> := cfg.on_call[t] }`.
+//!
+//! A module without either is compiled unchanged.
+
+use regorus::Source;
+use regorus::unstable::{Expr, Literal, LiteralStmt, Module, Parser, Query, Rule, RuleBody, RuleHead};
+
+/// Most passes over one module (one per level of negations nested in
+/// comprehensions inside negations).
+const MAX_PASSES: usize = 16;
+
+/// The module with OPA's evaluation order made explicit, or `None` when
+/// nothing in it needs rewriting. `Err` is the parser's own message for a
+/// module that does not parse (compiling it reports the error).
+pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>, String> {
+    let mut text = source.to_string();
+    let mut next = 0usize;
+    for _ in 0..MAX_PASSES {
+        let module = parse(path, &text, rego_v1)?;
+        let edits = Walker::edits(&module, &text, &mut next, rego_v1);
+        if edits.is_empty() {
+            return Ok((text != source).then_some(text));
+        }
+        text = splice(&text, 0, text.len(), &edits);
+    }
+    Err(format!(
+        "{path}: negations nested more than {MAX_PASSES} deep inside one another"
+    ))
+}
+
+fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
+    let source = Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
+    let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;
+    if rego_v1 {
+        parser.enable_rego_v1().map_err(|e| e.to_string())?;
+    }
+    parser.parse().map_err(|e| e.to_string())
+}
+
+/// One replacement: bytes `start..end` of the text become `text`.
+#[derive(Debug, Clone)]
+struct Edit {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+/// `source[start..end]` with the edits (sorted, disjoint, inside) applied.
+fn splice(source: &str, start: usize, end: usize, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(end - start + 16 * edits.len());
+    let mut at = start;
+    for e in edits {
+        out.push_str(&source[at..e.start]);
+        out.push_str(&e.text);
+        at = e.end;
+    }
+    out.push_str(&source[at..end]);
+    out
+}
+
+fn range(e: &Expr) -> (usize, usize) {
+    let s = e.span();
+    (s.start as usize, s.end as usize)
+}
+
+struct Walker<'a> {
+    text: &'a str,
+    next: &'a mut usize,
+    /// `if` is a keyword (Rego v1), so a body can be added to a rule.
+    rego_v1: bool,
+    edits: Vec<Edit>,
+}
+
+impl Walker<'_> {
+    /// The rewrites of this pass: the innermost negations that need one.
+    fn edits(module: &Module, text: &str, next: &mut usize, rego_v1: bool) -> Vec<Edit> {
+        let mut w = Walker {
+            text,
+            next,
+            rego_v1,
+            edits: Vec::new(),
+        };
+        for rule in &module.policy {
+            match rule.as_ref() {
+                Rule::Spec { head, bodies, .. } => {
+                    match head {
+                        RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                            if let Some(a) = assign {
+                                w.expr(&a.value);
+                            }
+                        }
+                        RuleHead::Set { key, .. } => {
+                            if let Some(k) = key {
+                                w.expr(k);
+                            }
+                        }
+                    }
+                    for b in bodies {
+                        if let Some(a) = &b.assign {
+                            w.expr(&a.value);
+                        }
+                        w.query(&b.query, true);
+                    }
+                }
+                Rule::Default { .. } => {}
+            }
+        }
+        let mut edits = std::mem::take(&mut w.edits);
+        if edits.is_empty() {
+            // Heads only once no negation is left to rewrite: a head's
+            // edits (its term and each body) must land in the same pass.
+            for rule in &module.policy {
+                if let Rule::Spec { head, bodies, span } = rule.as_ref() {
+                    w.head(head, bodies, span.end as usize);
+                }
+            }
+            edits = w.edits;
+        }
+        edits.sort_by_key(|e| e.start);
+        // Keep only the innermost of overlapping rewrites; the outer ones
+        // are found again, with the inner ones applied, in the next pass.
+        let mut kept: Vec<Edit> = Vec::new();
+        for e in edits {
+            kept.retain(|k: &Edit| !(k.start <= e.start && e.end <= k.end));
+            if kept.iter().any(|k| e.start <= k.start && k.end <= e.end) {
+                continue;
+            }
+            kept.push(e);
+        }
+        kept
+    }
+
+    /// Moves the dynamic terms of a partial rule's head into its bodies.
+    fn head(&mut self, head: &RuleHead, bodies: &[RuleBody], rule_end: usize) {
+        if bodies.iter().any(|b| b.is_else || b.assign.is_some()) {
+            return;
+        }
+        let mut terms: Vec<&Expr> = Vec::new();
+        match head {
+            RuleHead::Set { key: Some(k), .. } => terms.push(k),
+            RuleHead::Compr {
+                refr, assign: Some(a), ..
+            } if matches!(refr.as_ref(), Expr::RefBrack { .. }) => {
+                if let Expr::RefBrack { index, .. } = refr.as_ref() {
+                    terms.push(index);
+                }
+                terms.push(&a.value);
+            }
+            _ => return,
+        }
+        let terms: Vec<&Expr> = terms.into_iter().filter(|t| is_dynamic(t)).collect();
+        if terms.is_empty() || (bodies.is_empty() && !self.rego_v1) {
+            return;
+        }
+        let mut assigns = Vec::new();
+        for t in terms {
+            let (start, end) = range(t);
+            let var = format!("__warden_elem_{}", *self.next);
+            *self.next += 1;
+            assigns.push(format!("{var} := {}", &self.text[start..end]));
+            self.edits.push(Edit { start, end, text: var });
+        }
+        let assigns = assigns.join("; ");
+        if bodies.is_empty() {
+            // `p contains cfg.x`: the same, with a body of its own.
+            self.edits.push(Edit {
+                start: rule_end,
+                end: rule_end,
+                text: format!(" if {{ {assigns} }}"),
+            });
+            return;
+        }
+        for b in bodies {
+            let (start, end) = (b.query.span.start as usize, b.query.span.end as usize);
+            let body = &self.text[start..end];
+            if body.starts_with('{') && body.ends_with('}') {
+                self.edits.push(Edit {
+                    start: end - 1,
+                    end: end - 1,
+                    text: format!("\n{assigns}\n"),
+                });
+            } else {
+                self.edits.push(Edit {
+                    start,
+                    end,
+                    text: format!("{{ {body}; {assigns} }}"),
+                });
+            }
+        }
+    }
+
+    fn query(&mut self, q: &Query, rule_body: bool) {
+        let braced = self.text[q.span.start as usize..].starts_with('{');
+        for stmt in &q.stmts {
+            self.stmt(stmt, rule_body && !braced);
+        }
+    }
+
+    fn stmt(&mut self, stmt: &LiteralStmt, wrap: bool) {
+        for w in &stmt.with_mods {
+            self.expr(&w.refr);
+            self.expr(&w.r#as);
+        }
+        match &stmt.literal {
+            Literal::SomeVars { .. } => {}
+            Literal::SomeIn {
+                key, value, collection, ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+            Literal::Expr { expr, .. } => self.expr(expr),
+            Literal::Every { domain, query, .. } => {
+                self.expr(domain);
+                self.query(query, false);
+            }
+            Literal::NotExpr { span, expr } => {
+                self.expr(expr);
+                self.negation(stmt, span.start as usize, expr, wrap);
+            }
+        }
+    }
+
+    /// Finds the negations inside comprehensions of `e`.
+    fn expr(&mut self, e: &Expr) {
+        match e {
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.expr(term);
+                self.query(query, false);
+            }
+            Expr::ObjectCompr { key, value, query, .. } => {
+                self.expr(key);
+                self.expr(value);
+                self.query(query, false);
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.expr(i)),
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+                self.expr(k);
+                self.expr(v);
+            }),
+            Expr::Call { fcn, params, .. } => {
+                self.expr(fcn);
+                params.iter().for_each(|p| self.expr(p));
+            }
+            Expr::UnaryExpr { expr, .. } => self.expr(expr),
+            Expr::RefDot { refr, .. } => self.expr(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                self.expr(refr);
+                self.expr(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::Membership {
+                key, value, collection, ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+            _ => {}
+        }
+    }
+
+    fn negation(&mut self, stmt: &LiteralStmt, not_start: usize, expr: &Expr, wrap: bool) {
+        let mut hoisted: Vec<String> = Vec::new();
+        let mut subs: Vec<Edit> = Vec::new();
+        {
+            let mut h = Hoist {
+                text: self.text,
+                next: &mut *self.next,
+                out: &mut hoisted,
+            };
+            if is_equality(expr) {
+                for side in operands(expr) {
+                    h.in_term(side, &mut subs);
+                }
+            } else if is_call(expr) {
+                for arg in operands(expr) {
+                    h.one(arg, &mut subs);
+                }
+            } else {
+                h.in_term(expr, &mut subs);
+            }
+        }
+        if hoisted.is_empty() {
+            return;
+        }
+        subs.sort_by_key(|e| e.start);
+        let (start, end) = range(expr);
+        let negated = splice(self.text, start, end, &subs);
+        let withs = match (stmt.with_mods.first(), stmt.with_mods.last()) {
+            (Some(first), Some(last)) => {
+                format!(" {}", &self.text[first.span.start as usize..last.span.end as usize])
+            }
+            _ => String::new(),
+        };
+        let mut text = String::new();
+        for h in &hoisted {
+            text.push_str(h);
+            text.push_str(&withs);
+            text.push_str("; ");
+        }
+        text.push_str("not ");
+        text.push_str(&negated);
+        text.push_str(&withs);
+        if wrap {
+            text = format!("{{ {text} }}");
+        }
+        let stmt_end = stmt.with_mods.last().map_or(end, |w| (w.span.end as usize).max(end));
+        self.edits.push(Edit {
+            start: not_start,
+            end: stmt_end,
+            text,
+        });
+    }
+}
+
+/// A term that may be undefined where its rule's body holds.
+fn is_dynamic(e: &Expr) -> bool {
+    match e {
+        Expr::RefDot { .. } | Expr::RefBrack { .. } => true,
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().any(|i| is_dynamic(i)),
+        Expr::Object { fields, .. } => fields.iter().any(|(_, k, v)| is_dynamic(k) || is_dynamic(v)),
+        Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => false,
+        other => is_call(other),
+    }
+}
+
+/// `a == b`, `a = b`, `equal(a, b)`: OPA compares the two sides in place.
+fn is_equality(e: &Expr) -> bool {
+    use regorus::unstable::{AssignOp, BoolOp};
+    match e {
+        Expr::BoolExpr { op: BoolOp::Eq, .. } => true,
+        Expr::AssignExpr { op: AssignOp::Eq, .. } => true,
+        Expr::Call { fcn, params, .. } => params.len() == 2 && fcn.span().text() == "equal",
+        _ => false,
+    }
+}
+
+/// Expressions OPA evaluates as a builtin or function call.
+fn is_call(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Call { .. }
+            | Expr::BoolExpr { .. }
+            | Expr::ArithExpr { .. }
+            | Expr::BinExpr { .. }
+            | Expr::UnaryExpr { .. }
+            | Expr::Membership { .. }
+    )
+}
+
+fn operands(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Call { params, .. } => params.iter().map(|p| p.as_ref()).collect(),
+        Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::BinExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
+        Expr::UnaryExpr { expr, .. } => vec![expr.as_ref()],
+        Expr::Membership {
+            key, value, collection, ..
+        } => key
+            .iter()
+            .map(|k| k.as_ref())
+            .chain([value.as_ref(), collection.as_ref()])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Takes terms out of one negated expression.
+struct Hoist<'a> {
+    text: &'a str,
+    next: &'a mut usize,
+    out: &'a mut Vec<String>,
+}
+
+impl Hoist<'_> {
+    /// A term compared or negated in place: only what is nested in it.
+    fn in_term(&mut self, e: &Expr, subs: &mut Vec<Edit>) {
+        match e {
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => self.ref_keys(e, subs),
+            Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {}
+            _ => self.one(e, subs),
+        }
+    }
+
+    /// The bracketed keys of a reference, each as an argument.
+    fn ref_keys(&mut self, e: &Expr, subs: &mut Vec<Edit>) {
+        match e {
+            Expr::RefDot { refr, .. } => self.ref_keys(refr, subs),
+            Expr::RefBrack { refr, index, .. } => {
+                self.ref_keys(refr, subs);
+                self.one(index, subs);
+            }
+            _ => {}
+        }
+    }
+
+    /// A term in argument position: references and calls are taken out
+    /// whole (after what is nested in them); composites keep their place
+    /// with their elements taken out.
+    fn one(&mut self, e: &Expr, subs: &mut Vec<Edit>) {
+        match e {
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                let mut inner = Vec::new();
+                self.ref_keys(e, &mut inner);
+                self.take_out(e, inner, subs);
+            }
+            _ if is_call(e) => {
+                let mut inner = Vec::new();
+                for arg in operands(e) {
+                    self.one(arg, &mut inner);
+                }
+                self.take_out(e, inner, subs);
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for i in items {
+                    self.one(i, subs);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    self.one(k, subs);
+                    self.one(v, subs);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn take_out(&mut self, e: &Expr, mut inner: Vec<Edit>, subs: &mut Vec<Edit>) {
+        inner.sort_by_key(|x| x.start);
+        let (start, end) = range(e);
+        let term = splice(self.text, start, end, &inner);
+        let var = format!("__warden_not_{}", *self.next);
+        *self.next += 1;
+        self.out.push(format!("{var} := {term}"));
+        subs.push(Edit { start, end, text: var });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(rule: &str) -> String {
+        let src = format!("package t\n\n{rule}\n");
+        let out = rewrite("t.rego", &src, true).unwrap().unwrap_or(src);
+        out.lines().nth(2).unwrap().to_string()
+    }
+
+    #[test]
+    fn nested_terms_are_taken_out_of_negations_as_opa_does() {
+        assert_eq!(
+            body("allow if { not blocked[input.user] }"),
+            "allow if { __warden_not_0 := input.user; not blocked[__warden_not_0] }"
+        );
+        assert_eq!(
+            body("allow if not blocked[input.user]"),
+            "allow if { __warden_not_0 := input.user; not blocked[__warden_not_0] }"
+        );
+        assert_eq!(
+            body("a if { not input.n > 3 }"),
+            "a if { __warden_not_0 := input.n; not __warden_not_0 > 3 }"
+        );
+        assert_eq!(
+            body("a if { not startswith(concat(\"\", [input.u]), \"m\") }"),
+            "a if { __warden_not_0 := input.u; __warden_not_1 := concat(\"\", [__warden_not_0]); not startswith(__warden_not_1, \"m\") }"
+        );
+        // Equality compares its sides in place; only what is nested moves.
+        assert_eq!(
+            body("a if { not input.user == \"x\" }"),
+            "a if { not input.user == \"x\" }"
+        );
+        assert_eq!(
+            body("a if { not lower(input.user) == \"x\" }"),
+            "a if { __warden_not_0 := input.user; __warden_not_1 := lower(__warden_not_0); not __warden_not_1 == \"x\" }"
+        );
+        assert_eq!(body("a if { not input.user }"), "a if { not input.user }");
+        assert_eq!(
+            body("a if { not input.u in {\"m\"} with input as {} }"),
+            "a if { __warden_not_0 := input.u with input as {}; not __warden_not_0 in {\"m\"} with input as {} }"
+        );
+        assert_eq!(
+            body("a if { not count([x | x := input.items[_]]) > 0 }"),
+            "a if { __warden_not_0 := count([x | x := input.items[_]]); not __warden_not_0 > 0 }",
+            "a call is taken out whole; the comprehension inside it stays (always defined)"
+        );
+    }
+
+    #[test]
+    fn negations_inside_comprehensions_and_every_are_rewritten_too() {
+        assert_eq!(
+            body("s := {u | some u in input.users; not blocked[u.name]}"),
+            "s := {u | some u in input.users; __warden_not_0 := u.name; not blocked[__warden_not_0]}"
+        );
+        assert_eq!(
+            body("a if { every u in input.users { not blocked[u.name] } }"),
+            "a if { every u in input.users { __warden_not_0 := u.name; not blocked[__warden_not_0] } }"
+        );
+    }
+
+    #[test]
+    fn dynamic_head_terms_are_evaluated_in_each_body() {
+        let src = "package t\n\nnotify contains cfg.on_call[t] if some t in input.teams\n";
+        assert_eq!(
+            rewrite("t.rego", src, true).unwrap().unwrap(),
+            "package t\n\nnotify contains __warden_elem_0 if { some t in input.teams; __warden_elem_0 := cfg.on_call[t] }\n"
+        );
+        let src = "package t\n\nroles[name] := data.r[name] if {\n\tsome name in input.names\n}\n";
+        assert_eq!(
+            rewrite("t.rego", src, true).unwrap().unwrap(),
+            "package t\n\nroles[name] := __warden_elem_0 if {\n\tsome name in input.names\n\n__warden_elem_0 := data.r[name]\n}\n"
+        );
+        // A variable or a constant is always defined: nothing to move.
+        let src = "package t\n\ns contains x if some x in input.xs\n\nc := input.v\n";
+        assert_eq!(rewrite("t.rego", src, true).unwrap(), None);
+    }
+
+    #[test]
+    fn modules_without_such_negations_are_left_alone() {
+        let src = "package t\n\nallow if { not input.user }\n";
+        assert_eq!(rewrite("t.rego", src, true).unwrap(), None);
+    }
+}
