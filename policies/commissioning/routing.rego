@@ -5,9 +5,11 @@
 #
 # This is the policy of the "Why we built Agento on Temporal and OPA" note,
 # with one change: its helper rule `test_results_within_tolerance` is named
-# `results_within_tolerance` here. OPA's test runner (and Warden's) treats
-# every rule whose name starts with `test_` as a test, and that helper, which
-# is undefined without input, would be reported as a failing test.
+# `results_within_tolerance` here, because `opa test` runs every rule whose
+# name starts with `test_` as a test, in every file it loads, and that helper
+# is undefined without input. Warden runs as tests only the `test_` rules of
+# `*_test.rego` files, so the note's policy also activates unchanged (see
+# tests/fixtures/seed_001_routing.rego).
 package agento.commissioning.routing
 
 default allow := false

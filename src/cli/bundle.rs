@@ -206,6 +206,9 @@ fn test(path: &Path, timeout: Duration) -> anyhow::Result<ExitCode> {
         },
     )?;
     let policy = CompiledPolicy::compile(&parsed, timeout)?;
+    for n in crate::policy::compat::notices(&parsed) {
+        println!("NOTE {}:{}: {} ({})", n.file, n.line, n.message, n.code);
+    }
     let results = policy.run_tests(timeout);
     let failed = results.iter().filter(|r| !r.passed).count();
     for r in &results {

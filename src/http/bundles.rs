@@ -40,9 +40,14 @@ pub struct VersionView {
     pub digest: String,
     pub roots: Vec<String>,
     pub size_bytes: i64,
-    /// Rego test results (`test_` rules) from the upload.
+    /// Rego test results (`test_` rules of `*_test.rego` files) from the upload.
     pub tests: Vec<TestResult>,
     pub tests_passed: bool,
+    /// Findings of the upload, each with its file and line (`test_` rules
+    /// outside test files, constructs read otherwise than by OPA). Only in
+    /// the upload's answer; they never block activation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<crate::policy::compat::Notice>,
     /// The verification key that signed this version, if signed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
@@ -60,6 +65,7 @@ impl From<BundleVersionRow> for VersionView {
             roots: v.roots,
             size_bytes: v.size_bytes,
             tests_passed: v.tests_passed,
+            notices: Vec::new(),
             signed_by: v.signed_by,
             uploaded_by: v.uploaded_by,
             uploaded_at: rfc3339_ms(v.uploaded_at),
@@ -161,6 +167,7 @@ pub async fn upload_bundle(
     }
     let mut view: VersionView = up.version.into();
     view.tests = up.tests;
+    view.notices = up.notices;
     Ok((status, Json(view)))
 }
 

@@ -255,7 +255,7 @@ impl utoipa::Modify for BearerAuth {
         admin::get_settings, admin::put_settings,
         bundles::upload_bundle, bundles::list_bundles, bundles::get_bundle, bundles::get_version,
         bundles::download_version, bundles::activate, bundles::rollback,
-        decisions::decide, decisions::opa_data,
+        decisions::decide, decisions::opa_data, decisions::opa_data_get,
         ledger::replay, ledger::impact,
         audit::submit, audit::feed, sinks::list, sinks::put_sink, sinks::delete_sink, sinks::dead_letters, sinks::redrive,
         ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,

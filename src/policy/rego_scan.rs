@@ -11,7 +11,12 @@
 /// Top-level rule names declared in `source`, in order of first appearance,
 /// without duplicates. `default x := …` declares `x`; `a.b.c if …` declares `a`.
 pub fn rule_names(source: &str) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+    rules(source).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Like [`rule_names`], each with the 1-based line of its first appearance.
+pub fn rules(source: &str) -> Vec<(String, usize)> {
+    let mut names: Vec<(String, usize)> = Vec::new();
     let mut depth: i32 = 0;
     let mut at_statement_start = true;
     let mut chars = source.char_indices().peekable();
@@ -87,8 +92,9 @@ pub fn rule_names(source: &str) -> Vec<String> {
                     // `else` continues the previous rule.
                     "else" => {}
                     _ => {
-                        if !names.iter().any(|n| n == word) {
-                            names.push(word.to_string());
+                        if !names.iter().any(|(n, _)| n == word) {
+                            let line = source[..start].matches('\n').count() + 1;
+                            names.push((word.to_string(), line));
                         }
                     }
                 }
@@ -140,6 +146,8 @@ test_ok if allow with input as {}
             vec!["allow", "reason", "a", "f", "msg", "test_ok", "indented_rule"]
         );
         assert_eq!(test_names(src), vec!["test_ok"]);
+        let lines: Vec<usize> = rules(src).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(lines, vec![5, 12, 15, 16, 17, 19, 20]);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Uploaded {
     /// False when the identical version was already stored.
     pub created: bool,
     pub tests: Vec<TestResult>,
+    /// What the upload found worth telling (see [`super::compat`]).
+    pub notices: Vec<super::compat::Notice>,
 }
 
 /// A recorded decision evaluated again.
@@ -161,6 +163,7 @@ impl PolicyService {
                     tests: stored_tests(&existing),
                     version: existing,
                     created: false,
+                    notices: super::compat::notices(&parsed),
                 });
             }
             return Err(Error::RevisionExists {
@@ -222,6 +225,7 @@ impl PolicyService {
             version,
             created: true,
             tests,
+            notices: super::compat::notices(&parsed),
         })
     }
 

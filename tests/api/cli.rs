@@ -295,7 +295,7 @@ fn bundle_test_runs_rego_tests_and_fails_on_a_failing_one() {
     assert!(out.contains("6 passed, 0 failed"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("p.rego"),
+        dir.path().join("p_test.rego"),
         "package p\n\nallow if input.ok\n\ntest_denied if allow with input as {\"ok\": false}\n",
     )
     .unwrap();

@@ -24,6 +24,7 @@ mod ops;
 mod outage;
 #[path = "../../sinks/tests/peers/mod.rs"]
 mod peers;
+mod rego_compat;
 mod runs;
 mod shipped_policies;
 mod signatures;

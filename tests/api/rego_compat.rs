@@ -1,0 +1,215 @@
+//! Policies as OPA users write them: which rules are tests, and the Data API
+//! serving every document path OPA serves. Engine answers themselves are
+//! compared with real OPA's in `tests/opa_corpus.rs`.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    the_seed_policy_activates_unchanged_and_its_helper_is_a_rule,
+    only_test_rules_of_test_files_gate_activation,
+    the_data_api_serves_every_document_path,
+);
+
+const SEED_001: &str = include_str!("../fixtures/seed_001_routing.rego");
+
+/// Seed 001's routing policy, byte for byte, has a helper rule named
+/// `test_results_within_tolerance`: it is served as a rule, reported as a
+/// notice with its line, and blocks nothing.
+async fn the_seed_policy_activates_unchanged_and_its_helper_is_a_rule(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bundle = bundle_of(&[("routing.rego", SEED_001)], "seed", &["agento/commissioning"]);
+    let r = app.upload(&app.admin, "seed", bundle.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["tests_passed"], true, "{}", r.body);
+    assert_eq!(r.body["tests"], json!([]), "a helper in routing.rego is not a test");
+    let notices = r.body["notices"].as_array().expect("notices").clone();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["code"], "test_rule_outside_test_file");
+    assert_eq!(notices[0]["file"], "routing.rego");
+    assert_eq!(notices[0]["line"], 14, "the line of the rule in the seed's text");
+    // The identical upload answers the same notices.
+    let again = app.upload(&app.admin, "seed", bundle).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["notices"], json!(notices));
+
+    let r = app.activate(&app.admin, "seed", "seed").await;
+    assert_eq!(r.status, StatusCode::OK, "activation needs no force: {}", r.body);
+
+    let r = app
+        .decide(
+            &app.admin,
+            json!({"path": "agento/commissioning/routing", "input": ready_input()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["allow"], true);
+    assert_eq!(r.body["result"]["test_results_within_tolerance"], true);
+    let r = app
+        .decide(
+            &app.admin,
+            json!({"path": "agento/commissioning/routing", "input": blocked_input()}),
+        )
+        .await;
+    assert_eq!(r.body["allow"], false);
+    assert_eq!(
+        r.body["reasons"],
+        json!(["punch items still open", "test result outside tolerance"])
+    );
+    app.stop().await;
+}
+
+/// `test_` rules of `*_test.rego` files are tests and gate activation; the
+/// same rule elsewhere does not run.
+async fn only_test_rules_of_test_files_gate_activation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let failing_helper = "package acme.p\n\nallow if input.ok\n\ntest_never if false\n";
+    let bundle = bundle_of(&[("p.rego", failing_helper)], "1", &["acme"]);
+    let r = app.upload(&app.admin, "acme", bundle).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["tests_passed"], true);
+    assert_eq!(r.body["notices"][0]["line"], 5);
+    assert_eq!(app.activate(&app.admin, "acme", "1").await.status, StatusCode::OK);
+
+    let bundle = bundle_of(
+        &[
+            ("p.rego", "package acme.p\n\nallow if input.ok\n"),
+            ("p_test.rego", failing_helper.replace("acme.p", "acme.p_test").as_str()),
+        ],
+        "2",
+        &["acme"],
+    );
+    let r = app.upload(&app.admin, "acme", bundle).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["tests_passed"], false);
+    assert_eq!(r.body["tests"][0]["name"], "test_never");
+    assert!(r.body.get("notices").is_none(), "{}", r.body);
+    let r = app.activate(&app.admin, "acme", "2").await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "bundle_tests_failed"));
+    app.stop().await;
+}
+
+/// Packages, rules, prefixes of ref-head rules, members of partial sets and
+/// objects, keys that are not identifiers, and base documents, by `POST`
+/// and by `GET`; each answer is a recorded decision.
+async fn the_data_api_serves_every_document_path(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = r#"package acme.gate
+
+default allow := false
+
+allow if input.user == "alice"
+
+deny contains "no owner" if not input.owner
+
+obligations.notify contains team if {
+	some team in input.teams
+}
+
+obligations.retain_days := 30
+
+limits[name] := n if {
+	some name, n in data.acme.cfg.limits
+}
+"#;
+    let bundle = bundle_of(
+        &[
+            ("gate.rego", policy),
+            ("acme/cfg/data.json", r#"{"limits": {"a.b": 3, "c": 4}}"#),
+        ],
+        "1",
+        &["acme"],
+    );
+    let r = app.upload(&app.admin, "acme", bundle).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(app.activate(&app.admin, "acme", "1").await.status, StatusCode::OK);
+    let input = json!({"input": {"user": "alice", "teams": ["sre", "sec"]}});
+
+    let post = |path: &str| {
+        let path = format!("/v1/data/{path}");
+        let input = input.clone();
+        let app = &app;
+        async move { app.call(Method::POST, &path, Some(&app.admin), Some(input)).await }
+    };
+    let r = post("acme/gate/obligations").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["result"], json!({"notify": ["sec", "sre"], "retain_days": 30}));
+    let r = post("acme/gate/obligations/notify").await;
+    assert_eq!(r.body["result"], json!(["sec", "sre"]));
+    let r = post("acme/gate/deny/no%20owner").await;
+    assert_eq!(r.body["result"], "no owner", "a member of a partial set: {}", r.body);
+    let r = post("acme/gate/deny/someone").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.get("result").is_none(), "not a member: undefined: {}", r.body);
+    let r = post("acme/gate/limits/a.b").await;
+    assert_eq!(r.body["result"], 3, "a key that is not an identifier: {}", r.body);
+    let r = post("acme/cfg/limits/c").await;
+    assert_eq!(r.body["result"], 4, "a base document: {}", r.body);
+    let r = post("acme").await;
+    assert_eq!(r.body["result"]["gate"]["allow"], true, "{}", r.body);
+    assert_eq!(r.body["result"]["cfg"]["limits"]["c"], 4, "{}", r.body);
+
+    // GET, with the input in the query string as OPA takes it.
+    let q = url_encode(&json!({"user": "alice"}).to_string());
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/data/acme/gate/allow?input={q}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["result"], true);
+    assert!(r.body["decision_id"].as_str().is_some_and(|d| d.starts_with("dec_")));
+    let r = app
+        .call(Method::GET, "/v1/data/acme/gate/allow", Some(&app.admin), None)
+        .await;
+    assert_eq!(r.body["result"], false, "no input: the default");
+
+    // ?provenance and ?metrics, as OPA names them.
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/data/acme/gate/allow?provenance&metrics",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["provenance"]["bundles"]["acme"]["revision"], "1", "{}", r.body);
+    assert!(
+        r.body["metrics"]["timer_rego_query_eval_ns"].as_u64().is_some(),
+        "{}",
+        r.body
+    );
+
+    // A bad query input is refused, saying what to fix.
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/data/acme/gate/allow?input=%7Bnope",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "malformed_json"));
+    // Reading the Data API is deciding: a token without the role is refused.
+    let reader = app.token(&app.admin, &["auditor"]).await;
+    let r = app
+        .call(Method::GET, "/v1/data/acme/gate/allow", Some(&reader), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    app.stop().await;
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
