@@ -414,3 +414,16 @@ fn numbers_compare_as_exact_decimals() {
         r#"{"a":[1,2.5e0,"x"]}"#.replace("e0", "")
     );
 }
+
+/// The upload check knows every OPA builtin the corpus catalogues.
+#[test]
+fn the_builtin_list_of_the_upload_check_is_opa_s() {
+    #[derive(Deserialize)]
+    struct Builtin {
+        name: String,
+    }
+    let catalogue: Vec<Builtin> =
+        serde_json::from_slice(&std::fs::read(corpus().join("builtins.json")).unwrap()).unwrap();
+    let names: Vec<&str> = catalogue.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, warden::policy::compat::OPA_BUILTINS);
+}

@@ -219,6 +219,7 @@ impl From<policy::Error> for Problem {
             | E::UnsignedVersion(_)
             | E::ManifestInvalid(_)
             | E::RegoCompile(_)
+            | E::UnsupportedBuiltin(_)
             | E::DataInvalid(_)
             | E::BundleUnsupported(_)
             | E::OutsideRoots(_)

@@ -11,6 +11,345 @@ use serde::{Deserialize, Serialize};
 use super::bundle::ParsedBundle;
 use super::rego_scan;
 
+/// Every builtin of OPA 1.x (`tests/opa/builtins.json` has them with their
+/// categories; a test keeps the two lists equal).
+pub const OPA_BUILTINS: &[&str] = &[
+    "abs",
+    "all",
+    "and",
+    "any",
+    "array.concat",
+    "array.flatten",
+    "array.reverse",
+    "array.slice",
+    "assign",
+    "base64.decode",
+    "base64.encode",
+    "base64.is_valid",
+    "base64url.decode",
+    "base64url.encode",
+    "base64url.encode_no_pad",
+    "bits.and",
+    "bits.lsh",
+    "bits.negate",
+    "bits.or",
+    "bits.rsh",
+    "bits.xor",
+    "cast_array",
+    "cast_boolean",
+    "cast_null",
+    "cast_object",
+    "cast_set",
+    "cast_string",
+    "ceil",
+    "concat",
+    "contains",
+    "count",
+    "crypto.hmac.equal",
+    "crypto.hmac.md5",
+    "crypto.hmac.sha1",
+    "crypto.hmac.sha256",
+    "crypto.hmac.sha512",
+    "crypto.md5",
+    "crypto.parse_private_keys",
+    "crypto.sha1",
+    "crypto.sha256",
+    "crypto.x509.parse_and_verify_certificates",
+    "crypto.x509.parse_and_verify_certificates_with_options",
+    "crypto.x509.parse_certificate_request",
+    "crypto.x509.parse_certificates",
+    "crypto.x509.parse_keypair",
+    "crypto.x509.parse_rsa_private_key",
+    "div",
+    "endswith",
+    "eq",
+    "equal",
+    "floor",
+    "format_int",
+    "glob.match",
+    "glob.quote_meta",
+    "graph.reachable",
+    "graph.reachable_paths",
+    "graphql.is_valid",
+    "graphql.parse",
+    "graphql.parse_and_verify",
+    "graphql.parse_query",
+    "graphql.parse_schema",
+    "graphql.schema_is_valid",
+    "gt",
+    "gte",
+    "hex.decode",
+    "hex.encode",
+    "http.send",
+    "indexof",
+    "indexof_n",
+    "internal.member_2",
+    "internal.member_3",
+    "internal.print",
+    "internal.template_string",
+    "internal.test_case",
+    "intersection",
+    "io.jwt.decode",
+    "io.jwt.decode_verify",
+    "io.jwt.encode_sign",
+    "io.jwt.encode_sign_raw",
+    "io.jwt.verify_eddsa",
+    "io.jwt.verify_es256",
+    "io.jwt.verify_es384",
+    "io.jwt.verify_es512",
+    "io.jwt.verify_hs256",
+    "io.jwt.verify_hs384",
+    "io.jwt.verify_hs512",
+    "io.jwt.verify_ps256",
+    "io.jwt.verify_ps384",
+    "io.jwt.verify_ps512",
+    "io.jwt.verify_rs256",
+    "io.jwt.verify_rs384",
+    "io.jwt.verify_rs512",
+    "is_array",
+    "is_boolean",
+    "is_null",
+    "is_number",
+    "is_object",
+    "is_set",
+    "is_string",
+    "json.filter",
+    "json.is_valid",
+    "json.marshal",
+    "json.marshal_with_options",
+    "json.match_schema",
+    "json.patch",
+    "json.remove",
+    "json.unmarshal",
+    "json.verify_schema",
+    "lower",
+    "lt",
+    "lte",
+    "max",
+    "min",
+    "minus",
+    "mul",
+    "neq",
+    "net.cidr_contains",
+    "net.cidr_contains_matches",
+    "net.cidr_expand",
+    "net.cidr_intersects",
+    "net.cidr_is_valid",
+    "net.cidr_merge",
+    "net.cidr_overlap",
+    "net.lookup_ip_addr",
+    "numbers.range",
+    "numbers.range_step",
+    "object.filter",
+    "object.get",
+    "object.keys",
+    "object.remove",
+    "object.subset",
+    "object.union",
+    "object.union_n",
+    "opa.runtime",
+    "or",
+    "plus",
+    "print",
+    "product",
+    "providers.aws.sign_req",
+    "rand.intn",
+    "re_match",
+    "regex.find_all_string_submatch_n",
+    "regex.find_n",
+    "regex.globs_match",
+    "regex.is_valid",
+    "regex.match",
+    "regex.replace",
+    "regex.split",
+    "regex.template_match",
+    "rego.metadata.chain",
+    "rego.metadata.rule",
+    "rego.parse_module",
+    "rem",
+    "replace",
+    "round",
+    "semver.compare",
+    "semver.is_valid",
+    "set_diff",
+    "sort",
+    "split",
+    "sprintf",
+    "startswith",
+    "strings.any_prefix_match",
+    "strings.any_suffix_match",
+    "strings.count",
+    "strings.render_template",
+    "strings.replace_n",
+    "strings.reverse",
+    "strings.split_n",
+    "substring",
+    "sum",
+    "time.add_date",
+    "time.clock",
+    "time.date",
+    "time.diff",
+    "time.format",
+    "time.now_ns",
+    "time.parse_duration_ns",
+    "time.parse_ns",
+    "time.parse_rfc3339_ns",
+    "time.weekday",
+    "to_number",
+    "trace",
+    "trim",
+    "trim_left",
+    "trim_prefix",
+    "trim_right",
+    "trim_space",
+    "trim_suffix",
+    "type_name",
+    "union",
+    "units.parse",
+    "units.parse_bytes",
+    "upper",
+    "uri.is_valid",
+    "uri.parse",
+    "urlquery.decode",
+    "urlquery.decode_object",
+    "urlquery.encode",
+    "urlquery.encode_object",
+    "uuid.parse",
+    "uuid.rfc4122",
+    "walk",
+    "yaml.is_valid",
+    "yaml.marshal",
+    "yaml.unmarshal",
+];
+
+/// Builtins OPA has and Warden refuses, with the reason.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "http.send",
+        "it reaches the network: a decision must replay from its record alone, and a policy must not be a way past the tenant's egress policy",
+    ),
+    (
+        "net.lookup_ip_addr",
+        "it asks DNS: a decision must replay from its record alone",
+    ),
+    (
+        "opa.runtime",
+        "it describes the running OPA process, which Warden is not",
+    ),
+];
+
+/// A call to a builtin Warden does not evaluate as OPA does: the upload
+/// is refused with `unsupported_builtin`, naming it, its file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub builtin: String,
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} is not available: {}",
+            self.file, self.line, self.builtin, self.reason
+        )
+    }
+}
+
+/// Why Warden does not evaluate this OPA builtin, if it does not.
+fn unsupported(name: &str, available: &dyn Fn(&str) -> bool) -> Option<String> {
+    if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == name) {
+        return Some((*why).to_string());
+    }
+    if name.starts_with("internal.") || available(name) {
+        return None;
+    }
+    Some("Warden does not implement it yet (docs/rego-compatibility.md lists every builtin)".to_string())
+}
+
+/// The first call in the bundle to an OPA builtin that Warden refuses or
+/// lacks, found in the source (outside strings and comments), so a call on
+/// a path no upload-time evaluation reaches is refused too.
+pub fn first_unsupported_call(bundle: &ParsedBundle, available: &dyn Fn(&str) -> bool) -> Option<Unsupported> {
+    for m in &bundle.modules {
+        for (name, line) in calls(&m.source) {
+            if !OPA_BUILTINS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some(reason) = unsupported(&name, available) {
+                return Some(Unsupported {
+                    builtin: name,
+                    file: m.path.clone(),
+                    line,
+                    reason,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Dotted names followed by `(`, with their lines, outside strings and
+/// comments (`a.b(` but not `x.a.b(` or `"a.b("`).
+fn calls(source: &str) -> Vec<(String, usize)> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
+                    i += 1;
+                }
+                let preceded = start > 0 && bytes[start - 1] == b'.';
+                let mut j = i;
+                while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
+                    j += 1;
+                }
+                if !preceded && j < bytes.len() && bytes[j] == b'(' {
+                    out.push((source[start..i].to_string(), line));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
 /// One finding about a module of an uploaded bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notice {
@@ -57,6 +396,15 @@ pub fn notices(bundle: &ParsedBundle) -> Vec<Notice> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_found_outside_strings_and_comments() {
+        let src = "package p\n# http.send(x)\nx := \"http.send(\"\ny := http.send({})\nz := data.http.send(1)\n";
+        assert_eq!(
+            calls(src),
+            vec![("http.send".to_string(), 4), ("data.http.send".to_string(), 5)]
+        );
+    }
 
     #[test]
     fn only_files_named_like_tests_hold_tests() {

@@ -184,6 +184,16 @@ impl CompiledPolicy {
             limit: eval_timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
+        // A call to an OPA builtin that Warden refuses or lacks is refused
+        // here, with its place, even where no evaluation would reach it.
+        let available = |name: &str| {
+            regorus::unstable::BUILTINS.contains_key(name)
+                || super::builtins::is_ours(name)
+                || matches!(name, "time.now_ns" | "rand.intn" | "uuid.rfc4122" | "print")
+        };
+        if let Some(u) = super::compat::first_unsupported_call(bundle, &available) {
+            return Err(Error::UnsupportedBuiltin(u.to_string()));
+        }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
         for m in &bundle.modules {
             // `not` and rule heads as OPA evaluates them (a module that does not parse is

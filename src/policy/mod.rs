@@ -44,6 +44,9 @@ pub enum Error {
     ManifestInvalid(String),
     #[error("{0}")]
     RegoCompile(String),
+    /// A call to an OPA builtin Warden refuses or lacks, with its place.
+    #[error("{0}")]
+    UnsupportedBuiltin(String),
     #[error("{0}")]
     DataInvalid(String),
     #[error("{0}")]
@@ -109,6 +112,7 @@ impl Error {
             Error::SignatureRequired | Error::UnsignedVersion(_) => "signature_required",
             Error::ManifestInvalid(_) => "manifest_invalid",
             Error::RegoCompile(_) => "rego_compile_error",
+            Error::UnsupportedBuiltin(_) => "unsupported_builtin",
             Error::DataInvalid(_) => "bundle_data_invalid",
             Error::BundleUnsupported(_) => "bundle_unsupported",
             Error::OutsideRoots(_) => "bundle_outside_roots",

@@ -12,6 +12,7 @@ on_both_backends!(
     the_seed_policy_activates_unchanged_and_its_helper_is_a_rule,
     only_test_rules_of_test_files_gate_activation,
     the_data_api_serves_every_document_path,
+    builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_place,
 );
 
 const SEED_001: &str = include_str!("../fixtures/seed_001_routing.rego");
@@ -202,6 +203,47 @@ limits[name] := n if {
         .call(Method::GET, "/v1/data/acme/gate/allow", Some(&reader), None)
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    app.stop().await;
+}
+
+/// `http.send` (refused: it would reach the network) and a builtin Warden
+/// lacks are refused at upload, naming the builtin, the file and the line,
+/// even on a path no evaluation at upload reaches.
+async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_place(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (call, name, why) in [
+        (
+            "http.send({\"method\": \"get\", \"url\": input.url})",
+            "http.send",
+            "network",
+        ),
+        (
+            "regex.globs_match(input.a, input.b)",
+            "regex.globs_match",
+            "does not implement it yet",
+        ),
+    ] {
+        let policy = format!(
+            "package acme.p\n\n# {name}(x) in a comment is fine\nallow if {{\n\tinput.never\n\tx := {call}\n}}\n"
+        );
+        let r = app
+            .upload(&app.admin, "acme", bundle_of(&[("p.rego", &policy)], "1", &["acme"]))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_builtin"),
+            "{}",
+            r.body
+        );
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(&format!("p.rego:6: {name} is not available")),
+            "{detail}"
+        );
+        assert!(detail.contains(why), "{detail}");
+    }
+    let r = app.call(Method::GET, "/v1/bundles", Some(&app.admin), None).await;
+    assert_eq!(r.body, json!([]), "nothing was stored");
     app.stop().await;
 }
 

@@ -35,6 +35,18 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// True when a builtin of this name is one of Warden's own.
+pub(crate) fn is_ours(name: &str) -> bool {
+    text::BUILTINS
+        .iter()
+        .chain(collections::BUILTINS)
+        .chain(net::BUILTINS)
+        .chain(template::BUILTINS)
+        .chain(sprintf::BUILTINS)
+        .chain(time::BUILTINS)
+        .any(|(n, _, _)| *n == name)
+}
+
 /// OPA's name of a value's type, as its error messages print it.
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
