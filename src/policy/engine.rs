@@ -509,6 +509,7 @@ fn install_capture_extensions(engine: &mut regorus::Engine) -> Result<(), Error>
             }),
         )
         .map_err(ext)?;
+    super::builtins::install(engine).map_err(ext)?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! them to statuses.
 
 pub mod archive;
+pub(crate) mod builtins;
 pub mod bundle;
 pub mod decision;
 pub mod engine;

@@ -1,0 +1,75 @@
+use regorus::Value;
+
+fn eval(module: &str, path: &str) -> anyhow::Result<Value> {
+    let mut engine = regorus::Engine::new();
+    engine.set_strict_builtin_errors(false);
+    super::install(&mut engine)?;
+    engine.add_policy("t.rego".to_string(), module.to_string())?;
+    engine.eval_rule(path.to_string())
+}
+
+#[test]
+fn an_extension_error_aborts_but_undefined_is_undefined() {
+    let mut engine = regorus::Engine::new();
+    engine.set_strict_builtin_errors(false);
+    engine
+        .add_extension(
+            "t.fail".to_string(),
+            1,
+            Box::new(|_: Vec<Value>| Err(anyhow::anyhow!("boom"))),
+        )
+        .unwrap();
+    engine
+        .add_policy(
+            "t.rego".to_string(),
+            "package t\nx := t.fail(1)\ny := 1 if { not t.fail(1) }\n".to_string(),
+        )
+        .unwrap();
+    assert!(engine.eval_rule("data.t.x".to_string()).is_err());
+    let v = eval(
+        "package t\nx := io.jwt.decode(\"a\")\ny := 1 if { not io.jwt.decode(\"a\") }\n",
+        "data.t.x",
+    )
+    .unwrap();
+    assert_eq!(v, Value::Undefined);
+    let v = eval("package t\ny := 1 if { not io.jwt.decode(\"a\") }\n", "data.t.y").unwrap();
+    assert_eq!(v, Value::from(1i64));
+}
+
+mod vectors;
+
+/// Evaluates each vector's expression with the fixtures loaded and compares
+/// the answer with OPA's.
+#[test]
+fn answers_match_opa_on_the_vectors() {
+    let fixtures = Value::from_json_str(vectors::FIXTURES).unwrap();
+    let mut failures = Vec::new();
+    for (name, expr, expected) in vectors::CASES {
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(false);
+        super::install(&mut engine).unwrap();
+        engine.add_data(fixtures.clone()).unwrap();
+        let module = format!("package t\n{}\nx := {expr}\n", vectors::HELPERS);
+        engine.add_policy("t.rego".to_string(), module).unwrap();
+        let got = engine.eval_rule("data.t.x".to_string());
+        let want = match expected {
+            Some(json) => Value::from_json_str(json).unwrap(),
+            None => Value::Undefined,
+        };
+        match got {
+            Ok(v) if v == want => {}
+            Ok(v) => failures.push(format!(
+                "{name}: got {}, OPA says {}",
+                v.to_json_str().unwrap_or_else(|_| "undefined".into()),
+                expected.unwrap_or("undefined")
+            )),
+            Err(e) => failures.push(format!("{name}: error {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
