@@ -792,3 +792,28 @@ fn encode_sign_raw(args: &[Value]) -> Answer {
     let key = str_arg(args, 2)?;
     encode_sign_bytes(headers.as_bytes(), payload.as_bytes(), key)
 }
+
+/// Whether `sig` over `tbs` verifies with `key` under the X.509 signature
+/// algorithm `alg_oid`. SHA-1 and MD5 signatures are refused, as Go does.
+pub(crate) fn verify_certificate_signature(key: &Key, alg_oid: &str, tbs: &[u8], sig: &[u8]) -> bool {
+    let ecdsa_der = |h: Hash| -> bool {
+        let digest = h.digest(tbs);
+        use ecdsa_verify::PrehashVerifier as _;
+        match key {
+            Key::P256(k) => p256::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+            Key::P384(k) => p384::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+            Key::P521(k) => p521::ecdsa::Signature::from_der(sig).is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+            _ => false,
+        }
+    };
+    match (alg_oid, key) {
+        ("1.2.840.113549.1.1.11", Key::Rsa(k)) => rsa_pkcs1_ok(k, Hash::S256, tbs, sig),
+        ("1.2.840.113549.1.1.12", Key::Rsa(k)) => rsa_pkcs1_ok(k, Hash::S384, tbs, sig),
+        ("1.2.840.113549.1.1.13", Key::Rsa(k)) => rsa_pkcs1_ok(k, Hash::S512, tbs, sig),
+        ("1.2.840.10045.4.3.2", _) => ecdsa_der(Hash::S256),
+        ("1.2.840.10045.4.3.3", _) => ecdsa_der(Hash::S384),
+        ("1.2.840.10045.4.3.4", _) => ecdsa_der(Hash::S512),
+        ("1.3.101.112", _) => ed25519_ok(key, tbs, sig),
+        _ => false,
+    }
+}

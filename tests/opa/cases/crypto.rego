@@ -52,3 +52,73 @@ hmac_equal_diff := crypto.hmac.equal("abc", "abd")
 hmac_equal_len := crypto.hmac.equal("abc", "abcd")
 
 hmac_equal_empty := crypto.hmac.equal("", "")
+
+x509_parse_leaf := crypto.x509.parse_certificates(data.fixtures.leaf_cert)
+
+x509_parse_ca := crypto.x509.parse_certificates(data.fixtures.ca_cert)
+
+x509_parse_rsa_self := crypto.x509.parse_certificates(data.fixtures.rsa_cert)
+
+x509_parse_two := crypto.x509.parse_certificates(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]))
+
+x509_parse_b64_pem := crypto.x509.parse_certificates(base64.encode(data.fixtures.leaf_cert))
+
+x509_parse_b64_der := crypto.x509.parse_certificates(data.fixtures.leaf_der_b64)
+
+x509_parse_fields := [[c.Subject.CommonName, c.Subject.Organization, c.Issuer.CommonName, c.SerialNumber, c.NotBefore, c.NotAfter, c.DNSNames, c.IPAddresses, c.URIStrings, c.IsCA, c.KeyUsage, c.ExtKeyUsage] | c := crypto.x509.parse_certificates(data.fixtures.leaf_cert)[_]]
+
+x509_parse_wrong_block := crypto.x509.parse_certificates(data.fixtures.rsa_priv_pkcs8)
+
+x509_parse_garbage := crypto.x509.parse_certificates("not a certificate")
+
+x509_parse_empty_b64 := crypto.x509.parse_certificates("")
+
+x509_verify_chain := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]))
+
+x509_verify_chain_ok := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]))[0]
+
+x509_verify_single := crypto.x509.parse_and_verify_certificates(data.fixtures.leaf_cert)
+
+x509_verify_wrong_root := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.rsa_cert, data.fixtures.leaf_cert]))
+
+x509_verify_reversed := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.leaf_cert, data.fixtures.ca_cert]))
+
+x509_verify_opts_dns := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"DNSName": "svc.warden.test"})
+
+x509_verify_opts_dns_wild := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"DNSName": "api.warden.test"})[0]
+
+x509_verify_opts_dns_bad := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"DNSName": "evil.test"})
+
+x509_verify_opts_time_before := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"CurrentTime": 1600000000000000000})
+
+x509_verify_opts_time_ok := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"CurrentTime": 1800000000000000000})[0]
+
+x509_verify_opts_client := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"KeyUsages": ["KeyUsageClientAuth"]})[0]
+
+x509_verify_opts_codesign := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"KeyUsages": ["KeyUsageCodeSigning"]})
+
+x509_verify_opts_any := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"KeyUsages": ["KeyUsageAny"]})[0]
+
+x509_verify_opts_bad_usage := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"KeyUsages": ["Nope"]})
+
+x509_verify_opts_unknown := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf_cert]), {"Foo": 1})
+
+x509_csr := crypto.x509.parse_certificate_request(data.fixtures.csr)
+
+x509_csr_b64 := crypto.x509.parse_certificate_request(base64.encode(data.fixtures.csr)).Subject
+
+x509_csr_wrong := crypto.x509.parse_certificate_request(data.fixtures.leaf_cert)
+
+x509_rsa_key_pkcs1 := crypto.x509.parse_rsa_private_key(data.fixtures.rsa_priv_pkcs1)
+
+x509_rsa_key_pkcs8 := crypto.x509.parse_rsa_private_key(data.fixtures.rsa_priv_pkcs8)
+
+x509_rsa_key_b64 := crypto.x509.parse_rsa_private_key(base64.encode(data.fixtures.rsa_priv_pkcs1))
+
+x509_ec_key_sec1 := crypto.x509.parse_rsa_private_key(data.fixtures.ec_priv_sec1)
+
+x509_ec_key_pkcs8 := crypto.x509.parse_rsa_private_key(data.fixtures.p384_priv)
+
+x509_key_garbage := crypto.x509.parse_rsa_private_key("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+
+x509_key_empty := crypto.x509.parse_rsa_private_key("")
