@@ -42,6 +42,8 @@ pub(crate) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ),
     ("crypto.x509.parse_certificate_request", 1, parse_certificate_request),
     ("crypto.x509.parse_rsa_private_key", 1, parse_rsa_private_key),
+    ("crypto.x509.parse_keypair", 2, parse_keypair),
+    ("crypto.parse_private_keys", 1, parse_private_keys),
 ];
 
 fn b64(bytes: &[u8]) -> Value {
@@ -880,10 +882,8 @@ fn b64url_big(n: &rsa::BigUint) -> Value {
 /// `crypto.x509.parse_rsa_private_key(pem)`: the first private key in the
 /// PEM text (or base64 of it) as a JWK object: an RSA key (PKCS #1 or
 /// PKCS #8) with `kty`, `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`, or an EC
-/// key with `kty`, `crv`, `x`, `y`, `d`. No key at all answers null.
+/// key with `kty`, `crv`, `x`, `y`, `d`. Text without a key answers null.
 fn parse_rsa_private_key(args: &[Value]) -> Answer {
-    use rsa::pkcs1::DecodeRsaPrivateKey as _;
-    use rsa::pkcs8::DecodePrivateKey as _;
     let input = str_arg(args, 0)?;
     if input.is_empty() {
         anyhow::bail!("input PEM data was empty");
@@ -891,42 +891,11 @@ fn parse_rsa_private_key(args: &[Value]) -> Answer {
     let mut text = input.to_string();
     if !input.starts_with("-----BEGIN") {
         let raw = base64::engine::general_purpose::STANDARD.decode(input.as_bytes())?;
-        text = String::from_utf8(raw)?;
+        text = String::from_utf8_lossy(&raw).into_owned();
     }
-    let Some((block, _)) = keys::pem_decode(&text) else {
+    let Some(key) = private_keys(&text)?.into_iter().next() else {
         return Ok(Value::Null);
     };
-    let rsa_key = match block.label.as_str() {
-        "RSA PRIVATE KEY" => Some(rsa::RsaPrivateKey::from_pkcs1_der(&block.der)?),
-        "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(&block.der).ok(),
-        _ => None,
-    };
-    if let Some(k) = rsa_key {
-        if k.n().bits() > keys::MAX_RSA_BITS {
-            anyhow::bail!("RSA key too large");
-        }
-        let primes = k.primes();
-        let (Some(p), Some(q)) = (primes.first(), primes.get(1)) else {
-            anyhow::bail!("RSA key without two primes");
-        };
-        let one = rsa::BigUint::from(1u8);
-        let dp = k.d() % (p - &one);
-        let dq = k.d() % (q - &one);
-        let qi = k
-            .crt_coefficient()
-            .ok_or_else(|| anyhow::anyhow!("no CRT coefficient"))?;
-        return Ok(obj(vec![
-            ("d", b64url_big(k.d())),
-            ("dp", b64url_big(&dp)),
-            ("dq", b64url_big(&dq)),
-            ("e", b64url_big(k.e())),
-            ("kty", Value::from("RSA")),
-            ("n", b64url_big(k.n())),
-            ("p", b64url_big(p)),
-            ("q", b64url_big(q)),
-            ("qi", b64url_big(&qi)),
-        ]));
-    }
     let ec = |crv: &str, point: &[u8], d: &[u8]| {
         let coords = point.get(1..).unwrap_or(&[]);
         let half = coords.len() / 2;
@@ -938,38 +907,273 @@ fn parse_rsa_private_key(args: &[Value]) -> Answer {
             ("y", Value::from(super::b64url_encode(&coords[half..]))),
         ])
     };
-    let der = &block.der;
-    let parsed = match block.label.as_str() {
-        "EC PRIVATE KEY" | "PRIVATE KEY" => {
-            if let Ok(k) = p256_secret(der, &block.label) {
-                let pt = k.public_key().to_encoded_point(false);
-                Some(ec("P-256", pt.as_bytes(), &k.to_bytes()))
-            } else if let Ok(k) = p384_secret(der, &block.label) {
-                let pt = k.public_key().to_encoded_point(false);
-                Some(ec("P-384", pt.as_bytes(), &k.to_bytes()))
-            } else {
-                None
-            }
+    Ok(match &key {
+        PrivateKey::Rsa(k) => {
+            let primes = k.primes();
+            let (Some(p), Some(q)) = (primes.first(), primes.get(1)) else {
+                anyhow::bail!("RSA key without two primes");
+            };
+            let one = rsa::BigUint::from(1u8);
+            let qi = k
+                .crt_coefficient()
+                .ok_or_else(|| anyhow::anyhow!("no CRT coefficient"))?;
+            obj(vec![
+                ("d", b64url_big(k.d())),
+                ("dp", b64url_big(&(k.d() % (p - &one)))),
+                ("dq", b64url_big(&(k.d() % (q - &one)))),
+                ("e", b64url_big(k.e())),
+                ("kty", Value::from("RSA")),
+                ("n", b64url_big(k.n())),
+                ("p", b64url_big(p)),
+                ("q", b64url_big(q)),
+                ("qi", b64url_big(&qi)),
+            ])
         }
-        _ => None,
+        PrivateKey::P256(k) => ec(
+            "P-256",
+            k.public_key().to_encoded_point(false).as_bytes(),
+            &k.to_bytes(),
+        ),
+        PrivateKey::P384(k) => ec(
+            "P-384",
+            k.public_key().to_encoded_point(false).as_bytes(),
+            &k.to_bytes(),
+        ),
+        PrivateKey::P521(k) => ec(
+            "P-521",
+            k.public_key().to_encoded_point(false).as_bytes(),
+            &k.to_bytes(),
+        ),
+        PrivateKey::Ed25519(_) => anyhow::bail!("unsupported key type for a JWK"),
+    })
+}
+
+/// A parsed private key.
+enum PrivateKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+    P521(p521::SecretKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+fn checked_rsa(k: rsa::RsaPrivateKey) -> anyhow::Result<PrivateKey> {
+    if k.n().bits() > keys::MAX_RSA_BITS {
+        anyhow::bail!("RSA key larger than {} bits", keys::MAX_RSA_BITS);
+    }
+    Ok(PrivateKey::Rsa(Box::new(k)))
+}
+
+/// A PKCS #1 RSA key (Go's `x509.ParsePKCS1PrivateKey`).
+fn pkcs1_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    checked_rsa(rsa::RsaPrivateKey::from_pkcs1_der(der)?)
+}
+
+/// A PKCS #8 key (Go's `x509.ParsePKCS8PrivateKey`): RSA, ECDSA, Ed25519.
+fn pkcs8_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
+        return checked_rsa(k);
+    }
+    if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
+        return Ok(PrivateKey::P256(k));
+    }
+    if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
+        return Ok(PrivateKey::P384(k));
+    }
+    if let Ok(k) = p521::SecretKey::from_pkcs8_der(der) {
+        return Ok(PrivateKey::P521(k));
+    }
+    if let Ok(k) = ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_der(der) {
+        return Ok(PrivateKey::Ed25519(Box::new(k)));
+    }
+    anyhow::bail!("x509: failed to parse private key")
+}
+
+/// A SEC 1 EC key (Go's `x509.ParseECPrivateKey`).
+fn sec1_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
+    if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+        return Ok(PrivateKey::P256(k));
+    }
+    if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+        return Ok(PrivateKey::P384(k));
+    }
+    if let Ok(k) = p521::SecretKey::from_sec1_der(der) {
+        return Ok(PrivateKey::P521(k));
+    }
+    anyhow::bail!("x509: failed to parse EC private key")
+}
+
+fn ec_private_value(point: &[u8], d: &[u8]) -> Value {
+    let coords = point.get(1..).unwrap_or(&[]);
+    let half = coords.len() / 2;
+    obj(vec![
+        ("Curve", Value::new_object()),
+        ("D", big(d)),
+        ("X", big(&coords[..half])),
+        ("Y", big(&coords[half..])),
+    ])
+}
+
+/// Go's JSON of `*rsa.PrivateKey`, `*ecdsa.PrivateKey` or
+/// `ed25519.PrivateKey`.
+fn private_key_value(key: &PrivateKey) -> anyhow::Result<Value> {
+    Ok(match key {
+        PrivateKey::Rsa(k) => {
+            let primes = k.primes();
+            let (Some(p), Some(q)) = (primes.first(), primes.get(1)) else {
+                anyhow::bail!("RSA key without two primes");
+            };
+            let one = rsa::BigUint::from(1u8);
+            let qinv = k
+                .crt_coefficient()
+                .ok_or_else(|| anyhow::anyhow!("no CRT coefficient"))?;
+            obj(vec![
+                ("D", big(&k.d().to_bytes_be())),
+                ("E", big(&k.e().to_bytes_be())),
+                ("N", big(&k.n().to_bytes_be())),
+                (
+                    "Precomputed",
+                    obj(vec![
+                        ("CRTValues", Value::new_array()),
+                        ("Dp", big(&(k.d() % (p - &one)).to_bytes_be())),
+                        ("Dq", big(&(k.d() % (q - &one)).to_bytes_be())),
+                        ("Qinv", big(&qinv.to_bytes_be())),
+                    ]),
+                ),
+                (
+                    "Primes",
+                    Value::from(primes.iter().map(|p| big(&p.to_bytes_be())).collect::<Vec<_>>()),
+                ),
+            ])
+        }
+        PrivateKey::P256(k) => ec_private_value(k.public_key().to_encoded_point(false).as_bytes(), &k.to_bytes()),
+        PrivateKey::P384(k) => ec_private_value(k.public_key().to_encoded_point(false).as_bytes(), &k.to_bytes()),
+        PrivateKey::P521(k) => ec_private_value(k.public_key().to_encoded_point(false).as_bytes(), &k.to_bytes()),
+        PrivateKey::Ed25519(k) => b64(&k.to_keypair_bytes()),
+    })
+}
+
+/// `crypto.parse_private_keys(keys)`: every private key in the PEM text
+/// (or base64 of it) — `RSA PRIVATE KEY` (PKCS #1), `PRIVATE KEY`
+/// (PKCS #8) and `EC PRIVATE KEY` (SEC 1) blocks, others skipped — as Go's
+/// JSON of the key structs. An empty string answers null; text without
+/// keys, an empty array.
+fn parse_private_keys(args: &[Value]) -> Answer {
+    let input = str_arg(args, 0)?;
+    if input.is_empty() {
+        return Ok(Value::Null);
+    }
+    let keys = private_keys(input)?;
+    Ok(Value::from(
+        keys.iter().map(private_key_value).collect::<anyhow::Result<Vec<_>>>()?,
+    ))
+}
+
+/// The private keys in PEM text, or in base64 of it (Go's
+/// `getPrivateKeysFromPEMData` in OPA).
+fn private_keys(input: &str) -> anyhow::Result<Vec<PrivateKey>> {
+    let text = match base64::engine::general_purpose::STANDARD.decode(input.as_bytes()) {
+        Ok(raw) => String::from_utf8_lossy(&raw).into_owned(),
+        Err(_) => input.to_string(),
     };
-    parsed.ok_or_else(|| anyhow::anyhow!("unsupported private key"))
+    let mut rest = text.as_str();
+    let mut out = Vec::new();
+    while let Some((block, after)) = keys::pem_decode(rest) {
+        rest = after;
+        let key = match block.label.as_str() {
+            "RSA PRIVATE KEY" => pkcs1_key(&block.der)?,
+            "PRIVATE KEY" => pkcs8_key(&block.der)?,
+            "EC PRIVATE KEY" => sec1_key(&block.der)?,
+            _ => continue,
+        };
+        if out.len() >= MAX_CERTS {
+            anyhow::bail!("too many keys");
+        }
+        out.push(key);
+    }
+    Ok(out)
 }
 
-fn p256_secret(der: &[u8], label: &str) -> anyhow::Result<p256::SecretKey> {
-    use p256::pkcs8::DecodePrivateKey as _;
-    Ok(if label == "EC PRIVATE KEY" {
-        p256::SecretKey::from_sec1_der(der)?
-    } else {
-        p256::SecretKey::from_pkcs8_der(der)?
-    })
+/// The text as PEM: itself when it starts with a PEM header, else its
+/// base64 decoding, wrapped as a `label` block when that is not PEM either.
+fn pem_or_der(input: &str, label: &str) -> anyhow::Result<String> {
+    if input.starts_with("-----BEGIN ") {
+        return Ok(input.to_string());
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(input.as_bytes())?;
+    if raw.starts_with(b"-----BEGIN ") {
+        return Ok(String::from_utf8_lossy(&raw).into_owned());
+    }
+    let body = base64::engine::general_purpose::STANDARD.encode(&raw);
+    Ok(format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"))
 }
 
-fn p384_secret(der: &[u8], label: &str) -> anyhow::Result<p384::SecretKey> {
-    use p384::pkcs8::DecodePrivateKey as _;
-    Ok(if label == "EC PRIVATE KEY" {
-        p384::SecretKey::from_sec1_der(der)?
-    } else {
-        p384::SecretKey::from_pkcs8_der(der)?
-    })
+/// `crypto.x509.parse_keypair(cert, pem)`: Go's `tls.X509KeyPair` of the
+/// certificate chain and private key (PEM, or base64 of PEM or DER) as JSON:
+/// `Certificate` (DER, base64), `PrivateKey`, `Leaf` and Go's empty
+/// `OCSPStaple`, `SignedCertificateTimestamps`,
+/// `SupportedSignatureAlgorithms`. A key that does not match the leaf's
+/// public key is a builtin error.
+fn parse_keypair(args: &[Value]) -> Answer {
+    let cert_pem = pem_or_der(str_arg(args, 0)?, "CERTIFICATE")?;
+    let key_pem = pem_or_der(str_arg(args, 1)?, "PRIVATE KEY")?;
+    let mut ders = Vec::new();
+    let mut rest = cert_pem.as_str();
+    while let Some((block, after)) = keys::pem_decode(rest) {
+        rest = after;
+        if block.label == "CERTIFICATE" {
+            if ders.len() >= MAX_CERTS {
+                anyhow::bail!("too many certificates");
+            }
+            ders.push(block.der);
+        }
+    }
+    let first = ders
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("tls: failed to find any PEM data in certificate input"))?;
+    let mut rest = key_pem.as_str();
+    let key_der = loop {
+        let Some((block, after)) = keys::pem_decode(rest) else {
+            anyhow::bail!("tls: failed to find any PEM data in key input");
+        };
+        rest = after;
+        if block.label == "PRIVATE KEY" || block.label.ends_with(" PRIVATE KEY") {
+            break block.der;
+        }
+    };
+    let key = pkcs1_key(&key_der)
+        .or_else(|_| pkcs8_key(&key_der))
+        .or_else(|_| sec1_key(&key_der))
+        .map_err(|_| anyhow::anyhow!("tls: failed to parse private key"))?;
+    let leaf = parse_der_certs(first)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no certificate"))?;
+    let spki = leaf.cert.tbs_certificate.subject_public_key_info.to_der()?;
+    let matches = match (keys::parse_spki(&spki)?, &key) {
+        (Key::Rsa(public), PrivateKey::Rsa(k)) => public.n() == k.n() && public.e() == k.e(),
+        (Key::P256(public), PrivateKey::P256(k)) => public == p256::ecdsa::VerifyingKey::from(k.public_key()),
+        (Key::P384(public), PrivateKey::P384(k)) => public == p384::ecdsa::VerifyingKey::from(k.public_key()),
+        (Key::P521(public), PrivateKey::P521(k)) => {
+            public.to_encoded_point(false) == k.public_key().to_encoded_point(false)
+        }
+        (Key::Ed25519(public), PrivateKey::Ed25519(k)) => public == k.verifying_key(),
+        _ => anyhow::bail!("tls: private key type does not match public key type"),
+    };
+    if !matches {
+        anyhow::bail!("tls: private key does not match public key");
+    }
+    Ok(obj(vec![
+        (
+            "Certificate",
+            Value::from(ders.iter().map(|d| b64(d)).collect::<Vec<_>>()),
+        ),
+        ("Leaf", certificate_value(&leaf, false)?),
+        ("OCSPStaple", Value::Null),
+        ("PrivateKey", private_key_value(&key)?),
+        ("SignedCertificateTimestamps", Value::Null),
+        ("SupportedSignatureAlgorithms", Value::Null),
+    ]))
 }

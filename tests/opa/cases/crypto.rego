@@ -122,3 +122,39 @@ x509_ec_key_pkcs8 := crypto.x509.parse_rsa_private_key(data.fixtures.p384_priv)
 x509_key_garbage := crypto.x509.parse_rsa_private_key("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
 
 x509_key_empty := crypto.x509.parse_rsa_private_key("")
+
+x509_keypair_rsa := crypto.x509.parse_keypair(data.fixtures.rsa_cert, data.fixtures.rsa_priv_pkcs1)
+
+x509_keypair_pkcs8 := crypto.x509.parse_keypair(data.fixtures.rsa_cert, data.fixtures.rsa_priv_pkcs8).PrivateKey.E
+
+x509_keypair_b64 := crypto.x509.parse_keypair(base64.encode(data.fixtures.rsa_cert), base64.encode(data.fixtures.rsa_priv_pkcs1)).Leaf.Subject.CommonName
+
+x509_keypair_type_mismatch := crypto.x509.parse_keypair(data.fixtures.rsa_cert, data.fixtures.p256_priv)
+
+x509_keypair_ec := crypto.x509.parse_keypair(data.fixtures.ca_cert, data.fixtures.ec_priv_sec1)
+
+x509_keypair_wrong_key := crypto.x509.parse_keypair(data.fixtures.ca_cert, data.fixtures.p384_priv)
+
+x509_keypair_no_cert := crypto.x509.parse_keypair(data.fixtures.rsa_priv_pkcs1, data.fixtures.rsa_priv_pkcs1)
+
+keys_rsa_pkcs1 := crypto.parse_private_keys(data.fixtures.rsa_priv_pkcs1)
+
+keys_rsa_pkcs8 := crypto.parse_private_keys(data.fixtures.rsa_priv_pkcs8)
+
+keys_ec_sec1 := crypto.parse_private_keys(data.fixtures.ec_priv_sec1)
+
+keys_p384_p521 := crypto.parse_private_keys(concat("", [data.fixtures.p384_priv, data.fixtures.p521_priv]))
+
+keys_ed25519 := crypto.parse_private_keys(data.fixtures.ed_priv)
+
+keys_mixed := crypto.parse_private_keys(concat("", [data.fixtures.rsa_pub, data.fixtures.leaf_cert, data.fixtures.ec_priv_sec1]))
+
+keys_b64 := crypto.parse_private_keys(base64.encode(data.fixtures.ec_priv_sec1))
+
+keys_empty := crypto.parse_private_keys("")
+
+keys_none := crypto.parse_private_keys("junk")
+
+keys_bad := crypto.parse_private_keys("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+
+x509_rsa_key_after_cert := crypto.x509.parse_rsa_private_key(concat("", [data.fixtures.rsa_pub, data.fixtures.rsa_priv_pkcs1]))
