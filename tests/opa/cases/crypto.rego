@@ -1,4 +1,5 @@
-# crypto.* digests, MACs and X.509 parsing.
+# crypto.* digests, MACs, X.509 and private key parsing, against test-only
+# keys and certificates in crypto.json (data.fixtures).
 package compat.crypto
 
 md5_empty := crypto.md5("")

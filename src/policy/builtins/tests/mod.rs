@@ -98,3 +98,73 @@ fn answers_match_opa_on_the_vectors() {
         failures.join("\n")
     );
 }
+
+/// Malformed arguments of every shape reach every builtin without a panic.
+#[test]
+fn malformed_arguments_never_panic() {
+    let fixtures = Value::from_json_str(vectors::FIXTURES).unwrap();
+    let fixture = |k: &str| fixtures["fixtures"][k].clone();
+    let mut samples = vec![
+        Value::from(""),
+        Value::from("."),
+        Value::from(".."),
+        Value::from("a.b.c"),
+        Value::from("e30.e30.e30"),
+        Value::from("eyJhbGciOiJIUzI1NiIsImN0eSI6IkpXVCJ9.ZTMw.AA"),
+        Value::from("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        Value::from("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----"),
+        Value::from("-----BEGIN "),
+        Value::from("TUlJ"),
+        Value::from(r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#),
+        Value::from(r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}"#),
+        Value::from(r#"{"kty":"oct","k":""}"#),
+        Value::from(r#"{"keys":5}"#),
+        Value::from(r#"{"alg":"HS256"}"#),
+        Value::from("é€雪\u{0}"),
+        Value::from(1i64),
+        Value::from(-1.5f64),
+        Value::Null,
+        Value::from(true),
+        Value::new_array(),
+        Value::new_object(),
+        Value::from_json_str(r#"{"secret":"x","cert":"y","time":1e300}"#).unwrap(),
+        Value::from_json_str(r#"{"cert":"{\"keys\":[]}"}"#).unwrap(),
+        Value::from_json_str(r#"{"alg":"RS256","typ":7}"#).unwrap(),
+        Value::from_json_str(r#"{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}"#).unwrap(),
+        Value::from_json_str(r#"{"KeyUsages":[1,"x"],"CurrentTime":"x"}"#).unwrap(),
+    ];
+    for k in ["leaf_cert", "rsa_pub", "tok_rs256", "tok_es512", "rsa_jwk_priv", "csr"] {
+        samples.push(fixture(k));
+    }
+    let all = super::crypto::BUILTINS
+        .iter()
+        .chain(super::jwt::BUILTINS)
+        .chain(super::x509::BUILTINS);
+    for (name, nargs, f) in all {
+        for a in &samples {
+            for b in &samples {
+                let args: Vec<Value> = match nargs {
+                    1 => vec![a.clone()],
+                    2 => vec![a.clone(), b.clone()],
+                    _ => vec![a.clone(), b.clone(), a.clone()],
+                };
+                let r = std::panic::catch_unwind(|| f(&args));
+                assert!(r.is_ok(), "{name} panicked on {args:?}");
+                if *nargs == 1 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Keys beyond the size bound are refused before any work on them.
+#[test]
+fn oversized_rsa_keys_are_refused() {
+    let n = super::b64url_encode(&vec![0xffu8; 16384 / 8 + 1]);
+    let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
+    assert!(super::keys::verification_keys(&jwk).is_err());
+    let ok = super::b64url_encode(&vec![0xffu8; 4096 / 8]);
+    let jwk = format!(r#"{{"kty":"RSA","n":"{ok}","e":"AQAB"}}"#);
+    assert!(super::keys::verification_keys(&jwk).is_ok());
+}
