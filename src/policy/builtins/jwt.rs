@@ -376,7 +376,9 @@ fn ed25519_ok(key: &Key, msg: &[u8], sig: &[u8]) -> bool {
         return false;
     };
     match ed25519_dalek::Signature::from_slice(sig) {
-        Ok(s) => k.verify_strict(msg, &s).is_ok(),
+        // Go's ed25519.Verify: cofactorless, canonical s, no small-order
+        // checks on the key.
+        Ok(s) => ed25519_dalek::Verifier::verify(k, msg, &s).is_ok(),
         Err(_) => false,
     }
 }
@@ -720,7 +722,7 @@ impl rand_core::RngCore for OsRandom {
 impl rand_core::CryptoRng for OsRandom {}
 
 fn sign(jwk: &Jwk, alg: &str, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use p256::ecdsa::signature::Signer as _;
+    use p256::ecdsa::signature::hazmat::PrehashSigner as _;
     let Some(a) = alg_of(alg) else {
         anyhow::bail!("unknown JWS algorithm: {alg}");
     };
@@ -731,16 +733,17 @@ fn sign(jwk: &Jwk, alg: &str, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
         (Alg::Ps(h), JwkMaterial::Rsa { private: Some(k), .. }) => {
             k.sign_with_rng(&mut OsRandom, h.pss(h.len()), &h.digest(msg))?
         }
-        (Alg::Es(Hash::S256), JwkMaterial::P256(_, Some(k))) => {
-            let s: p256::ecdsa::Signature = k.try_sign(msg)?;
+        // The curve is the key's and the hash the algorithm's, as in Go.
+        (Alg::Es(h), JwkMaterial::P256(_, Some(k))) => {
+            let s: p256::ecdsa::Signature = k.sign_prehash(&h.digest(msg))?;
             s.to_bytes().to_vec()
         }
-        (Alg::Es(Hash::S384), JwkMaterial::P384(_, Some(k))) => {
-            let s: p384::ecdsa::Signature = k.try_sign(msg)?;
+        (Alg::Es(h), JwkMaterial::P384(_, Some(k))) => {
+            let s: p384::ecdsa::Signature = k.sign_prehash(&h.digest(msg))?;
             s.to_bytes().to_vec()
         }
-        (Alg::Es(Hash::S512), JwkMaterial::P521(_, Some(k))) => {
-            let s: p521::ecdsa::Signature = k.try_sign(msg)?;
+        (Alg::Es(h), JwkMaterial::P521(_, Some(k))) => {
+            let s: p521::ecdsa::Signature = k.sign_prehash(&h.digest(msg))?;
             s.to_bytes().to_vec()
         }
         (Alg::EdDsa, JwkMaterial::Ed25519(_, Some(k))) => ed25519_dalek::Signer::sign(k, msg).to_bytes().to_vec(),

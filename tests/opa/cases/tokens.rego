@@ -333,3 +333,31 @@ sign_es512_verifies := io.jwt.verify_es512(io.jwt.encode_sign({"alg": "ES512"}, 
 sign_es512_decode_verify := io.jwt.decode_verify(io.jwt.encode_sign({"alg": "ES512"}, {"a": 1}, json.unmarshal(data.fixtures.p521_jwk_priv)), {"cert": data.fixtures.p521_pub})
 
 sign_roundtrip_hs := io.jwt.decode_verify(io.jwt.encode_sign({"alg": "HS256"}, {"iss": "me", "aud": "you", "exp": 2000000000}, data.fixtures.oct_jwk), {"secret": "s3cr3t-test-only", "iss": "me", "aud": "you", "time": 1700000000000000000})
+
+verify_rs256_jwks_x25519 := io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal({"keys": [{"kty": "OKP", "crv": "X25519", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}, json.unmarshal(data.fixtures.rsa_jwk_pub)]}))
+
+verify_rs256_jwk_unknown_alg := io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal(object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"alg": "RSA-OAEP"})))
+
+verify_rs256_jwk_unknown_kty := io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal({"keys": [{"kty": "foo"}, json.unmarshal(data.fixtures.rsa_jwk_pub)]}))
+
+verify_rs256_jwk_padded := io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal(object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"e": "AQAB"})))
+
+verify_rs256_jwk_array := io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal([json.unmarshal(data.fixtures.rsa_jwk_pub)]))
+
+sign_es384_with_p256_key_verifies := io.jwt.verify_es384(io.jwt.encode_sign({"alg": "ES384"}, {"a": 1}, json.unmarshal(data.fixtures.p256_jwk_priv)), data.fixtures.p256_pub)
+
+sign_raw_ws_header := io.jwt.encode_sign_raw(`{ "alg" : "HS256" }`, `{"a" : 1}`, data.fixtures.oct_jwk_text)
+
+sign_hs256_jwks_first := io.jwt.encode_sign({"alg": "HS256"}, {"a": 1}, {"keys": [data.fixtures.oct_jwk, json.unmarshal(data.fixtures.rsa_jwk_priv)]})
+
+dv_jwks_kid_alg_mismatch := io.jwt.decode_verify(data.fixtures.tok_rs256_kid1, {"cert": json.marshal({"keys": [object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"kid": "k1", "alg": "PS256"})]})})
+
+verify_es256_jwk_with_d := io.jwt.verify_es256(data.fixtures.tok_es256, data.fixtures.p256_jwk_priv)
+
+dv_es256_private_jwk := io.jwt.decode_verify(data.fixtures.tok_es256, {"cert": data.fixtures.p256_jwk_priv, "aud": "api", "time": 1700000000000000000})
+
+verify_eddsa_private_jwk := io.jwt.verify_eddsa(data.fixtures.tok_eddsa, data.fixtures.ed_jwk_priv)
+
+decode_cty_jwt_lower := io.jwt.decode(concat(".", [base64url.encode_no_pad(`{"alg":"HS256","cty":"jwt"}`), base64url.encode_no_pad(`{"a":1}`), ""]))
+
+decode_header_not_object := io.jwt.decode(concat(".", [base64url.encode_no_pad(`"x"`), base64url.encode_no_pad(`{"a":1}`), ""]))

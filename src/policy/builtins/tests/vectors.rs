@@ -1379,4 +1379,76 @@ pub(super) const CASES: &[(&str, &str, Option<&str>)] = &[
             r#"{"d":"TNUwB-WzFtEUqoqvy0WV-DxJfapsJ_31_iS9JfGL2s1oEwQcrtQ43JAakvrIj8_u9ShhTz-Zg0c48bf9c5xlDXcIB4RJ705aqVb9Ydzbcuj13hvmk0U6v1sAKf5RL5_E12b1MbZis7VXkGZq0CeP2w884Gbx5f4ZppjvZ_BgoDmgjiRKi04xXFJzAsW00N3F2mvd92Q1ydsPxZAohJqbgik_FOYV5hHcY7NVPsejtfebyImGsEPVClOnZ6-TLCGrWhBRp_tT5HyLX3BWTS_e5shKrLUv0_pML_0HpwR9KgVbITJ0rbp1jlyiTXu_c5huY5QRLim1Nf-5wsGzlYu74Q","dp":"MXWWWoEepugSeiFEaCEvz-PiT49GLLQsfIxuqQn8XNskIUOtgmHvORWGTFUlbxntpIuZh1FOd3j_gwFl8XFEc2F9Ph7adjBwbK2Q7OhBRFJexKKEZnUo1nCRwLc4S-oSv_L9YCFeo2n2qZS1DBV5JvFiZOmOa-djRDxyqXrL0FE","dq":"XukO-zL8vBW0UAPj_j1qM5QiGLn53f_zFRPb8DPrywEGedWef48kqfZ7Ybgeoyqnbt5cRSvqbuu1mpSj56ILNEoDAtlxwZeyKC3VdGgYLCIgBimz20O8bhnYj1iRRw9VxxMNCzKzc_ngoDCXb0ZIyf-JvtCLchD5zcIuyw2rAaE","e":"AQAB","kty":"RSA","n":"7qTen7xiYNIuPsp_tVPswV_FsI3UQSduXD3eQU5_AmSwEywDh6eSt9it-MkOvH_piyE5mf_QqznBHZEMa0aF97PGt04BsZPlsU2V0y9I8GDHpPpIG1IKoqXfWc_lYVDbo-9DnI4m2ZzXvZXahFLkB49PiaGWQ0OAhJ4W0fEPMo4x1zcJ1tjM7qVlv3MLQal5CK-WldNMZpGM0SGLRdwhclabzXIpiamacBj467qZ-Ijzl42vsSU4ar2JF2Ugy0qCaTfLzA1BiHnHeD3MOEA_J_cB9BIEVMWQfbDpJc7F6ecc6T4xO-c3DKtOESq-4BayjZSk1PpiBGv8vFLf3hzONw","p":"-pLByGuFTd39MaCp5xiySYha8U7MJoSJHhk8bWkSV4o7I8aqJ0B3lviL_WBzVudlc5i9FtqX155MOumJomsjtqh2af7nPm9FILtmo5DTINgBuMhK51VRw2RgmW3kg8RyL-zy695piMxt8VfW2l7HF8xBqw-9TEQPbbVpFQGHlOs","q":"88_5TK7rrk22Cv_1vv2YnVL7ZIvd4eotAUYXUh7yQxQqA1UYiT-KaCZD1c9bOfjhq8S1I1LCsphovjI8z9BYNN-42BE5qymzal2T-JcLhZor6fECN6CMgFgMnYNB5x7f36g4LPO0SVhuFD3jlLp7ToNed9_-GX3pWXeoJn83yOU","qi":"rFePH8uYWCkaTR04ZhcjWnlQp-vqQ-9W5rujjHzZz6eSLSy6NTG3e4bozvChmI4S_hj-fLS1eIgWsbUb5DeVVy0myw9o96OZqcShip6msX6XvSljyzpH3a9R5vMLmO_y36Gv7DmqH_nEwzeBd_PaX7rdTYkc48Rq0JZtVmW8UZM"}"#,
         ),
     ),
+    (
+        "verify_rs256_jwks_x25519",
+        r#"io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal({"keys": [{"kty": "OKP", "crv": "X25519", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}, json.unmarshal(data.fixtures.rsa_jwk_pub)]}))"#,
+        Some(r#"true"#),
+    ),
+    (
+        "verify_rs256_jwk_unknown_alg",
+        r#"io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal(object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"alg": "RSA-OAEP"})))"#,
+        Some(r#"false"#),
+    ),
+    (
+        "verify_rs256_jwk_unknown_kty",
+        r#"io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal({"keys": [{"kty": "foo"}, json.unmarshal(data.fixtures.rsa_jwk_pub)]}))"#,
+        None,
+    ),
+    (
+        "verify_rs256_jwk_padded",
+        r#"io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal(object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"e": "AQAB"})))"#,
+        Some(r#"true"#),
+    ),
+    (
+        "verify_rs256_jwk_array",
+        r#"io.jwt.verify_rs256(data.fixtures.tok_rs256, json.marshal([json.unmarshal(data.fixtures.rsa_jwk_pub)]))"#,
+        None,
+    ),
+    (
+        "sign_es384_with_p256_key_verifies",
+        r#"io.jwt.verify_es384(io.jwt.encode_sign({"alg": "ES384"}, {"a": 1}, json.unmarshal(data.fixtures.p256_jwk_priv)), data.fixtures.p256_pub)"#,
+        Some(r#"true"#),
+    ),
+    (
+        "sign_raw_ws_header",
+        r#"io.jwt.encode_sign_raw(`{ "alg" : "HS256" }`, `{"a" : 1}`, data.fixtures.oct_jwk_text)"#,
+        Some(r#""eyAiYWxnIiA6ICJIUzI1NiIgfQ.eyJhIiA6IDF9.9x4zwFRjf1eauc2sV0ctRdkDLcnkfV6sNoFpHeMJrDA""#),
+    ),
+    (
+        "sign_hs256_jwks_first",
+        r#"io.jwt.encode_sign({"alg": "HS256"}, {"a": 1}, {"keys": [data.fixtures.oct_jwk, json.unmarshal(data.fixtures.rsa_jwk_priv)]})"#,
+        Some(r#""eyJhbGciOiJIUzI1NiJ9.eyJhIjoxfQ.7vRlFMiV5uiNJSSKJMIuv-_WEkDkrmiP4RO2F0Z2ArE""#),
+    ),
+    (
+        "dv_jwks_kid_alg_mismatch",
+        r#"io.jwt.decode_verify(data.fixtures.tok_rs256_kid1, {"cert": json.marshal({"keys": [object.union(json.unmarshal(data.fixtures.rsa_jwk_pub), {"kid": "k1", "alg": "PS256"})]})})"#,
+        Some(r#"[false,{},{}]"#),
+    ),
+    (
+        "verify_es256_jwk_with_d",
+        r#"io.jwt.verify_es256(data.fixtures.tok_es256, data.fixtures.p256_jwk_priv)"#,
+        Some(r#"false"#),
+    ),
+    (
+        "dv_es256_private_jwk",
+        r#"io.jwt.decode_verify(data.fixtures.tok_es256, {"cert": data.fixtures.p256_jwk_priv, "aud": "api", "time": 1700000000000000000})"#,
+        Some(
+            r#"[true,{"alg":"ES256","typ":"JWT"},{"aud":["api","ops"],"exp":2000000000,"iat":1600000000,"iss":"https://issuer.warden.test","nbf":1600000000,"sub":"Zoë Ærøskøbing 雪"}]"#,
+        ),
+    ),
+    (
+        "verify_eddsa_private_jwk",
+        r#"io.jwt.verify_eddsa(data.fixtures.tok_eddsa, data.fixtures.ed_jwk_priv)"#,
+        Some(r#"false"#),
+    ),
+    (
+        "decode_cty_jwt_lower",
+        r#"io.jwt.decode(concat(".", [base64url.encode_no_pad(`{"alg":"HS256","cty":"jwt"}`), base64url.encode_no_pad(`{"a":1}`), ""]))"#,
+        Some(r#"[{"alg":"HS256","cty":"jwt"},{"a":1},""]"#),
+    ),
+    (
+        "decode_header_not_object",
+        r#"io.jwt.decode(concat(".", [base64url.encode_no_pad(`"x"`), base64url.encode_no_pad(`{"a":1}`), ""]))"#,
+        None,
+    ),
 ];
