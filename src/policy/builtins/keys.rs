@@ -326,6 +326,9 @@ fn parse_jwk(obj: &serde_json::Map<String, serde_json::Value>) -> anyhow::Result
             let private = match jwk_b64_opt(obj, "d")? {
                 None => None,
                 Some(d) => {
+                    if d.len() > n.len() {
+                        anyhow::bail!("RSA private exponent longer than the modulus");
+                    }
                     let mut primes = Vec::new();
                     if let (Some(p), Some(q)) = (jwk_b64_opt(obj, "p")?, jwk_b64_opt(obj, "q")?) {
                         primes = vec![big(&p), big(&q)];

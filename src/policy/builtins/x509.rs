@@ -964,15 +964,28 @@ fn checked_rsa(k: rsa::RsaPrivateKey) -> anyhow::Result<PrivateKey> {
     Ok(PrivateKey::Rsa(Box::new(k)))
 }
 
+/// Private key encodings longer than this are refused unparsed: an RSA key
+/// of `MAX_RSA_BITS` takes about a third of it.
+const MAX_KEY_DER: usize = 16 * 1024;
+
+fn check_key_der(der: &[u8]) -> anyhow::Result<()> {
+    if der.len() > MAX_KEY_DER {
+        anyhow::bail!("private key encoding too large");
+    }
+    Ok(())
+}
+
 /// A PKCS #1 RSA key (Go's `x509.ParsePKCS1PrivateKey`).
 fn pkcs1_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
     use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    check_key_der(der)?;
     checked_rsa(rsa::RsaPrivateKey::from_pkcs1_der(der)?)
 }
 
 /// A PKCS #8 key (Go's `x509.ParsePKCS8PrivateKey`): RSA, ECDSA, Ed25519.
 fn pkcs8_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
     use rsa::pkcs8::DecodePrivateKey as _;
+    check_key_der(der)?;
     if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
         return checked_rsa(k);
     }
@@ -993,6 +1006,7 @@ fn pkcs8_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
 
 /// A SEC 1 EC key (Go's `x509.ParseECPrivateKey`).
 fn sec1_key(der: &[u8]) -> anyhow::Result<PrivateKey> {
+    check_key_der(der)?;
     if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
         return Ok(PrivateKey::P256(k));
     }
