@@ -253,10 +253,16 @@ fn url_value(s: &str) -> Value {
         scheme = rest[..i].to_ascii_lowercase();
         rest = &rest[i + 1..];
     }
+    let mut user = Value::Null;
     if let Some(after) = rest.strip_prefix("//") {
         let end = after.find('/').unwrap_or(after.len());
         host = &after[..end];
         path = &after[end..];
+        // Go's `*url.Userinfo` has no exported fields: it encodes as {}.
+        if let Some(at) = host.rfind('@') {
+            host = &host[at + 1..];
+            user = Value::new_object();
+        }
     } else if !scheme.is_empty() && !rest.starts_with('/') {
         opaque = rest;
     } else {
@@ -273,7 +279,7 @@ fn url_value(s: &str) -> Value {
         ("RawPath", Value::from("")),
         ("RawQuery", Value::from(query)),
         ("Scheme", Value::from(scheme)),
-        ("User", Value::Null),
+        ("User", user),
     ])
 }
 
@@ -761,6 +767,12 @@ fn verify_chain<'a>(certs: &'a [Parsed], opts: &VerifyOptions) -> Option<Vec<&'a
         used[i] = true;
         chain.push(next);
         current = next;
+    }
+    // A critical extension Go does not understand makes any chain invalid.
+    for c in &chain {
+        if !info(c)?.unhandled_critical.is_empty() {
+            return None;
+        }
     }
     if !opts.key_usages.contains(&0) {
         for c in &chain {

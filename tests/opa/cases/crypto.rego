@@ -159,3 +159,15 @@ keys_none := crypto.parse_private_keys("junk")
 keys_bad := crypto.parse_private_keys("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
 
 x509_rsa_key_after_cert := crypto.x509.parse_rsa_private_key(concat("", [data.fixtures.rsa_pub, data.fixtures.rsa_priv_pkcs1]))
+
+x509_parse_intermediate := crypto.x509.parse_certificates(data.fixtures.int_cert)
+
+x509_parse_rich_leaf := crypto.x509.parse_certificates(data.fixtures.leaf2_cert)
+
+x509_verify_three_client := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.int_cert, data.fixtures.leaf3_cert]), {"KeyUsages": ["KeyUsageClientAuth"]})
+
+x509_verify_three_default := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.ca_cert, data.fixtures.int_cert, data.fixtures.leaf3_cert]))
+
+x509_verify_three_unhandled_critical := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.int_cert, data.fixtures.leaf2_cert]), {"KeyUsages": ["KeyUsageClientAuth"]})
+
+x509_verify_missing_intermediate := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf3_cert]), {"KeyUsages": ["KeyUsageAny"]})
