@@ -18,7 +18,7 @@ use x509_cert::der::{Decode as _, Encode as _, Reader as _, SliceReader, Tagged 
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlDistributionPoints,
-    ExtendedKeyUsage, SubjectAltName, SubjectKeyIdentifier,
+    ExtendedKeyUsage, NameConstraints, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
@@ -305,6 +305,94 @@ struct Extensions {
     issuing_url: Vec<String>,
     policies: Vec<ObjectIdentifier>,
     unhandled_critical: Vec<Value>,
+    constraints: NameRules,
+}
+
+/// The subtrees of a name constraints extension, per name type.
+#[derive(Default)]
+struct NameRules {
+    critical: bool,
+    permitted_dns: Vec<String>,
+    excluded_dns: Vec<String>,
+    permitted_email: Vec<String>,
+    excluded_email: Vec<String>,
+    permitted_uri: Vec<String>,
+    excluded_uri: Vec<String>,
+    permitted_ip: Vec<Value>,
+    excluded_ip: Vec<Value>,
+}
+
+impl NameRules {
+    fn read(&mut self, value: &[u8], critical: bool) -> anyhow::Result<()> {
+        let nc = NameConstraints::from_der(value)?;
+        self.critical = critical;
+        for (subtrees, permitted) in [(nc.permitted_subtrees, true), (nc.excluded_subtrees, false)] {
+            for subtree in subtrees.unwrap_or_default() {
+                let (dns, email, uri, ip) = if permitted {
+                    (
+                        &mut self.permitted_dns,
+                        &mut self.permitted_email,
+                        &mut self.permitted_uri,
+                        &mut self.permitted_ip,
+                    )
+                } else {
+                    (
+                        &mut self.excluded_dns,
+                        &mut self.excluded_email,
+                        &mut self.excluded_uri,
+                        &mut self.excluded_ip,
+                    )
+                };
+                match subtree.base {
+                    GeneralName::DnsName(d) => dns.push(d.to_string()),
+                    GeneralName::Rfc822Name(m) => email.push(m.to_string()),
+                    GeneralName::UniformResourceIdentifier(u) => uri.push(u.to_string()),
+                    GeneralName::IpAddress(net) => {
+                        let b = net.as_bytes();
+                        let half = b.len() / 2;
+                        let ip_text =
+                            ip_text(&b[..half]).ok_or_else(|| anyhow::anyhow!("invalid IP name constraint"))?;
+                        ip.push(obj(vec![("IP", Value::from(ip_text)), ("Mask", b64(&b[half..]))]));
+                    }
+                    _ => anyhow::bail!("unsupported name constraint"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the names of a certificate below satisfy these rules. DNS
+    /// names are checked as Go checks them; any constraint on e-mail, URI
+    /// or IP names, when the certificate carries such names, fails closed.
+    fn allow(&self, e: &Extensions) -> bool {
+        let dns_ok = e.dns.iter().all(|name| {
+            (self.permitted_dns.is_empty() || self.permitted_dns.iter().any(|c| dns_constraint_matches(c, name)))
+                && !self.excluded_dns.iter().any(|c| dns_constraint_matches(c, name))
+        });
+        let other = |has: bool, p: usize, x: usize| !has || (p == 0 && x == 0);
+        dns_ok
+            && other(
+                !e.emails.is_empty(),
+                self.permitted_email.len(),
+                self.excluded_email.len(),
+            )
+            && other(!e.uris.is_empty(), self.permitted_uri.len(), self.excluded_uri.len())
+            && other(!e.ips.is_empty(), self.permitted_ip.len(), self.excluded_ip.len())
+    }
+}
+
+/// Go's `matchDomainConstraint`: "example.com" covers itself and its
+/// subdomains, ".example.com" only its subdomains.
+fn dns_constraint_matches(constraint: &str, name: &str) -> bool {
+    let c = constraint.to_ascii_lowercase();
+    let n = name.to_ascii_lowercase();
+    if c.is_empty() {
+        return true;
+    }
+    if let Some(sub) = c.strip_prefix('.') {
+        return n.ends_with(&format!(".{sub}"));
+    }
+    n == c || n.ends_with(&format!(".{c}"))
 }
 
 /// Go's `x509.ExtKeyUsage` number for an extended key usage OID.
@@ -417,7 +505,12 @@ impl Extensions {
                         .map(|p| p.policy_identifier)
                         .collect();
                 }
-                "2.5.29.30" | "2.5.29.36" | "2.5.29.33" | "2.5.29.54" => {}
+                "2.5.29.30" => {
+                    if e.constraints.read(value, ext.critical).is_err() && ext.critical {
+                        e.unhandled_critical.push(oid_value(&ext.extn_id));
+                    }
+                }
+                "2.5.29.36" | "2.5.29.33" | "2.5.29.54" => {}
                 _ => {
                     if ext.critical {
                         e.unhandled_critical.push(oid_value(&ext.extn_id));
@@ -453,10 +546,10 @@ fn certificate_value(p: &Parsed, uri_strings: bool) -> anyhow::Result<Value> {
         ("CRLDistributionPoints", strings_or_null(&e.crl)),
         ("DNSNames", strings_or_null(&e.dns)),
         ("EmailAddresses", strings_or_null(&e.emails)),
-        ("ExcludedDNSDomains", Value::Null),
-        ("ExcludedEmailAddresses", Value::Null),
-        ("ExcludedIPRanges", Value::Null),
-        ("ExcludedURIDomains", Value::Null),
+        ("ExcludedDNSDomains", strings_or_null(&e.constraints.excluded_dns)),
+        ("ExcludedEmailAddresses", strings_or_null(&e.constraints.excluded_email)),
+        ("ExcludedIPRanges", list_or_null(e.constraints.excluded_ip.clone())),
+        ("ExcludedURIDomains", strings_or_null(&e.constraints.excluded_uri)),
         (
             "ExtKeyUsage",
             if e.has_eku {
@@ -484,11 +577,14 @@ fn certificate_value(p: &Parsed, uri_strings: bool) -> anyhow::Result<Value> {
         ("NotAfter", time_value(&tbs.validity.not_after)),
         ("NotBefore", time_value(&tbs.validity.not_before)),
         ("OCSPServer", strings_or_null(&e.ocsp)),
-        ("PermittedDNSDomains", Value::Null),
-        ("PermittedDNSDomainsCritical", Value::from(false)),
-        ("PermittedEmailAddresses", Value::Null),
-        ("PermittedIPRanges", Value::Null),
-        ("PermittedURIDomains", Value::Null),
+        ("PermittedDNSDomains", strings_or_null(&e.constraints.permitted_dns)),
+        ("PermittedDNSDomainsCritical", Value::from(e.constraints.critical)),
+        (
+            "PermittedEmailAddresses",
+            strings_or_null(&e.constraints.permitted_email),
+        ),
+        ("PermittedIPRanges", list_or_null(e.constraints.permitted_ip.clone())),
+        ("PermittedURIDomains", strings_or_null(&e.constraints.permitted_uri)),
         (
             "Policies",
             list_or_null(e.policies.iter().map(|o| Value::from(o.to_string())).collect()),
@@ -772,6 +868,15 @@ fn verify_chain<'a>(certs: &'a [Parsed], opts: &VerifyOptions) -> Option<Vec<&'a
     for c in &chain {
         if !info(c)?.unhandled_critical.is_empty() {
             return None;
+        }
+    }
+    // Each CA's name constraints bind every certificate below it.
+    for (i, ca) in chain.iter().enumerate().skip(1) {
+        let rules = info(ca)?.constraints;
+        for below in &chain[..i] {
+            if !rules.allow(&info(below)?) {
+                return None;
+            }
         }
     }
     if !opts.key_usages.contains(&0) {

@@ -171,3 +171,13 @@ x509_verify_three_default := crypto.x509.parse_and_verify_certificates(concat(""
 x509_verify_three_unhandled_critical := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.int_cert, data.fixtures.leaf2_cert]), {"KeyUsages": ["KeyUsageClientAuth"]})
 
 x509_verify_missing_intermediate := crypto.x509.parse_and_verify_certificates_with_options(concat("", [data.fixtures.ca_cert, data.fixtures.leaf3_cert]), {"KeyUsages": ["KeyUsageAny"]})
+
+x509_parse_constrained_ca := crypto.x509.parse_certificates(data.fixtures.nc_ca_cert)
+
+x509_verify_constrained_ok := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.nc_ca_cert, data.fixtures.nc_ok_cert]))[0]
+
+x509_verify_constrained_outside := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.nc_ca_cert, data.fixtures.nc_out_cert]))
+
+x509_verify_constrained_excluded := crypto.x509.parse_and_verify_certificates(concat("", [data.fixtures.nc_ca_cert, data.fixtures.nc_excl_cert]))
+
+x509_parse_ed25519_signed := crypto.x509.parse_certificates(data.fixtures.nc_ok_cert)
