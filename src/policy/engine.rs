@@ -179,7 +179,10 @@ impl CompiledPolicy {
     pub fn compile(bundle: &ParsedBundle, eval_timeout: Duration) -> Result<Self, Error> {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(bundle.manifest.rego_version == Some(0));
-        engine.set_strict_builtin_errors(false);
+        // As OPA with `--strict-builtin-errors`: a builtin that fails
+        // fails the evaluation. Without it, a failing builtin in a deny
+        // rule would silently let the request through.
+        engine.set_strict_builtin_errors(true);
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: eval_timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),

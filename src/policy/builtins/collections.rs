@@ -4,7 +4,7 @@ use regorus::Value;
 
 use super::{Builtin, operand};
 
-pub(super) const BUILTINS: &[Builtin] = &[
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ("array.flatten", 1, array_flatten),
     ("plus", 2, plus),
     ("minus", 2, minus),

@@ -1,34 +1,68 @@
 //! Builtins as OPA computes them, in Warden's own code.
 //!
-//! regorus lacks some of OPA's builtins and computes others differently
-//! (measured by the differential corpus, `tests/opa/`). Each one here is
-//! registered as a regorus extension under OPA's name, which takes
-//! precedence over regorus' own builtin of that name. An extension's `Err`
-//! is an evaluation error, as OPA's type and builtin errors are; its
-//! message follows OPA's wording.
+//! regorus lacks some of OPA's builtins (all of `crypto.*` and `io.jwt.*`)
+//! and computes others differently (measured by the differential corpus,
+//! `tests/opa/`). Each one here is registered as a regorus extension under
+//! OPA's name, which takes precedence over regorus' own builtin of that
+//! name. Warden evaluates with strict builtin errors, as OPA does with
+//! `--strict-builtin-errors`: a builtin's `Err` is an evaluation error
+//! (422 `policy_eval_error`), with OPA's wording where OPA has one.
+//!
+//! Every input may come from an attacker (a token in a request header, a
+//! certificate in the input document): nothing here panics on it, and the
+//! work is bounded (key sizes, chain lengths, nesting depth, output size).
+//!
+//! - [`text`], [`sprintf`], [`template`]: strings, counted and cased per
+//!   code point; Go's `fmt` and `text/template` as OPA uses them.
+//! - [`collections`]: `array.flatten` and the operators by their names.
+//! - [`net`], [`time`]: CIDR blocks; Go's `AddDate`.
+//! - [`crypto`]: digests, HMACs and `crypto.hmac.equal`.
+//! - [`jwt`]: `io.jwt.decode`, `decode_verify`, `verify_*`, `encode_sign*`.
+//! - [`keys`]: PEM, SubjectPublicKeyInfo and JWK parsing shared by the rest.
+//! - [`x509`]: `crypto.x509.*` and `crypto.parse_private_keys`.
+//! - [`gojson`]: Go's `encoding/json` rendering of values, which OPA uses
+//!   for the signed bytes of `io.jwt.encode_sign`.
 
 mod collections;
+pub(crate) mod crypto;
+pub(crate) mod gojson;
+pub(crate) mod jwt;
+pub(crate) mod keys;
 mod net;
 mod sprintf;
 mod template;
 mod text;
 mod time;
+pub(crate) mod x509;
+
+#[cfg(test)]
+mod tests;
 
 use regorus::Value;
 
-/// A builtin: its OPA name, its arity, and the function.
-type Builtin = (&'static str, u8, fn(&[Value]) -> anyhow::Result<Value>);
+/// The result of one builtin: `Err` is OPA's builtin error.
+pub(crate) type Answer = anyhow::Result<Value>;
 
-/// Registers every builtin of this module on the engine.
-pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
-    for (name, arity, f) in text::BUILTINS
+/// A builtin implementation: the evaluated arguments in, a value out.
+pub(crate) type Builtin = fn(&[Value]) -> Answer;
+
+/// Every builtin here: OPA's name, its arity, the function.
+fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
+    text::BUILTINS
         .iter()
         .chain(collections::BUILTINS)
         .chain(net::BUILTINS)
         .chain(template::BUILTINS)
         .chain(sprintf::BUILTINS)
         .chain(time::BUILTINS)
-    {
+        .chain(crypto::BUILTINS)
+        .chain(jwt::BUILTINS)
+        .chain(x509::BUILTINS)
+}
+
+/// Registers every builtin of this module on the engine.
+pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
+    for (name, arity, f) in all() {
         let f = *f;
         engine.add_extension(name.to_string(), *arity, Box::new(move |args: Vec<Value>| f(&args)))?;
     }
@@ -37,14 +71,7 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
 
 /// True when a builtin of this name is one of Warden's own.
 pub(crate) fn is_ours(name: &str) -> bool {
-    text::BUILTINS
-        .iter()
-        .chain(collections::BUILTINS)
-        .chain(net::BUILTINS)
-        .chain(template::BUILTINS)
-        .chain(sprintf::BUILTINS)
-        .chain(time::BUILTINS)
-        .any(|(n, _, _)| *n == name)
+    all().any(|(n, _, _)| *n == name)
 }
 
 /// OPA's name of a value's type, as its error messages print it.
@@ -74,6 +101,51 @@ pub(crate) fn string<'a>(name: &str, args: &'a [Value], position: usize) -> anyh
     }
 }
 
+/// The `i`th argument as a string (OPA's `StringOperand`).
+pub(crate) fn str_arg(args: &[Value], i: usize) -> anyhow::Result<&str> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s),
+        _ => anyhow::bail!("operand {} must be a string", i + 1),
+    }
+}
+
+/// Decodes base64url as OPA's `base64url.decode` does: padding is optional
+/// (added back when the length needs it), line breaks are skipped, and
+/// non-zero trailing bits are accepted, as in Go's non-strict decoder.
+pub(crate) fn b64url_decode(s: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let mut padded = s.to_string();
+    if !s.ends_with('=') {
+        match s.len() % 4 {
+            0 => {}
+            2 => padded.push_str("=="),
+            3 => padded.push('='),
+            _ => anyhow::bail!("illegal base64url string"),
+        }
+    }
+    padded.retain(|c| c != '\r' && c != '\n');
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+    );
+    Ok(engine.decode(padded.as_bytes())?)
+}
+
+/// Encodes base64url without padding (Go's `RawURLEncoding`).
+pub(crate) fn b64url_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Parses JSON text into a value, as OPA's `json.unmarshal` does: later
+/// duplicate keys win.
+pub(crate) fn json_value(text: &[u8]) -> anyhow::Result<Value> {
+    let s = std::str::from_utf8(text)?;
+    Value::from_json_str(s)
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use regorus::Value;
@@ -81,7 +153,7 @@ pub(crate) mod testing {
     /// Evaluates `expr` in a module with Warden's builtins installed.
     pub fn eval(expr: &str) -> anyhow::Result<Value> {
         let mut engine = regorus::Engine::new();
-        engine.set_strict_builtin_errors(false);
+        engine.set_strict_builtin_errors(true);
         engine.add_policy("t.rego".into(), format!("package t\n\nx := {expr}\n"))?;
         super::install(&mut engine)?;
         engine.eval_rule("data.t.x".to_string())

@@ -6,7 +6,7 @@ use regorus::Value;
 
 use super::{Builtin, string};
 
-pub(super) const BUILTINS: &[Builtin] = &[("net.cidr_intersects", 2, cidr_intersects)];
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("net.cidr_intersects", 2, cidr_intersects)];
 
 /// A CIDR as (family is v6, network bits as u128, prefix length).
 fn cidr(name: &str, text: &str) -> anyhow::Result<(bool, u128, u32)> {

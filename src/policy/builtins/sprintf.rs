@@ -10,7 +10,7 @@ use regorus::Value;
 
 use super::{Builtin, operand, string};
 
-pub(super) const BUILTINS: &[Builtin] = &[("sprintf", 2, sprintf)];
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("sprintf", 2, sprintf)];
 
 /// Widest field or precision a format may ask for (Go's own limit is 1e6).
 const MAX_WIDTH: usize = 10_000;

@@ -8,7 +8,7 @@ use regorus::Value;
 
 use super::{Builtin, operand, string};
 
-pub(super) const BUILTINS: &[Builtin] = &[("strings.render_template", 2, render_template)];
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("strings.render_template", 2, render_template)];
 
 const NAME: &str = "strings.render_template";
 

@@ -4,7 +4,7 @@ use regorus::Value;
 
 use super::{Builtin, operand, string};
 
-pub(super) const BUILTINS: &[Builtin] = &[
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ("count", 1, count),
     ("lower", 1, lower),
     ("upper", 1, upper),
@@ -14,6 +14,7 @@ pub(super) const BUILTINS: &[Builtin] = &[
     ("json.marshal", 1, json_marshal),
     ("glob.quote_meta", 1, glob_quote_meta),
     ("strings.split_n", 3, split_n),
+    ("semver.is_valid", 1, semver_is_valid),
 ];
 
 /// `count(x)`: elements of a collection; code points of a string (regorus
@@ -162,6 +163,38 @@ fn split_n(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(chosen.iter().map(|p| Value::from(*p)).collect::<Vec<_>>()))
 }
 
+/// OPA's semver reading: an optional `v`, three numbers, then optional
+/// `-pre.release` and `+build` identifiers. Anything but a string is not
+/// valid (false, not an error).
+fn semver_is_valid(args: &[Value]) -> anyhow::Result<Value> {
+    let Value::String(s) = &args[0] else {
+        return Ok(Value::from(false));
+    };
+    let ident = |part: &str| {
+        !part.is_empty()
+            && part
+                .split('.')
+                .all(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    };
+    let s = s.strip_prefix('v').unwrap_or(s);
+    let (rest, build) = match s.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (s, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    let valid = numbers.len() == 3
+        && numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        && pre.is_none_or(ident)
+        && build.is_none_or(ident);
+    Ok(Value::from(valid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{eval, json};
@@ -180,6 +213,25 @@ mod tests {
             json(r#"["a", "b"]"#)
         );
         assert_eq!(eval(r#"strings.split_n("a,b,c", ",", -1)"#).unwrap(), json(r#"["c"]"#));
+    }
+
+    #[test]
+    fn semver_validity_reads_as_opa_s() {
+        for (v, ok) in [
+            ("1.2.3", true),
+            ("v1.2.3", true),
+            ("01.2.3", true),
+            ("1.2.3-alpha.1+b.5", true),
+            ("1.2", false),
+            ("1.2.3-", false),
+        ] {
+            assert_eq!(
+                eval(&format!("semver.is_valid({v:?})")).unwrap(),
+                json(&ok.to_string()),
+                "{v}"
+            );
+        }
+        assert_eq!(eval("semver.is_valid(1)").unwrap(), json("false"));
     }
 
     #[test]

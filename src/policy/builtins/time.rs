@@ -5,7 +5,7 @@ use regorus::Value;
 
 use super::{Builtin, operand};
 
-pub(super) const BUILTINS: &[Builtin] = &[("time.add_date", 4, add_date)];
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("time.add_date", 4, add_date)];
 
 fn integer(name: &str, args: &[Value], position: usize) -> anyhow::Result<i64> {
     match &args[position - 1] {
