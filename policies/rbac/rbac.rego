@@ -89,11 +89,14 @@ nonempty_string(x) if {
 # Patterns are matched with no delimiter (`null`): `*` matches any run of
 # characters, dots included. (Beware: `glob.match(p, [], s)` is NOT
 # delimiter-free: in regorus, as in OPA, an empty list means ["."], so `*`
-# would stop at dots. Pass null.) An invalid pattern makes glob.match fail
-# (undefined, as builtin errors are not strict), so it is not a boolean.
+# would stop at dots. Pass null.) A pattern is checked before it is used:
+# evaluation runs with strict builtin errors, where glob.match on a
+# malformed pattern would fail the whole decision. Valid: characters, `\x`
+# escapes, classes `[abc]` `[!a-z]`, alternations `{a,b*}` without nested
+# brackets or braces.
 valid_glob(pattern) if {
 	nonempty_string(pattern)
-	is_boolean(glob.match(pattern, null, ""))
+	regex.match(`^(?:[^\[\]{}\\]|\\.|\[!?[^\[\]\\]+\]|\{[^{}\[\]\\]*\})*$`, pattern)
 }
 
 # A list holding "*" allows everything (and so does not restrict).

@@ -498,6 +498,15 @@ fn chrono_now_ns() -> i64 {
     crate::clock::Clock::system().now_ns()
 }
 
+/// The time of the evaluation running on this thread: the decision's
+/// captured `time.now_ns`, so builtins that read the clock (token expiry,
+/// certificate validity) replay bit for bit. Outside an evaluation, now.
+pub(crate) fn evaluation_now_ns() -> i64 {
+    CAPTURE
+        .with(|c| c.borrow().as_ref().map(|cap| cap.now_ns))
+        .unwrap_or_else(chrono_now_ns)
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).expect("operating system random source");
@@ -678,6 +687,29 @@ mod tests {
             Value::from(true),
             "the thread evaluates on"
         );
+    }
+
+    #[test]
+    fn token_expiry_is_judged_at_the_decision_s_captured_time() {
+        // exp = 1000 s: valid at the captured 42 ns, long expired today.
+        let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjEwMDB9.81If5ED3cyAZLJqDBwI52MuvsVSExjnO3ucJv55qWDQ";
+        let p = compiled(&[(
+            "a.rego",
+            &format!("package a\n\nvalid := io.jwt.decode_verify(\"{token}\", {{\"secret\": \"k\"}})[0]\n"),
+        )]);
+        assert_eq!(
+            eval(&p, "a/valid", "{}").unwrap(),
+            Value::from(true),
+            "replays as decided"
+        );
+        let mut now = Captured {
+            now_ns: crate::clock::Clock::system().now_ns(),
+            calls: BTreeMap::new(),
+        };
+        let today = p
+            .evaluate(&DataPath::parse("a/valid").unwrap(), Value::Undefined, &mut now)
+            .unwrap();
+        assert_eq!(today, Value::from(false));
     }
 
     #[test]

@@ -585,11 +585,9 @@ fn time_of(v: &Value) -> anyhow::Result<f64> {
     Ok(t)
 }
 
+/// The decision's time (captured with it, so a replay sees the same).
 fn now_ns() -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.as_nanos() as f64
+    crate::policy::engine::evaluation_now_ns() as f64
 }
 
 /// A number as the nearest `f64` (integers beyond 2^53 included, as Go's

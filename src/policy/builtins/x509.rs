@@ -809,15 +809,12 @@ fn verify_chain<'a>(certs: &'a [Parsed], opts: &VerifyOptions) -> Option<Vec<&'a
     let root = certs.first()?;
     let leaf = certs.last()?;
     let intermediates = &certs[1..certs.len() - 1];
-    let now = opts.now.map(|ns| ns.div_euclid(1_000_000_000)).unwrap_or_else(|| {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs(),
-        )
-        .unwrap_or(i64::MAX)
-    });
+    // Without `CurrentTime`, the decision's time (captured with it, so a
+    // replay sees the same).
+    let now = opts
+        .now
+        .unwrap_or_else(crate::policy::engine::evaluation_now_ns)
+        .div_euclid(1_000_000_000);
     let info = |p: &Parsed| Extensions::read(p.cert.tbs_certificate.extensions.as_deref().unwrap_or(&[])).ok();
     let leaf_ext = info(leaf)?;
     if !opts.dns_name.is_empty() {
