@@ -30,7 +30,14 @@
 //! `notify contains __warden_elem_<n> if { some t in input.teams;
 //! __warden_elem_<n> := cfg.on_call[t] }`.
 //!
-//! A module without either is compiled unchanged.
+//! **Arithmetic.** OPA evaluates `a + b` as the builtin `plus(a, b)` (so
+//! `with plus as f` replaces it), on exact decimals. `+`, `-`, `*` and `/`
+//! become calls to `plus`, `minus`, `mul` and `div`, which Warden computes
+//! on decimals where an operand is not an integer (`0.1 + 0.2 == 0.3`, as
+//! in OPA; see `builtins::decimal`). Line breaks inside the expression are
+//! kept, so lines do not move.
+//!
+//! A module without any of these is compiled unchanged.
 
 use regorus::Source;
 use regorus::unstable::{Expr, Literal, LiteralStmt, Module, Parser, Query, Rule, RuleBody, RuleHead};
@@ -47,8 +54,14 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
     let mut next = 0usize;
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
-        let edits = Walker::edits(&module, &text, &mut next, rego_v1);
+        let (edits, mut arithmetic) = Walker::edits(&module, &text, &mut next, rego_v1);
         if edits.is_empty() {
+            if !arithmetic.is_empty() {
+                arithmetic.sort_by_key(|n| (n.start, std::cmp::Reverse(n.end)));
+                let mut at = 0;
+                text = render(&text, 0, text.len(), &arithmetic, &mut at, 0)
+                    .ok_or_else(|| format!("{path}: arithmetic nested more than {MAX_ARITH_DEPTH} deep"))?;
+            }
             return Ok((text != source).then_some(text));
         }
         text = splice(&text, 0, text.len(), &edits);
@@ -88,6 +101,51 @@ fn splice(source: &str, start: usize, end: usize, edits: &[Edit]) -> String {
     out
 }
 
+/// Deepest nesting of arithmetic rewritten into calls.
+const MAX_ARITH_DEPTH: usize = 256;
+
+/// One arithmetic expression: its span, its builtin, its operands' spans.
+#[derive(Debug, Clone)]
+struct Arith {
+    start: usize,
+    end: usize,
+    builtin: &'static str,
+    lhs: (usize, usize),
+    rhs: (usize, usize),
+}
+
+/// `text[start..end]` with every arithmetic expression in it (sorted by
+/// start, outer first; `next` is the first not yet written) written as a
+/// call; the line breaks of what is dropped are kept.
+fn render(text: &str, start: usize, end: usize, nodes: &[Arith], next: &mut usize, depth: usize) -> Option<String> {
+    if depth > MAX_ARITH_DEPTH {
+        return None;
+    }
+    let breaks = |a: usize, b: usize| "\n".repeat(text[a..b].matches('\n').count());
+    let mut out = String::with_capacity(end - start + 16);
+    let mut at = start;
+    while *next < nodes.len() && nodes[*next].start < end {
+        let n = nodes[*next].clone();
+        *next += 1;
+        if n.start < at {
+            continue;
+        }
+        out.push_str(&text[at..n.start]);
+        let lhs = render(text, n.lhs.0, n.lhs.1, nodes, next, depth + 1)?;
+        let rhs = render(text, n.rhs.0, n.rhs.1, nodes, next, depth + 1)?;
+        out.push_str(&format!(
+            "{}({}{lhs}, {}{rhs}{})",
+            n.builtin,
+            breaks(n.start, n.lhs.0),
+            breaks(n.lhs.1, n.rhs.0),
+            breaks(n.rhs.1, n.end)
+        ));
+        at = n.end;
+    }
+    out.push_str(&text[at..end]);
+    Some(out)
+}
+
 fn range(e: &Expr) -> (usize, usize) {
     let s = e.span();
     (s.start as usize, s.end as usize)
@@ -99,16 +157,19 @@ struct Walker<'a> {
     /// `if` is a keyword (Rego v1), so a body can be added to a rule.
     rego_v1: bool,
     edits: Vec<Edit>,
+    /// The arithmetic expressions met on the way.
+    arithmetic: Vec<Arith>,
 }
 
 impl Walker<'_> {
     /// The rewrites of this pass: the innermost negations that need one.
-    fn edits(module: &Module, text: &str, next: &mut usize, rego_v1: bool) -> Vec<Edit> {
+    fn edits(module: &Module, text: &str, next: &mut usize, rego_v1: bool) -> (Vec<Edit>, Vec<Arith>) {
         let mut w = Walker {
             text,
             next,
             rego_v1,
             edits: Vec::new(),
+            arithmetic: Vec::new(),
         };
         for rule in &module.policy {
             match rule.as_ref() {
@@ -135,6 +196,7 @@ impl Walker<'_> {
                 Rule::Default { .. } => {}
             }
         }
+        let arithmetic = std::mem::take(&mut w.arithmetic);
         let mut edits = std::mem::take(&mut w.edits);
         if edits.is_empty() {
             // Heads only once no negation is left to rewrite: a head's
@@ -157,7 +219,7 @@ impl Walker<'_> {
             }
             kept.push(e);
         }
-        kept
+        (kept, arithmetic)
     }
 
     /// Moves the dynamic terms of a partial rule's head into its bodies.
@@ -281,10 +343,29 @@ impl Walker<'_> {
                 self.expr(refr);
                 self.expr(index);
             }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
+            Expr::ArithExpr { op, lhs, rhs, .. } => {
+                use regorus::unstable::ArithOp;
+                let builtin = match op {
+                    ArithOp::Add => Some("plus"),
+                    ArithOp::Sub => Some("minus"),
+                    ArithOp::Mul => Some("mul"),
+                    ArithOp::Div => Some("div"),
+                    ArithOp::Mod => None,
+                };
+                if let Some(builtin) = builtin {
+                    let (start, end) = range(e);
+                    self.arithmetic.push(Arith {
+                        start,
+                        end,
+                        builtin,
+                        lhs: range(lhs),
+                        rhs: range(rhs),
+                    });
+                }
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::BinExpr { lhs, rhs, .. } | Expr::BoolExpr { lhs, rhs, .. } | Expr::AssignExpr { lhs, rhs, .. } => {
                 self.expr(lhs);
                 self.expr(rhs);
             }
@@ -563,5 +644,19 @@ mod tests {
     fn modules_without_such_negations_are_left_alone() {
         let src = "package t\n\nallow if { not input.user }\n";
         assert_eq!(rewrite("t.rego", src, true).unwrap(), None);
+    }
+
+    #[test]
+    fn arithmetic_becomes_the_builtin_calls_opa_evaluates() {
+        assert_eq!(body("x := 0.1 + 0.2 * input.n"), "x := plus(0.1, mul(0.2, input.n))");
+        assert_eq!(body("x := (1 - 2) / 3 % 2"), "x := div(minus(1, 2), 3) % 2");
+        assert_eq!(
+            body("s := [y | some v in input.vs; y := v * 2]"),
+            "s := [y | some v in input.vs; y := mul(v, 2)]"
+        );
+        // A line break inside the expression stays, so lines do not move.
+        let src = "package t\n\nx := input.a +\n\tinput.b\n\ny := 1\n";
+        let out = rewrite("t.rego", src, true).unwrap().unwrap();
+        assert_eq!(out, "package t\n\nx := plus(input.a, \ninput.b)\n\ny := 1\n");
     }
 }

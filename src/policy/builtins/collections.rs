@@ -1,4 +1,7 @@
-//! Arrays, sets, and the builtins OPA names its operators by.
+//! Arrays, sets, objects, and the builtins OPA names its operators by.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::Value;
 
@@ -19,7 +22,248 @@ pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ("lte", 2, lte),
     ("gt", 2, gt),
     ("gte", 2, gte),
+    ("eq", 2, equal),
+    ("sort", 1, sort),
+    ("object.subset", 2, object_subset),
+    ("json.remove", 2, json_remove),
+    ("sum", 1, sum),
+    ("product", 1, product),
 ];
+
+/// The numbers of an array or set, or OPA's type error.
+fn numbers_of<'a>(name: &str, v: &'a Value) -> anyhow::Result<Vec<&'a Value>> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Set(s) => s.iter().collect(),
+        other => return Err(operand(name, 1, "one of {array, set}", other)),
+    };
+    if let Some(bad) = items.iter().find(|v| !matches!(v, Value::Number(_))) {
+        return Err(operand(name, 1, "collection of numbers", bad));
+    }
+    Ok(items)
+}
+
+/// Folds with `op`, as decimals where the operands are not integers.
+fn fold(name: &str, op: &str, start: u64, args: &[Value]) -> anyhow::Result<Value> {
+    let mut acc = Value::from(start);
+    for v in numbers_of(name, &args[0])? {
+        acc = arith(op, &[acc, v.clone()]).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    }
+    Ok(acc)
+}
+
+/// `sum`: `sum([0.1, 0.2, 0.3])` is `0.6`, as in OPA.
+fn sum(args: &[Value]) -> anyhow::Result<Value> {
+    fold("sum", "plus", 0, args)
+}
+
+fn product(args: &[Value]) -> anyhow::Result<Value> {
+    fold("product", "mul", 1, args)
+}
+
+/// OPA's rank of a type in its total order: sets sort after objects (in
+/// regorus, before).
+fn rank(v: &Value) -> u8 {
+    match v {
+        Value::Undefined => 0,
+        Value::Null => 1,
+        Value::Bool(_) => 2,
+        Value::Number(_) => 3,
+        Value::String(_) => 4,
+        Value::Array(_) => 5,
+        Value::Object(_) => 6,
+        Value::Set(_) => 7,
+    }
+}
+
+/// OPA's order of values: by type, then by value; collections element by
+/// element (an object key, then its value), a shorter prefix first.
+pub(crate) fn opa_cmp(a: &Value, b: &Value) -> Ordering {
+    fn seq<'a>(a: impl Iterator<Item = &'a Value>, b: impl Iterator<Item = &'a Value>) -> Ordering {
+        let (mut a, mut b) = (a, b);
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return Ordering::Equal,
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (Some(x), Some(y)) => match opa_cmp(x, y) {
+                    Ordering::Equal => {}
+                    other => return other,
+                },
+            }
+        }
+    }
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => seq(x.iter(), y.iter()),
+        (Value::Set(x), Value::Set(y)) => {
+            let mut x: Vec<&Value> = x.iter().collect();
+            let mut y: Vec<&Value> = y.iter().collect();
+            x.sort_by(|p, q| opa_cmp(p, q));
+            y.sort_by(|p, q| opa_cmp(p, q));
+            seq(x.into_iter(), y.into_iter())
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let (x, y) = (sorted_pairs(x), sorted_pairs(y));
+            seq(
+                x.iter().flat_map(|(k, v)| [*k, *v]),
+                y.iter().flat_map(|(k, v)| [*k, *v]),
+            )
+        }
+        _ if rank(a) != rank(b) => rank(a).cmp(&rank(b)),
+        _ => a.cmp(b),
+    }
+}
+
+fn sorted_pairs(o: &regorus::value::Object) -> Vec<(&Value, &Value)> {
+    let mut pairs: Vec<(&Value, &Value)> = o.iter().collect();
+    pairs.sort_by(|p, q| opa_cmp(p.0, q.0));
+    pairs
+}
+
+/// `sort`: an array or a set as an array in OPA's order.
+fn sort(args: &[Value]) -> anyhow::Result<Value> {
+    let mut items: Vec<Value> = match &args[0] {
+        Value::Array(a) => a.iter().cloned().collect(),
+        Value::Set(s) => s.iter().cloned().collect(),
+        other => return Err(operand("sort", 1, "one of {array, set}", other)),
+    };
+    items.sort_by(opa_cmp);
+    Ok(Value::from(items))
+}
+
+/// `object.subset(super, sub)`: objects key by key (nested collections of
+/// the same type recursively, anything else by equality), sets by
+/// inclusion, arrays as a contiguous run, a set's elements all in an array.
+/// Any other pair is OPA's type error.
+fn object_subset(args: &[Value]) -> anyhow::Result<Value> {
+    let name = "object.subset";
+    let (sup, sub) = (&args[0], &args[1]);
+    for (i, v) in args.iter().enumerate() {
+        if !matches!(v, Value::Object(_) | Value::Set(_) | Value::Array(_)) {
+            return Err(operand(name, i + 1, "one of {object, set, array}", v));
+        }
+    }
+    let same = std::mem::discriminant(sup) == std::mem::discriminant(sub);
+    if !(same || matches!((sup, sub), (Value::Array(_), Value::Set(_)))) {
+        anyhow::bail!("{name}: both arguments {name} must be of the same type or array and set");
+    }
+    Ok(Value::from(is_subset(sup, sub)))
+}
+
+fn is_subset(sup: &Value, sub: &Value) -> bool {
+    match (sup, sub) {
+        (Value::Object(a), Value::Object(b)) => b.iter().all(|(k, bv)| match a.get(k) {
+            None => false,
+            Some(av) if std::mem::discriminant(av) == std::mem::discriminant(bv) => match av {
+                Value::Object(_) | Value::Set(_) | Value::Array(_) => is_subset(av, bv),
+                _ => av == bv,
+            },
+            Some(_) => false,
+        }),
+        (Value::Set(a), Value::Set(b)) => b.iter().all(|v| a.contains(v)),
+        (Value::Array(a), Value::Set(b)) => b.iter().all(|v| a.contains(v)),
+        (Value::Array(a), Value::Array(b)) => {
+            let (a, b): (Vec<&Value>, Vec<&Value>) = (a.iter().collect(), b.iter().collect());
+            b.is_empty() || a.windows(b.len()).any(|w| w == b.as_slice())
+        }
+        _ => false,
+    }
+}
+
+/// Most paths one `json.remove` call takes.
+const MAX_REMOVE_PATHS: usize = 10_000;
+
+/// `json.remove(object, paths)`: each path a JSON pointer string (`a/b`,
+/// `~1` for `/`, `~0` for `~`) or an array of keys; array elements are
+/// named by index. Paths that lead nowhere remove nothing.
+fn json_remove(args: &[Value]) -> anyhow::Result<Value> {
+    let name = "json.remove";
+    let Value::Object(_) = &args[0] else {
+        return Err(operand(name, 1, "object", &args[0]));
+    };
+    let list: Vec<&Value> = match &args[1] {
+        Value::Array(a) => a.iter().collect(),
+        Value::Set(s) => s.iter().collect(),
+        other => return Err(operand(name, 2, "one of {array, set}", other)),
+    };
+    if list.len() > MAX_REMOVE_PATHS {
+        anyhow::bail!("{name}: more than {MAX_REMOVE_PATHS} paths");
+    }
+    let mut paths: Vec<Vec<Value>> = Vec::with_capacity(list.len());
+    for p in list {
+        match p {
+            Value::String(s) => {
+                let s = s.strip_prefix('/').unwrap_or(s);
+                if s.is_empty() {
+                    continue;
+                }
+                paths.push(
+                    s.split('/')
+                        .map(|seg| Value::from(seg.replace("~1", "/").replace("~0", "~")))
+                        .collect(),
+                );
+            }
+            Value::Array(a) if !a.is_empty() => paths.push(a.iter().cloned().collect()),
+            Value::Array(_) => {}
+            other => anyhow::bail!(
+                "{name}: operand 2 must be one of {{set, array}} containing string paths or array of path segments but got {}",
+                super::type_name(other)
+            ),
+        }
+    }
+    let refs: Vec<&[Value]> = paths.iter().map(Vec::as_slice).collect();
+    Ok(remove_paths(&args[0], &refs).unwrap_or(Value::Undefined))
+}
+
+/// The value without what the paths name; `None` when a path ends here.
+fn remove_paths(v: &Value, paths: &[&[Value]]) -> Option<Value> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    if paths.is_empty() {
+        return Some(v.clone());
+    }
+    let tails = |key: &dyn Fn(&Value) -> bool| -> Vec<&[Value]> {
+        paths.iter().filter(|p| key(&p[0])).map(|p| &p[1..]).collect()
+    };
+    Some(match v {
+        Value::Object(o) => {
+            let mut out = BTreeMap::new();
+            for (k, child) in o.iter() {
+                let t = tails(&|h| h == k);
+                if let Some(kept) = remove_paths(child, &t) {
+                    out.insert(k.clone(), kept);
+                }
+            }
+            Value::from(out)
+        }
+        Value::Array(a) => {
+            let mut out = Vec::with_capacity(a.len());
+            for (i, child) in a.iter().enumerate() {
+                let t = tails(&|h| match h {
+                    Value::String(s) => s.parse::<usize>().ok() == Some(i),
+                    Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()) == Some(i),
+                    _ => false,
+                });
+                if let Some(kept) = remove_paths(child, &t) {
+                    out.push(kept);
+                }
+            }
+            Value::from(out)
+        }
+        Value::Set(s) => {
+            let mut out = BTreeSet::new();
+            for child in s.iter() {
+                let t = tails(&|h| h == child);
+                if let Some(kept) = remove_paths(child, &t) {
+                    out.insert(kept);
+                }
+            }
+            Value::from(out)
+        }
+        other => other.clone(),
+    })
+}
 
 /// One level: the elements of nested arrays take their place.
 fn array_flatten(args: &[Value]) -> anyhow::Result<Value> {
@@ -49,6 +293,12 @@ fn arith(name: &str, args: &[Value]) -> anyhow::Result<Value> {
     let (Value::Number(a), Value::Number(b)) = numbers(name, args)? else {
         unreachable!("checked by numbers()")
     };
+    if name == "div" && b.as_f64() == Some(0.0) {
+        anyhow::bail!("div: divide by zero");
+    }
+    if let Some(exact) = super::decimal::arith(name, &args[0], &args[1]) {
+        return Ok(exact);
+    }
     let r = match name {
         "plus" => a.add(b),
         "minus" => a.sub(b),
@@ -160,5 +410,63 @@ mod tests {
             eval(r#"array.flatten([1, [2, [3, [4]]], [], "x"])"#).unwrap(),
             json(r#"[1, 2, [3, [4]], "x"]"#)
         );
+    }
+
+    #[test]
+    fn sort_orders_types_as_opa_does() {
+        assert_eq!(
+            eval(
+                r#"sort([{"a": 1}, [1], "s", 1, true, false, null, {1}, {"a": 0}, [0, 5], {0, 9}])
+                   == [null, false, true, 1, "s", [0, 5], [1], {"a": 0}, {"a": 1}, {0, 9}, {1}]"#
+            )
+            .unwrap(),
+            json("true")
+        );
+        assert!(eval("sort(1)").is_err());
+    }
+
+    #[test]
+    fn subset_follows_each_pair_of_types() {
+        for (expr, want) in [
+            (
+                r#"object.subset({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})"#,
+                "true",
+            ),
+            (r#"object.subset({"a": [1, 2, 3]}, {"a": [1, 2]})"#, "true"),
+            (r#"object.subset({"a": [1, 2, 3]}, {"a": {1}})"#, "false"),
+            ("object.subset([1, 2, 3], [2, 3])", "true"),
+            ("object.subset([1, 2, 3], [1, 3])", "false"),
+            ("object.subset([3, 1, 2], {1, 2})", "true"),
+            ("object.subset({1, 2, 3}, {1, 3})", "true"),
+        ] {
+            assert_eq!(eval(expr).unwrap(), json(want), "{expr}");
+        }
+        let e = eval("object.subset({1, 2, 3}, [3, 1])").unwrap_err().to_string();
+        assert!(e.contains("must be of the same type or array and set"), "{e}");
+        assert!(eval(r#"object.subset([1, 2], {})"#).is_err());
+    }
+
+    #[test]
+    fn json_remove_reads_pointers_and_key_arrays() {
+        assert_eq!(
+            eval(r#"json.remove({"a/b": 1, "c~d": 2, "x": 3}, ["a~1b", "c~0d"])"#).unwrap(),
+            json(r#"{"x": 3}"#)
+        );
+        assert_eq!(
+            eval(r#"json.remove({"a": [1, 2, 3], "b": {"c": 1}}, ["a/1", "a/5", "zz/1", ["b", "c"]])"#).unwrap(),
+            json(r#"{"a": [1, 3], "b": {}}"#)
+        );
+        assert_eq!(
+            eval(r#"json.remove({"a": {"b": 1}}, ["", "a/"])"#).unwrap(),
+            json(r#"{"a": {"b": 1}}"#)
+        );
+        assert_eq!(eval(r#"json.remove({"a": 1}, ["/a"])"#).unwrap(), json("{}"));
+        assert!(eval(r#"json.remove([1], ["0"])"#).is_err());
+    }
+
+    #[test]
+    fn eq_is_equality_by_name() {
+        assert_eq!(eval("eq(1, 1)").unwrap(), json("true"));
+        assert_eq!(eval(r#"eq([1], ["1"])"#).unwrap(), json("false"));
     }
 }

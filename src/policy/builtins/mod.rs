@@ -14,8 +14,16 @@
 //!
 //! - [`text`], [`sprintf`], [`template`]: strings, counted and cased per
 //!   code point; Go's `fmt` and `text/template` as OPA uses them.
-//! - [`collections`]: `array.flatten` and the operators by their names.
-//! - [`net`], [`time`]: CIDR blocks; Go's `AddDate`.
+//! - [`collections`]: `array.flatten`, `sort` and `object.subset` in OPA's
+//!   order of values, `json.remove` by JSON pointer, the operators by name.
+//! - [`decimal`]: `+ - * /`, `sum` and `product` on decimals where an
+//!   operand is not an integer, as OPA computes them.
+//! - [`conversions`]: `to_number`, `units.parse_bytes`, `urlquery.decode`
+//!   and `regex.replace`, failing where OPA fails.
+//! - [`net`], [`time`], [`uuid`]: CIDR blocks; Go's `AddDate` and
+//!   `ParseDuration` (with OPA's days, weeks, years); `uuid.parse`.
+//! - [`golayout`]: Go's reference-time layouts for `time.format` and
+//!   `time.parse_ns`.
 //! - [`crypto`]: digests, HMACs and `crypto.hmac.equal`.
 //! - [`jwt`]: `io.jwt.decode`, `decode_verify`, `verify_*`, `encode_sign*`.
 //! - [`keys`]: PEM, SubjectPublicKeyInfo and JWK parsing shared by the rest.
@@ -24,8 +32,11 @@
 //!   for the signed bytes of `io.jwt.encode_sign`.
 
 mod collections;
+mod conversions;
 pub(crate) mod crypto;
+mod decimal;
 pub(crate) mod gojson;
+mod golayout;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 mod net;
@@ -33,6 +44,7 @@ mod sprintf;
 mod template;
 mod text;
 mod time;
+mod uuid;
 pub(crate) mod x509;
 
 #[cfg(test)]
@@ -51,10 +63,12 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
     text::BUILTINS
         .iter()
         .chain(collections::BUILTINS)
+        .chain(conversions::BUILTINS)
         .chain(net::BUILTINS)
         .chain(template::BUILTINS)
         .chain(sprintf::BUILTINS)
         .chain(time::BUILTINS)
+        .chain(uuid::BUILTINS)
         .chain(crypto::BUILTINS)
         .chain(jwt::BUILTINS)
         .chain(x509::BUILTINS)
@@ -154,7 +168,12 @@ pub(crate) mod testing {
     pub fn eval(expr: &str) -> anyhow::Result<Value> {
         let mut engine = regorus::Engine::new();
         engine.set_strict_builtin_errors(true);
-        engine.add_policy("t.rego".into(), format!("package t\n\nx := {expr}\n"))?;
+        // As Warden compiles a module: rewritten into OPA's order first.
+        let source = format!("package t\n\nx := {expr}\n");
+        let source = crate::policy::rewrite::rewrite("t.rego", &source, true)
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(source);
+        engine.add_policy("t.rego".into(), source)?;
         super::install(&mut engine)?;
         engine.eval_rule("data.t.x".to_string())
     }
