@@ -48,6 +48,7 @@ async fn open(url: &str, dir: &std::path::Path) -> (Store, Ledger) {
         name: "bench".into(),
         platform: false,
         require_signatures: false,
+        rego_differences: "warn".into(),
         created_at: 0,
     };
     let token = TokenRow::new(

@@ -198,6 +198,7 @@ async fn bootstrap(store: &Store, clock: &Clock, ledger: &Ledger, given: Option<
         name: "default".into(),
         platform: true,
         require_signatures: false,
+        rego_differences: "warn".into(),
         created_at: now,
     };
     let token = TokenRow::new(

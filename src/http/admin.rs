@@ -13,6 +13,7 @@ use super::problem::Problem;
 use crate::auth::{Action, Binding, DEFAULT_SUBJECT_PREFIX, Role, RoleSet, mint_token, new_id};
 use crate::clock::rfc3339_ms;
 use crate::kernel::model::{agent_fault, name_fault};
+use crate::policy::compat::OnDifference;
 use crate::store::{KeyRow, TenantRow, TokenRow};
 
 pub fn router() -> axum::Router<AppState> {
@@ -186,6 +187,21 @@ impl From<KeyRow> for KeyView {
 pub struct Settings {
     /// Refuse unsigned bundles at upload and at activation.
     pub require_signatures: bool,
+    /// What an upload gets where Warden may evaluate the bundle otherwise
+    /// than OPA (docs/rego-compatibility.md): `warn` (the default) stores
+    /// it and lists each place in `notices`; `refuse` refuses it with 422
+    /// `rego_difference`.
+    pub rego_differences: OnDifference,
+}
+
+/// A change of settings: a field left out keeps its value.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    #[serde(default)]
+    pub require_signatures: Option<bool>,
+    #[serde(default)]
+    pub rego_differences: Option<OnDifference>,
 }
 
 fn validate_tenant_name(name: &str) -> Result<(), Problem> {
@@ -355,6 +371,7 @@ pub async fn create_tenant(
         name: body.name.clone(),
         platform: false,
         require_signatures: false,
+        rego_differences: OnDifference::default().as_str().into(),
         created_at: now,
     };
     let roles: RoleSet = [Role::Admin].into_iter().collect();
@@ -527,31 +544,50 @@ pub async fn delete_key(
     security(("bearer" = [])))]
 pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<Settings>, Problem> {
     let who = caller.require(Action::ReadSettings)?;
-    let t = state
-        .store
-        .tenant(&who.tenant_id)
-        .await?
-        .ok_or_else(|| Problem::internal("settings", &"caller's tenant vanished"))?;
-    Ok(Json(Settings {
-        require_signatures: t.require_signatures,
-    }))
+    Ok(Json(settings_of(&state, &who.tenant_id).await?))
 }
 
-#[utoipa::path(put, path = "/v1/settings", tag = "admin", request_body = Settings,
+async fn settings_of(state: &AppState, tenant_id: &str) -> Result<Settings, Problem> {
+    let t = state
+        .store
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| Problem::internal("settings", &"caller's tenant vanished"))?;
+    Ok(Settings {
+        require_signatures: t.require_signatures,
+        rego_differences: OnDifference::parse(&t.rego_differences),
+    })
+}
+
+#[utoipa::path(put, path = "/v1/settings", tag = "admin", request_body = SettingsChange,
     responses((status = 200, body = Settings), (status = "4XX", body = super::problem::ProblemBody)),
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<Settings>,
+    ApiJson(body): ApiJson<SettingsChange>,
 ) -> Result<Json<Settings>, Problem> {
     let who = caller.require(Action::WriteSettings)?;
+    let current = settings_of(&state, &who.tenant_id).await?;
+    let next = Settings {
+        require_signatures: body.require_signatures.unwrap_or(current.require_signatures),
+        rego_differences: body.rego_differences.unwrap_or(current.rego_differences),
+    };
     state
         .store
-        .set_require_signatures(&who.tenant_id, body.require_signatures)
+        .set_tenant_settings(&who.tenant_id, next.require_signatures, next.rego_differences.as_str())
         .await?;
-    let payload = json!({"require_signatures": body.require_signatures});
+    let payload = json!({
+        "require_signatures": next.require_signatures,
+        "rego_differences": next.rego_differences.as_str(),
+    });
     state.record(who, "settings.change", &who.tenant_id, payload).await?;
-    tracing::info!(tenant = %who.tenant_id, require_signatures = body.require_signatures, by = %who.actor(), "settings changed");
-    Ok(Json(body))
+    tracing::info!(
+        tenant = %who.tenant_id,
+        require_signatures = next.require_signatures,
+        rego_differences = next.rego_differences.as_str(),
+        by = %who.actor(),
+        "settings changed"
+    );
+    Ok(Json(next))
 }

@@ -220,6 +220,7 @@ impl From<policy::Error> for Problem {
             | E::ManifestInvalid(_)
             | E::RegoCompile(_)
             | E::UnsupportedBuiltin(_)
+            | E::RegoDifference(_)
             | E::DataInvalid(_)
             | E::BundleUnsupported(_)
             | E::OutsideRoots(_)

@@ -898,6 +898,7 @@ mod tests {
             name: "t".into(),
             platform: false,
             require_signatures: false,
+            rego_differences: "warn".into(),
             created_at: 0,
         };
         let token = crate::store::TokenRow::new("tok_1".into(), "ten_1", "t", Default::default(), "test".into(), 0);

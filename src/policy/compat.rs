@@ -369,8 +369,16 @@ pub fn is_test_file(path: &str) -> bool {
     name.ends_with("_test.rego")
 }
 
-/// Everything worth telling the uploader about the bundle's modules.
+/// Everything worth telling the uploader about the bundle's modules: test
+/// rules outside test files, and every place Warden may evaluate otherwise
+/// than OPA ([`differences`]).
 pub fn notices(bundle: &ParsedBundle) -> Vec<Notice> {
+    let mut out = test_rule_notices(bundle);
+    out.extend(differences(bundle));
+    out
+}
+
+fn test_rule_notices(bundle: &ParsedBundle) -> Vec<Notice> {
     let mut out = Vec::new();
     for m in &bundle.modules {
         if is_test_file(&m.path) {
@@ -393,6 +401,138 @@ pub fn notices(bundle: &ParsedBundle) -> Vec<Notice> {
     out
 }
 
+/// Builtins whose answers are known to differ from OPA's in some cases,
+/// with what differs (`tests/opa/known_differences.json` has each case).
+const DIFFERING_BUILTINS: &[(&str, &str)] = &[
+    (
+        "yaml.unmarshal",
+        "YAML 1.1 words (`yes`, `no`, `on`, `off`) are strings in Warden and booleans in OPA",
+    ),
+    (
+        "yaml.marshal",
+        "Warden quotes strings such as \"yes\" and \"1\" and writes exponents otherwise than OPA (Go's YAML)",
+    ),
+    (
+        "json.match_schema",
+        "its error list has other entries and messages than OPA's (an empty list is null)",
+    ),
+    (
+        "json.verify_schema",
+        "it accepts or refuses some schemas otherwise than OPA and words its errors otherwise",
+    ),
+    (
+        "json.patch",
+        "a failing `test` operation makes it undefined in Warden and an error in OPA",
+    ),
+];
+
+/// How a tenant takes a bundle that Warden may evaluate otherwise than
+/// OPA: `warn` (the default) stores it and lists each place as an upload
+/// notice; `refuse` refuses the upload with 422 `rego_difference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDifference {
+    #[default]
+    Warn,
+    Refuse,
+}
+
+impl OnDifference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDifference::Warn => "warn",
+            OnDifference::Refuse => "refuse",
+        }
+    }
+
+    /// The stored text; anything unknown reads as the default.
+    pub fn parse(text: &str) -> Self {
+        if text == "refuse" {
+            OnDifference::Refuse
+        } else {
+            OnDifference::Warn
+        }
+    }
+}
+
+/// Every place in the bundle that Warden may evaluate otherwise than OPA
+/// (`docs/rego-compatibility.md`, "Known differences"), as notices: number
+/// literals past what a double holds (`inexact_number`), a membership used
+/// as a value (`membership_value`), calls to builtins with known
+/// differences (`builtin_differs`). A module that does not parse has none
+/// (its compilation reports why).
+pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
+    let rego_v1 = bundle.manifest.rego_version != Some(0);
+    let mut out = Vec::new();
+    for m in &bundle.modules {
+        let Ok(survey) = super::rewrite::survey(&m.path, &m.source, rego_v1) else {
+            continue;
+        };
+        let notice = |code: &str, line: u32, message: String| Notice {
+            code: code.into(),
+            file: m.path.clone(),
+            line: line as usize,
+            message,
+        };
+        for (text, line) in &survey.inexact_numbers {
+            out.push(notice(
+                "inexact_number",
+                *line,
+                format!(
+                    "the number {text} has more digits or range than Warden computes with (a 64-bit integer, or a double: about 15 significant digits); OPA keeps every digit, so results built on it may differ"
+                ),
+            ));
+        }
+        for line in &survey.membership_values {
+            out.push(notice(
+                "membership_value",
+                *line,
+                "a membership (`x in coll`) used as a value: where the collection is undefined Warden answers false and OPA answers nothing; state the collection as a condition first, or use the membership as a condition".into(),
+            ));
+        }
+        for (name, _, line) in &survey.calls {
+            if let Some((_, what)) = DIFFERING_BUILTINS.iter().find(|(n, _)| n == name) {
+                out.push(notice("builtin_differs", *line, format!("{name}: {what}")));
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.file, a.line, &a.code).cmp(&(&b.file, b.line, &b.code)));
+    out
+}
+
+/// The first call to a builtin with another number of arguments than it
+/// takes (or one more, OPA's form with the result as last argument), as
+/// OPA refuses the module: `p.rego:3: concat takes 2 arguments, not 1`.
+/// Names the bundle defines itself are its own functions, not builtins.
+pub fn first_arity_mismatch(bundle: &ParsedBundle, arity: &dyn Fn(&str) -> Option<usize>) -> Option<String> {
+    let rego_v1 = bundle.manifest.rego_version != Some(0);
+    let own: std::collections::HashSet<String> = bundle
+        .modules
+        .iter()
+        .flat_map(|m| rego_scan::rule_names(&m.source))
+        .collect();
+    for m in &bundle.modules {
+        let Ok(survey) = super::rewrite::survey(&m.path, &m.source, rego_v1) else {
+            continue;
+        };
+        for (name, given, line) in &survey.calls {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            if own.contains(name) || own.contains(last) {
+                continue;
+            }
+            let Some(takes) = arity(name) else { continue };
+            if *given != takes && *given != takes + 1 {
+                let s = if takes == 1 { "" } else { "s" };
+                return Some(format!(
+                    "{}:{line}: {name} takes {takes} argument{s}, not {given} (OPA refuses this module too)",
+                    m.path
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,5 +553,64 @@ mod tests {
         assert!(!is_test_file("routing.rego"));
         assert!(!is_test_file("test_routing.rego"));
         assert!(!is_test_file("routing_test.rego/x.rego"));
+    }
+
+    fn bundle(source: &str) -> ParsedBundle {
+        ParsedBundle {
+            digest: String::new(),
+            size_bytes: source.len(),
+            manifest: super::super::bundle::Manifest {
+                revision: "1".into(),
+                roots: None,
+                rego_version: None,
+                metadata: None,
+            },
+            roots: vec![vec![]],
+            modules: vec![super::super::bundle::Module {
+                path: "p.rego".into(),
+                source: source.into(),
+            }],
+            data: serde_json::json!({}),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn differences_are_found_with_their_lines() {
+        let b = bundle(
+            "package p\n\nbig := 123456789012345678901234567890\nadmin := \"admin\" in input.roles\nallow if \"x\" in input.roles\ncfg := yaml.unmarshal(input.doc)\nsum := 0.1 + 0.2\n",
+        );
+        let codes: Vec<(String, usize)> = differences(&b).into_iter().map(|n| (n.code, n.line)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("inexact_number".to_string(), 3),
+                ("membership_value".to_string(), 4),
+                ("builtin_differs".to_string(), 6)
+            ]
+        );
+        assert!(differences(&bundle("package p\n\nallow if input.user == \"x\"\n")).is_empty());
+    }
+
+    #[test]
+    fn a_builtin_called_with_the_wrong_number_of_arguments_is_found() {
+        let arity = |name: &str| match name {
+            "concat" => Some(2),
+            "count" => Some(1),
+            _ => None,
+        };
+        assert_eq!(
+            first_arity_mismatch(&bundle("package p\n\nx := count([1])\ny := concat(\",\")\n"), &arity).as_deref(),
+            Some("p.rego:4: concat takes 2 arguments, not 1 (OPA refuses this module too)")
+        );
+        // The output form `count(x, n)` is OPA's too; a bundle's own `concat` is its own.
+        assert_eq!(
+            first_arity_mismatch(&bundle("package p\n\nx if count([1], n)\n"), &arity),
+            None
+        );
+        assert_eq!(
+            first_arity_mismatch(&bundle("package p\n\nconcat(a) := a\ny := concat(1)\n"), &arity),
+            None
+        );
     }
 }

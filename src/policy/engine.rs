@@ -197,6 +197,22 @@ impl CompiledPolicy {
         if let Some(u) = super::compat::first_unsupported_call(bundle, &available) {
             return Err(Error::UnsupportedBuiltin(u.to_string()));
         }
+        // A builtin called with a wrong number of arguments: OPA refuses the
+        // module, and so does Warden (regorus would fail only when evaluated).
+        let arity = |name: &str| {
+            super::builtins::arity(name)
+                .or_else(|| regorus::unstable::BUILTINS.get(name).map(|(_, n)| *n))
+                .or(match name {
+                    "time.now_ns" => Some(0),
+                    "uuid.rfc4122" => Some(1),
+                    "rand.intn" => Some(2),
+                    _ => None,
+                })
+                .map(usize::from)
+        };
+        if let Some(message) = super::compat::first_arity_mismatch(bundle, &arity) {
+            return Err(Error::RegoCompile(message));
+        }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
         for m in &bundle.modules {
             // `not` and rule heads as OPA evaluates them (a module that does not parse is

@@ -47,6 +47,12 @@ pub enum Error {
     /// A call to an OPA builtin Warden refuses or lacks, with its place.
     #[error("{0}")]
     UnsupportedBuiltin(String),
+    /// Places Warden may evaluate otherwise than OPA, in a tenant that
+    /// refuses them.
+    #[error(
+        "this tenant refuses bundles that Warden may evaluate otherwise than OPA (settings: rego_differences = refuse): {0}"
+    )]
+    RegoDifference(String),
     #[error("{0}")]
     DataInvalid(String),
     #[error("{0}")]
@@ -113,6 +119,7 @@ impl Error {
             Error::ManifestInvalid(_) => "manifest_invalid",
             Error::RegoCompile(_) => "rego_compile_error",
             Error::UnsupportedBuiltin(_) => "unsupported_builtin",
+            Error::RegoDifference(_) => "rego_difference",
             Error::DataInvalid(_) => "bundle_data_invalid",
             Error::BundleUnsupported(_) => "bundle_unsupported",
             Error::OutsideRoots(_) => "bundle_outside_roots",

@@ -54,7 +54,7 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
     let mut next = 0usize;
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
-        let (edits, mut arithmetic) = Walker::edits(&module, &text, &mut next, rego_v1);
+        let (edits, mut arithmetic, _) = Walker::edits(&module, &text, &mut next, rego_v1);
         if edits.is_empty() {
             if !arithmetic.is_empty() {
                 arithmetic.sort_by_key(|n| (n.start, std::cmp::Reverse(n.end)));
@@ -69,6 +69,49 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
     Err(format!(
         "{path}: negations nested more than {MAX_PASSES} deep inside one another"
     ))
+}
+
+/// What a module holds that OPA and Warden may read apart, found by the
+/// walk the rewrite makes: its calls (name as written, argument count,
+/// line), memberships used as values rather than as conditions (`x in c`
+/// is false in Warden and undefined in OPA when `c` is undefined), and
+/// number literals a double does not hold exactly.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Survey {
+    pub calls: Vec<(String, usize, u32)>,
+    pub membership_values: Vec<u32>,
+    pub inexact_numbers: Vec<(String, u32)>,
+}
+
+/// The survey of one module as written.
+pub fn survey(path: &str, source: &str, rego_v1: bool) -> Result<Survey, String> {
+    let module = parse(path, source, rego_v1)?;
+    let mut next = 0;
+    Ok(Walker::edits(&module, source, &mut next, rego_v1).2)
+}
+
+/// Most significant digits a double holds for every decimal.
+const DOUBLE_DIGITS: usize = 15;
+
+/// True when a number literal means the value Warden computes with: an
+/// integer within 64 bits (regorus keeps those exact), or a decimal of at
+/// most 15 significant digits within a double's range.
+fn number_is_exact(text: &str) -> bool {
+    let t = text.trim_start_matches('-');
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().unwrap_or(i32::MAX)),
+        None => (t, 0),
+    };
+    if !mantissa.contains('.') && exp == 0 {
+        return mantissa.parse::<u64>().is_ok();
+    }
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return true;
+    }
+    let magnitude = text.parse::<f64>().map(f64::abs).unwrap_or(f64::INFINITY);
+    significant.len() <= DOUBLE_DIGITS && magnitude.is_finite() && magnitude >= f64::MIN_POSITIVE
 }
 
 fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
@@ -159,17 +202,20 @@ struct Walker<'a> {
     edits: Vec<Edit>,
     /// The arithmetic expressions met on the way.
     arithmetic: Vec<Arith>,
+    /// What else was met that OPA and Warden may read apart.
+    survey: Survey,
 }
 
 impl Walker<'_> {
     /// The rewrites of this pass: the innermost negations that need one.
-    fn edits(module: &Module, text: &str, next: &mut usize, rego_v1: bool) -> (Vec<Edit>, Vec<Arith>) {
+    fn edits(module: &Module, text: &str, next: &mut usize, rego_v1: bool) -> (Vec<Edit>, Vec<Arith>, Survey) {
         let mut w = Walker {
             text,
             next,
             rego_v1,
             edits: Vec::new(),
             arithmetic: Vec::new(),
+            survey: Survey::default(),
         };
         for rule in &module.policy {
             match rule.as_ref() {
@@ -197,6 +243,7 @@ impl Walker<'_> {
             }
         }
         let arithmetic = std::mem::take(&mut w.arithmetic);
+        let survey = std::mem::take(&mut w.survey);
         let mut edits = std::mem::take(&mut w.edits);
         if edits.is_empty() {
             // Heads only once no negation is left to rewrite: a head's
@@ -219,7 +266,7 @@ impl Walker<'_> {
             }
             kept.push(e);
         }
-        (kept, arithmetic)
+        (kept, arithmetic, survey)
     }
 
     /// Moves the dynamic terms of a partial rule's head into its bodies.
@@ -304,21 +351,41 @@ impl Walker<'_> {
                 self.expr(value);
                 self.expr(collection);
             }
-            Literal::Expr { expr, .. } => self.expr(expr),
+            Literal::Expr { expr, .. } => self.condition(expr),
             Literal::Every { domain, query, .. } => {
                 self.expr(domain);
                 self.query(query, false);
             }
             Literal::NotExpr { span, expr } => {
-                self.expr(expr);
+                self.condition(expr);
                 self.negation(stmt, span.start as usize, expr, wrap);
             }
+        }
+    }
+
+    /// An expression that is a whole statement: a membership here is a
+    /// condition (undefined and false both fail it), not a value.
+    fn condition(&mut self, e: &Expr) {
+        match e {
+            Expr::Membership {
+                key, value, collection, ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+            other => self.expr(other),
         }
     }
 
     /// Finds the negations inside comprehensions of `e`.
     fn expr(&mut self, e: &Expr) {
         match e {
+            Expr::Number { span, .. } if !number_is_exact(span.text()) => {
+                self.survey.inexact_numbers.push((span.text().to_string(), span.line));
+            }
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
                 self.expr(term);
                 self.query(query, false);
@@ -333,7 +400,10 @@ impl Walker<'_> {
                 self.expr(k);
                 self.expr(v);
             }),
-            Expr::Call { fcn, params, .. } => {
+            Expr::Call { fcn, params, span, .. } => {
+                self.survey
+                    .calls
+                    .push((fcn.span().text().to_string(), params.len(), span.line));
                 self.expr(fcn);
                 params.iter().for_each(|p| self.expr(p));
             }
@@ -370,8 +440,13 @@ impl Walker<'_> {
                 self.expr(rhs);
             }
             Expr::Membership {
-                key, value, collection, ..
+                key,
+                value,
+                collection,
+                span,
+                ..
             } => {
+                self.survey.membership_values.push(span.line);
                 if let Some(k) = key {
                     self.expr(k);
                 }
@@ -658,5 +733,26 @@ mod tests {
         let src = "package t\n\nx := input.a +\n\tinput.b\n\ny := 1\n";
         let out = rewrite("t.rego", src, true).unwrap().unwrap();
         assert_eq!(out, "package t\n\nx := plus(input.a, \ninput.b)\n\ny := 1\n");
+    }
+
+    #[test]
+    fn the_survey_finds_what_opa_reads_otherwise() {
+        let src = "package t\n\nimport rego.v1\n\nbig := 123456789012345678901234567890\nfine := 0.1\nprecise := 0.1234567890123456789\nhuge := 1e300 * 10\nadmin := \"admin\" in input.roles\nallow if \"x\" in input.roles\ndeny if not \"y\" in input.roles\nc := concat(\",\")\n";
+        let s = survey("t.rego", src, true).unwrap();
+        assert_eq!(
+            s.inexact_numbers,
+            vec![
+                ("123456789012345678901234567890".to_string(), 5),
+                ("0.1234567890123456789".to_string(), 7)
+            ]
+        );
+        assert_eq!(
+            s.membership_values,
+            vec![9],
+            "a membership as a condition is read alike"
+        );
+        assert!(s.calls.contains(&("concat".to_string(), 1, 12)), "{:?}", s.calls);
+        assert!(number_is_exact("18446744073709551615") && !number_is_exact("18446744073709551616"));
+        assert!(number_is_exact("1.5e3") && !number_is_exact("1e-320"));
     }
 }

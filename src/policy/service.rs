@@ -23,6 +23,9 @@ use crate::clock::{Clock, rfc3339_ms};
 use crate::metrics::Metrics;
 use crate::store::{BundleVersionRow, KeyRow, Store};
 
+/// Most places a `rego_difference` refusal lists.
+const MAX_LISTED_DIFFERENCES: usize = 10;
+
 /// Most compiled versions kept besides the active ones.
 const COMPILED_CACHE_CAP: usize = 128;
 
@@ -125,7 +128,9 @@ impl PolicyService {
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Validates, compiles, tests and stores a new bundle version.
+    /// Validates, compiles, tests and stores a new bundle version. Places
+    /// Warden may evaluate otherwise than OPA are listed in the notices, or
+    /// refuse the upload where the tenant's settings say so.
     pub async fn upload(&self, who: &Principal, name: &str, bytes: Vec<u8>) -> Result<Uploaded, Error> {
         validate_bundle_name(name)?;
         let tenant = self
@@ -171,6 +176,20 @@ impl PolicyService {
                 revision: existing.revision,
                 digest: existing.digest,
             });
+        }
+        if super::compat::OnDifference::parse(&tenant.rego_differences) == super::compat::OnDifference::Refuse {
+            let found = super::compat::differences(&parsed);
+            if !found.is_empty() {
+                let mut listed: Vec<String> = found
+                    .iter()
+                    .take(MAX_LISTED_DIFFERENCES)
+                    .map(|n| format!("{}:{}: {}: {}", n.file, n.line, n.code, n.message))
+                    .collect();
+                if found.len() > MAX_LISTED_DIFFERENCES {
+                    listed.push(format!("and {} more", found.len() - MAX_LISTED_DIFFERENCES));
+                }
+                return Err(Error::RegoDifference(listed.join("; ")));
+            }
         }
         let roots = parsed.roots_text();
         let others = self.store.other_bundle_roots(&who.tenant_id, name).await?;

@@ -186,6 +186,9 @@ pub struct TenantRow {
     pub name: String,
     pub platform: bool,
     pub require_signatures: bool,
+    /// `warn` or `refuse`: what an upload that Warden may evaluate
+    /// otherwise than OPA gets (`policy::compat::OnDifference`).
+    pub rego_differences: String,
     pub created_at: i64,
 }
 
@@ -307,6 +310,7 @@ macro_rules! tenant_from_row {
             name: $row.try_get("name")?,
             platform: $row.try_get("platform")?,
             require_signatures: $row.try_get("require_signatures")?,
+            rego_differences: $row.try_get("rego_differences")?,
             created_at: $row.try_get("created_at")?,
         }
     };
@@ -520,8 +524,9 @@ impl Store {
     /// Creates a tenant together with its first token, atomically.
     pub async fn create_tenant(&self, tenant: &TenantRow, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
         with_write_tx!(self, tx => {
-            sqlx::query("INSERT INTO tenants (id, name, platform, require_signatures, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures).bind(tenant.created_at)
+            sqlx::query("INSERT INTO tenants (id, name, platform, require_signatures, rego_differences, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures)
+                .bind(&tenant.rego_differences).bind(tenant.created_at)
                 .execute(&mut *tx).await.map_err(conflict("a tenant with this name"))?;
             sqlx::query(INSERT_TOKEN)
                 .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
@@ -535,7 +540,7 @@ impl Store {
 
     pub async fn list_tenants(&self) -> Result<Vec<TenantRow>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT id, name, platform, require_signatures, created_at FROM tenants ORDER BY created_at, id")
+            let rows = sqlx::query("SELECT id, name, platform, require_signatures, rego_differences, created_at FROM tenants ORDER BY created_at, id")
                 .fetch_all(p).await?;
             rows.iter().map(|r| Ok(tenant_from_row!(r))).collect()
         })
@@ -543,15 +548,21 @@ impl Store {
 
     pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>> {
         with_pool!(self, p => {
-            let row = sqlx::query("SELECT id, name, platform, require_signatures, created_at FROM tenants WHERE id = $1")
+            let row = sqlx::query("SELECT id, name, platform, require_signatures, rego_differences, created_at FROM tenants WHERE id = $1")
                 .bind(id).fetch_optional(p).await?;
             match row { Some(r) => Ok(Some(tenant_from_row!(r))), None => Ok(None) }
         })
     }
 
-    pub async fn set_require_signatures(&self, tenant_id: &str, require: bool) -> Result<()> {
-        with_pool!(self, p => sqlx::query("UPDATE tenants SET require_signatures = $1 WHERE id = $2")
-            .bind(require).bind(tenant_id).execute(p).await.map(|_| ()))?;
+    /// A tenant's settings, both at once.
+    pub async fn set_tenant_settings(
+        &self,
+        tenant_id: &str,
+        require_signatures: bool,
+        rego_differences: &str,
+    ) -> Result<()> {
+        with_pool!(self, p => sqlx::query("UPDATE tenants SET require_signatures = $1, rego_differences = $2 WHERE id = $3")
+            .bind(require_signatures).bind(rego_differences).bind(tenant_id).execute(p).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -801,6 +812,7 @@ mod tests {
             name: format!("tenant {i} {}", "x".repeat(200)),
             platform: false,
             require_signatures: false,
+            rego_differences: "warn".into(),
             created_at: 0,
         };
         let token = TokenRow::new(format!("tok_{i}"), &id, "t", RoleSet::default(), "test".into(), 0);

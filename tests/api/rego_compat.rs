@@ -13,6 +13,8 @@ on_both_backends!(
     only_test_rules_of_test_files_gate_activation,
     the_data_api_serves_every_document_path,
     builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_place,
+    differences_from_opa_are_notices_or_refusals_as_the_tenant_says,
+    a_builtin_called_with_the_wrong_number_of_arguments_is_refused,
 );
 
 const SEED_001: &str = include_str!("../fixtures/seed_001_routing.rego");
@@ -244,6 +246,122 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
     }
     let r = app.call(Method::GET, "/v1/bundles", Some(&app.admin), None).await;
     assert_eq!(r.body, json!([]), "nothing was stored");
+    app.stop().await;
+}
+
+/// A bundle Warden may evaluate otherwise than OPA: each place is an
+/// upload notice by default; a tenant that sets `rego_differences` to
+/// `refuse` gets 422 `rego_difference` naming them, and nothing is stored.
+/// Another tenant's setting is its own; only an admin changes it.
+async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nis_admin := \"admin\" in input.roles\nallow if \"admin\" in input.roles\n";
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let found: Vec<(String, i64)> = r.body["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["code"].as_str().unwrap().to_string(), n["line"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("inexact_number".to_string(), 3), ("membership_value".to_string(), 4)],
+        "{}",
+        r.body
+    );
+
+    let r = app.call(Method::GET, "/v1/settings", Some(&app.admin), None).await;
+    assert_eq!(r.body, json!({"require_signatures": false, "rego_differences": "warn"}));
+    let compliance = app.token(&app.admin, &["compliance"]).await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/settings",
+            Some(&compliance),
+            Some(json!({"rego_differences": "refuse"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/settings",
+            Some(&app.admin),
+            Some(json!({"rego_differences": "sometimes"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_field"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/settings",
+            Some(&app.admin),
+            Some(json!({"rego_differences": "refuse"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"require_signatures": false, "rego_differences": "refuse"}),
+        "a field left out keeps its value"
+    );
+
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "2", &["acme"]))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rego_difference"),
+        "{}",
+        r.body
+    );
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains("p.rego:3: inexact_number"), "{detail}");
+    assert!(detail.contains("p.rego:4: membership_value"), "{detail}");
+    assert_eq!(app.stored_versions(&app.admin).await, 1, "revision 2 was not stored");
+    let clean = "package acme.p\n\nallow if \"admin\" in input.roles\n";
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", clean)], "3", &["acme"]))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.get("notices").is_none(), "no notices: {}", r.body);
+
+    // Another tenant keeps its own setting.
+    let other = app.tenant("other").await;
+    let r = app
+        .upload(&other, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.stop().await;
+}
+
+/// A builtin called with another number of arguments than it takes is
+/// refused at upload, as OPA refuses the module, with its file and line.
+async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = "package acme.p\n\nallow if input.ok\n\nlabel := concat(\",\")\n";
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rego_compile_error"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["detail"],
+        "p.rego:5: concat takes 2 arguments, not 1 (OPA refuses this module too)"
+    );
+    assert_eq!(app.stored_versions(&app.admin).await, 0);
     app.stop().await;
 }
 

@@ -83,6 +83,11 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The number of arguments one of Warden's own builtins takes.
+pub(crate) fn arity(name: &str) -> Option<u8> {
+    all().find(|(n, _, _)| *n == name).map(|(_, a, _)| *a)
+}
+
 /// True when a builtin of this name is one of Warden's own.
 pub(crate) fn is_ours(name: &str) -> bool {
     all().any(|(n, _, _)| *n == name)
