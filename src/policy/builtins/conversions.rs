@@ -3,9 +3,6 @@
 //! URL escape or a regular expression that does not compile, so a deny
 //! rule built on them was silently dropped instead of failing the decision.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use regorus::Value;
 
 use super::{Builtin, operand, string};
@@ -219,15 +216,6 @@ fn urlquery_decode(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(String::from_utf8_lossy(&out).into_owned()))
 }
 
-/// Compiled size a pattern may reach, as regorus bounds its own.
-const REGEX_SIZE_LIMIT: usize = 10 * 1024 * 1024;
-/// Patterns kept compiled per evaluating thread.
-const REGEX_CACHE: usize = 64;
-
-thread_local! {
-    static COMPILED: RefCell<HashMap<String, regex::Regex>> = RefCell::new(HashMap::new());
-}
-
 /// `regex.replace(s, pattern, value)`: every match replaced, `$1` and
 /// `${name}` expanded; a pattern that does not compile is an error.
 fn regex_replace(args: &[Value]) -> anyhow::Result<Value> {
@@ -235,24 +223,10 @@ fn regex_replace(args: &[Value]) -> anyhow::Result<Value> {
     let s = string(name, args, 1)?;
     let pattern = string(name, args, 2)?;
     let value = string(name, args, 3)?;
-    let re = COMPILED.with(|cache| -> anyhow::Result<regex::Regex> {
-        if let Some(re) = cache.borrow().get(pattern) {
-            return Ok(re.clone());
-        }
-        let re = regex::RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|e| {
-                let first = e.to_string();
-                let line = first.lines().last().unwrap_or_default().trim().to_string();
-                anyhow::anyhow!("{name}: error parsing regexp: {line}: `{pattern}`")
-            })?;
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= REGEX_CACHE {
-            cache.clear();
-        }
-        cache.insert(pattern.to_string(), re.clone());
-        Ok(re)
+    let re = super::compiled_regex(pattern).map_err(|e| {
+        let first = e.to_string();
+        let line = first.lines().last().unwrap_or_default().trim().to_string();
+        anyhow::anyhow!("{name}: error parsing regexp: {line}: `{pattern}`")
     })?;
     Ok(Value::from(re.replace_all(s, value).into_owned()))
 }

@@ -18,6 +18,8 @@
 //!   order of values, `json.remove` by JSON pointer, the operators by name.
 //! - [`decimal`]: `+ - * /`, `sum` and `product` on decimals where an
 //!   operand is not an integer, as OPA computes them.
+//! - [`schema`]: `json.match_schema` and `json.verify_schema` with the
+//!   error objects OPA's JSON Schema library gives.
 //! - [`conversions`]: `to_number`, `units.parse_bytes`, `urlquery.decode`
 //!   and `regex.replace`, failing where OPA fails.
 //! - [`net`], [`time`], [`uuid`]: CIDR blocks; Go's `AddDate` and
@@ -40,6 +42,7 @@ mod golayout;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 mod net;
+mod schema;
 mod sprintf;
 mod template;
 mod text;
@@ -64,6 +67,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .iter()
         .chain(collections::BUILTINS)
         .chain(conversions::BUILTINS)
+        .chain(schema::BUILTINS)
         .chain(net::BUILTINS)
         .chain(template::BUILTINS)
         .chain(sprintf::BUILTINS)
@@ -81,6 +85,33 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
         engine.add_extension(name.to_string(), *arity, Box::new(move |args: Vec<Value>| f(&args)))?;
     }
     Ok(())
+}
+
+/// Compiled size a pattern may reach, as regorus bounds its own.
+const REGEX_SIZE_LIMIT: usize = 10 * 1024 * 1024;
+/// Patterns kept compiled per evaluating thread.
+const REGEX_CACHE: usize = 64;
+
+thread_local! {
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A pattern compiled once per evaluating thread (a few dozen kept), its
+/// compiled size bounded.
+pub(crate) fn compiled_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    COMPILED.with(|cache| {
+        if let Some(re) = cache.borrow().get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build()?;
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= REGEX_CACHE {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), re.clone());
+        Ok(re)
+    })
 }
 
 /// The number of arguments one of Warden's own builtins takes.
