@@ -412,10 +412,6 @@ const DIFFERING_BUILTINS: &[(&str, &str)] = &[
         "yaml.marshal",
         "Warden quotes strings such as \"yes\" and \"1\" and writes exponents otherwise than OPA (Go's YAML)",
     ),
-    (
-        "json.patch",
-        "a failing `test` operation makes it undefined in Warden and an error in OPA",
-    ),
 ];
 
 /// How a tenant takes a bundle that Warden may evaluate otherwise than

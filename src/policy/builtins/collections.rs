@@ -26,6 +26,7 @@ pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ("sort", 1, sort),
     ("object.subset", 2, object_subset),
     ("json.remove", 2, json_remove),
+    ("json.patch", 2, json_patch),
     ("sum", 1, sum),
     ("product", 1, product),
 ];
@@ -389,6 +390,247 @@ fn gte(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(args[0] >= args[1]))
 }
 
+/// Most operations one `json.patch` call applies.
+const MAX_PATCH_OPS: usize = 10_000;
+
+/// A patch path: a JSON pointer (`/a/0`, `~1` for `/`, `~0` for `~`) or an
+/// array of keys.
+fn patch_path(name: &str, field: &str, v: &Value) -> anyhow::Result<Vec<Value>> {
+    match v {
+        Value::String(s) if s.is_empty() => Ok(Vec::new()),
+        Value::String(s) => Ok(s
+            .strip_prefix('/')
+            .unwrap_or(s)
+            .split('/')
+            .map(|seg| Value::from(seg.replace("~1", "/").replace("~0", "~")))
+            .collect()),
+        Value::Array(a) => Ok(a.iter().cloned().collect()),
+        other => anyhow::bail!(
+            "{name}: {field} must be a string or an array of path segments, not {}",
+            super::type_name(other)
+        ),
+    }
+}
+
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.to_string(),
+        other => other.to_json_str().unwrap_or_default(),
+    }
+}
+
+/// The array index a key names: digits, in bounds (`len` allowed when
+/// inserting); `-` is the end.
+fn array_index(name: &str, key: &Value, len: usize, inserting: bool) -> anyhow::Result<usize> {
+    let i = match key {
+        Value::String(s) if inserting && s.as_ref() == "-" => return Ok(len),
+        Value::String(s) => s.parse::<usize>().ok(),
+        Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        _ => None,
+    };
+    match i {
+        Some(i) if i < len || (inserting && i == len) => Ok(i),
+        _ if inserting => anyhow::bail!("{name}: index for array insertion out of bounds"),
+        _ => anyhow::bail!("{name}: index {} out of bounds", key_text(key)),
+    }
+}
+
+/// The value at `path`, or the error OPA gives for a path that is not there.
+fn patch_get<'v>(name: &str, doc: &'v Value, path: &[Value]) -> anyhow::Result<&'v Value> {
+    let mut at = doc;
+    for k in path {
+        at = match at {
+            Value::Object(o) => o
+                .get(k)
+                .ok_or_else(|| anyhow::anyhow!("{name}: path {:?} does not exist", key_text(k)))?,
+            Value::Array(a) => {
+                let i = array_index(name, k, a.len(), false)?;
+                &a[i]
+            }
+            Value::Set(s) => s
+                .get(k)
+                .ok_or_else(|| anyhow::anyhow!("{name}: path {:?} does not exist in set", key_text(k)))?,
+            other => anyhow::bail!(
+                "{name}: cannot index {} with {:?}",
+                super::type_name(other),
+                key_text(k)
+            ),
+        };
+    }
+    Ok(at)
+}
+
+/// `doc` with `f` applied to the container holding the last key of `path`.
+fn patch_at(
+    name: &str,
+    doc: &Value,
+    path: &[Value],
+    f: &mut dyn FnMut(&Value, &Value) -> anyhow::Result<Value>,
+) -> anyhow::Result<Value> {
+    let (key, rest) = match path {
+        [] => anyhow::bail!("{name}: the document root has no parent"),
+        [key] => return f(doc, key),
+        [head, rest @ ..] => (head, rest),
+    };
+    match doc {
+        Value::Object(o) => {
+            let child = o
+                .get(key)
+                .ok_or_else(|| anyhow::anyhow!("{name}: path {:?} does not exist in object", key_text(key)))?;
+            let mut out: BTreeMap<Value, Value> = o.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            out.insert(key.clone(), patch_at(name, child, rest, f)?);
+            Ok(Value::from(out))
+        }
+        Value::Array(a) => {
+            let i = array_index(name, key, a.len(), false)?;
+            let mut out: Vec<Value> = a.iter().cloned().collect();
+            out[i] = patch_at(name, &out[i], rest, f)?;
+            Ok(Value::from(out))
+        }
+        other => anyhow::bail!(
+            "{name}: cannot descend into {} at {:?}",
+            super::type_name(other),
+            key_text(key)
+        ),
+    }
+}
+
+fn patch_add(name: &str, doc: &Value, path: &[Value], value: &Value) -> anyhow::Result<Value> {
+    if path.is_empty() {
+        return Ok(value.clone());
+    }
+    patch_at(name, doc, path, &mut |parent, key| match parent {
+        Value::Object(o) => {
+            let mut out: BTreeMap<Value, Value> = o.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            out.insert(key.clone(), value.clone());
+            Ok(Value::from(out))
+        }
+        Value::Array(a) => {
+            let i = array_index(name, key, a.len(), true)?;
+            let mut out: Vec<Value> = a.iter().cloned().collect();
+            out.insert(i, value.clone());
+            Ok(Value::from(out))
+        }
+        Value::Set(s) => {
+            if key != value && key_text(key) != key_text(value) {
+                anyhow::bail!(
+                    "{name}: set key {:?} does not equal value to be inserted {}",
+                    key_text(key),
+                    key_text(value)
+                );
+            }
+            let mut out: BTreeSet<Value> = s.iter().cloned().collect();
+            out.insert(value.clone());
+            Ok(Value::from(out))
+        }
+        other => anyhow::bail!("{name}: cannot add to {}", super::type_name(other)),
+    })
+}
+
+fn patch_remove(name: &str, doc: &Value, path: &[Value]) -> anyhow::Result<(Value, Value)> {
+    let mut removed = Value::Undefined;
+    let out = patch_at(name, doc, path, &mut |parent, key| match parent {
+        Value::Object(o) => {
+            let mut out: BTreeMap<Value, Value> = o.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            removed = out.remove(key).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{name}: cannot delete child key {:?} that does not exist",
+                    key_text(key)
+                )
+            })?;
+            Ok(Value::from(out))
+        }
+        Value::Array(a) => {
+            let i = array_index(name, key, a.len(), false)?;
+            let mut out: Vec<Value> = a.iter().cloned().collect();
+            removed = out.remove(i);
+            Ok(Value::from(out))
+        }
+        Value::Set(s) => {
+            let member = s
+                .get(key)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{name}: cannot delete child key {:?} that does not exist",
+                        key_text(key)
+                    )
+                })?
+                .clone();
+            let out: BTreeSet<Value> = s.iter().filter(|v| **v != member).cloned().collect();
+            removed = member;
+            Ok(Value::from(out))
+        }
+        other => anyhow::bail!("{name}: cannot delete from {}", super::type_name(other)),
+    })?;
+    Ok((out, removed))
+}
+
+/// `json.patch(doc, ops)`: RFC 6902 (`add`, `remove`, `replace`, `move`,
+/// `copy`, `test`), paths as JSON pointers or key arrays; any operation
+/// that cannot apply, a failed `test` among them, is an error, as in OPA
+/// (regorus answered undefined).
+fn json_patch(args: &[Value]) -> anyhow::Result<Value> {
+    let name = "json.patch";
+    let Value::Array(ops) = &args[1] else {
+        return Err(operand(name, 2, "array", &args[1]));
+    };
+    if ops.len() > MAX_PATCH_OPS {
+        anyhow::bail!("{name}: more than {MAX_PATCH_OPS} operations");
+    }
+    let mut doc = args[0].clone();
+    for op in ops.iter() {
+        let Value::Object(o) = op else {
+            return Err(operand(name, 2, "array of objects", op));
+        };
+        let field = |f: &str| {
+            o.get(&Value::from(f))
+                .ok_or_else(|| anyhow::anyhow!("{name}: missing required attribute '{f}'"))
+        };
+        let kind = match field("op")? {
+            Value::String(s) => s.to_string(),
+            other => anyhow::bail!("{name}: op must be a string, not {}", super::type_name(other)),
+        };
+        let path = patch_path(name, "path", field("path")?)?;
+        doc = match kind.as_str() {
+            "add" => patch_add(name, &doc, &path, field("value")?)?,
+            "remove" => patch_remove(name, &doc, &path)?.0,
+            "replace" => {
+                let value = field("value")?;
+                if path.is_empty() {
+                    value.clone()
+                } else {
+                    let (without, _) = patch_remove(name, &doc, &path)?;
+                    patch_add(name, &without, &path, value)?
+                }
+            }
+            "move" => {
+                let from = patch_path(name, "from", field("from")?)?;
+                let (without, moved) = patch_remove(name, &doc, &from)?;
+                patch_add(name, &without, &path, &moved)?
+            }
+            "copy" => {
+                let from = patch_path(name, "from", field("from")?)?;
+                let copied = patch_get(name, &doc, &from)?.clone();
+                patch_add(name, &doc, &path, &copied)?
+            }
+            "test" => {
+                let expected = field("value")?;
+                let found = patch_get(name, &doc, &path)?;
+                if found != expected {
+                    anyhow::bail!(
+                        "{name}: value from EditTree != patch value.\n\nExpected: {}\n\nFound: {}",
+                        key_text(expected),
+                        key_text(found)
+                    );
+                }
+                doc
+            }
+            other => anyhow::bail!("{name}: unrecognized op: '{other}'"),
+        };
+    }
+    Ok(doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{eval, json};
@@ -468,5 +710,76 @@ mod tests {
     fn eq_is_equality_by_name() {
         assert_eq!(eval("eq(1, 1)").unwrap(), json("true"));
         assert_eq!(eval(r#"eq([1], ["1"])"#).unwrap(), json("false"));
+    }
+
+    #[test]
+    fn json_patch_applies_rfc_6902_and_fails_where_opa_fails() {
+        for (expr, want) in [
+            (
+                r#"json.patch({"a": [1, 2]}, [{"op": "add", "path": "/a/-", "value": 3}])"#,
+                r#"{"a": [1, 2, 3]}"#,
+            ),
+            (
+                r#"json.patch({"a": {"b": 1}}, [{"op": "move", "from": "/a/b", "path": "/c"}])"#,
+                r#"{"a": {}, "c": 1}"#,
+            ),
+            (
+                r#"json.patch({"a": {"b": 1}}, [{"op": "copy", "from": "/a", "path": "/c"}])"#,
+                r#"{"a": {"b": 1}, "c": {"b": 1}}"#,
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"op": "add", "path": ["x"], "value": 2}])"#,
+                r#"{"a": 1, "x": 2}"#,
+            ),
+            (r#"json.patch({"a/b": 1}, [{"op": "remove", "path": "/a~1b"}])"#, "{}"),
+            (
+                r#"json.patch({"a": [1, 2, 3]}, [{"op": "remove", "path": "/a/1"}])"#,
+                r#"{"a": [1, 3]}"#,
+            ),
+            (
+                r#"json.patch([1], [{"op": "add", "path": "/0", "value": 0}])"#,
+                "[0, 1]",
+            ),
+            (r#"json.patch({"a": 1}, [{"op": "add", "path": "", "value": 5}])"#, "5"),
+            (
+                r#"json.patch({"a": 1}, [{"op": "test", "path": "/a", "value": 1}, {"op": "replace", "path": "/a", "value": 2}])"#,
+                r#"{"a": 2}"#,
+            ),
+        ] {
+            assert_eq!(eval(expr).unwrap(), json(want), "{expr}");
+        }
+        for (expr, message) in [
+            (
+                r#"json.patch({"a": 1}, [{"op": "test", "path": "/a", "value": 2}])"#,
+                "value from EditTree != patch value",
+            ),
+            (
+                r#"json.patch({"a": [1, 2]}, [{"op": "add", "path": "/a/5", "value": 3}])"#,
+                "out of bounds",
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"op": "remove", "path": "/b"}])"#,
+                "does not exist",
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"op": "replace", "path": "/b", "value": 2}])"#,
+                "does not exist",
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"op": "add", "path": "/x/y", "value": 2}])"#,
+                "does not exist",
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"op": "bogus", "path": "/a"}])"#,
+                "unrecognized op",
+            ),
+            (
+                r#"json.patch({"a": 1}, [{"path": "/a", "value": 1}])"#,
+                "missing required attribute 'op'",
+            ),
+        ] {
+            let e = eval(expr).unwrap_err().to_string();
+            assert!(e.contains(message), "{expr}: {e}");
+        }
     }
 }
