@@ -445,8 +445,8 @@ impl OnDifference {
 
 /// Every place in the bundle that Warden may evaluate otherwise than OPA
 /// (`docs/rego-compatibility.md`, "Known differences"), as notices: number
-/// literals past what a double holds (`inexact_number`), a membership used
-/// as a value (`membership_value`), calls to builtins with known
+/// literals past what a double holds (`inexact_number`), calls to builtins
+/// with known
 /// differences (`builtin_differs`). A module that does not parse has none
 /// (its compilation reports why).
 pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
@@ -469,13 +469,6 @@ pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
                 format!(
                     "the number {text} has more digits or range than Warden computes with (a 64-bit integer, or a double: about 15 significant digits); OPA keeps every digit, so results built on it may differ"
                 ),
-            ));
-        }
-        for line in &survey.membership_values {
-            out.push(notice(
-                "membership_value",
-                *line,
-                "a membership (`x in coll`) used as a value: where the collection is undefined Warden answers false and OPA answers nothing; state the collection as a condition first, or use the membership as a condition".into(),
             ));
         }
         for (name, _, line) in &survey.calls {
@@ -571,11 +564,7 @@ mod tests {
         let codes: Vec<(String, usize)> = differences(&b).into_iter().map(|n| (n.code, n.line)).collect();
         assert_eq!(
             codes,
-            vec![
-                ("inexact_number".to_string(), 3),
-                ("membership_value".to_string(), 4),
-                ("builtin_differs".to_string(), 6)
-            ]
+            vec![("inexact_number".to_string(), 3), ("builtin_differs".to_string(), 6)]
         );
         assert!(differences(&bundle("package p\n\nallow if input.user == \"x\"\n")).is_empty());
     }

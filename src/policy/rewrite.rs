@@ -37,6 +37,12 @@
 //! in OPA; see `builtins::decimal`). Line breaks inside the expression are
 //! kept, so lines do not move.
 //!
+//! **Membership as a value.** `is_admin := "admin" in input.roles` is, to
+//! OPA, the call `internal.member_2("admin", input.roles)`: undefined when
+//! `input.roles` is. regorus answered false. A membership used as a value
+//! (not as a whole statement, where undefined and false both fail) becomes
+//! that call (`internal.member_3(k, v, c)` for `k, v in c`).
+//!
 //! A module without any of these is compiled unchanged.
 
 use regorus::Source;
@@ -73,13 +79,10 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
 
 /// What a module holds that OPA and Warden may read apart, found by the
 /// walk the rewrite makes: its calls (name as written, argument count,
-/// line), memberships used as values rather than as conditions (`x in c`
-/// is false in Warden and undefined in OPA when `c` is undefined), and
-/// number literals a double does not hold exactly.
+/// line) and number literals a double does not hold exactly.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Survey {
     pub calls: Vec<(String, usize, u32)>,
-    pub membership_values: Vec<u32>,
     pub inexact_numbers: Vec<(String, u32)>,
 }
 
@@ -144,27 +147,27 @@ fn splice(source: &str, start: usize, end: usize, edits: &[Edit]) -> String {
     out
 }
 
-/// Deepest nesting of arithmetic rewritten into calls.
+/// Deepest nesting of operators rewritten into calls.
 const MAX_ARITH_DEPTH: usize = 256;
 
-/// One arithmetic expression: its span, its builtin, its operands' spans.
+/// One operator written as a call: its span, the builtin, its operands'
+/// spans (two, or three for `k, v in c`).
 #[derive(Debug, Clone)]
 struct Arith {
     start: usize,
     end: usize,
     builtin: &'static str,
-    lhs: (usize, usize),
-    rhs: (usize, usize),
+    operands: Vec<(usize, usize)>,
 }
 
-/// `text[start..end]` with every arithmetic expression in it (sorted by
-/// start, outer first; `next` is the first not yet written) written as a
-/// call; the line breaks of what is dropped are kept.
+/// `text[start..end]` with every operator in it (sorted by start, outer
+/// first; `next` is the first not yet written) written as a call; the line
+/// breaks of what is dropped are kept.
 fn render(text: &str, start: usize, end: usize, nodes: &[Arith], next: &mut usize, depth: usize) -> Option<String> {
     if depth > MAX_ARITH_DEPTH {
         return None;
     }
-    let breaks = |a: usize, b: usize| "\n".repeat(text[a..b].matches('\n').count());
+    let breaks = |a: usize, b: usize| "\n".repeat(text[a..b.max(a)].matches('\n').count());
     let mut out = String::with_capacity(end - start + 16);
     let mut at = start;
     while *next < nodes.len() && nodes[*next].start < end {
@@ -174,19 +177,41 @@ fn render(text: &str, start: usize, end: usize, nodes: &[Arith], next: &mut usiz
             continue;
         }
         out.push_str(&text[at..n.start]);
-        let lhs = render(text, n.lhs.0, n.lhs.1, nodes, next, depth + 1)?;
-        let rhs = render(text, n.rhs.0, n.rhs.1, nodes, next, depth + 1)?;
-        out.push_str(&format!(
-            "{}({}{lhs}, {}{rhs}{})",
-            n.builtin,
-            breaks(n.start, n.lhs.0),
-            breaks(n.lhs.1, n.rhs.0),
-            breaks(n.rhs.1, n.end)
-        ));
+        out.push_str(n.builtin);
+        out.push('(');
+        let mut before = n.start;
+        for (i, &(a, b)) in n.operands.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&breaks(before, a));
+            out.push_str(&render(text, a, b, nodes, next, depth + 1)?);
+            before = b;
+        }
+        out.push_str(&breaks(before, n.end));
+        out.push(')');
         at = n.end;
     }
     out.push_str(&text[at..end]);
     Some(out)
+}
+
+/// The bytes of a term as written: a string literal's span leaves out its
+/// quotes, which a rewritten operand must keep.
+fn term_range(e: &Expr) -> (usize, usize) {
+    let (start, end) = range(e);
+    match e {
+        Expr::String { .. } | Expr::RawString { .. } => (start.saturating_sub(1), end + 1),
+        _ => (start, end),
+    }
+}
+
+/// An operator's bytes with its operands' as written.
+fn operator_range(e: &Expr, operands: &[(usize, usize)]) -> (usize, usize) {
+    let (start, end) = range(e);
+    let first = operands.first().map_or(start, |o| o.0);
+    let last = operands.last().map_or(end, |o| o.1);
+    (start.min(first), end.max(last))
 }
 
 fn range(e: &Expr) -> (usize, usize) {
@@ -423,13 +448,13 @@ impl Walker<'_> {
                     ArithOp::Mod => None,
                 };
                 if let Some(builtin) = builtin {
-                    let (start, end) = range(e);
+                    let operands = vec![term_range(lhs), term_range(rhs)];
+                    let (start, end) = operator_range(e, &operands);
                     self.arithmetic.push(Arith {
                         start,
                         end,
                         builtin,
-                        lhs: range(lhs),
-                        rhs: range(rhs),
+                        operands,
                     });
                 }
                 self.expr(lhs);
@@ -440,13 +465,24 @@ impl Walker<'_> {
                 self.expr(rhs);
             }
             Expr::Membership {
-                key,
-                value,
-                collection,
-                span,
-                ..
+                key, value, collection, ..
             } => {
-                self.survey.membership_values.push(span.line);
+                // A membership used as a value is OPA's call
+                // `internal.member_2(x, c)` (or `member_3`), undefined where
+                // an argument is; regorus answered false.
+                let (builtin, mut operands) = match key {
+                    Some(k) => ("internal.member_3", vec![term_range(k)]),
+                    None => ("internal.member_2", Vec::new()),
+                };
+                operands.push(term_range(value));
+                operands.push(term_range(collection));
+                let (start, end) = operator_range(e, &operands);
+                self.arithmetic.push(Arith {
+                    start,
+                    end,
+                    builtin,
+                    operands,
+                });
                 if let Some(k) = key {
                     self.expr(k);
                 }
@@ -746,13 +782,24 @@ mod tests {
                 ("0.1234567890123456789".to_string(), 7)
             ]
         );
-        assert_eq!(
-            s.membership_values,
-            vec![9],
-            "a membership as a condition is read alike"
-        );
         assert!(s.calls.contains(&("concat".to_string(), 1, 12)), "{:?}", s.calls);
         assert!(number_is_exact("18446744073709551615") && !number_is_exact("18446744073709551616"));
         assert!(number_is_exact("1.5e3") && !number_is_exact("1e-320"));
+    }
+
+    #[test]
+    fn a_membership_used_as_a_value_becomes_opas_call() {
+        assert_eq!(
+            body("is_admin := \"admin\" in input.roles"),
+            "is_admin := internal.member_2(\"admin\", input.roles)"
+        );
+        assert_eq!(
+            body("allow if \"admin\" in input.roles"),
+            "allow if \"admin\" in input.roles"
+        );
+        assert_eq!(
+            body("n := count([r | some r in input.rs; r in {1 + 1}])"),
+            "n := count([r | some r in input.rs; r in {plus(1, 1)}])"
+        );
     }
 }

@@ -255,7 +255,7 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
 /// Another tenant's setting is its own; only an admin changes it.
 async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend: Backend) {
     let app = spawn_app(backend).await;
-    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nis_admin := \"admin\" in input.roles\nallow if \"admin\" in input.roles\n";
+    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nallow if \"admin\" in input.roles\ncfg := yaml.unmarshal(input.doc)\n";
     let r = app
         .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
         .await;
@@ -268,7 +268,7 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
         .collect();
     assert_eq!(
         found,
-        vec![("inexact_number".to_string(), 3), ("membership_value".to_string(), 4)],
+        vec![("inexact_number".to_string(), 3), ("builtin_differs".to_string(), 5)],
         "{}",
         r.body
     );
@@ -325,7 +325,7 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
     );
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("p.rego:3: inexact_number"), "{detail}");
-    assert!(detail.contains("p.rego:4: membership_value"), "{detail}");
+    assert!(detail.contains("p.rego:5: builtin_differs: yaml.unmarshal"), "{detail}");
     assert_eq!(app.stored_versions(&app.admin).await, 1, "revision 2 was not stored");
     let clean = "package acme.p\n\nallow if \"admin\" in input.roles\n";
     let r = app

@@ -27,6 +27,8 @@ pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
     ("object.subset", 2, object_subset),
     ("json.remove", 2, json_remove),
     ("json.patch", 2, json_patch),
+    ("internal.member_2", 2, member_2),
+    ("internal.member_3", 3, member_3),
     ("sum", 1, sum),
     ("product", 1, product),
 ];
@@ -388,6 +390,38 @@ fn gt(args: &[Value]) -> anyhow::Result<Value> {
 
 fn gte(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(args[0] >= args[1]))
+}
+
+/// `x in c`: an element of an array or set, a value of an object; false
+/// for anything else, as in OPA.
+fn member_2(args: &[Value]) -> anyhow::Result<Value> {
+    let (x, c) = (&args[0], &args[1]);
+    Ok(Value::from(match c {
+        Value::Array(a) => a.iter().any(|v| v == x),
+        Value::Set(s) => s.contains(x),
+        Value::Object(o) => o.iter().any(|(_, v)| v == x),
+        _ => false,
+    }))
+}
+
+/// `k, v in c`: `c[k]` is `v` (an array's index, an object's key, a set's
+/// element as both).
+fn member_3(args: &[Value]) -> anyhow::Result<Value> {
+    let (k, v, c) = (&args[0], &args[1], &args[2]);
+    Ok(Value::from(match c {
+        Value::Array(a) => match k {
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|_| n.is_integer())
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| a.get(i))
+                .is_some_and(|x| x == v),
+            _ => false,
+        },
+        Value::Object(o) => o.get(k).is_some_and(|x| x == v),
+        Value::Set(s) => k == v && s.contains(v),
+        _ => false,
+    }))
 }
 
 /// Most operations one `json.patch` call applies.
@@ -781,5 +815,18 @@ mod tests {
             let e = eval(expr).unwrap_err().to_string();
             assert!(e.contains(message), "{expr}: {e}");
         }
+    }
+
+    #[test]
+    fn membership_as_a_value_is_undefined_where_the_collection_is() {
+        assert_eq!(eval(r#"[x | x := "a" in ["a", "b"]]"#).unwrap(), json("[true]"));
+        assert_eq!(eval(r#"[x | x := "a" in {"k": "b"}]"#).unwrap(), json("[false]"));
+        assert_eq!(eval(r#"[x | x := "a" in input.missing]"#).unwrap(), json("[]"));
+        assert_eq!(eval(r#"internal.member_3(1, "b", ["a", "b"])"#).unwrap(), json("true"));
+        assert_eq!(
+            eval(r#"internal.member_3("k", "b", {"k": "b"})"#).unwrap(),
+            json("true")
+        );
+        assert_eq!(eval(r#"internal.member_2(1, "abc")"#).unwrap(), json("false"));
     }
 }
