@@ -3,7 +3,8 @@
 //! order.
 //!
 //! Shutdown order: stop accepting connections → let in-flight requests finish
-//! (up to `shutdown_grace_secs`) → stop background tasks → close the store.
+//! (up to `shutdown_grace_secs`; open agent and runner streams end at once,
+//! each told to reconnect) → stop background tasks → close the store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -272,11 +273,19 @@ pub async fn run(
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let store = state.store.clone();
     let ledger = state.ledger.clone();
+    let kernel = state.kernel.clone();
     let app = http::router(state);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
-        tracing::info!("shutdown requested; draining in-flight requests");
+        // Open streams are not requests in flight: each is told to
+        // reconnect (to another instance) and ends now, so the grace
+        // period is left to requests that finish.
+        let streams = kernel.hub.shut_down();
+        tracing::info!(
+            streams,
+            "shutdown requested; streams closed, draining in-flight requests"
+        );
         let _ = drain_tx.send(());
     });
     let server = tokio::spawn(async move { server.await });

@@ -319,6 +319,7 @@ pub async fn agent_stream(
     }
     bound_agent(who, &name)?;
     let k = kernel(&state).clone();
+    refuse_while_draining(&k)?;
     let recipient = agent_recipient(&who.tenant_id, &name);
     let after = resume_point(&k, &headers, &recipient).await?;
     let conn = k.new_conn(who, name, recipient);
@@ -366,6 +367,7 @@ pub async fn runner_stream(
         ));
     }
     let k = kernel(&state).clone();
+    refuse_while_draining(&k)?;
     let recipient = runner_recipient(&who.tenant_id, &name);
     let after = resume_point(&k, &headers, &recipient).await?;
     let mut conn = k.new_conn(who, name, recipient);
@@ -433,6 +435,26 @@ struct Cursor {
     reg: Registration,
     after: i64,
     buf: VecDeque<PushRow>,
+    /// The shutdown event was sent: the stream ends.
+    done: bool,
+}
+
+/// How soon a client told the instance is shutting down should reconnect
+/// (the SSE `retry` field); a load balancer sends it to another instance.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+/// Refuses a new stream while the instance shuts down.
+fn refuse_while_draining(k: &Kernel) -> Result<(), Problem> {
+    if k.hub.is_draining() {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this instance is shutting down; reconnect (to another instance) with Last-Event-ID",
+        );
+        p.retry_after = Some(1);
+        return Err(p);
+    }
+    Ok(())
 }
 
 /// How often a stream looks for messages committed by another instance,
@@ -455,12 +477,23 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
         reg: Registration { kernel: k, conn, agent },
         after,
         buf: VecDeque::new(),
+        done: false,
     };
     let s = futures_util::stream::unfold(cursor, |mut c| async move {
         loop {
-            // Its token was revoked or expired: the stream ends here.
+            // Its token was revoked or expired, or the instance is shutting
+            // down: the stream ends here, in the last case after telling the
+            // client to reconnect (it resumes with Last-Event-ID).
             if c.reg.conn.is_closed() {
-                return None;
+                if c.done || !c.reg.kernel.hub.is_draining() {
+                    return None;
+                }
+                c.done = true;
+                let event = Event::default()
+                    .event("stream.closing")
+                    .retry(RECONNECT_AFTER)
+                    .data(r#"{"reason":"shutdown","reconnect":true}"#);
+                return Some((Ok(event), c));
             }
             if let Some(p) = c.buf.pop_front() {
                 c.after = p.seq;

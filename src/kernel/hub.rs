@@ -75,6 +75,9 @@ impl Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     next: AtomicUsize,
+    /// Set once the instance is shutting down: every stream is closed and
+    /// a new one ends as soon as it opens.
+    draining: AtomicBool,
 }
 
 impl Hub {
@@ -91,6 +94,11 @@ impl Hub {
 
     fn add(&self, conn: Conn, limit: usize, agent: bool) -> Result<(), TooManyStreams> {
         let mut g = self.inner.lock().expect("hub lock");
+        // Read under the lock that `shut_down` closes the streams under, so
+        // that a stream opening meanwhile is closed by one or the other.
+        if self.draining.load(Ordering::Acquire) {
+            conn.close();
+        }
         let open = g.per_tenant.entry(conn.tenant_id.clone()).or_default();
         if *open >= limit {
             return Err(TooManyStreams(limit));
@@ -139,6 +147,25 @@ impl Hub {
             }
         }
         last
+    }
+
+    /// The instance is shutting down: closes every stream (each tells its
+    /// client to reconnect, to another instance) and every one that opens
+    /// from now on; returns how many were open.
+    pub fn shut_down(&self) -> usize {
+        let g = self.inner.lock().expect("hub lock");
+        self.draining.store(true, Ordering::Release);
+        let mut n = 0;
+        for c in g.all().filter(|c| !c.is_closed()) {
+            c.close();
+            n += 1;
+        }
+        n
+    }
+
+    /// True once [`Hub::shut_down`] ran.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Closes every stream held by this token; returns how many.
@@ -336,5 +363,21 @@ mod tests {
         let dead: HashSet<String> = ["tok_1".to_string()].into();
         assert_eq!(hub.close_dead(0, &dead), 1, "a token revoked elsewhere");
         assert!(theirs.is_closed());
+    }
+
+    #[test]
+    fn shutting_down_closes_every_stream_and_each_that_opens_later() {
+        let hub = Hub::default();
+        let a = conn("c1", "a1", "agent/ten_1/a1", &[]);
+        let r = conn("c2", "r1", "runner/ten_1/r1", &["t"]);
+        hub.add_agent(a.clone(), 10).unwrap();
+        hub.add_runner(r.clone(), 10).unwrap();
+        assert!(!hub.is_draining());
+        assert_eq!(hub.shut_down(), 2);
+        assert!(hub.is_draining() && a.is_closed() && r.is_closed());
+        // A stream registered by a request already in flight ends at once.
+        let late = conn("c3", "a2", "agent/ten_1/a2", &[]);
+        hub.add_agent(late.clone(), 10).unwrap();
+        assert!(late.is_closed());
     }
 }

@@ -1469,3 +1469,57 @@ pub(crate) async fn exported_verified_and_fscked(
     let (ok, out) = run(&["fsck", "--data-dir", data.to_str().unwrap()], &[]);
     assert!(ok && out.contains("ok: "), "{out}");
 }
+
+on_both_backends!(shutdown_ends_open_streams_at_once_and_tells_them_to_reconnect);
+
+/// SIGTERM with agent and runner streams open: each stream gets a
+/// `stream.closing` event with a `retry` and ends, the server stops well
+/// inside its grace period (20 s here).
+async fn shutdown_ends_open_streams_at_once_and_tells_them_to_reconnect(backend: Backend) {
+    let (app, team) = kernel_app_with(backend, |c| c.shutdown_grace_secs = 20).await;
+    let mut open = Vec::new();
+    for i in 0..40 {
+        let (token, path) = if i % 4 == 3 {
+            (
+                &team.runner,
+                "/v0/runners/stream?runner_id=fetcher&tools=flaky.fetch".to_string(),
+            )
+        } else {
+            (&team.agent, format!("/v0/agents/stream?agent_id={}", AGENT_IDS[i % 3]))
+        };
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        open.push(tokio::spawn(async move { res.text().await.unwrap_or_default() }));
+    }
+    assert!(!app.state.kernel.hub.is_draining());
+    let state = app.state.clone();
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(app.stop());
+    while !state.kernel.hub.is_draining() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stopping.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "shutdown took {took:?} with streams open"
+    );
+    for stream in open {
+        let text = tokio::time::timeout(std::time::Duration::from_secs(5), stream)
+            .await
+            .expect("the stream ended")
+            .unwrap();
+        assert!(text.contains("event: stream.closing"), "{text}");
+        assert!(text.contains("retry: 500"), "{text}");
+        assert!(
+            text.contains(r#"data: {"reason":"shutdown","reconnect":true}"#),
+            "{text}"
+        );
+    }
+}
