@@ -127,7 +127,7 @@ pub async fn build(
         // Streams close within the cache's time of a revocation elsewhere.
         .with_token_check(Duration::from_millis(config.auth.cache_ttl_ms.max(100))),
     );
-    let engine = Arc::new(crate::workflow::engine::Engine::new(
+    let workflows = Arc::new(crate::workflow::conductor::Conductor::new(
         store.clone(),
         ledger.clone(),
         kernel.clone(),
@@ -145,7 +145,7 @@ pub async fn build(
         ledger,
         fanout,
         kernel,
-        engine,
+        workflows,
         ready: Arc::new(AtomicBool::new(false)),
         tasks,
     };
@@ -254,10 +254,11 @@ pub async fn run(
             crate::kernel::timers::run(kernel.clone(), stop.clone(), ctx)
         })
     };
-    let engine = {
-        let (engine, stop) = (state.engine.clone(), stop_rx.clone());
+    // The task keeps its published name (metrics, readiness).
+    let conductor = {
+        let (workflows, stop) = (state.workflows.clone(), stop_rx.clone());
         supervise::spawn(&tasks, "workflow_engine", true, Some(stop_rx.clone()), move |ctx| {
-            engine.clone().run(stop.clone(), ctx)
+            workflows.clone().run(stop.clone(), ctx)
         })
     };
     let fanout = state.fanout.spawn_supervised(
@@ -303,7 +304,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     let _ = timers.await;
-    let _ = engine.await;
+    let _ = conductor.await;
     let _ = fanout.await;
     // Everything acknowledged is committed; what is queued is written now.
     ledger.stop().await;

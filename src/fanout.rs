@@ -28,10 +28,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
+use warden_sinks::batching::{self, Backoff};
 use warden_sinks::cloudwatch::{CloudWatchConfig, CloudWatchSink};
 use warden_sinks::datadog::{DatadogConfig, DatadogSink};
 use warden_sinks::egress::Egress;
-use warden_sinks::engine::{self, Backoff};
 use warden_sinks::kafka::{KafkaConfig, KafkaSink};
 use warden_sinks::splunk::{SplunkConfig, SplunkSink};
 use warden_sinks::webhook::{WebhookConfig, WebhookSink};
@@ -1225,7 +1225,7 @@ impl Runner {
             Send(std::ops::Range<usize>),
             DeadLetter(usize, String),
         }
-        let (batches, oversized) = engine::batches(events, &self.h.sink.limits());
+        let (batches, oversized) = batching::batches(events, &self.h.sink.limits());
         let mut steps: Vec<Step> = batches.into_iter().map(Step::Send).collect();
         steps.extend(oversized.into_iter().map(|(i, why)| Step::DeadLetter(i, why)));
         // Both lists are in event order; together they must be too.

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 
 use warden::policy::archive::{self, ArchiveFile};
 use warden::policy::bundle::{self, SignaturePolicy};
-use warden::policy::engine::{Captured, CompiledPolicy, DataPath};
+use warden::policy::compiled::{Captured, CompiledPolicy, DataPath};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opa")

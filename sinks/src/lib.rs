@@ -27,10 +27,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod batching;
 pub mod cloudwatch;
 pub mod datadog;
 pub mod egress;
-pub mod engine;
 pub mod kafka;
 pub mod splunk;
 pub mod webhook;

@@ -29,8 +29,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use warden_sinks::batching;
 use warden_sinks::cloudwatch::{CloudWatchConfig, CloudWatchSink, MAX_EVENT_BYTES};
-use warden_sinks::engine;
 use warden_sinks::{Delivered, Event, SendError, Sink};
 
 #[path = "peers/mod.rs"]
@@ -157,7 +157,7 @@ async fn moto_takes_25_000_events_in_requests_of_at_most_10_000() {
     let cw = sink(&moto.url, "bulk", "warden-1");
     let t0 = now_ms() - 2 * HOUR_MS;
     let events: Vec<Event> = (0..25_000u64).map(|i| event(i, t0 + i as i64, 48)).collect();
-    let (batches, oversized) = engine::batches(&events, &cw.limits());
+    let (batches, oversized) = batching::batches(&events, &cw.limits());
     assert!(oversized.is_empty());
     assert_eq!(batches.len(), 3, "{batches:?}");
     for b in batches {
@@ -437,7 +437,7 @@ async fn engine_batches_keep_the_put_log_events_contract() {
     for k in 0..9 {
         push(t0 + DAY_MS / 2 + k * 10 * HOUR_MS, 60, &mut events);
     }
-    let (batches, oversized) = engine::batches(&events, &limits);
+    let (batches, oversized) = batching::batches(&events, &limits);
     assert_eq!(oversized.len(), 1);
     assert_eq!(oversized[0].0, 25_008, "the event over 1,048,550 bytes is set aside");
     assert_eq!(events[25_007].body.len(), MAX_EVENT_BYTES);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use warden_sinks::batching;
 use warden_sinks::datadog::{DatadogConfig, DatadogSink};
-use warden_sinks::engine;
 use warden_sinks::{Event, SendError, Sink};
 
 #[path = "peers/mod.rs"]
@@ -59,7 +59,7 @@ async fn batches_stay_within_the_intake_limits_and_arrive_in_order() {
             )
         })
         .collect();
-    let (batches, oversized) = engine::batches(&events, &dd.limits());
+    let (batches, oversized) = batching::batches(&events, &dd.limits());
     assert!(oversized.is_empty());
     assert_eq!(batches.len(), 3, "1,000 entries per request at most");
     for b in batches {
@@ -81,7 +81,7 @@ async fn batches_stay_within_the_intake_limits_and_arrive_in_order() {
     let big: Vec<Event> = (0..12)
         .map(|i| event(i, json!({"blob": "x".repeat(900_000)})))
         .collect();
-    let (batches, oversized) = engine::batches(&big, &dd.limits());
+    let (batches, oversized) = batching::batches(&big, &dd.limits());
     assert!(oversized.is_empty() && batches.len() >= 3, "{batches:?}");
     for b in batches {
         dd.send(&big[b]).await.unwrap();
@@ -99,11 +99,11 @@ async fn an_entry_datadog_would_truncate_is_never_sent() {
     let dd = sink(&url, KEY);
     // Over the per-entry limit outright: the engine sets it aside.
     let huge = [event(1, json!({"blob": "x".repeat(1_100_000)}))];
-    let (batches, oversized) = engine::batches(&huge, &dd.limits());
+    let (batches, oversized) = batching::batches(&huge, &dd.limits());
     assert!(batches.is_empty() && oversized.len() == 1, "{oversized:?}");
     // Under it as an event, over it once escaped into `message`.
     let quoted = [event(2, json!({"blob": "\"".repeat(450_000)}))];
-    let (batches, _) = engine::batches(&quoted, &dd.limits());
+    let (batches, _) = batching::batches(&quoted, &dd.limits());
     assert_eq!(batches.len(), 1);
     let err = dd.send(&quoted).await.unwrap_err();
     assert!(

@@ -16,7 +16,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::json;
 use warden_sinks::kafka::{KafkaConfig, KafkaConfigError, KafkaSink, RECORD_OVERHEAD};
-use warden_sinks::{Event, SendError, Sink, engine};
+use warden_sinks::{Event, SendError, Sink, batching};
 
 type Cluster = MockCluster<'static, DefaultProducerContext>;
 
@@ -179,7 +179,7 @@ async fn every_event_arrives_once_with_its_key_and_headers_in_workflow_order() {
     let kafka = sink(&bootstrap, topic);
     assert_eq!(kafka.kind(), "kafka");
     let events = events(0, 2_500, 17, true);
-    let (batches, oversized) = engine::batches(&events, &kafka.limits());
+    let (batches, oversized) = batching::batches(&events, &kafka.limits());
     assert!(oversized.is_empty());
     assert_eq!(batches.len(), 3, "1,000 events per send");
     for b in batches {
@@ -319,7 +319,7 @@ async fn a_record_over_the_size_limit_is_rejected_and_the_rest_delivered() {
     // Over the limit as an event: the engine sets it aside.
     let mut batch = events(0, 30, 4, false);
     batch[3].body = serde_json::to_vec(&json!({"blob": "x".repeat(25_000)})).unwrap();
-    let (batches, oversized) = engine::batches(&batch, &limits);
+    let (batches, oversized) = batching::batches(&batch, &limits);
     assert_eq!(oversized.len(), 1);
     assert_eq!(oversized[0].0, 3);
     assert_eq!(batches, vec![0..3, 4..30]);

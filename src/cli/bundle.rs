@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use crate::policy::archive::{self, ArchiveFile};
 use crate::policy::bundle::{self, MANIFEST_FILE, SIGNATURES_FILE, SignaturePolicy};
-use crate::policy::engine::CompiledPolicy;
+use crate::policy::compiled::CompiledPolicy;
 use crate::policy::signature::{self, Algorithm};
 
 #[derive(Debug, Subcommand)]

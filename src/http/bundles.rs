@@ -13,7 +13,7 @@ use super::extract::{ApiJson, Caller, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::policy::engine::TestResult;
+use crate::policy::compiled::TestResult;
 use crate::policy::service::{Activated, stored_tests, validate_bundle_name};
 use crate::store::BundleVersionRow;
 

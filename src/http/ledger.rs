@@ -624,7 +624,7 @@ pub async fn impact(
         .filter
         .path
         .as_deref()
-        .map(crate::policy::engine::DataPath::parse)
+        .map(crate::policy::compiled::DataPath::parse)
         .transpose()?
         .map(|p| p.to_slash());
     let limit = req.limit.unwrap_or(1_000);

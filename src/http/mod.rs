@@ -53,7 +53,7 @@ pub struct AppState {
     pub ledger: Ledger,
     pub fanout: crate::fanout::Fanout,
     pub kernel: Arc<crate::kernel::Kernel>,
-    pub engine: Arc<crate::workflow::engine::Engine>,
+    pub workflows: Arc<crate::workflow::conductor::Conductor>,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
     /// The supervised background tasks, and which are down.

@@ -15,7 +15,7 @@ use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
 use crate::ledger::entry::Entry;
-use crate::workflow::engine::{EngineError, RunView, StartRun};
+use crate::workflow::conductor::{ConductorError, RunView, StartRun};
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
@@ -26,9 +26,9 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/workflow-runs/{id}/history", get(history))
 }
 
-impl From<EngineError> for Problem {
-    fn from(e: EngineError) -> Self {
-        use EngineError as E;
+impl From<ConductorError> for Problem {
+    fn from(e: ConductorError) -> Self {
+        use ConductorError as E;
         let status = match &e {
             E::Store(_) | E::Ledger(_) | E::Kernel(_) => {
                 return match e {
@@ -60,7 +60,7 @@ pub async fn start(
     ApiJson(req): ApiJson<StartRun>,
 ) -> Result<(StatusCode, Json<RunView>), Problem> {
     let who = caller.require(Action::RunExecutions)?;
-    Ok((StatusCode::CREATED, Json(state.engine.start(who, &name, req).await?)))
+    Ok((StatusCode::CREATED, Json(state.workflows.start(who, &name, req).await?)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -80,7 +80,7 @@ pub async fn list(
 ) -> Result<Json<Vec<RunView>>, Problem> {
     let who = caller.require(Action::ReadExecutions)?;
     let runs = state
-        .engine
+        .workflows
         .list(who, q.workflow.as_deref(), q.limit.unwrap_or(100))
         .await?;
     Ok(Json(runs))
@@ -95,7 +95,7 @@ pub async fn run(
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, Problem> {
     let who = caller.require(Action::ReadExecutions)?;
-    Ok(Json(state.engine.get(who, &id).await?))
+    Ok(Json(state.workflows.get(who, &id).await?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -116,7 +116,7 @@ pub async fn cancel(
     ApiJson(req): ApiJson<CancelRun>,
 ) -> Result<Json<RunView>, Problem> {
     let who = caller.require(Action::RunExecutions)?;
-    Ok(Json(state.engine.cancel(who, &id, req.reason).await?))
+    Ok(Json(state.workflows.cancel(who, &id, req.reason).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -151,7 +151,7 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Vec<RunEntry>>, Problem> {
     let who = caller.require(Action::ReadExecutions)?;
-    state.engine.get(who, &id).await?;
+    state.workflows.get(who, &id).await?;
     let rows = state
         .store
         .ledger_entries_about(&who.tenant_id, &id, q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))

@@ -3,13 +3,13 @@
 //! Order of checks: archive safety (sizes, ratio, paths, entry types), the
 //! signature (over every file, before anything in them is trusted), the
 //! manifest, the data documents, then the roots. Compilation follows in
-//! [`super::engine`].
+//! [`super::compiled`].
 
 use serde::Deserialize;
 
 use super::archive::{self, ArchiveFile};
 use super::signature::{self, VerificationKey, VerifiedSignature};
-use super::{Error, engine::DataPath};
+use super::{Error, compiled::DataPath};
 
 /// The `.manifest` of a bundle.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -40,9 +40,9 @@ pub(crate) mod decode;
 mod validation;
 
 pub mod choice;
+pub mod conductor;
 pub mod data;
 pub mod definition;
-pub mod engine;
 pub mod error_names;
 pub mod interpreter;
 pub mod parameters;

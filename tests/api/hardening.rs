@@ -574,7 +574,7 @@ async fn a_run_whose_position_cannot_be_read_is_failed_once(backend: Backend) {
     execute(&app, backend, &sql).await;
     let stored = run_of(&app, &team.auditor, &id).await;
     assert_eq!(stored["position"], Value::Null, "{stored}");
-    app.state.engine.wake.notify_one();
+    app.state.workflows.wake.notify_one();
     let run = wait_ended(&app, &team.auditor, &id).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["output"]["error"], "States.Runtime", "{run}");
@@ -590,7 +590,7 @@ async fn a_run_whose_position_cannot_be_read_is_failed_once(backend: Backend) {
     // Numbered after the run's earlier entries: its audit event id is new.
     let seqs: Vec<u64> = entries.iter().filter_map(|e| e["payload"]["seq"].as_u64()).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{entries:?}");
-    app.state.engine.wake.notify_one();
+    app.state.workflows.wake.notify_one();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         history(&app, &team.auditor, &id).await.len(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warden::policy::archive::Limits;
 use warden::policy::bundle::{self, MANIFEST_FILE, SignaturePolicy};
-use warden::policy::engine::CompiledPolicy;
+use warden::policy::compiled::CompiledPolicy;
 
 use crate::common::repo_path;
 

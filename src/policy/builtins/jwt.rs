@@ -587,7 +587,7 @@ fn time_of(v: &Value) -> anyhow::Result<f64> {
 
 /// The decision's time (captured with it, so a replay sees the same).
 fn now_ns() -> f64 {
-    crate::policy::engine::evaluation_now_ns() as f64
+    crate::policy::compiled::evaluation_now_ns() as f64
 }
 
 /// A number as the nearest `f64` (integers beyond 2^53 included, as Go's

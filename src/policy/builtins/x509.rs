@@ -813,7 +813,7 @@ fn verify_chain<'a>(certs: &'a [Parsed], opts: &VerifyOptions) -> Option<Vec<&'a
     // replay sees the same).
     let now = opts
         .now
-        .unwrap_or_else(crate::policy::engine::evaluation_now_ns)
+        .unwrap_or_else(crate::policy::compiled::evaluation_now_ns)
         .div_euclid(1_000_000_000);
     let info = |p: &Parsed| Extensions::read(p.cert.tbs_certificate.extensions.as_deref().unwrap_or(&[])).ok();
     let leaf_ext = info(leaf)?;

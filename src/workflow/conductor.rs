@@ -80,7 +80,7 @@ const CACHE: usize = 256;
 const SYSTEM: &str = "system";
 
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ConductorError {
     #[error("no workflow {0} in this tenant; upload it with PUT /v1/workflows/{0}")]
     UnknownWorkflow(String),
     #[error("workflow {name} has no version {version}")]
@@ -103,37 +103,37 @@ pub enum EngineError {
     Kernel(#[from] crate::kernel::KernelError),
 }
 
-impl EngineError {
+impl ConductorError {
     pub fn code(&self) -> &'static str {
         match self {
-            EngineError::UnknownWorkflow(_) => "unknown_workflow",
-            EngineError::UnknownVersion { .. } => "unknown_workflow_version",
-            EngineError::UnknownRun(_) => "unknown_run",
-            EngineError::NotRunning { .. } => "run_not_running",
-            EngineError::Invalid(_) => "invalid_run",
-            EngineError::Skill(_) => "no_matching_skill",
-            EngineError::InputTooLarge(_) => "run_input_too_large",
-            EngineError::Store(_) => "store",
-            EngineError::Ledger(e) => e.code(),
-            EngineError::Kernel(e) => e.code(),
+            ConductorError::UnknownWorkflow(_) => "unknown_workflow",
+            ConductorError::UnknownVersion { .. } => "unknown_workflow_version",
+            ConductorError::UnknownRun(_) => "unknown_run",
+            ConductorError::NotRunning { .. } => "run_not_running",
+            ConductorError::Invalid(_) => "invalid_run",
+            ConductorError::Skill(_) => "no_matching_skill",
+            ConductorError::InputTooLarge(_) => "run_input_too_large",
+            ConductorError::Store(_) => "store",
+            ConductorError::Ledger(e) => e.code(),
+            ConductorError::Kernel(e) => e.code(),
         }
     }
 }
 
-type Result<T> = std::result::Result<T, EngineError>;
+type Result<T> = std::result::Result<T, ConductorError>;
 
-impl EngineError {
+impl ConductorError {
     /// Whether moving the run again may succeed: the store or the ledger
     /// was busy or away, or another instance moved it first. Anything else
     /// would fail the same way at every pass.
     fn is_transient(&self) -> bool {
         match self {
-            EngineError::Store(StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_)) => true,
-            EngineError::Ledger(e) => e.is_transient(),
-            EngineError::Kernel(crate::kernel::KernelError::Store(
+            ConductorError::Store(StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_)) => true,
+            ConductorError::Ledger(e) => e.is_transient(),
+            ConductorError::Kernel(crate::kernel::KernelError::Store(
                 StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_),
             )) => true,
-            EngineError::Kernel(crate::kernel::KernelError::Ledger(e)) => e.is_transient(),
+            ConductorError::Kernel(crate::kernel::KernelError::Ledger(e)) => e.is_transient(),
             _ => false,
         }
     }
@@ -203,7 +203,7 @@ pub struct RunView {
 /// digests are cached by.
 type VersionKey = (String, String, i64);
 
-pub struct Engine {
+pub struct Conductor {
     store: Store,
     ledger: Ledger,
     kernel: Arc<Kernel>,
@@ -218,7 +218,7 @@ pub struct Engine {
     pub wake: Notify,
 }
 
-impl Engine {
+impl Conductor {
     pub fn new(
         store: Store,
         ledger: Ledger,
@@ -227,7 +227,7 @@ impl Engine {
         metrics: Arc<crate::metrics::Metrics>,
         bounds: crate::config::WorkflowConfig,
     ) -> Self {
-        Engine {
+        Conductor {
             store,
             ledger,
             kernel,
@@ -270,7 +270,7 @@ impl Engine {
                 .store
                 .workflow_latest_version(tenant_id, name)
                 .await?
-                .ok_or_else(|| EngineError::UnknownWorkflow(name.to_string()))?,
+                .ok_or_else(|| ConductorError::UnknownWorkflow(name.to_string()))?,
         };
         let key = (tenant_id.to_string(), name.to_string(), version);
         if let Some((d, digest)) = self.definitions.lock().expect("definitions lock").get(&key) {
@@ -280,7 +280,7 @@ impl Engine {
             .store
             .workflow_version(tenant_id, name, version)
             .await?
-            .ok_or_else(|| EngineError::UnknownVersion {
+            .ok_or_else(|| ConductorError::UnknownVersion {
                 name: name.to_string(),
                 version,
             })?;
@@ -308,13 +308,13 @@ impl Engine {
             if let Some(v) = v
                 && (v.is_empty() || v.len() > 128 || v.chars().any(char::is_control))
             {
-                return Err(EngineError::Invalid(format!(
+                return Err(ConductorError::Invalid(format!(
                     "{field} must be 1 to 128 characters without control characters"
                 )));
             }
         }
         if let Err(e) = data::check(&req.input, &self.limits) {
-            return Err(EngineError::InputTooLarge(format!(
+            return Err(ConductorError::InputTooLarge(format!(
                 "the run's input is {e} (the [workflow] limits max_data_bytes and max_data_depth)"
             )));
         }
@@ -384,7 +384,7 @@ impl Engine {
     async fn load(&self, tenant_id: &str, id: &str) -> Result<WorkflowRunRow> {
         match self.store.workflow_run(id).await? {
             Some(r) if r.tenant_id == tenant_id => Ok(r),
-            _ => Err(EngineError::UnknownRun(id.to_string())),
+            _ => Err(ConductorError::UnknownRun(id.to_string())),
         }
     }
 
@@ -393,7 +393,7 @@ impl Engine {
         let _g = self.lock_of(id).lock().await;
         let mut run = self.load(&who.tenant_id, id).await?;
         if run.status != "running" {
-            return Err(EngineError::NotRunning {
+            return Err(ConductorError::NotRunning {
                 id: id.to_string(),
                 status: run.status,
             });
@@ -698,7 +698,7 @@ impl Engine {
             Ok(r) => r,
             Err(AppendError::Changed(what)) => {
                 run.version_no -= 1;
-                return Err(EngineError::Store(StoreError::Changed(what)));
+                return Err(ConductorError::Store(StoreError::Changed(what)));
             }
             Err(e) => {
                 run.version_no -= 1;
@@ -813,7 +813,7 @@ impl Engine {
                 )
                 .await?
                 .ok_or_else(|| {
-                    EngineError::Skill(format!(
+                    ConductorError::Skill(format!(
                         "state {state} asks for skill {} {}, and no registered version of it matches that is \
                          visible to project {:?} and team {:?}; register one with PUT /v1/skills/{}/versions/{{version}}",
                         skill.id,
@@ -846,7 +846,7 @@ impl Engine {
             match self.step(&run, Some(&execution)).await {
                 Ok(true) => moved += 1,
                 Ok(false) => {}
-                Err(EngineError::Store(StoreError::Changed(_))) => {}
+                Err(ConductorError::Store(StoreError::Changed(_))) => {}
                 Err(e) => {
                     tracing::warn!(%run, %execution, error = %e, "workflow: an ended execution could not be taken in");
                     failed += self.poisoned(&run, Some(&execution), e).await;
@@ -858,7 +858,7 @@ impl Engine {
             match self.step(&run, None).await {
                 Ok(true) => moved += 1,
                 Ok(false) => {}
-                Err(EngineError::Store(StoreError::Changed(_))) => {}
+                Err(ConductorError::Store(StoreError::Changed(_))) => {}
                 Err(e) => {
                     tracing::warn!(%run, error = %e, "workflow: a due run could not move");
                     failed += self.poisoned(&run, None, e).await;
@@ -871,7 +871,7 @@ impl Engine {
     /// A move failed: one that will fail the same way at every pass fails
     /// the run (0 returned); a passing failure is counted (1) for the pass
     /// to back off.
-    async fn poisoned(&self, run_id: &str, ended: Option<&str>, e: EngineError) -> usize {
+    async fn poisoned(&self, run_id: &str, ended: Option<&str>, e: ConductorError) -> usize {
         if e.is_transient() {
             return 1;
         }
@@ -879,7 +879,7 @@ impl Engine {
         let outcome = match self.store.workflow_run(run_id).await {
             Ok(Some(mut run)) if run.status == "running" => {
                 let (error, cause) = match &e {
-                    EngineError::Ledger(AppendError::TooLarge { .. } | AppendError::TooDeep { .. }) => (
+                    ConductorError::Ledger(AppendError::TooLarge { .. } | AppendError::TooDeep { .. }) => (
                         DATA_LIMIT_EXCEEDED,
                         format!("the run's next move was refused by the ledger: {e}"),
                     ),
