@@ -21,13 +21,13 @@ use super::AppState;
 use super::extract::{ApiJson, Caller};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
+use crate::kernel::Kernel;
 use crate::kernel::hub::Conn;
 use crate::kernel::model::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::kernel::service::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
     StepView, bound_agent, bound_runner,
 };
-use crate::kernel::{Kernel, KernelError};
 use crate::ledger::Receipt;
 use crate::store::DeclaredTool;
 
@@ -45,55 +45,6 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v0/agents/step-result", post(step_result))
         .route("/v0/runners/stream", get(runner_stream))
         .route("/v0/runners/{id}/results", post(runner_result))
-}
-
-impl From<KernelError> for Problem {
-    fn from(e: KernelError) -> Self {
-        use KernelError as K;
-        let status = match &e {
-            K::Store(_) | K::Ledger(_) => {
-                return match e {
-                    K::Store(s) => s.into(),
-                    K::Ledger(l) => l.into(),
-                    _ => unreachable!("matched above"),
-                };
-            }
-            K::UnknownExecution(_) | K::UnknownStep(_) => StatusCode::NOT_FOUND,
-            K::Invalid(_) => StatusCode::BAD_REQUEST,
-            K::Denied { .. }
-            | K::NotAReviewer(_)
-            | K::ByInitiator(_)
-            | K::ByActor(_)
-            | K::NotBound { .. }
-            | K::JobNotYours(_)
-            | K::RunnerOwned(_) => StatusCode::FORBIDDEN,
-            K::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
-            K::IllegalTransition { .. }
-            | K::NotAssigned(_)
-            | K::StepNotYours { .. }
-            | K::NoReview(_)
-            | K::ArgumentsMismatch { .. }
-            | K::ApprovalReused(_)
-            | K::ApprovalExpired(_)
-            | K::ApprovalClosed { .. } => StatusCode::CONFLICT,
-        };
-        let mut p = Problem::new(status, e.code(), e.to_string());
-        if let K::Denied {
-            decision_id, reasons, ..
-        } = &e
-        {
-            p.errors = Some(
-                reasons
-                    .iter()
-                    .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r}))
-                    .collect(),
-            );
-        }
-        if let K::TooManyStreams(_) = e {
-            p.retry_after = Some(5);
-        }
-        p
-    }
 }
 
 fn kernel(state: &AppState) -> &Arc<Kernel> {

@@ -38,18 +38,6 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/impact", post(impact))
 }
 
-impl From<ReadError> for Problem {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Store(s) => s.into(),
-            ReadError::Missing { .. } => {
-                tracing::error!(error = %e, "ledger proof impossible");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger_inconsistent", e.to_string())
-            }
-        }
-    }
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckpointView {
     /// The log's origin: `<ledger.name>/log/<tenant id>`.

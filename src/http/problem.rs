@@ -195,6 +195,90 @@ impl From<StoreError> for Problem {
     }
 }
 
+impl From<crate::kernel::KernelError> for Problem {
+    fn from(e: crate::kernel::KernelError) -> Self {
+        use crate::kernel::KernelError as K;
+        let status = match &e {
+            K::Store(_) | K::Ledger(_) => {
+                return match e {
+                    K::Store(s) => s.into(),
+                    K::Ledger(l) => l.into(),
+                    _ => unreachable!("matched above"),
+                };
+            }
+            K::UnknownExecution(_) | K::UnknownStep(_) => StatusCode::NOT_FOUND,
+            K::Invalid(_) => StatusCode::BAD_REQUEST,
+            K::Denied { .. }
+            | K::NotAReviewer(_)
+            | K::ByInitiator(_)
+            | K::ByActor(_)
+            | K::NotBound { .. }
+            | K::JobNotYours(_)
+            | K::RunnerOwned(_) => StatusCode::FORBIDDEN,
+            K::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
+            K::IllegalTransition { .. }
+            | K::NotAssigned(_)
+            | K::StepNotYours { .. }
+            | K::NoReview(_)
+            | K::ArgumentsMismatch { .. }
+            | K::ApprovalReused(_)
+            | K::ApprovalExpired(_)
+            | K::ApprovalClosed { .. } => StatusCode::CONFLICT,
+        };
+        let mut p = Problem::new(status, e.code(), e.to_string());
+        if let K::Denied {
+            decision_id, reasons, ..
+        } = &e
+        {
+            p.errors = Some(
+                reasons
+                    .iter()
+                    .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r}))
+                    .collect(),
+            );
+        }
+        if let K::TooManyStreams(_) = e {
+            p.retry_after = Some(5);
+        }
+        p
+    }
+}
+
+impl From<crate::workflow::conductor::ConductorError> for Problem {
+    fn from(e: crate::workflow::conductor::ConductorError) -> Self {
+        use crate::workflow::conductor::ConductorError as E;
+        let status = match &e {
+            E::Store(_) | E::Ledger(_) | E::Kernel(_) => {
+                return match e {
+                    E::Store(s) => s.into(),
+                    E::Ledger(l) => l.into(),
+                    E::Kernel(k) => k.into(),
+                    _ => unreachable!("matched above"),
+                };
+            }
+            E::UnknownWorkflow(_) | E::UnknownVersion { .. } | E::UnknownRun(_) => StatusCode::NOT_FOUND,
+            E::Skill(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::InputTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::NotRunning { .. } => StatusCode::CONFLICT,
+        };
+        Problem::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::ledger::read::ReadError> for Problem {
+    fn from(e: crate::ledger::read::ReadError) -> Self {
+        use crate::ledger::read::ReadError;
+        match e {
+            ReadError::Store(s) => s.into(),
+            ReadError::Missing { .. } => {
+                tracing::error!(error = %e, "ledger proof impossible");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger_inconsistent", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<policy::Error> for Problem {
     fn from(e: policy::Error) -> Self {
         use policy::Error as E;

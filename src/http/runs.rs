@@ -15,7 +15,7 @@ use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
 use crate::ledger::entry::Entry;
-use crate::workflow::conductor::{ConductorError, RunView, StartRun};
+use crate::workflow::conductor::{RunView, StartRun};
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
@@ -24,28 +24,6 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/workflow-runs/{id}", get(run))
         .route("/v1/workflow-runs/{id}/cancel", post(cancel))
         .route("/v1/workflow-runs/{id}/history", get(history))
-}
-
-impl From<ConductorError> for Problem {
-    fn from(e: ConductorError) -> Self {
-        use ConductorError as E;
-        let status = match &e {
-            E::Store(_) | E::Ledger(_) | E::Kernel(_) => {
-                return match e {
-                    E::Store(s) => s.into(),
-                    E::Ledger(l) => l.into(),
-                    E::Kernel(k) => k.into(),
-                    _ => unreachable!("matched above"),
-                };
-            }
-            E::UnknownWorkflow(_) | E::UnknownVersion { .. } | E::UnknownRun(_) => StatusCode::NOT_FOUND,
-            E::Skill(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::InputTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            E::Invalid(_) => StatusCode::BAD_REQUEST,
-            E::NotRunning { .. } => StatusCode::CONFLICT,
-        };
-        Problem::new(status, e.code(), e.to_string())
-    }
 }
 
 /// Starts a run of the workflow's latest version (or `version`). Its
