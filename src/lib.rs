@@ -20,6 +20,10 @@
 //! - [`audit`], [`fanout`]: audit events and their delivery to sinks.
 //! - [`kernel`]: the execution kernel: executions, intents, steps, runners, review.
 //! - [`skill`]: skill manifests (seed 000): parsing, visibility, output checks.
+//! - [`workflow`]: workflow definitions (seed 002), the pure interpreter,
+//!   and the conductor that runs them on the kernel.
+//! - [`secrets`]: tenant sink secrets sealed at rest.
+//! - [`supervise`]: restarts of background tasks, and which are down.
 //! - [`cli`]: the `warden` subcommands.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
