@@ -369,13 +369,7 @@ impl Walker<'_> {
             Literal::SomeVars { .. } => {}
             Literal::SomeIn {
                 key, value, collection, ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
+            } => self.member_parts(key.as_deref(), value, collection),
             Literal::Expr { expr, .. } => self.condition(expr),
             Literal::Every { domain, query, .. } => {
                 self.expr(domain);
@@ -394,15 +388,18 @@ impl Walker<'_> {
         match e {
             Expr::Membership {
                 key, value, collection, ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
+            } => self.member_parts(key.as_deref(), value, collection),
             other => self.expr(other),
         }
+    }
+
+    /// The terms of `k, v in c` (or `v in c`).
+    fn member_parts(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr) {
+        if let Some(k) = key {
+            self.expr(k);
+        }
+        self.expr(value);
+        self.expr(collection);
     }
 
     /// Finds the negations inside comprehensions of `e`.
@@ -483,11 +480,7 @@ impl Walker<'_> {
                     builtin,
                     operands,
                 });
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
+                self.member_parts(key.as_deref(), value, collection);
             }
             _ => {}
         }
