@@ -393,6 +393,17 @@ impl Walker<'_> {
         }
     }
 
+    /// Writes operator `e` as a call of `builtin` on its operands.
+    fn as_call(&mut self, e: &Expr, builtin: &'static str, operands: Vec<(usize, usize)>) {
+        let (start, end) = operator_range(e, &operands);
+        self.arithmetic.push(Arith {
+            start,
+            end,
+            builtin,
+            operands,
+        });
+    }
+
     /// The terms of `k, v in c` (or `v in c`).
     fn member_parts(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr) {
         if let Some(k) = key {
@@ -445,14 +456,7 @@ impl Walker<'_> {
                     ArithOp::Mod => None,
                 };
                 if let Some(builtin) = builtin {
-                    let operands = vec![term_range(lhs), term_range(rhs)];
-                    let (start, end) = operator_range(e, &operands);
-                    self.arithmetic.push(Arith {
-                        start,
-                        end,
-                        builtin,
-                        operands,
-                    });
+                    self.as_call(e, builtin, vec![term_range(lhs), term_range(rhs)]);
                 }
                 self.expr(lhs);
                 self.expr(rhs);
@@ -473,13 +477,7 @@ impl Walker<'_> {
                 };
                 operands.push(term_range(value));
                 operands.push(term_range(collection));
-                let (start, end) = operator_range(e, &operands);
-                self.arithmetic.push(Arith {
-                    start,
-                    end,
-                    builtin,
-                    operands,
-                });
+                self.as_call(e, builtin, operands);
                 self.member_parts(key.as_deref(), value, collection);
             }
             _ => {}
