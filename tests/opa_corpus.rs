@@ -142,16 +142,8 @@ fn compile(name: &str, mut files: Vec<ArchiveFile>, fixture: &Fixture) -> Result
         bytes: format!(r#"{{"revision":"{name}","rego_version":1}}"#).into_bytes(),
     });
     let bytes = archive::write(&files).map_err(|e| e.to_string())?;
-    let parsed = bundle::parse(
-        &bytes,
-        &archive::Limits::default(),
-        SignaturePolicy {
-            keys: &[],
-            required: false,
-            verify: false,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let parsed =
+        bundle::parse(&bytes, &archive::Limits::default(), SignaturePolicy::UNCHECKED).map_err(|e| e.to_string())?;
     CompiledPolicy::compile(&parsed, Duration::from_secs(5)).map_err(|e| e.to_string())
 }
 

@@ -196,15 +196,7 @@ fn test(path: &Path, timeout: Duration) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
     };
-    let parsed = bundle::parse(
-        &bytes,
-        &archive::Limits::default(),
-        SignaturePolicy {
-            keys: &[],
-            required: false,
-            verify: false,
-        },
-    )?;
+    let parsed = bundle::parse(&bytes, &archive::Limits::default(), SignaturePolicy::UNCHECKED)?;
     let policy = CompiledPolicy::compile(&parsed, timeout)?;
     for n in crate::policy::compat::notices(&parsed) {
         println!("NOTE {}:{}: {} ({})", n.file, n.line, n.message, n.code);

@@ -641,16 +641,7 @@ mod tests {
             bytes: br#"{"revision":"1"}"#.to_vec(),
         });
         let bytes = archive::write(&all).unwrap();
-        let parsed = bundle::parse(
-            &bytes,
-            &archive::Limits::default(),
-            SignaturePolicy {
-                keys: &[],
-                required: false,
-                verify: false,
-            },
-        )
-        .unwrap();
+        let parsed = bundle::parse(&bytes, &archive::Limits::default(), SignaturePolicy::UNCHECKED).unwrap();
         CompiledPolicy::compile(&parsed, Duration::from_millis(200)).unwrap()
     }
 

@@ -350,15 +350,7 @@ impl PolicyService {
                 let limits = self.limits.clone();
                 let expected = v.digest.clone();
                 let policy = blocking(move || -> Result<CompiledPolicy, Error> {
-                    let parsed: ParsedBundle = bundle::parse(
-                        &content,
-                        &limits.archive,
-                        SignaturePolicy {
-                            keys: &[],
-                            required: false,
-                            verify: false,
-                        },
-                    )?;
+                    let parsed: ParsedBundle = bundle::parse(&content, &limits.archive, SignaturePolicy::UNCHECKED)?;
                     if parsed.digest != expected {
                         return Err(Error::Corrupt(expected));
                     }
