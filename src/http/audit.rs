@@ -15,7 +15,6 @@ use super::extract::{Caller, parse_json, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::audit::{self, FieldError};
 use crate::auth::{Action, Principal};
-use crate::ledger::entry::Entry;
 use crate::ledger::{Receipt, Record, read};
 
 /// Most events one request may carry.
@@ -155,15 +154,8 @@ pub async fn submit(
     let mut known: HashMap<usize, Receipt> = HashMap::new();
     for i in chosen {
         let (id, e) = &events[i];
-        if let Some(row) = state
-            .store
-            .ledger_entry_by_subject(&who.tenant_id, audit::KIND, id)
-            .await?
-        {
-            let recorded = Entry::from_bytes(&row.bytes)
-                .map_err(|err| Problem::internal("reading a recorded event", &err))?
-                .payload;
-            if !audit::same_event(&recorded, e) {
+        if let Some(recorded) = read::entry_about(&state.store, &who.tenant_id, audit::KIND, id).await? {
+            if !audit::same_event(&recorded.entry.payload, e) {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
                     "event_id_conflict",
@@ -172,7 +164,7 @@ pub async fn submit(
                     ),
                 ));
             }
-            known.insert(i, receipt_of(&state, &who, &row).await?);
+            known.insert(i, receipt_of(&state, &who, &recorded.row).await?);
         }
     }
     // Ids Warden derives for its own events are not the client's to
@@ -290,10 +282,9 @@ pub async fn feed(
         .await?
         .map(|h| h.size)
         .unwrap_or(0);
-    let rows = state.store.ledger_entries(&who.tenant_id, from, size, limit).await?;
+    let entries = read::entries(&state.store, &who.tenant_id, from, size, limit).await?;
     let mut events = Vec::new();
-    for row in &rows {
-        let entry = Entry::from_bytes(&row.bytes).map_err(|e| Problem::internal("reading the feed", &e))?;
+    for read::Stored { row, entry } in &entries {
         if let Some(event) = audit::event_of(&entry.kind, &entry.actor, &who.tenant_id, &entry.payload) {
             events.push(FeedItem {
                 index: row.index,
@@ -301,7 +292,7 @@ pub async fn feed(
             });
         }
     }
-    let last = rows.last().map(|r| r.index);
+    let last = entries.last().map(|e| e.row.index);
     let next_after = last.filter(|l| l + 1 < size);
     Ok(Json(Feed { events, next_after }))
 }

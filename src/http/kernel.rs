@@ -24,7 +24,7 @@ use crate::auth::Action;
 use crate::kernel::Kernel;
 use crate::kernel::hub::Conn;
 use crate::kernel::model::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
-use crate::kernel::service::{
+use crate::kernel::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
     StepView, bound_agent, bound_runner,
 };

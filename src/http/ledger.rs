@@ -4,12 +4,10 @@
 //!
 //! Every read is scoped to the caller's own tenant log.
 
-use std::collections::BTreeSet;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -23,7 +21,7 @@ use crate::clock::rfc3339_ms;
 use crate::ledger::export::KeyInfo;
 use crate::ledger::read::{self, ReadError};
 use crate::ledger::writer::Rotation;
-use crate::policy::decision::{BundleId, RecordedDecision};
+use crate::policy::replay::{self, ImpactRequest, ImpactView, ReplayView};
 use crate::store::{CheckpointRow, EntryRow};
 
 pub fn router() -> axum::Router<AppState> {
@@ -362,66 +360,6 @@ pub async fn export(
 
 // ---- replay and impact ------------------------------------------------------
 
-async fn recorded_decision(state: &AppState, who: &Principal, id: &str) -> Result<(u64, RecordedDecision), Problem> {
-    let row = state
-        .store
-        .ledger_entry_by_subject(&who.tenant_id, "decision", id)
-        .await?
-        .ok_or_else(|| Problem::not_found("unknown_decision", format!("no decision {id:?} in this tenant's log")))?;
-    Ok((row.index, parse_decision(&row)?))
-}
-
-fn parse_decision(row: &EntryRow) -> Result<RecordedDecision, Problem> {
-    let entry = crate::ledger::entry::Entry::from_bytes(&row.bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ledger_inconsistent",
-            format!("entry {}: {e}; run `warden fsck`", row.index),
-        )
-    })?;
-    serde_json::from_value(entry.payload).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ledger_inconsistent",
-            format!("entry {} is not a decision record: {e}", row.index),
-        )
-    })
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Outcome {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow: Option<bool>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Difference {
-    /// JSON Pointer into the result (`""` is the whole result).
-    pub pointer: String,
-    #[schema(value_type = Option<Object>)]
-    pub recorded: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub replayed: Option<Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReplayView {
-    pub decision_id: String,
-    /// The decision's entry in the ledger.
-    pub ledger_index: u64,
-    /// The pinned bundle version it was evaluated against again.
-    pub bundle: BundleId,
-    /// True when the replayed result equals the recorded one exactly.
-    #[serde(rename = "match")]
-    pub matches: bool,
-    pub recorded: Outcome,
-    pub replayed: Outcome,
-    pub differences: Vec<Difference>,
-}
-
 #[utoipa::path(post, path = "/v1/decisions/{id}/replay", tag = "decisions",
     params(("id" = String, Path, description = "decision id")),
     responses((status = 200, body = ReplayView), (status = "4XX", body = ProblemBody)),
@@ -432,157 +370,9 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<Json<ReplayView>, Problem> {
     let who = caller.require(Action::ReadEvidence)?;
-    let (index, rec) = recorded_decision(&state, who, &id).await?;
-    let again = state
-        .policy
-        .reevaluate(&who.tenant_id, &rec.bundle.name, &rec.bundle.revision, &rec)
-        .await?;
-    if again.bundle.digest != rec.bundle.digest {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "bundle_digest_mismatch",
-            format!(
-                "the stored bundle {}@{} has digest {}, but the decision was made with {}",
-                rec.bundle.name, rec.bundle.revision, again.bundle.digest, rec.bundle.digest
-            ),
-        ));
-    }
-    let mut differences = Vec::new();
-    diff("", rec.result.as_ref(), again.result.as_ref(), &mut differences);
-    Ok(Json(ReplayView {
-        decision_id: rec.decision_id,
-        ledger_index: index,
-        bundle: again.bundle,
-        matches: differences.is_empty(),
-        recorded: Outcome {
-            result: rec.result,
-            allow: rec.allow,
-        },
-        replayed: Outcome {
-            result: again.result,
-            allow: again.allow,
-        },
-        differences,
-    }))
-}
-
-/// The places where two JSON values differ, as JSON Pointers.
-fn diff(pointer: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Difference>) {
-    match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
-                diff(&p, x.get(k), y.get(k), out);
-            }
-        }
-        (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-            for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                diff(&format!("{pointer}/{i}"), Some(u), Some(v), out);
-            }
-        }
-        (x, y) if x == y => {}
-        (x, y) => out.push(Difference {
-            pointer: pointer.to_string(),
-            recorded: x.cloned(),
-            replayed: y.cloned(),
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImpactRequest {
-    /// The bundle whose candidate revision is analysed.
-    pub bundle: String,
-    /// Any uploaded revision, active or not.
-    pub revision: String,
-    #[serde(default)]
-    pub filter: ImpactFilter,
-    /// Most changed decisions listed (default 1,000); counts cover all.
-    #[serde(default)]
-    pub limit: Option<usize>,
-    /// Resume after this ledger index (a previous answer's `next_after`).
-    #[serde(default)]
-    pub after: Option<u64>,
-    /// Scan at most this many recorded decisions in this call: at most,
-    /// and by default, `limits.max_impact_scan` (10,000); `next_after` then
-    /// says where to resume. Lets a client page through a long history
-    /// and show progress.
-    #[serde(default)]
-    pub max_scan: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImpactFilter {
-    /// Decisions recorded at or after this RFC 3339 time.
-    pub from: Option<String>,
-    /// Decisions recorded before this RFC 3339 time.
-    pub to: Option<String>,
-    /// Only decisions on this path (`/`- or `.`-separated).
-    pub path: Option<String>,
-    /// Only decisions whose context has these members with these values.
-    #[schema(value_type = Option<Object>)]
-    pub context: Option<serde_json::Map<String, Value>>,
-}
-
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct ChangeCounts {
-    pub total: u64,
-    pub allow_to_deny: u64,
-    pub deny_to_allow: u64,
-    /// Results that changed without `allow` flipping.
-    pub other: u64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ChangedDecision {
-    pub decision_id: String,
-    pub ledger_index: u64,
-    pub timestamp: String,
-    pub path: String,
-    /// `allow_to_deny`, `deny_to_allow` or `other`.
-    pub change: &'static str,
-    #[schema(value_type = Option<Object>)]
-    pub context: Option<serde_json::Map<String, Value>>,
-    pub recorded: Outcome,
-    pub candidate: Outcome,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ImpactView {
-    pub bundle: BundleId,
-    /// Decisions that matched the filter and were evaluated again.
-    pub considered: u64,
-    pub unchanged: u64,
-    pub changed: ChangeCounts,
-    /// Decisions the candidate could not evaluate (its error is listed).
-    pub failed: u64,
-    /// Distinct `context.workflow_id` values among the changed decisions.
-    pub workflows: Vec<String>,
-    pub decisions: Vec<ChangedDecision>,
-    /// Set when more changed decisions exist than `limit` listed.
-    pub truncated: bool,
-    /// The last ledger index examined.
-    pub scanned_to: Option<u64>,
-    /// Present when `max_scan` stopped the scan: pass it as `after`.
-    pub next_after: Option<u64>,
-}
-
-fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Problem> {
-    v.as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| d.timestamp_millis())
-                .map_err(|e| {
-                    Problem::bad_request(
-                        "invalid_filter",
-                        format!("filter.{field}: {e}; use RFC 3339, e.g. 2026-11-01T00:00:00Z"),
-                    )
-                })
-        })
-        .transpose()
+    Ok(Json(
+        replay::replay(&state.policy, &state.store, &who.tenant_id, &id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/impact", tag = "decisions", request_body = ImpactRequest,
@@ -595,133 +385,7 @@ pub async fn impact(
 ) -> Result<Json<ImpactView>, Problem> {
     let who = caller.require(Action::ReadEvidence)?;
     let cap = state.config.limits.max_impact_scan;
-    if let Some(asked) = req.max_scan
-        && asked > cap
-    {
-        return Err(Problem::bad_request(
-            "max_scan_too_large",
-            format!(
-                "max_scan is {asked}; one call scans at most {cap} decisions (limits.max_impact_scan): \
-                 ask for at most that, and page on with `after` (each answer's next_after)"
-            ),
-        ));
-    }
-    let from = parse_time("from", &req.filter.from)?.unwrap_or(i64::MIN);
-    let to = parse_time("to", &req.filter.to)?.unwrap_or(i64::MAX);
-    let path = req
-        .filter
-        .path
-        .as_deref()
-        .map(crate::policy::compiled::DataPath::parse)
-        .transpose()?
-        .map(|p| p.to_slash());
-    let limit = req.limit.unwrap_or(1_000);
-    // Checks the candidate exists (and compiles) before reading history.
-    let candidate = state.policy.version(&who.tenant_id, &req.bundle, &req.revision).await?;
-    let mut view = ImpactView {
-        bundle: BundleId {
-            name: candidate.name.clone(),
-            revision: candidate.revision.clone(),
-            digest: candidate.digest.clone(),
-        },
-        considered: 0,
-        unchanged: 0,
-        changed: ChangeCounts::default(),
-        failed: 0,
-        workflows: Vec::new(),
-        decisions: Vec::new(),
-        truncated: false,
-        scanned_to: None,
-        next_after: None,
-    };
-    let mut workflows = BTreeSet::new();
-    let mut after = req.after;
-    let mut budget = req.max_scan.unwrap_or(cap);
-    'scan: loop {
-        // Entry timestamps are append times, a few ms after the decision's.
-        let page = budget.min(1_000) as u32;
-        if page == 0 {
-            view.next_after = after;
-            break;
-        }
-        let rows = state
-            .store
-            .ledger_entries_of_kind(&who.tenant_id, "decision", from, to, after, page)
-            .await?;
-        if rows.is_empty() {
-            break;
-        }
-        for row in &rows {
-            after = Some(row.index);
-            view.scanned_to = Some(row.index);
-            budget -= 1;
-            let rec = parse_decision(row)?;
-            if path.as_ref().is_some_and(|p| *p != rec.path) {
-                continue;
-            }
-            if let Some(want) = &req.filter.context {
-                let ctx = rec.context.as_ref();
-                if !want.iter().all(|(k, v)| ctx.and_then(|c| c.get(k)) == Some(v)) {
-                    continue;
-                }
-            }
-            view.considered += 1;
-            let again = match state
-                .policy
-                .reevaluate(&who.tenant_id, &req.bundle, &req.revision, &rec)
-                .await
-            {
-                Ok(a) => a,
-                Err(crate::policy::Error::UnknownRulePath(_) | crate::policy::Error::PolicyEval(_)) => {
-                    view.failed += 1;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if again.result == rec.result {
-                view.unchanged += 1;
-                continue;
-            }
-            let change = match (rec.allow, again.allow) {
-                (Some(true), Some(false)) => "allow_to_deny",
-                (Some(false), Some(true)) => "deny_to_allow",
-                _ => "other",
-            };
-            view.changed.total += 1;
-            match change {
-                "allow_to_deny" => view.changed.allow_to_deny += 1,
-                "deny_to_allow" => view.changed.deny_to_allow += 1,
-                _ => view.changed.other += 1,
-            }
-            if let Some(Value::String(w)) = rec.context.as_ref().and_then(|c| c.get("workflow_id")) {
-                workflows.insert(w.clone());
-            }
-            if view.decisions.len() < limit {
-                view.decisions.push(ChangedDecision {
-                    decision_id: rec.decision_id,
-                    ledger_index: row.index,
-                    timestamp: rec.timestamp,
-                    path: rec.path,
-                    change,
-                    context: rec.context,
-                    recorded: Outcome {
-                        result: rec.result,
-                        allow: rec.allow,
-                    },
-                    candidate: Outcome {
-                        result: again.result,
-                        allow: again.allow,
-                    },
-                });
-            } else {
-                view.truncated = true;
-            }
-        }
-        if (rows.len() as u32) < page {
-            break 'scan;
-        }
-        tokio::task::yield_now().await;
-    }
-    view.workflows = workflows.into_iter().collect();
-    Ok(Json(view))
+    Ok(Json(
+        replay::impact(&state.policy, &state.store, &who.tenant_id, req, cap).await?,
+    ))
 }

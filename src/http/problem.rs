@@ -266,13 +266,62 @@ impl From<crate::workflow::conductor::ConductorError> for Problem {
     }
 }
 
+impl From<crate::skill::registry::RegisterError> for Problem {
+    fn from(e: crate::skill::registry::RegisterError) -> Self {
+        use crate::skill::registry::RegisterError as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(faults) => Problem::faults(
+                "the skill manifest",
+                faults.iter().map(|f| (f.code, f.at.as_str(), f.message.as_str())),
+            ),
+            E::IdMismatch { .. } => Problem::bad_request("skill_id_mismatch", detail),
+            E::VersionMismatch { .. } => Problem::bad_request("skill_version_mismatch", detail),
+            E::Exists { .. } => Problem::new(StatusCode::CONFLICT, "skill_version_exists", detail),
+            E::Append(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::workflow::upload::UploadError> for Problem {
+    fn from(e: crate::workflow::upload::UploadError) -> Self {
+        use crate::workflow::upload::UploadError as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(faults) => Problem::faults(
+                "the workflow definition",
+                faults.iter().map(|f| (f.code, f.at.as_str(), f.message.as_str())),
+            ),
+            E::NameMismatch { .. } => Problem::bad_request("workflow_name_mismatch", detail),
+            E::Append(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::policy::replay::ReplayError> for Problem {
+    fn from(e: crate::policy::replay::ReplayError) -> Self {
+        use crate::policy::replay::ReplayError as E;
+        let detail = e.to_string();
+        match e {
+            E::UnknownDecision(_) => Problem::not_found("unknown_decision", detail),
+            E::DigestMismatch { .. } => Problem::new(StatusCode::CONFLICT, "bundle_digest_mismatch", detail),
+            E::InvalidFilter { .. } => Problem::bad_request("invalid_filter", detail),
+            E::MaxScanTooLarge { .. } => Problem::bad_request("max_scan_too_large", detail),
+            E::Policy(e) => e.into(),
+            E::Read(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::ledger::read::ReadError> for Problem {
     fn from(e: crate::ledger::read::ReadError) -> Self {
         use crate::ledger::read::ReadError;
         match e {
             ReadError::Store(s) => s.into(),
-            ReadError::Missing { .. } => {
-                tracing::error!(error = %e, "ledger proof impossible");
+            ReadError::Missing { .. } | ReadError::Unreadable { .. } => {
+                tracing::error!(error = %e, "ledger store inconsistent");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger_inconsistent", e.to_string())
             }
         }

@@ -14,7 +14,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::ledger::entry::Entry;
+use crate::ledger::read::{self, Stored};
 use crate::workflow::conductor::{RunView, StartRun};
 
 pub fn router() -> axum::Router<AppState> {
@@ -130,20 +130,18 @@ pub async fn history(
 ) -> Result<Json<Vec<RunEntry>>, Problem> {
     let who = caller.require(Action::ReadExecutions)?;
     state.workflows.get(who, &id).await?;
-    let rows = state
-        .store
-        .ledger_entries_about(&who.tenant_id, &id, q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let e = Entry::from_bytes(&r.bytes).map_err(|e| Problem::internal("reading a ledger entry", &e))?;
-        out.push(RunEntry {
-            index: e.index,
-            kind: e.kind,
-            actor: e.actor,
-            at: rfc3339_ms(e.ts),
-            payload: e.payload,
-        });
-    }
-    Ok(Json(out))
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let entries = read::entries_about(&state.store, &who.tenant_id, &id, q.after, limit).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|Stored { entry: e, .. }| RunEntry {
+                index: e.index,
+                kind: e.kind,
+                actor: e.actor,
+                at: rfc3339_ms(e.ts),
+                payload: e.payload,
+            })
+            .collect(),
+    ))
 }

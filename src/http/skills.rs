@@ -18,13 +18,11 @@ use super::extract::{Caller, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::ledger::{AppendError, Receipt, Record};
-use crate::skill::{self, SkillError};
-use crate::store::{KernelChange, SkillRow, StoreError};
+use crate::ledger::Receipt;
+use crate::skill;
+use crate::skill::registry::{self, Registered as Outcome};
+use crate::store::SkillRow;
 use crate::workflow::SkillVersion;
-
-/// Ledger entry kind of a registered skill version.
-pub const KIND: &str = "skill.put";
 
 /// How many versions a `no_matching_skill` message names.
 const VERSIONS_NAMED: usize = 20;
@@ -94,89 +92,26 @@ pub async fn put(
     let who = caller.require(Action::WriteSkills)?;
     let body = read_body(req, &state).await?;
     super::extract::check_if_json(&body, state.config.limits.max_json_depth)?;
-    let manifest = skill::parse(&body).map_err(refused)?;
-    if manifest.id != id {
-        return Err(Problem::bad_request(
-            "skill_id_mismatch",
-            format!(
-                "the manifest's id is {:?} but the request is to /v1/skills/{id}/versions/{version}; register it under its own id",
-                manifest.id
-            ),
-        ));
-    }
-    if manifest.version != version {
-        return Err(Problem::bad_request(
-            "skill_version_mismatch",
-            format!(
-                "the manifest's version is {:?} but the request is to /v1/skills/{id}/versions/{version}; register it under its own version",
-                manifest.version
-            ),
-        ));
-    }
-    let digest = skill::digest(&manifest);
-    let row = SkillRow {
-        tenant_id: who.tenant_id.clone(),
-        skill_id: id.clone(),
-        version: version.clone(),
-        digest: digest.clone(),
-        manifest: serde_json::to_string(&manifest).map_err(|e| Problem::internal("serialising a skill", &e))?,
-        created_by: who.actor(),
-        created_at: state.clock.now_ms(),
-    };
-    let payload = serde_json::json!({"id": id, "version": version, "digest": digest});
-    let record = Record::new(&who.tenant_id, KIND, &who.actor(), &payload).about(id.clone());
-    let change = KernelChange {
-        skill: Some(row.clone()),
-        ..KernelChange::default()
-    };
-    // The version and the entry of its registration commit together.
-    match state.ledger.append_with(vec![record], change).await {
-        Ok(mut receipts) => {
-            let receipt = receipts.pop().expect("one receipt for one record");
-            Ok((
+    let now = state.clock.now_ms();
+    Ok(
+        match registry::register(&state.ledger, &state.store, who, &id, &version, &body, now).await? {
+            Outcome::Created { row, receipt } => (
                 StatusCode::CREATED,
                 Json(Registered {
                     version: SkillVersionView::of(&row, false),
                     created: true,
                     receipt: Some(receipt),
                 }),
-            ))
-        }
-        // That version exists (or another registration took it first).
-        Err(AppendError::Changed(_)) => {
-            let existing = state
-                .store
-                .skill_version(&who.tenant_id, &id, &version)
-                .await?
-                .ok_or(StoreError::Changed("skill version"))?;
-            if existing.digest == digest {
-                return Ok((
-                    StatusCode::OK,
-                    Json(Registered {
-                        version: SkillVersionView::of(&existing, false),
-                        created: false,
-                        receipt: None,
-                    }),
-                ));
-            }
-            Err(Problem::new(
-                StatusCode::CONFLICT,
-                "skill_version_exists",
-                format!(
-                    "skill {id} version {version} is already registered with other content (digest {}); a version \
-                     never changes: publish a new version instead",
-                    existing.digest
-                ),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn refused(faults: Vec<SkillError>) -> Problem {
-    Problem::faults(
-        "the skill manifest",
-        faults.iter().map(|f| (f.code, f.at.as_str(), f.message.as_str())),
+            ),
+            Outcome::Unchanged(row) => (
+                StatusCode::OK,
+                Json(Registered {
+                    version: SkillVersionView::of(&row, false),
+                    created: false,
+                    receipt: None,
+                }),
+            ),
+        },
     )
 }
 

@@ -15,9 +15,9 @@ use super::extract::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
-use crate::ledger::{AppendError, Receipt, Record, canonical};
-use crate::store::{KernelChange, StoreError, WorkflowRow};
-use crate::workflow;
+use crate::ledger::Receipt;
+use crate::store::WorkflowRow;
+use crate::workflow::upload::{self, Uploaded as Outcome};
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
@@ -83,78 +83,26 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<Uploaded>), Problem> {
     let who = caller.require(Action::WriteWorkflows)?;
     super::extract::check_if_json(&body, state.config.limits.max_json_depth)?;
-    let definition = workflow::parse(&body).map_err(refused)?;
-    if definition.metadata.name != name {
-        return Err(Problem::bad_request(
-            "workflow_name_mismatch",
-            format!(
-                "metadata.name is {:?} but the upload is to /v1/workflows/{name}; upload it under its own name",
-                definition.metadata.name
+    let now = state.clock.now_ms();
+    Ok(
+        match upload::upload(&state.ledger, &state.store, who, &name, &body, now).await? {
+            Outcome::Created { row, receipt } => (
+                StatusCode::CREATED,
+                Json(Uploaded {
+                    version: WorkflowVersion::of(&row, false),
+                    created: true,
+                    receipt: Some(receipt),
+                }),
             ),
-        ));
-    }
-    let parsed = serde_json::to_value(&definition).map_err(|e| Problem::internal("serialising a workflow", &e))?;
-    let digest = blake3::hash(&canonical::to_vec(&parsed)).to_hex().to_string();
-    let source = String::from_utf8_lossy(&body).into_owned();
-    for _ in 0..3 {
-        let latest = state
-            .store
-            .workflow_versions(&who.tenant_id, &name)
-            .await?
-            .into_iter()
-            .next();
-        if let Some(w) = latest.as_ref().filter(|w| w.digest == digest) {
-            return Ok((
+            Outcome::Unchanged(row) => (
                 StatusCode::OK,
                 Json(Uploaded {
-                    version: WorkflowVersion::of(w, false),
+                    version: WorkflowVersion::of(&row, false),
                     created: false,
                     receipt: None,
                 }),
-            ));
-        }
-        let row = WorkflowRow {
-            tenant_id: who.tenant_id.clone(),
-            name: name.clone(),
-            version: latest.map(|w| w.version + 1).unwrap_or(1),
-            digest: digest.clone(),
-            source: source.clone(),
-            definition: parsed.to_string(),
-            created_by: who.actor(),
-            created_at: state.clock.now_ms(),
-        };
-        let payload = serde_json::json!({"name": name, "version": row.version, "digest": digest,
-            "states": definition.spec.states.len()});
-        let record = Record::new(&who.tenant_id, "workflow.put", &who.actor(), &payload).about(name.clone());
-        let change = KernelChange {
-            workflow_definition: Some(row.clone()),
-            ..KernelChange::default()
-        };
-        // The version and the entry of its upload commit together.
-        match state.ledger.append_with(vec![record], change).await {
-            Ok(mut receipts) => {
-                let receipt = receipts.pop().expect("one receipt for one record");
-                return Ok((
-                    StatusCode::CREATED,
-                    Json(Uploaded {
-                        version: WorkflowVersion::of(&row, false),
-                        created: true,
-                        receipt: Some(receipt),
-                    }),
-                ));
-            }
-            // Another upload took this version number: read again.
-            Err(AppendError::Changed(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::Changed("workflow").into())
-}
-
-fn refused(faults: Vec<workflow::DefinitionError>) -> Problem {
-    Problem::faults(
-        "the workflow definition",
-        faults.iter().map(|f| (f.code, f.at.as_str(), f.message.as_str())),
+            ),
+        },
     )
 }
 

@@ -3,12 +3,30 @@
 //! or dispatched to runners, human review of what policy escalates,
 //! retries, time-outs, and liveness.
 //!
+//! Every operation takes the execution's lock (striped, in this process),
+//! reads the execution fresh, builds one [`edit::Edit`] (the new rows, the
+//! history entries, the stream messages) and commits it with
+//! [`Kernel::commit`]: the rows go to the ledger writer as a
+//! [`crate::store::Change`] with the records of the history, written in one
+//! transaction and conditionally (another instance moving the same
+//! execution makes this write fail rather than both succeed); only then
+//! does it answer or wake streams.
+//!
+//! Where each part lives:
+//!
 //! - [`model`]: states, the only transitions between them, stored rows. No IO.
-//! - [`service`]: every operation, as one edit of an execution, handed with
-//!   its history records to the ledger writer
-//!   ([`crate::ledger::Ledger::append_with`]), which commits both in one
-//!   transaction; then streams are woken.
-//! - [`hub`]: the agent and runner streams connected to this instance.
+//! - [`requests`] and [`views`]: what callers send and what they are shown;
+//!   [`error`]: every refusal with its code.
+//! - [`edit`]: the edit builder and the records of its history.
+//! - [`executions`]: create, read, cancel, signal, end.
+//! - [`intents`]: an agent's tool call, decided by policy first, then run
+//!   or dispatched.
+//! - [`results`]: what agents and runners report of a step; retries.
+//! - [`review`]: steps waiting for people, and their verdicts.
+//! - [`gates`]: executions a workflow run starts, and their end reported
+//!   back to it.
+//! - [`streams`] and [`hub`]: the agent and runner streams connected to
+//!   this instance; executions given to them and taken back.
 //! - [`timers`]: the background pass that dispatches, assigns, retries and
 //!   times out.
 //!
@@ -16,9 +34,180 @@
 //! anyone is told (response or push); a stale edit is refused whole. The
 //! identity recorded for every act is the authenticated token's.
 
-pub mod hub;
-pub mod model;
-pub mod service;
-pub mod timers;
+use std::sync::Arc;
 
-pub use service::{Gate, Kernel, KernelError, REVIEW_AGENT, REVIEW_TOOL, Spawn, Spawned};
+use tokio::sync::{Mutex, Notify};
+
+use self::edit::{Committed, Edit};
+use self::error::Result;
+use self::hub::Hub;
+use self::model::*;
+use crate::clock::Clock;
+use crate::config::KernelConfig;
+use crate::ledger::{AppendError, Ledger};
+use crate::metrics::{KindLabels, Metrics};
+use crate::policy::PolicyService;
+use crate::store::{Change, Store, StoreError};
+
+mod edit;
+mod error;
+mod executions;
+mod gates;
+pub mod hub;
+mod intents;
+pub mod model;
+mod requests;
+mod results;
+mod review;
+mod streams;
+pub mod timers;
+mod views;
+
+pub use edit::record_of;
+pub use error::KernelError;
+pub use gates::{Gate, REVIEW_AGENT, REVIEW_TOOL, Spawn, Spawned};
+pub use requests::{
+    CreateExecution, Intent, IntentType, ReportStatus, RetrySpec, ReviewRequest, StepReport, Verdict, args_hash,
+    bound_agent, bound_runner,
+};
+pub use views::{ExecutionView, HistoryView, IntentAnswer, Outcome, PendingReview, ReviewView, StepView};
+
+pub struct Kernel {
+    pub store: Store,
+    ledger: Ledger,
+    policy: Arc<PolicyService>,
+    pub clock: Clock,
+    metrics: Arc<Metrics>,
+    pub hub: Hub,
+    pub cfg: KernelConfig,
+    /// This instance's name: prefixes its stream ids.
+    pub instance: String,
+    locks: Vec<Mutex<()>>,
+    /// Whether other live instances share the store (their commits reach
+    /// this instance's streams only by polling).
+    peers: std::sync::atomic::AtomicBool,
+    /// Wakes the timers when something may have become due.
+    pub due: Notify,
+    /// Wakes the workflow engine when an execution a run started has ended.
+    pub run_ended: Notify,
+    /// How often open streams' tokens are checked against the store (a
+    /// token revoked on another instance, or expired): `auth.cache_ttl_ms`.
+    pub token_check: std::time::Duration,
+}
+
+const SYSTEM: &str = "system";
+
+impl Kernel {
+    pub fn new(
+        store: Store,
+        ledger: Ledger,
+        policy: Arc<PolicyService>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        cfg: KernelConfig,
+        instance: String,
+    ) -> Self {
+        Kernel {
+            store,
+            ledger,
+            policy,
+            clock,
+            metrics,
+            hub: Hub::default(),
+            cfg,
+            instance,
+            locks: (0..64).map(|_| Mutex::new(())).collect(),
+            peers: std::sync::atomic::AtomicBool::new(false),
+            due: Notify::new(),
+            run_ended: Notify::new(),
+            token_check: std::time::Duration::from_millis(crate::config::AuthConfig::default().cache_ttl_ms),
+        }
+    }
+
+    /// The same kernel, checking its open streams' tokens this often.
+    pub fn with_token_check(mut self, every: std::time::Duration) -> Self {
+        self.token_check = every;
+        self
+    }
+
+    fn lock_of(&self, execution_id: &str) -> &Mutex<()> {
+        let h = blake3::hash(execution_id.as_bytes());
+        &self.locks[h.as_bytes()[0] as usize % self.locks.len()]
+    }
+
+    async fn load(&self, tenant_id: &str, id: &str) -> Result<ExecutionRow> {
+        match self.store.kernel_execution(id).await? {
+            Some(e) if e.tenant_id == tenant_id => Ok(e),
+            _ => Err(KernelError::UnknownExecution(id.to_string())),
+        }
+    }
+
+    async fn step_of(&self, exec: &ExecutionRow, step_id: &str) -> Result<StepRow> {
+        match self.store.kernel_step(step_id).await? {
+            Some(s) if s.execution_id == exec.id => Ok(s),
+            _ => Err(KernelError::UnknownStep(step_id.to_string())),
+        }
+    }
+
+    /// Writes the edit and appends its history to the ledger, in one
+    /// transaction (the ledger writer's, group-committed with others), then
+    /// wakes the streams it pushed to.
+    async fn commit(&self, mut edit: Edit) -> Result<Committed> {
+        edit.exec.version += 1;
+        edit.exec.updated_at = edit.now;
+        let change = Change {
+            executions: vec![(edit.exec.clone(), edit.expected)],
+            steps: std::mem::take(&mut edit.steps),
+            history: std::mem::take(&mut edit.history),
+            pushes: std::mem::take(&mut edit.pushes),
+            approval: edit.approval.take(),
+            ..Change::default()
+        };
+        let records = change.history.iter().map(record_of).collect();
+        let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
+        let recipients: Vec<String> = change.pushes.iter().map(|p| p.recipient.clone()).collect();
+        let pending = change.steps.iter().any(|(s, _)| s.state == StepState::Pending);
+        let receipts = match self.ledger.append_with(records, change).await {
+            Ok(r) => r,
+            Err(AppendError::Changed(what)) => return Err(KernelError::Store(StoreError::Changed(what))),
+            Err(e) => return Err(e.into()),
+        };
+        for kind in kinds {
+            self.metrics
+                .kernel_transitions
+                .get_or_create(&KindLabels { kind })
+                .inc();
+        }
+        self.after_commit(&recipients, pending);
+        if edit.exec.workflow_run.is_some() && edit.exec.state.is_terminal() {
+            self.run_ended.notify_one();
+        }
+        Ok(Committed {
+            exec: edit.exec,
+            receipts,
+        })
+    }
+
+    /// What follows a commit made outside this module (the workflow
+    /// engine's): streams woken, timers told of pending steps.
+    pub fn after_commit(&self, recipients: &[String], pending: bool) {
+        for r in recipients {
+            self.hub.wake(r);
+        }
+        if pending {
+            self.due.notify_one();
+        }
+    }
+
+    /// Counts committed history kinds in the metrics.
+    pub fn count_transitions<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            if let Some(kind) = kind_of(kind) {
+                self.metrics
+                    .kernel_transitions
+                    .get_or_create(&KindLabels { kind })
+                    .inc();
+            }
+        }
+    }
+}

@@ -18,7 +18,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Kernel, KernelError};
+use serde_json::json;
+
+use super::edit::Edit;
+use super::error::Result;
+use super::model::*;
+use super::streams::*;
+use super::{Kernel, KernelError, SYSTEM};
+use crate::clock::rfc3339_ms;
 use crate::store::StoreError;
 use crate::supervise::TaskCtx;
 
@@ -79,5 +86,180 @@ pub async fn run(kernel: Arc<Kernel>, mut stop: watch::Receiver<bool>, ctx: Task
             _ = kernel.due.notified() => {}
             _ = stop.changed() => return Ok(()),
         }
+    }
+}
+
+impl Kernel {
+    /// One pass over what is due. Returns how many things moved.
+    pub async fn tick(&self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let mut moved = 0;
+        for s in self.store.kernel_due_steps(now, 500).await? {
+            match self.step_due(&s.execution_id, &s.id).await {
+                Ok(true) => moved += 1,
+                Ok(false) => {}
+                Err(KernelError::Store(StoreError::Changed(_))) => {}
+                Err(e) => tracing::warn!(step = %s.id, error = %e, "kernel: a due step could not move"),
+            }
+        }
+        let lost_before = now - (self.cfg.agent_timeout_secs as i64) * 1000;
+        for e in self.store.kernel_due_executions(now, lost_before, 500).await? {
+            match self.execution_due(&e.id).await {
+                Ok(true) => moved += 1,
+                Ok(false) => {}
+                Err(KernelError::Store(StoreError::Changed(_))) => {}
+                Err(err) => tracing::warn!(execution = %e.id, error = %err, "kernel: a due execution could not move"),
+            }
+        }
+        self.assign_waiting(None).await?;
+        Ok(moved)
+    }
+
+    pub(super) async fn step_due(&self, execution_id: &str, step_id: &str) -> Result<bool> {
+        let _g = self.lock_of(execution_id).lock().await;
+        let Some(step) = self.store.kernel_step(step_id).await? else {
+            return Ok(false);
+        };
+        let Some(exec) = self.store.kernel_execution(execution_id).await? else {
+            return Ok(false);
+        };
+        if step.state.is_terminal() || exec.state.is_terminal() {
+            return Ok(false);
+        }
+        let now = self.clock.now_ms();
+        let mut edit = Edit::of(exec, now);
+        if step.review == Some(ReviewState::Waiting) {
+            if step.review_expires_at.is_none_or(|t| t > now) {
+                return Ok(false);
+            }
+            let mut s = step.clone();
+            s.review = Some(ReviewState::Expired);
+            edit.put_step(s.clone(), Some(step.state));
+            edit.record(
+                "kernel.approval.expired",
+                SYSTEM,
+                json!({"step_id": s.id, "on_expiry": s.on_expiry.as_str()}),
+            );
+            let s = edit.move_step(
+                &s,
+                StepState::Cancelled,
+                "kernel.step.cancelled",
+                SYSTEM,
+                json!({"reason": "the review expired"}),
+            )?;
+            match s.on_expiry {
+                OnExpiry::Fail => {
+                    self.end(
+                        &mut edit,
+                        ExecState::Failed,
+                        SYSTEM,
+                        json!({"reason": "the review expired", "step_id": s.id, "timed_out": true}),
+                    )
+                    .await?;
+                }
+                OnExpiry::Continue => {
+                    edit.move_exec(
+                        ExecState::Running,
+                        "kernel.execution.resumed",
+                        SYSTEM,
+                        json!({"step_id": s.id, "reason": "review expired"}),
+                    )?;
+                    let data = json!({"execution_id": edit.exec.id, "step_id": s.id, "state": "cancelled",
+                        "review": "expired", "execution_state": "running"});
+                    let agent = edit.agent();
+                    edit.push(agent, "step.result", data);
+                    if edit.exec.conn.is_none() {
+                        release(&mut edit, SYSTEM, "no agent stream holds it")?;
+                    }
+                }
+            }
+        } else if step.deadline_at.is_some_and(|t| t <= now) {
+            let s = edit.move_step(
+                &step,
+                StepState::TimedOut,
+                "kernel.step.timed_out",
+                SYSTEM,
+                json!({"deadline_at": step.deadline_at.map(rfc3339_ms)}),
+            )?;
+            if let (true, Some(runner)) = (step.state != StepState::Pending, &step.runner_id) {
+                let r = runner_recipient(&edit.exec.tenant_id, runner);
+                edit.push(
+                    r,
+                    "job.cancelled",
+                    json!({"step_id": s.id, "execution_id": edit.exec.id, "reason": "timed out",
+                        "idempotency_key": s.idempotency_key}),
+                );
+            }
+            // Whether a timed-out call ran is unknown: only an idempotent
+            // tool is tried again.
+            self.after_failure(&mut edit, &s, s.idempotent, SYSTEM)?;
+        } else if step.state == StepState::Pending {
+            let s = self.dispatch(&mut edit, &step, SYSTEM)?;
+            if edit.steps.is_empty() {
+                return Ok(false);
+            }
+            self.commit(edit).await?;
+            return Ok(s.state != StepState::Pending);
+        } else {
+            return Ok(false);
+        }
+        self.commit(edit).await?;
+        Ok(true)
+    }
+
+    pub(super) async fn execution_due(&self, id: &str) -> Result<bool> {
+        let _g = self.lock_of(id).lock().await;
+        let Some(exec) = self.store.kernel_execution(id).await? else {
+            return Ok(false);
+        };
+        let now = self.clock.now_ms();
+        let lost_before = now - (self.cfg.agent_timeout_secs as i64) * 1000;
+        let mut edit = Edit::of(exec.clone(), now);
+        if exec.state.is_terminal() {
+            return Ok(false);
+        } else if exec.deadline_at <= now {
+            let to = if exec.state == ExecState::Pending {
+                ExecState::Cancelled
+            } else {
+                ExecState::Failed
+            };
+            self.end(
+                &mut edit,
+                to,
+                SYSTEM,
+                json!({"reason": "the execution timed out", "deadline_at": rfc3339_ms(exec.deadline_at),
+                    "timed_out": true}),
+            )
+            .await?;
+        } else if exec.state == ExecState::Blocked && exec.agent_lost_at.is_some_and(|t| t <= lost_before) {
+            self.end(
+                &mut edit,
+                ExecState::Failed,
+                SYSTEM,
+                json!({"reason": "its agent did not come back in time",
+                    "agent_timeout_secs": self.cfg.agent_timeout_secs}),
+            )
+            .await?;
+        } else if exec.state == ExecState::Blocked
+            && exec.waiting_on == Some(WaitingOn::Signal)
+            && exec.wake_at.is_some_and(|t| t <= now)
+        {
+            edit.move_exec(
+                ExecState::Running,
+                "kernel.execution.resumed",
+                SYSTEM,
+                json!({"reason": "its wait ended"}),
+            )?;
+            let data = json!({"execution_id": id, "reason": "timer"});
+            let agent = edit.agent();
+            edit.push(agent, "execution.resumed", data);
+            if edit.exec.conn.is_none() {
+                release(&mut edit, SYSTEM, "no agent stream holds it")?;
+            }
+        } else {
+            return Ok(false);
+        }
+        self.commit(edit).await?;
+        Ok(true)
     }
 }

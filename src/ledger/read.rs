@@ -1,4 +1,6 @@
-//! Proofs and exports read from the store.
+//! Everything read back from the ledger's store: entries (parsed, or an
+//! error naming the entry), proofs and exports. Nothing outside the ledger
+//! and the store parses a stored entry itself.
 //!
 //! A proof is planned first ([`merkle::inclusion_nodes`],
 //! [`merkle::consistency_nodes`]: which complete subtrees it needs), then
@@ -10,10 +12,10 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::entry::GENESIS_PREV;
+use super::entry::{Entry, GENESIS_PREV};
 use super::export::{self, Header, KeyInfo};
 use super::merkle::{self, Frontier, Hash, NodeId};
-use crate::store::{Store, StoreError};
+use crate::store::{EntryRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -22,6 +24,95 @@ pub enum ReadError {
     /// A subtree a proof needs is not in the store: rows were deleted.
     #[error("the ledger store lacks subtree {level}/{index}; run `warden fsck`")]
     Missing { level: u32, index: u64 },
+    /// A stored entry does not read back as an entry (or as what its kind
+    /// says it holds): its row was changed.
+    #[error("ledger entry {index} does not read back: {why}; run `warden fsck`")]
+    Unreadable { index: u64, why: String },
+}
+
+/// An entry read back: its stored row (index, hash, bytes) and the entry
+/// the bytes hold.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub row: EntryRow,
+    pub entry: Entry,
+}
+
+impl Stored {
+    fn of(row: EntryRow) -> Result<Self, ReadError> {
+        match Entry::from_bytes(&row.bytes) {
+            Ok(entry) => Ok(Stored { row, entry }),
+            Err(e) => Err(ReadError::Unreadable {
+                index: row.index,
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    /// The entry's payload as `T` (a decision record, …); an entry that
+    /// does not hold one is [`ReadError::Unreadable`].
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, ReadError> {
+        serde_json::from_value(self.entry.payload.clone()).map_err(|e| ReadError::Unreadable {
+            index: self.row.index,
+            why: format!("it is not a {what}: {e}"),
+        })
+    }
+}
+
+fn all(rows: Vec<EntryRow>) -> Result<Vec<Stored>, ReadError> {
+    rows.into_iter().map(Stored::of).collect()
+}
+
+/// Entry `index` of the tenant's log, if written.
+pub async fn entry(store: &Store, tenant_id: &str, index: u64) -> Result<Option<Stored>, ReadError> {
+    store.ledger_entry(tenant_id, index).await?.map(Stored::of).transpose()
+}
+
+/// The first entry of `kind` recorded about `subject` (a decision id, an
+/// event id, …).
+pub async fn entry_about(
+    store: &Store,
+    tenant_id: &str,
+    kind: &str,
+    subject: &str,
+) -> Result<Option<Stored>, ReadError> {
+    store
+        .ledger_entry_by_subject(tenant_id, kind, subject)
+        .await?
+        .map(Stored::of)
+        .transpose()
+}
+
+/// Entries `[from, to)` of the tenant's log, at most `limit`, in order.
+pub async fn entries(store: &Store, tenant_id: &str, from: u64, to: u64, limit: u32) -> Result<Vec<Stored>, ReadError> {
+    all(store.ledger_entries(tenant_id, from, to, limit).await?)
+}
+
+/// Entries recorded about `subject` (a workflow run, …), after index
+/// `after`, at most `limit`, in order.
+pub async fn entries_about(
+    store: &Store,
+    tenant_id: &str,
+    subject: &str,
+    after: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Stored>, ReadError> {
+    all(store.ledger_entries_about(tenant_id, subject, after, limit).await?)
+}
+
+/// Entries of `kind` appended at `ts_from <= ts < ts_to` (epoch ms), after
+/// index `after`, at most `limit`, in order.
+pub async fn entries_of_kind(
+    store: &Store,
+    tenant_id: &str,
+    kind: &str,
+    (ts_from, ts_to): (i64, i64),
+    after: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Stored>, ReadError> {
+    all(store
+        .ledger_entries_of_kind(tenant_id, kind, ts_from, ts_to, after, limit)
+        .await?)
 }
 
 /// The lowest level of complete subtrees the store keeps (besides the

@@ -34,7 +34,7 @@ use super::read::MIN_STORED_LEVEL;
 use super::receipt::Receipt;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{CheckpointRow, EntryRow, KernelChange, LedgerKeyRow, LedgerTx, LogHead, Store, StoreError};
+use crate::store::{Applied, Change, CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead, Store, StoreError};
 
 /// What a caller asks to record.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
 /// commit with them or not at all.
 struct Append {
     records: Vec<Record>,
-    change: Option<Box<KernelChange>>,
+    change: Option<Box<Change>>,
     reply: Reply<Vec<Receipt>>,
 }
 
@@ -352,7 +352,7 @@ impl Ledger {
     /// Appends records and writes `change` in the same transaction: both
     /// commit, or neither. Fails with [`AppendError::Changed`] (and writes
     /// nothing) when the change's conditions no longer hold.
-    pub async fn append_with(&self, records: Vec<Record>, change: KernelChange) -> Result<Vec<Receipt>, AppendError> {
+    pub async fn append_with(&self, records: Vec<Record>, change: Change) -> Result<Vec<Receipt>, AppendError> {
         self.submit(records, Some(Box::new(change))).await
     }
 
@@ -361,11 +361,7 @@ impl Ledger {
         self.max_payload
     }
 
-    async fn submit(
-        &self,
-        records: Vec<Record>,
-        change: Option<Box<KernelChange>>,
-    ) -> Result<Vec<Receipt>, AppendError> {
+    async fn submit(&self, records: Vec<Record>, change: Option<Box<Change>>) -> Result<Vec<Receipt>, AppendError> {
         for r in &records {
             check_record(r, self.max_payload)?;
         }
@@ -659,14 +655,14 @@ impl Writer {
         let mut applied = Vec::with_capacity(batch.len());
         for a in batch {
             applied.push(match &a.change {
-                Some(change) => tx.kernel_apply(change).await?.is_some(),
-                None => true,
+                Some(change) => tx.apply(change).await?,
+                None => Applied::Written,
             });
         }
         let records: Vec<&Record> = batch
             .iter()
             .zip(&applied)
-            .filter(|(_, ok)| **ok)
+            .filter(|(_, done)| **done == Applied::Written)
             .flat_map(|(a, _)| &a.records)
             .collect();
         let mut order: Vec<&str> = Vec::new();
@@ -704,23 +700,17 @@ impl Writer {
         }
         let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
         let mut results = Vec::with_capacity(batch.len());
-        let mut indexed = Vec::new();
-        for (a, ok) in batch.iter().zip(&applied) {
-            if !*ok {
-                results.push(Err(AppendError::Changed("execution or step")));
+        for (a, done) in batch.iter().zip(&applied) {
+            if let Applied::Moved(what) = *done {
+                results.push(Err(AppendError::Changed(what)));
                 continue;
             }
             let mine: Vec<Receipt> = receipts.by_ref().take(a.records.len()).collect();
             if let Some(change) = &a.change {
-                // The kernel's records are its history rows, in order.
-                for (h, r) in change.history.iter().zip(&mine) {
-                    indexed.push((h.execution_id.as_str(), h.seq, r.index));
-                }
+                let indexes: Vec<u64> = mine.iter().map(|r| r.index).collect();
+                tx.recorded(change, &indexes).await?;
             }
             results.push(Ok(mine));
-        }
-        if !indexed.is_empty() {
-            tx.kernel_index_history(&indexed).await?;
         }
         Ok((results, moved))
     }

@@ -19,6 +19,7 @@ pub mod compiled;
 pub mod decision;
 pub mod gate;
 pub mod rego_scan;
+pub mod replay;
 pub mod rewrite;
 pub mod service;
 pub mod signature;

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::ledger::canonical;
 use crate::workflow::decode::{Unreadable, read_strict};
 
+pub mod registry;
 #[cfg(test)]
 mod tests;
 

@@ -1,42 +1,18 @@
 //! The execution kernel's tables. A change of the kernel (an execution, its
 //! steps, its history entries, the messages it pushes, a reviewer's verdict)
-//! is written by [`LedgerTx::kernel_apply`] inside the ledger writer's batch
-//! transaction, with its ledger entries, conditional on the execution's
-//! version and on each step's previous state, so two writers (two requests,
-//! or two instances) never both move the same thing.
+//! is a [`super::Change`], written by the functions here inside the ledger
+//! writer's batch transaction, with its ledger entries, conditional on the
+//! execution's version and on each step's previous state, so two writers
+//! (two requests, or two instances) never both move the same thing.
 
 use sqlx::Row;
 
-use super::ledger::{LedgerTx, TxConn};
-use super::runs::WorkflowRunRow;
+use super::ledger::TxConn;
 use super::{Pool, Result, Store, StoreError};
 use crate::kernel::model::{
     ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
     kind_of, push_event_of,
 };
-
-/// One change of the kernel, written atomically.
-#[derive(Debug, Default)]
-pub struct KernelChange {
-    /// Executions' new rows, each with the version it must still have
-    /// (None: a new execution).
-    pub executions: Vec<(ExecutionRow, Option<i64>)>,
-    /// Steps' new rows, each with the state it must still be in (None: new).
-    pub steps: Vec<(StepRow, Option<StepState>)>,
-    pub history: Vec<HistoryRow>,
-    /// Messages for streams; their `seq` is assigned here.
-    pub pushes: Vec<PushRow>,
-    pub approval: Option<ApprovalRow>,
-    /// A workflow run's new row, and the version it must still have (None:
-    /// a new run).
-    pub run: Option<(WorkflowRunRow, Option<i64>)>,
-    /// Ended executions their run has now taken in.
-    pub settled: Vec<String>,
-    /// A new workflow definition version (its upload's entry commits with it).
-    pub workflow_definition: Option<super::WorkflowRow>,
-    /// A new skill version (its registration's entry commits with it).
-    pub skill: Option<super::SkillRow>,
-}
 
 const EXEC_COLS: &str = "id, tenant_id, agent_id, state, input, labels, output, initiator, initiator_token, conn, \
     agent_token, waiting_on, deadline_at, wake_at, agent_lost_at, version, seq, created_at, updated_at, workflow_run, \
@@ -183,265 +159,196 @@ pub struct DeclaredTool {
     pub idempotent: bool,
 }
 
-/// The statements of one kernel change, on `$tx` (a `&mut Transaction`).
-/// Returns early with [`StoreError::Changed`] when a conditional write finds
-/// its row moved.
-macro_rules! apply_change {
-    ($tx:ident, $change:expr, $pushed:ident) => {{
-        let change: &KernelChange = $change;
-        if let Some((run, expected)) = &change.run {
-            let q = sqlx::query(sqlx::AssertSqlSafe(super::runs::run_write_sql(*expected)));
-            let done = super::runs::bind_run!(q, run, expected)
-                .execute(&mut **$tx)
-                .await
-                .map_err(super::conflict("workflow run"))?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Changed("workflow run"));
-            }
-        }
-        if let Some(w) = &change.workflow_definition {
-            // Written only here, with the entry of its upload.
-            sqlx::query(sqlx::AssertSqlSafe(super::workflows::insert_sql()))
-                .bind(&w.tenant_id)
-                .bind(&w.name)
-                .bind(w.version)
-                .bind(&w.digest)
-                .bind(&w.source)
-                .bind(&w.definition)
-                .bind(&w.created_by)
-                .bind(w.created_at)
-                .execute(&mut **$tx)
-                .await
-                .map_err(super::changed_on_unique("workflow version"))?;
-        }
-        if let Some(sk) = &change.skill {
-            // Written only here, with the entry of its registration.
-            let (major, minor, patch, pre) = super::skills::parts(sk)?;
-            sqlx::query(super::skills::INSERT_SQL)
-                .bind(&sk.tenant_id)
-                .bind(&sk.skill_id)
-                .bind(&sk.version)
-                .bind(major)
-                .bind(minor)
-                .bind(patch)
-                .bind(pre)
-                .bind(&sk.digest)
-                .bind(&sk.manifest)
-                .bind(&sk.created_by)
-                .bind(sk.created_at)
-                .execute(&mut **$tx)
-                .await
-                .map_err(super::changed_on_unique("skill version"))?;
-        }
-        for id in &change.settled {
-            sqlx::query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")
-                .bind(id)
-                .execute(&mut **$tx)
-                .await?;
-        }
-        for (e, expected) in &change.executions {
-            let sql = match expected {
-                None => format!(
-                    "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
-                        ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22,$23,$24)"
-                ),
-                Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
-                        output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
-                        deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
-                        updated_at=$19, workflow_run=$21, context=$22, initiator_subject=$23, agent_subjects=$24 \
-                        WHERE id=$1 AND version=$20"
-                    .to_string(),
-            };
-            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&e.id)
-                .bind(&e.tenant_id)
-                .bind(&e.agent_id)
-                .bind(e.state.as_str())
-                .bind(text(&e.input))
-                .bind(serde_json::Value::Object(e.labels.clone()).to_string())
-                .bind(text_opt(&e.output))
-                .bind(&e.initiator)
-                .bind(&e.initiator_token)
-                .bind(&e.conn)
-                .bind(&e.agent_token)
-                .bind(e.waiting_on.map(|w| w.as_str()))
-                .bind(e.deadline_at)
-                .bind(e.wake_at)
-                .bind(e.agent_lost_at)
-                .bind(e.version)
-                .bind(e.seq)
-                .bind(e.created_at)
-                .bind(e.updated_at)
-                .bind(expected.unwrap_or_default())
-                .bind(&e.workflow_run)
-                .bind(text_opt(&e.context))
-                .bind(&e.initiator_subject)
-                .bind(serde_json::to_string(&e.agent_subjects).unwrap_or_else(|_| "[]".into()))
-                .execute(&mut **$tx)
-                .await
-                .map_err(super::conflict("execution"))?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Changed("execution"));
-            }
-        }
-        for (s, expected) in &change.steps {
-            let sql = match expected {
-                None => format!(
-                    "INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
-                        $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$29)"
-                ),
-                Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
-                        args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
-                        idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
-                        deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
-                        on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27, \
-                        runner_token=$29 WHERE id=$1 AND state=$28"
-                    .to_string(),
-            };
-            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&s.id)
-                .bind(&s.execution_id)
-                .bind(&s.tenant_id)
-                .bind(&s.tool)
-                .bind(text(&s.arguments))
-                .bind(&s.args_hash)
-                .bind(s.attempt)
-                .bind(s.max_attempts)
-                .bind(s.backoff_ms)
-                .bind(s.state.as_str())
-                .bind(s.remote)
-                .bind(s.idempotent)
-                .bind(&s.idempotency_key)
-                .bind(&s.runner_id)
-                .bind(&s.decision_id)
-                .bind(s.timeout_ms)
-                .bind(s.deadline_at)
-                .bind(s.not_before)
-                .bind(s.review.map(|r| r.as_str()))
-                .bind(s.review_needed)
-                .bind(s.review_expires_at)
-                .bind(s.on_expiry.as_str())
-                .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
-                .bind(text_opt(&s.result))
-                .bind(text_opt(&s.error))
-                .bind(s.created_at)
-                .bind(s.updated_at)
-                .bind(expected.map(|e| e.as_str()).unwrap_or_default())
-                .bind(&s.runner_token)
-                .execute(&mut **$tx)
-                .await
-                .map_err(super::conflict("step"))?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Changed("step"));
-            }
-        }
-        if let Some(a) = &change.approval {
-            sqlx::query(
-                "INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
-                    reason, args_hash, at, subject) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-            )
-            .bind(&a.step_id)
-            .bind(&a.tenant_id)
-            .bind(&a.reviewer_token)
-            .bind(&a.reviewer)
-            .bind(a.approve)
-            .bind(&a.reason)
-            .bind(&a.args_hash)
-            .bind(a.at)
-            .bind(&a.subject)
-            .execute(&mut **$tx)
-            .await
-            .map_err(super::changed_on_unique("verdict"))?;
-        }
-        for h in &change.history {
-            sqlx::query(
-                "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
-                    VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            )
-            .bind(&h.execution_id)
-            .bind(h.seq)
-            .bind(&h.tenant_id)
-            .bind(h.kind)
-            .bind(&h.actor)
-            .bind(text(&h.payload))
-            .bind(h.at)
-            .execute(&mut **$tx)
-            .await
-            .map_err(super::conflict("history entry"))?;
-        }
-        for p in &change.pushes {
-            // Per recipient, in commit order: a concurrent writer
-            // computing the same number fails on the primary key.
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1 \
-                 RETURNING seq",
-            )
-            .bind(&p.recipient)
-            .bind(p.event)
-            .bind(text(&p.data))
-            .bind(p.created_at)
-            .fetch_one(&mut **$tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
-                _ => StoreError::Database(e),
-            })?;
-            $pushed.push(PushRow { seq, ..p.clone() });
-        }
-    }};
-}
-
-/// Runs `$body` with `$tx` the batch's transaction, whichever the backend.
-macro_rules! on_ledger_tx {
-    ($self:expr, $tx:ident => $body:expr) => {
-        match &mut $self.conn {
-            TxConn::Sqlite($tx) => $body,
-            TxConn::Postgres($tx) => $body,
-        }
+/// Writes an execution's row: an insert (`expected` None) or an update
+/// conditional on the version it was read at ([`StoreError::Changed`] when
+/// it moved).
+pub(super) async fn write_execution(conn: &mut TxConn, e: &ExecutionRow, expected: Option<i64>) -> Result<()> {
+    let sql = match expected {
+        None => format!(
+            "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
+                ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22,$23,$24)"
+        ),
+        Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
+                output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
+                deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
+                updated_at=$19, workflow_run=$21, context=$22, initiator_subject=$23, agent_subjects=$24 \
+                WHERE id=$1 AND version=$20"
+            .to_string(),
     };
+    let written = on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&e.id)
+        .bind(&e.tenant_id)
+        .bind(&e.agent_id)
+        .bind(e.state.as_str())
+        .bind(text(&e.input))
+        .bind(serde_json::Value::Object(e.labels.clone()).to_string())
+        .bind(text_opt(&e.output))
+        .bind(&e.initiator)
+        .bind(&e.initiator_token)
+        .bind(&e.conn)
+        .bind(&e.agent_token)
+        .bind(e.waiting_on.map(|w| w.as_str()))
+        .bind(e.deadline_at)
+        .bind(e.wake_at)
+        .bind(e.agent_lost_at)
+        .bind(e.version)
+        .bind(e.seq)
+        .bind(e.created_at)
+        .bind(e.updated_at)
+        .bind(expected.unwrap_or_default())
+        .bind(&e.workflow_run)
+        .bind(text_opt(&e.context))
+        .bind(&e.initiator_subject)
+        .bind(serde_json::to_string(&e.agent_subjects).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut **tx)
+        .await
+        .map(|d| d.rows_affected()))
+    .map_err(super::conflict("execution"))?;
+    if written != 1 {
+        return Err(StoreError::Changed("execution"));
+    }
+    Ok(())
 }
 
-impl LedgerTx {
-    /// Applies a kernel change inside a savepoint of the ledger's batch
-    /// transaction: `Ok(Some(pushes))` when applied (with the stream
-    /// messages' assigned numbers), `Ok(None)` when the execution or a step
-    /// moved since it was read (nothing of it stays; the batch goes on).
-    pub async fn kernel_apply(&mut self, change: &KernelChange) -> Result<Option<Vec<PushRow>>> {
-        on_ledger_tx!(self, tx => {
-            sqlx::query("SAVEPOINT kernel_change").execute(&mut **tx).await?;
-            let outcome: Result<Vec<PushRow>> = async {
-                let mut pushed = Vec::with_capacity(change.pushes.len());
-                apply_change!(tx, change, pushed);
-                Ok(pushed)
-            }
-            .await;
-            match outcome {
-                Ok(pushed) => {
-                    sqlx::query("RELEASE SAVEPOINT kernel_change").execute(&mut **tx).await?;
-                    Ok(Some(pushed))
-                }
-                Err(StoreError::Changed(_)) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT kernel_change").execute(&mut **tx).await?;
-                    sqlx::query("RELEASE SAVEPOINT kernel_change").execute(&mut **tx).await?;
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        })
+/// Writes a step's row: an insert (`expected` None) or an update
+/// conditional on the state it was read in ([`StoreError::Changed`] when it
+/// moved).
+pub(super) async fn write_step(conn: &mut TxConn, s: &StepRow, expected: Option<StepState>) -> Result<()> {
+    let sql = match expected {
+        None => format!(
+            "INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
+                $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$29)"
+        ),
+        Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
+                args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
+                idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
+                deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
+                on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27, \
+                runner_token=$29 WHERE id=$1 AND state=$28"
+            .to_string(),
+    };
+    let written = on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&s.id)
+        .bind(&s.execution_id)
+        .bind(&s.tenant_id)
+        .bind(&s.tool)
+        .bind(text(&s.arguments))
+        .bind(&s.args_hash)
+        .bind(s.attempt)
+        .bind(s.max_attempts)
+        .bind(s.backoff_ms)
+        .bind(s.state.as_str())
+        .bind(s.remote)
+        .bind(s.idempotent)
+        .bind(&s.idempotency_key)
+        .bind(&s.runner_id)
+        .bind(&s.decision_id)
+        .bind(s.timeout_ms)
+        .bind(s.deadline_at)
+        .bind(s.not_before)
+        .bind(s.review.map(|r| r.as_str()))
+        .bind(s.review_needed)
+        .bind(s.review_expires_at)
+        .bind(s.on_expiry.as_str())
+        .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
+        .bind(text_opt(&s.result))
+        .bind(text_opt(&s.error))
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(expected.map(|e| e.as_str()).unwrap_or_default())
+        .bind(&s.runner_token)
+        .execute(&mut **tx)
+        .await
+        .map(|d| d.rows_affected()))
+    .map_err(super::conflict("step"))?;
+    if written != 1 {
+        return Err(StoreError::Changed("step"));
     }
+    Ok(())
+}
 
-    /// Notes the ledger index of history entries written in this transaction.
-    pub async fn kernel_index_history(&mut self, done: &[(&str, i64, u64)]) -> Result<()> {
-        on_ledger_tx!(self, tx => {
-            for (execution_id, seq, index) in done {
-                sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
-                    .bind(*execution_id).bind(*seq).bind(*index as i64)
-                    .execute(&mut **tx).await?;
-            }
-        });
-        Ok(())
-    }
+/// Records a reviewer's verdict; a second verdict by the same reviewer on
+/// the same step is [`StoreError::Changed`].
+pub(super) async fn insert_approval(conn: &mut TxConn, a: &ApprovalRow) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query(
+        "INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
+            reason, args_hash, at, subject) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+    )
+    .bind(&a.step_id)
+    .bind(&a.tenant_id)
+    .bind(&a.reviewer_token)
+    .bind(&a.reviewer)
+    .bind(a.approve)
+    .bind(&a.reason)
+    .bind(&a.args_hash)
+    .bind(a.at)
+    .bind(&a.subject)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ()))
+    .map_err(super::changed_on_unique("verdict"))
+}
+
+/// Appends one entry to an execution's history.
+pub(super) async fn insert_history(conn: &mut TxConn, h: &HistoryRow) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query(
+        "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
+            VALUES ($1,$2,$3,$4,$5,$6,$7)",
+    )
+    .bind(&h.execution_id)
+    .bind(h.seq)
+    .bind(&h.tenant_id)
+    .bind(h.kind)
+    .bind(&h.actor)
+    .bind(text(&h.payload))
+    .bind(h.at)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ()))
+    .map_err(super::conflict("history entry"))
+}
+
+/// Notes the ledger index of the entry that recorded a history row.
+pub(super) async fn index_history(conn: &mut TxConn, execution_id: &str, seq: i64, index: u64) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
+        .bind(execution_id)
+        .bind(seq)
+        .bind(index as i64)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Queues a message for a stream. Its `seq` is the recipient's next, in
+/// commit order: a concurrent writer computing the same number fails on
+/// the primary key ([`StoreError::Changed`]).
+pub(super) async fn push(conn: &mut TxConn, p: &PushRow) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query(
+        "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1",
+    )
+    .bind(&p.recipient)
+    .bind(p.event)
+    .bind(text(&p.data))
+    .bind(p.created_at)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ()))
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
+        _ => StoreError::Database(e),
+    })
+}
+
+/// Marks an ended execution as taken in by its workflow run.
+pub(super) async fn settle(conn: &mut TxConn, execution_id: &str) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")
+        .bind(execution_id)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ()))?;
+    Ok(())
 }
 
 /// Which executions wait for an agent stream.

@@ -158,6 +158,12 @@ impl Drop for LedgerTx {
 }
 
 impl LedgerTx {
+    /// Runs one statement without parameters (a savepoint's) in the batch.
+    pub(super) async fn execute(&mut self, sql: &'static str) -> Result<()> {
+        with_tx!(self, tx => sqlx::query(sql).execute(&mut **tx).await.map(|_| ()))?;
+        Ok(())
+    }
+
     /// The head of the tenant's log, locked until commit; None for a log
     /// with no entries yet.
     pub async fn lock_head(&mut self, tenant_id: &str) -> Result<Option<LogHead>> {

@@ -151,13 +151,27 @@ macro_rules! with_write_tx {
     };
 }
 
+/// Runs `$body` with `$tx` the connection of a ledger batch's transaction
+/// (`$conn`, a `&mut TxConn`), whichever the backend: how each table's
+/// module writes its part of a [`Change`].
+macro_rules! on_conn {
+    ($conn:expr, $tx:ident => $body:expr) => {
+        match $conn {
+            $crate::store::ledger::TxConn::Sqlite($tx) => $body,
+            $crate::store::ledger::TxConn::Postgres($tx) => $body,
+        }
+    };
+}
+
+mod change;
 mod kernel;
 mod ledger;
 mod runs;
 mod sinks;
 mod skills;
 mod workflows;
-pub use kernel::{DeclaredTool, KernelChange};
+pub use change::{Applied, Change};
+pub use kernel::DeclaredTool;
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use runs::WorkflowRunRow;
 pub use sinks::{DeadLetterRow, TenantSinkRow};

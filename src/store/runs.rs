@@ -2,7 +2,7 @@
 //! the due-time queries the engine sleeps on, and the inbox of kernel
 //! executions a run started that have ended. A run's row is written only
 //! inside the ledger writer's transaction, with the entries recording the
-//! change ([`super::KernelChange::run`]).
+//! change ([`super::Change::run`]).
 //!
 //! A run's JSON columns are read leniently: one that does not parse (a
 //! position nested past what the JSON reader accepts, written before
@@ -100,7 +100,7 @@ macro_rules! run_from_row {
 
 /// The statement writing a run: an insert (`expected` None) or an update
 /// conditional on the version it was read at.
-pub(super) fn run_write_sql(expected: Option<i64>) -> String {
+fn run_write_sql(expected: Option<i64>) -> String {
     match expected {
         None => format!(
             "INSERT INTO workflow_runs ({RUN_COLS}) VALUES \
@@ -137,7 +137,21 @@ macro_rules! bind_run {
             .bind(&r.initiator_subject)
     }};
 }
-pub(super) use bind_run;
+
+/// Writes a run's row, inside a ledger batch: an insert (`expected` None)
+/// or an update conditional on the version it was read at
+/// ([`super::StoreError::Changed`] when it moved).
+pub(super) async fn write(conn: &mut super::ledger::TxConn, run: &WorkflowRunRow, expected: Option<i64>) -> Result<()> {
+    let written = on_conn!(conn, tx => {
+        let q = sqlx::query(sqlx::AssertSqlSafe(run_write_sql(expected)));
+        bind_run!(q, run, expected).execute(&mut **tx).await.map(|d| d.rows_affected())
+    })
+    .map_err(super::conflict("workflow run"))?;
+    if written != 1 {
+        return Err(super::StoreError::Changed("workflow run"));
+    }
+    Ok(())
+}
 
 impl Store {
     pub async fn workflow_run(&self, id: &str) -> Result<Option<WorkflowRunRow>> {

@@ -66,11 +66,33 @@ fn newest_first(rows: Vec<SkillRow>) -> Result<Vec<SkillRow>> {
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }
 
-pub(super) const INSERT_SQL: &str = "INSERT INTO skills (tenant_id, skill_id, version, major, minor, patch, pre, \
+const INSERT_SQL: &str = "INSERT INTO skills (tenant_id, skill_id, version, major, minor, patch, pre, \
     digest, manifest, created_by, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
 
+/// Writes a new version, inside a ledger batch with the entry of its
+/// registration; a version taken meanwhile is [`StoreError::Changed`].
+pub(super) async fn insert(conn: &mut super::ledger::TxConn, sk: &SkillRow) -> Result<()> {
+    let (major, minor, patch, pre) = parts(sk)?;
+    on_conn!(conn, tx => sqlx::query(INSERT_SQL)
+        .bind(&sk.tenant_id)
+        .bind(&sk.skill_id)
+        .bind(&sk.version)
+        .bind(major)
+        .bind(minor)
+        .bind(patch)
+        .bind(&pre)
+        .bind(&sk.digest)
+        .bind(&sk.manifest)
+        .bind(&sk.created_by)
+        .bind(sk.created_at)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ()))
+    .map_err(super::changed_on_unique("skill version"))
+}
+
 /// The ordering columns of a version: major, minor, patch, pre-release.
-pub(super) fn parts(s: &SkillRow) -> Result<(i64, i64, i64, String)> {
+fn parts(s: &SkillRow) -> Result<(i64, i64, i64, String)> {
     let v = s.semver()?;
     let part = |n: u64| {
         i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("skill version {} is out of range", s.version)))

@@ -35,8 +35,23 @@ macro_rules! workflow_from_row {
 
 const COLS: &str = "tenant_id, name, version, digest, source, definition, created_by, created_at";
 
-pub(super) fn insert_sql() -> String {
-    format!("INSERT INTO workflow_definitions ({COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+/// Writes a new version, inside a ledger batch with the entry of its
+/// upload; a version taken meanwhile is [`super::StoreError::Changed`].
+pub(super) async fn insert(conn: &mut super::ledger::TxConn, w: &WorkflowRow) -> Result<()> {
+    let sql = format!("INSERT INTO workflow_definitions ({COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)");
+    on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&w.tenant_id)
+        .bind(&w.name)
+        .bind(w.version)
+        .bind(&w.digest)
+        .bind(&w.source)
+        .bind(&w.definition)
+        .bind(&w.created_by)
+        .bind(w.created_at)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ()))
+    .map_err(super::changed_on_unique("workflow version"))
 }
 
 impl Store {

@@ -55,9 +55,9 @@ use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::kernel::Kernel;
 use crate::kernel::model::{ExecState, ExecutionRow};
-use crate::kernel::service::{Gate, Spawn, record_of};
+use crate::kernel::{Gate, Spawn, record_of};
 use crate::ledger::{AppendError, Ledger, Receipt, Record};
-use crate::store::{KernelChange, Store, StoreError, WorkflowRunRow};
+use crate::store::{Change, Store, StoreError, WorkflowRunRow};
 
 /// States entered per move at most; a longer synchronous stretch (a loop
 /// of `Pass` and `Choice`) goes on at the next pass, right away.
@@ -676,10 +676,10 @@ impl Conductor {
         run.position = serde_json::to_value(&position).map_err(|e| StoreError::Corrupt(format!("position: {e}")))?;
         run.version_no += 1;
         run.updated_at = now;
-        let mut change = KernelChange {
+        let mut change = Change {
             run: Some((run.clone(), expected)),
             settled,
-            ..KernelChange::default()
+            ..Change::default()
         };
         let mut recipients = Vec::new();
         for s in spawned {
@@ -787,9 +787,9 @@ impl Conductor {
 
     /// Marks an ended execution taken in when its run is gone.
     async fn settle_only(&self, execution: &str) -> Result<()> {
-        let change = KernelChange {
+        let change = Change {
             settled: vec![execution.to_string()],
-            ..KernelChange::default()
+            ..Change::default()
         };
         self.ledger.append_with(Vec::new(), change).await?;
         Ok(())
@@ -959,7 +959,7 @@ struct Move {
     position: Position,
     now: i64,
     records: Vec<RunRecord>,
-    spawned: Vec<crate::kernel::service::Spawned>,
+    spawned: Vec<crate::kernel::Spawned>,
     settled: Vec<String>,
     more: bool,
 }

@@ -48,6 +48,7 @@ pub mod interpreter;
 pub mod parameters;
 pub mod path;
 pub mod retry;
+pub mod upload;
 
 #[cfg(test)]
 mod interpreter_tests;

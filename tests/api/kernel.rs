@@ -1271,7 +1271,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
         at: 0,
         ledger_index: None,
     };
-    let stale = warden::store::KernelChange {
+    let stale = warden::store::Change {
         // Read at a version that has moved on since.
         executions: vec![(moved, Some(row.version - 1))],
         history: vec![entry.clone()],
@@ -1284,7 +1284,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
         ledger.append_all(vec![record("audit.note")])
     );
     assert!(
-        matches!(refused, Err(warden::ledger::AppendError::Changed(_))),
+        matches!(refused, Err(warden::ledger::AppendError::Changed("execution"))),
         "{refused:?}"
     );
     assert!(other.is_ok(), "{other:?}");
@@ -1301,7 +1301,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
     fresh.state = warden::kernel::model::ExecState::Cancelled;
     fresh.seq += 1;
     fresh.version += 1;
-    let change = warden::store::KernelChange {
+    let change = warden::store::Change {
         executions: vec![(fresh, Some(row.version))],
         history: vec![entry],
         ..Default::default()
@@ -1329,7 +1329,7 @@ async fn executions_held_by_a_silent_instance_are_given_back() {
     held.conn = Some("instance-gone/con_1".into());
     held.agent_token = Some("tok_gone".into());
     held.version += 1;
-    let change = warden::store::KernelChange {
+    let change = warden::store::Change {
         executions: vec![(held, Some(row.version))],
         ..Default::default()
     };

@@ -1,0 +1,121 @@
+//! The unit of work the ledger writer commits together with its entries.
+//!
+//! A domain that must record evidence of a write (the kernel moving an
+//! execution, the conductor moving a run, a skill or workflow version
+//! registered) fills a [`Change`] with its rows and hands it, with its
+//! records, to `Ledger::append_with`. The writer applies it with
+//! [`LedgerTx::apply`] inside its batch transaction, in a savepoint: the rows
+//! and the entries commit together or not at all, and a change whose
+//! conditions no longer hold (a row moved since it was read) leaves nothing
+//! behind while the rest of the batch goes on.
+//!
+//! Each part is written by one function in the store module of its table;
+//! this file only orders them. The ledger knows entries and trees; it never
+//! looks inside a change beyond its history rows (whose ledger index it
+//! notes).
+
+use super::ledger::LedgerTx;
+use super::runs::WorkflowRunRow;
+use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, runs, skills, workflows};
+use crate::kernel::model::{ApprovalRow, ExecutionRow, HistoryRow, PushRow, StepRow, StepState};
+
+/// What [`LedgerTx::apply`] did with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Every row is written (and commits with the batch).
+    Written,
+    /// The named row moved since it was read: nothing of the change stays,
+    /// and its records must be left out of the batch.
+    Moved(&'static str),
+}
+
+/// Rows written atomically with the ledger entries that record them.
+#[derive(Debug, Default)]
+pub struct Change {
+    /// Kernel executions' new rows, each with the version it must still
+    /// have (None: a new execution).
+    pub executions: Vec<(ExecutionRow, Option<i64>)>,
+    /// Kernel steps' new rows, each with the state it must still be in
+    /// (None: new).
+    pub steps: Vec<(StepRow, Option<StepState>)>,
+    /// Kernel history entries; each is recorded by one of the records
+    /// appended with the change, in order.
+    pub history: Vec<HistoryRow>,
+    /// Messages for streams; their `seq` is assigned here.
+    pub pushes: Vec<PushRow>,
+    /// A reviewer's verdict on a step.
+    pub approval: Option<ApprovalRow>,
+    /// A workflow run's new row, and the version it must still have (None:
+    /// a new run).
+    pub run: Option<(WorkflowRunRow, Option<i64>)>,
+    /// Ended executions their run has now taken in.
+    pub settled: Vec<String>,
+    /// A new workflow definition version (its upload's entry commits with it).
+    pub workflow_definition: Option<WorkflowRow>,
+    /// A new skill version (its registration's entry commits with it).
+    pub skill: Option<SkillRow>,
+}
+
+impl LedgerTx {
+    /// Applies `change` inside a savepoint of the ledger's batch
+    /// transaction. When a row it is conditional on moved since it was
+    /// read, nothing of it stays and the batch goes on.
+    pub async fn apply(&mut self, change: &Change) -> Result<Applied> {
+        self.execute("SAVEPOINT change").await?;
+        match write(self, change).await {
+            Ok(()) => {
+                self.execute("RELEASE SAVEPOINT change").await?;
+                Ok(Applied::Written)
+            }
+            Err(StoreError::Changed(what)) => {
+                self.execute("ROLLBACK TO SAVEPOINT change").await?;
+                self.execute("RELEASE SAVEPOINT change").await?;
+                Ok(Applied::Moved(what))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Notes, on the rows that keep it, the index of the ledger entry that
+    /// recorded each: `indexes` are the entries of the change's records, in
+    /// order (the kernel's records are its history rows, one each).
+    pub async fn recorded(&mut self, change: &Change, indexes: &[u64]) -> Result<()> {
+        for (h, index) in change.history.iter().zip(indexes) {
+            kernel::index_history(&mut self.conn, &h.execution_id, h.seq, *index).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Every part of `c`, in an order that keeps foreign keys satisfied.
+async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
+    let conn = &mut tx.conn;
+    if let Some((run, expected)) = &c.run {
+        runs::write(conn, run, *expected).await?;
+    }
+    if let Some(w) = &c.workflow_definition {
+        workflows::insert(conn, w).await?;
+    }
+    if let Some(sk) = &c.skill {
+        skills::insert(conn, sk).await?;
+    }
+    for id in &c.settled {
+        kernel::settle(conn, id).await?;
+    }
+    for (e, expected) in &c.executions {
+        kernel::write_execution(conn, e, *expected).await?;
+    }
+    for (s, expected) in &c.steps {
+        kernel::write_step(conn, s, *expected).await?;
+    }
+    if let Some(a) = &c.approval {
+        kernel::insert_approval(conn, a).await?;
+    }
+    for h in &c.history {
+        kernel::insert_history(conn, h).await?;
+    }
+    for p in &c.pushes {
+        kernel::push(conn, p).await?;
+    }
+    Ok(())
+}
