@@ -40,7 +40,7 @@ use warden_sinks::{Delivered, Event, SendError, Sink};
 use crate::audit;
 use crate::clock::{Clock, rfc3339_ms};
 use crate::config::{SinkConfig, SinkFilter, TenantSinksConfig};
-use crate::ledger::entry::Entry;
+use crate::ledger::read::{self, ReadError};
 use crate::metrics::{Metrics, SinkLabels};
 use crate::secrets::Keyring;
 use crate::store::{DeadLetterRow, Store, StoreError};
@@ -1150,35 +1150,28 @@ impl Runner {
     async fn pass(&mut self) -> Result<bool, Result<Stop, StoreError>> {
         self.lease().await?;
         let mut progressed = false;
-        let mut lag = 0u64;
-        for tenant in self.store.ledger_logs().await.map_err(Err)? {
-            if !self.h.delivers(&tenant) {
-                continue;
-            }
-            let size = match self.store.ledger_head(&tenant).await.map_err(Err)? {
-                Some(h) => h.size,
-                None => continue,
-            };
-            let cursor = self.store.sink_cursor(&self.h.key, &tenant).await.map_err(Err)?;
-            let from = cursor.map(|c| c + 1).unwrap_or(0);
-            lag += size.saturating_sub(from);
-            if from >= size {
-                continue;
-            }
+        // Reported before delivering (and again at each retry): a sink
+        // whose peer is down shows how far behind it is.
+        let (due, mut lag) = self.report_lag().await.map_err(Err)?;
+        let gauge = self.metrics.sink_lag.get_or_create(&self.labels).clone();
+        for (tenant, from, size) in due {
             self.lease().await?;
-            let rows = self
-                .store
-                .ledger_entries(&tenant, from, size, self.page)
+            // An entry that does not read back stops this sink (its task
+            // restarts and /health/ready names it) rather than being passed
+            // over: its event is never silently lost.
+            let entries = read::entries(&self.store, &tenant, from, size, self.page)
                 .await
-                .map_err(Err)?;
-            let Some(last) = rows.last().map(|r| r.index) else {
+                .map_err(|e| match e {
+                    ReadError::Store(e) => Err(e),
+                    other => Err(StoreError::Corrupt(other.to_string())),
+                })?;
+            let Some(last) = entries.last().map(|e| e.row.index) else {
                 continue;
             };
             progressed = true;
-            let events: Vec<Event> = rows
+            let events: Vec<Event> = entries
                 .iter()
-                .filter_map(|row| {
-                    let entry = Entry::from_bytes(&row.bytes).ok()?;
+                .filter_map(|read::Stored { row, entry }| {
                     let event = audit::event_of(&entry.kind, &entry.actor, &tenant, &entry.payload)?;
                     self.admit(&entry.kind, event)
                         .map(|body| event_for(&tenant, row.index, body))
@@ -1188,9 +1181,34 @@ impl Runner {
             // Entries that are not events for this sink are passed over.
             self.advance(&tenant, last).await?;
             lag -= last + 1 - from;
+            gauge.set(lag as i64);
+        }
+        Ok(progressed)
+    }
+
+    /// Reads how far behind this sink is and sets its lag gauge: the logs
+    /// it has entries to deliver or pass over (each with the first such
+    /// index and the log's size), and their total.
+    async fn report_lag(&self) -> Result<(Vec<(String, u64, u64)>, u64), StoreError> {
+        let mut lag = 0u64;
+        let mut due = Vec::new();
+        for tenant in self.store.ledger_logs().await? {
+            if !self.h.delivers(&tenant) {
+                continue;
+            }
+            let size = match self.store.ledger_head(&tenant).await? {
+                Some(h) => h.size,
+                None => continue,
+            };
+            let cursor = self.store.sink_cursor(&self.h.key, &tenant).await?;
+            let from = cursor.map(|c| c + 1).unwrap_or(0);
+            lag += size.saturating_sub(from);
+            if from < size {
+                due.push((tenant, from, size));
+            }
         }
         self.metrics.sink_lag.get_or_create(&self.labels).set(lag as i64);
-        Ok(progressed)
+        Ok((due, lag))
     }
 
     /// The event as this sink delivers it, or None when filtered out.
@@ -1305,6 +1323,10 @@ impl Runner {
             };
             self.error(reason);
             self.lease().await?;
+            // The log goes on growing while the peer is down.
+            if let Err(e) = self.report_lag().await {
+                tracing::debug!(sink = %self.h.key, error = %e, "reading the lag failed");
+            }
             let wait = self.backoff.delay(attempt, retry_after);
             attempt = attempt.saturating_add(1);
             tokio::select! {
