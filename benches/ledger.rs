@@ -17,8 +17,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use serde_json::json;
 use sqlx::Connection;
 use warden::clock::Clock;
+use warden::evidence::{export, verify};
 use warden::ledger::writer::LedgerOptions;
-use warden::ledger::{Ledger, Record, export, read, verify};
+use warden::ledger::{Ledger, Record, read};
 use warden::metrics::Metrics;
 use warden::store::{Store, TenantRow, TokenRow};
 
@@ -96,7 +97,7 @@ fn append(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("append");
     group.sample_size(10).measurement_time(Duration::from_secs(8));
-    let payload = warden::ledger::canonical::to_vec(&payload(0));
+    let payload = warden::evidence::canonical::to_vec(&payload(0));
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
         let url = match backend {
@@ -195,7 +196,7 @@ fn million(c: &mut Criterion) {
             retired_at: k.retired_at,
         })
         .collect();
-    let trusted = [warden::ledger::checkpoint::NoteVerifier::parse(&keys[0].verifier).unwrap()];
+    let trusted = [warden::evidence::checkpoint::NoteVerifier::parse(&keys[0].verifier).unwrap()];
     let file = rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
         let header = ("warden.bench/log/ten_bench".to_string(), keys, 0);

@@ -17,12 +17,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::cache::TokenCache;
 use crate::auth::{Role, RoleSet, hash_token, mint_token, new_id};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::evidence::checkpoint::NoteSigner;
+use crate::http::tokens::TokenCache;
 use crate::http::{self, AppState};
-use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::writer::LedgerOptions;
 use crate::ledger::{Ledger, Record};
 use crate::metrics::Metrics;

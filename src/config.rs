@@ -749,7 +749,7 @@ impl Config {
             bail!("ledger.max_payload_bytes must be at least 65536");
         }
         let w = &self.workflow;
-        let entry_depth = crate::ledger::entry::MAX_PAYLOAD_DEPTH;
+        let entry_depth = crate::evidence::entry::MAX_PAYLOAD_DEPTH;
         if w.max_data_depth == 0 || w.max_data_depth + 10 > entry_depth {
             bail!(
                 "workflow.max_data_depth must be between 1 and {} (a ledger entry nests at most {entry_depth} levels, and records a state's data inside its own)",
@@ -781,7 +781,7 @@ impl Config {
         if self.policy.eval_queue_ms == 0 {
             bail!("policy.eval_queue_ms must be at least 1");
         }
-        let entry_depth = crate::ledger::entry::MAX_PAYLOAD_DEPTH;
+        let entry_depth = crate::evidence::entry::MAX_PAYLOAD_DEPTH;
         if self.limits.max_json_depth == 0 || self.limits.max_json_depth + 10 > entry_depth {
             bail!(
                 "limits.max_json_depth must be between 1 and {} (what a request holds is recorded inside a ledger entry, which nests at most {entry_depth} levels)",

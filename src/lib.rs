@@ -7,6 +7,7 @@
 //!
 //! - [`app`]: composition root; `build` the state, `run(listener, state, shutdown)`.
 //! - [`config`]: typed configuration (file, `WARDEN_*` environment, flags).
+//! - [`document`]: uploaded YAML-or-JSON documents read strictly.
 //! - [`clock`]: the only reader of the wall clock.
 //! - [`auth`]: tenants, bearer tokens, roles, and the action table.
 //! - [`store`]: SQLite / PostgreSQL persistence; the only user of `sqlx`.
@@ -16,8 +17,13 @@
 //! - [`http`]: the API: one router per resource, problem+json errors.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`keys`]: Ed25519 key files.
-//! - [`ledger`]: the evidence ledger: hash chain, Merkle tree, signed checkpoints, proofs, export, verify.
+//! - [`evidence`]: the evidence format (hash chain, Merkle tree, signed
+//!   checkpoints, receipts, export) and its offline verification. No IO.
+//! - [`ledger`]: the ledger over the store: the group-commit writer, reads,
+//!   proofs, exports, fsck.
 //! - [`audit`], [`fanout`]: audit events and their delivery to sinks.
+//! - [`model`]: pure models the store persists and the services move (the
+//!   kernel's states and transitions).
 //! - [`kernel`]: the execution kernel: executions, intents, steps, runners, review.
 //! - [`skill`]: skill manifests (seed 000): parsing, visibility, output checks.
 //! - [`workflow`]: workflow definitions (seed 002), the pure interpreter,
@@ -34,12 +40,15 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod document;
+pub mod evidence;
 pub mod fanout;
 pub mod http;
 pub mod kernel;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod model;
 pub mod policy;
 pub mod secrets;
 pub mod skill;

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 
-use warden::ledger::canonical;
-use warden::ledger::entry::Entry;
+use warden::evidence::canonical;
+use warden::evidence::entry::Entry;
 use warden::policy::archive::{self, ArchiveFile, Limits};
 use warden::strict_json;
 
@@ -119,7 +119,7 @@ fn entries_and_canonical_json() {
                 kind: "decision".into(),
                 actor: "token:tok_01 (ci)".into(),
                 payload: value,
-                prev: warden::ledger::entry::GENESIS_PREV,
+                prev: warden::evidence::entry::GENESIS_PREV,
             };
             let encoded = entry.to_bytes();
             let read = Entry::from_bytes(&encoded).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -12,8 +12,6 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-pub mod cache;
-
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

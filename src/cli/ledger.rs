@@ -16,9 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::ledger::checkpoint::NoteVerifier;
-use crate::ledger::receipt::Receipt;
-use crate::ledger::{fsck, verify};
+use crate::evidence::checkpoint::NoteVerifier;
+use crate::evidence::receipt::Receipt;
+use crate::evidence::verify;
+use crate::ledger::fsck;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {

@@ -12,7 +12,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::Problem;
 use crate::auth::{Action, Binding, DEFAULT_SUBJECT_PREFIX, Role, RoleSet, mint_token, new_id};
 use crate::clock::rfc3339_ms;
-use crate::kernel::model::{agent_fault, name_fault};
+use crate::model::kernel::{agent_fault, name_fault};
 use crate::policy::compat::OnDifference;
 use crate::store::{KeyRow, TenantRow, TokenRow};
 

@@ -23,12 +23,12 @@ use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::kernel::Kernel;
 use crate::kernel::hub::Conn;
-use crate::kernel::model::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::kernel::{
     CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
     StepView, bound_agent, bound_runner,
 };
 use crate::ledger::Receipt;
+use crate::model::kernel::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::store::DeclaredTool;
 
 pub fn router() -> axum::Router<AppState> {

@@ -18,7 +18,7 @@ use super::extract::{ApiJson, Caller};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::{Action, Principal};
 use crate::clock::rfc3339_ms;
-use crate::ledger::export::KeyInfo;
+use crate::evidence::export::KeyInfo;
 use crate::ledger::read::{self, ReadError};
 use crate::ledger::writer::Rotation;
 use crate::policy::replay::{self, ImpactRequest, ImpactView, ReplayView};
@@ -101,7 +101,7 @@ pub struct EntryView {
     pub checkpoint: Option<String>,
 }
 
-fn hexes(hs: &[crate::ledger::merkle::Hash]) -> Vec<String> {
+fn hexes(hs: &[crate::evidence::merkle::Hash]) -> Vec<String> {
     hs.iter().map(|h| h.to_hex().to_string()).collect()
 }
 
@@ -159,7 +159,7 @@ fn entry_view(
     log: String,
     row: EntryRow,
     size: u64,
-    proof: &[crate::ledger::merkle::Hash],
+    proof: &[crate::evidence::merkle::Hash],
     checkpoint: Option<String>,
 ) -> EntryView {
     let bytes = String::from_utf8_lossy(&row.bytes).into_owned();

@@ -29,10 +29,11 @@ pub mod problem;
 pub mod runs;
 pub mod sinks;
 pub mod skills;
+pub mod tokens;
 pub mod workflows;
 
+use self::tokens::TokenCache;
 use crate::auth::Principal;
-use crate::auth::cache::TokenCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger::{Ledger, Receipt, Record};

@@ -20,9 +20,9 @@ use crate::auth::Action;
 use crate::clock::rfc3339_ms;
 use crate::ledger::Receipt;
 use crate::skill;
+use crate::skill::SkillVersion;
 use crate::skill::registry::{self, Registered as Outcome};
 use crate::store::SkillRow;
-use crate::workflow::SkillVersion;
 
 /// How many versions a `no_matching_skill` message names.
 const VERSIONS_NAMED: usize = 20;
@@ -219,11 +219,7 @@ pub async fn resolve(
         })?,
     };
     let (project, team) = (q.project.as_deref(), q.team.as_deref());
-    if let Some(found) = state
-        .store
-        .resolve_skill(&who.tenant_id, &id, &req, project, team)
-        .await?
-    {
+    if let Some(found) = registry::resolve(&state.store, &who.tenant_id, &id, &req, project, team).await? {
         return Ok(Json(SkillVersionView::of(&found, true)));
     }
     let all = state.store.skill_versions(&who.tenant_id, &id).await?;
@@ -240,7 +236,7 @@ pub async fn resolve(
         if !v.pre.is_empty() {
             note.push("pre-release: pinned only exactly");
         }
-        if !skill::visible(&row.parsed_manifest()?, project, team) {
+        if !skill::visible(&registry::manifest_of(row)?, project, team) {
             note.push("not visible to this project or team");
         }
         named.push(if note.is_empty() {

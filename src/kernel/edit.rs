@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use super::error::*;
-use super::model::*;
 use crate::auth::Principal;
 use crate::clock::rfc3339_ms;
 use crate::ledger::{Receipt, Record};
+use crate::model::kernel::*;
 
 /// One atomic change of one execution.
 pub(super) struct Edit {

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 
 use super::edit::*;
 use super::error::*;
-use super::model::*;
 use super::requests::*;
 use super::streams::*;
 use super::views::*;
@@ -12,6 +11,7 @@ use super::{Kernel, SYSTEM};
 use crate::auth::{Principal, new_id};
 use crate::clock::rfc3339_ms;
 use crate::ledger::Receipt;
+use crate::model::kernel::*;
 
 impl Kernel {
     pub async fn create(&self, who: &Principal, req: CreateExecution) -> Result<(ExecutionView, Vec<Receipt>)> {

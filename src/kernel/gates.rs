@@ -6,12 +6,12 @@ use serde_json::{Map, Value, json};
 
 use super::edit::*;
 use super::error::*;
-use super::model::*;
 use super::requests::*;
 use super::streams::*;
 use super::{Kernel, SYSTEM};
 use crate::auth::new_id;
 use crate::clock::rfc3339_ms;
+use crate::model::kernel::*;
 
 /// The ledger record of a history entry: the decision as `/v1/decisions`
 /// records it, or the transition with the execution and sequence number.
@@ -20,6 +20,9 @@ pub const REVIEW_AGENT: &str = "warden.review";
 
 /// The tool of a review gate's one step.
 pub const REVIEW_TOOL: &str = "workflow.review";
+/// The error a review gate ends with when its reviewers reject the step:
+/// what a workflow's `Catch` names (`States.Rejected`).
+pub const REVIEW_REJECTED: &str = "States.Rejected";
 
 pub(super) fn is_gate(exec: &ExecutionRow, step: &StepRow) -> bool {
     exec.agent_id == REVIEW_AGENT && step.tool == REVIEW_TOOL && exec.workflow_run.is_some()
@@ -93,7 +96,7 @@ impl Kernel {
                 actor,
                 json!({"step_id": s.id, "reason": reason}),
             );
-            let error = json!({"error": crate::workflow::error_names::REJECTED,
+            let error = json!({"error": REVIEW_REJECTED,
                 "cause": format!("rejected by {actor}: {reason}"), "reviewer": actor});
             self.end(edit, ExecState::Failed, actor, error).await?;
             return Ok(edit.current(&s));

@@ -7,12 +7,12 @@ use serde_json::{Map, Value, json};
 use super::edit::*;
 use super::error::*;
 use super::gates::*;
-use super::model::*;
 use super::requests::*;
 use super::views::*;
 use super::{Kernel, SYSTEM};
 use crate::auth::{Principal, Role, new_id};
 use crate::clock::rfc3339_ms;
+use crate::model::kernel::*;
 use crate::policy::DecisionRequest;
 
 pub(super) enum PolicyOutcome {

@@ -14,7 +14,8 @@
 //!
 //! Where each part lives:
 //!
-//! - [`model`]: states, the only transitions between them, stored rows. No IO.
+//! - [`crate::model::kernel`]: states, the only transitions between them,
+//!   stored rows. No IO.
 //! - [`requests`] and [`views`]: what callers send and what they are shown;
 //!   [`error`]: every refusal with its code.
 //! - [`edit`]: the edit builder and the records of its history.
@@ -41,11 +42,11 @@ use tokio::sync::{Mutex, Notify};
 use self::edit::{Committed, Edit};
 use self::error::Result;
 use self::hub::Hub;
-use self::model::*;
 use crate::clock::Clock;
 use crate::config::KernelConfig;
 use crate::ledger::{AppendError, Ledger};
 use crate::metrics::{KindLabels, Metrics};
+use crate::model::kernel::*;
 use crate::policy::PolicyService;
 use crate::store::{Change, Store, StoreError};
 
@@ -55,7 +56,6 @@ mod executions;
 mod gates;
 pub mod hub;
 mod intents;
-pub mod model;
 mod requests;
 mod results;
 mod review;
@@ -65,7 +65,7 @@ mod views;
 
 pub use edit::record_of;
 pub use error::KernelError;
-pub use gates::{Gate, REVIEW_AGENT, REVIEW_TOOL, Spawn, Spawned};
+pub use gates::{Gate, REVIEW_AGENT, REVIEW_REJECTED, REVIEW_TOOL, Spawn, Spawned};
 pub use requests::{
     CreateExecution, Intent, IntentType, ReportStatus, RetrySpec, ReviewRequest, StepReport, Verdict, args_hash,
     bound_agent, bound_runner,

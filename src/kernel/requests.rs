@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::*;
-use super::model::*;
 use crate::auth::Principal;
-use crate::ledger::canonical;
+use crate::evidence::canonical;
+use crate::model::kernel::*;
 
 /// The arguments' hash reviewers approve: blake3 of their RFC 8785 form.
 pub fn args_hash(arguments: &Value) -> String {

@@ -5,13 +5,13 @@ use serde_json::json;
 
 use super::edit::*;
 use super::error::*;
-use super::model::*;
 use super::requests::*;
 use super::streams::*;
 use super::views::*;
 use super::{Kernel, SYSTEM};
 use crate::auth::{Principal, new_id};
 use crate::clock::rfc3339_ms;
+use crate::model::kernel::*;
 
 /// A step succeeded: the execution runs again and its agent gets the result.
 pub(super) fn resume_after_step(edit: &mut Edit, s: &StepRow, actor: &str) -> Result<()> {

@@ -7,12 +7,12 @@ use serde_json::json;
 use super::edit::*;
 use super::error::*;
 use super::gates::*;
-use super::model::*;
 use super::requests::*;
 use super::streams::*;
 use super::views::*;
 use super::{Kernel, SYSTEM};
 use crate::auth::{Action, Principal, Role};
+use crate::model::kernel::*;
 
 impl Kernel {
     pub async fn pending_reviews(&self, who: &Principal) -> Result<Vec<PendingReview>> {

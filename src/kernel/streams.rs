@@ -10,11 +10,11 @@ use tokio::sync::Notify;
 use super::edit::*;
 use super::error::*;
 use super::hub::Conn;
-use super::model::*;
 use super::{Kernel, SYSTEM};
 use crate::auth::{Principal, new_id};
 use crate::clock::rfc3339_ms;
 use crate::metrics::KindLabels;
+use crate::model::kernel::*;
 
 /// Gives the execution to an agent stream (pending → running), or back to
 /// it (blocked, its agent had gone).

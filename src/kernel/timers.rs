@@ -22,10 +22,10 @@ use serde_json::json;
 
 use super::edit::Edit;
 use super::error::Result;
-use super::model::*;
 use super::streams::*;
 use super::{Kernel, KernelError, SYSTEM};
 use crate::clock::rfc3339_ms;
+use crate::model::kernel::*;
 use crate::store::StoreError;
 use crate::supervise::TaskCtx;
 

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::model::*;
 use crate::clock::rfc3339_ms;
 use crate::ledger::Receipt;
+use crate::model::kernel::*;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReviewView {

@@ -9,11 +9,11 @@
 
 use serde::Serialize;
 
-use super::checkpoint::{self, NoteVerifier};
-use super::entry::{Entry, GENESIS_PREV};
-use super::merkle::{self, Frontier, Hash};
 use super::read::MIN_STORED_LEVEL;
 use super::writer::origin;
+use crate::evidence::checkpoint::{self, NoteVerifier};
+use crate::evidence::entry::{Entry, GENESIS_PREV};
+use crate::evidence::merkle::{self, Frontier, Hash};
 use crate::store::{Store, StoreError};
 
 /// Most problems reported per log; the first is the one that matters.

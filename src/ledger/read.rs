@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::entry::{Entry, GENESIS_PREV};
-use super::export::{self, Header, KeyInfo};
-use super::merkle::{self, Frontier, Hash, NodeId};
+use crate::evidence::entry::{Entry, GENESIS_PREV};
+use crate::evidence::export::{self, Header, KeyInfo};
+use crate::evidence::merkle::{self, Frontier, Hash, NodeId};
 use crate::store::{EntryRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

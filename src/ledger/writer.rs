@@ -26,13 +26,13 @@ use ed25519_dalek::SigningKey;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::canonical;
-use super::checkpoint::{Checkpoint, NoteSigner, sign_with};
-use super::entry::{Entry, GENESIS_PREV};
-use super::merkle::{self, Frontier, Hash, NodeId};
 use super::read::MIN_STORED_LEVEL;
-use super::receipt::Receipt;
 use crate::clock::Clock;
+use crate::evidence::canonical;
+use crate::evidence::checkpoint::{Checkpoint, NoteSigner, sign_with};
+use crate::evidence::entry::{Entry, GENESIS_PREV};
+use crate::evidence::merkle::{self, Frontier, Hash, NodeId};
+use crate::evidence::receipt::Receipt;
 use crate::metrics::Metrics;
 use crate::store::{Applied, Change, CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead, Store, StoreError};
 
@@ -90,7 +90,7 @@ pub enum AppendError {
         bytes: usize,
         max: usize,
     },
-    /// A payload nested deeper than [`super::entry::MAX_PAYLOAD_DEPTH`],
+    /// A payload nested deeper than [`crate::evidence::entry::MAX_PAYLOAD_DEPTH`],
     /// which no reader of the ledger would accept: refused before anything
     /// was written.
     #[error(
@@ -126,7 +126,7 @@ impl AppendError {
 }
 
 /// Checks one record against the limits every reader shares: its size
-/// (`max_bytes`) and its nesting ([`super::entry::MAX_PAYLOAD_DEPTH`]).
+/// (`max_bytes`) and its nesting ([`crate::evidence::entry::MAX_PAYLOAD_DEPTH`]).
 pub fn check_record(record: &Record, max_bytes: usize) -> Result<(), AppendError> {
     if record.payload.len() > max_bytes {
         return Err(AppendError::TooLarge {
@@ -135,10 +135,10 @@ pub fn check_record(record: &Record, max_bytes: usize) -> Result<(), AppendError
             max: max_bytes,
         });
     }
-    super::entry::payload_depth(&record.payload).map_err(|depth| AppendError::TooDeep {
+    crate::evidence::entry::payload_depth(&record.payload).map_err(|depth| AppendError::TooDeep {
         kind: record.kind,
         depth,
-        max: super::entry::MAX_PAYLOAD_DEPTH,
+        max: crate::evidence::entry::MAX_PAYLOAD_DEPTH,
     })?;
     Ok(())
 }
@@ -939,7 +939,7 @@ mod tests {
         let big = ledger.append(record(json!({"blob": "x".repeat(70_000)}))).await;
         assert!(matches!(big, Err(AppendError::TooLarge { max: 65_536, .. })), "{big:?}");
         let mut deep = json!(1);
-        for _ in 0..super::super::entry::MAX_PAYLOAD_DEPTH {
+        for _ in 0..crate::evidence::entry::MAX_PAYLOAD_DEPTH {
             deep = json!([deep]);
         }
         let r = ledger.append(record(deep.clone())).await.unwrap();

@@ -20,11 +20,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::ledger::canonical;
-use crate::workflow::decode::{Unreadable, read_strict};
+use crate::document::{Unreadable, read_strict};
+use crate::evidence::canonical;
 
 pub mod registry;
 #[cfg(test)]
@@ -74,6 +74,46 @@ const FIELDS: &[&str] = &[
     "rbac_scope",
     "visibility",
 ];
+
+/// Which versions of a skill a workflow's `Task` may pin: an exact version
+/// (`1.2.3`) or a semver requirement (`^1.2`, `>=1, <2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkillVersion {
+    Exact(semver::Version),
+    Req(semver::VersionReq),
+}
+
+impl SkillVersion {
+    /// An exact version if `text` is one, else a requirement.
+    pub fn parse(text: &str) -> Result<Self, semver::Error> {
+        match semver::Version::parse(text) {
+            Ok(v) => Ok(SkillVersion::Exact(v)),
+            Err(_) => semver::VersionReq::parse(text).map(SkillVersion::Req),
+        }
+    }
+
+    pub fn matches(&self, version: &semver::Version) -> bool {
+        match self {
+            SkillVersion::Exact(v) => v == version,
+            SkillVersion::Req(r) => r.matches(version),
+        }
+    }
+}
+
+impl fmt::Display for SkillVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkillVersion::Exact(v) => v.fmt(f),
+            SkillVersion::Req(r) => r.fmt(f),
+        }
+    }
+}
+
+impl Serialize for SkillVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// The stable codes of [`SkillError`].
 pub mod code {

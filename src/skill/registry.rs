@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::ledger::{AppendError, Ledger, Receipt, Record};
 use crate::store::{Change, SkillRow, Store, StoreError};
 
-use super::SkillError;
+use super::{SkillError, SkillManifest, SkillVersion};
 
 /// Ledger entry kind of a registered skill version.
 pub const KIND: &str = "skill.put";
@@ -118,4 +118,43 @@ pub async fn register(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The manifest of a stored version.
+pub fn manifest_of(row: &SkillRow) -> Result<SkillManifest, StoreError> {
+    serde_json::from_str(&row.manifest)
+        .map_err(|e| StoreError::Corrupt(format!("skill {} {} manifest: {e}", row.skill_id, row.version)))
+}
+
+/// The version a new execution of `project` and `team` pins for `req`: the
+/// highest version matching it (an exact version, or a semver requirement,
+/// which never matches a pre-release: those are pinned only by their exact
+/// version) whose manifest is visible to that project or team
+/// ([`super::visible`]).
+pub async fn resolve(
+    store: &Store,
+    tenant_id: &str,
+    skill_id: &str,
+    req: &SkillVersion,
+    project: Option<&str>,
+    team: Option<&str>,
+) -> Result<Option<SkillRow>, StoreError> {
+    let candidates = match req {
+        SkillVersion::Exact(v) => store
+            .skill_version(tenant_id, skill_id, &v.to_string())
+            .await?
+            .into_iter()
+            .collect(),
+        SkillVersion::Req(_) => store.skill_versions(tenant_id, skill_id).await?,
+    };
+    for row in candidates {
+        let v = row.semver()?;
+        if matches!(req, SkillVersion::Req(_)) && !v.pre.is_empty() {
+            continue;
+        }
+        if req.matches(&v) && super::visible(&manifest_of(&row)?, project, team) {
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
 }

@@ -17,7 +17,7 @@
 use super::ledger::LedgerTx;
 use super::runs::WorkflowRunRow;
 use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, runs, skills, workflows};
-use crate::kernel::model::{ApprovalRow, ExecutionRow, HistoryRow, PushRow, StepRow, StepState};
+use crate::model::kernel::{ApprovalRow, ExecutionRow, HistoryRow, PushRow, StepRow, StepState};
 
 /// What [`LedgerTx::apply`] did with a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::ledger::TxConn;
 use super::{Pool, Result, Store, StoreError};
-use crate::kernel::model::{
+use crate::model::kernel::{
     ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
     kind_of, push_event_of,
 };

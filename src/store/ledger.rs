@@ -12,7 +12,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Row};
 
 use super::{Pool, Result, Store, StoreError};
-use crate::ledger::merkle::{Hash, NodeId};
+use crate::evidence::merkle::{Hash, NodeId};
 
 /// The head of one log.
 #[derive(Debug, Clone, PartialEq, Eq)]

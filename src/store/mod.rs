@@ -14,7 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::auth::{Binding, Principal, Role, RoleSet, default_subject};
-use crate::kernel::model::{agent_fault, name_fault};
+use crate::model::kernel::{agent_fault, name_fault};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -9,8 +9,6 @@
 use sqlx::Row;
 
 use super::{Pool, Result, Store, StoreError};
-use crate::skill::{self, SkillManifest};
-use crate::workflow::SkillVersion;
 
 /// One version of a skill.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,16 +25,10 @@ pub struct SkillRow {
 }
 
 impl SkillRow {
-    /// The version, parsed.
+    /// The version, parsed (it was checked when registered).
     pub fn semver(&self) -> Result<semver::Version> {
-        skill::parse_version(&self.version)
+        semver::Version::parse(&self.version)
             .map_err(|e| StoreError::Corrupt(format!("skill {} version: {e}", self.skill_id)))
-    }
-
-    /// The manifest, parsed.
-    pub fn parsed_manifest(&self) -> Result<SkillManifest> {
-        serde_json::from_str(&self.manifest)
-            .map_err(|e| StoreError::Corrupt(format!("skill {} {} manifest: {e}", self.skill_id, self.version)))
     }
 }
 
@@ -137,8 +129,8 @@ impl Store {
         });
         let mut out: Vec<(String, semver::Version, i64)> = Vec::new();
         for (id, version) in rows {
-            let v =
-                skill::parse_version(&version).map_err(|e| StoreError::Corrupt(format!("skill {id} version: {e}")))?;
+            let v = semver::Version::parse(&version)
+                .map_err(|e| StoreError::Corrupt(format!("skill {id} version: {e}")))?;
             match out.last_mut() {
                 Some((last, latest, n)) if *last == id => {
                     *n += 1;
@@ -150,38 +142,5 @@ impl Store {
             }
         }
         Ok(out.into_iter().map(|(id, v, n)| (id, v.to_string(), n)).collect())
-    }
-
-    /// The version a new execution of `project` and `team` pins for `req`:
-    /// the highest version matching it (an exact version, or a semver
-    /// requirement, which never matches a pre-release: those are pinned
-    /// only by their exact version) whose manifest is visible to that
-    /// project or team ([`skill::visible`]).
-    pub async fn resolve_skill(
-        &self,
-        tenant_id: &str,
-        skill_id: &str,
-        req: &SkillVersion,
-        project: Option<&str>,
-        team: Option<&str>,
-    ) -> Result<Option<SkillRow>> {
-        let candidates = match req {
-            SkillVersion::Exact(v) => self
-                .skill_version(tenant_id, skill_id, &v.to_string())
-                .await?
-                .into_iter()
-                .collect(),
-            SkillVersion::Req(_) => self.skill_versions(tenant_id, skill_id).await?,
-        };
-        for row in candidates {
-            let v = row.semver()?;
-            if matches!(req, SkillVersion::Req(_)) && !v.pre.is_empty() {
-                continue;
-            }
-            if req.matches(&v) && skill::visible(&row.parsed_manifest()?, project, team) {
-                return Ok(Some(row));
-            }
-        }
-        Ok(None)
     }
 }

@@ -54,9 +54,9 @@ use super::interpreter::{self, Effect, Event, Inputs, Outcome, Phase, Position, 
 use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::kernel::Kernel;
-use crate::kernel::model::{ExecState, ExecutionRow};
 use crate::kernel::{Gate, Spawn, record_of};
 use crate::ledger::{AppendError, Ledger, Receipt, Record};
+use crate::model::kernel::{ExecState, ExecutionRow};
 use crate::store::{Change, Store, StoreError, WorkflowRunRow};
 
 /// States entered per move at most; a longer synchronous stretch (a loop
@@ -802,9 +802,8 @@ impl Conductor {
     async fn pin_skills(&self, who: &Principal, definition: &Definition, req: &StartRun) -> Result<Value> {
         let mut out = Map::new();
         for (state, skill) in tasks_with_skills(&definition.spec.states) {
-            let row = self
-                .store
-                .resolve_skill(
+            let row = crate::skill::registry::resolve(
+                    &self.store,
                     &who.tenant_id,
                     &skill.id,
                     &skill.version,
@@ -823,7 +822,7 @@ impl Conductor {
                         skill.id
                     ))
                 })?;
-            let manifest = row.parsed_manifest()?;
+            let manifest = crate::skill::registry::manifest_of(&row)?;
             out.insert(
                 state,
                 json!({"id": manifest.id, "version": manifest.version, "digest": row.digest,

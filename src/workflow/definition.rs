@@ -27,6 +27,7 @@ use serde_json::Value;
 use super::choice::Rule;
 use super::path::{OptionalPath, Path};
 use super::{decode, validation};
+use crate::skill::SkillVersion;
 
 pub const API_VERSION: &str = "agentrc.workflow/v0.1";
 pub const KIND: &str = "AgentWorkflow";
@@ -239,13 +240,6 @@ pub struct TaskState {
 pub struct Skill {
     pub id: String,
     pub version: SkillVersion,
-}
-
-/// An exact version (`1.2.3`) or a requirement (`^1.2`, `>=1, <2`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkillVersion {
-    Exact(semver::Version),
-    Req(semver::VersionReq),
 }
 
 /// Branches on the input.
@@ -469,38 +463,6 @@ impl Serialize for Timestamp {
     }
 }
 
-impl SkillVersion {
-    /// An exact version if `text` is one, else a requirement.
-    pub fn parse(text: &str) -> Result<Self, semver::Error> {
-        match semver::Version::parse(text) {
-            Ok(v) => Ok(SkillVersion::Exact(v)),
-            Err(_) => semver::VersionReq::parse(text).map(SkillVersion::Req),
-        }
-    }
-
-    pub fn matches(&self, version: &semver::Version) -> bool {
-        match self {
-            SkillVersion::Exact(v) => v == version,
-            SkillVersion::Req(r) => r.matches(version),
-        }
-    }
-}
-
-impl fmt::Display for SkillVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkillVersion::Exact(v) => v.fmt(f),
-            SkillVersion::Req(r) => r.fmt(f),
-        }
-    }
-}
-
-impl Serialize for SkillVersion {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 impl Transition {
     pub fn next(&self) -> Option<&str> {
         match self {
@@ -662,7 +624,7 @@ impl<'de> Deserialize<'de> for Definition {
     /// Reads and validates, as [`from_value`]; the faults are joined in the
     /// error's message.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let document = decode::StrictValue::deserialize(d)?.0;
+        let document = crate::document::StrictValue::deserialize(d)?.0;
         from_value(&document).map_err(|errors| {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             serde::de::Error::custom(all.join("; "))

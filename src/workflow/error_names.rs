@@ -14,7 +14,7 @@ pub const TIMEOUT: &str = "States.Timeout";
 /// Matches every error except [`TIMEOUT`].
 pub const TASK_FAILED: &str = "States.TaskFailed";
 /// A human review rejected the step.
-pub const REJECTED: &str = "States.Rejected";
+pub const REJECTED: &str = crate::kernel::REVIEW_REJECTED;
 /// Policy denied what the state tried to do.
 pub const PERMISSIONS: &str = "States.Permissions";
 /// An agent's result did not match its skill's result schema.

@@ -58,8 +58,8 @@ mod tests;
 pub use choice::{Cmp, Operand, Rule, Test, choose, evaluate};
 pub use definition::{
     Branch, Catcher, ChoiceRule, ChoiceState, Definition, DefinitionError, FailState, HumanReviewState, JitterStrategy,
-    Metadata, ParallelState, PassState, Retrier, ReviewVerdict, Skill, SkillVersion, Spec, State, SucceedState,
-    TaskState, Timestamp, Transition, WaitFor, WaitState, code, from_value, parse, validate,
+    Metadata, ParallelState, PassState, Retrier, ReviewVerdict, Skill, Spec, State, SucceedState, TaskState, Timestamp,
+    Transition, WaitFor, WaitState, code, from_value, parse, validate,
 };
 pub use parameters::apply_parameters;
 pub use path::{

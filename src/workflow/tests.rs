@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::definition::MAX_DEFINITION_BYTES;
 use super::*;
+use crate::skill::SkillVersion;
 
 const SEED: &str = r#"
 apiVersion: agentrc.workflow/v0.1

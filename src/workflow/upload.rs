@@ -8,7 +8,8 @@
 //! HTTP only extracts the request and maps [`UploadError`] to a problem.
 
 use crate::auth::Principal;
-use crate::ledger::{AppendError, Ledger, Receipt, Record, canonical};
+use crate::evidence::canonical;
+use crate::ledger::{AppendError, Ledger, Receipt, Record};
 use crate::store::{Change, Store, StoreError, WorkflowRow};
 
 use super::DefinitionError;

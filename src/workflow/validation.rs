@@ -261,7 +261,7 @@ impl Validator<'_> {
         match state {
             State::Task(t) => {
                 // The agent's id on the kernel: its streams are named by it.
-                if crate::kernel::model::agent_fault("agent", &t.agent).is_some() {
+                if crate::model::kernel::agent_fault("agent", &t.agent).is_some() {
                     self.fault(
                         code::INVALID_VALUE,
                         format!("{at}.agent"),

@@ -5,9 +5,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use warden::ledger::checkpoint::NoteVerifier;
-use warden::ledger::receipt::Receipt;
-use warden::ledger::verify;
+use warden::evidence::checkpoint::NoteVerifier;
+use warden::evidence::receipt::Receipt;
+use warden::evidence::verify;
 
 use crate::common::*;
 use crate::on_both_backends;

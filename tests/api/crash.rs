@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use warden::ledger::checkpoint::NoteVerifier;
-use warden::ledger::receipt::Receipt;
-use warden::ledger::verify;
+use warden::evidence::checkpoint::NoteVerifier;
+use warden::evidence::receipt::Receipt;
+use warden::evidence::verify;
 
 use crate::cli::{install, run, start};
 use crate::common::*;

@@ -602,7 +602,7 @@ async fn check_path(app: &TestApp, path: &str, field: &str, d: &Doc, escape_all:
             r.body["events"][0]["receipt"].clone()
         };
         let bytes = entry_bytes(app, &app.admin, &receipt).await;
-        let expected = String::from_utf8(warden::ledger::canonical::to_vec(&d.meaning())).unwrap();
+        let expected = String::from_utf8(warden::evidence::canonical::to_vec(&d.meaning())).unwrap();
         prop_assert!(
             bytes.contains(&format!("\"{field}\":{expected}")),
             "{path}: sent {body}\nexpected {field} {expected}\nrecorded {bytes}"

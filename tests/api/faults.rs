@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use warden::ledger::checkpoint::NoteVerifier;
-use warden::ledger::receipt::Receipt;
-use warden::ledger::{fsck, verify};
+use warden::evidence::checkpoint::NoteVerifier;
+use warden::evidence::receipt::Receipt;
+use warden::evidence::verify;
+use warden::ledger::fsck;
 
 use crate::common::*;
 use crate::on_both_backends;

@@ -149,10 +149,10 @@ async fn evidence_holds(app: &TestApp, auditor: &str) {
         .as_str()
         .unwrap()
         .to_string();
-    let key = warden::ledger::checkpoint::NoteVerifier::parse(&key).unwrap();
+    let key = warden::evidence::checkpoint::NoteVerifier::parse(&key).unwrap();
     let export = app.call(Method::GET, "/v1/ledger/export", Some(auditor), None).await;
     assert_eq!(export.status, StatusCode::OK);
-    warden::ledger::verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
+    warden::evidence::verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
         .expect("the export verifies offline");
     let reports = warden::ledger::fsck::check(&app.state.store, &app.state.config.ledger.name, None, &mut |_| {})
         .await

@@ -12,8 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use warden::clock::Clock;
-use warden::ledger::checkpoint::NoteVerifier;
-use warden::ledger::verify;
+use warden::evidence::checkpoint::NoteVerifier;
+use warden::evidence::verify;
 
 use crate::common::*;
 use crate::on_both_backends;
@@ -1019,7 +1019,7 @@ async fn agent_disconnect_returns_the_execution_and_it_is_reassigned() {
     // Pruning old messages keeps each stream's last, so numbering goes on.
     let store = &app.state.store;
     let tenant = store.kernel_execution(&exec).await.unwrap().unwrap().tenant_id;
-    let recipient = warden::kernel::model::agent_recipient(&tenant, "claims-agent");
+    let recipient = warden::model::kernel::agent_recipient(&tenant, "claims-agent");
     let last = store.kernel_last_push(&recipient).await.unwrap();
     assert!(store.kernel_prune_pushes(i64::MAX).await.unwrap() > 0);
     let kept = store.kernel_pushes_after(&recipient, 0, 100).await.unwrap();
@@ -1258,10 +1258,10 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
     };
     let before = size(store.clone(), row.tenant_id.clone()).await;
     let mut moved = row.clone();
-    moved.state = warden::kernel::model::ExecState::Cancelled;
+    moved.state = warden::model::kernel::ExecState::Cancelled;
     moved.seq += 1;
     moved.version += 1;
-    let entry = warden::kernel::model::HistoryRow {
+    let entry = warden::model::kernel::HistoryRow {
         execution_id: exec.clone(),
         seq: moved.seq,
         tenant_id: row.tenant_id.clone(),
@@ -1298,7 +1298,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on() {
     assert_eq!(store.kernel_history(&exec).await.unwrap().len() as i64, row.seq);
     // The same change at the right version commits, with its entry's index.
     let mut fresh = row.clone();
-    fresh.state = warden::kernel::model::ExecState::Cancelled;
+    fresh.state = warden::model::kernel::ExecState::Cancelled;
     fresh.seq += 1;
     fresh.version += 1;
     let change = warden::store::Change {
@@ -1325,7 +1325,7 @@ async fn executions_held_by_a_silent_instance_are_given_back() {
     // As the vanished instance left it: running, held by one of its streams.
     let row = store.kernel_execution(&exec).await.unwrap().unwrap();
     let mut held = row.clone();
-    held.state = warden::kernel::model::ExecState::Running;
+    held.state = warden::model::kernel::ExecState::Running;
     held.conn = Some("instance-gone/con_1".into());
     held.agent_token = Some("tok_gone".into());
     held.version += 1;

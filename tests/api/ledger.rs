@@ -5,10 +5,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden::clock::Clock;
-use warden::ledger::checkpoint::{self, NoteVerifier};
-use warden::ledger::merkle::{self, Hash};
-use warden::ledger::receipt::Receipt;
-use warden::ledger::{fsck, verify};
+use warden::evidence::checkpoint::{self, NoteVerifier};
+use warden::evidence::merkle::{self, Hash};
+use warden::evidence::receipt::Receipt;
+use warden::evidence::verify;
+use warden::ledger::fsck;
 
 use crate::common::*;
 use crate::on_both_backends;
@@ -839,7 +840,7 @@ async fn two_writers_on_one_store_never_fork_a_log(backend: Backend) {
         .iter()
         .map(|e| {
             merkle::leaf_hash(
-                &warden::ledger::entry::Entry::from_bytes(e.to_string().as_bytes())
+                &warden::evidence::entry::Entry::from_bytes(e.to_string().as_bytes())
                     .unwrap()
                     .to_bytes(),
             )

@@ -836,8 +836,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::ledger::checkpoint::{NoteSigner, sign_with};
-    use crate::ledger::export::{KeyInfo, checkpoint_line, entry_line, header_line};
+    use crate::evidence::checkpoint::{NoteSigner, sign_with};
+    use crate::evidence::export::{KeyInfo, checkpoint_line, entry_line, header_line};
 
     const LOG: &str = "warden.example/log/acme";
 
@@ -1087,7 +1087,7 @@ mod tests {
             let mut e = Entry::from_bytes(bytes).unwrap();
             if i == 5 {
                 let mut deep = json!(1);
-                for _ in 0..crate::ledger::entry::MAX_PAYLOAD_DEPTH + 1 {
+                for _ in 0..crate::evidence::entry::MAX_PAYLOAD_DEPTH + 1 {
                     deep = json!({"a": deep});
                 }
                 e.payload = deep;

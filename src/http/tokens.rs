@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Principal, hash_token};
+use crate::auth::{Principal, hash_token};
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 

@@ -172,7 +172,7 @@ mod hex_hashes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::merkle::leaf_hash;
+    use crate::evidence::merkle::leaf_hash;
 
     #[test]
     fn header_round_trips_and_is_one_line() {
