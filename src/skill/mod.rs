@@ -2,7 +2,7 @@
 //! (`id`, semver `version`, `description`, `allowed_connectors`,
 //! `prompt_template`, optional `output_schema`, `rbac_scope`, and
 //! `visibility`), registered per tenant. A version is immutable; workflows
-//! pin one at run start (the store's `resolve_skill`).
+//! pin one at run start ([`registry::resolve`]).
 //!
 //! [`parse`] reads a manifest (JSON when its first non-blank byte is `{`,
 //! YAML otherwise; duplicate keys are syntax errors) and reports every fault
