@@ -109,6 +109,7 @@ pub async fn build(
     };
     let policy = Arc::new(PolicyService::new(
         store.clone(),
+        ledger.clone(),
         clock.clone(),
         limits,
         metrics.clone(),

@@ -6,7 +6,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::AppState;
 use super::extract::{ApiJson, Caller, read_body};
@@ -153,15 +152,6 @@ pub async fn upload_bundle(
         StatusCode::OK
     };
     if up.created {
-        let v = &up.version;
-        let payload = json!({
-            "name": name, "revision": v.revision, "digest": v.digest, "roots": v.roots, "size_bytes": v.size_bytes,
-            "signed_by": v.signed_by, "tests_passed": v.tests_passed,
-            "tests": {"total": up.tests.len(), "failed": up.tests.iter().filter(|t| !t.passed).count()},
-        });
-        state
-            .record(&who, "bundle.upload", &format!("{name}@{}", v.revision), payload)
-            .await?;
         tracing::info!(tenant = %who.tenant_id, bundle = %name, revision = %up.version.revision,
             digest = %up.version.digest, tests_passed = up.version.tests_passed, by = %who.actor(), "bundle uploaded");
     }
@@ -280,11 +270,6 @@ pub async fn activate(
 ) -> Result<Json<ActivationView>, Problem> {
     let who = caller.require(Action::ActivateBundles)?;
     let a = state.policy.activate(who, &name, &body.revision, body.force).await?;
-    let payload = json!({"name": name, "revision": a.revision, "digest": a.digest,
-        "previous_revision": a.previous_revision, "forced": body.force});
-    state
-        .record(who, "bundle.activate", &format!("{name}@{}", a.revision), payload)
-        .await?;
     tracing::info!(tenant = %who.tenant_id, bundle = %name, revision = %a.revision,
         previous = ?a.previous_revision, forced = body.force, by = %who.actor(), "bundle activated");
     Ok(Json(a.into()))
@@ -305,11 +290,6 @@ pub async fn rollback(
     let a = state
         .policy
         .rollback(who, &name, body.revision.as_deref(), body.force)
-        .await?;
-    let payload = json!({"name": name, "revision": a.revision, "digest": a.digest,
-        "previous_revision": a.previous_revision, "forced": body.force});
-    state
-        .record(who, "bundle.rollback", &format!("{name}@{}", a.revision), payload)
         .await?;
     tracing::info!(tenant = %who.tenant_id, bundle = %name, revision = %a.revision,
         previous = ?a.previous_revision, by = %who.actor(), "bundle rolled back");

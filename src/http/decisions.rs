@@ -12,7 +12,7 @@ use super::AppState;
 use super::extract::{ApiJson, Caller, parse_json, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
-use crate::ledger::{Receipt, Record};
+use crate::ledger::Receipt;
 use crate::policy::{Decision, DecisionRequest, Error};
 
 pub fn router() -> axum::Router<AppState> {
@@ -37,8 +37,7 @@ pub async fn decide(
 
 /// Makes the decision durable evidence; it is answered only afterwards.
 async fn record(state: &AppState, d: &Decision) -> Result<Receipt, Problem> {
-    let record = Record::new(&d.tenant_id, "decision", &d.caller, &d.evidence()).about(&d.decision_id);
-    Ok(state.ledger.append(record).await?)
+    Ok(state.ledger.append(d.record()).await?)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

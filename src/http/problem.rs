@@ -331,20 +331,16 @@ impl From<crate::ledger::read::ReadError> for Problem {
 impl From<policy::Error> for Problem {
     fn from(e: policy::Error) -> Self {
         use policy::Error as E;
-        let status = match &e {
-            E::Store(_) => {
-                return match e {
-                    E::Store(s) => s.into(),
-                    _ => unreachable!("matched above"),
-                };
-            }
+        let status = match e {
+            E::Store(s) => return s.into(),
+            E::Ledger(a) => return a.into(),
             E::Internal(_) | E::Corrupt(_) => return Problem::internal("policy", &e),
             E::PolicyBusy(_) => {
                 let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
                 p.retry_after = Some(1);
                 return p;
             }
-            E::Archive(a) if a.code() == "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            E::Archive(ref a) if a.code() == "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidBundleName(_) | E::InvalidPath(_) => StatusCode::BAD_REQUEST,
             E::Archive(_)
             | E::Signature(_)

@@ -97,6 +97,12 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The ledger record of the decision, appended before it is answered:
+    /// its evidence, by the caller, about its id (so replay finds it).
+    pub fn record(&self) -> crate::ledger::Record {
+        crate::ledger::Record::new(&self.tenant_id, "decision", &self.caller, &self.evidence()).about(&self.decision_id)
+    }
+
     /// The ledger payload: everything needed to defend and replay the
     /// decision (the caller is the entry's actor).
     pub fn evidence(&self) -> serde_json::Value {

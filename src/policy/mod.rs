@@ -108,6 +108,10 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The entry recording an upload or activation could not be appended
+    /// (nothing of it was stored).
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::AppendError),
 }
 
 impl Error {
@@ -142,6 +146,7 @@ impl Error {
             Error::Internal(_) => "internal",
             Error::Store(StoreError::Conflict(_)) => "conflict",
             Error::Store(_) => "store_unavailable",
+            Error::Ledger(e) => e.code(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::Error;
@@ -20,14 +21,19 @@ use super::gate::{EvalGate, GateLimits};
 use super::signature::{Algorithm, VerificationKey};
 use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
+use crate::ledger::{AppendError, Ledger, Record};
 use crate::metrics::Metrics;
-use crate::store::{BundleVersionRow, KeyRow, Store};
+use crate::store::{ActivationRow, BundleUpload, BundleVersionRow, Change, KeyRow, Store};
 
 /// Most places a `rego_difference` refusal lists.
 const MAX_LISTED_DIFFERENCES: usize = 10;
 
 /// Most compiled versions kept besides the active ones.
 const COMPILED_CACHE_CAP: usize = 128;
+
+/// How often an activation reads the head again after another activation
+/// of the same bundle moved it first.
+const ACTIVATION_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct PolicyLimits {
@@ -77,6 +83,8 @@ pub struct Activated {
 
 pub struct PolicyService {
     store: Store,
+    /// Uploads and activations are appended here, with their rows.
+    ledger: Ledger,
     clock: Clock,
     limits: PolicyLimits,
     metrics: Arc<Metrics>,
@@ -106,9 +114,10 @@ pub fn validate_bundle_name(name: &str) -> Result<(), Error> {
 }
 
 impl PolicyService {
-    pub fn new(store: Store, clock: Clock, limits: PolicyLimits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Store, ledger: Ledger, clock: Clock, limits: PolicyLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
+            ledger,
             clock,
             gate: EvalGate::new(limits.gate),
             limits,
@@ -228,17 +237,45 @@ impl PolicyService {
             uploaded_by: who.actor(),
             uploaded_at: self.clock.now_ms(),
         };
-        self.store
-            .insert_bundle_version(&version, &bytes)
-            .await
-            .map_err(|e| match e {
-                crate::store::StoreError::Conflict(_) => Error::RevisionExists {
-                    name: name.to_string(),
-                    revision: version.revision.clone(),
-                    digest: version.digest.clone(),
-                },
-                other => Error::Store(other),
-            })?;
+        let payload = json!({
+            "name": name, "revision": version.revision, "digest": version.digest, "roots": version.roots,
+            "size_bytes": version.size_bytes, "signed_by": version.signed_by, "tests_passed": version.tests_passed,
+            "tests": {"total": tests.len(), "failed": tests.iter().filter(|t| !t.passed).count()},
+        });
+        let record = Record::new(&who.tenant_id, "bundle.upload", &who.actor(), &payload)
+            .about(format!("{name}@{}", version.revision));
+        let change = Change {
+            bundle: Some(BundleUpload {
+                version: version.clone(),
+                content: bytes,
+            }),
+            ..Change::default()
+        };
+        // The version and the entry of its upload commit together.
+        match self.ledger.append_with(vec![record], change).await {
+            Ok(_) => {}
+            // Another upload stored this revision first.
+            Err(AppendError::Changed(_)) => {
+                let stored = self
+                    .store
+                    .bundle_version(&who.tenant_id, name, &version.revision)
+                    .await?;
+                return match stored {
+                    Some(existing) if existing.digest == version.digest => Ok(Uploaded {
+                        tests: stored_tests(&existing),
+                        version: existing,
+                        created: false,
+                        notices: super::compat::notices(&parsed),
+                    }),
+                    _ => Err(Error::RevisionExists {
+                        name: name.to_string(),
+                        revision: version.revision,
+                        digest: version.digest,
+                    }),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.remember(Arc::new(policy));
         Ok(Uploaded {
             version,
@@ -248,8 +285,22 @@ impl PolicyService {
         })
     }
 
-    /// Makes a stored version the active one.
+    /// Makes a stored version the active one (recorded as `bundle.activate`).
     pub async fn activate(&self, who: &Principal, name: &str, revision: &str, force: bool) -> Result<Activated, Error> {
+        self.activate_as(who, name, revision, force, "bundle.activate").await
+    }
+
+    /// [`Self::activate`], recorded as `kind`. The head moves only with the
+    /// entry recording it; one moved meanwhile by another activation is read
+    /// again.
+    async fn activate_as(
+        &self,
+        who: &Principal,
+        name: &str,
+        revision: &str,
+        force: bool,
+        kind: &'static str,
+    ) -> Result<Activated, Error> {
         let version = self.version(&who.tenant_id, name, revision).await?;
         if !version.tests_passed && !force {
             return Err(Error::TestsFailed(revision.to_string()));
@@ -260,10 +311,30 @@ impl PolicyService {
         }
         // Compile before switching, so a version that cannot load never becomes active.
         let resolved = self.resolve_version(&version).await?;
-        let previous = self
-            .store
-            .activate(&who.tenant_id, name, revision, force, &who.actor(), self.clock.now_ms())
-            .await?;
+        let mut attempts = 0;
+        let previous = loop {
+            let previous = self.store.bundle_head(&who.tenant_id, name).await?;
+            let payload = json!({"name": name, "revision": revision, "digest": version.digest,
+                "previous_revision": previous, "forced": force});
+            let record = Record::new(&who.tenant_id, kind, &who.actor(), &payload).about(format!("{name}@{revision}"));
+            let change = Change {
+                activation: Some(ActivationRow {
+                    tenant_id: who.tenant_id.clone(),
+                    name: name.to_string(),
+                    revision: revision.to_string(),
+                    previous: previous.clone(),
+                    forced: force,
+                    by: who.actor(),
+                    at: self.clock.now_ms(),
+                }),
+                ..Change::default()
+            };
+            match self.ledger.append_with(vec![record], change).await {
+                Ok(_) => break previous,
+                Err(AppendError::Changed(_)) if attempts < ACTIVATION_ATTEMPTS => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
         self.install_active(&who.tenant_id, resolved);
         self.metrics.bundle_activations.inc();
         Ok(Activated {
@@ -290,7 +361,7 @@ impl PolicyService {
                 .await?
                 .ok_or_else(|| Error::NothingToRollBack(name.to_string()))?,
         };
-        self.activate(who, name, &target, force).await
+        self.activate_as(who, name, &target, force, "bundle.rollback").await
     }
 
     pub async fn version(&self, tenant_id: &str, name: &str, revision: &str) -> Result<BundleVersionRow, Error> {

@@ -1,8 +1,8 @@
 //! The unit of work the ledger writer commits together with its entries.
 //!
 //! A domain that must record evidence of a write (the kernel moving an
-//! execution, the conductor moving a run, a skill or workflow version
-//! registered) fills a [`Change`] with its rows and hands it, with its
+//! execution, the conductor moving a run, a skill, workflow or bundle
+//! version registered, a bundle activated) fills a [`Change`] with its rows and hands it, with its
 //! records, to `Ledger::append_with`. The writer applies it with
 //! [`LedgerTx::apply`] inside its batch transaction, in a savepoint: the rows
 //! and the entries commit together or not at all, and a change whose
@@ -14,6 +14,7 @@
 //! looks inside a change beyond its history rows (whose ledger index it
 //! notes).
 
+use super::bundles::{self, ActivationRow, BundleUpload};
 use super::ledger::LedgerTx;
 use super::runs::WorkflowRunRow;
 use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, runs, skills, workflows};
@@ -54,6 +55,10 @@ pub struct Change {
     pub workflow_definition: Option<WorkflowRow>,
     /// A new skill version (its registration's entry commits with it).
     pub skill: Option<SkillRow>,
+    /// A new bundle version (its upload's entry commits with it).
+    pub bundle: Option<BundleUpload>,
+    /// A bundle's head moved (its activation's entry commits with it).
+    pub activation: Option<ActivationRow>,
 }
 
 impl LedgerTx {
@@ -98,6 +103,12 @@ async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
     }
     if let Some(sk) = &c.skill {
         skills::insert(conn, sk).await?;
+    }
+    if let Some(b) = &c.bundle {
+        bundles::insert(conn, b).await?;
+    }
+    if let Some(a) = &c.activation {
+        bundles::activate(conn, a).await?;
     }
     for id in &c.settled {
         kernel::settle(conn, id).await?;

@@ -163,6 +163,7 @@ macro_rules! on_conn {
     };
 }
 
+mod bundles;
 mod change;
 mod kernel;
 mod ledger;
@@ -170,6 +171,7 @@ mod runs;
 mod sinks;
 mod skills;
 mod workflows;
+pub use bundles::{ActivationRow, BundleUpload};
 pub use change::{Applied, Change};
 pub use kernel::DeclaredTool;
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
@@ -690,18 +692,6 @@ impl Store {
 
     // ---- bundles ----------------------------------------------------------
 
-    pub async fn insert_bundle_version(&self, v: &BundleVersionRow, content: &[u8]) -> Result<()> {
-        let roots = serde_json::to_string(&v.roots).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let tests = v.tests.to_string();
-        with_pool!(self, p => sqlx::query(
-            "INSERT INTO bundle_versions (tenant_id, name, revision, digest, roots, size_bytes, content, tests, tests_passed, signed_by, uploaded_by, uploaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-            .bind(&v.tenant_id).bind(&v.name).bind(&v.revision).bind(&v.digest).bind(&roots).bind(v.size_bytes)
-            .bind(content).bind(&tests).bind(v.tests_passed).bind(&v.signed_by).bind(&v.uploaded_by).bind(v.uploaded_at)
-            .execute(p).await.map(|_| ()).map_err(conflict("this bundle revision")))?;
-        Ok(())
-    }
-
     pub async fn bundle_version(
         &self,
         tenant_id: &str,
@@ -765,30 +755,12 @@ impl Store {
 
     /// Makes `revision` the active version of the bundle and records the
     /// activation; returns the revision that was active before, if any.
-    pub async fn activate(
-        &self,
-        tenant_id: &str,
-        name: &str,
-        revision: &str,
-        forced: bool,
-        by: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>> {
-        with_write_tx!(self, tx => {
-            let previous: Option<String> = sqlx::query("SELECT revision FROM bundle_heads WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id).bind(name).fetch_optional(&mut *tx).await?
-                .map(|r| r.try_get("revision")).transpose()?;
-            sqlx::query(
-                "INSERT INTO bundle_heads (tenant_id, name, revision, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (tenant_id, name) DO UPDATE SET revision = excluded.revision, activated_at = excluded.activated_at, activated_by = excluded.activated_by")
-                .bind(tenant_id).bind(name).bind(revision).bind(now_ms).bind(by)
-                .execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO bundle_activations (tenant_id, name, revision, previous_revision, forced, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(tenant_id).bind(name).bind(revision).bind(&previous).bind(forced).bind(now_ms).bind(by)
-                .execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(previous)
+    /// The active revision of a bundle, if any.
+    pub async fn bundle_head(&self, tenant_id: &str, name: &str) -> Result<Option<String>> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT revision FROM bundle_heads WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id).bind(name).fetch_optional(p).await?;
+            match row { Some(r) => Ok(Some(r.try_get("revision")?)), None => Ok(None) }
         })
     }
 

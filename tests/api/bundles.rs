@@ -13,6 +13,7 @@ on_both_backends!(
     failing_rego_tests_block_activation_unless_forced,
     roots_of_different_bundles_may_not_overlap,
     active_versions_survive_a_restart_of_the_service,
+    concurrent_activations_are_recorded_as_one_chain,
 );
 
 async fn versions_are_immutable_and_content_addressed(backend: Backend) {
@@ -232,5 +233,62 @@ async fn active_versions_survive_a_restart_of_the_service(backend: Backend) {
     );
     assert_eq!(state.policy.refresh().await.unwrap(), 1);
     assert_eq!(state.policy.active_count(), 1);
+    app.stop().await;
+}
+
+/// Activations racing on one bundle: every one that answered 200 is in the
+/// ledger, and the `bundle.activate` entries, in ledger order, form one
+/// chain (each entry's `previous_revision` is the revision of the entry
+/// before it), the same chain as the store's activation history. An
+/// activation that lost the race every time it tried says so (409
+/// `concurrent_change`) and records nothing.
+async fn concurrent_activations_are_recorded_as_one_chain(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for rev in ["r1", "r2", "r3"] {
+        let r = app.upload(&app.admin, "commissioning", commissioning_bundle(rev)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let revisions = ["r1", "r2", "r3", "r1", "r3", "r2", "r1", "r2", "r3", "r1", "r2", "r3"];
+    let answers = futures_util::future::join_all(
+        revisions
+            .iter()
+            .map(|rev| app.activate(&app.admin, "commissioning", rev)),
+    )
+    .await;
+    let mut answered = 0;
+    for r in &answers {
+        match r.status {
+            StatusCode::OK => answered += 1,
+            _ => assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::CONFLICT, "concurrent_change"),
+                "{}",
+                r.body
+            ),
+        }
+    }
+    assert!(answered >= 1, "no activation succeeded");
+
+    let r = app.call(Method::GET, "/v1/ledger/export", Some(&app.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let activations: Vec<serde_json::Value> = r
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "bundle.activate")
+        .map(|e| e["payload"].clone())
+        .collect();
+    assert_eq!(activations.len(), answered, "one entry per activation answered 200");
+    let mut previous = serde_json::Value::Null;
+    for a in &activations {
+        assert_eq!(a["previous_revision"], previous, "a broken chain: {activations:?}");
+        previous = a["revision"].clone();
+    }
+    assert_eq!(
+        active(&app).await.as_deref(),
+        previous.as_str(),
+        "the head is the chain's end"
+    );
     app.stop().await;
 }
