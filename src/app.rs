@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicyService;
 use crate::policy::archive;
 use crate::policy::service::PolicyLimits;
-use crate::store::{Store, TenantRow, TokenRow};
+use crate::store::{AdminWrite, Change, Store, TenantRow, TokenRow};
 use crate::supervise;
 
 /// What start-up did about the first admin token.
@@ -211,15 +211,28 @@ async fn bootstrap(store: &Store, clock: &Clock, ledger: &Ledger, given: Option<
         "bootstrap".into(),
         now,
     );
-    store.create_tenant(&tenant, &token, &hash_token(&secret)).await?;
+    // The platform tenant, its admin token and the entries recording them
+    // commit together: a crash leaves either all of them or none.
     let created = json!({"tenant_id": tenant.id, "name": tenant.name, "platform": true});
-    ledger
-        .append(Record::new(&tenant.id, "tenant.create", "system", &created).about(&tenant.id))
-        .await?;
     let minted =
         json!({"token_id": token.id, "name": token.name, "roles": token.roles.to_csv(), "tenant_id": tenant.id});
+    let records = vec![
+        Record::new(&tenant.id, "tenant.create", "system", &created).about(&tenant.id),
+        Record::new(&tenant.id, "token.create", "system", &minted).about(&token.id),
+    ];
+    let write = AdminWrite::CreateTenant {
+        tenant: tenant.clone(),
+        admin: token.clone(),
+        hash: hash_token(&secret),
+    };
     ledger
-        .append(Record::new(&tenant.id, "token.create", "system", &minted).about(&token.id))
+        .append_with(
+            records,
+            Change {
+                admin: Some(write),
+                ..Change::default()
+            },
+        )
         .await?;
     tracing::info!(tenant = %tenant.id, token = %token.id, "bootstrapped the platform tenant and its admin token");
     Ok(outcome)

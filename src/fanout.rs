@@ -38,12 +38,14 @@ use warden_sinks::webhook::{WebhookConfig, WebhookSink};
 use warden_sinks::{Delivered, Event, SendError, Sink};
 
 use crate::audit;
+use crate::auth::Principal;
 use crate::clock::{Clock, rfc3339_ms};
 use crate::config::{SinkConfig, SinkFilter, TenantSinksConfig};
 use crate::ledger::read::{self, ReadError};
+use crate::ledger::{AppendError, Ledger, Record};
 use crate::metrics::{Metrics, SinkLabels};
 use crate::secrets::Keyring;
-use crate::store::{DeadLetterRow, Store, StoreError};
+use crate::store::{Change, DeadLetterRow, SinkPut, SinkWrite, Store, StoreError, TOO_MANY_SINKS, TenantSinkRow};
 
 /// Ledger entries (or dead letters) read per page, at least; a sink that
 /// takes larger batches reads pages of its batch size, up to [`MAX_PAGE`].
@@ -1368,5 +1370,90 @@ fn event_for(tenant: &str, index: u64, event: Value) -> Event {
         workflow_id: event["workflow_id"].as_str().map(str::to_string),
         timestamp_ms,
         body: serde_json::to_vec(&event).unwrap_or_default(),
+    }
+}
+
+/// Why a tenant's sink could not be put.
+#[derive(Debug, thiserror::Error)]
+pub enum PutSinkError {
+    #[error("this tenant already has {0} sinks, the most allowed (tenant_sinks.max_per_tenant); delete one first")]
+    TooMany(usize),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How often a put reads the sink again after another put replaced it first.
+const PUT_ATTEMPTS: usize = 3;
+
+/// Creates the tenant's sink `name` (sealed configuration `stored`), or
+/// replaces its configuration, with the `sink.put` entry (which shows the
+/// masked configuration `shown`) in the same transaction. A new sink's
+/// first cursor is `start_at` (None: the start of the log).
+#[allow(clippy::too_many_arguments)]
+pub async fn put_tenant_sink(
+    ledger: &Ledger,
+    store: &Store,
+    who: &Principal,
+    name: &str,
+    stored: &str,
+    shown: &Value,
+    start_at: Option<u64>,
+    max_sinks: usize,
+    now_ms: i64,
+) -> Result<TenantSinkRow, PutSinkError> {
+    let mut attempts = 0;
+    loop {
+        let existing = store.tenant_sink(&who.tenant_id, name).await?;
+        let row = TenantSinkRow {
+            tenant_id: who.tenant_id.clone(),
+            name: name.to_string(),
+            config: stored.to_string(),
+            version: existing.as_ref().map(|e| e.version + 1).unwrap_or(1),
+            created_at: existing.as_ref().map(|e| e.created_at).unwrap_or(now_ms),
+            updated_at: now_ms,
+        };
+        let payload = serde_json::json!({"sink": name, "version": row.version, "config": shown});
+        let record = Record::new(&who.tenant_id, "sink.put", &who.actor(), &payload).about(name);
+        let change = Change {
+            sink: Some(SinkWrite::Put(SinkPut {
+                row: row.clone(),
+                cursor_key: tenant_key(&who.tenant_id, name),
+                start_at,
+                max_sinks,
+            })),
+            ..Change::default()
+        };
+        match ledger.append_with(vec![record], change).await {
+            Ok(_) => return Ok(row),
+            Err(AppendError::Conflict(TOO_MANY_SINKS)) => return Err(PutSinkError::TooMany(max_sinks)),
+            Err(AppendError::Changed(_)) if attempts < PUT_ATTEMPTS => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Deletes the tenant's sink `name` with the `sink.delete` entry: false
+/// when the tenant has no such sink (nothing recorded).
+pub async fn delete_tenant_sink(ledger: &Ledger, who: &Principal, name: &str) -> Result<bool, AppendError> {
+    let record = Record::new(
+        &who.tenant_id,
+        "sink.delete",
+        &who.actor(),
+        &serde_json::json!({"sink": name}),
+    )
+    .about(name);
+    let change = Change {
+        sink: Some(SinkWrite::Delete {
+            tenant_id: who.tenant_id.clone(),
+            name: name.to_string(),
+        }),
+        ..Change::default()
+    };
+    match ledger.append_with(vec![record], change).await {
+        Ok(_) => Ok(true),
+        Err(AppendError::Changed("sink")) => Ok(false),
+        Err(e) => Err(e),
     }
 }

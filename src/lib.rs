@@ -30,6 +30,7 @@
 //!   and the conductor that runs them on the kernel.
 //! - [`secrets`]: tenant sink secrets sealed at rest.
 //! - [`supervise`]: restarts of background tasks, and which are down.
+//! - [`tenancy`]: tenants, tokens and settings, each written with its entry.
 //! - [`cli`]: the `warden` subcommands.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
@@ -55,4 +56,5 @@ pub mod skill;
 pub mod store;
 pub mod strict_json;
 pub mod supervise;
+pub mod tenancy;
 pub mod workflow;

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::AppState;
 use super::extract::{ApiJson, Caller};
@@ -15,6 +14,7 @@ use crate::clock::rfc3339_ms;
 use crate::model::kernel::{agent_fault, name_fault};
 use crate::policy::compat::OnDifference;
 use crate::store::{KeyRow, TenantRow, TokenRow};
+use crate::tenancy;
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
@@ -348,13 +348,6 @@ fn expiry_of(expires_at: Option<&str>, ttl_seconds: Option<u64>, now: i64) -> Re
     Ok(Some(at))
 }
 
-/// What the ledger records of a minted token (never its secret).
-fn token_record(row: &TokenRow) -> serde_json::Value {
-    json!({"token_id": row.id, "name": row.name, "roles": row.roles.to_csv(), "subject": row.subject,
-        "agent_ids": row.agent_ids.entries(), "runner_ids": row.runner_ids.entries(),
-        "expires_at": row.expires_at.map(rfc3339_ms)})
-}
-
 #[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = CreateTenant,
     responses((status = 201, body = CreatedTenant), (status = "4XX", body = super::problem::ProblemBody)),
     security(("bearer" = [])))]
@@ -376,18 +369,7 @@ pub async fn create_tenant(
     };
     let roles: RoleSet = [Role::Admin].into_iter().collect();
     let (token, minted) = new_token(&tenant.id, "admin", roles, who.actor(), now);
-    state.store.create_tenant(&tenant, &token, &minted.hash).await?;
-    let created = json!({"tenant_id": tenant.id, "name": tenant.name, "platform": false});
-    state.record(who, "tenant.create", &tenant.id, created.clone()).await?;
-    // The new tenant's own log opens with its creation and its first token.
-    state
-        .record_in(&tenant.id, who, "tenant.create", &tenant.id, created)
-        .await?;
-    let mut first = token_record(&token);
-    first["tenant_id"] = tenant.id.clone().into();
-    state
-        .record_in(&tenant.id, who, "token.create", &token.id, first)
-        .await?;
+    tenancy::create_tenant(&state.ledger, who, tenant.clone(), token.clone(), minted.hash).await?;
     tracing::info!(tenant = %tenant.id, name = %tenant.name, by = %who.actor(), "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -437,8 +419,7 @@ pub async fn create_token(
         name_fault,
     )?;
     row.expires_at = expiry_of(body.expires_at.as_deref(), body.ttl_seconds, now)?;
-    state.store.insert_token(&row, &minted.hash).await?;
-    state.record(who, "token.create", &row.id, token_record(&row)).await?;
+    tenancy::mint_token(&state.ledger, who, row.clone(), minted.hash).await?;
     tracing::info!(token = %row.id, tenant = %who.tenant_id, roles = %roles.to_csv(), subject = %row.subject,
         by = %who.actor(), "token created");
     Ok((StatusCode::CREATED, Json(CreatedToken::of(row, minted.secret))))
@@ -463,11 +444,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let who = caller.require(Action::ManageTokens)?;
-    if !state
-        .store
-        .revoke_token(&who.tenant_id, &id, state.clock.now_ms())
-        .await?
-    {
+    if !tenancy::revoke_token(&state.ledger, who, &id, state.clock.now_ms()).await? {
         return Err(Problem::not_found(
             "unknown_token",
             format!("no live token {id:?} in this tenant"),
@@ -477,7 +454,6 @@ pub async fn revoke_token(
     // Its open streams on this instance close now; other instances close
     // theirs at their next check (every `auth.cache_ttl_ms`).
     let closed = state.kernel.close_streams_of(&id);
-    state.record(who, "token.revoke", &id, json!({"token_id": id})).await?;
     tracing::info!(token = %id, tenant = %who.tenant_id, streams_closed = closed, by = %who.actor(), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -502,9 +478,6 @@ pub async fn add_key(
             body.scope.as_deref(),
         )
         .await?;
-    let payload =
-        json!({"key_id": row.key_id, "algorithm": row.algorithm, "public_key": row.public_pem, "scope": row.scope});
-    state.record(who, "key.add", &row.key_id, payload).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -527,15 +500,12 @@ pub async fn delete_key(
     Path(key_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let who = caller.require(Action::ManageKeys)?;
-    if !state.store.delete_key(&who.tenant_id, &key_id).await? {
+    if !state.policy.delete_key(who, &key_id).await? {
         return Err(Problem::not_found(
             "unknown_key",
             format!("no key {key_id:?} in this tenant"),
         ));
     }
-    state
-        .record(who, "key.delete", &key_id, json!({"key_id": key_id}))
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -573,15 +543,13 @@ pub async fn put_settings(
         require_signatures: body.require_signatures.unwrap_or(current.require_signatures),
         rego_differences: body.rego_differences.unwrap_or(current.rego_differences),
     };
-    state
-        .store
-        .set_tenant_settings(&who.tenant_id, next.require_signatures, next.rego_differences.as_str())
-        .await?;
-    let payload = json!({
-        "require_signatures": next.require_signatures,
-        "rego_differences": next.rego_differences.as_str(),
-    });
-    state.record(who, "settings.change", &who.tenant_id, payload).await?;
+    tenancy::set_settings(
+        &state.ledger,
+        who,
+        next.require_signatures,
+        next.rego_differences.as_str(),
+    )
+    .await?;
     tracing::info!(
         tenant = %who.tenant_id,
         require_signatures = next.require_signatures,

@@ -151,7 +151,7 @@ impl From<crate::ledger::AppendError> for Problem {
     fn from(e: crate::ledger::AppendError) -> Self {
         use crate::ledger::AppendError as A;
         let status = match e {
-            A::Changed(_) => StatusCode::CONFLICT,
+            A::Changed(_) | A::Conflict(_) => StatusCode::CONFLICT,
             A::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             A::TooDeep { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             A::Overloaded(_) | A::Unavailable(_) | A::Closed => StatusCode::SERVICE_UNAVAILABLE,
@@ -311,6 +311,17 @@ impl From<crate::policy::replay::ReplayError> for Problem {
             E::MaxScanTooLarge { .. } => Problem::bad_request("max_scan_too_large", detail),
             E::Policy(e) => e.into(),
             E::Read(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::fanout::PutSinkError> for Problem {
+    fn from(e: crate::fanout::PutSinkError) -> Self {
+        use crate::fanout::PutSinkError as E;
+        match e {
+            E::TooMany(_) => Problem::new(StatusCode::CONFLICT, "too_many_sinks", e.to_string()),
+            E::Append(a) => a.into(),
+            E::Store(s) => s.into(),
         }
     }
 }

@@ -113,37 +113,20 @@ pub async fn put_sink(
     };
     let stored = fanout::seal_config(&config, &who.tenant_id, keyring)
         .map_err(|e| Problem::internal("sealing a sink's secrets", &e))?;
-    let Some(row) = state
-        .store
-        .put_tenant_sink(
-            &who.tenant_id,
-            &name,
-            &stored,
-            start_at,
-            &fanout::tenant_key(&who.tenant_id, &name),
-            state.clock.now_ms(),
-            policy.max_per_tenant,
-        )
-        .await?
-    else {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "too_many_sinks",
-            format!(
-                "this tenant already has {} sinks, the most allowed (tenant_sinks.max_per_tenant); delete one first",
-                policy.max_per_tenant
-            ),
-        ));
-    };
     let shown = fanout::masked(&serde_json::to_value(&config).unwrap_or_default());
-    state
-        .record(
-            who,
-            "sink.put",
-            &name,
-            serde_json::json!({"sink": name, "version": row.version, "config": shown}),
-        )
-        .await?;
+    let now = state.clock.now_ms();
+    let row = fanout::put_tenant_sink(
+        &state.ledger,
+        &state.store,
+        who,
+        &name,
+        &stored,
+        &shown,
+        start_at,
+        policy.max_per_tenant,
+        now,
+    )
+    .await?;
     state.fanout.changed().await;
     let status = if row.version == 1 {
         StatusCode::CREATED
@@ -182,15 +165,12 @@ pub async fn delete_sink(
             format!("sink {name:?} comes from the configuration file; remove it there"),
         ));
     }
-    if !state.store.delete_tenant_sink(&who.tenant_id, &name).await? {
+    if !fanout::delete_tenant_sink(&state.ledger, who, &name).await? {
         return Err(Problem::not_found(
             "unknown_sink",
             format!("this tenant has no sink named {name:?}; see GET /v1/sinks"),
         ));
     }
-    state
-        .record(who, "sink.delete", &name, serde_json::json!({"sink": name}))
-        .await?;
     state.fanout.changed().await;
     Ok(StatusCode::NO_CONTENT)
 }

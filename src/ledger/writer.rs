@@ -80,6 +80,10 @@ pub enum AppendError {
     /// since they were read; nothing of it was written.
     #[error("the {0} changed while this request was handled; read it again and retry")]
     Changed(&'static str),
+    /// The state change would have written what exists already (a tenant
+    /// name, a key id); nothing of it was written.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
     /// A payload larger than `ledger.max_payload_bytes`: refused before
     /// anything was written.
     #[error(
@@ -110,6 +114,7 @@ impl AppendError {
             AppendError::Unavailable(_) => "ledger_unavailable",
             AppendError::Closed => "shutting_down",
             AppendError::Changed(_) => "concurrent_change",
+            AppendError::Conflict(_) => "conflict",
             AppendError::TooLarge { .. } => "ledger_entry_too_large",
             AppendError::TooDeep { .. } => "ledger_entry_too_deep",
         }
@@ -701,9 +706,16 @@ impl Writer {
         let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
         let mut results = Vec::with_capacity(batch.len());
         for (a, done) in batch.iter().zip(&applied) {
-            if let Applied::Moved(what) = *done {
-                results.push(Err(AppendError::Changed(what)));
-                continue;
+            match *done {
+                Applied::Written => {}
+                Applied::Moved(what) => {
+                    results.push(Err(AppendError::Changed(what)));
+                    continue;
+                }
+                Applied::Exists(what) => {
+                    results.push(Err(AppendError::Conflict(what)));
+                    continue;
+                }
             }
             let mine: Vec<Receipt> = receipts.by_ref().take(a.records.len()).collect();
             if let Some(change) = &a.change {

@@ -23,7 +23,7 @@ use crate::auth::{Principal, new_id};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::ledger::{AppendError, Ledger, Record};
 use crate::metrics::Metrics;
-use crate::store::{ActivationRow, BundleUpload, BundleVersionRow, Change, KeyRow, Store};
+use crate::store::{ActivationRow, AdminWrite, BundleUpload, BundleVersionRow, Change, KeyRow, Store};
 
 /// Most places a `rego_difference` refusal lists.
 const MAX_LISTED_DIFFERENCES: usize = 10;
@@ -681,8 +681,34 @@ impl PolicyService {
             created_at: self.clock.now_ms(),
             created_by: who.actor(),
         };
-        self.store.insert_key(&row).await?;
+        let payload =
+            json!({"key_id": row.key_id, "algorithm": row.algorithm, "public_key": row.public_pem, "scope": row.scope});
+        let record = Record::new(&who.tenant_id, "key.add", &who.actor(), &payload).about(key_id);
+        let change = Change {
+            admin: Some(AdminWrite::AddKey(row.clone())),
+            ..Change::default()
+        };
+        // The key and the entry of its addition commit together.
+        self.ledger.append_with(vec![record], change).await?;
         Ok(row)
+    }
+
+    /// Deletes one of the caller's tenant's verification keys, with the
+    /// entry recording it: false when there is no such key.
+    pub async fn delete_key(&self, who: &Principal, key_id: &str) -> Result<bool, Error> {
+        let record = Record::new(&who.tenant_id, "key.delete", &who.actor(), &json!({"key_id": key_id})).about(key_id);
+        let change = Change {
+            admin: Some(AdminWrite::DeleteKey {
+                tenant_id: who.tenant_id.clone(),
+                key_id: key_id.to_string(),
+            }),
+            ..Change::default()
+        };
+        match self.ledger.append_with(vec![record], change).await {
+            Ok(_) => Ok(true),
+            Err(AppendError::Changed("key")) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -17,6 +17,8 @@
 use super::bundles::{self, ActivationRow, BundleUpload};
 use super::ledger::LedgerTx;
 use super::runs::WorkflowRunRow;
+use super::sinks::{self, SinkWrite};
+use super::tenancy::{self, AdminWrite};
 use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, runs, skills, workflows};
 use crate::model::kernel::{ApprovalRow, ExecutionRow, HistoryRow, PushRow, StepRow, StepState};
 
@@ -28,6 +30,9 @@ pub enum Applied {
     /// The named row moved since it was read: nothing of the change stays,
     /// and its records must be left out of the batch.
     Moved(&'static str),
+    /// The change would write what exists already (the named thing: a
+    /// tenant name, a key id): nothing of it stays, its records are left out.
+    Exists(&'static str),
 }
 
 /// Rows written atomically with the ledger entries that record them.
@@ -59,6 +64,10 @@ pub struct Change {
     pub bundle: Option<BundleUpload>,
     /// A bundle's head moved (its activation's entry commits with it).
     pub activation: Option<ActivationRow>,
+    /// An administrative write: a tenant, a token, a key, settings.
+    pub admin: Option<AdminWrite>,
+    /// A tenant's sink created, replaced or deleted.
+    pub sink: Option<SinkWrite>,
 }
 
 impl LedgerTx {
@@ -72,10 +81,14 @@ impl LedgerTx {
                 self.execute("RELEASE SAVEPOINT change").await?;
                 Ok(Applied::Written)
             }
-            Err(StoreError::Changed(what)) => {
+            Err(e @ (StoreError::Changed(_) | StoreError::Conflict(_))) => {
                 self.execute("ROLLBACK TO SAVEPOINT change").await?;
                 self.execute("RELEASE SAVEPOINT change").await?;
-                Ok(Applied::Moved(what))
+                Ok(match e {
+                    StoreError::Conflict(what) => Applied::Exists(what),
+                    StoreError::Changed(what) => Applied::Moved(what),
+                    _ => unreachable!("matched above"),
+                })
             }
             Err(e) => Err(e),
         }
@@ -109,6 +122,14 @@ async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
     }
     if let Some(a) = &c.activation {
         bundles::activate(conn, a).await?;
+    }
+    if let Some(a) = &c.admin {
+        tenancy::write(conn, a).await?;
+    }
+    match &c.sink {
+        Some(SinkWrite::Put(p)) => sinks::put(conn, p).await?,
+        Some(SinkWrite::Delete { tenant_id, name }) => sinks::delete(conn, tenant_id, name).await?,
+        None => {}
     }
     for id in &c.settled {
         kernel::settle(conn, id).await?;

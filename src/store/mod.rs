@@ -170,14 +170,16 @@ mod ledger;
 mod runs;
 mod sinks;
 mod skills;
+mod tenancy;
 mod workflows;
 pub use bundles::{ActivationRow, BundleUpload};
 pub use change::{Applied, Change};
 pub use kernel::DeclaredTool;
 pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use runs::WorkflowRunRow;
-pub use sinks::{DeadLetterRow, TenantSinkRow};
+pub use sinks::{DeadLetterRow, SinkPut, SinkWrite, TOO_MANY_SINKS, TenantSinkRow};
 pub use skills::SkillRow;
+pub use tenancy::AdminWrite;
 pub use workflows::WorkflowRow;
 
 /// A unique violation inside a state change of the ledger's batch: that
@@ -570,28 +572,7 @@ impl Store {
         })
     }
 
-    /// A tenant's settings, both at once.
-    pub async fn set_tenant_settings(
-        &self,
-        tenant_id: &str,
-        require_signatures: bool,
-        rego_differences: &str,
-    ) -> Result<()> {
-        with_pool!(self, p => sqlx::query("UPDATE tenants SET require_signatures = $1, rego_differences = $2 WHERE id = $3")
-            .bind(require_signatures).bind(rego_differences).bind(tenant_id).execute(p).await.map(|_| ()))?;
-        Ok(())
-    }
-
     // ---- tokens -----------------------------------------------------------
-
-    pub async fn insert_token(&self, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
-        with_pool!(self, p => sqlx::query(INSERT_TOKEN)
-            .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
-            .bind(token.created_at).bind(&token.created_by).bind(&token.subject).bind(token.agent_ids.to_json())
-            .bind(token.runner_ids.to_json()).bind(token.expires_at)
-            .execute(p).await.map(|_| ()).map_err(conflict("a token with this secret")))?;
-        Ok(())
-    }
 
     /// The caller behind an unrevoked token with this hash (expired or
     /// not: the caller tells an expired token from an unknown one).
@@ -659,22 +640,7 @@ impl Store {
         Ok(live)
     }
 
-    /// Revokes a live token of this tenant; false when there is none.
-    pub async fn revoke_token(&self, tenant_id: &str, token_id: &str, now_ms: i64) -> Result<bool> {
-        let done = with_pool!(self, p => sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(now_ms).bind(tenant_id).bind(token_id).execute(p).await?.rows_affected());
-        Ok(done == 1)
-    }
-
     // ---- bundle verification keys ----------------------------------------
-
-    pub async fn insert_key(&self, key: &KeyRow) -> Result<()> {
-        with_pool!(self, p => sqlx::query("INSERT INTO verification_keys (tenant_id, key_id, algorithm, public_pem, scope, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&key.tenant_id).bind(&key.key_id).bind(&key.algorithm).bind(&key.public_pem).bind(&key.scope)
-            .bind(key.created_at).bind(&key.created_by)
-            .execute(p).await.map(|_| ()).map_err(conflict("a key with this id")))?;
-        Ok(())
-    }
 
     pub async fn list_keys(&self, tenant_id: &str) -> Result<Vec<KeyRow>> {
         with_pool!(self, p => {
@@ -682,12 +648,6 @@ impl Store {
                 .bind(tenant_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(key_from_row!(r))).collect()
         })
-    }
-
-    pub async fn delete_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
-        let done = with_pool!(self, p => sqlx::query("DELETE FROM verification_keys WHERE tenant_id = $1 AND key_id = $2")
-            .bind(tenant_id).bind(key_id).execute(p).await?.rows_affected());
-        Ok(done == 1)
     }
 
     // ---- bundles ----------------------------------------------------------

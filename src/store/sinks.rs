@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::ledger::u64_of;
-use super::{Pool, Result, Store};
+use super::{Pool, Result, Store, StoreError};
 
 /// A sink a tenant created through the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,66 +70,13 @@ impl Store {
         })
     }
 
-    /// Creates the sink, or replaces its configuration (keeping its cursors
-    /// and dead letters). `start_at`, for a new sink, is the cursor it
-    /// starts from (the last index it counts as passed), or None for the
-    /// beginning of the log. Returns the stored row, or None when creating
-    /// it would give the tenant more than `max_sinks`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn put_tenant_sink(
-        &self,
-        tenant_id: &str,
-        name: &str,
-        config: &str,
-        start_at: Option<u64>,
-        cursor_key: &str,
-        now_ms: i64,
-        max_sinks: usize,
-    ) -> Result<Option<TenantSinkRow>> {
-        with_write_tx!(self, tx => {
-            let existing = sqlx::query("SELECT version, created_at FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id).bind(name).fetch_optional(&mut *tx).await?;
-            let row = match existing {
-                Some(r) => {
-                    let version: i64 = r.try_get("version")?;
-                    sqlx::query("UPDATE tenant_sinks SET config = $1, version = $2, updated_at = $3 WHERE tenant_id = $4 AND name = $5")
-                        .bind(config).bind(version + 1).bind(now_ms).bind(tenant_id).bind(name)
-                        .execute(&mut *tx).await?;
-                    TenantSinkRow {
-                        tenant_id: tenant_id.into(), name: name.into(), config: config.into(),
-                        version: version + 1, created_at: r.try_get("created_at")?, updated_at: now_ms,
-                    }
-                }
-                None => {
-                    // Creations of one tenant's sinks wait for each other
-                    // (a row lock on PostgreSQL; SQLite's writes are
-                    // serialised already), so the count below holds.
-                    sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-                        .bind(tenant_id).execute(&mut *tx).await?;
-                    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tenant_sinks WHERE tenant_id = $1")
-                        .bind(tenant_id).fetch_one(&mut *tx).await?.try_get("n")?;
-                    if usize::try_from(n).unwrap_or(usize::MAX) >= max_sinks {
-                        return Ok(None);
-                    }
-                    sqlx::query("INSERT INTO tenant_sinks (tenant_id, name, config, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)")
-                        .bind(tenant_id).bind(name).bind(config).bind(now_ms)
-                        .execute(&mut *tx).await?;
-                    // A new sink starts afresh, whatever a deleted namesake left.
-                    sqlx::query("DELETE FROM sink_cursors WHERE sink = $1 AND tenant_id = $2")
-                        .bind(cursor_key).bind(tenant_id).execute(&mut *tx).await?;
-                    if let Some(at) = start_at {
-                        sqlx::query("INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) VALUES ($1, $2, $3, $4)")
-                            .bind(cursor_key).bind(tenant_id).bind(at as i64).bind(now_ms)
-                            .execute(&mut *tx).await?;
-                    }
-                    TenantSinkRow {
-                        tenant_id: tenant_id.into(), name: name.into(), config: config.into(),
-                        version: 1, created_at: now_ms, updated_at: now_ms,
-                    }
-                }
-            };
-            tx.commit().await?;
-            Ok(Some(row))
+    /// One sink of a tenant.
+    pub async fn tenant_sink(&self, tenant_id: &str, name: &str) -> Result<Option<TenantSinkRow>> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT tenant_id, name, config, version, created_at, updated_at FROM tenant_sinks \
+                WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id).bind(name).fetch_optional(p).await?;
+            row.map(|r| Ok(tenant_sink_from_row!(r))).transpose()
         })
     }
 
@@ -140,17 +87,6 @@ impl Store {
         let done = with_pool!(self, p => sqlx::query("UPDATE tenant_sinks SET config = $1 WHERE tenant_id = $2 AND name = $3 AND config = $4")
             .bind(new).bind(tenant_id).bind(name).bind(old).execute(p).await.map(|r| r.rows_affected() > 0))?;
         Ok(done)
-    }
-
-    /// Deletes the sink; false when there was no such sink. Its dead
-    /// letters stay, as the record of what it never delivered, and so does
-    /// its cursor, so that a delivery task still running (on another
-    /// instance, until it reloads) never starts over; a new sink of the
-    /// same name starts afresh (see [`Store::put_tenant_sink`]).
-    pub async fn delete_tenant_sink(&self, tenant_id: &str, name: &str) -> Result<bool> {
-        let gone = with_pool!(self, p => sqlx::query("DELETE FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id).bind(name).execute(p).await.map(|r| r.rows_affected() > 0))?;
-        Ok(gone)
     }
 
     /// Takes or renews the lease on delivering through `sink` for `holder`,
@@ -229,5 +165,93 @@ impl Store {
         let n = with_pool!(self, p => sqlx::query("SELECT COUNT(*) AS n FROM dead_letters WHERE sink = $1 AND tenant_id = $2 AND redriven_at IS NULL")
             .bind(sink).bind(tenant_id).fetch_one(p).await?.try_get::<i64, _>("n"))?;
         Ok(n)
+    }
+}
+
+/// A tenant's sink created or replaced, inside a ledger batch with the
+/// `sink.put` entry recording it.
+#[derive(Debug, Clone)]
+pub struct SinkPut {
+    /// The row as it will be: version 1 creates the sink, version n + 1
+    /// replaces version n (and only version n: another put meanwhile is
+    /// [`StoreError::Changed`]).
+    pub row: TenantSinkRow,
+    /// Where the sink's delivery key keeps its cursors.
+    pub cursor_key: String,
+    /// A new sink's first cursor (None: from the start of the log).
+    pub start_at: Option<u64>,
+    /// The most sinks a tenant may have: a creation past it is
+    /// [`StoreError::Conflict`] ([`TOO_MANY_SINKS`]).
+    pub max_sinks: usize,
+}
+
+/// What a creation past `tenant_sinks.max_per_tenant` is refused as.
+pub const TOO_MANY_SINKS: &str = "the tenant's most sinks (tenant_sinks.max_per_tenant)";
+
+/// Writes `p`. A new sink starts afresh, whatever a deleted namesake left;
+/// a replaced one keeps its cursors.
+pub(super) async fn put(conn: &mut super::ledger::TxConn, p: &SinkPut) -> Result<()> {
+    let r = &p.row;
+    if r.version > 1 {
+        let done = on_conn!(conn, tx => sqlx::query(
+            "UPDATE tenant_sinks SET config = $1, version = $2, updated_at = $3 \
+             WHERE tenant_id = $4 AND name = $5 AND version = $6")
+            .bind(&r.config).bind(r.version).bind(r.updated_at).bind(&r.tenant_id).bind(&r.name).bind(r.version - 1)
+            .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
+        return if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Changed("sink"))
+        };
+    }
+    // Creations of one tenant's sinks wait for each other (a row lock on
+    // PostgreSQL; SQLite's writes are serialised already), so the count
+    // below holds.
+    let n: i64 = on_conn!(conn, tx => {
+        sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+            .bind(&r.tenant_id).execute(&mut **tx).await?;
+        sqlx::query("SELECT COUNT(*) AS n FROM tenant_sinks WHERE tenant_id = $1")
+            .bind(&r.tenant_id).fetch_one(&mut **tx).await?.try_get::<i64, _>("n")
+    })?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= p.max_sinks {
+        return Err(StoreError::Conflict(TOO_MANY_SINKS));
+    }
+    on_conn!(conn, tx => sqlx::query(
+        "INSERT INTO tenant_sinks (tenant_id, name, config, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)")
+        .bind(&r.tenant_id).bind(&r.name).bind(&r.config).bind(r.created_at)
+        .execute(&mut **tx).await.map(|_| ()))
+    .map_err(super::changed_on_unique("sink"))?;
+    on_conn!(conn, tx => {
+        sqlx::query("DELETE FROM sink_cursors WHERE sink = $1 AND tenant_id = $2")
+            .bind(&p.cursor_key).bind(&r.tenant_id).execute(&mut **tx).await?;
+        if let Some(at) = p.start_at {
+            sqlx::query("INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(&p.cursor_key).bind(&r.tenant_id).bind(at as i64).bind(r.created_at)
+                .execute(&mut **tx).await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(())
+}
+
+/// A tenant's sink written with the entry recording it.
+#[derive(Debug, Clone)]
+pub enum SinkWrite {
+    Put(SinkPut),
+    Delete { tenant_id: String, name: String },
+}
+
+/// Deletes a tenant's sink; none by that name is [`StoreError::Changed`].
+/// Its dead letters stay, as the record of what it never delivered, and
+/// so does its cursor, so that a delivery task still running (on another
+/// instance, until it reloads) never starts over; a new sink of the same
+/// name starts afresh (see [`put`]).
+pub(super) async fn delete(conn: &mut super::ledger::TxConn, tenant_id: &str, name: &str) -> Result<()> {
+    let done = on_conn!(conn, tx => sqlx::query("DELETE FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id).bind(name).execute(&mut **tx).await.map(|d| d.rows_affected()))?;
+    if done == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Changed("sink"))
     }
 }

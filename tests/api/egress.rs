@@ -76,6 +76,31 @@ async fn put(app: &TestApp, token: &str, name: &str, body: Value) -> Reply {
         .await
 }
 
+/// Writes a tenant sink's stored row as it is given (bypassing the API's
+/// checks and sealing), as an older version of Warden may have left it.
+async fn write_row(app: &TestApp, tenant_id: &str, name: &str, config: &str) {
+    use warden::store::{Change, SinkPut, SinkWrite, TenantSinkRow};
+    let existing = app.state.store.tenant_sink(tenant_id, name).await.unwrap();
+    let row = TenantSinkRow {
+        tenant_id: tenant_id.into(),
+        name: name.into(),
+        config: config.into(),
+        version: existing.as_ref().map(|e| e.version + 1).unwrap_or(1),
+        created_at: 0,
+        updated_at: 0,
+    };
+    let change = Change {
+        sink: Some(SinkWrite::Put(SinkPut {
+            row,
+            cursor_key: format!("{tenant_id}/{name}"),
+            start_at: None,
+            max_sinks: 100,
+        })),
+        ..Change::default()
+    };
+    app.state.ledger.append_with(Vec::new(), change).await.unwrap();
+}
+
 /// The tenant's view of sink `name`.
 async fn view(app: &TestApp, token: &str, name: &str) -> Value {
     let r = app.call(Method::GET, "/v1/sinks", Some(token), None).await;
@@ -428,12 +453,7 @@ async fn kafka_properties_come_from_an_allowlist() {
     let old = json!({"type": "kafka", "name": "legacy", "brokers": "127.0.0.1:9", "topic": "audit",
         "properties": {"plugin.library.paths": "/tmp/evil.so"}})
     .to_string();
-    app.state
-        .store
-        .put_tenant_sink(&row.tenant_id, "legacy", &old, None, "legacy-cursor", 0, 100)
-        .await
-        .unwrap()
-        .unwrap();
+    write_row(&app, &row.tenant_id, "legacy", &old).await;
     // The operator narrows the list: the sink that used the extra property
     // stops too.
     let app = app.restart_with(|c| c.tenant_sinks.kafka_properties.clear()).await;
@@ -759,12 +779,7 @@ async fn secrets_are_encrypted_at_rest_and_survive_rotation(backend: Backend) {
     // A row from before encryption (plaintext), read and sealed at start-up.
     let hook = stored.iter().find(|r| r.name == "hook").unwrap();
     let plain = json!({"type": "webhook", "name": "hook", "url": peer.url, "secrets": [hook_secret]}).to_string();
-    app.state
-        .store
-        .put_tenant_sink(&hook.tenant_id, "hook", &plain, None, "unused", 0, 100)
-        .await
-        .unwrap()
-        .unwrap();
+    write_row(&app, &hook.tenant_id, "hook", &plain).await;
 
     // Rotation: k2 becomes current, k1 is still accepted; every secret is
     // sealed again under k2 at start-up and every sink still works.

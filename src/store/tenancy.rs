@@ -1,0 +1,111 @@
+//! Administrative writes (a tenant with its first token, a token minted or
+//! revoked, a bundle verification key added or deleted, a tenant's
+//! settings), each written inside the ledger writer's batch with the entry
+//! recording it. Reads are in `mod.rs`.
+
+use super::ledger::TxConn;
+use super::{INSERT_TOKEN, KeyRow, Result, StoreError, TenantRow, TokenRow, conflict};
+
+/// One administrative write.
+#[derive(Debug, Clone)]
+pub enum AdminWrite {
+    /// A new tenant and its first admin token (secret hash).
+    CreateTenant {
+        tenant: TenantRow,
+        admin: TokenRow,
+        hash: [u8; 32],
+    },
+    MintToken {
+        token: TokenRow,
+        hash: [u8; 32],
+    },
+    /// Revokes a live token of the tenant; none is [`StoreError::Changed`].
+    RevokeToken {
+        tenant_id: String,
+        token_id: String,
+        at: i64,
+    },
+    AddKey(KeyRow),
+    /// Deletes a key of the tenant; none is [`StoreError::Changed`].
+    DeleteKey {
+        tenant_id: String,
+        key_id: String,
+    },
+    Settings {
+        tenant_id: String,
+        require_signatures: bool,
+        rego_differences: String,
+    },
+}
+
+/// Writes `a`. A tenant name, token secret or key id that exists already
+/// is [`StoreError::Conflict`]; a token or key that is not there is
+/// [`StoreError::Changed`].
+pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
+    match a {
+        AdminWrite::CreateTenant { tenant, admin, hash } => {
+            on_conn!(conn, tx => sqlx::query(
+                "INSERT INTO tenants (id, name, platform, require_signatures, rego_differences, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures)
+                .bind(&tenant.rego_differences).bind(tenant.created_at)
+                .execute(&mut **tx).await.map(|_| ()))
+            .map_err(conflict("a tenant with this name"))?;
+            insert_token(conn, admin, hash).await
+        }
+        AdminWrite::MintToken { token, hash } => insert_token(conn, token, hash).await,
+        AdminWrite::RevokeToken {
+            tenant_id,
+            token_id,
+            at,
+        } => {
+            let done = on_conn!(conn, tx => sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(at).bind(tenant_id).bind(token_id)
+                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
+            if done == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Changed("token"))
+            }
+        }
+        AdminWrite::AddKey(key) => on_conn!(conn, tx => sqlx::query(
+            "INSERT INTO verification_keys (tenant_id, key_id, algorithm, public_pem, scope, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&key.tenant_id).bind(&key.key_id).bind(&key.algorithm).bind(&key.public_pem).bind(&key.scope)
+            .bind(key.created_at).bind(&key.created_by)
+            .execute(&mut **tx).await.map(|_| ()))
+        .map_err(conflict("a key with this id")),
+        AdminWrite::DeleteKey { tenant_id, key_id } => {
+            let done = on_conn!(conn, tx => sqlx::query(
+                "DELETE FROM verification_keys WHERE tenant_id = $1 AND key_id = $2")
+                .bind(tenant_id).bind(key_id)
+                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
+            if done == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Changed("key"))
+            }
+        }
+        AdminWrite::Settings {
+            tenant_id,
+            require_signatures,
+            rego_differences,
+        } => {
+            on_conn!(conn, tx => sqlx::query(
+                "UPDATE tenants SET require_signatures = $1, rego_differences = $2 WHERE id = $3")
+                .bind(require_signatures).bind(rego_differences).bind(tenant_id)
+                .execute(&mut **tx).await.map(|_| ()))?;
+            Ok(())
+        }
+    }
+}
+
+async fn insert_token(conn: &mut TxConn, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
+    on_conn!(conn, tx => sqlx::query(INSERT_TOKEN)
+        .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
+        .bind(token.created_at).bind(&token.created_by).bind(&token.subject).bind(token.agent_ids.to_json())
+        .bind(token.runner_ids.to_json()).bind(token.expires_at)
+        .execute(&mut **tx).await.map(|_| ()))
+    .map_err(conflict("a token with this secret"))
+}
