@@ -1233,11 +1233,16 @@ impl Runner {
         Some(event)
     }
 
+    /// Moves the cursor past `index`, if this instance still holds the
+    /// sink's lease; once another took it over, this one stops delivering
+    /// (what it sent since is sent again by the new holder: at least once).
     async fn advance(&self, tenant: &str, index: u64) -> Result<(), Result<Stop, StoreError>> {
-        self.store
-            .set_sink_cursor(&self.h.key, tenant, index, self.clock.now_ms())
+        let moved = self
+            .store
+            .set_sink_cursor(&self.h.key, tenant, index, self.clock.now_ms(), &self.instance)
             .await
-            .map_err(Err)
+            .map_err(Err)?;
+        if moved { Ok(()) } else { Err(Ok(Stop::LeaseLost)) }
     }
 
     async fn deliver(&mut self, tenant: &str, events: &[Event]) -> Result<(), Result<Stop, StoreError>> {

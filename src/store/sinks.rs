@@ -117,15 +117,45 @@ impl Store {
         })
     }
 
-    /// Moves the cursor forward (never back).
-    pub async fn set_sink_cursor(&self, sink: &str, tenant_id: &str, last_index: u64, now_ms: i64) -> Result<()> {
-        with_pool!(self, p => sqlx::query(
-            "INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) VALUES ($1, $2, $3, $4) \
+    /// Moves the cursor forward (never back), only while `holder` holds
+    /// the sink's lease: false, and nothing written, once another instance
+    /// took the lease over (a holder that stalled while sending must not
+    /// move what the new holder now moves), or for an index behind the
+    /// cursor. On PostgreSQL the statement share-locks the lease row, so a
+    /// takeover waits for this write and then reads the cursor it moved.
+    pub async fn set_sink_cursor(
+        &self,
+        sink: &str,
+        tenant_id: &str,
+        last_index: u64,
+        now_ms: i64,
+        holder: &str,
+    ) -> Result<bool> {
+        const WRITE: &str = "INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sink_leases WHERE sink = $1 AND holder = $5{lock}) \
              ON CONFLICT (sink, tenant_id) DO UPDATE SET last_index = excluded.last_index, updated_at = excluded.updated_at \
-             WHERE sink_cursors.last_index < excluded.last_index")
-            .bind(sink).bind(tenant_id).bind(last_index as i64).bind(now_ms)
-            .execute(p).await.map(|_| ()))?;
-        Ok(())
+             WHERE sink_cursors.last_index <= excluded.last_index";
+        let written = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(WRITE.replace("{lock}", "")))
+                .bind(sink)
+                .bind(tenant_id)
+                .bind(last_index as i64)
+                .bind(now_ms)
+                .bind(holder)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(WRITE.replace("{lock}", " FOR SHARE")))
+                .bind(sink)
+                .bind(tenant_id)
+                .bind(last_index as i64)
+                .bind(now_ms)
+                .bind(holder)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        };
+        Ok(written == 1)
     }
 
     pub async fn insert_dead_letter(&self, d: &DeadLetterRow) -> Result<()> {

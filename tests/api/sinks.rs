@@ -20,6 +20,7 @@ use crate::peers::webhook::receiver;
 on_both_backends!(a_webhook_sink_delivers_everything_through_poison_and_outage);
 on_both_backends!(tenants_manage_their_own_sinks_through_the_api);
 on_both_backends!(two_instances_on_one_store_deliver_each_event_once);
+on_both_backends!(a_sink_cursor_moves_only_for_the_lease_holder);
 
 async fn accepted(url: &str) -> Vec<Value> {
     let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
@@ -508,5 +509,37 @@ async fn two_instances_on_one_store_deliver_each_event_once(backend: Backend) {
         .map(|d| d["webhook_id"].as_str().unwrap())
         .collect();
     assert_eq!(last, [later[0].as_str(), later[1].as_str()]);
+    app.stop().await;
+}
+
+/// The cursor is fenced by the lease: an instance whose lease another took
+/// over (after it expired, while the first was stalled sending) can no
+/// longer move the cursor; the new holder can. An index behind the cursor
+/// never moves it back.
+async fn a_sink_cursor_moves_only_for_the_lease_holder(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let store = &app.state.store;
+    let (sink, log) = ("fenced", "ten_fenced");
+    assert!(store.lease_sink(sink, "first", 0, 15_000).await.unwrap());
+    assert!(store.set_sink_cursor(sink, log, 5, 1, "first").await.unwrap());
+    assert!(
+        !store.set_sink_cursor(sink, log, 6, 2, "second").await.unwrap(),
+        "an instance without the lease"
+    );
+    // While the first holder's lease runs, nobody takes it.
+    assert!(!store.lease_sink(sink, "second", 1_000, 15_000).await.unwrap());
+    // It ran out (the first holder stalled): the second takes it over.
+    assert!(store.lease_sink(sink, "second", 20_000, 15_000).await.unwrap());
+    assert!(
+        !store.set_sink_cursor(sink, log, 9, 20_001, "first").await.unwrap(),
+        "the stale holder moved the cursor"
+    );
+    assert_eq!(store.sink_cursor(sink, log).await.unwrap(), Some(5));
+    assert!(store.set_sink_cursor(sink, log, 7, 20_002, "second").await.unwrap());
+    assert!(
+        !store.set_sink_cursor(sink, log, 6, 20_003, "second").await.unwrap(),
+        "moved back"
+    );
+    assert_eq!(store.sink_cursor(sink, log).await.unwrap(), Some(7));
     app.stop().await;
 }
