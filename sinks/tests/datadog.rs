@@ -141,3 +141,48 @@ async fn answers_are_classified() {
     assert!(matches!(wrong.send(&one).await, Err(SendError::Retryable { reason, .. }) if reason.contains("api_key")));
     assert_eq!(intake.entries.lock().unwrap().len(), 1);
 }
+
+/// Datadog answers 202 for a log dated more than 18 hours ago and keeps
+/// nothing of it. Such an event is refused here (dead-lettered by the
+/// engine, never counted delivered); the fresh ones of the same batch, and
+/// one whose time is unknown, are sent.
+#[tokio::test]
+async fn events_older_than_datadogs_window_are_refused_not_sent() {
+    let (intake, url) = intake().await;
+    let dd = sink(&url, KEY);
+    let now = chrono::Utc::now();
+    let at = |hours_ago: i64| {
+        let t = now - chrono::Duration::hours(hours_ago);
+        let mut e = event(
+            hours_ago as u64,
+            json!({"event_id": format!("evt_{hours_ago}h"), "timestamp": t.to_rfc3339(), "action": "document_read"}),
+        );
+        e.timestamp_ms = t.timestamp_millis();
+        e
+    };
+    let batch = vec![
+        at(19),
+        at(1),
+        event(99, json!({"event_id": "evt_unknown_time"})),
+        at(40),
+    ];
+    let delivered = dd.send(&batch).await.unwrap();
+    let refused: Vec<usize> = delivered.rejected.iter().map(|r| r.0).collect();
+    assert_eq!(refused, vec![0, 3], "{delivered:?}");
+    assert!(delivered.rejected[0].1.contains("18 hours"), "{delivered:?}");
+    assert_eq!(delivered.retry, None);
+    let ids: Vec<Value> = intake.events().iter().map(|e| e["event_id"].clone()).collect();
+    assert_eq!(ids, vec![json!("evt_1h"), json!("evt_unknown_time")]);
+    assert_eq!(
+        intake.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was sent that Datadog would drop"
+    );
+    assert!(intake.violations.lock().unwrap().is_empty());
+
+    // Everything too old: no request at all.
+    let before = *intake.requests.lock().unwrap();
+    let delivered = dd.send(&[at(20)]).await.unwrap();
+    assert_eq!(delivered.rejected.len(), 1);
+    assert_eq!(*intake.requests.lock().unwrap(), before);
+}

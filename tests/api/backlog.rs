@@ -64,16 +64,18 @@ async fn a_large_backlog_keeps_memory_bounded_and_drains() {
     let token = token["token"].as_str().unwrap().to_string();
     let (_, idle_peak) = memory_kib(pid);
 
-    // The peer is down while the backlog builds.
+    // The peer is down while the backlog builds. The events are dated now:
+    // Datadog keeps no log dated more than 18 hours ago.
+    let dated = warden::clock::rfc3339_ms(chrono::Utc::now().timestamp_millis());
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..4 {
-        let (http, base, token) = (http.clone(), server.base.clone(), token.clone());
+        let (http, base, token, dated) = (http.clone(), server.base.clone(), token.clone(), dated.clone());
         tasks.spawn(async move {
             for r in (worker..BACKLOG / PER_REQUEST).step_by(4) {
                 let body: String = (0..PER_REQUEST)
                     .map(|i| {
-                        json!({"timestamp": "2026-04-15T09:23:41.842Z", "workflow_id": format!("wf-{}", i % 50),
+                        json!({"timestamp": dated, "workflow_id": format!("wf-{}", i % 50),
                             "action": "document_read", "result": "success", "activity_id": format!("a-{r}-{i}"),
                             "resource": {"connector": "gdrive", "document_name": "Quarterly plan.docx"}})
                         .to_string()

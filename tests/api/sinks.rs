@@ -21,6 +21,7 @@ on_both_backends!(a_webhook_sink_delivers_everything_through_poison_and_outage);
 on_both_backends!(tenants_manage_their_own_sinks_through_the_api);
 on_both_backends!(two_instances_on_one_store_deliver_each_event_once);
 on_both_backends!(a_sink_cursor_moves_only_for_the_lease_holder);
+on_both_backends!(events_older_than_datadogs_window_are_dead_lettered_not_lost);
 
 async fn accepted(url: &str) -> Vec<Value> {
     let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
@@ -542,4 +543,100 @@ async fn a_sink_cursor_moves_only_for_the_lease_holder(backend: Backend) {
     );
     assert_eq!(store.sink_cursor(sink, log).await.unwrap(), Some(7));
     app.stop().await;
+}
+
+/// An event dated more than 18 hours ago (a backlog after a long outage, a
+/// late submission) would be answered 202 by Datadog and dropped: it is
+/// dead-lettered with the reason instead, never counted delivered, and the
+/// fresh events around it are delivered.
+async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: Backend) {
+    use crate::peers::datadog_intake::{self, Intake};
+    let intake = std::sync::Arc::new(Intake::default());
+    let server = datadog_intake::serve(intake.clone(), 0).await;
+    let sink = SinkConfig::Datadog {
+        name: "dd".into(),
+        url: server.url.clone(),
+        api_key: datadog_intake::KEY.into(),
+        service: "warden".into(),
+        ddsource: "warden".into(),
+        hostname: "warden-test".into(),
+        ddtags: vec![],
+        filter: SinkFilter {
+            sources: vec!["events".into()],
+            ..SinkFilter::default()
+        },
+        mask: vec![],
+        timeout_ms: 2_000,
+    };
+    let app = spawn_with(backend, |c| c.sinks = vec![sink], Clock::system()).await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let at = |hours_ago: i64| warden::clock::rfc3339_ms(chrono::Utc::now().timestamp_millis() - hours_ago * 3_600_000);
+    let events: Vec<Value> = [(1, 0), (2, 19), (3, 1)]
+        .iter()
+        .map(|(n, hours_ago)| {
+            json!({"timestamp": at(*hours_ago), "workflow_id": "wf-dd", "activity_id": format!("step-{n}"),
+                "action": "document_read", "result": "success"})
+        })
+        .collect();
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/audit/events",
+            Some(&orchestrator),
+            Some(json!(events)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ids: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = sinks(&app, &auditor).await;
+        if (s["lag"] == 0 && s["dead_letters"] == 1) || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (status["lag"].clone(), status["dead_letters"].clone()),
+        (json!(0), json!(1)),
+        "{status}"
+    );
+    let delivered: Vec<Value> = intake.events().iter().map(|e| e["event_id"].clone()).collect();
+    assert_eq!(delivered, vec![json!(ids[0]), json!(ids[2])]);
+    assert_eq!(
+        intake.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "an event was sent that Datadog dropped"
+    );
+    let r = app
+        .call(Method::GET, "/v1/sinks/dd/dead-letters", Some(&auditor), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let letters = r.body.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{}", r.body);
+    assert_eq!(letters[0]["event_id"], json!(ids[1]));
+    assert!(
+        letters[0]["reason"].as_str().unwrap().contains("18 hours"),
+        "{}",
+        r.body
+    );
+    let metrics = app.call(Method::GET, "/metrics", Some(&auditor), None).await;
+    let text = String::from_utf8(metrics.bytes).unwrap();
+    assert!(
+        text.contains("warden_sink_delivered_events_total{sink=\"dd\"} 2"),
+        "counted delivered: {}",
+        text.lines()
+            .filter(|l| l.contains("sink="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    app.stop().await;
+    server.stop().await;
 }

@@ -8,6 +8,14 @@
 //! per entry; a larger entry would be truncated and still answered 2xx, so
 //! it is dead-lettered instead of sent.
 //!
+//! Datadog keeps a log only if its date is at most 18 hours in the past;
+//! an older one is answered 202 like any other and then dropped. An event
+//! whose `timestamp` is older than that (less a margin of five minutes for
+//! the request's way there) is therefore never sent: it is refused for good
+//! here, dead-lettered with the reason, and never counted delivered. An
+//! outage of more than 18 hours leaves its backlog in the dead letters,
+//! where `GET /v1/sinks/{name}/dead-letters` shows it, rather than lost.
+//!
 //! Answers: 2xx delivered; 408, 429, 5xx retried (`Retry-After`
 //! honoured); 401 and 403 retried too (a wrong key is fixed by the operator,
 //! and the events must wait, not be dead-lettered); 413 and other 4xx are
@@ -29,6 +37,19 @@ use crate::{Delivered, Event, Limits, SendError, SendFuture, Sink};
 pub const MAX_ENTRIES: usize = 1_000;
 pub const MAX_PAYLOAD_BYTES: usize = 5_000_000;
 pub const MAX_ENTRY_BYTES: usize = 1_000_000;
+/// The oldest log Datadog keeps: 18 hours.
+pub const MAX_AGE_MS: i64 = 18 * 3_600_000;
+/// What an event's age must leave of [`MAX_AGE_MS`] to be sent: the
+/// request's time on the way, and clocks that differ.
+pub const AGE_MARGIN_MS: i64 = 5 * 60_000;
+
+/// Why an event too old for Datadog is dead-lettered.
+pub fn too_old(age_ms: i64) -> String {
+    format!(
+        "the event is {:.1} hours old; Datadog drops logs more than 18 hours old (it would answer 202 and keep nothing)",
+        age_ms as f64 / 3_600_000.0
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct DatadogConfig {
@@ -143,6 +164,33 @@ impl Sink for DatadogSink {
     fn send<'a>(&'a self, batch: &'a [Event]) -> SendFuture<'a> {
         Box::pin(async move {
             check_egress(self.egress.as_ref(), &self.endpoint)?;
+            // Events Datadog would drop are refused here, by position; the
+            // others are sent. (A timestamp that did not parse is 0: its
+            // date is Datadog's intake time, and it is sent.)
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let mut rejected = Vec::new();
+            let mut fresh = Vec::with_capacity(batch.len());
+            for (i, e) in batch.iter().enumerate() {
+                let age = now - e.timestamp_ms;
+                if e.timestamp_ms > 0 && age > MAX_AGE_MS - AGE_MARGIN_MS {
+                    rejected.push((i, too_old(age)));
+                } else {
+                    fresh.push(i);
+                }
+            }
+            if fresh.is_empty() {
+                return Ok(Delivered { rejected, retry: None });
+            }
+            let sent: Vec<Event>;
+            let batch: &[Event] = if rejected.is_empty() {
+                batch
+            } else {
+                sent = fresh.iter().map(|&i| batch[i].clone()).collect();
+                &sent
+            };
             let res = self
                 .client
                 .post(&self.endpoint)
@@ -160,7 +208,7 @@ impl Sink for DatadogSink {
                     retry_after: Some(Duration::from_secs(30)),
                 });
             }
-            classify(status, retry_after(res.headers())).map(|()| Delivered::all())
+            classify(status, retry_after(res.headers())).map(|()| Delivered { rejected, retry: None })
         })
     }
 }

@@ -2,8 +2,10 @@
 //! of `POST /api/v2/logs`: the `DD-API-KEY` header, a gzip body holding a
 //! JSON array, at most 1,000 entries and 5,000,000 bytes (uncompressed) per
 //! request and 1,000,000 per entry, each entry with its `message`; and that
-//! answers 408, 413, 429 or 5xx on demand, or refuses a marked event.
-//! Shared by the sink's tests and the server's.
+//! answers 408, 413, 429 or 5xx on demand, or refuses a marked event. Like
+//! Datadog, it answers 202 for a log dated more than 18 hours ago and keeps
+//! nothing of it (`dropped` counts them). Shared by the sink's tests and the
+//! server's.
 
 use std::collections::VecDeque;
 use std::io::Read as _;
@@ -30,6 +32,9 @@ pub struct Intake {
     /// A request holding an entry that contains this text is refused with
     /// 400, as a peer refuses a malformed event, until it is cleared.
     pub refuse: Mutex<Option<String>>,
+    /// Entries accepted and then dropped, as Datadog drops logs dated more
+    /// than 18 hours ago.
+    pub dropped: std::sync::atomic::AtomicUsize,
     /// Count entries instead of keeping them (for backlogs of millions).
     pub count_only: bool,
     pub counted: std::sync::atomic::AtomicUsize,
@@ -89,12 +94,28 @@ pub async fn logs(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: B
         }
         return (StatusCode::from_u16(status).unwrap(), h, "scripted");
     }
+    // Datadog's date is the event's `timestamp` (the message is JSON).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (kept, dropped): (Vec<Value>, Vec<Value>) = entries.into_iter().partition(|e| {
+        let date = e["message"]
+            .as_str()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            .and_then(|m| m["timestamp"].as_str().map(str::to_string))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+        date.is_none_or(|d| now - d.timestamp_millis() <= 18 * 3_600_000)
+    });
+    intake
+        .dropped
+        .fetch_add(dropped.len(), std::sync::atomic::Ordering::Relaxed);
     if intake.count_only {
         intake
             .counted
-            .fetch_add(entries.len(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(kept.len(), std::sync::atomic::Ordering::Relaxed);
     } else {
-        intake.entries.lock().unwrap().extend(entries);
+        intake.entries.lock().unwrap().extend(kept);
     }
     (StatusCode::ACCEPTED, HeaderMap::new(), "{}")
 }
