@@ -157,3 +157,94 @@ async fn a_tenant_sink_reports_a_status_not_the_peers_words() {
     }
     assert_eq!(hec.send(&events(1)).await, Ok(Default::default()));
 }
+
+fn padded(n: u64, pad: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event {
+            tenant_id: "ten_1".into(),
+            index: i,
+            event_id: format!("evt_{i}"),
+            workflow_id: None,
+            timestamp_ms: 1_713_173_021_842 + i as i64,
+            body: serde_json::to_vec(&json!({"event_id": format!("evt_{i}"), "note": "x".repeat(pad)})).unwrap(),
+        })
+        .collect()
+}
+
+/// HEC refuses a body over its `max_content_length` (413): batches cut to
+/// the sink's `max_bytes` stay under it, and a sink told a larger limit
+/// than the deployment's meets the 413.
+#[tokio::test]
+async fn batches_stay_within_max_content_length() {
+    let c = Arc::new(Collector {
+        max_content_length: 300_000,
+        ..Collector::new(false, 0)
+    });
+    let server = splunk_collector::serve(c.clone(), 0).await;
+    let config = |max_bytes| SplunkConfig {
+        url: server.url.clone(),
+        token: TOKEN.into(),
+        sourcetype: "warden:audit".into(),
+        source: "warden".into(),
+        index: "audit".into(),
+        host: "warden-1".into(),
+        ack: false,
+        ack_timeout: Duration::from_millis(800),
+        timeout: Duration::from_secs(5),
+        max_bytes,
+    };
+    let hec = SplunkSink::new(config(300_000));
+    let all = padded(800, 1_200);
+    let (batches, oversized) = warden_sinks::batching::batches(&all, &hec.limits());
+    assert!(oversized.is_empty());
+    assert!(batches.len() > 1, "about 1 MB of events in one batch");
+    for range in batches {
+        hec.send(&all[range]).await.unwrap();
+    }
+    assert_eq!(c.events().len(), 800, "each event once");
+    assert!(
+        c.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        c.violations.lock().unwrap()
+    );
+
+    let overstated = SplunkSink::new(config(2_000_000));
+    let err = overstated.send(&padded(400, 1_200)).await.unwrap_err();
+    assert!(matches!(err, SendError::Permanent { .. }), "{err:?}");
+    assert!(
+        c.violations.lock().unwrap()[0].contains("max_content_length"),
+        "{:?}",
+        c.violations.lock().unwrap()
+    );
+    server.stop().await;
+}
+
+/// An indexer that restarts forgets the ackIds it had not indexed: the
+/// sink, polling one that now never reads indexed, gives up after
+/// `ack_timeout` and the batch is sent again (never taken as delivered).
+#[tokio::test]
+async fn acks_lost_with_a_restarting_indexer_are_sent_again() {
+    // Indexed at the fifth poll, had the indexer not restarted.
+    let c = Arc::new(Collector::new(true, 4));
+    let server = splunk_collector::serve(c.clone(), 0).await;
+    let port = server.port;
+    let hec = sink(&server.url, TOKEN, true);
+    let batch = events(3);
+    let sending = tokio::spawn({
+        let batch = batch.clone();
+        async move { hec.send(&batch).await }
+    });
+    // The request is taken and waits to be indexed; the indexer restarts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.pending.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the batch never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.stop().await;
+    let server = splunk_collector::serve(c.clone(), port).await;
+    let err = sending.await.unwrap().unwrap_err();
+    assert!(matches!(err, SendError::Retryable { .. }), "{err:?}");
+    assert!(c.events().is_empty(), "nothing was indexed");
+    assert!(c.pending.lock().unwrap().is_empty(), "the restart forgot the ackId");
+    server.stop().await;
+}

@@ -2,8 +2,12 @@
 //! contract: `Authorization: Splunk <token>`, concatenated JSON event
 //! objects with their metadata, and with indexer acknowledgement a channel
 //! on every request and ackIds that read as indexed only after some polls;
-//! it answers any status on demand, or refuses a marked event. Shared by
-//! the sink's tests and the server's.
+//! it answers any status on demand, or refuses a marked event. It refuses
+//! what HEC refuses: a body over `max_content_length` (413), an empty body
+//! (400 "No data", code 5), a channel that is not a GUID (400 code 11), an
+//! event that is null or empty (400 code 13, with `invalid-event-number`);
+//! and, as an indexer that restarts, it forgets the ackIds pending when it
+//! is served again. Shared by the sink's tests and the server's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,21 @@ pub struct Collector {
     /// A request holding an event that contains this text is refused with
     /// 400 (code 6, invalid data format), until it is cleared.
     pub refuse: Mutex<Option<String>>,
+    /// HEC's `max_content_length`: a larger body is refused with 413 (0:
+    /// [`MAX_CONTENT_LENGTH`]).
+    pub max_content_length: usize,
+}
+
+/// The body size HEC accepts by default here, and Splunk Cloud's: what the
+/// sink's `max_bytes` defaults to.
+pub const MAX_CONTENT_LENGTH: usize = 1_000_000;
+
+/// Whether `s` is written as HEC wants a channel: a GUID.
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn channel(h: &HeaderMap) -> Option<String> {
@@ -57,7 +76,38 @@ pub async fn event(State(c): State<Arc<Collector>>, h: HeaderMap, body: Bytes) -
             Json(json!({"text": "scripted", "code": 9})),
         );
     }
+    let limit = if c.max_content_length == 0 {
+        MAX_CONTENT_LENGTH
+    } else {
+        c.max_content_length
+    };
+    if body.len() > limit {
+        c.violations.lock().unwrap().push(format!(
+            "a body of {} bytes, over max_content_length {limit}",
+            body.len()
+        ));
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"text": "Content too large", "code": 27})),
+        );
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        c.violations.lock().unwrap().push("an empty body".into());
+        return (StatusCode::BAD_REQUEST, Json(json!({"text": "No data", "code": 5})));
+    }
     let ch = channel(&h);
+    if let Some(ch) = ch.as_deref()
+        && !is_guid(ch)
+    {
+        c.violations
+            .lock()
+            .unwrap()
+            .push(format!("channel {ch:?} is not a GUID"));
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"text": "Invalid data channel", "code": 11})),
+        );
+    }
     if c.ack && ch.is_none() {
         c.violations.lock().unwrap().push("no channel with ack enabled".into());
         return (
@@ -77,6 +127,13 @@ pub async fn event(State(c): State<Arc<Collector>>, h: HeaderMap, body: Bytes) -
                 Json(json!({"text": "Invalid data format", "code": 6})),
             );
         };
+        if item.get("event").is_none_or(|e| e.is_null() || e == "") {
+            c.violations.lock().unwrap().push("a blank event".into());
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"text": "Event field cannot be blank", "code": 13, "invalid-event-number": events.len()})),
+            );
+        }
         // `index` is optional: without it HEC uses the token's default index.
         for field in ["event", "time", "source", "sourcetype"] {
             if item.get(field).is_none() {
@@ -159,8 +216,12 @@ impl Collector {
     }
 }
 
-/// Serves `collector` on `port` (0: any) until the returned server is stopped.
+/// Serves `collector` on `port` (0: any) until the returned server is
+/// stopped. Served again after a stop, it is an indexer that restarted: the
+/// ackIds pending are forgotten (their events were never indexed), and a
+/// poll for one reads `false` until the sink gives up and sends again.
 pub async fn serve(collector: Arc<Collector>, port: u16) -> Server {
+    collector.pending.lock().unwrap().clear();
     let app = axum::Router::new()
         .route("/services/collector/event", axum::routing::post(event))
         .route("/services/collector/ack", axum::routing::post(ack))
