@@ -40,16 +40,7 @@ fn sink(url: &str, token: &str, ack: bool) -> SplunkSink {
 }
 
 fn events(n: u64) -> Vec<Event> {
-    (0..n)
-        .map(|i| Event {
-            tenant_id: "ten_1".into(),
-            index: i,
-            event_id: format!("evt_{i}"),
-            workflow_id: None,
-            timestamp_ms: 1_713_173_021_842 + i as i64,
-            body: serde_json::to_vec(&json!({"event_id": format!("evt_{i}"), "action": "document_read"})).unwrap(),
-        })
-        .collect()
+    padded(n, 0)
 }
 
 #[tokio::test]
@@ -166,7 +157,9 @@ fn padded(n: u64, pad: usize) -> Vec<Event> {
             event_id: format!("evt_{i}"),
             workflow_id: None,
             timestamp_ms: 1_713_173_021_842 + i as i64,
-            body: serde_json::to_vec(&json!({"event_id": format!("evt_{i}"), "note": "x".repeat(pad)})).unwrap(),
+            body: serde_json::to_vec(&json!({"event_id": format!("evt_{i}"), "action": "document_read",
+                "note": "x".repeat(pad)}))
+            .unwrap(),
         })
         .collect()
 }

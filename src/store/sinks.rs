@@ -135,26 +135,16 @@ impl Store {
              SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM sink_leases WHERE sink = $1 AND holder = $5{lock}) \
              ON CONFLICT (sink, tenant_id) DO UPDATE SET last_index = excluded.last_index, updated_at = excluded.updated_at \
              WHERE sink_cursors.last_index <= excluded.last_index";
-        let written = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(WRITE.replace("{lock}", "")))
-                .bind(sink)
-                .bind(tenant_id)
-                .bind(last_index as i64)
-                .bind(now_ms)
-                .bind(holder)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(WRITE.replace("{lock}", " FOR SHARE")))
-                .bind(sink)
-                .bind(tenant_id)
-                .bind(last_index as i64)
-                .bind(now_ms)
-                .bind(holder)
-                .execute(p)
-                .await?
-                .rows_affected(),
+        // SQLite has no row locks (its writes are serialised already).
+        let lock = if matches!(self.pool, Pool::Postgres(_)) {
+            " FOR SHARE"
+        } else {
+            ""
         };
+        let sql = WRITE.replace("{lock}", lock);
+        let written = with_pool!(self, p => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(sink).bind(tenant_id).bind(last_index as i64).bind(now_ms).bind(holder)
+            .execute(p).await?.rows_affected());
         Ok(written == 1)
     }
 

@@ -46,6 +46,16 @@ fn event(n: u32, respond: u16) -> Value {
         "attributes": {"respond": respond}})
 }
 
+/// The event ids an audit submission was answered with, in order.
+fn event_ids(r: &Reply) -> Vec<String> {
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 async fn sinks(app: &TestApp, auditor: &str) -> Value {
     let r = app.call(Method::GET, "/v1/sinks", Some(auditor), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -88,12 +98,7 @@ async fn a_webhook_sink_delivers_everything_through_poison_and_outage(backend: B
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let ids: Vec<String> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = event_ids(&r);
 
     let got = until_accepted(&peer.url, 3).await;
     let got_ids: Vec<&str> = got.iter().map(|d| d["webhook_id"].as_str().unwrap()).collect();
@@ -588,12 +593,7 @@ async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: B
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let ids: Vec<String> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = event_ids(&r);
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
