@@ -14,6 +14,7 @@ on_both_backends!(
     roots_of_different_bundles_may_not_overlap,
     active_versions_survive_a_restart_of_the_service,
     concurrent_activations_are_recorded_as_one_chain,
+    a_roll_back_is_refused_with_nothing_before_recorded_and_seen_by_every_instance,
 );
 
 async fn versions_are_immutable_and_content_addressed(backend: Backend) {
@@ -290,5 +291,93 @@ async fn concurrent_activations_are_recorded_as_one_chain(backend: Backend) {
         previous.as_str(),
         "the head is the chain's end"
     );
+    app.stop().await;
+}
+
+async fn rollback(app: &TestApp, body: serde_json::Value) -> Reply {
+    app.call(
+        Method::POST,
+        "/v1/bundles/commissioning/rollback",
+        Some(&app.admin),
+        Some(body),
+    )
+    .await
+}
+
+/// Roll back past the happy path: refused (409 `nothing_to_roll_back`)
+/// when nothing was active before, and for a revision never uploaded (404);
+/// recorded as `bundle.rollback` with both revisions and the digest; and
+/// in force on another instance of the same store once it refreshed.
+async fn a_roll_back_is_refused_with_nothing_before_recorded_and_seen_by_every_instance(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut digests = std::collections::HashMap::new();
+    for rev in ["r1", "r2"] {
+        let r = app.upload(&app.admin, "commissioning", commissioning_bundle(rev)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        digests.insert(rev, r.body["digest"].as_str().unwrap().to_string());
+    }
+    let r = rollback(&app, json!({})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "nothing_to_roll_back"));
+    assert_eq!(
+        app.activate(&app.admin, "commissioning", "r1").await.status,
+        StatusCode::OK
+    );
+    let r = rollback(&app, json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "nothing_to_roll_back"),
+        "r1 was the first active revision"
+    );
+    let r = rollback(&app, json!({"revision": "r9"})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_revision"));
+
+    assert_eq!(
+        app.activate(&app.admin, "commissioning", "r2").await.status,
+        StatusCode::OK
+    );
+    let other = app.second_instance().await;
+    assert_eq!(
+        active(&other).await.as_deref(),
+        Some("r2"),
+        "the other instance starts with r2"
+    );
+    let r = rollback(&app, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["revision"].as_str(), r.body["previous_revision"].as_str()),
+        (Some("r1"), Some("r2"))
+    );
+
+    let r = app.call(Method::GET, "/v1/ledger/export", Some(&app.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let last = r
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"actor\":"))
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("bundle.")))
+        .last()
+        .unwrap();
+    assert_eq!(last["kind"], "bundle.rollback", "{last}");
+    assert_eq!(
+        last["payload"],
+        json!({"name": "commissioning", "revision": "r1", "digest": digests["r1"], "previous_revision": "r2",
+            "forced": false})
+    );
+
+    // The other instance decides with r1 once it refreshed its active set.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let seen = active(&other).await;
+        if seen.as_deref() == Some("r1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other instance still decides with {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    other.stop().await;
     app.stop().await;
 }
