@@ -355,8 +355,7 @@ async fn a_roll_back_is_refused_with_nothing_before_recorded_and_seen_by_every_i
         .split(|b| *b == b'\n')
         .filter(|l| l.starts_with(b"{\"actor\":"))
         .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("bundle.")))
-        .last()
+        .rfind(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("bundle.")))
         .unwrap();
     assert_eq!(last["kind"], "bundle.rollback", "{last}");
     assert_eq!(

@@ -99,7 +99,13 @@ async fn kill_9_during_decisions(database_url: Option<String>) {
         }));
     }
     // Let load build up, then kill -9 mid-flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while acked.lock().unwrap().len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} decisions acknowledged in two minutes",
+            acked.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut server = server;

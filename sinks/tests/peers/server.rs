@@ -13,12 +13,16 @@ pub struct Server {
 impl Server {
     /// Serves `app` on 127.0.0.1:`port` (0: any free port).
     pub async fn start(app: axum::Router, port: u16) -> Self {
+        // The port may linger a moment after a stop: retried, for at most
+        // ten seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let listener = loop {
-            // The port may linger a moment after a stop.
             match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
                 Ok(l) => break l,
-                Err(_) if port != 0 => tokio::time::sleep(Duration::from_millis(50)).await,
-                Err(e) => panic!("bind: {e}"),
+                Err(_) if port != 0 && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
             }
         };
         let port = listener.local_addr().unwrap().port();
