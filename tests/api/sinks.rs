@@ -22,6 +22,7 @@ on_both_backends!(tenants_manage_their_own_sinks_through_the_api);
 on_both_backends!(two_instances_on_one_store_deliver_each_event_once);
 on_both_backends!(a_sink_cursor_moves_only_for_the_lease_holder);
 on_both_backends!(events_older_than_datadogs_window_are_dead_lettered_not_lost);
+on_both_backends!(a_peer_answering_410_disables_the_sink_until_a_restart_and_nothing_is_lost);
 
 async fn accepted(url: &str) -> Vec<Value> {
     let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
@@ -653,6 +654,94 @@ async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: B
             .filter(|l| l.contains("sink="))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    app.stop().await;
+    server.stop().await;
+}
+
+/// A peer that answers 410 Gone disables the sink: it stops sending, says
+/// why, dead-letters nothing, and its events wait in the ledger; after a
+/// restart (the operator fixed the endpoint) it delivers every one of them.
+async fn a_peer_answering_410_disables_the_sink_until_a_restart_and_nothing_is_lost(backend: Backend) {
+    use crate::peers::datadog_intake::{self, Intake};
+    let intake = std::sync::Arc::new(Intake::default());
+    intake.script.lock().unwrap().push_back(410);
+    let server = datadog_intake::serve(intake.clone(), 0).await;
+    let sink = SinkConfig::Datadog {
+        name: "dd".into(),
+        url: server.url.clone(),
+        api_key: datadog_intake::KEY.into(),
+        service: "warden".into(),
+        ddsource: "warden".into(),
+        hostname: "warden-test".into(),
+        ddtags: vec![],
+        filter: SinkFilter {
+            sources: vec!["events".into()],
+            ..SinkFilter::default()
+        },
+        mask: vec![],
+        timeout_ms: 2_000,
+    };
+    let app = spawn_with(backend, |c| c.sinks = vec![sink], Clock::system()).await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let now = warden::clock::rfc3339_ms(chrono::Utc::now().timestamp_millis());
+    let batch: Vec<Value> = (1..=3)
+        .map(|n| {
+            json!({"timestamp": now, "workflow_id": "wf-gone", "activity_id": format!("step-{n}"),
+            "action": "document_read", "result": "success"})
+        })
+        .collect();
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/audit/events",
+            Some(&orchestrator),
+            Some(json!(batch)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ids = event_ids(&r);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = sinks(&app, &auditor).await;
+        if s["enabled"] == false || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["enabled"], false, "{status}");
+    assert!(status["disabled_reason"].as_str().unwrap().contains("410"), "{status}");
+    assert_eq!(status["dead_letters"], 0, "{status}");
+    assert!(
+        status["lag"].as_u64().unwrap() >= 3,
+        "the events wait in the ledger: {status}"
+    );
+    assert_eq!(*intake.requests.lock().unwrap(), 1, "nothing sent after the 410");
+    assert!(intake.events().is_empty());
+
+    // The operator fixed the endpoint and restarts Warden: all delivered.
+    let app = app.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: Vec<Value> = intake.events().iter().map(|e| e["event_id"].clone()).collect();
+        if got.len() >= ids.len() {
+            assert_eq!(
+                got,
+                ids.iter().map(|i| json!(i)).collect::<Vec<_>>(),
+                "each once, in order"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "delivered after the restart: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = sinks(&app, &auditor).await;
+    assert_eq!(
+        (s["enabled"].clone(), s["dead_letters"].clone()),
+        (json!(true), json!(0)),
+        "{s}"
     );
     app.stop().await;
     server.stop().await;
