@@ -49,11 +49,12 @@ impl Stored {
         }
     }
 
-    /// The entry's payload as `T` (a decision record, …); an entry that
-    /// does not hold one is [`ReadError::Unreadable`].
-    pub fn payload_as<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, ReadError> {
-        serde_json::from_value(self.entry.payload.clone()).map_err(|e| ReadError::Unreadable {
-            index: self.row.index,
+    /// The entry's payload as `T` (a decision record, …), taken without a
+    /// copy; an entry that does not hold one is [`ReadError::Unreadable`].
+    pub fn into_payload<T: serde::de::DeserializeOwned>(self, what: &str) -> Result<T, ReadError> {
+        let index = self.row.index;
+        serde_json::from_value(self.entry.payload).map_err(|e| ReadError::Unreadable {
+            index,
             why: format!("it is not a {what}: {e}"),
         })
     }

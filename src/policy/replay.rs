@@ -84,8 +84,8 @@ pub struct ReplayView {
     pub differences: Vec<Difference>,
 }
 
-fn decision_of(stored: &Stored) -> Result<RecordedDecision, ReadError> {
-    stored.payload_as("decision record")
+fn decision_of(stored: Stored) -> Result<RecordedDecision, ReadError> {
+    stored.into_payload("decision record")
 }
 
 /// Evaluates decision `decision_id` of the tenant again, against the bundle
@@ -99,7 +99,8 @@ pub async fn replay(
     let stored = read::entry_about(store, tenant_id, DECISION, decision_id)
         .await?
         .ok_or_else(|| ReplayError::UnknownDecision(decision_id.to_string()))?;
-    let rec = decision_of(&stored)?;
+    let ledger_index = stored.row.index;
+    let rec = decision_of(stored)?;
     let again = policy
         .reevaluate(tenant_id, &rec.bundle.name, &rec.bundle.revision, &rec)
         .await?;
@@ -115,7 +116,7 @@ pub async fn replay(
     diff("", rec.result.as_ref(), again.result.as_ref(), &mut differences);
     Ok(ReplayView {
         decision_id: rec.decision_id,
-        ledger_index: stored.row.index,
+        ledger_index,
         bundle: again.bundle,
         matches: differences.is_empty(),
         recorded: Outcome {
@@ -304,7 +305,8 @@ pub async fn impact(
         if entries.is_empty() {
             break;
         }
-        for stored in &entries {
+        let read = entries.len() as u32;
+        for stored in entries {
             let index = stored.row.index;
             after = Some(index);
             view.scanned_to = Some(index);
@@ -367,7 +369,7 @@ pub async fn impact(
                 view.truncated = true;
             }
         }
-        if (entries.len() as u32) < page {
+        if read < page {
             break;
         }
         tokio::task::yield_now().await;

@@ -568,18 +568,12 @@ async fn a_sink_cursor_moves_only_for_the_lease_holder(backend: Backend) {
     app.stop().await;
 }
 
-/// An event dated more than 18 hours ago (a backlog after a long outage, a
-/// late submission) would be answered 202 by Datadog and dropped: it is
-/// dead-lettered with the reason instead, never counted delivered, and the
-/// fresh events around it are delivered.
-async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: Backend) {
-    use crate::peers::datadog_intake::{self, Intake};
-    let intake = std::sync::Arc::new(Intake::default());
-    let server = datadog_intake::serve(intake.clone(), 0).await;
-    let sink = SinkConfig::Datadog {
+/// A Datadog sink named `dd` at the fake intake `url`, for submitted events.
+fn datadog_events_sink(url: &str) -> SinkConfig {
+    SinkConfig::Datadog {
         name: "dd".into(),
-        url: server.url.clone(),
-        api_key: datadog_intake::KEY.into(),
+        url: url.into(),
+        api_key: crate::peers::datadog_intake::KEY.into(),
         service: "warden".into(),
         ddsource: "warden".into(),
         hostname: "warden-test".into(),
@@ -590,7 +584,18 @@ async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: B
         },
         mask: vec![],
         timeout_ms: 2_000,
-    };
+    }
+}
+
+/// An event dated more than 18 hours ago (a backlog after a long outage, a
+/// late submission) would be answered 202 by Datadog and dropped: it is
+/// dead-lettered with the reason instead, never counted delivered, and the
+/// fresh events around it are delivered.
+async fn events_older_than_datadogs_window_are_dead_lettered_not_lost(backend: Backend) {
+    use crate::peers::datadog_intake::{self, Intake};
+    let intake = std::sync::Arc::new(Intake::default());
+    let server = datadog_intake::serve(intake.clone(), 0).await;
+    let sink = datadog_events_sink(&server.url);
     let app = spawn_with(backend, |c| c.sinks = vec![sink], Clock::system()).await;
     let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
     let auditor = app.token(&app.admin, &["auditor"]).await;
@@ -667,21 +672,7 @@ async fn a_peer_answering_410_disables_the_sink_until_a_restart_and_nothing_is_l
     let intake = std::sync::Arc::new(Intake::default());
     intake.script.lock().unwrap().push_back(410);
     let server = datadog_intake::serve(intake.clone(), 0).await;
-    let sink = SinkConfig::Datadog {
-        name: "dd".into(),
-        url: server.url.clone(),
-        api_key: datadog_intake::KEY.into(),
-        service: "warden".into(),
-        ddsource: "warden".into(),
-        hostname: "warden-test".into(),
-        ddtags: vec![],
-        filter: SinkFilter {
-            sources: vec!["events".into()],
-            ..SinkFilter::default()
-        },
-        mask: vec![],
-        timeout_ms: 2_000,
-    };
+    let sink = datadog_events_sink(&server.url);
     let app = spawn_with(backend, |c| c.sinks = vec![sink], Clock::system()).await;
     let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
     let auditor = app.token(&app.admin, &["auditor"]).await;
