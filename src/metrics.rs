@@ -14,6 +14,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InFlightLabels {
+    pub method: &'static str,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabels {
     pub sink: String,
 }
@@ -51,6 +57,8 @@ pub struct Metrics {
     pub kernel_streams: Family<KindLabels, prometheus_client::metrics::gauge::Gauge>,
     pub workflow_entries: Family<KindLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram>,
+    /// Requests being answered now, by method and matched route.
+    pub http_in_flight: Family<InFlightLabels, prometheus_client::metrics::gauge::Gauge>,
     pub decisions: Family<OutcomeLabels, Counter>,
     pub eval_seconds: Histogram,
     pub bundle_activations: Counter,
@@ -122,6 +130,12 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by method, matched route and status",
             http_duration.clone(),
+        );
+        let http_in_flight = Family::<InFlightLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being answered now, by method and matched route",
+            http_in_flight.clone(),
         );
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -199,6 +213,7 @@ impl Metrics {
             kernel_streams,
             workflow_entries,
             http_duration,
+            http_in_flight,
             decisions,
             eval_seconds,
             bundle_activations,

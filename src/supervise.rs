@@ -59,6 +59,10 @@ pub struct TaskDown {
     /// Batches that failed since then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_batches: Option<u64>,
+    /// When the last write failed (a batch, or the idle writer's probe),
+    /// in Unix milliseconds: the store still refused then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_ms: Option<i64>,
 }
 
 impl TaskDown {
@@ -71,6 +75,7 @@ impl TaskDown {
             error: None,
             since_ms: None,
             failed_batches: None,
+            last_attempt_ms: None,
         }
     }
 }

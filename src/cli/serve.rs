@@ -63,7 +63,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(address = %listener.local_addr()?, store = state.store.backend(), "warden listening");
+        let address = listener.local_addr()?;
+        tracing::info!(address = %address, store = state.store.backend(), "warden listening");
+        // The last line on stdout: after the bootstrap lines, so that a
+        // supervisor (or a test) reading stdout knows it has them all.
+        println!("listening on http://{address}");
         app::run(listener, state, app::shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -181,7 +181,9 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .unwrap_or_default();
     let method = method_label(req.method());
     let started = Instant::now();
+    let in_flight = InFlight::enter(&state, method, &route);
     let res = next.run(req).await;
+    drop(in_flight);
     state
         .metrics
         .http_duration
@@ -192,6 +194,31 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         })
         .observe(started.elapsed().as_secs_f64());
     res
+}
+
+/// One request counted in `http_requests_in_flight` until it is answered
+/// or dropped (a client that goes away cancels the handler).
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(state: &AppState, method: &'static str, route: &str) -> InFlight {
+        let gauge = state
+            .metrics
+            .http_in_flight
+            .get_or_create(&crate::metrics::InFlightLabels {
+                method,
+                route: route.to_owned(),
+            })
+            .clone();
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn method_label(m: &Method) -> &'static str {

@@ -55,7 +55,7 @@ pub async fn health() -> Json<Health> {
 /// workflow engine, kernel timers, policy refresh, audit fan-out) is up.
 /// While the ledger's last write failed, the 503 is `ledger_unavailable`
 /// with `errors`: `[{task: "ledger_writer", essential, restarts, cause,
-/// error, since_ms, failed_batches}]`. A task that failed is down until it
+/// error, since_ms, failed_batches, last_attempt_ms}]`. A task that failed is down until it
 /// works again; the 503 names it (`code` `task_down`, and `errors`:
 /// `[{task, essential, restarts}]`).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
@@ -92,6 +92,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Pro
         task.error = Some(f.error);
         task.since_ms = Some(f.since_ms);
         task.failed_batches = Some(f.failed_batches);
+        task.last_attempt_ms = Some(f.last_attempt_ms);
         p.errors = serde_json::to_value([task]).ok();
         return Err(p);
     }

@@ -209,6 +209,9 @@ pub struct LedgerFault {
     pub since_ms: i64,
     /// Batches failed since then (none of their entries was acknowledged).
     pub failed_batches: u64,
+    /// When the last write failed (a batch, or a probe while idle), in Unix
+    /// milliseconds.
+    pub last_attempt_ms: i64,
 }
 
 /// Handle to the ledger; cheap to clone.
@@ -584,7 +587,9 @@ impl Writer {
             error: String::new(),
             since_ms: self.clock.now_ms(),
             failed_batches: 0,
+            last_attempt_ms: 0,
         });
+        f.last_attempt_ms = self.clock.now_ms();
         f.cause = cause;
         f.error = e.to_string();
         if batch {
