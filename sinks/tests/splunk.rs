@@ -241,3 +241,47 @@ async fn acks_lost_with_a_restarting_indexer_are_sent_again() {
     assert!(c.pending.lock().unwrap().is_empty(), "the restart forgot the ackId");
     server.stop().await;
 }
+
+/// HEC stops at a bad event in a batch: it indexes the events before it and
+/// answers 400 with the bad one's `invalid-event-number`. The sink counts
+/// those before as delivered (without acknowledgement; with it they are
+/// sent again, HEC having given no ackId), dead-letters the bad one with
+/// HEC's reason, and sends those after it again.
+#[tokio::test]
+async fn a_bad_event_stops_hec_and_only_it_is_refused() {
+    use warden_sinks::{Delivered, Retry};
+    let batch = events(6);
+    for ack in [false, true] {
+        let (c, url) = collector(ack, 0).await;
+        *c.refuse.lock().unwrap() = Some("evt_2".into());
+        let hec = sink(&url, TOKEN, ack);
+        let got = hec
+            .send(&batch)
+            .await
+            .expect("a batch partly indexed is an answer, not an error");
+        let again = if ack { vec![0, 1, 3, 4, 5] } else { vec![3, 4, 5] };
+        assert_eq!(
+            got,
+            Delivered {
+                rejected: vec![(2, "the peer refused the event with 400: Invalid data format".into())],
+                retry: Some(Retry {
+                    positions: again,
+                    reason: "HEC stopped at event 2 of the batch".into(),
+                    retry_after: None,
+                }),
+            },
+            "ack {ack}"
+        );
+        let indexed: Vec<_> = c.events().iter().map(|e| e["event_id"].clone()).collect();
+        assert_eq!(
+            indexed,
+            [json!("evt_0"), json!("evt_1")],
+            "HEC indexed what came before"
+        );
+        assert!(
+            c.violations.lock().unwrap().is_empty(),
+            "{:?}",
+            c.violations.lock().unwrap()
+        );
+    }
+}

@@ -14,6 +14,13 @@
 //! Answers: 2xx as above; 408, 429, 5xx retried (`Retry-After` honoured);
 //! 401 and 403 retried (a token problem is fixed by the operator; events
 //! wait); 413 and other 4xx permanent for the batch (the engine splits it).
+//!
+//! A 400 naming an `invalid-event-number` N is HEC's answer to a batch with
+//! one bad event: it indexed the events before N and stopped. Event N is
+//! dead-lettered with HEC's reason and the events after it are sent again.
+//! The events before it count as delivered without acknowledgement; with
+//! acknowledgement on, HEC gave no ackId for them, so they are sent again
+//! too (a duplicate is possible, a loss is not).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,26 +134,65 @@ impl SplunkSink {
     }
 
     async fn answer(&self, res: Result<reqwest::Response, reqwest::Error>) -> Result<Value, SendError> {
-        let res = res.map_err(|err| unreachable(self.base(), &err, self.egress.as_ref()))?;
+        self.answer_with_body(res).await.map_err(|(e, _)| e)
+    }
+
+    /// The answer's body, or why it is not a success with the body HEC
+    /// sent (null when there was no answer).
+    async fn answer_with_body(
+        &self,
+        res: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<Value, (SendError, Value)> {
+        let res = res.map_err(|err| (unreachable(self.base(), &err, self.egress.as_ref()), Value::Null))?;
         let status = res.status().as_u16();
         let after = retry_after(res.headers());
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if status == 401 || status == 403 {
-            return Err(SendError::Retryable {
+            let e = SendError::Retryable {
                 reason: format!(
                     "Splunk refused the HEC token ({status}{}); fix the sink's token",
                     self.said(&body)
                 ),
                 retry_after: Some(Duration::from_secs(30)),
-            });
+            };
+            return Err((e, body));
         }
-        classify(status, after).map_err(|e| match e {
-            SendError::Permanent { reason } => SendError::Permanent {
-                reason: format!("{reason}{}", self.said(&body)),
-            },
-            other => other,
-        })?;
-        Ok(body)
+        match classify(status, after) {
+            Ok(()) => Ok(body),
+            Err(SendError::Permanent { reason }) => {
+                let reason = format!("{reason}{}", self.said(&body));
+                Err((SendError::Permanent { reason }, body))
+            }
+            Err(other) => Err((other, body)),
+        }
+    }
+
+    /// What a permanent refusal of a batch means: with HEC's
+    /// `invalid-event-number` N inside the batch, event N is refused, those
+    /// after it were not read, and those before it were indexed (counted
+    /// delivered only without indexer acknowledgement). Without it, the
+    /// whole batch is refused (and the engine splits it).
+    fn partly_indexed(&self, len: usize, body: &Value, reason: String) -> Result<Delivered, SendError> {
+        let bad = body["invalid-event-number"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n < len && len > 1);
+        let Some(bad) = bad else {
+            return Err(SendError::Permanent { reason });
+        };
+        let mut again: Vec<usize> = (bad + 1..len).collect();
+        if self.config.ack {
+            again.extend(0..bad);
+            again.sort_unstable();
+        }
+        Ok(Delivered {
+            rejected: vec![(bad, reason)],
+            retry: (!again.is_empty()).then(|| crate::Retry {
+                positions: again,
+                reason: format!("HEC stopped at event {bad} of the batch"),
+                retry_after: None,
+            }),
+        })
     }
 
     /// Polls until Splunk reports `ack_id` indexed, or the time is up.
@@ -201,7 +247,13 @@ impl Sink for SplunkSink {
                 .body(self.payload(batch))
                 .send()
                 .await;
-            let body = self.answer(res).await?;
+            let body = match self.answer_with_body(res).await {
+                Ok(body) => body,
+                Err((SendError::Permanent { reason }, body)) => {
+                    return self.partly_indexed(batch.len(), &body, reason);
+                }
+                Err((e, _)) => return Err(e),
+            };
             if !self.config.ack {
                 return Ok(Delivered::all());
             }

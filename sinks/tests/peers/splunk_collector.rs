@@ -5,7 +5,10 @@
 //! it answers any status on demand, or refuses a marked event. It refuses
 //! what HEC refuses: a body over `max_content_length` (413), an empty body
 //! (400 "No data", code 5), a channel that is not a GUID (400 code 11), an
-//! event that is null or empty (400 code 13, with `invalid-event-number`);
+//! event that is null or empty (400 code 13); a batch with a bad event
+//! (blank, or holding the refused marker) has the events before it indexed
+//! and is answered 400 with the bad one's `invalid-event-number`, as HEC
+//! does;
 //! and, as an indexer that restarts, it forgets the ackIds pending when it
 //! is served again. Shared by the sink's tests and the server's.
 
@@ -36,8 +39,9 @@ pub struct Collector {
     pub received: Mutex<Vec<Value>>,
     pub violations: Mutex<Vec<String>>,
     pub script: Mutex<VecDeque<u16>>,
-    /// A request holding an event that contains this text is refused with
-    /// 400 (code 6, invalid data format), until it is cleared.
+    /// An event containing this text is refused with 400 (code 6, invalid
+    /// data format, `invalid-event-number`), the events before it in its
+    /// request indexed, until it is cleared.
     pub refuse: Mutex<Option<String>>,
     /// HEC's `max_content_length`: a larger body is refused with 413 (0:
     /// [`MAX_CONTENT_LENGTH`]).
@@ -129,10 +133,7 @@ pub async fn event(State(c): State<Arc<Collector>>, h: HeaderMap, body: Bytes) -
         };
         if item.get("event").is_none_or(|e| e.is_null() || e == "") {
             c.violations.lock().unwrap().push("a blank event".into());
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"text": "Event field cannot be blank", "code": 13, "invalid-event-number": events.len()})),
-            );
+            return c.stop_at(events, "Event field cannot be blank", 13);
         }
         // `index` is optional: without it HEC uses the token's default index.
         for field in ["event", "time", "source", "sourcetype"] {
@@ -145,13 +146,12 @@ pub async fn event(State(c): State<Arc<Collector>>, h: HeaderMap, body: Bytes) -
         }
         events.push(item);
     }
-    if let Some(marker) = c.refuse.lock().unwrap().as_deref()
-        && events.iter().any(|e| e["event"].to_string().contains(marker))
+    let refused = c.refuse.lock().unwrap().clone();
+    if let Some(marker) = refused
+        && let Some(bad) = events.iter().position(|e| e["event"].to_string().contains(&marker))
     {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"text": "Invalid data format", "code": 6})),
-        );
+        events.truncate(bad);
+        return c.stop_at(events, "Invalid data format", 6);
     }
     c.received.lock().unwrap().extend(events.iter().cloned());
     if !c.ack {
@@ -197,6 +197,19 @@ pub async fn ack(State(c): State<Arc<Collector>>, h: HeaderMap, Json(body): Json
 }
 
 impl Collector {
+    /// HEC's answer to a batch with a bad event: the events before it
+    /// (`before`) are indexed, without an ackId even with acknowledgement
+    /// on, and the answer names the bad one's position.
+    fn stop_at(&self, before: Vec<Value>, text: &str, code: u32) -> (StatusCode, Json<Value>) {
+        let n = before.len();
+        self.received.lock().unwrap().extend(before.iter().cloned());
+        self.indexed.lock().unwrap().extend(before);
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"text": text, "code": code, "invalid-event-number": n})),
+        )
+    }
+
     pub fn new(ack: bool, polls_before_indexed: usize) -> Self {
         Self {
             ack,
