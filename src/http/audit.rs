@@ -101,7 +101,7 @@ fn invalid(errors: Vec<FieldError>) -> Problem {
 }
 
 #[utoipa::path(post, path = "/v1/audit/events", tag = "audit",
-    request_body(content = Object, description = "one event, a JSON array of events, or NDJSON (application/x-ndjson); see schemas/audit-event.schema.json"),
+    request_body(content = Value, description = "one event (an object), a JSON array of events, or NDJSON (application/x-ndjson); see schemas/audit-event.schema.json"),
     responses((status = 201, body = Accepted), (status = 200, description = "every event was already recorded", body = Accepted),
         (status = "4XX", body = ProblemBody)),
     security(("bearer" = [])))]

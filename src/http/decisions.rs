@@ -43,7 +43,7 @@ async fn record(state: &AppState, d: &Decision) -> Result<Receipt, Problem> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OpaDataRequest {
     #[serde(default, deserialize_with = "crate::policy::decision::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub input: Option<Box<RawValue>>,
 }
 
@@ -52,7 +52,7 @@ pub struct OpaDataResponse {
     pub decision_id: String,
     /// Absent when the document is undefined, as in OPA.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: Option<regorus::Value>,
     /// With `?metrics`: `timer_rego_query_eval_ns`, as OPA names it.
     #[serde(skip_serializing_if = "Option::is_none")]

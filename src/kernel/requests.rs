@@ -21,7 +21,7 @@ pub struct CreateExecution {
     /// The agent that runs it.
     pub agent_id: String,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub input: Value,
     /// Labels the kernel policy sees (e.g. `env`, `team`).
     #[serde(default)]

@@ -87,7 +87,7 @@ pub struct ExecutionView {
     pub id: String,
     pub agent_id: String,
     pub state: ExecState,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub input: Value,
     #[schema(value_type = Object)]
     pub labels: Map<String, Value>,

@@ -19,7 +19,7 @@ pub struct DecisionRequest {
     /// The input document; absent means `input` is undefined in the policy
     /// (`null` is the value null, as in OPA).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub input: Option<Box<RawValue>>,
     /// Pin a bundle (and optionally a revision) instead of the active version.
     #[serde(default)]
@@ -69,7 +69,7 @@ pub struct Decision {
     pub path: String,
     /// The policy's result; absent when undefined.
     #[serde(skip_serializing_if = "is_undefined")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: regorus::Value,
     /// Set when the result is, or contains, a boolean `allow`.
     #[serde(skip_serializing_if = "Option::is_none")]

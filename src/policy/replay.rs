@@ -53,7 +53,7 @@ impl From<crate::store::StoreError> for ReplayError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow: Option<bool>,
