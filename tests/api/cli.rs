@@ -50,8 +50,7 @@ pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         }
     }
     std::thread::spawn(move || for _ in rx {});
-    // Stdout carries only the bootstrap lines, written (line-buffered)
-    // before the server logs that it listens.
+    // Stdout: the bootstrap lines, if any, then `listening on …`.
     let stdout = child.stdout.take().unwrap();
     let (out_tx, out_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -60,9 +59,16 @@ pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         }
     });
     let mut lines = Vec::new();
-    while let Ok(l) = out_rx.recv_timeout(Duration::from_millis(300)) {
+    loop {
+        let l = out_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("warden prints where it listens on stdout");
+        if l.starts_with("listening on http://") {
+            break;
+        }
         lines.push(l);
     }
+    std::thread::spawn(move || for _ in out_rx {});
     Server {
         child,
         base: base.unwrap(),
@@ -226,7 +232,6 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
     );
     install(&client, &server.base, &token, "slow", slow).await;
 
-    let started = std::time::Instant::now();
     let r = client
         .post(format!("{}/v1/decisions", server.base))
         .bearer_auth(&token)
@@ -234,7 +239,6 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         .send()
         .await
         .unwrap();
-    let slow_time = started.elapsed();
     assert_eq!(r.status(), 200);
 
     let in_flight = {
@@ -251,7 +255,32 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
                 .map(|r| r.status())
         })
     };
-    tokio::time::sleep(slow_time / 4).await;
+    // SIGTERM once the server is answering it, not after a guessed delay.
+    let in_flight_series = "warden_http_requests_in_flight{method=\"POST\",route=\"/v1/decisions\"} ";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = client
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let n = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(in_flight_series))
+            .map(|v| v.trim().parse::<i64>().unwrap());
+        if n == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the decision never went in flight: {n:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     sigterm(&server.child);
     let status = in_flight
         .await

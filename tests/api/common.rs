@@ -354,6 +354,17 @@ pub fn bundle_of(files: &[(&str, &str)], revision: &str, roots: &[&str]) -> Vec<
     warden::policy::archive::write(&out).unwrap()
 }
 
+/// `warden_http_requests_in_flight` for one method and route, as
+/// `/metrics` shows it now (0 when absent).
+pub async fn in_flight(app: &TestApp, method: &str, route: &str) -> i64 {
+    let r = app.call(Method::GET, "/metrics", Some(&app.admin), None).await;
+    let series = format!("warden_http_requests_in_flight{{method=\"{method}\",route=\"{route}\"}} ");
+    String::from_utf8_lossy(&r.bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix(&series).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0)
+}
+
 /// Input the seed-001 policy allows.
 pub fn ready_input() -> Value {
     json!({

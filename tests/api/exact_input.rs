@@ -369,8 +369,13 @@ async fn a_slow_tenant_holds_only_its_share_of_evaluation(backend: Backend) {
                 .map(|r| r.status())
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Meanwhile the other tenant decides, and /health answers, promptly.
+    // Once the flood is being evaluated, the other tenant decides, and
+    // /health answers, promptly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while in_flight(&app, "POST", "/v1/decisions").await < 2 {
+        assert!(Instant::now() < deadline, "the flood never reached the server");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
         let started = Instant::now();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use warden::clock::Clock;
 use warden::evidence::checkpoint::NoteVerifier;
 use warden::evidence::receipt::Receipt;
 use warden::evidence::verify;
@@ -24,7 +25,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     a_full_store_heals_without_a_restart,
-    a_batch_failing_mid_statement_does_not_poison_the_next
+    a_batch_failing_mid_statement_does_not_poison_the_next,
+    a_full_ledger_queue_refuses_at_once_and_loses_nothing,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,8 +221,18 @@ async fn a_full_store_heals_without_a_restart(backend: Backend) {
         assert_eq!(task["task"], "ledger_writer", "{}", r.body);
         assert_eq!(task["cause"], "disk_full", "{}", r.body);
         assert!(task["failed_batches"].as_u64().unwrap() >= 5, "{}", r.body);
-        // Longer than the writer's probe interval: the probe fails too.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // With no request arriving, the writer's probe tries the store
+        // again and fails too: the last attempt moves on.
+        let last = task["last_attempt_ms"].as_i64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = ready(&app).await;
+            if r.body["errors"][0]["last_attempt_ms"].as_i64().unwrap_or(0) > last {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the probe never ran: {}", r.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let metrics = app.call(Method::GET, "/metrics", Some(&app.admin), None).await;
     let text = String::from_utf8_lossy(&metrics.bytes);
@@ -597,11 +609,11 @@ impl Drop for OwnServer {
     }
 }
 
-/// PostgreSQL stopped (fast shutdown) for five seconds under load, then
-/// started again: requests are refused within the bound, nothing is
-/// acknowledged while it is down, readiness fails, and the same process
-/// acknowledges again within seconds of the start; every acknowledged
-/// decision is in the export, which verifies offline.
+/// PostgreSQL stopped (fast shutdown) under load, until several requests
+/// have been refused, then started again: requests are refused within the
+/// bound, nothing is acknowledged while it is down, readiness fails, and
+/// once readiness is back the same process acknowledges every decision;
+/// every acknowledged decision is in the export, which verifies offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_started_under_load() {
     let server = OwnServer::start();
@@ -610,10 +622,14 @@ async fn postgres_stopped_and_started_under_load() {
 
     // Four clients decide for as long as the test runs: (started, answered,
     // status, receipt).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (oks, refusals) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
     for c in 0..4 {
         let (client, base, token, stop) = (app.client.clone(), app.base.clone(), orchestrator.clone(), stop.clone());
+        let (oks, refusals) = (oks.clone(), refusals.clone());
         clients.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut n = 0;
@@ -634,6 +650,8 @@ async fn postgres_stopped_and_started_under_load() {
                 let receipt = (status == StatusCode::OK)
                     .then(|| serde_json::from_value::<Receipt>(body["receipt"].clone()).expect("a receipt"));
                 seen.push((started, Instant::now(), status, receipt));
+                let counter = if status == StatusCode::OK { &oks } else { &refusals };
+                counter.fetch_add(1, Ordering::Relaxed);
                 if status != StatusCode::OK {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -641,16 +659,27 @@ async fn postgres_stopped_and_started_under_load() {
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each phase lasts until what marks its end has happened.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    until("20 decisions acknowledged", || oks.load(Ordering::Relaxed) >= 20).await;
     server.down();
     let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        ready(&app).await.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "readiness while the database is down"
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready(&app).await.status != StatusCode::SERVICE_UNAVAILABLE {
+        assert!(Instant::now() < deadline, "readiness fails while the database is down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused_before = refusals.load(Ordering::Relaxed);
+    until("8 requests refused while down", || {
+        refusals.load(Ordering::Relaxed) >= refused_before + 8
+    })
+    .await;
     let starting = Instant::now();
     server.up();
     let started = Instant::now();
@@ -662,9 +691,13 @@ async fn postgres_stopped_and_started_under_load() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Load goes on for a while after the start.
-    tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ready_at = Instant::now();
+    let acked_at_ready = oks.load(Ordering::Relaxed);
+    until("20 decisions acknowledged after the start", || {
+        oks.load(Ordering::Relaxed) >= acked_at_ready + 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
     let mut seen = Vec::new();
     for c in clients {
         seen.extend(c.await.unwrap());
@@ -688,14 +721,18 @@ async fn postgres_stopped_and_started_under_load() {
             *a - *s
         );
     }
-    let after: Vec<_> = seen
+    let after: Vec<_> = seen.iter().filter(|(s, _, _, _)| *s > ready_at).collect();
+    let refused_after: Vec<_> = after
         .iter()
-        .filter(|(s, _, _, _)| *s > started + Duration::from_secs(2))
+        .filter(|(_, _, status, _)| *status != StatusCode::OK)
         .collect();
     assert!(
-        !after.is_empty() && after.iter().all(|(_, _, status, _)| *status == StatusCode::OK),
-        "decisions are acknowledged again within seconds of the start"
+        after.len() >= 20 && refused_after.is_empty(),
+        "every decision asked once readiness is back is acknowledged: {} of {} refused",
+        refused_after.len(),
+        after.len()
     );
+    eprintln!("readiness came back {:?} after the start", ready_at - started);
 
     // Nothing acknowledged is lost.
     let (recorded, _) = verified_export(&app, &auditor, &key, &acked).await;
@@ -708,4 +745,125 @@ async fn postgres_stopped_and_started_under_load() {
     }
     app.stop().await;
     drop(server);
+}
+
+/// A session holding the store's write lock: on PostgreSQL the ledger's
+/// heads (`ledger_logs`, which every group commit locks first), on SQLite
+/// the database itself. The ledger writer blocks behind it.
+enum WriteLock {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl WriteLock {
+    async fn take(url: &str) -> WriteLock {
+        use sqlx::Connection;
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("LOCK TABLE ledger_logs IN EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            WriteLock::Postgres(c)
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+            WriteLock::Sqlite(c)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WriteLock::Postgres(mut c) => sqlx::query("COMMIT").execute(&mut c).await.map(|_| ()),
+            WriteLock::Sqlite(mut c) => sqlx::query("COMMIT").execute(&mut c).await.map(|_| ()),
+        }
+        .unwrap();
+    }
+}
+
+/// With the ledger writer stalled (its store locked by another session)
+/// and a queue of one, decisions beyond what the writer holds and the queue
+/// keeps are refused at once with 503 `ledger_overloaded` and `Retry-After`,
+/// not left to hang; the ones accepted are answered once the store is
+/// free, and the log holds exactly them. Asked again, the refused succeed.
+async fn a_full_ledger_queue_refuses_at_once_and_loses_nothing(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        |c| {
+            c.ledger.queue_depth = 1;
+            c.ledger.max_batch = 1;
+        },
+        Clock::system(),
+    )
+    .await;
+    install_commissioning(&app, &app.admin, "1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let lock = WriteLock::take(&app.config().database_url()).await;
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..6 {
+        let (client, base, token, tx) = (app.client.clone(), app.base.clone(), orchestrator.clone(), tx.clone());
+        tokio::spawn(async move {
+            let res = client
+                .post(format!("{base}/v1/decisions"))
+                .bearer_auth(&token)
+                .json(&json!({"path": "agento/commissioning/routing", "input": ready_input()}))
+                .send()
+                .await
+                .unwrap();
+            let after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let _ = tx.send((after, into_reply(res).await));
+        });
+    }
+    drop(tx);
+    // At most two are held (one in the writer's hands, one queued): at
+    // least four are refused while the store is still locked.
+    let mut refused = Vec::new();
+    while refused.len() < 4 {
+        let (after, r) = tokio::time::timeout(Duration::from_secs(20), answers.recv())
+            .await
+            .expect("a full queue refuses at once")
+            .expect("an answer");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "ledger_overloaded"),
+            "{}",
+            r.body
+        );
+        assert_eq!(after.as_deref(), Some("1"), "Retry-After");
+        refused.push(r);
+    }
+    lock.release().await;
+    let mut acked = Vec::new();
+    while let Some((_, r)) = answers.recv().await {
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(r.code(), "ledger_overloaded");
+            refused.push(r);
+        } else {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            acked.push(serde_json::from_value::<Receipt>(r.body["receipt"].clone()).unwrap());
+        }
+    }
+    assert!(!acked.is_empty() && acked.len() <= 2, "{} answered", acked.len());
+    assert_eq!(acked.len() + refused.len(), 6);
+    let key = current_key(&app, &auditor).await;
+    let (decisions, _) = verified_export(&app, &auditor, &key, &acked).await;
+    let mut held: Vec<u64> = acked.iter().map(|r| r.index).collect();
+    held.sort_unstable();
+    assert_eq!(decisions, held, "the log holds exactly the acknowledged decisions");
+    // The refusal says when to ask again; asked again, it is answered.
+    let again = app
+        .client
+        .post(format!("{}/v1/decisions", app.base))
+        .bearer_auth(&orchestrator)
+        .json(&json!({"path": "agento/commissioning/routing", "input": ready_input()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    app.stop().await;
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 use crate::kernel::{
     Stream, Team, check_evidence, history_of, invoke, kernel_app, kernel_app_with, kinds, post, review, start,
-    state_of, wait_state,
+    state_of, stored_after, tenant_of, wait_state,
 };
 use crate::on_both_backends;
 
@@ -102,15 +102,20 @@ async fn another_agents_stream_history_and_intents_are_refused(backend: Backend)
     .await;
     assert_refused(&r, StatusCode::FORBIDDEN, "identity_not_bound");
     assert_eq!(snapshot(&app, &team, &exec).await, before, "a refusal records nothing");
-    assert!(
-        agent.quiet(Duration::from_millis(200)).await.is_empty(),
+    let tenant = tenant_of(&app, &exec).await;
+    let victim = warden::model::kernel::agent_recipient(&tenant, "claims-agent");
+    assert_eq!(
+        stored_after(&app, &victim, agent.last_id()).await,
+        [],
         "nothing reached the victim's stream"
     );
 
     // The intruder's own stream (its name, the default id) still opens,
     // and carries nothing of claims-agent's.
-    let mut own = Stream::open(&app, &intruder, "/v0/agents/stream", None).await;
-    assert!(own.quiet(Duration::from_millis(200)).await.is_empty());
+    let own = Stream::open(&app, &intruder, "/v0/agents/stream", None).await;
+    let its_own = warden::model::kernel::agent_recipient(&tenant, "intruder");
+    assert_eq!(stored_after(&app, &its_own, 0).await, []);
+    drop(own);
 
     // The bound agent finishes; its acts name its subject in the evidence.
     let r = post(
@@ -550,8 +555,25 @@ async fn the_stream_cap_refuses_with_its_code_and_spares_other_tenants() {
     let other_agent = app
         .token_with(&other_admin, json!({"name": "claims-agent", "roles": ["agent"]}))
         .await;
-    let mut theirs = Stream::agent(&app, &other_agent, "claims-agent").await;
-    assert!(theirs.quiet(Duration::from_millis(100)).await.is_empty());
+    let theirs = Stream::agent(&app, &other_agent, "claims-agent").await;
+    let tenants = app.call(Method::GET, "/v1/tenants", Some(&app.admin), None).await;
+    let initech = tenants
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "initech")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to_theirs = warden::model::kernel::agent_recipient(&initech, "claims-agent");
+    assert_eq!(
+        stored_after(&app, &to_theirs, 0).await,
+        [],
+        "another tenant's stream of the same name carries nothing of this one's"
+    );
+    drop(theirs);
 
     // A stream closed frees its slot.
     drop(agent);

@@ -19,7 +19,9 @@ on_both_backends!(
     exports_verify_and_every_tamper_is_named,
     a_decision_replays_identically_after_its_bundle_moved_on,
     impact_names_exactly_the_workflows_whose_decisions_flip,
+    impact_finds_denials_a_candidate_would_allow_within_a_time_window,
     key_rotation_keeps_every_checkpoint_verifiable,
+    key_rotation_under_writes_of_several_tenants_survives_a_restart,
     evidence_is_read_by_evidence_roles_within_the_tenant,
     two_writers_on_one_store_never_fork_a_log,
 );
@@ -885,5 +887,195 @@ async fn two_writers_on_one_store_never_fork_a_log(backend: Backend) {
         );
     }
     other.stop().await;
+    app.stop().await;
+}
+
+/// A more lenient candidate (one open punch item no longer blocks): the
+/// decisions it would flip from deny to allow, only those recorded within
+/// the window asked for (RFC 3339; `from` inclusive, `to` exclusive).
+async fn impact_finds_denials_a_candidate_would_allow_within_a_time_window(backend: Backend) {
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+    let start_ns = 1_793_491_200 * 1_000_000_000; // 2026-11-01T00:00:00Z
+    let clock = Clock::fixed(start_ns);
+    let app = spawn_with(backend, |_| {}, clock.clone()).await;
+    install_commissioning(&app, &app.admin, "2026.11.1").await;
+    let orchestrator = app.token(&app.admin, &["orchestrator"]).await;
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let one_open_item = || {
+        let mut i = ready_input();
+        i["procore"]["punch_items_open_bess"] = json!([{"id": 7}]);
+        i
+    };
+    // Day 0, day 1 (twice, plus one the candidate denies as well), day 2.
+    let mut recorded = Vec::new();
+    for (day, wf, input) in [
+        (0, "wf-day-0", one_open_item()),
+        (1, "wf-day-1a", one_open_item()),
+        (1, "wf-day-1b", one_open_item()),
+        (1, "wf-day-1-blocked", blocked_input()),
+        (2, "wf-day-2", one_open_item()),
+    ] {
+        let now = start_ns + day * DAY_NS + 3_600_000_000_000;
+        clock.advance_ns(now - clock.now_ns());
+        let r = app
+            .decide(
+                &orchestrator,
+                json!({"path": "agento/commissioning/routing", "input": input, "context": {"workflow_id": wf}}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["allow"]),
+            (StatusCode::OK, &json!(false)),
+            "{}",
+            r.body
+        );
+        recorded.push(r.body["decision_id"].clone());
+    }
+    let rego = std::fs::read_to_string(repo_path("policies/commissioning/routing.rego"))
+        .unwrap()
+        .replace(
+            "count(input.procore.punch_items_open_bess) == 0",
+            "count(input.procore.punch_items_open_bess) <= 1",
+        );
+    assert!(rego.contains("<= 1"));
+    let lenient = bundle_of(
+        &[("agento/commissioning/routing.rego", &rego)],
+        "2026.11.2-lenient",
+        &["agento/commissioning"],
+    );
+    assert_eq!(
+        app.upload(&app.admin, "commissioning", lenient).await.status,
+        StatusCode::CREATED
+    );
+    let impact = |filter: Value| {
+        app.call(
+            Method::POST,
+            "/v1/impact",
+            Some(&auditor),
+            Some(json!({"bundle": "commissioning", "revision": "2026.11.2-lenient", "filter": filter})),
+        )
+    };
+    let all = impact(json!({})).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(
+        (
+            all.body["considered"].as_u64(),
+            all.body["changed"]["deny_to_allow"].as_u64()
+        ),
+        (Some(5), Some(4)),
+        "{}",
+        all.body
+    );
+    assert_eq!(all.body["changed"]["allow_to_deny"], 0);
+    // The blocked one stays denied, for one reason fewer.
+    assert_eq!(all.body["changed"]["other"], 1);
+
+    // Day 1 only.
+    let r = impact(json!({"from": "2026-11-02T00:00:00Z", "to": "2026-11-02T23:59:59Z"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["considered"], 3, "{}", r.body);
+    assert_eq!(r.body["changed"]["deny_to_allow"], 2);
+    assert_eq!(r.body["changed"]["other"], 1);
+    assert_eq!(
+        r.body["workflows"],
+        json!(["wf-day-1-blocked", "wf-day-1a", "wf-day-1b"])
+    );
+    let flipped: Vec<&Value> = r.body["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["change"] == "deny_to_allow")
+        .collect();
+    assert_eq!(flipped.len(), 2, "{}", r.body);
+    assert!(
+        flipped.iter().all(|d| d["candidate"]["result"]["allow"] == true
+            && ["wf-day-1a", "wf-day-1b"].contains(&d["context"]["workflow_id"].as_str().unwrap())),
+        "{}",
+        r.body
+    );
+    assert!(flipped.iter().all(|d| recorded.contains(&d["decision_id"])));
+    // `from` is inclusive, `to` exclusive: the first decision was recorded
+    // at 01:00:00.000 on day 0, the last at 01:00:00.000 on day 2.
+    let r = impact(json!({"to": "2026-11-01T01:00:00Z"})).await;
+    assert_eq!(r.body["considered"], 0, "{}", r.body);
+    let r = impact(json!({"to": "2026-11-01T01:00:00.001Z"})).await;
+    assert_eq!(
+        (
+            r.body["considered"].as_u64(),
+            r.body["changed"]["deny_to_allow"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let r = impact(json!({"from": "2026-11-03T01:00:00Z"})).await;
+    assert_eq!(r.body["considered"], 1, "{}", r.body);
+    let r = impact(json!({"from": "2026-11-03T01:00:00.001Z"})).await;
+    assert_eq!(r.body["considered"], 0, "{}", r.body);
+    app.stop().await;
+}
+
+/// Three tenants decide without pause while the platform admin rotates the
+/// ledger key; then the server restarts and they decide again. No decision
+/// fails, every tenant's whole log verifies offline trusting either key
+/// (the rotation entry in each log links them), and fsck finds nothing.
+async fn key_rotation_under_writes_of_several_tenants_survives_a_restart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut tenants = Vec::new();
+    for name in ["acme", "globex", "initech"] {
+        let admin = app.tenant(name).await;
+        install_commissioning(&app, &admin, "2026.11.1").await;
+        let orchestrator = app.token(&admin, &["orchestrator"]).await;
+        let auditor = app.token(&admin, &["auditor"]).await;
+        tenants.push((orchestrator, auditor));
+    }
+    let old = current_key(&app, &tenants[0].1).await;
+    let deciding = |app: &TestApp, rounds: usize| {
+        let mut set = tokio::task::JoinSet::new();
+        for (orchestrator, _) in &tenants {
+            let (client, base, token) = (app.client.clone(), app.base.clone(), orchestrator.clone());
+            set.spawn(async move {
+                for _ in 0..rounds {
+                    let r = client
+                        .post(format!("{base}/v1/decisions"))
+                        .bearer_auth(&token)
+                        .json(&json!({"path": "agento/commissioning/routing", "input": ready_input()}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+                }
+            });
+        }
+        set
+    };
+    let mut writers = deciding(&app, 40);
+    let r = app
+        .call(Method::POST, "/v1/ledger/keys/rotate", Some(&app.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let app = app.restart().await;
+    let new = current_key(&app, &tenants[0].1).await;
+    assert_ne!(new, old);
+    let mut writers = deciding(&app, 5);
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    for (_, auditor) in &tenants {
+        let file = export(&app, auditor, "").await;
+        let entries = entries_of(&file);
+        assert_eq!(
+            entries.iter().filter(|e| e["kind"] == "decision").count(),
+            45,
+            "every acknowledged decision is in its tenant's log"
+        );
+        assert!(entries.iter().any(|e| e["kind"] == "ledger.key.rotate"));
+        verify_bytes(&file, std::slice::from_ref(&new)).expect("trusting the new key");
+        verify_bytes(&file, std::slice::from_ref(&old)).expect("trusting the old key");
+    }
+    for r in fsck_all(&app).await {
+        assert!(r.problems.is_empty(), "{}: {:?}", r.tenant_id, r.problems);
+    }
     app.stop().await;
 }

@@ -18,6 +18,7 @@ mod exact_input;
 mod faults;
 mod hardening;
 mod identity;
+mod instances;
 mod kernel;
 mod ledger;
 mod ops;

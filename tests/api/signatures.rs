@@ -8,7 +8,10 @@ use warden::policy::signature::{Algorithm, SigningKey};
 use crate::common::*;
 use crate::on_both_backends;
 
-on_both_backends!(signatures_are_verified_and_can_be_required);
+on_both_backends!(
+    signatures_are_verified_and_can_be_required,
+    rs256_and_es256_bundles_signed_by_another_implementation_load_and_warden_signs_what_it_verifies,
+);
 
 fn signing_key(id: &str) -> (SigningKey, String) {
     let key = warden::keys::generate();
@@ -122,5 +125,125 @@ async fn signatures_are_verified_and_can_be_required(backend: Backend) {
         (r.status, r.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "signature_required")
     );
+    app.stop().await;
+}
+
+/// The signer beside this file (`tests/fixtures/opa_signer.py`): PyJWT and
+/// `cryptography`, written from OPA's signing format, not from Warden's.
+fn signer(args: &[&str]) -> String {
+    let script = repo_path("tests/fixtures/opa_signer.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("python3 runs the signer");
+    assert!(
+        out.status.success(),
+        "opa_signer.py {args:?} (needs: pip install pyjwt cryptography): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// RS256 and ES256, both ways: a bundle signed by an independent
+/// implementation of OPA's format is accepted, and refused once a file is
+/// changed; a bundle `warden bundle sign --algorithm` signs verifies with
+/// the independent verifier.
+async fn rs256_and_es256_bundles_signed_by_another_implementation_load_and_warden_signs_what_it_verifies(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (n, alg) in ["RS256", "ES256"].into_iter().enumerate() {
+        let at = |f: &str| dir.path().join(format!("{alg}-{f}"));
+        let (private, public) = (at("key.pem"), at("pub.pem"));
+        signer(&["keygen", alg, private.to_str().unwrap(), public.to_str().unwrap()]);
+        let kid = format!("ci-{}", alg.to_lowercase());
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/keys",
+                Some(&app.admin),
+                Some(json!({"key_id": kid, "algorithm": alg,
+                    "public_key": std::fs::read_to_string(&public).unwrap()})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{alg}: {}", r.body);
+
+        // Signed elsewhere.
+        let root = format!("signed_{}", alg.to_lowercase());
+        let tree = at("bundle");
+        std::fs::create_dir_all(tree.join(&root)).unwrap();
+        let rego = format!("package {root}\n\nallow if input.amount < 1000\n");
+        std::fs::write(tree.join(&root).join("policy.rego"), &rego).unwrap();
+        std::fs::write(
+            tree.join(".manifest"),
+            json!({"revision": format!("{n}"), "roots": [root]}).to_string(),
+        )
+        .unwrap();
+        let signatures = signer(&["sign", alg, private.to_str().unwrap(), &kid, tree.to_str().unwrap()]);
+        let bundle = |rego: &str| {
+            warden::policy::archive::write(&[
+                warden::policy::archive::ArchiveFile {
+                    path: ".manifest".into(),
+                    bytes: std::fs::read(tree.join(".manifest")).unwrap(),
+                },
+                warden::policy::archive::ArchiveFile {
+                    path: format!("{root}/policy.rego"),
+                    bytes: rego.as_bytes().to_vec(),
+                },
+                warden::policy::archive::ArchiveFile {
+                    path: ".signatures.json".into(),
+                    bytes: signatures.trim().as_bytes().to_vec(),
+                },
+            ])
+            .unwrap()
+        };
+        let r = app
+            .upload(&app.admin, &root, bundle(&rego.replace("1000", "1000000")))
+            .await;
+        assert_eq!(r.code(), "signature_file_mismatch", "{alg}: {}", r.body);
+        let r = app.upload(&app.admin, &root, bundle(&rego)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{alg}: {}", r.body);
+        assert_eq!(r.body["signed_by"], kid.as_str());
+        let revision = format!("{n}");
+        assert_eq!(app.activate(&app.admin, &root, &revision).await.status, StatusCode::OK);
+        let r = app
+            .decide(
+                &app.admin,
+                json!({"path": format!("{root}/allow"), "input": {"amount": 10}}),
+            )
+            .await;
+        assert_eq!(r.body["result"], true, "{alg}: {}", r.body);
+
+        // Signed by `warden bundle sign`, verified elsewhere.
+        let built = at("built.tar.gz");
+        std::fs::write(&built, commissioning_bundle("9")).unwrap();
+        let (ok, out) = crate::cli::run(
+            &[
+                "bundle",
+                "sign",
+                built.to_str().unwrap(),
+                "--key",
+                private.to_str().unwrap(),
+                "--key-id",
+                &kid,
+                "--algorithm",
+                alg,
+            ],
+            &[],
+        );
+        assert!(ok, "{alg}: {out}");
+        let unpacked = at("unpacked");
+        let files = warden::policy::archive::read(&std::fs::read(&built).unwrap(), &Default::default()).unwrap();
+        for f in &files {
+            let path = unpacked.join(f.path.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &f.bytes).unwrap();
+        }
+        let said = signer(&["verify", alg, public.to_str().unwrap(), unpacked.to_str().unwrap()]);
+        assert!(said.starts_with("ok: ") && said.contains(&kid), "{alg}: {said}");
+    }
     app.stop().await;
 }

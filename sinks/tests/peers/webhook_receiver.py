@@ -9,6 +9,7 @@ POST /         verify, then answer the status in the event's
                an unverifiable delivery answers 401
 POST /control  {"accept_all": true|false, "refuse": TEXT|null}
 GET  /         the deliveries accepted so far, as JSON
+GET  /refused  why each unverifiable delivery was refused, as JSON
 """
 
 import json
@@ -19,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 hook = Webhook(sys.argv[1])
 accepted = []
+unverifiable = []
 mode = {"accept_all": False, "refuse": None}
 
 
@@ -32,6 +34,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             event = hook.verify(body, headers)
         except Exception as e:  # the verifier's refusal is the answer
+            unverifiable.append(f"{headers.get('webhook-id')}: {e}")
             return self.answer(401, {"error": str(e)})
         status = 200 if mode["accept_all"] else int(event.get("attributes", {}).get("respond", 200))
         if mode["refuse"] and mode["refuse"] in body.decode():
@@ -42,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, {}, extra)
 
     def do_GET(self):
-        self.answer(200, accepted)
+        self.answer(200, unverifiable if self.path == "/refused" else accepted)
 
     def answer(self, status, obj, extra=None):
         data = json.dumps(obj).encode()

@@ -1,0 +1,353 @@
+//! Several `warden` processes on one PostgreSQL database, as production
+//! runs them behind a load balancer: one is killed with SIGKILL while it
+//! holds work, and the others take it over within the documented time
+//! without losing anything acknowledged. And an instance whose signing key
+//! is not the store's refuses to start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::cli::{BIN, Server, install, start};
+use crate::common::*;
+use crate::kernel::{Remote, Stream, check_evidence, intent, kernel_bundle, remote_team};
+use crate::peers::free_port;
+use crate::peers::webhook::receiver;
+
+/// How long a sink's lease lasts unless renewed (the README: another
+/// instance takes over within 15 s of the holder dying).
+const LEASE: Duration = Duration::from_secs(15);
+
+/// The data directory of a further instance: the first one's signing key
+/// (shared, as the README requires), nothing else.
+fn sibling_of(first: &Path, dir: &Path) -> std::path::PathBuf {
+    let data = dir.to_path_buf();
+    std::fs::create_dir_all(data.join("keys")).unwrap();
+    for f in std::fs::read_dir(first.join("keys")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), data.join("keys").join(f.file_name())).unwrap();
+    }
+    data
+}
+
+fn instance_id(data: &Path) -> String {
+    std::fs::read_to_string(data.join("instance-id"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+async fn lease_holder(db: &str) -> Option<String> {
+    let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+    sqlx::query_scalar("SELECT holder FROM sink_leases")
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+}
+
+struct Caller {
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Caller {
+    async fn submit(&self, base: &str, label: &str, n: usize, attributes: Value) -> Vec<String> {
+        let events: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"timestamp": warden::clock::rfc3339_ms(chrono::Utc::now().timestamp_millis()),
+                    "workflow_id": format!("wf-{}", i % 3), "action": "document_read", "result": "success",
+                    "activity_id": format!("{label}-{i}"), "attributes": attributes})
+            })
+            .collect();
+        let r = self
+            .http
+            .post(format!("{base}/v1/audit/events"))
+            .bearer_auth(&self.token)
+            .json(&events)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn sink(&self, base: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{base}/v1/sinks"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        body[0].clone()
+    }
+}
+
+/// The deliveries the webhook receiver accepted: (webhook-id, event id).
+async fn accepted(peer: &str) -> Vec<(String, String)> {
+    let got: Vec<Value> = reqwest::get(peer).await.unwrap().json().await.unwrap();
+    got.iter()
+        .map(|d| {
+            (
+                d["webhook_id"].as_str().unwrap_or_default().to_string(),
+                d["event"]["event_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn until_accepted(peer: &str, want: &BTreeSet<String>, wait: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let got = accepted(peer).await;
+        let have: BTreeSet<String> = got.iter().map(|(_, e)| e.clone()).collect();
+        if want.is_subset(&have) {
+            return got;
+        }
+        let missing: Vec<&String> = want.difference(&have).collect();
+        assert!(Instant::now() < deadline, "not delivered within {wait:?}: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two instances deliver one webhook sink. The lease holder is killed with
+/// SIGKILL while it retries an event the peer keeps refusing with 503; the
+/// other takes the lease over within its 15 s and delivers that event and
+/// every one behind it. Nothing acknowledged is lost, events acknowledged
+/// after the kill arrive exactly once, and duplicates, if any, are events
+/// the killed holder was sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sink_lease_holder_is_taken_over_and_nothing_is_lost_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+    let _peer = receiver(&secret, free_port());
+    let peer_url = _peer.url.clone();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!("[[sinks]]\nname = \"siem\"\ntype = \"webhook\"\nurl = \"{peer_url}\"\nsecrets = [\"{secret}\"]\ntimeout_ms = 1000\n"),
+    )
+    .unwrap();
+    let env = [
+        ("WARDEN_CONFIG", config.to_str().unwrap()),
+        ("WARDEN_DATABASE_URL", db.as_str()),
+    ];
+    let a_data = dir.path().join("a");
+    let a = start(&a_data, &env);
+    let admin = a.bootstrap_token();
+    let b_data = sibling_of(&a_data, &dir.path().join("b"));
+    let b = start(&b_data, &env);
+    let http = reqwest::Client::new();
+    let minted: Value = http
+        .post(format!("{}/v1/tokens", a.base))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "o", "roles": ["orchestrator", "auditor"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let caller = Caller {
+        http,
+        token: minted["token"].as_str().unwrap().to_string(),
+    };
+
+    // Delivering, through whichever instance holds the lease.
+    let mut acknowledged: BTreeSet<String> = caller
+        .submit(&a.base, "first", 10, json!({}))
+        .await
+        .into_iter()
+        .collect();
+    acknowledged.extend(caller.submit(&b.base, "first-b", 10, json!({})).await);
+    until_accepted(&peer_url, &acknowledged, Duration::from_secs(30)).await;
+    // Delivered, and the cursor past them: never sent again.
+    let settled = acknowledged.clone();
+    let holder = lease_holder(&db).await.expect("a lease is held");
+    let (ids, mut servers) = ([instance_id(&a_data), instance_id(&b_data)], [Some(a), Some(b)]);
+    let held = ids
+        .iter()
+        .position(|id| *id == holder)
+        .expect("the holder is one of the two");
+    let survivor = servers[1 - held].take().unwrap();
+
+    // Mid-delivery: the holder retries an event the peer refuses with 503,
+    // with events acknowledged behind it on both instances.
+    let killed_base = servers[held].as_ref().unwrap().base.clone();
+    let stall = caller.submit(&killed_base, "stall", 1, json!({"respond": 503})).await;
+    acknowledged.extend(stall.iter().cloned());
+    acknowledged.extend(caller.submit(&killed_base, "behind", 10, json!({})).await);
+    acknowledged.extend(caller.submit(&survivor.base, "behind-b", 10, json!({})).await);
+    // The holder reports its own attempts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = caller.sink(&killed_base).await;
+        if !s["last_error"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the holder never met the 503: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What the holder may have been sending when it died: acknowledged
+    // before the kill, not settled before.
+    let in_flight: BTreeSet<String> = acknowledged.difference(&settled).cloned().collect();
+    let mut killed: Server = servers[held].take().unwrap();
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let killed_at = Instant::now();
+    reqwest::Client::new()
+        .post(format!("{peer_url}control"))
+        .body(json!({"accept_all": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let after: BTreeSet<String> = caller
+        .submit(&survivor.base, "after", 10, json!({}))
+        .await
+        .into_iter()
+        .collect();
+    acknowledged.extend(after.iter().cloned());
+
+    // The survivor takes the lease over within its term and delivers all.
+    let got = until_accepted(&peer_url, &acknowledged, LEASE + Duration::from_secs(15)).await;
+    let took = killed_at.elapsed();
+    eprintln!("after SIGKILL of the lease holder, every event was delivered in {took:?}");
+    assert!(
+        took < LEASE + Duration::from_secs(10),
+        "taken over within the lease's 15 s (and delivered): {took:?}"
+    );
+    assert_eq!(lease_holder(&db).await.as_deref(), Some(ids[1 - held].as_str()));
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (webhook_id, event) in &got {
+        assert_eq!(
+            webhook_id, event,
+            "receivers deduplicate on webhook-id: it is the event's id"
+        );
+        *counts.entry(event.as_str()).or_default() += 1;
+    }
+    for id in &after {
+        assert_eq!(counts[id.as_str()], 1, "acknowledged after the kill: delivered once");
+    }
+    let duplicated: Vec<&str> = counts.iter().filter(|(_, n)| **n > 1).map(|(e, _)| *e).collect();
+    eprintln!(
+        "{} events, {} deliveries, {} duplicated",
+        acknowledged.len(),
+        got.len(),
+        duplicated.len()
+    );
+    for id in &duplicated {
+        assert!(
+            in_flight.contains(*id),
+            "{id} was sent twice, but the killed holder was not sending it"
+        );
+    }
+    let s = caller.sink(&survivor.base).await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    drop(survivor);
+}
+
+/// An agent's stream is on one instance, which is killed with SIGKILL while
+/// it holds the agent's running execution; the agent reconnects to the
+/// other.
+/// Once the dead instance has been silent for 30 s the execution is given
+/// back and assigned on the new stream, and it completes there with its
+/// evidence whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_of_a_killed_instance_are_handed_back_to_the_agent_on_another_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WARDEN_DATABASE_URL", db.as_str()), ("WARDEN_KERNEL__TICK_MS", "50")];
+    let a_data = dir.path().join("a");
+    let mut a = start(&a_data, &env);
+    let admin = a.bootstrap_token();
+    let b = start(&sibling_of(&a_data, &dir.path().join("b")), &env);
+    let (wa, wb) = (Remote::of(&a), Remote::of(&b));
+    install(&wa.client, &wa.base, &admin, "kernel", kernel_bundle("1")).await;
+    let team = remote_team(&wa, &admin).await;
+
+    let mut agent = Stream::agent(&wa, &team.agent, "claims-agent").await;
+    let exec = crate::kernel::start(&wb, &team, "claims-agent").await;
+    assert_eq!(agent.next("execution.assigned").await.data["execution_id"], exec);
+
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed_at = Instant::now();
+    drop(agent);
+    let mut agent = Stream::agent(&wb, &team.agent, "claims-agent").await;
+    // Silent after 30 s, seen at the next beat (every 5 s) of the survivor.
+    let back = agent.next_within("execution.assigned", Duration::from_secs(60)).await;
+    eprintln!("the execution was handed back {:?} after SIGKILL", killed_at.elapsed());
+    assert_eq!(back.data["execution_id"], exec);
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        killed_at.elapsed()
+    );
+    let r = intent(&wb, &team, &exec, json!({"type": "complete", "output": {"ok": true}})).await;
+    assert_eq!(r.body["state"], "completed", "{}", r.body);
+    let history = check_evidence(&wb, &team, &exec).await;
+    let released = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "kernel.execution.released")
+        .expect("the hand-back is in the evidence");
+    assert!(
+        released["payload"]["reason"].as_str().unwrap().contains("stopped"),
+        "{released}"
+    );
+    drop(b);
+}
+
+/// An instance whose ledger signing key is not the store's current key
+/// refuses to start, saying why, rather than sign with a key auditors do
+/// not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_another_signing_key_refuses_to_start_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WARDEN_DATABASE_URL", db.as_str())];
+    let first = start(&dir.path().join("a"), &env);
+    let mut other = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("b"))
+        .env("WARDEN_DATABASE_URL", &db)
+        .env_remove("WARDEN_BOOTSTRAP_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = other.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = other.kill();
+            panic!("an instance with another key kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut other.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success());
+    assert!(log.contains("is not the store's current key"), "{log}");
+    // The first instance goes on, unaffected.
+    let r = reqwest::get(format!("{}/health", first.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(first);
+}
