@@ -1,7 +1,9 @@
 //! A fake Datadog Logs intake that enforces the documented wire contract
 //! of `POST /api/v2/logs`: the `DD-API-KEY` header, a gzip body holding a
 //! JSON array, at most 1,000 entries and 5,000,000 bytes (uncompressed) per
-//! request and 1,000,000 per entry, each entry with its `message`; and that
+//! request and 1,000,000 per entry (a longer entry is accepted and cut to
+//! its first megabyte, as Datadog does, and counted a violation), each
+//! entry with its `message`; and that
 //! answers 408, 413, 429 or 5xx on demand, or refuses a marked event. Like
 //! Datadog, it answers 202 for a log dated more than 18 hours ago and keeps
 //! nothing of it (`dropped` counts them). Shared by the sink's tests and the
@@ -60,7 +62,7 @@ pub async fn logs(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: B
         violation(format!("payload of {} bytes", json.len()));
         return (StatusCode::PAYLOAD_TOO_LARGE, HeaderMap::new(), "too large");
     }
-    let Ok(Value::Array(entries)) = serde_json::from_slice::<Value>(&json) else {
+    let Ok(Value::Array(mut entries)) = serde_json::from_slice::<Value>(&json) else {
         violation("not a JSON array".into());
         return (StatusCode::BAD_REQUEST, HeaderMap::new(), "array");
     };
@@ -68,10 +70,19 @@ pub async fn logs(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: B
         violation(format!("{} entries", entries.len()));
         return (StatusCode::PAYLOAD_TOO_LARGE, HeaderMap::new(), "too many");
     }
-    for e in &entries {
-        let size = serde_json::to_vec(e).unwrap().len();
+    for e in entries.iter_mut() {
+        let size = serde_json::to_vec(&*e).unwrap().len();
         if size > 1_000_000 {
+            // Datadog accepts it and keeps its first megabyte: the event
+            // no longer reads back, which the sink must never let happen.
             violation(format!("an entry of {size} bytes"));
+            if let Some(m) = e["message"].as_str() {
+                let mut cut = 1_000_000.min(m.len());
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e["message"] = Value::String(m[..cut].to_string());
+            }
         }
         for field in ["ddsource", "ddtags", "hostname", "service", "message"] {
             if !e[field].is_string() {
