@@ -227,13 +227,16 @@ impl From<crate::kernel::KernelError> for Problem {
         };
         let mut p = Problem::new(status, e.code(), e.to_string());
         if let K::Denied {
-            decision_id, reasons, ..
+            decision_id,
+            reasons,
+            receipt,
+            ..
         } = &e
         {
             p.errors = Some(
                 reasons
                     .iter()
-                    .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r}))
+                    .map(|r| serde_json::json!({"decision_id": decision_id, "reason": r, "receipt": receipt}))
                     .collect(),
             );
         }

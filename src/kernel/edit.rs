@@ -166,6 +166,17 @@ impl Edit {
 pub(super) struct Committed {
     pub(super) exec: ExecutionRow,
     pub(super) receipts: Vec<Receipt>,
+    /// The kind of the entry each receipt proves, in the same order.
+    pub(super) kinds: Vec<&'static str>,
+}
+
+impl Committed {
+    /// The receipt of the last policy decision this commit recorded (the
+    /// kernel policy's; a permission policy's decision comes before it).
+    pub(super) fn decision_receipt(&self) -> Option<Receipt> {
+        let at = self.kinds.iter().rposition(|k| *k == "decision")?;
+        self.receipts.get(at).cloned()
+    }
 }
 
 pub fn record_of(h: &HistoryRow) -> Record {

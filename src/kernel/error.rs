@@ -1,5 +1,6 @@
 //! What a kernel operation refuses, each with its stable code.
 
+use crate::evidence::receipt::Receipt;
 use crate::ledger::AppendError;
 use crate::store::StoreError;
 
@@ -41,6 +42,8 @@ pub enum KernelError {
         tool: String,
         decision_id: Option<String>,
         reasons: Vec<String>,
+        /// The receipt of the decision's ledger entry.
+        receipt: Option<Box<Receipt>>,
     },
     #[error("{0}")]
     Invalid(String),

@@ -100,6 +100,7 @@ impl Kernel {
             step: None,
             decision_id: None,
             reasons: Vec::new(),
+            decision_receipt: None,
             receipts: done.receipts,
         })
     }
@@ -184,11 +185,12 @@ impl Kernel {
                     &actor,
                     json!({"tool": tool, "args_hash": hash, "decision_id": verdict.decision_id, "reasons": reasons}),
                 );
-                self.commit(edit).await?;
+                let done = self.commit(edit).await?;
                 return Err(KernelError::Denied {
                     tool,
                     decision_id: verdict.decision_id,
                     reasons,
+                    receipt: done.decision_receipt().map(Box::new),
                 });
             }
             PolicyOutcome::Allow | PolicyOutcome::Review { .. } => {}
@@ -280,6 +282,7 @@ impl Kernel {
             step: Some(StepView::of(&step, 0)),
             decision_id: verdict.decision_id,
             reasons,
+            decision_receipt: done.decision_receipt(),
             receipts: done.receipts,
         })
     }

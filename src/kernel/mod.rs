@@ -172,7 +172,7 @@ impl Kernel {
             Err(AppendError::Changed(what)) => return Err(KernelError::Store(StoreError::Changed(what))),
             Err(e) => return Err(e.into()),
         };
-        for kind in kinds {
+        for kind in &kinds {
             self.metrics
                 .kernel_transitions
                 .get_or_create(&KindLabels { kind })
@@ -185,6 +185,7 @@ impl Kernel {
         Ok(Committed {
             exec: edit.exec,
             receipts,
+            kinds,
         })
     }
 

@@ -163,6 +163,11 @@ impl Kernel {
                 json!({"step_id": s.id, "approvals": approvals, "reviewers_required": step.review_needed}),
             );
             edit.exec.waiting_on = Some(WaitingOn::Step);
+            if edit.exec.conn.is_none() {
+                // The agent left during the review: its time-out counts
+                // from now, not from when it left.
+                edit.exec.agent_lost_at = Some(edit.now);
+            }
             s = self.dispatch(&mut edit, &s, &actor)?;
         }
         self.commit(edit).await?;

@@ -231,7 +231,12 @@ impl Kernel {
                     "timed_out": true}),
             )
             .await?;
-        } else if exec.state == ExecState::Blocked && exec.agent_lost_at.is_some_and(|t| t <= lost_before) {
+        } else if exec.state == ExecState::Blocked
+            && exec.waiting_on != Some(WaitingOn::Approval)
+            && exec.agent_lost_at.is_some_and(|t| t <= lost_before)
+        {
+            // Nothing is asked of the agent while people review: its clock
+            // runs again from the end of the review.
             self.end(
                 &mut edit,
                 ExecState::Failed,

@@ -142,6 +142,10 @@ pub struct IntentAnswer {
     pub decision_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+    /// `invoke_tool` only: the receipt of the policy decision's ledger
+    /// entry (the kernel policy's), to keep beside the call it allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_receipt: Option<Receipt>,
     /// The ledger receipts of what this intent changed, in order.
     pub receipts: Vec<Receipt>,
 }

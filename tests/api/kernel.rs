@@ -532,6 +532,39 @@ pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> 
     history
 }
 
+/// `receipt` proves, offline with the current key, the ledger entry of the
+/// decision `decision_id` in the execution's history.
+pub(crate) async fn assert_decision_receipt(
+    app: &impl Peer,
+    team: &Team,
+    exec: &str,
+    receipt: &Value,
+    decision_id: &Value,
+) {
+    let keys = app
+        .call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None)
+        .await;
+    let key = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap();
+    let key = NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap();
+    let parsed: warden::evidence::receipt::Receipt = serde_json::from_value(receipt.clone()).expect("a receipt");
+    verify::verify_receipt(&parsed, &[key], None).expect("the decision's receipt verifies offline");
+    let history = history_of(app, team, exec).await;
+    let entry = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["ledger_index"] == receipt["index"])
+        .unwrap_or_else(|| panic!("no history entry at {}", receipt["index"]));
+    assert_eq!(entry["kind"], "decision", "{entry}");
+    assert_eq!(entry["payload"]["decision_id"], *decision_id, "{entry}");
+}
+
 // ------------------------------------------------------------------ flows
 
 on_both_backends!(allowed_local_tool_runs_and_completes);
@@ -547,6 +580,7 @@ async fn allowed_local_tool_runs_and_completes(backend: Backend) {
     let r = invoke(&app, &team, &exec, "search.web", json!({"q": "claim C-1"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["outcome"], "allow");
+    assert_decision_receipt(&app, &team, &exec, &r.body["decision_receipt"], &r.body["decision_id"]).await;
     assert_eq!(r.body["state"], "blocked");
     assert_eq!(r.body["step"]["state"], "dispatched");
     assert_eq!(r.body["step"]["remote"], false);
@@ -646,6 +680,8 @@ async fn denied_tool_is_refused_with_the_policys_reasons(backend: Backend) {
         r.body
     );
     assert!(errors[0]["decision_id"].as_str().unwrap().starts_with("dec_"));
+    // The denial carries the receipt of its decision, as an allowance does.
+    assert_decision_receipt(&app, &team, &exec, &errors[0]["receipt"], &errors[0]["decision_id"]).await;
     // A tool no rule mentions is denied too (the default).
     let r = invoke(&app, &team, &exec, "mail.send", json!({})).await;
     assert_eq!(r.code(), "intent_denied");
@@ -1251,6 +1287,17 @@ async fn time_outs_end_what_waits_too_long(backend: Backend) {
         assert!(k.contains(&expected.to_string()), "{expected} in {k:?}");
     }
 
+    // A review outlives the agent's time-out: nothing is asked of the agent
+    // while people decide. Its agent leaves first.
+    let mut claims = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let reviewed = start(&app, &team, "claims-agent").await;
+    claims.next("execution.assigned").await;
+    let r = invoke(&app, &team, &reviewed, "payments.refund", json!({"amount": 5})).await;
+    assert_eq!(r.body["outcome"], "require_approval", "{}", r.body);
+    let step = r.body["step"].clone();
+    drop(claims);
+    wait_released(&app, &team, &reviewed).await;
+
     // The agent's time-out: a blocked execution whose agent does not come back fails.
     let orphan = start(&app, &team, "clock-agent").await;
     agent.next("execution.assigned").await;
@@ -1264,7 +1311,44 @@ async fn time_outs_end_what_waits_too_long(backend: Backend) {
     );
     assert_eq!(v["steps"][0]["state"], "cancelled");
     check_evidence(&app, &team, &orphan).await;
+
+    // The reviewed execution's agent left before the orphan's: the pass
+    // that failed the orphan passed it over.
+    let v = state_of(&app, &team, &reviewed).await;
+    assert_eq!(
+        (v["state"].as_str(), v["waiting_on"].as_str()),
+        (Some("blocked"), Some("approval")),
+        "{v}"
+    );
+    // Approved with its agent still away: the agent's clock starts now, and
+    // its agent, back in time, takes the execution with its step.
+    assert_eq!(
+        review(&app, &team.reviewer, &reviewed, &step, "approve").await.status,
+        StatusCode::OK
+    );
+    let mut claims = Stream::agent(&app, &team.agent, "claims-agent").await;
+    assert_eq!(claims.next("execution.assigned").await.data["execution_id"], reviewed);
+    let v = state_of(&app, &team, &reviewed).await;
+    assert_eq!(
+        (v["state"].as_str(), v["waiting_on"].as_str()),
+        (Some("blocked"), Some("step")),
+        "{v}"
+    );
+    check_evidence(&app, &team, &reviewed).await;
     app.stop().await;
+}
+
+/// Waits until an execution's agent stream is recorded gone.
+async fn wait_released(app: &TestApp, team: &Team, exec: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let k = kinds(&history_of(app, team, exec).await);
+        if k.contains(&"kernel.execution.released".to_string()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never released: {k:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 on_both_backends!(two_instances_on_one_store_move_each_execution_once);
