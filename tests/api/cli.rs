@@ -26,6 +26,9 @@ pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         .arg(data_dir)
         .env_remove("WARDEN_BOOTSTRAP_TOKEN")
         .env("WARDEN_LOG", "info")
+        // As in `spawn_with`: wall time on a busy machine is not the
+        // policy's; tests of the bound set their own.
+        .env("WARDEN_POLICY__EVAL_TIMEOUT_MS", "10000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in extra_env {
