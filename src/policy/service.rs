@@ -94,6 +94,20 @@ pub struct PolicyService {
     pinned: Mutex<HashMap<(String, String, String), Arc<Resolved>>>,
     /// Active versions per tenant.
     active: RwLock<HashMap<String, Arc<Vec<Arc<Resolved>>>>>,
+    /// By (tenant, bundle): the ledger index of the activation installed
+    /// last. Activations racing on one bundle commit in ledger order but
+    /// reach memory in any order: one older than what is installed is not
+    /// installed over it.
+    installed_at: Mutex<HashMap<(String, String), u64>>,
+}
+
+/// Makes `resolved` its bundle's active version for `tenant_id`.
+fn put_active(active: &mut HashMap<String, Arc<Vec<Arc<Resolved>>>>, tenant_id: &str, resolved: Arc<Resolved>) {
+    let mut list: Vec<Arc<Resolved>> = active.get(tenant_id).map(|l| l.as_ref().clone()).unwrap_or_default();
+    list.retain(|r| r.id.name != resolved.id.name);
+    list.push(resolved);
+    list.sort_by(|a, b| a.id.name.cmp(&b.id.name));
+    active.insert(tenant_id.to_string(), Arc::new(list));
 }
 
 pub fn validate_bundle_name(name: &str) -> Result<(), Error> {
@@ -125,6 +139,7 @@ impl PolicyService {
             compiled: Mutex::new(HashMap::new()),
             pinned: Mutex::new(HashMap::new()),
             active: RwLock::new(HashMap::new()),
+            installed_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -330,12 +345,13 @@ impl PolicyService {
                 ..Change::default()
             };
             match self.ledger.append_with(vec![record], change).await {
-                Ok(_) => break previous,
+                Ok(receipts) => break (previous, receipts[0].index),
                 Err(AppendError::Changed(_)) if attempts < ACTIVATION_ATTEMPTS => attempts += 1,
                 Err(e) => return Err(e.into()),
             }
         };
-        self.install_active(&who.tenant_id, resolved);
+        let (previous, index) = previous;
+        self.install_activated(&who.tenant_id, resolved, index);
         self.metrics.bundle_activations.inc();
         Ok(Activated {
             name: name.to_string(),
@@ -462,13 +478,18 @@ impl PolicyService {
         Ok(resolved)
     }
 
-    fn install_active(&self, tenant_id: &str, resolved: Arc<Resolved>) {
+    /// Installs the version an activation committed at ledger `index`,
+    /// unless a later activation of the same bundle is installed already
+    /// (checked and installed under one lock).
+    fn install_activated(&self, tenant_id: &str, resolved: Arc<Resolved>, index: u64) {
         let mut active = self.active.write().expect("active lock");
-        let mut list: Vec<Arc<Resolved>> = active.get(tenant_id).map(|l| l.as_ref().clone()).unwrap_or_default();
-        list.retain(|r| r.id.name != resolved.id.name);
-        list.push(resolved);
-        list.sort_by(|a, b| a.id.name.cmp(&b.id.name));
-        active.insert(tenant_id.to_string(), Arc::new(list));
+        let key = (tenant_id.to_string(), resolved.id.name.clone());
+        let mut installed = self.installed_at.lock().expect("installed lock");
+        if installed.get(&key).is_some_and(|i| *i > index) {
+            return;
+        }
+        installed.insert(key, index);
+        put_active(&mut active, tenant_id, resolved);
     }
 
     /// Re-reads every active version from the store; compiles what changed.
