@@ -146,7 +146,15 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = start(&data, &[("WARDEN_POLICY__EVAL_TIMEOUT_MS", "20000")]);
+    // The in-flight decision takes seconds; the drain waits for it however
+    // busy the machine is.
+    let mut server = start(
+        &data,
+        &[
+            ("WARDEN_POLICY__EVAL_TIMEOUT_MS", "60000"),
+            ("WARDEN_SHUTDOWN_GRACE_SECS", "120"),
+        ],
+    );
     let token_line = server
         .stdout
         .iter()
