@@ -110,15 +110,16 @@ async fn a_large_backlog_keeps_memory_bounded_and_drains(backend: Backend) {
     }
     let ingest = started.elapsed();
     let (backlog_rss, backlog_peak) = memory_kib(pid);
-    let sinks: Value = http
-        .get(format!("{}/v1/sinks", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sinks_now = || async {
+        let r = http
+            .get(format!("{}/v1/sinks", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let sinks = sinks_now().await;
     assert!(sinks[0]["lag"].as_u64().unwrap() >= BACKLOG as u64, "{sinks}");
 
     // The peer is back: the backlog drains; memory is sampled throughout.
@@ -154,15 +155,7 @@ async fn a_large_backlog_keeps_memory_bounded_and_drains(backend: Backend) {
     // "each event once" a fact and not a snapshot.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let sinks: Value = http
-            .get(format!("{}/v1/sinks", server.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let sinks = sinks_now().await;
         if sinks[0]["lag"] == 0 {
             break;
         }

@@ -457,11 +457,8 @@ pub(crate) fn kinds(history: &Value) -> Vec<String> {
 /// The execution's history, its ledger entries (from an export that
 /// verifies offline with the current key) and its audit events agree.
 /// Returns the history.
-pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
-    let history = history_of(app, team, exec).await;
-    let entries = history["entries"].as_array().unwrap();
-    assert!(!entries.is_empty());
-
+/// The ledger's current verifier key, as an auditor fetches it.
+async fn current_key(app: &impl Peer, team: &Team) -> NoteVerifier {
     let keys = app
         .call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None)
         .await;
@@ -472,7 +469,15 @@ pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> 
         .iter()
         .find(|k| k["current"] == true)
         .unwrap();
-    let key = NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap();
+    NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap()
+}
+
+pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
+    let history = history_of(app, team, exec).await;
+    let entries = history["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+
+    let key = current_key(app, team).await;
     let export = app
         .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
         .await;
@@ -541,17 +546,7 @@ pub(crate) async fn assert_decision_receipt(
     receipt: &Value,
     decision_id: &Value,
 ) {
-    let keys = app
-        .call(Method::GET, "/v1/ledger/keys", Some(&team.auditor), None)
-        .await;
-    let key = keys
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap();
-    let key = NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap();
+    let key = current_key(app, team).await;
     let parsed: warden::evidence::receipt::Receipt = serde_json::from_value(receipt.clone()).expect("a receipt");
     verify::verify_receipt(&parsed, &[key], None).expect("the decision's receipt verifies offline");
     let history = history_of(app, team, exec).await;
