@@ -158,6 +158,11 @@ async def test_deny_fails_the_workflow_without_running_the_activity(peers: Peers
         assert detail["decision_id"].startswith("dec_")
         assert any("shell and process execution are never allowed" in r for r in detail["reasons"]), detail
         assert isinstance(detail["ledger_index"], int)
+        # The denial's receipt proves its decision's entry, offline.
+        from warden import verify as wv
+        verifiers = [k["verifier"] for k in peers.warden.ok("GET", "/v1/ledger/keys")]
+        assert detail["receipt"]["index"] == detail["ledger_index"]
+        wv.verify_receipt(detail["receipt"], verifiers)
         # Never scheduled in Temporal.
         assert await scheduled_activities(client, w) == []
         # The denial is Warden's recorded decision, and it replays identically.

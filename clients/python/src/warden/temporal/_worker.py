@@ -77,10 +77,6 @@ class WardenSettings:
     # Audit events for activities and workflows (False: decisions and step
     # results only).
     audit: bool = True
-    # Find each decision's receipt by reading the execution's history (one
-    # more request per activity) instead of by its place among the
-    # intent's receipts.
-    exact_receipts: bool = False
     # How long a step result is retried while Warden cannot answer before
     # the activity attempt fails (and Temporal retries it).
     report_for: float = 120.0
@@ -254,9 +250,11 @@ class WardenRuntime:
                 errs = e.problem.get("errors") or []
                 decision_id = next((x.get("decision_id") for x in errs if x.get("decision_id")), None)
                 reasons = [x.get("reason") for x in errs if x.get("reason")] or [e.problem.get("detail", "denied")]
-                index = await self._decision_index(execution_id, decision_id)
+                # The denial carries its decision's receipt.
+                receipt = next((x.get("receipt") for x in errs if x.get("receipt")), None)
                 return {"outcome": "deny", "execution_id": execution_id, "decision_id": decision_id,
-                        "reasons": reasons, "tool": tool, "ledger_index": index}
+                        "reasons": reasons, "tool": tool, "receipt": receipt,
+                        "ledger_index": receipt.get("index") if receipt else None}
             if e.status in (404, 409):
                 ex = await self.agent.execution(execution_id)
                 if ex["state"] in ("completed", "failed", "cancelled"):
@@ -268,7 +266,9 @@ class WardenRuntime:
             raise _as_activity_error(e)
         step = ans.get("step") or {}
         receipts = ans.get("receipts") or []
-        index, receipt = await self._decision_receipt(execution_id, ans.get("decision_id"), receipts, step)
+        # The kernel policy's decision, as the answer names it.
+        receipt = ans.get("decision_receipt")
+        index = receipt.get("index") if receipt else None
         out = {
             "outcome": ans["outcome"], "execution_id": execution_id, "decision_id": ans.get("decision_id"),
             "reasons": ans.get("reasons") or [], "tool": tool, "step_id": step.get("id"),
@@ -299,25 +299,6 @@ class WardenRuntime:
             if h.get("kind") == "decision" and _payload_decision_id(h.get("payload")) == decision_id:
                 return h.get("ledger_index")
         return None
-
-    async def _decision_receipt(self, execution_id: str, decision_id: str | None, receipts: list[dict],
-                                step: dict) -> tuple[int | None, dict | None]:
-        """The kernel decision's receipt among the intent's receipts. The
-        intent commits, in order: [the permission decision], the kernel
-        decision, `kernel.step.created`, `kernel.execution.blocked`, then
-        `kernel.step.dispatched` or `kernel.approval.requested` (none when
-        no stream holds the execution), so the decision is fourth (or
-        third) from the end. With `exact_receipts`, read from the history."""
-        if not receipts:
-            return None, None
-        if self.settings.exact_receipts:
-            index = await self._decision_index(execution_id, decision_id)
-            return index, next((r for r in receipts if r.get("index") == index), None)
-        after = 3 if (step.get("review") or step.get("state") == "dispatched") else 2
-        if len(receipts) < after + 1:
-            return None, None
-        r = receipts[-(after + 1)]
-        return r.get("index"), r
 
     @activity.defn(name=REVIEW_STATE)
     async def review_state(self, req: dict) -> dict:

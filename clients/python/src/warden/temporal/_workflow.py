@@ -271,7 +271,7 @@ class _WardenWorkflowOutbound(WorkflowOutboundInterceptor):
                 f"Warden denied activity {input.activity} ({input.activity_id}): " + "; ".join(res.get("reasons") or []),
                 {"decision_id": res.get("decision_id"), "reasons": res.get("reasons"),
                  "execution_id": res.get("execution_id"), "ledger_index": res.get("ledger_index"),
-                 "activity_id": input.activity_id, "activity_type": input.activity},
+                 "receipt": res.get("receipt"), "activity_id": input.activity_id, "activity_type": input.activity},
                 type=DENIED,
                 non_retryable=True,
             )
