@@ -152,6 +152,7 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         &data,
         &[
             ("WARDEN_POLICY__EVAL_TIMEOUT_MS", "60000"),
+            ("WARDEN_LIMITS__REQUEST_TIMEOUT_MS", "120000"),
             ("WARDEN_SHUTDOWN_GRACE_SECS", "120"),
         ],
     );
@@ -236,7 +237,7 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
     let slow = bundle_of(
         &[(
             "slow.rego",
-            "package slow\n\nn := count([x | some a in numbers.range(1, 1500); some b in numbers.range(1, 1500); x := a + b; x < 0])\n",
+            "package slow\n\nn := count([x | some a in numbers.range(1, 1000); some b in numbers.range(1, 1000); x := a + b; x < 0])\n",
         )],
         "1",
         &["slow"],
@@ -257,13 +258,14 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         let url = format!("{}/v1/decisions", server.base);
         let token = token.clone();
         tokio::spawn(async move {
-            client
+            let r = client
                 .post(url)
                 .bearer_auth(token)
                 .json(&json!({"path": "slow/n"}))
                 .send()
-                .await
-                .map(|r| r.status())
+                .await?;
+            let status = r.status();
+            r.text().await.map(|body| (status, body))
         })
     };
     // SIGTERM once the server is answering it, not after a guessed delay.
@@ -293,11 +295,11 @@ async fn first_start_prints_the_token_once_and_sigterm_drains_in_flight_requests
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     sigterm(&server.child);
-    let status = in_flight
+    let (status, body) = in_flight
         .await
         .unwrap()
         .expect("the in-flight request is answered, not dropped");
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{body}");
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "exits cleanly after draining: {exit:?}");
 
