@@ -21,6 +21,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/whoami", get(whoami))
         .route("/v1/keys", post(add_key).get(list_keys))
         .route("/v1/keys/{key_id}", delete(delete_key))
         .route("/v1/settings", get(get_settings).put(put_settings))
@@ -142,6 +143,27 @@ impl From<TokenRow> for TokenView {
             revoked_at: t.revoked_at.map(rfc3339_ms),
         }
     }
+}
+
+/// The calling token as the server knows it: what it is, whose, and what
+/// it may do.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Whoami {
+    pub token_id: String,
+    pub name: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    /// Whether the tenant is the platform's (its admins manage tenants).
+    pub platform: bool,
+    pub roles: Vec<Role>,
+    /// The person or service behind the token.
+    pub subject: String,
+    /// The agent ids it may act as (exact, or prefixes ending in `*`).
+    pub agent_ids: Vec<String>,
+    /// The runner ids it may act as.
+    pub runner_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -432,6 +454,26 @@ pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Resul
     let who = caller.require(Action::ManageTokens)?;
     let rows = state.store.list_tokens(&who.tenant_id).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+/// Any valid token reads what it is; nothing about other tokens.
+#[utoipa::path(get, path = "/v1/whoami", tag = "admin",
+    responses((status = 200, body = Whoami), (status = "4XX", body = super::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn whoami(caller: Caller) -> Json<Whoami> {
+    let p = caller.0;
+    Json(Whoami {
+        token_id: p.token_id,
+        name: p.token_name,
+        tenant_id: p.tenant_id,
+        tenant_name: p.tenant_name,
+        platform: p.platform,
+        roles: p.roles.iter().collect(),
+        subject: p.subject,
+        agent_ids: p.agent_ids.entries().to_vec(),
+        runner_ids: p.runner_ids.entries().to_vec(),
+        expires_at: p.expires_at.map(rfc3339_ms),
+    })
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin",

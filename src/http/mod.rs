@@ -278,7 +278,7 @@ impl utoipa::Modify for BearerAuth {
     ),
     paths(
         admin::create_tenant, admin::list_tenants,
-        admin::create_token, admin::list_tokens, admin::revoke_token,
+        admin::create_token, admin::list_tokens, admin::revoke_token, admin::whoami,
         admin::add_key, admin::list_keys, admin::delete_key,
         admin::get_settings, admin::put_settings,
         bundles::upload_bundle, bundles::list_bundles, bundles::get_bundle, bundles::get_version,

@@ -124,6 +124,7 @@ fn routes() -> Vec<Route> {
         r(M::GET, "/v1/skills/s1/resolve", SKILL_READERS, true),
         r(M::GET, "/metrics", &["admin", "auditor"], true),
         r(M::GET, "/openapi.json", &ROLES, true),
+        r(M::GET, "/v1/whoami", &ROLES, true),
     ]
 }
 

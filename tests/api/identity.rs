@@ -26,7 +26,52 @@ on_both_backends!(
     an_expired_token_is_refused_and_its_stream_ends,
     a_revoked_tokens_streams_close_at_once_where_it_was_revoked,
     a_revoked_tokens_stream_on_another_instance_closes_within_the_cache_time,
+    a_token_reads_what_it_is_and_nothing_of_others,
 );
+
+/// `GET /v1/whoami`: any valid token reads its own id, tenant, roles,
+/// subject, bindings and expiry (so a client can check it was given the
+/// right one); it names no other token, and a revoked one is refused.
+async fn a_token_reads_what_it_is_and_nothing_of_others(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, agent) = mint(
+        &app,
+        json!({"name": "claims-worker", "roles": ["agent"], "agent_ids": ["claims-*"],
+            "subject": "svc-claims@bank.example", "ttl_seconds": 3600}),
+    )
+    .await;
+    let r = app.call(Method::GET, "/v1/whoami", Some(&agent), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["token_id"], id.as_str());
+    assert_eq!(r.body["name"], "claims-worker");
+    assert_eq!(r.body["roles"], json!(["agent"]));
+    assert_eq!(r.body["agent_ids"], json!(["claims-*"]));
+    assert_eq!(r.body["runner_ids"], json!([]));
+    assert_eq!(r.body["subject"], "svc-claims@bank.example");
+    assert_eq!(r.body["platform"], true);
+    assert!(r.body["expires_at"].is_string(), "{}", r.body);
+    assert!(
+        !r.body.to_string().contains("wdn_"),
+        "no secret is ever echoed: {}",
+        r.body
+    );
+    // Another tenant's admin reads its own tenant.
+    let other = app.tenant("initech").await;
+    let r = app.call(Method::GET, "/v1/whoami", Some(&other), None).await;
+    assert_eq!(
+        (r.body["tenant_name"].as_str(), r.body["platform"].as_bool()),
+        (Some("initech"), Some(false))
+    );
+    assert_eq!(r.body["roles"], json!(["admin"]));
+    // Revoked: refused like any other route.
+    let gone = app
+        .call(Method::DELETE, &format!("/v1/tokens/{id}"), Some(&app.admin), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let r = app.call(Method::GET, "/v1/whoami", Some(&agent), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    app.stop().await;
+}
 
 /// Mints a token; returns (id, secret).
 async fn mint(app: &TestApp, body: Value) -> (String, String) {

@@ -88,7 +88,11 @@ class StreamReader:
 def mint(admin: warden.Client, url: str, name: str, roles: list[str], **kw: Any) -> warden.Client:
     tok = admin.create_token(name, roles, **kw)
     assert tok["token"].startswith("wdn_")
-    return warden.Client(url, tok["token"])
+    client = warden.Client(url, tok["token"])
+    # The token reads back as minted.
+    me = client.whoami()
+    assert (me["token_id"], me["name"], sorted(me["roles"])) == (tok["id"], name, sorted(roles)), me
+    return client
 
 
 # ---- decisions -------------------------------------------------------------------

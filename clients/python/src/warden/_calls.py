@@ -280,6 +280,10 @@ def list_tokens() -> Call[list[dict[str, Any]]]:
     return get("/v1/tokens", as_list)
 
 
+def whoami() -> Call[dict[str, Any]]:
+    return get("/v1/whoami", as_dict)
+
+
 def revoke_token(token_id: str) -> Call[None]:
     return Call("DELETE", f"/v1/tokens/{seg(token_id)}", as_none)
 

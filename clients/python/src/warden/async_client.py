@@ -276,6 +276,11 @@ class AsyncClient:
     async def list_tokens(self) -> list[dict[str, Any]]:
         return await self._send(c.list_tokens())
 
+    async def whoami(self) -> dict[str, Any]:
+        """``GET /v1/whoami``: this client's token as the server knows it
+        (id, tenant, roles, subject, agent and runner bindings, expiry)."""
+        return await self._send(c.whoami())
+
     async def revoke_token(self, token_id: str) -> None:
         await self._send(c.revoke_token(token_id))
 

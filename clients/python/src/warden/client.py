@@ -286,6 +286,11 @@ class Client:
     def list_tokens(self) -> list[dict[str, Any]]:
         return self._send(c.list_tokens())
 
+    def whoami(self) -> dict[str, Any]:
+        """``GET /v1/whoami``: this client's token as the server knows it
+        (id, tenant, roles, subject, agent and runner bindings, expiry)."""
+        return self._send(c.whoami())
+
     def revoke_token(self, token_id: str) -> None:
         self._send(c.revoke_token(token_id))
 
