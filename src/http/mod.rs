@@ -181,7 +181,9 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .unwrap_or_default();
     let method = method_label(req.method());
     let started = Instant::now();
-    let in_flight = InFlight::enter(&state, method, &route);
+    // One route string per request, for both series.
+    let labels = crate::metrics::InFlightLabels { method, route };
+    let in_flight = InFlight::enter(&state, &labels);
     let res = next.run(req).await;
     drop(in_flight);
     state
@@ -189,7 +191,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .http_duration
         .get_or_create(&RouteLabels {
             method,
-            route,
+            route: labels.route,
             status: res.status().as_u16(),
         })
         .observe(started.elapsed().as_secs_f64());
@@ -201,15 +203,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 struct InFlight(prometheus_client::metrics::gauge::Gauge);
 
 impl InFlight {
-    fn enter(state: &AppState, method: &'static str, route: &str) -> InFlight {
-        let gauge = state
-            .metrics
-            .http_in_flight
-            .get_or_create(&crate::metrics::InFlightLabels {
-                method,
-                route: route.to_owned(),
-            })
-            .clone();
+    fn enter(state: &AppState, labels: &crate::metrics::InFlightLabels) -> InFlight {
+        let gauge = state.metrics.http_in_flight.get_or_create(labels).clone();
         gauge.inc();
         InFlight(gauge)
     }
