@@ -1417,20 +1417,7 @@ async fn two_instances_on_one_store_move_each_execution_once(backend: Backend) {
     let exec = start(&b, &team, "nobody").await;
     let row = a.state.store.kernel_execution(&exec).await.unwrap().unwrap();
     let change = |reason: &str| {
-        let mut moved = row.clone();
-        moved.state = warden::model::kernel::ExecState::Cancelled;
-        moved.seq += 1;
-        moved.version += 1;
-        let entry = warden::model::kernel::HistoryRow {
-            execution_id: exec.clone(),
-            seq: moved.seq,
-            tenant_id: row.tenant_id.clone(),
-            kind: "kernel.execution.cancelled",
-            actor: "system".into(),
-            payload: json!({"reason": reason}),
-            at: 0,
-            ledger_index: None,
-        };
+        let (moved, entry) = cancelled_by_hand(&row, reason);
         let record = Record::new(
             &row.tenant_id,
             "kernel.execution.cancelled",
@@ -1466,6 +1453,29 @@ async fn two_instances_on_one_store_move_each_execution_once(backend: Backend) {
     );
     b.stop().await;
     a.stop().await;
+}
+
+/// `row` moved to `cancelled` by hand, with the history entry that records
+/// it, as the kernel would write them.
+fn cancelled_by_hand(
+    row: &warden::model::kernel::ExecutionRow,
+    reason: &str,
+) -> (warden::model::kernel::ExecutionRow, warden::model::kernel::HistoryRow) {
+    let mut moved = row.clone();
+    moved.state = warden::model::kernel::ExecState::Cancelled;
+    moved.seq += 1;
+    moved.version += 1;
+    let entry = warden::model::kernel::HistoryRow {
+        execution_id: row.id.clone(),
+        seq: moved.seq,
+        tenant_id: row.tenant_id.clone(),
+        kind: "kernel.execution.cancelled",
+        actor: "system".into(),
+        payload: json!({"reason": reason}),
+        at: 0,
+        ledger_index: None,
+    };
+    (moved, entry)
 }
 
 /// A PostgreSQL transaction holding `kernel_executions` against writes
@@ -1530,20 +1540,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on(backend: Backend)
         store.ledger_head(&tenant).await.unwrap().unwrap().size
     };
     let before = size(store.clone(), row.tenant_id.clone()).await;
-    let mut moved = row.clone();
-    moved.state = warden::model::kernel::ExecState::Cancelled;
-    moved.seq += 1;
-    moved.version += 1;
-    let entry = warden::model::kernel::HistoryRow {
-        execution_id: exec.clone(),
-        seq: moved.seq,
-        tenant_id: row.tenant_id.clone(),
-        kind: "kernel.execution.cancelled",
-        actor: "system".into(),
-        payload: json!({"reason": "stale"}),
-        at: 0,
-        ledger_index: None,
-    };
+    let (moved, entry) = cancelled_by_hand(&row, "stale");
     let stale = warden::store::Change {
         // Read at a version that has moved on since.
         executions: vec![(moved, Some(row.version - 1))],
@@ -1570,10 +1567,7 @@ async fn a_stale_change_is_refused_whole_and_its_batch_goes_on(backend: Backend)
     assert_eq!(now, row, "the execution did not move");
     assert_eq!(store.kernel_history(&exec).await.unwrap().len() as i64, row.seq);
     // The same change at the right version commits, with its entry's index.
-    let mut fresh = row.clone();
-    fresh.state = warden::model::kernel::ExecState::Cancelled;
-    fresh.seq += 1;
-    fresh.version += 1;
+    let (fresh, _) = cancelled_by_hand(&row, "stale");
     let change = warden::store::Change {
         executions: vec![(fresh, Some(row.version))],
         history: vec![entry],
