@@ -163,6 +163,9 @@ pub struct CompiledPolicy {
     package_rules: HashMap<Vec<String>, String>,
     rules: HashMap<Vec<String>, HashSet<String>>,
     tests: Vec<(Vec<String>, String)>,
+    /// Objects every package document holds (`rewrite::rule_parents`),
+    /// as full paths from the root.
+    parents: Vec<Vec<String>>,
     data: serde_json::Value,
     template: Mutex<regorus::Engine>,
 }
@@ -192,28 +195,19 @@ impl CompiledPolicy {
         let available = |name: &str| {
             regorus::unstable::BUILTINS.contains_key(name)
                 || super::builtins::is_ours(name)
-                || matches!(name, "time.now_ns" | "rand.intn" | "uuid.rfc4122" | "print")
+                || matches!(name, "time.now_ns" | "rand.intn" | "uuid.rfc4122" | "print" | "assign")
         };
         if let Some(u) = super::compat::first_unsupported_call(bundle, &available) {
             return Err(Error::UnsupportedBuiltin(u.to_string()));
         }
         // A builtin called with a wrong number of arguments: OPA refuses the
         // module, and so does Warden (regorus would fail only when evaluated).
-        let arity = |name: &str| {
-            super::builtins::arity(name)
-                .or_else(|| regorus::unstable::BUILTINS.get(name).map(|(_, n)| *n))
-                .or(match name {
-                    "time.now_ns" => Some(0),
-                    "uuid.rfc4122" => Some(1),
-                    "rand.intn" => Some(2),
-                    _ => None,
-                })
-                .map(usize::from)
-        };
+        let arity = super::builtins::any_arity;
         if let Some(message) = super::compat::first_arity_mismatch(bundle, &arity) {
             return Err(Error::RegoCompile(message));
         }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
+        let mut module_parents = Vec::with_capacity(bundle.modules.len());
         for m in &bundle.modules {
             // `not` and rule heads as OPA evaluates them (a module that does not parse is
             // compiled as it is, and the compiler reports why).
@@ -221,6 +215,7 @@ impl CompiledPolicy {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| m.source.clone());
+            module_parents.push(super::rewrite::rule_parents(&m.path, &source, rego_v1));
             engine.add_policy(m.path.clone(), source).map_err(|e| {
                 let described = first_line_trimmed(&e);
                 if described.starts_with(&m.path) {
@@ -247,8 +242,15 @@ impl CompiledPolicy {
         let mut packages = Vec::new();
         let mut rules: HashMap<Vec<String>, HashSet<String>> = HashMap::new();
         let mut tests = Vec::new();
-        for (pkg, module) in components.iter().zip(&bundle.modules) {
+        let mut parents: Vec<Vec<String>> = Vec::new();
+        for ((pkg, module), relative) in components.iter().zip(&bundle.modules).zip(module_parents) {
             let comps = pkg.components.clone();
+            for r in relative {
+                let full: Vec<String> = comps.iter().cloned().chain(r).collect();
+                if !parents.contains(&full) {
+                    parents.push(full);
+                }
+            }
             let names = rego_scan::rule_names(&module.source);
             // As OPA users write them: `test_` rules in `*_test.rego` files.
             // Elsewhere a `test_` rule is an ordinary rule (seed 001's
@@ -311,6 +313,7 @@ impl CompiledPolicy {
             package_rules,
             rules,
             tests,
+            parents,
             data: bundle.data.clone(),
             template: Mutex::new(engine),
         })
@@ -390,7 +393,15 @@ impl CompiledPolicy {
             result
         });
         match outcome {
-            Ok(result) => result.map_err(eval_error),
+            Ok(result) => {
+                let mut value = result.map_err(eval_error)?;
+                // Nothing to do for most paths: a rule, or a package whose
+                // rule heads are single names.
+                for parent in self.parents.iter().filter(|p| p.starts_with(&path.0)) {
+                    ensure_objects(&mut value, &parent[path.0.len()..]);
+                }
+                Ok(value)
+            }
             Err(panic) => {
                 // The engine's state after a panic is unknown: this thread
                 // takes a fresh clone of the template next time.
@@ -527,6 +538,29 @@ fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).expect("operating system random source");
     u64::from_le_bytes(b)
+}
+
+/// Makes `path` inside `value` an object where nothing is, as OPA's
+/// document holds the parents of every rule head (an undefined document
+/// with such a parent below it is an empty object). Stops at a value that
+/// is not an object.
+fn ensure_objects(value: &mut Value, path: &[String]) {
+    if matches!(value, Value::Undefined) {
+        *value = Value::new_object();
+    }
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let Ok(object) = value.as_object_mut() else {
+        return;
+    };
+    let key = Value::from(first.as_str());
+    if object.get(&key).is_none() {
+        object.insert(key.clone(), Value::new_object());
+    }
+    if let Some(child) = object.get_mut(&key) {
+        ensure_objects(child, rest);
+    }
 }
 
 /// Recorded call key: `name(<json args>)`.

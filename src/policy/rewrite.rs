@@ -58,6 +58,14 @@ const MAX_PASSES: usize = 16;
 pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>, String> {
     let mut text = source.to_string();
     let mut next = 0usize;
+    {
+        let module = parse(path, &text, rego_v1)?;
+        // (Names are numbered by the passes below, not by this survey.)
+        let survey = Walker::edits(&module, &text, &mut 0, rego_v1).2;
+        if !survey.builtin_replacements.is_empty() || !survey.binding_calls.is_empty() {
+            text = builtin_wrappers(&text, &survey.builtin_replacements, &survey.binding_calls, rego_v1);
+        }
+    }
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
         let (edits, mut arithmetic, _) = Walker::edits(&module, &text, &mut next, rego_v1);
@@ -84,6 +92,11 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
 pub struct Survey {
     pub calls: Vec<(String, usize, u32)>,
     pub inexact_numbers: Vec<(String, u32)>,
+    /// `with f as g` where `g` names a builtin: byte range of `g`, its name.
+    builtin_replacements: Vec<(usize, usize, String)>,
+    /// `eq(a, b)` and `assign(a, b)` as statements: byte range, and the
+    /// operator form that binds as they do (`a = b`, `a := b`).
+    binding_calls: Vec<(usize, usize, String)>,
 }
 
 /// The survey of one module as written.
@@ -124,6 +137,133 @@ fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
         parser.enable_rego_v1().map_err(|e| e.to_string())?;
     }
     parser.parse().map_err(|e| e.to_string())
+}
+
+/// The objects a package document holds whatever its rules answer: every
+/// proper prefix of a rule head's static reference (`deep`, `deep.x` and
+/// `deep.x.y` for `deep.x.y.z := input.v`), and the static part itself
+/// when the rest is dynamic (`limits` for `limits[t].max := n`). OPA's
+/// package document has them, empty where no rule below is defined;
+/// regorus leaves them out. Paths are relative to the package; a module
+/// that does not parse has none.
+pub fn rule_parents(path: &str, source: &str, rego_v1: bool) -> Vec<Vec<String>> {
+    let Ok(module) = parse(path, source, rego_v1) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for rule in &module.policy {
+        let refr = match rule.as_ref() {
+            Rule::Spec {
+                head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
+                ..
+            } => refr,
+            Rule::Default { refr, args, .. } if args.is_empty() => refr,
+            _ => continue,
+        };
+        let Some((parts, dynamic)) = static_ref(refr) else {
+            continue;
+        };
+        let upto = if dynamic {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        for n in 1..=upto {
+            let prefix = parts[..n].to_vec();
+            if !out.contains(&prefix) {
+                out.push(prefix);
+            }
+        }
+    }
+    out
+}
+
+/// The static keys of a rule head's reference, and whether a dynamic key
+/// follows them.
+fn static_ref(e: &Expr) -> Option<(Vec<String>, bool)> {
+    match e {
+        Expr::Var { span, .. } => Some((vec![span.text().to_string()], false)),
+        Expr::RefDot { refr, field, .. } => {
+            let (mut parts, dynamic) = static_ref(refr)?;
+            if !dynamic {
+                parts.push(field.0.text().to_string());
+            }
+            Some((parts, dynamic))
+        }
+        Expr::RefBrack { refr, index, .. } => {
+            let (mut parts, dynamic) = static_ref(refr)?;
+            if dynamic {
+                return Some((parts, true));
+            }
+            match index.as_ref() {
+                Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                    parts.push(value.as_string().ok()?.to_string());
+                    Some((parts, false))
+                }
+                _ => Some((parts, true)),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Prefix of the functions that stand for a builtin named in `with … as`.
+const BUILTIN_WRAPPER: &str = "__warden_builtin_";
+
+/// `with f as g`, `g` a builtin: OPA replaces `f` by the builtin `g`;
+/// regorus reads `g` as a variable and refuses the module. Each such `g`
+/// becomes a function of this module that calls the builtin, defined after
+/// the last line (so no line moves): `__warden_builtin_lower(a0) := lower(a0)`.
+///
+/// `eq(a, b)` and `assign(a, b)` written as statements bind variables, as
+/// `a = b` and `a := b` do (to OPA they are the same builtins); regorus
+/// has no such functions, so each becomes its operator form.
+fn builtin_wrappers(
+    text: &str,
+    replacements: &[(usize, usize, String)],
+    binding_calls: &[(usize, usize, String)],
+    rego_v1: bool,
+) -> String {
+    let wrapper = |name: &str| format!("{BUILTIN_WRAPPER}{}", name.replace('.', "_"));
+    let mut edits: Vec<Edit> = replacements
+        .iter()
+        .map(|(start, end, name)| Edit {
+            start: *start,
+            end: *end,
+            text: wrapper(name),
+        })
+        .chain(binding_calls.iter().map(|(start, end, operator_form)| Edit {
+            start: *start,
+            end: *end,
+            text: operator_form.clone(),
+        }))
+        .collect();
+    edits.sort_by_key(|e| e.start);
+    // A `with … as g` inside a rewritten call is left for the next pass.
+    let mut kept: Vec<Edit> = Vec::with_capacity(edits.len());
+    for e in edits {
+        if kept.last().is_none_or(|k: &Edit| k.end <= e.start) {
+            kept.push(e);
+        }
+    }
+    let edits = kept;
+    let mut out = splice(text, 0, text.len(), &edits);
+    let mut defined: Vec<&str> = Vec::new();
+    for (_, _, name) in replacements {
+        if defined.contains(&name.as_str()) {
+            continue;
+        }
+        defined.push(name);
+        let arity = super::builtins::any_arity(name).unwrap_or(1);
+        let args: Vec<String> = (0..arity).map(|i| format!("__a{i}")).collect();
+        let args = args.join(", ");
+        let keyword = if rego_v1 { "if " } else { "" };
+        out.push_str(&format!(
+            "\n{}({args}) := __r {keyword}{{ __r := {name}({args}) }}\n",
+            wrapper(name)
+        ));
+    }
+    out
 }
 
 /// One replacement: bytes `start..end` of the text become `text`.
@@ -229,6 +369,8 @@ struct Walker<'a> {
     arithmetic: Vec<Arith>,
     /// What else was met that OPA and Warden may read apart.
     survey: Survey,
+    /// The names of this module's functions and rules.
+    functions: Vec<String>,
 }
 
 impl Walker<'_> {
@@ -241,6 +383,17 @@ impl Walker<'_> {
             edits: Vec::new(),
             arithmetic: Vec::new(),
             survey: Survey::default(),
+            functions: module
+                .policy
+                .iter()
+                .map(|r| match r.as_ref() {
+                    Rule::Spec {
+                        head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. },
+                        ..
+                    }
+                    | Rule::Default { refr, .. } => refr.span().text().to_string(),
+                })
+                .collect(),
         };
         for rule in &module.policy {
             match rule.as_ref() {
@@ -364,13 +517,17 @@ impl Walker<'_> {
         for w in &stmt.with_mods {
             self.expr(&w.refr);
             self.expr(&w.r#as);
+            self.builtin_replacement(&w.refr, &w.r#as);
         }
         match &stmt.literal {
             Literal::SomeVars { .. } => {}
             Literal::SomeIn {
                 key, value, collection, ..
             } => self.member_parts(key.as_deref(), value, collection),
-            Literal::Expr { expr, .. } => self.condition(expr),
+            Literal::Expr { expr, .. } => {
+                self.binding_call(expr);
+                self.condition(expr)
+            }
             Literal::Every { domain, query, .. } => {
                 self.expr(domain);
                 self.query(query, false);
@@ -411,6 +568,59 @@ impl Walker<'_> {
         }
         self.expr(value);
         self.expr(collection);
+    }
+
+    /// Notes `eq(a, b)` / `assign(a, b)` as a statement, unless the module
+    /// defines a function of that name.
+    fn binding_call(&mut self, e: &Expr) {
+        let Expr::Call { fcn, params, span, .. } = e else {
+            return;
+        };
+        let name = fcn.span().text();
+        let operator = match name {
+            "eq" => "=",
+            "assign" => ":=",
+            _ => return,
+        };
+        if params.len() != 2 || self.functions.iter().any(|f| f == name) {
+            return;
+        }
+        let (a, b) = (params[0].span().text(), params[1].span().text());
+        self.survey
+            .binding_calls
+            .push((span.start as usize, span.end as usize, format!("{a} {operator} {b}")));
+    }
+
+    /// Notes `with f as g` where `g` names a builtin (not a function of
+    /// this module) and `f` is a function, not `input` or `data`.
+    fn builtin_replacement(&mut self, target: &Expr, replacement: &Expr) {
+        let name = replacement.span().text();
+        let target = target.span().text();
+        let dotted = |t: &str| {
+            !t.is_empty()
+                && t.split('.').all(|part| {
+                    part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+        };
+        let rooted = |t: &str| {
+            t == "input"
+                || t == "data"
+                || t.starts_with("input.")
+                || t.starts_with("data.")
+                || t.starts_with("input[")
+                || t.starts_with("data[")
+        };
+        if !dotted(name) || rooted(target) || self.functions.iter().any(|f| f == name) {
+            return;
+        }
+        if !super::compat::OPA_BUILTINS.contains(&name) || super::builtins::any_arity(name).is_none() {
+            return;
+        }
+        let span = replacement.span();
+        self.survey
+            .builtin_replacements
+            .push((span.start as usize, span.end as usize, name.to_string()));
     }
 
     /// Finds the negations inside comprehensions of `e`.
@@ -672,6 +882,46 @@ mod tests {
         let src = format!("package t\n\n{rule}\n");
         let out = rewrite("t.rego", &src, true).unwrap().unwrap_or(src);
         out.lines().nth(2).unwrap().to_string()
+    }
+
+    #[test]
+    fn a_builtin_named_in_with_becomes_a_function_and_binding_calls_become_operators() {
+        let src = "package t\n\nn := v if {\n\tv := upper(\"x\") with upper as lower\n}\n";
+        assert_eq!(
+            rewrite("t.rego", src, true).unwrap().unwrap(),
+            "package t\n\nn := v if {\n\tv := upper(\"x\") with upper as __warden_builtin_lower\n}\n\n\
+             __warden_builtin_lower(__a0) := __r if { __r := lower(__a0) }\n"
+        );
+        // `with input.x as count` replaces a document by the variable: kept.
+        assert_eq!(
+            body("a := v if { v := input.x with input.x as count }"),
+            "a := v if { v := input.x with input.x as count }"
+        );
+        assert_eq!(body("a := x if eq(x, 1)"), "a := x if x = 1");
+        assert_eq!(body("a := x if assign(x, [1])"), "a := x if x := [1]");
+        // A module's own `eq` is its own.
+        let own = "package t\n\na := x if eq(x, 1)\neq(a, b) := a\n";
+        assert_eq!(rewrite("t.rego", own, true).unwrap(), None);
+    }
+
+    #[test]
+    fn rule_heads_name_the_objects_a_package_document_holds() {
+        let src = "package t\n\ndeep.x.y.z := input.v\nlimits[t].max := 1 if some t in input.t\nallow := true\na.b[\"c d\"].e := 1\n";
+        let mut parents = rule_parents("t.rego", src, true);
+        parents.sort();
+        let want: Vec<Vec<String>> = [
+            vec!["a"],
+            vec!["a", "b"],
+            vec!["a", "b", "c d"],
+            vec!["deep"],
+            vec!["deep", "x"],
+            vec!["deep", "x", "y"],
+            vec!["limits"],
+        ]
+        .iter()
+        .map(|p| p.iter().map(|s| s.to_string()).collect())
+        .collect();
+        assert_eq!(parents, want);
     }
 
     #[test]

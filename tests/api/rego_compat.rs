@@ -220,8 +220,8 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
             "network",
         ),
         (
-            "regex.globs_match(input.a, input.b)",
-            "regex.globs_match",
+            "graphql.is_valid(input.q, input.schema)",
+            "graphql.is_valid",
             "does not implement it yet",
         ),
     ] {
@@ -255,7 +255,7 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
 /// Another tenant's setting is its own; only an admin changes it.
 async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend: Backend) {
     let app = spawn_app(backend).await;
-    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nallow if \"admin\" in input.roles\ncfg := yaml.unmarshal(input.doc)\n";
+    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nallow if \"admin\" in input.roles\ncfg := json.match_schema(input.doc, {})\n";
     let r = app
         .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
         .await;
@@ -325,7 +325,10 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
     );
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("p.rego:3: inexact_number"), "{detail}");
-    assert!(detail.contains("p.rego:5: builtin_differs: yaml.unmarshal"), "{detail}");
+    assert!(
+        detail.contains("p.rego:5: builtin_differs: json.match_schema"),
+        "{detail}"
+    );
     assert_eq!(app.stored_versions(&app.admin).await, 1, "revision 2 was not stored");
     let clean = "package acme.p\n\nallow if \"admin\" in input.roles\n";
     let r = app

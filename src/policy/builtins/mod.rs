@@ -30,6 +30,9 @@
 //! - [`jwt`]: `io.jwt.decode`, `decode_verify`, `verify_*`, `encode_sign*`.
 //! - [`keys`]: PEM, SubjectPublicKeyInfo and JWK parsing shared by the rest.
 //! - [`x509`]: `crypto.x509.*` and `crypto.parse_private_keys`.
+//! - [`globs`]: `regex.globs_match`, with OPA's intersection algorithm.
+//! - [`yaml`]: `yaml.unmarshal`, `yaml.marshal`, `yaml.is_valid` as Go's
+//!   `yaml.v2` reads and writes YAML 1.1.
 //! - [`gojson`]: Go's `encoding/json` rendering of values, which OPA uses
 //!   for the signed bytes of `io.jwt.encode_sign`.
 
@@ -37,6 +40,7 @@ mod collections;
 mod conversions;
 pub(crate) mod crypto;
 mod decimal;
+mod globs;
 pub(crate) mod gojson;
 mod golayout;
 pub(crate) mod jwt;
@@ -49,6 +53,7 @@ mod text;
 mod time;
 mod uuid;
 pub(crate) mod x509;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +81,8 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .chain(crypto::BUILTINS)
         .chain(jwt::BUILTINS)
         .chain(x509::BUILTINS)
+        .chain(yaml::BUILTINS)
+        .chain(globs::BUILTINS)
 }
 
 /// Registers every builtin of this module on the engine.
@@ -117,6 +124,20 @@ pub(crate) fn compiled_regex(pattern: &str) -> Result<regex::Regex, regex::Error
 /// The number of arguments one of Warden's own builtins takes.
 pub(crate) fn arity(name: &str) -> Option<u8> {
     all().find(|(n, _, _)| *n == name).map(|(_, a, _)| *a)
+}
+
+/// The number of arguments a builtin Warden evaluates takes: its own, the
+/// engine's, or one captured for replay.
+pub(crate) fn any_arity(name: &str) -> Option<usize> {
+    arity(name)
+        .or_else(|| regorus::unstable::BUILTINS.get(name).map(|(_, n)| *n))
+        .or(match name {
+            "time.now_ns" => Some(0),
+            "uuid.rfc4122" => Some(1),
+            "rand.intn" => Some(2),
+            _ => None,
+        })
+        .map(usize::from)
 }
 
 /// True when a builtin of this name is one of Warden's own.

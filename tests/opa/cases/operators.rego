@@ -24,3 +24,9 @@ cross_type_equal := [1 == "1", null == false, [] == {}, {} == set()]
 unify_array := [a, b] if [a, b] = [1, 2]
 unify_object := v if {"k": v} = {"k": "found"}
 print_returns_true if print("printing", 1, {"a": null})
+eq_binds := x if eq(x, 7)
+eq_compares if eq(input.missing_or_one, 1)
+assign_in_body := n if {
+	assign(y, [1, 2])
+	n := count(y)
+}

@@ -17,3 +17,11 @@ limits[tier].max := n if {
 }
 
 deep.x.y.z := input.v
+
+solo.only := input.never
+
+dyn[k].v := 1 if {
+	some k in input.never
+}
+
+else_parent.p.q := 1 if input.never

@@ -67,3 +67,17 @@ nested_with := v if {
 undefined_under_with := v if {
 	v := allow with input as {"role": "user"}
 }
+
+with_dotted_builtin := v if {
+	v := upper("abc") with upper as strings.reverse
+}
+
+with_builtin_two_args := v if {
+	v := startswith("abc", "c") with startswith as endswith
+}
+
+with_builtin_in_function := v if {
+	v := f("x") with upper as lower
+}
+
+f(s) := upper(s)
