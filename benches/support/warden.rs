@@ -45,7 +45,10 @@ impl Warden {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
-            .env("WARDEN_LOG", "info")
+            .env(
+                "WARDEN_LOG",
+                std::env::var("WARDEN_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("WARDEN_CONFIG")
             .env_remove("WARDEN_DATABASE_URL");
         cmd.envs(env.iter().copied());
@@ -62,7 +65,7 @@ impl Warden {
         std::thread::spawn(move || {
             for line in log.map_while(Result::ok) {
                 let v: Value = serde_json::from_str(&line).unwrap_or_default();
-                if v["level"] == "WARN" || v["level"] == "ERROR" {
+                if v["level"] == "WARN" || v["level"] == "ERROR" || v["level"] == "DEBUG" {
                     eprintln!("warden: {line}");
                 }
             }

@@ -388,7 +388,14 @@ struct Cursor {
     buf: VecDeque<PushRow>,
     /// The shutdown event was sent: the stream ends.
     done: bool,
+    /// The last read found every message there was: until the stream is
+    /// woken (a wake-up while it sends is kept for it), there is nothing
+    /// to read.
+    caught_up: bool,
 }
+
+/// Messages read at once for a stream.
+const READ_LIMIT: i64 = 256;
 
 /// How soon a client told the instance is shutting down should reconnect
 /// (the SSE `retry` field); a load balancer sends it to another instance.
@@ -429,6 +436,7 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
         after,
         buf: VecDeque::new(),
         done: false,
+        caught_up: false,
     };
     let s = futures_util::stream::unfold(cursor, |mut c| async move {
         loop {
@@ -455,14 +463,22 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
                 return Some((Ok(event), c));
             }
             let k = &c.reg.kernel;
-            match k.store.kernel_pushes_after(&c.reg.conn.recipient, c.after, 256).await {
-                Ok(rows) if !rows.is_empty() => {
-                    c.buf.extend(rows);
-                    continue;
+            if !c.caught_up {
+                match k
+                    .store
+                    .kernel_pushes_after(&c.reg.conn.recipient, c.after, READ_LIMIT)
+                    .await
+                {
+                    Ok(rows) if !rows.is_empty() => {
+                        c.caught_up = (rows.len() as i64) < READ_LIMIT;
+                        c.buf.extend(rows);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "kernel: reading a stream's messages failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "kernel: reading a stream's messages failed"),
             }
+            c.caught_up = false;
             if k.has_peers() {
                 // Spread the streams' polls over the second.
                 let jitter = Duration::from_millis(u64::from(rand_u16() % 250));

@@ -634,38 +634,54 @@ impl Writer {
         batch: &[Append],
         cached: bool,
     ) -> Result<Vec<Result<Vec<Receipt>, AppendError>>, StoreError> {
-        let mut tx = self.store.ledger_tx().await?;
-        match self.write_in(&mut tx, batch, cached).await {
-            Ok((results, moved)) => {
-                // A failed COMMIT rolls back (or closes its connection) itself.
-                tx.commit().await?;
-                self.heads.extend(moved);
-                Ok(results)
-            }
-            Err(e) => {
-                // Undone explicitly, so the connection goes back clean (or,
-                // when even ROLLBACK fails, is closed): a failed batch never
-                // poisons the next.
-                tx.rollback().await;
-                Err(e)
+        // Optimistically first: each change without a savepoint of its own.
+        // Changes rarely fail (a row moved since it was read); when one
+        // does, the batch is written again with each change isolated.
+        let mut isolate = false;
+        loop {
+            let mut tx = self.store.ledger_tx().await?;
+            match self.write_in(&mut tx, batch, cached, isolate).await {
+                Ok(Some((results, moved))) => {
+                    // A failed COMMIT rolls back (or closes its connection) itself.
+                    tx.commit().await?;
+                    self.heads.extend(moved);
+                    return Ok(results);
+                }
+                Ok(None) => {
+                    tx.rollback().await;
+                    isolate = true;
+                }
+                Err(e) => {
+                    // Undone explicitly, so the connection goes back clean (or,
+                    // when even ROLLBACK fails, is closed): a failed batch never
+                    // poisons the next.
+                    tx.rollback().await;
+                    return Err(e);
+                }
             }
         }
     }
 
     /// The statements of [`Self::write`], on its transaction; the results
-    /// and the heads the batch moves once committed.
+    /// and the heads the batch moves once committed. Without `isolate`,
+    /// None as soon as a change fails (the transaction must be rolled back).
     #[allow(clippy::type_complexity)]
     async fn write_in(
         &self,
         tx: &mut LedgerTx,
         batch: &[Append],
         cached: bool,
-    ) -> Result<(Vec<Result<Vec<Receipt>, AppendError>>, Vec<(String, LogHead)>), StoreError> {
+        isolate: bool,
+    ) -> Result<Option<(Vec<Result<Vec<Receipt>, AppendError>>, Vec<(String, LogHead)>)>, StoreError> {
         let now = self.clock.now_ms();
         let mut applied = Vec::with_capacity(batch.len());
         for a in batch {
             applied.push(match &a.change {
-                Some(change) => tx.apply(change).await?,
+                Some(change) if isolate => tx.apply(change).await?,
+                Some(change) => match tx.apply_unisolated(change).await? {
+                    Applied::Written => Applied::Written,
+                    Applied::Moved(_) | Applied::Exists(_) => return Ok(None),
+                },
                 None => Applied::Written,
             });
         }
@@ -710,6 +726,7 @@ impl Writer {
         }
         let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
         let mut results = Vec::with_capacity(batch.len());
+        let mut history = Vec::new();
         for (a, done) in batch.iter().zip(&applied) {
             match *done {
                 Applied::Written => {}
@@ -724,12 +741,12 @@ impl Writer {
             }
             let mine: Vec<Receipt> = receipts.by_ref().take(a.records.len()).collect();
             if let Some(change) = &a.change {
-                let indexes: Vec<u64> = mine.iter().map(|r| r.index).collect();
-                tx.recorded(change, &indexes).await?;
+                history.extend(change.history.iter().zip(mine.iter().map(|r| r.index)));
             }
             results.push(Ok(mine));
         }
-        Ok((results, moved))
+        tx.record_history(&history).await?;
+        Ok(Some((results, moved)))
     }
 
     /// Chains `records` onto the log, computing entries, completed

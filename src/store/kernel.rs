@@ -289,36 +289,33 @@ pub(super) async fn insert_approval(conn: &mut TxConn, a: &ApprovalRow) -> Resul
     .map_err(super::changed_on_unique("verdict"))
 }
 
-/// Appends one entry to an execution's history.
-pub(super) async fn insert_history(conn: &mut TxConn, h: &HistoryRow) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query(
-        "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at) \
-            VALUES ($1,$2,$3,$4,$5,$6,$7)",
-    )
-    .bind(&h.execution_id)
-    .bind(h.seq)
-    .bind(&h.tenant_id)
-    .bind(h.kind)
-    .bind(&h.actor)
-    .bind(text(&h.payload))
-    .bind(h.at)
-    .execute(&mut **tx)
-    .await
-    .map(|_| ()))
-    .map_err(super::conflict("history entry"))
-}
-
-/// Notes the ledger index of the entry that recorded a history row.
-pub(super) async fn index_history(conn: &mut TxConn, execution_id: &str, seq: i64, index: u64) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query("UPDATE kernel_history SET ledger_index = $3 WHERE execution_id = $1 AND seq = $2")
-        .bind(execution_id)
-        .bind(seq)
-        .bind(index as i64)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ()))?;
+/// Appends history entries, each with the index of its ledger entry.
+pub(super) async fn insert_history(conn: &mut TxConn, rows: &[(&HistoryRow, u64)]) -> Result<()> {
+    for chunk in rows.chunks(HISTORY_CHUNK) {
+        on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index) ",
+            );
+            q.push_values(chunk, |mut b, (h, index)| {
+                b.push_bind(&h.execution_id)
+                    .push_bind(h.seq)
+                    .push_bind(&h.tenant_id)
+                    .push_bind(h.kind)
+                    .push_bind(&h.actor)
+                    .push_bind(text(&h.payload))
+                    .push_bind(h.at)
+                    .push_bind(*index as i64);
+            });
+            q.build().execute(&mut **tx).await.map(|_| ())
+        })
+        .map_err(super::conflict("history entry"))?;
+    }
     Ok(())
 }
+
+/// History rows per multi-row INSERT: 8 parameters each, well under
+/// SQLite's 32,766.
+const HISTORY_CHUNK: usize = 1000;
 
 /// Queues a message for a stream. Its `seq` is the recipient's next, in
 /// commit order: a concurrent writer computing the same number fails on

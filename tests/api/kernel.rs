@@ -1455,6 +1455,95 @@ async fn two_instances_on_one_store_move_each_execution_once(backend: Backend) {
     a.stop().await;
 }
 
+on_both_backends!(a_stale_change_in_a_batch_is_refused_alone);
+/// Changes committed at once, on one ledger: the writer tries their batch
+/// without isolating each change, and when one is stale it writes the batch
+/// again with each change isolated. Whatever the batching, the stale one is
+/// refused with nothing of it written; the others commit, their history
+/// rows with the index of the entry that records each.
+async fn a_stale_change_in_a_batch_is_refused_alone(backend: Backend) {
+    use warden::ledger::{AppendError, Record};
+    let (app, team) = kernel_app(backend).await;
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        let exec = start(&app, &team, "nobody").await;
+        rows.push(app.state.store.kernel_execution(&exec).await.unwrap().unwrap());
+    }
+    // Each stale change first moves its own execution rightly, then one
+    // that no change may move: what it wrote first must not stay.
+    let bystander = start(&app, &team, "nobody").await;
+    let bystander = app.state.store.kernel_execution(&bystander).await.unwrap().unwrap();
+    for round in 0..4 {
+        let stale = round % 3;
+        let changes: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let (moved, entry) = cancelled_by_hand(row, &format!("round {round}"));
+                let record = Record::new(
+                    &row.tenant_id,
+                    "kernel.execution.cancelled",
+                    "system",
+                    &json!({"execution_id": row.id, "round": round}),
+                );
+                let mut executions = vec![(moved, Some(row.version))];
+                if i == stale {
+                    // A version the bystander never had.
+                    let (b, _) = cancelled_by_hand(&bystander, "never");
+                    executions.push((b, Some(bystander.version + 7)));
+                }
+                (
+                    vec![record],
+                    warden::store::Change {
+                        executions,
+                        history: vec![entry],
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let outcomes =
+            futures_util::future::join_all(changes.into_iter().map(|(r, c)| app.state.ledger.append_with(r, c))).await;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if i == stale {
+                assert!(matches!(outcome, Err(AppendError::Changed("execution"))), "{outcome:?}");
+            } else {
+                assert!(outcome.is_ok(), "round {round}, change {i}: {outcome:?}");
+            }
+        }
+        for (i, row) in rows.iter_mut().enumerate() {
+            let history = app.state.store.kernel_history(&row.id).await.unwrap();
+            let mine: Vec<_> = history
+                .iter()
+                .filter(|h| h.payload["reason"] == format!("round {round}"))
+                .collect();
+            let now = app.state.store.kernel_execution(&row.id).await.unwrap().unwrap();
+            if i == stale {
+                assert!(mine.is_empty(), "{mine:?}");
+                assert_eq!(&now, row, "the stale change's first write did not stay");
+            } else {
+                assert_eq!(mine.len(), 1, "{history:?}");
+                let receipt = &outcomes[i].as_ref().unwrap()[0];
+                assert_eq!(mine[0].ledger_index, Some(receipt.index), "{history:?}");
+            }
+            *row = now;
+        }
+    }
+    assert_eq!(
+        app.state.store.kernel_execution(&bystander.id).await.unwrap().unwrap(),
+        bystander
+    );
+    // Nothing of the refused changes broke the chain.
+    let key = current_key(&app, &team).await;
+    let export = app
+        .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
+        .expect("the export verifies offline");
+    app.stop().await;
+}
+
 /// `row` moved to `cancelled` by hand, with the history entry that records
 /// it, as the kernel would write them.
 fn cancelled_by_hand(
