@@ -45,7 +45,8 @@ impl Kernel {
             assign(&mut edit, &conn)?;
         }
         let done = self.commit(edit).await?;
-        Ok((self.view(&done.exec).await?, done.receipts))
+        // A new execution has no steps yet: nothing to read back.
+        Ok((view_of(&done.exec, Vec::new()), done.receipts))
     }
 
     pub async fn get(&self, who: &Principal, id: &str) -> Result<ExecutionView> {
@@ -68,22 +69,7 @@ impl Kernel {
             };
             steps.push(StepView::of(&s, approvals));
         }
-        Ok(ExecutionView {
-            id: e.id.clone(),
-            agent_id: e.agent_id.clone(),
-            state: e.state,
-            input: e.input.clone(),
-            labels: e.labels.clone(),
-            output: e.output.clone(),
-            initiator: e.initiator.clone(),
-            initiator_subject: e.initiator_subject.clone(),
-            waiting_on: e.waiting_on,
-            deadline_at: rfc3339_ms(e.deadline_at),
-            created_at: rfc3339_ms(e.created_at),
-            updated_at: rfc3339_ms(e.updated_at),
-            steps,
-            history_seq: e.seq,
-        })
+        Ok(view_of(e, steps))
     }
 
     pub async fn history(&self, who: &Principal, id: &str) -> Result<Vec<HistoryView>> {
@@ -200,5 +186,25 @@ impl Kernel {
         edit.push(agent, "execution.signalled", data);
         let done = self.commit(edit).await?;
         self.view(&done.exec).await
+    }
+}
+
+/// An execution's view, with its steps' views.
+fn view_of(e: &ExecutionRow, steps: Vec<StepView>) -> ExecutionView {
+    ExecutionView {
+        id: e.id.clone(),
+        agent_id: e.agent_id.clone(),
+        state: e.state,
+        input: e.input.clone(),
+        labels: e.labels.clone(),
+        output: e.output.clone(),
+        initiator: e.initiator.clone(),
+        initiator_subject: e.initiator_subject.clone(),
+        waiting_on: e.waiting_on,
+        deadline_at: rfc3339_ms(e.deadline_at),
+        created_at: rfc3339_ms(e.created_at),
+        updated_at: rfc3339_ms(e.updated_at),
+        steps,
+        history_seq: e.seq,
     }
 }
