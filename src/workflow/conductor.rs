@@ -363,7 +363,12 @@ impl Conductor {
                 None,
             )
             .await?;
-        self.wake.notify_one();
+        // The engine learns of a run that now sleeps (its timer may come
+        // before the one the engine waits for); a run that ended, or waits
+        // for an execution (whose end wakes the engine), needs nothing.
+        if run.wake_at.is_some() {
+            self.wake.notify_one();
+        }
         Ok(view(&run, receipts))
     }
 

@@ -605,6 +605,27 @@ async fn a_wait_survives_a_restart(backend: Backend) {
     assert_eq!(done["output"], json!({"n": 1}));
 }
 
+on_both_backends!(a_run_that_sleeps_from_its_start_wakes_on_time);
+
+/// A run whose start ends in a `Wait` tells the engine, which otherwise
+/// sleeps for up to 30 s when alone: the run goes on when its timer is due.
+async fn a_run_that_sleeps_from_its_start_wakes_on_time(backend: Backend) {
+    let (app, team) = run_app(backend).await;
+    upload(&app, &team, "waits", WAITS).await;
+    // The engine has passed and gone to sleep with nothing due.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let run = start_run(&app, &team, "waits", json!({"n": 2})).await;
+    let done = wait_run(&app, &team, &run, "succeeded").await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "it waited: {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "woken by its timer, not by the idle pass: {took:?}"
+    );
+    assert_eq!(done["output"], json!({"n": 2}));
+}
+
 on_both_backends!(runs_are_cancelled_and_bad_requests_refused);
 
 async fn runs_are_cancelled_and_bad_requests_refused(backend: Backend) {
