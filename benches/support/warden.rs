@@ -61,7 +61,8 @@ impl Warden {
             base,
             log,
         } = launch(cmd);
-        // Warnings and errors are shown.
+        // Warnings and errors are shown, and debug lines when
+        // `WARDEN_BENCH_LOG` asks for them.
         std::thread::spawn(move || {
             for line in log.map_while(Result::ok) {
                 let v: Value = serde_json::from_str(&line).unwrap_or_default();
