@@ -58,17 +58,18 @@ const MAX_PASSES: usize = 16;
 pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>, String> {
     let mut text = source.to_string();
     let mut next = 0usize;
-    {
-        let module = parse(path, &text, rego_v1)?;
-        // (Names are numbered by the passes below, not by this survey.)
-        let survey = Walker::edits(&module, &text, &mut 0, rego_v1).2;
-        if !survey.builtin_replacements.is_empty() || !survey.binding_calls.is_empty() {
-            text = builtin_wrappers(&text, &survey.builtin_replacements, &survey.binding_calls, rego_v1);
-        }
-    }
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
-        let (edits, mut arithmetic, _) = Walker::edits(&module, &text, &mut next, rego_v1);
+        let numbered = next;
+        let (edits, mut arithmetic, survey) = Walker::edits(&module, &text, &mut next, rego_v1);
+        // Builtins named in `with` and binding calls first: the other
+        // rewrites are found again, and numbered from where they were, on
+        // the text that no longer has them.
+        if !survey.builtin_replacements.is_empty() || !survey.binding_calls.is_empty() {
+            text = builtin_wrappers(&text, &survey.builtin_replacements, &survey.binding_calls, rego_v1);
+            next = numbered;
+            continue;
+        }
         if edits.is_empty() {
             if !arithmetic.is_empty() {
                 arithmetic.sort_by_key(|n| (n.start, std::cmp::Reverse(n.end)));

@@ -79,22 +79,12 @@ impl LedgerTx {
     /// read, nothing of it stays and the batch goes on.
     pub async fn apply(&mut self, change: &Change) -> Result<Applied> {
         self.execute("SAVEPOINT change").await?;
-        match write(self, change).await {
-            Ok(()) => {
-                self.execute("RELEASE SAVEPOINT change").await?;
-                Ok(Applied::Written)
-            }
-            Err(e @ (StoreError::Changed(_) | StoreError::Conflict(_))) => {
-                self.execute("ROLLBACK TO SAVEPOINT change").await?;
-                self.execute("RELEASE SAVEPOINT change").await?;
-                Ok(match e {
-                    StoreError::Conflict(what) => Applied::Exists(what),
-                    StoreError::Changed(what) => Applied::Moved(what),
-                    _ => unreachable!("matched above"),
-                })
-            }
-            Err(e) => Err(e),
+        let applied = self.apply_unisolated(change).await?;
+        if applied != Applied::Written {
+            self.execute("ROLLBACK TO SAVEPOINT change").await?;
         }
+        self.execute("RELEASE SAVEPOINT change").await?;
+        Ok(applied)
     }
 
     /// Applies `change` without a savepoint of its own: cheaper by two

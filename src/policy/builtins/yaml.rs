@@ -787,6 +787,11 @@ impl Writer {
         self.column += s.chars().count();
     }
 
+    fn push_char(&mut self, c: char) {
+        self.out.push(c);
+        self.column += 1;
+    }
+
     fn newline(&mut self) {
         self.out.push('\n');
         self.column = 0;
@@ -936,7 +941,7 @@ impl Writer {
                 }
                 spaces = true;
             } else {
-                self.push(c.encode_utf8(&mut [0; 4]));
+                self.push_char(c);
                 spaces = false;
             }
         }
@@ -972,7 +977,7 @@ impl Writer {
                 if c == '\'' {
                     self.push("''");
                 } else {
-                    self.push(c.encode_utf8(&mut [0; 4]));
+                    self.push_char(c);
                 }
                 spaces = false;
             }
@@ -1020,7 +1025,7 @@ impl Writer {
                 }
                 spaces = true;
             } else {
-                self.push(c.encode_utf8(&mut [0; 4]));
+                self.push_char(c);
                 spaces = false;
             }
         }
@@ -1055,7 +1060,7 @@ impl Writer {
                     }
                     at_line_start = false;
                 }
-                self.push(c.encode_utf8(&mut [0; 4]));
+                self.push_char(c);
             }
         }
         // The caller ends the line.
