@@ -472,11 +472,8 @@ async fn current_key(app: &impl Peer, team: &Team) -> NoteVerifier {
     NoteVerifier::parse(key["verifier"].as_str().unwrap()).unwrap()
 }
 
-pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
-    let history = history_of(app, team, exec).await;
-    let entries = history["entries"].as_array().unwrap();
-    assert!(!entries.is_empty());
-
+/// The tenant's ledger export, verified offline with its current key.
+async fn verified_export(app: &impl Peer, team: &Team) -> crate::common::Reply {
     let key = current_key(app, team).await;
     let export = app
         .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
@@ -484,6 +481,15 @@ pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> 
     assert_eq!(export.status, StatusCode::OK);
     verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
         .expect("the export verifies offline");
+    export
+}
+
+pub(crate) async fn check_evidence(app: &impl Peer, team: &Team, exec: &str) -> Value {
+    let history = history_of(app, team, exec).await;
+    let entries = history["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+
+    let export = verified_export(app, team).await;
     let ledger: HashMap<u64, Value> = export
         .bytes
         .split(|b| *b == b'\n')
@@ -1534,13 +1540,7 @@ async fn a_stale_change_in_a_batch_is_refused_alone(backend: Backend) {
         bystander
     );
     // Nothing of the refused changes broke the chain.
-    let key = current_key(&app, &team).await;
-    let export = app
-        .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
-        .await;
-    assert_eq!(export.status, StatusCode::OK);
-    verify::verify_export(std::io::Cursor::new(&export.bytes), &[key], &mut |_| {})
-        .expect("the export verifies offline");
+    verified_export(&app, &team).await;
     app.stop().await;
 }
 
