@@ -41,6 +41,11 @@ pub struct CauseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: &'static str,
 }
@@ -67,6 +72,16 @@ pub struct Metrics {
     pub ledger_failed: Family<CauseLabels, Counter>,
     pub ledger_batch_entries: Histogram,
     pub ledger_commit_seconds: Histogram,
+    /// Ledger batches written a second time, by reason: `log_head_moved`
+    /// (another instance extended one of the batch's logs since this
+    /// writer last did), `stale_change` (a state change no longer held:
+    /// the batch again, each change isolated) or `aborted_by_the_database`
+    /// (PostgreSQL broke a deadlock or a serialization failure).
+    pub ledger_retries: Family<ReasonLabels, Counter>,
+    /// State changes refused at commit, by the code their caller got:
+    /// `concurrent_change` (a row moved since it was read) or `conflict`
+    /// (it exists already).
+    pub ledger_changes_refused: Family<ReasonLabels, Counter>,
     pub sink_delivered: Family<SinkLabels, Counter>,
     pub sink_dead_lettered: Family<SinkLabels, Counter>,
     pub sink_errors: Family<SinkLabels, Counter>,
@@ -180,6 +195,18 @@ impl Metrics {
             "Time to build, sign and durably commit one ledger batch",
             ledger_commit_seconds.clone(),
         );
+        let ledger_retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "ledger_batch_retries",
+            "Ledger batches written again: log_head_moved (another instance extended one of its logs), stale_change (a state change no longer held; each change isolated), aborted_by_the_database (a deadlock or serialization failure)",
+            ledger_retries.clone(),
+        );
+        let ledger_changes_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "ledger_changes_refused",
+            "State changes refused at commit, by the code their caller got (concurrent_change, conflict)",
+            ledger_changes_refused.clone(),
+        );
         let sink_delivered = Family::<SinkLabels, Counter>::default();
         registry.register(
             "sink_delivered_events",
@@ -221,6 +248,8 @@ impl Metrics {
             ledger_failed,
             ledger_batch_entries,
             ledger_commit_seconds,
+            ledger_retries,
+            ledger_changes_refused,
             sink_delivered,
             sink_dead_lettered,
             sink_errors,
@@ -232,6 +261,16 @@ impl Metrics {
         self.ledger_appends.inc_by(entries as u64);
         self.ledger_batch_entries.observe(entries as f64);
         self.ledger_commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn ledger_retry(&self, reason: &'static str) {
+        self.ledger_retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn change_refused(&self, reason: &'static str) {
+        self.ledger_changes_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn decision(&self, outcome: &'static str) {

@@ -198,6 +198,14 @@ struct Shared {
 /// a small write to learn whether the store has recovered.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a log found extended by another instance has its head read
+/// with each batch rather than cached.
+const CONTENDED_FOR: Duration = Duration::from_secs(10);
+
+/// How many times a batch PostgreSQL aborted (a deadlock, a serialization
+/// failure) is written again before its callers are told it failed.
+const DEADLOCK_RETRIES: usize = 2;
+
 /// Why the ledger cannot commit now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerFault {
@@ -298,6 +306,7 @@ impl Ledger {
         let task = crate::supervise::spawn(&tasks, "ledger_writer", true, None, move |ctx| {
             let writer = Writer {
                 heads: HashMap::new(),
+                contended: Default::default(),
                 store: store.clone(),
                 clock: clock.clone(),
                 signer: writer_shared.signer.lock().expect("signer lock").clone(),
@@ -440,6 +449,11 @@ struct Writer {
     /// without reading it, and moves it only if it is still that head; when
     /// another writer moved it, the batch is retried from the stored head.
     heads: HashMap<String, LogHead>,
+    /// Logs another instance extended since this writer last did, and
+    /// when it was last found so: for [`CONTENDED_FOR`] their heads are read
+    /// (and locked) with each batch instead of trusting the cache, which
+    /// would only make the batch be written twice.
+    contended: std::sync::Mutex<HashMap<String, Instant>>,
     clock: Clock,
     signer: NoteSigner,
     shared: Arc<Shared>,
@@ -543,8 +557,23 @@ impl Writer {
         let mut outcome = self.write(batch, true).await;
         if let Err(StoreError::Conflict(_)) = &outcome {
             // Another instance appended to one of these logs.
+            self.metrics.ledger_retry("log_head_moved");
             self.heads.clear();
             outcome = self.write(batch, false).await;
+        }
+        // PostgreSQL broke a deadlock with another instance's transaction
+        // (their changes touched the same rows in another order) by
+        // aborting this one: nothing was written; written again, it
+        // usually commits.
+        for _ in 0..DEADLOCK_RETRIES {
+            match &outcome {
+                Err(e) if e.is_aborted_by_the_database() => {
+                    self.metrics.ledger_retry("aborted_by_the_database");
+                    self.heads.clear();
+                    outcome = self.write(batch, false).await;
+                }
+                _ => break,
+            }
         }
         if outcome.is_err() {
             self.heads.clear();
@@ -649,6 +678,7 @@ impl Writer {
                 }
                 Ok(None) => {
                     tx.rollback().await;
+                    self.metrics.ledger_retry("stale_change");
                     isolate = true;
                 }
                 Err(e) => {
@@ -704,18 +734,34 @@ impl Writer {
         }
         let mut receipts: Vec<Option<Receipt>> = vec![None; records.len()];
         let mut moved = Vec::new();
+        // Heads are locked in one order (the tenants' ids) by every
+        // instance's writer, so two batches over the same logs never wait
+        // on each other in a cycle.
+        order.sort_unstable();
         for tenant in order {
             let positions = &groups[tenant];
-            let head = match self.heads.get(tenant).filter(|_| cached) {
+            let cache = if cached && !self.is_contended(tenant) {
+                self.heads.get(tenant)
+            } else {
+                None
+            };
+            let head = match cache {
                 Some(h) => Some(h.clone()),
                 None => tx.lock_head(tenant).await?,
             };
             let previous = head.as_ref().map(|h| h.size);
             let items = positions.iter().map(|&i| records[i]);
             let log = self.extend(tenant, head, items, now, &[&self.signer])?;
-            // The head row first: every writer locks it before anything
-            // else, so two writers never wait on each other in a cycle.
-            tx.put_head(tenant, previous, &log.head, now).await?;
+            match tx.put_head(tenant, previous, &log.head, now).await {
+                Err(StoreError::Conflict(what)) if cache.is_some() => {
+                    self.contended
+                        .lock()
+                        .expect("contended lock")
+                        .insert(tenant.to_string(), Instant::now());
+                    return Err(StoreError::Conflict(what));
+                }
+                r => r?,
+            }
             tx.insert_entries(tenant, &log.rows).await?;
             tx.insert_nodes(tenant, &log.nodes).await?;
             tx.insert_checkpoint(tenant, &log.checkpoint).await?;
@@ -731,10 +777,12 @@ impl Writer {
             match *done {
                 Applied::Written => {}
                 Applied::Moved(what) => {
+                    self.metrics.change_refused("concurrent_change");
                     results.push(Err(AppendError::Changed(what)));
                     continue;
                 }
                 Applied::Exists(what) => {
+                    self.metrics.change_refused("conflict");
                     results.push(Err(AppendError::Conflict(what)));
                     continue;
                 }
@@ -747,6 +795,19 @@ impl Writer {
         }
         tx.record_history(&history).await?;
         Ok(Some((results, moved)))
+    }
+
+    /// Whether another instance extended this log lately.
+    fn is_contended(&self, tenant_id: &str) -> bool {
+        let mut contended = self.contended.lock().expect("contended lock");
+        match contended.get(tenant_id) {
+            Some(at) if at.elapsed() < CONTENDED_FOR => true,
+            Some(_) => {
+                contended.remove(tenant_id);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Chains `records` onto the log, computing entries, completed

@@ -36,6 +36,18 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 impl StoreError {
+    /// Whether PostgreSQL aborted the transaction to break a deadlock or a
+    /// serialization failure: nothing of it was written, and the same work
+    /// may succeed when tried again.
+    pub fn is_aborted_by_the_database(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(d)) => d
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| matches!(pg.code(), "40001" | "40P01")),
+            _ => false,
+        }
+    }
+
     /// Why a write failed, as metrics and readiness name it: `disk_full`,
     /// `busy` (locked by another writer past the timeout), `unreachable`
     /// (connection lost, pool exhausted), `read_only`, `constraint`,

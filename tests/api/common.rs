@@ -222,6 +222,11 @@ impl TestApp {
 
     /// A new tenant; returns its admin token.
     pub async fn tenant(&self, name: &str) -> String {
+        self.tenant_and_id(name).await.1
+    }
+
+    /// A new tenant: (its id, its admin token).
+    pub async fn tenant_and_id(&self, name: &str) -> (String, String) {
         let r = self
             .call(
                 Method::POST,
@@ -231,7 +236,10 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body["admin_token"]["token"].as_str().unwrap().to_string()
+        (
+            r.body["tenant"]["id"].as_str().unwrap().to_string(),
+            r.body["admin_token"]["token"].as_str().unwrap().to_string(),
+        )
     }
 
     /// How many bundle versions the store holds for this tenant.
@@ -362,11 +370,18 @@ pub fn bundle_of(files: &[(&str, &str)], revision: &str, roots: &[&str]) -> Vec<
 /// `/metrics` shows it now (0 when absent).
 pub async fn in_flight(app: &TestApp, method: &str, route: &str) -> i64 {
     let r = app.call(Method::GET, "/metrics", Some(&app.admin), None).await;
-    let series = format!("warden_http_requests_in_flight{{method=\"{method}\",route=\"{route}\"}} ");
-    String::from_utf8_lossy(&r.bytes)
+    let series = format!("warden_http_requests_in_flight{{method=\"{method}\",route=\"{route}\"}}");
+    sample(&String::from_utf8_lossy(&r.bytes), &series) as i64
+}
+
+/// The value of one series (name and labels, as written) in a `/metrics`
+/// text; 0 when absent.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    metrics
         .lines()
-        .find_map(|l| l.strip_prefix(&series).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or(0)
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0.0)
 }
 
 /// Input the seed-001 policy allows.

@@ -126,23 +126,6 @@ async fn until_error(app: &TestApp, token: &str, name: &str) -> Value {
     }
 }
 
-/// A new tenant: (its id, its admin token).
-async fn tenant(app: &TestApp, name: &str) -> (String, String) {
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/tenants",
-            Some(&app.admin),
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    (
-        r.body["tenant"]["id"].as_str().unwrap().to_string(),
-        r.body["admin_token"]["token"].as_str().unwrap().to_string(),
-    )
-}
-
 fn assert_refused(r: &Reply, field: &str, needle: &str) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.code(), "invalid_sink", "{}", r.body);
@@ -153,7 +136,7 @@ fn assert_refused(r: &Reply, field: &str, needle: &str) {
 
 async fn a_tenant_sink_reaches_no_loopback_private_or_metadata_address(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, acme) = tenant(&app, "acme").await;
+    let (_, acme) = app.tenant_and_id("acme").await;
     let writer = app.token(&acme, &["orchestrator"]).await;
     let (peer, hits) = counter(200, None).await;
     let s = secret(1);
@@ -236,7 +219,7 @@ async fn a_redirect_is_not_followed() {
     // Loopback allowed, so only the redirect policy stands between the
     // sink and the redirect's target.
     let app = spawn_with(Backend::Sqlite, allow_loopback, Clock::system()).await;
-    let (_, acme) = tenant(&app, "acme").await;
+    let (_, acme) = app.tenant_and_id("acme").await;
     let writer = app.token(&acme, &["orchestrator"]).await;
     let (target, target_hits) = counter(200, None).await;
     let (redirector, redirector_hits) = counter(307, Some(format!("{}/", target.url))).await;
@@ -516,7 +499,7 @@ async fn other_tenants_see_the_operators_sinks_by_name_type_and_status_only() {
         },
     ];
     let app = spawn_with(Backend::Sqlite, |c| c.sinks = operator_sinks, Clock::system()).await;
-    let (_, acme) = tenant(&app, "acme").await;
+    let (_, acme) = app.tenant_and_id("acme").await;
     let auditor = app.token(&acme, &["auditor"]).await;
     let writer = app.token(&acme, &["orchestrator"]).await;
     submit(&app, &writer, 1).await;
@@ -604,8 +587,8 @@ async fn metrics_show_a_tenant_only_its_own_sinks() {
         Clock::system(),
     )
     .await;
-    let (acme_id, acme) = tenant(&app, "acme").await;
-    let (other_id, other) = tenant(&app, "other").await;
+    let (acme_id, acme) = app.tenant_and_id("acme").await;
+    let (other_id, other) = app.tenant_and_id("other").await;
     for token in [&acme, &other] {
         let r = put(
             &app,
@@ -674,7 +657,7 @@ on_both_backends!(a_sink_whose_peer_is_down_reports_its_lag);
 /// its first batch, not only once a pass completes.
 async fn a_sink_whose_peer_is_down_reports_its_lag(backend: Backend) {
     let app = spawn_with(backend, allow_loopback, Clock::system()).await;
-    let (acme_id, acme) = tenant(&app, "acme").await;
+    let (acme_id, acme) = app.tenant_and_id("acme").await;
     let r = put(
         &app,
         &acme,
@@ -851,8 +834,8 @@ async fn a_tenant_has_at_most_its_cap_of_sinks(backend: Backend) {
         Clock::system(),
     )
     .await;
-    let (_, acme) = tenant(&app, "acme").await;
-    let (_, other) = tenant(&app, "other").await;
+    let (_, acme) = app.tenant_and_id("acme").await;
+    let (_, other) = app.tenant_and_id("other").await;
     let body = json!({"type": "webhook", "url": "http://127.0.0.1:9/", "secrets": [secret(8)], "from": "now"});
     for name in ["a", "b"] {
         let r = put(&app, &acme, name, body.clone()).await;

@@ -16,7 +16,7 @@ use sqlx::Connection;
 
 use crate::cli::{BIN, Server, install, start};
 use crate::common::*;
-use crate::kernel::{Remote, Stream, check_evidence, intent, kernel_bundle, remote_team};
+use crate::kernel::{Remote, Stream, check_evidence, intent, kernel_bundle, remote_team, verified_export};
 use crate::peers::free_port;
 use crate::peers::webhook::receiver;
 
@@ -311,6 +311,52 @@ async fn executions_of_a_killed_instance_are_handed_back_to_the_agent_on_another
         "{released}"
     );
     drop(b);
+}
+
+/// Two instances extend one tenant's log in turn. A commit that finds the
+/// log's head moved by the other since its writer last extended it is
+/// written again from the stored head (counted in
+/// `warden_ledger_batch_retries_total{reason="log_head_moved"}`), and from
+/// then on that writer reads the contended head with each batch instead of
+/// trusting its cache, so it is not written twice again. Every event is
+/// acknowledged and the log verifies as one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_extending_one_log_take_turns_and_count_it_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WARDEN_DATABASE_URL", db.as_str())];
+    let a_data = dir.path().join("a");
+    let a = start(&a_data, &env);
+    let admin = a.bootstrap_token();
+    let b = start(&sibling_of(&a_data, &dir.path().join("b")), &env);
+    let (wa, wb) = (Remote::of(&a), Remote::of(&b));
+    let team = remote_team(&wa, &admin).await;
+    let caller = Caller {
+        http: wa.client.clone(),
+        token: team.orchestrator.clone(),
+    };
+    let series = "warden_ledger_batch_retries_total{reason=\"log_head_moved\"}";
+    let before = sample(&wa.metrics(&admin).await, series);
+    let mut acknowledged = 0;
+    for round in 0..3 {
+        for (name, base) in [("a", &a.base), ("b", &b.base)] {
+            acknowledged += caller
+                .submit(base, &format!("{name}-{round}"), 5, json!({}))
+                .await
+                .len();
+        }
+    }
+    assert_eq!(acknowledged, 30);
+    // a's writer extended the log, b moved it: a's second round found its
+    // cached head moved, its third read the head first.
+    let moved = sample(&wa.metrics(&admin).await, series) - before;
+    assert_eq!(moved, 1.0, "log_head_moved retries on a");
+    let export = verified_export(&wb, &team).await;
+    let events = String::from_utf8_lossy(&export.bytes)
+        .matches("\"action\":\"document_read\"")
+        .count();
+    assert_eq!(events, 30, "every acknowledged event is in the one chain");
+    drop((a, b));
 }
 
 /// An instance whose ledger signing key is not the store's current key

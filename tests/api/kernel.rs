@@ -187,6 +187,13 @@ impl Remote {
             base: server.base.clone(),
         }
     }
+
+    /// Its `/metrics` text, read with this token.
+    pub(crate) async fn metrics(&self, token: &str) -> String {
+        let r = self.call(Method::GET, "/metrics", Some(token), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        String::from_utf8_lossy(&r.bytes).into_owned()
+    }
 }
 
 impl Peer for Remote {
@@ -473,7 +480,7 @@ async fn current_key(app: &impl Peer, team: &Team) -> NoteVerifier {
 }
 
 /// The tenant's ledger export, verified offline with its current key.
-async fn verified_export(app: &impl Peer, team: &Team) -> crate::common::Reply {
+pub(crate) async fn verified_export(app: &impl Peer, team: &Team) -> crate::common::Reply {
     let key = current_key(app, team).await;
     let export = app
         .call(Method::GET, "/v1/ledger/export", Some(&team.auditor), None)
@@ -1539,6 +1546,15 @@ async fn a_stale_change_in_a_batch_is_refused_alone(backend: Backend) {
         app.state.store.kernel_execution(&bystander.id).await.unwrap().unwrap(),
         bystander
     );
+    // Operators see each refusal and the batch written again without it.
+    let metrics = app.call(Method::GET, "/metrics", Some(&app.admin), None).await;
+    let metrics = String::from_utf8_lossy(&metrics.bytes);
+    for series in [
+        "warden_ledger_changes_refused_total{reason=\"concurrent_change\"}",
+        "warden_ledger_batch_retries_total{reason=\"stale_change\"}",
+    ] {
+        assert_eq!(sample(&metrics, series), 4.0, "{series}");
+    }
     // Nothing of the refused changes broke the chain.
     verified_export(&app, &team).await;
     app.stop().await;
