@@ -268,6 +268,14 @@ pub async fn run(
             crate::kernel::timers::run(kernel.clone(), stop.clone(), ctx)
         })
     };
+    // Other instances' commits wake this one's streams sooner than their
+    // poll (PostgreSQL only; not essential: the poll still delivers).
+    let wakes = (state.store.backend() == "postgres").then(|| {
+        let (kernel, stop) = (state.kernel.clone(), stop_rx.clone());
+        supervise::spawn(&tasks, "kernel_wakes", false, Some(stop_rx.clone()), move |ctx| {
+            crate::kernel::wakes::run(kernel.clone(), stop.clone(), ctx)
+        })
+    });
     // The task keeps its published name (metrics, readiness).
     let conductor = {
         let (workflows, stop) = (state.workflows.clone(), stop_rx.clone());
@@ -319,6 +327,10 @@ pub async fn run(
     let _ = refresher.await;
     let _ = timers.await;
     let _ = conductor.await;
+    if let Some(wakes) = wakes {
+        // Its listener holds a connection the store's close waits for.
+        let _ = wakes.await;
+    }
     let _ = fanout.await;
     // Everything acknowledged is committed; what is queued is written now.
     ledger.stop().await;

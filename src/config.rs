@@ -319,6 +319,11 @@ pub struct KernelConfig {
     /// The most agent and runner streams one tenant may hold open on one
     /// instance; past it a new stream is refused (429 `too_many_streams`).
     pub max_streams_per_tenant: usize,
+    /// While other instances share the store, how often an open stream
+    /// reads the store for messages they committed, in milliseconds (plus
+    /// up to a quarter of it, spread). On PostgreSQL their notices wake it
+    /// sooner; the poll covers a notice lost.
+    pub stream_poll_ms: u64,
 }
 
 impl Default for KernelConfig {
@@ -337,6 +342,7 @@ impl Default for KernelConfig {
             stream_retention_secs: 7 * 86400,
             workflow_max_transitions: 1_000_000,
             max_streams_per_tenant: 1_000,
+            stream_poll_ms: 1_000,
         }
     }
 }
@@ -793,6 +799,9 @@ impl Config {
                 "auth.cache_ttl_ms must be at most {MAX_CACHE_TTL_MS}: another instance honours a revoked token (and keeps its streams open) for up to this long"
             );
         }
+        if !(50..=600_000).contains(&self.kernel.stream_poll_ms) {
+            bail!("kernel.stream_poll_ms must be between 50 and 600000");
+        }
         if self.kernel.max_streams_per_tenant == 0 {
             bail!("kernel.max_streams_per_tenant must be at least 1");
         }
@@ -1015,5 +1024,10 @@ mod tests {
         assert!(Config::load(None, env(&[("WARDEN_AUTH__CACHE_TTL_MS", "60000")])).is_ok());
         let err = Config::load(None, env(&[("WARDEN_KERNEL__MAX_STREAMS_PER_TENANT", "0")])).unwrap_err();
         assert!(format!("{err:#}").contains("max_streams_per_tenant"), "{err:#}");
+        for poll in ["10", "600001"] {
+            let err = Config::load(None, env(&[("WARDEN_KERNEL__STREAM_POLL_MS", poll)])).unwrap_err();
+            assert!(format!("{err:#}").contains("kernel.stream_poll_ms"), "{err:#}");
+        }
+        assert!(Config::load(None, env(&[("WARDEN_KERNEL__STREAM_POLL_MS", "600000")])).is_ok());
     }
 }

@@ -37,8 +37,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// One supervised task, as readiness reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskDown {
-    /// `ledger_writer`, `workflow_engine`, `kernel_timers`, `policy_refresh`,
-    /// `audit_fanout` or `sink_delivery`.
+    /// `ledger_writer`, `workflow_engine`, `kernel_timers`, `kernel_wakes`,
+    /// `policy_refresh`, `audit_fanout` or `sink_delivery`.
     pub task: String,
     /// Whether the instance is not ready while it is down.
     pub essential: bool,

@@ -415,13 +415,12 @@ fn refuse_while_draining(k: &Kernel) -> Result<(), Problem> {
     Ok(())
 }
 
-/// How often a stream looks for messages committed by another instance,
-/// when other instances are alive (alone, a stream waits for this
-/// instance's commits to wake it, and costs nothing meanwhile).
-const POLL: Duration = Duration::from_secs(1);
-
-/// Alone, a stream still looks again this often, in case another instance
-/// appeared meanwhile.
+/// Alone, a stream still looks again this often (or every
+/// `kernel.stream_poll_ms`, if longer), in case another instance appeared
+/// meanwhile. With other instances alive it looks every
+/// `kernel.stream_poll_ms`, and their notices (PostgreSQL) wake it sooner;
+/// alone, it waits for this instance's commits to wake it, and costs
+/// nothing meanwhile.
 const PEERLESS_CHECK: Duration = Duration::from_secs(5);
 
 fn rand_u16() -> u16 {
@@ -479,12 +478,15 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
                 }
             }
             c.caught_up = false;
+            let poll = k.cfg.stream_poll_ms;
             if k.has_peers() {
-                // Spread the streams' polls over the second.
-                let jitter = Duration::from_millis(u64::from(rand_u16() % 250));
-                let _ = tokio::time::timeout(POLL + jitter, c.reg.conn.wake.notified()).await;
+                // Spread the streams' polls (by up to a quarter).
+                let jitter = u64::from(rand_u16()) % (poll / 4).max(1);
+                let wait = Duration::from_millis(poll + jitter);
+                let _ = tokio::time::timeout(wait, c.reg.conn.wake.notified()).await;
             } else {
-                let _ = tokio::time::timeout(PEERLESS_CHECK, c.reg.conn.wake.notified()).await;
+                let wait = PEERLESS_CHECK.max(Duration::from_millis(poll));
+                let _ = tokio::time::timeout(wait, c.reg.conn.wake.notified()).await;
             }
         }
     });

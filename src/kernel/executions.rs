@@ -41,10 +41,15 @@ impl Kernel {
         let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input,
             "labels": edit.exec.labels, "deadline_at": rfc3339_ms(edit.exec.deadline_at)});
         edit.record("kernel.execution.created", &who.actor(), payload);
-        if let Some(conn) = self.hub.agent(&who.tenant_id, &edit.exec.agent_id) {
-            assign(&mut edit, &conn)?;
+        let here = self.hub.agent(&who.tenant_id, &edit.exec.agent_id);
+        if let Some(conn) = &here {
+            assign(&mut edit, conn)?;
         }
         let done = self.commit(edit).await?;
+        if here.is_none() && self.has_peers() {
+            // Its agent's stream may be on another instance.
+            self.outbox.add_due();
+        }
         // A new execution has no steps yet: nothing to read back.
         Ok((view_of(&done.exec, Vec::new()), done.receipts))
     }

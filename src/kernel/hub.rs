@@ -206,6 +206,15 @@ impl Hub {
         }
     }
 
+    /// Wakes every stream on this instance (each reads what it may have
+    /// missed).
+    pub fn wake_all(&self) {
+        let g = self.inner.lock().expect("hub lock");
+        for n in g.by_recipient.values().flatten() {
+            n.notify_one();
+        }
+    }
+
     /// A connected stream of this agent, if any (not one being closed).
     pub fn agent(&self, tenant_id: &str, agent_id: &str) -> Option<Conn> {
         let g = self.inner.lock().expect("hub lock");

@@ -62,6 +62,7 @@ mod review;
 mod streams;
 pub mod timers;
 mod views;
+pub mod wakes;
 
 pub use edit::record_of;
 pub use error::KernelError;
@@ -84,8 +85,10 @@ pub struct Kernel {
     pub instance: String,
     locks: Vec<Mutex<()>>,
     /// Whether other live instances share the store (their commits reach
-    /// this instance's streams only by polling).
+    /// this instance's streams by polling, and sooner by [`wakes`]).
     peers: std::sync::atomic::AtomicBool,
+    /// Recipients of this instance's commits, for the other instances.
+    outbox: wakes::Outbox,
     /// Wakes the timers when something may have become due.
     pub due: Notify,
     /// Wakes the workflow engine when an execution a run started has ended.
@@ -118,6 +121,7 @@ impl Kernel {
             instance,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             peers: std::sync::atomic::AtomicBool::new(false),
+            outbox: wakes::Outbox::default(),
             due: Notify::new(),
             run_ended: Notify::new(),
             token_check: std::time::Duration::from_millis(crate::config::AuthConfig::default().cache_ttl_ms),
@@ -194,6 +198,9 @@ impl Kernel {
     pub fn after_commit(&self, recipients: &[String], pending: bool) {
         for r in recipients {
             self.hub.wake(r);
+        }
+        if self.has_peers() {
+            self.outbox.add(recipients);
         }
         if pending {
             self.due.notify_one();

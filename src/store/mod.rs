@@ -183,6 +183,7 @@ mod runs;
 mod sinks;
 mod skills;
 mod tenancy;
+mod wakes;
 mod workflows;
 pub use bundles::{ActivationRow, BundleUpload};
 pub use change::{Applied, Change};
@@ -192,6 +193,7 @@ pub use runs::WorkflowRunRow;
 pub use sinks::{DeadLetterRow, SinkPut, SinkWrite, TOO_MANY_SINKS, TenantSinkRow};
 pub use skills::SkillRow;
 pub use tenancy::AdminWrite;
+pub use wakes::{MAX_WAKE_PAYLOAD, WakeListener};
 pub use workflows::WorkflowRow;
 
 /// A unique violation inside a state change of the ledger's batch: that

@@ -16,7 +16,7 @@ use sqlx::Connection;
 
 use crate::cli::{BIN, Server, install, start};
 use crate::common::*;
-use crate::kernel::{Remote, Stream, check_evidence, intent, kernel_bundle, remote_team, verified_export};
+use crate::kernel::{Remote, Stream, check_evidence, intent, invoke, kernel_bundle, remote_team, verified_export};
 use crate::peers::free_port;
 use crate::peers::webhook::receiver;
 
@@ -356,6 +356,113 @@ async fn two_instances_extending_one_log_take_turns_and_count_it_on_postgres() {
         .matches("\"action\":\"document_read\"")
         .count();
     assert_eq!(events, 30, "every acknowledged event is in the one chain");
+    drop((a, b));
+}
+
+/// The backends listening for wake-ups between instances.
+async fn listening(db: &str) -> Vec<i32> {
+    let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+    sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// One execution of `claims-agent` run to its end through `via` while the
+/// agent's stream is on another instance: each message `via` commits for
+/// the stream must reach it by the database's notices.
+async fn run_through(via: &Remote, team: &crate::kernel::Team, agent: &mut Stream, exec: &str, round: usize) {
+    let r = invoke(via, team, exec, "search.web", json!({"q": format!("round {round}")})).await;
+    assert_eq!(r.body["step"]["state"], "dispatched", "{}", r.body);
+    let job = agent.next_within("step.assigned", Duration::from_secs(10)).await;
+    assert_eq!(job.data["arguments"]["q"], format!("round {round}"));
+    let r = crate::kernel::post(
+        via,
+        &team.agent,
+        "/v0/agents/step-result",
+        json!({"step_id": job.data["step_id"], "status": "succeeded", "output": {"hits": []}}),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    agent.next_within("step.result", Duration::from_secs(10)).await;
+    let r = intent(via, team, exec, json!({"type": "complete", "output": {"ok": true}})).await;
+    assert_eq!(r.body["state"], "completed", "{}", r.body);
+}
+
+/// An agent's stream is on one instance and its requests go to another.
+/// Streams poll every ten minutes here and timers pass every 20 s, so only
+/// the database's notices can deliver in time (10 s): what the other
+/// instance commits for the stream, an execution created where the agent
+/// has no stream (assigned by the stream's instance at once), and one
+/// given back when the agent moves to the other instance. When the
+/// listening connections are killed, the instances listen again and
+/// notices flow as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instances_commits_wake_a_stream_at_once_and_after_the_channel_breaks_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("WARDEN_DATABASE_URL", db.as_str()),
+        ("WARDEN_KERNEL__TICK_MS", "20000"),
+        ("WARDEN_KERNEL__STREAM_POLL_MS", "600000"),
+    ];
+    let a_data = dir.path().join("a");
+    let a = start(&a_data, &env);
+    let admin = a.bootstrap_token();
+    let wa = Remote::of(&a);
+    // Active before b starts, which loads it then.
+    install(&wa.client, &wa.base, &admin, "kernel", kernel_bundle("1")).await;
+    let b = start(&sibling_of(&a_data, &dir.path().join("b")), &env);
+    let wb = Remote::of(&b);
+    let team = remote_team(&wa, &admin).await;
+    let mut agent = Stream::agent(&wa, &team.agent, "claims-agent").await;
+
+    // Created where the stream is; run through the other instance.
+    let exec = crate::kernel::start(&wa, &team, "claims-agent").await;
+    assert_eq!(agent.next("execution.assigned").await.data["execution_id"], exec);
+    run_through(&wb, &team, &mut agent, &exec, 0).await;
+
+    // Both instances' listening connections are killed; they listen again.
+    let killed = listening(&db).await;
+    assert_eq!(killed.len(), 2, "each instance listens on one connection");
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    for pid in &killed {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = listening(&db).await;
+        if now.len() == 2 && now.iter().all(|p| !killed.contains(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not listening again: {now:?} after {killed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Created where the agent has no stream: the other instance assigns it.
+    let sent = Instant::now();
+    let exec = crate::kernel::start(&wb, &team, "claims-agent").await;
+    let assigned = agent.next_within("execution.assigned", Duration::from_secs(10)).await;
+    assert_eq!(assigned.data["execution_id"], exec);
+    eprintln!("created on the other instance, assigned after {:?}", sent.elapsed());
+    run_through(&wb, &team, &mut agent, &exec, 1).await;
+
+    // The agent moves to b while a holds its running execution: a gives it
+    // back when the stream closes, and b assigns it to the new stream.
+    let exec = crate::kernel::start(&wa, &team, "claims-agent").await;
+    assert_eq!(agent.next("execution.assigned").await.data["execution_id"], exec);
+    drop(agent);
+    let mut agent = Stream::agent(&wb, &team.agent, "claims-agent").await;
+    let back = agent.next_within("execution.assigned", Duration::from_secs(10)).await;
+    assert_eq!(back.data["execution_id"], exec);
+    run_through(&wa, &team, &mut agent, &exec, 2).await;
     drop((a, b));
 }
 
