@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 #[path = "support/launch.rs"]
@@ -39,12 +39,9 @@ mod launch;
 #[path = "support/warden.rs"]
 mod warden_process;
 use warden_process::{Failure, Warden, clock_ticks_per_second};
-
-/// Allowed by the shipped rule `read-only-tools` (`kb.*`, `*.search`), with
-/// no argument predicates.
-const TOOL: &str = "kb.search";
-/// The longest an event may take to arrive before the harness gives up.
-const EVENT_WAIT: Duration = Duration::from_secs(30);
+#[path = "support/agents.rs"]
+mod agents;
+use agents::*;
 
 struct Opts {
     intents: bool,
@@ -64,211 +61,7 @@ fn open_files_limit() -> Option<u64> {
     soft.parse().ok()
 }
 
-// ------------------------------------------------------------------ SSE
-
-/// One event, stamped when the harness parsed it; `closed` when the stream
-/// ended.
-#[derive(Debug)]
-struct Ev {
-    agent: usize,
-    event: String,
-    data: Value,
-    at: Instant,
-}
-
-/// Opens an agent's stream; a task parses it and sends each event (with
-/// `agent`) to `tx`.
-async fn open_stream(
-    w: &Warden,
-    token: &str,
-    agent_id: &str,
-    agent: usize,
-    tx: mpsc::UnboundedSender<Ev>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let mut res = w
-        .http
-        .get(format!("{}/v0/agents/stream?agent_id={agent_id}", w.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| format!("opening the stream of {agent_id}: {e:?}"))?;
-    if res.status() != 200 {
-        return Err(format!(
-            "opening the stream of {agent_id}: {} {}",
-            res.status(),
-            res.text().await.unwrap_or_default()
-        ));
-    }
-    Ok(tokio::spawn(async move {
-        let mut buf: Vec<u8> = Vec::new();
-        while let Ok(Some(chunk)) = res.chunk().await {
-            let at = Instant::now();
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|p| p == b"\n\n") {
-                let block: Vec<u8> = buf.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (false, String::new(), String::new());
-                for line in String::from_utf8_lossy(&block).lines() {
-                    if line.starts_with("id:") {
-                        id = true;
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                // Keep-alives are comments, without an id.
-                if id {
-                    let data = serde_json::from_str(&data).unwrap_or_default();
-                    if tx.send(Ev { agent, event, data, at }).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = tx.send(Ev {
-            agent,
-            event: "closed".into(),
-            data: Value::Null,
-            at: Instant::now(),
-        });
-    }))
-}
-
-/// The next `event` whose `data[key]` is `value`, skipping others.
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Ev>, event: &str, key: &str, value: &str) -> Result<Ev, Failure> {
-    let until = tokio::time::Instant::now() + EVENT_WAIT;
-    loop {
-        match tokio::time::timeout_at(until, rx.recv()).await {
-            Err(_) => return Err(format!("no {event} within {} s", EVENT_WAIT.as_secs())),
-            Ok(None) => return Err("the stream task ended".into()),
-            Ok(Some(ev)) if ev.event == "closed" => return Err(format!("the stream closed waiting for {event}")),
-            Ok(Some(ev)) if ev.event == event && ev.data[key] == value => return Ok(ev),
-            Ok(Some(_)) => {}
-        }
-    }
-}
-
-// ------------------------------------------------------------------ figures
-
-/// One line of the final table.
-struct Row {
-    scenario: String,
-    metric: &'static str,
-    value: String,
-}
-
-fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
-
-/// p50 / p99 / max of `lat`, sorted here.
-fn spread(lat: &mut [Duration]) -> String {
-    if lat.is_empty() {
-        return "-".into();
-    }
-    lat.sort_unstable();
-    let at = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
-    format!("{} / {} / {}", ms(at(0.50)), ms(at(0.99)), ms(lat[lat.len() - 1]))
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn failures_text(failures: &HashMap<Failure, usize>) -> String {
-    if failures.is_empty() {
-        return "none".into();
-    }
-    let mut v: Vec<_> = failures.iter().collect();
-    v.sort_by(|a, b| b.1.cmp(a.1));
-    v.iter()
-        .map(|(f, n)| format!("{n}× {f}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 // ------------------------------------------------------------------ intents
-
-#[derive(Default)]
-struct AgentStats {
-    invokes: u64,
-    completes: u64,
-    executions: u64,
-    invoke_latency: Vec<Duration>,
-    execution_latency: Vec<Duration>,
-    failures: HashMap<Failure, usize>,
-}
-
-struct Tokens {
-    orchestrator: String,
-    agent: String,
-}
-
-/// One execution from creation to completion; the invoke_tool answer.
-async fn one_execution(
-    w: &Warden,
-    t: &Tokens,
-    agent_id: &str,
-    rx: &mut mpsc::UnboundedReceiver<Ev>,
-    stats: &mut AgentStats,
-) -> Result<Value, Failure> {
-    let started = Instant::now();
-    let r = w
-        .post(
-            &t.orchestrator,
-            "/v0/executions",
-            &json!({"agent_id": agent_id, "input": {"question": "what is the refund policy?"}}),
-        )
-        .await?;
-    let exec = r["id"].as_str().unwrap_or_default().to_string();
-    wait_for(rx, "execution.assigned", "execution_id", &exec).await?;
-
-    let sent = Instant::now();
-    let answer = w
-        .post(
-            &t.agent,
-            "/v0/agents/intent",
-            &json!({"execution_id": exec, "type": "invoke_tool", "tool": TOOL,
-                "arguments": {"query": "refund policy", "limit": 5}}),
-        )
-        .await?;
-    stats.invoke_latency.push(sent.elapsed());
-    stats.invokes += 1;
-    if answer["outcome"] != "allow" || answer["step"]["state"] != "dispatched" {
-        return Err(format!(
-            "invoke_tool answered {} / step {}",
-            answer["outcome"], answer["step"]["state"]
-        ));
-    }
-    let step = answer["step"]["id"].as_str().unwrap_or_default().to_string();
-    wait_for(rx, "step.assigned", "step_id", &step).await?;
-    w.post(
-        &t.agent,
-        "/v0/agents/step-result",
-        &json!({"step_id": step, "status": "succeeded", "output": {"hits": [{"id": "kb-17", "score": 0.92}]}}),
-    )
-    .await?;
-    wait_for(rx, "step.result", "step_id", &step).await?;
-    let done = w
-        .post(
-            &t.agent,
-            "/v0/agents/intent",
-            &json!({"execution_id": exec, "type": "complete", "output": {"answer": "30 days"}}),
-        )
-        .await?;
-    stats.completes += 1;
-    if done["state"] != "completed" {
-        return Err(format!("complete answered state {}", done["state"]));
-    }
-    stats.executions += 1;
-    stats.execution_latency.push(started.elapsed());
-    Ok(answer)
-}
 
 async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     let w = Arc::new(Warden::start(o.postgres, &[("WARDEN_KERNEL__TICK_MS", "50")]).await);
@@ -288,9 +81,16 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
         readers.push(reader);
     }
     // Warm-up, not counted: one execution, whose intent must be allowed.
-    let answer = one_execution(&w, &tokens, "a0", &mut receivers[0], &mut AgentStats::default())
-        .await
-        .unwrap_or_else(|e| panic!("the first execution failed: {e}"));
+    let answer = one_execution(
+        &[&*w],
+        &mut 0,
+        &tokens,
+        "a0",
+        &mut receivers[0],
+        &mut AgentStats::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the first execution failed: {e}"));
     assert_eq!(answer["outcome"], "allow", "{TOOL} must be allowed: {answer}");
     let idle_kib = w.status_kib("VmRSS");
     let cpu_before = w.cpu_ticks();
@@ -303,9 +103,9 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
         let (w, tokens) = (w.clone(), tokens.clone());
         tasks.spawn(async move {
             let agent_id = format!("a{i}");
-            let mut stats = AgentStats::default();
+            let (mut stats, mut turn) = (AgentStats::default(), 0);
             while Instant::now() < deadline {
-                if let Err(f) = one_execution(&w, &tokens, &agent_id, &mut rx, &mut stats).await {
+                if let Err(f) = one_execution(&[&*w], &mut turn, &tokens, &agent_id, &mut rx, &mut stats).await {
                     let closed = f.contains("closed") || f.contains("ended");
                     *stats.failures.entry(f).or_default() += 1;
                     if closed {
@@ -342,31 +142,29 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     }
 
     let scenario = format!("intents · {backend} · {} agents · {secs:.1} s", o.agents);
-    let row = |metric, value: String| Row {
-        scenario: scenario.clone(),
-        metric,
-        value,
-    };
-    vec![
-        row("invoke_tool intents/s", format!("{:.0}", all.invokes as f64 / secs)),
-        row(
-            "all intents/s (invoke + complete)",
-            format!("{:.0}", (all.invokes + all.completes) as f64 / secs),
-        ),
-        row(
-            "executions/s (create → completed)",
-            format!("{:.0}", all.executions as f64 / secs),
-        ),
-        row("executions completed", all.executions.to_string()),
-        row("invoke_tool POST p50 / p99 / max", spread(&mut all.invoke_latency)),
-        row("execution p50 / p99 / max", spread(&mut all.execution_latency)),
-        row("Warden CPU (cores busy)", format!("{:.2}", cpu / secs)),
-        row(
-            "Warden RSS idle → end (peak)",
-            format!("{} → {} ({})", mib(idle_kib), mib(rss), mib(hwm)),
-        ),
-        row("failures", failures_text(&all.failures)),
-    ]
+    rows(
+        &scenario,
+        vec![
+            ("invoke_tool intents/s", format!("{:.0}", all.invokes as f64 / secs)),
+            (
+                "all intents/s (invoke + complete)",
+                format!("{:.0}", (all.invokes + all.completes) as f64 / secs),
+            ),
+            (
+                "executions/s (create → completed)",
+                format!("{:.0}", all.executions as f64 / secs),
+            ),
+            ("executions completed", all.executions.to_string()),
+            ("invoke_tool POST p50 / p99 / max", spread(&mut all.invoke_latency)),
+            ("execution p50 / p99 / max", spread(&mut all.execution_latency)),
+            ("Warden CPU (cores busy)", format!("{:.2}", cpu / secs)),
+            (
+                "Warden RSS idle → end (peak)",
+                format!("{} → {} ({})", mib(idle_kib), mib(rss), mib(hwm)),
+            ),
+            ("failures", failures_text(&all.failures)),
+        ],
+    )
 }
 
 // ------------------------------------------------------------------ sse
@@ -556,39 +354,37 @@ async fn sse(o: &Opts, backend: &str) -> Vec<Row> {
         "sse · {backend} · {} streams · {} /s · {} s",
         o.streams, o.rate, o.seconds
     );
-    let row = |metric, value: String| Row {
-        scenario: scenario.clone(),
-        metric,
-        value,
-    };
-    vec![
-        row(
-            "streams opened",
-            format!("{} in {open_secs:.1} s ({} closed early)", o.streams, closed),
-        ),
-        row(
-            "executions created (offered rate)",
-            format!(
-                "{created} of {total} ({:.0}/s)",
-                (created + failed) as f64 / offered_secs
+    rows(
+        &scenario,
+        vec![
+            (
+                "streams opened",
+                format!("{} in {open_secs:.1} s ({} closed early)", o.streams, closed),
             ),
-        ),
-        row(
-            "execution.assigned delivered",
-            format!("{delivered} of {created} ({misrouted} to the wrong agent, {others} other events)"),
-        ),
-        row("delivery p50 / p99 / max", spread(&mut latency)),
-        row("POST /v0/executions p50 / p99 / max", spread(&mut post_latency)),
-        row(
-            "Warden CPU (cores busy) idle / load",
-            format!("{idle_cpu:.2} / {load_cpu:.2}"),
-        ),
-        row(
-            "Warden RSS start → streams open → end (peak)",
-            format!("{} → {} → {} ({})", mib(before_kib), mib(idle_kib), mib(rss), mib(hwm)),
-        ),
-        row("failures", failures_text(&failures)),
-    ]
+            (
+                "executions created (offered rate)",
+                format!(
+                    "{created} of {total} ({:.0}/s)",
+                    (created + failed) as f64 / offered_secs
+                ),
+            ),
+            (
+                "execution.assigned delivered",
+                format!("{delivered} of {created} ({misrouted} to the wrong agent, {others} other events)"),
+            ),
+            ("delivery p50 / p99 / max", spread(&mut latency)),
+            ("POST /v0/executions p50 / p99 / max", spread(&mut post_latency)),
+            (
+                "Warden CPU (cores busy) idle / load",
+                format!("{idle_cpu:.2} / {load_cpu:.2}"),
+            ),
+            (
+                "Warden RSS start → streams open → end (peak)",
+                format!("{} → {} → {} ({})", mib(before_kib), mib(idle_kib), mib(rss), mib(hwm)),
+            ),
+            ("failures", failures_text(&failures)),
+        ],
+    )
 }
 
 // ------------------------------------------------------------------ main
@@ -605,12 +401,7 @@ fn main() {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .filter(|v| *v > 0)
-                .unwrap_or_else(|| panic!("{a} takes a positive number"))
-        };
+        let mut value = || positive(&a, args.next());
         match a.as_str() {
             "intents" => o.intents = true,
             "sse" => o.sse = true,
@@ -645,13 +436,5 @@ fn main() {
         }
         rows
     });
-    let metric_width = rows.iter().map(|r| r.metric.chars().count()).max().unwrap_or(0);
-    let mut scenario = "";
-    for r in &rows {
-        if r.scenario != scenario {
-            scenario = &r.scenario;
-            println!("\n{scenario}");
-        }
-        println!("  {:<metric_width$}  {}", r.metric, r.value);
-    }
+    print_rows(&rows);
 }

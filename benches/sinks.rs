@@ -18,18 +18,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use warden_sinks::webhook::{WebhookConfig, WebhookSink};
 
 #[path = "support/launch.rs"]
 mod launch;
@@ -41,47 +38,11 @@ use peers::free_port;
 use peers::moto::{self, KEY_ID, Moto, REGION, SECRET};
 use peers::server::Server;
 use peers::splunk_collector::{self, Collector};
+#[path = "support/webhook.rs"]
+mod webhook;
+use webhook::{Arrivals, SECRET_WEBHOOK, now_ms, webhook_peer};
 
 const PER_REQUEST: usize = 500;
-const SECRET_WEBHOOK: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// Events that arrived at a peer: (arrival ms, the event).
-type Arrivals = Arc<Mutex<Vec<(i64, Value)>>>;
-
-/// A receiver of Standard Webhooks that checks every signature.
-async fn webhook_peer(port: u16, arrivals: Arrivals) -> Server {
-    let verifier = Arc::new(
-        WebhookSink::new(WebhookConfig {
-            url: String::new(),
-            secrets: vec![SECRET_WEBHOOK.into()],
-            timeout: Duration::from_secs(1),
-            max_event_bytes: 1 << 20,
-            concurrency: 1,
-        })
-        .unwrap(),
-    );
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::post(move |h: HeaderMap, body: Bytes| {
-            let (verifier, arrivals) = (verifier.clone(), arrivals.clone());
-            async move {
-                let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                let ts: i64 = header("webhook-timestamp").parse().unwrap_or(0);
-                if verifier.signature(&header("webhook-id"), ts, &body) != header("webhook-signature") {
-                    return StatusCode::UNAUTHORIZED;
-                }
-                let event: Value = serde_json::from_slice(&body).unwrap_or_default();
-                arrivals.lock().unwrap().push((now_ms(), event));
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    Server::start(app, port).await
-}
 
 enum Peer {
     Webhook {

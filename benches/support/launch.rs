@@ -1,6 +1,6 @@
 //! Starts the release `warden` binary as its own process, as the benches
-//! run it: waits for the bootstrap admin token it prints once and for the
-//! address it logs, and hands back its log to read on.
+//! run it: reads the bootstrap admin token it prints once (on a fresh
+//! store) and the address it listens on, and hands back its log to read on.
 
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub struct Launched {
     pub child: Child,
+    /// The bootstrap admin token; empty when the store had one already (a
+    /// further instance on a shared database).
     pub admin: String,
     pub base: String,
     /// The rest of its log: keep reading it, or the process blocks on a
@@ -25,15 +27,18 @@ pub fn launch(mut cmd: Command) -> Launched {
         .spawn()
         .expect("the warden binary");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut admin = String::new();
-    while !admin.starts_with("bootstrap admin token: ") {
-        admin.clear();
+    // `listening on …` is the last line it prints.
+    let (mut admin, mut line) = (String::new(), String::new());
+    while !line.starts_with("listening on ") {
+        line.clear();
         assert!(
-            stdout.read_line(&mut admin).unwrap() > 0,
-            "warden printed no bootstrap token"
+            stdout.read_line(&mut line).unwrap() > 0,
+            "warden exited before it listened"
         );
+        if let Some(token) = line.trim().strip_prefix("bootstrap admin token: ") {
+            admin = token.to_string();
+        }
     }
-    let admin = admin.trim().trim_start_matches("bootstrap admin token: ").to_string();
     std::thread::spawn(move || for _ in stdout.lines() {});
     let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut base = None;

@@ -22,9 +22,12 @@ pub struct Warden {
     pub base: String,
     pub admin: String,
     pub http: reqwest::Client,
-    /// The PostgreSQL server's admin URL and the database made for this run.
+    /// The PostgreSQL server's admin URL and the database made for this run
+    /// (None for a further instance on another's database: the first drops it).
     database: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+    /// The database URL it was started with, if PostgreSQL.
+    database_url: Option<String>,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Warden {
@@ -40,8 +43,47 @@ pub type Failure = String;
 impl Warden {
     /// Starts the release binary on a fresh store, with `env` set.
     pub async fn start(postgres: bool, env: &[(&str, &str)]) -> Warden {
-        let dir = tempfile::tempdir().unwrap();
         let database = if postgres { Some(fresh_postgres().await) } else { None };
+        let url = database.as_ref().map(|(admin, name)| database_url(admin, name));
+        let mut w = Warden::spawn(tempfile::tempdir().unwrap(), url, env);
+        w.database = database;
+        w
+    }
+
+    /// Another instance on this one's PostgreSQL database, with its signing
+    /// key (as several instances behind a load balancer run), and `env`.
+    pub fn sibling(&self, env: &[(&str, &str)]) -> Warden {
+        let url = self
+            .database_url
+            .clone()
+            .expect("instances share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("data").join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for f in std::fs::read_dir(self.dir.path().join("data").join("keys")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), keys.join(f.file_name())).unwrap();
+        }
+        let mut w = Warden::spawn(dir, Some(url), env);
+        w.admin = self.admin.clone();
+        w
+    }
+
+    /// The PostgreSQL database it runs on, if any.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+
+    /// This instance's id, as its data directory holds it (the holder of a
+    /// sink lease is named by it).
+    pub fn instance_id(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data").join("instance-id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn spawn(dir: tempfile::TempDir, database_url: Option<String>, env: &[(&str, &str)]) -> Warden {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
@@ -52,8 +94,8 @@ impl Warden {
             .env_remove("WARDEN_CONFIG")
             .env_remove("WARDEN_DATABASE_URL");
         cmd.envs(env.iter().copied());
-        if let Some((admin, name)) = &database {
-            cmd.env("WARDEN_DATABASE_URL", database_url(admin, name));
+        if let Some(url) = &database_url {
+            cmd.env("WARDEN_DATABASE_URL", url);
         }
         let Launched {
             child,
@@ -82,19 +124,21 @@ impl Warden {
             base,
             admin,
             http,
-            database,
-            _dir: dir,
+            database: None,
+            database_url,
+            dir,
         }
     }
 
     /// A new token with these roles.
     pub async fn token(&self, roles: &[&str]) -> String {
+        self.token_as(&self.admin, roles).await
+    }
+
+    /// A new token with these roles, minted by this (tenant admin's) token.
+    pub async fn token_as(&self, admin: &str, roles: &[&str]) -> String {
         let r = self
-            .post(
-                &self.admin,
-                "/v1/tokens",
-                &json!({"name": roles.join("+"), "roles": roles}),
-            )
+            .post(admin, "/v1/tokens", &json!({"name": roles.join("+"), "roles": roles}))
             .await
             .expect("a token");
         r["token"].as_str().unwrap().to_string()
@@ -102,9 +146,15 @@ impl Warden {
 
     /// A new agent token bound to the agent ids starting with `prefix`.
     pub async fn agent_token(&self, prefix: &str) -> String {
+        self.agent_token_as(&self.admin, prefix).await
+    }
+
+    /// An agent token as [`Warden::agent_token`], minted by this (tenant
+    /// admin's) token.
+    pub async fn agent_token_as(&self, admin: &str, prefix: &str) -> String {
         let r = self
             .post(
-                &self.admin,
+                admin,
                 "/v1/tokens",
                 &json!({"name": "agent", "roles": ["agent"], "agent_ids": [format!("{prefix}*")]}),
             )
@@ -115,6 +165,12 @@ impl Warden {
 
     /// Uploads and activates the shipped kernel policy.
     pub async fn install_kernel_policy(&self) {
+        self.install_kernel_policy_as(&self.admin).await
+    }
+
+    /// Uploads and activates the shipped kernel policy with this (tenant
+    /// admin's) token.
+    pub async fn install_kernel_policy_as(&self, admin: &str) {
         let bundle = warden::cli::bundle::build(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel")),
             Some("1"),
@@ -124,7 +180,7 @@ impl Warden {
         let r = self
             .http
             .put(format!("{}/v1/bundles/kernel", self.base))
-            .bearer_auth(&self.admin)
+            .bearer_auth(admin)
             .header("content-type", "application/gzip")
             .body(bundle)
             .send()
@@ -132,7 +188,7 @@ impl Warden {
             .unwrap();
         let status = r.status();
         assert_eq!(status, 201, "upload: {}", r.text().await.unwrap_or_default());
-        self.post(&self.admin, "/v1/bundles/kernel/activate", &json!({"revision": "1"}))
+        self.post(admin, "/v1/bundles/kernel/activate", &json!({"revision": "1"}))
             .await
             .expect("activate the kernel bundle");
     }
@@ -159,6 +215,25 @@ impl Warden {
                 body["code"].as_str().unwrap_or("?")
             ))
         }
+    }
+
+    /// One series of `/metrics` (name and labels, as written); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("/metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
     }
 
     /// A field of /proc/<pid>/status, in KiB (VmRSS, VmHWM).
