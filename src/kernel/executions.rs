@@ -46,9 +46,9 @@ impl Kernel {
             assign(&mut edit, conn)?;
         }
         let done = self.commit(edit).await?;
-        if here.is_none() && self.has_peers() {
+        if here.is_none() {
             // Its agent's stream may be on another instance.
-            self.outbox.add_due();
+            self.due_elsewhere();
         }
         // A new execution has no steps yet: nothing to read back.
         Ok((view_of(&done.exec, Vec::new()), done.receipts))

@@ -207,6 +207,15 @@ impl Kernel {
         }
     }
 
+    /// Asks the other instances sharing the store for a timer pass now: an
+    /// execution just committed waits for an agent stream this instance
+    /// does not hold (PostgreSQL; else nothing).
+    pub fn due_elsewhere(&self) {
+        if self.has_peers() {
+            self.outbox.add_due();
+        }
+    }
+
     /// Counts committed history kinds in the metrics.
     pub fn count_transitions<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
         for kind in kinds {

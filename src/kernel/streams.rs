@@ -184,10 +184,8 @@ impl Kernel {
             .dec();
         self.release_conn(&conn.id, "its agent stream closed").await?;
         self.due.notify_one();
-        if self.has_peers() {
-            // The agent may have reconnected to another instance.
-            self.outbox.add_due();
-        }
+        // The agent may have reconnected to another instance.
+        self.due_elsewhere();
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 //! NOTIFY channel (what was committed meanwhile goes in one notice), and
 //! each instance listens and wakes its own streams of those recipients.
 //!
-//! An execution created (or given back) where its agent has no stream asks
-//! the other instances for a timer pass, which assigns it to the agent's
+//! An execution created (by a request or a workflow run) or given back
+//! where its agent has no stream asks the other instances for a timer pass, which assigns it to the agent's
 //! stream wherever it is, instead of at their next tick.
 //!
 //! An instance that starts sends a notice naming no recipient, so the others

@@ -687,6 +687,8 @@ impl Conductor {
             ..Change::default()
         };
         let mut recipients = Vec::new();
+        // Started where its agent has no stream: another instance may hold it.
+        let unassigned = spawned.iter().any(|s| s.exec.state == ExecState::Pending);
         for s in spawned {
             recipients.extend(s.pushes.iter().map(|p| p.recipient.clone()));
             change.executions.push((s.exec, None));
@@ -718,6 +720,9 @@ impl Conductor {
                 .inc();
         }
         self.kernel.after_commit(&recipients, false);
+        if unassigned {
+            self.kernel.due_elsewhere();
+        }
         if more {
             self.wake.notify_one();
         }

@@ -16,7 +16,9 @@ use sqlx::Connection;
 
 use crate::cli::{BIN, Server, install, start};
 use crate::common::*;
-use crate::kernel::{Remote, Stream, check_evidence, intent, invoke, kernel_bundle, remote_team, verified_export};
+use crate::kernel::{
+    Peer, Remote, Stream, check_evidence, intent, invoke, kernel_bundle, remote_team, verified_export,
+};
 use crate::peers::free_port;
 use crate::peers::webhook::receiver;
 
@@ -393,8 +395,9 @@ async fn run_through(via: &Remote, team: &crate::kernel::Team, agent: &mut Strea
 /// Streams poll every ten minutes here and timers pass every 20 s, so only
 /// the database's notices can deliver in time (10 s): what the other
 /// instance commits for the stream, an execution created where the agent
-/// has no stream (assigned by the stream's instance at once), and one
-/// given back when the agent moves to the other instance. When the
+/// has no stream (assigned by the stream's instance at once), one given
+/// back when the agent moves to the other instance, and one a workflow run
+/// started there. When the
 /// listening connections are killed, the instances listen again and
 /// notices flow as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,6 +466,36 @@ async fn another_instances_commits_wake_a_stream_at_once_and_after_the_channel_b
     let back = agent.next_within("execution.assigned", Duration::from_secs(10)).await;
     assert_eq!(back.data["execution_id"], exec);
     run_through(&wa, &team, &mut agent, &exec, 2).await;
+
+    // A workflow run started where the agent has no stream: its Task's
+    // execution is assigned by the instance that has it.
+    let definition = json!({"apiVersion": "agentrc.workflow/v0.1", "kind": "AgentWorkflow",
+        "metadata": {"name": "triage"}, "spec": {"startAt": "Look", "states": {
+            "Look": {"type": "Task", "agent": "claims-agent", "next": "Done"},
+            "Done": {"type": "Succeed"}}}});
+    let r = wa
+        .call(
+            reqwest::Method::PUT,
+            "/v1/workflows/triage",
+            Some(&team.orchestrator),
+            Some(definition),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = crate::kernel::post(
+        &wa,
+        &team.orchestrator,
+        "/v1/workflows/triage/runs",
+        json!({"input": {"claim": "C-9"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let task = agent.next_within("execution.assigned", Duration::from_secs(10)).await;
+    assert_eq!(
+        task.data["context"]["workflow"]["run_id"], r.body["id"],
+        "{:?}",
+        task.data
+    );
     drop((a, b));
 }
 
