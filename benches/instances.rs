@@ -176,20 +176,7 @@ async fn load(o: &Opts, tenants: usize, instances: usize, route: Route) -> Vec<R
         let (ws, tokens, mine) = (ws.clone(), tokens[i % tenants].clone(), serving(i));
         agents.spawn(async move {
             let mine: Vec<&Warden> = mine.into_iter().map(|k| &ws[k]).collect();
-            let agent_id = format!("a{i}");
-            let (mut stats, mut turn) = (AgentStats::default(), 0);
-            while Instant::now() < deadline {
-                if let Err(f) = one_execution(&mine, &mut turn, &tokens, &agent_id, &mut rx, &mut stats).await {
-                    let closed = f.contains("closed") || f.contains("ended");
-                    *stats.failures.entry(f).or_default() += 1;
-                    if closed {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    while rx.try_recv().is_ok() {}
-                }
-            }
-            stats
+            executions_until(deadline, &mine, &tokens, &format!("a{i}"), &mut rx).await
         });
     }
     let mut deciders = tokio::task::JoinSet::new();
@@ -218,13 +205,7 @@ async fn load(o: &Opts, tenants: usize, instances: usize, route: Route) -> Vec<R
     }
     let mut all = AgentStats::default();
     while let Some(s) = agents.join_next().await {
-        let s = s.unwrap();
-        all.executions += s.executions;
-        all.invoke_latency.extend(s.invoke_latency);
-        all.execution_latency.extend(s.execution_latency);
-        for (f, n) in s.failures {
-            *all.failures.entry(f).or_default() += n;
-        }
+        all.absorb(s.unwrap());
     }
     let (mut decisions, mut decision_latency) = (0u64, Vec::new());
     while let Some(d) = deciders.join_next().await {

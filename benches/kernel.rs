@@ -101,35 +101,11 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, mut rx) in receivers.into_iter().enumerate() {
         let (w, tokens) = (w.clone(), tokens.clone());
-        tasks.spawn(async move {
-            let agent_id = format!("a{i}");
-            let (mut stats, mut turn) = (AgentStats::default(), 0);
-            while Instant::now() < deadline {
-                if let Err(f) = one_execution(&[&*w], &mut turn, &tokens, &agent_id, &mut rx, &mut stats).await {
-                    let closed = f.contains("closed") || f.contains("ended");
-                    *stats.failures.entry(f).or_default() += 1;
-                    if closed {
-                        break;
-                    }
-                    // Whatever is left of that execution arrives now.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    while rx.try_recv().is_ok() {}
-                }
-            }
-            stats
-        });
+        tasks.spawn(async move { executions_until(deadline, &[&*w], &tokens, &format!("a{i}"), &mut rx).await });
     }
     let mut all = AgentStats::default();
     while let Some(s) = tasks.join_next().await {
-        let s = s.unwrap();
-        all.invokes += s.invokes;
-        all.completes += s.completes;
-        all.executions += s.executions;
-        all.invoke_latency.extend(s.invoke_latency);
-        all.execution_latency.extend(s.execution_latency);
-        for (f, n) in s.failures {
-            *all.failures.entry(f).or_default() += n;
-        }
+        all.absorb(s.unwrap());
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = (w.cpu_ticks() - cpu_before) as f64 / clock_ticks_per_second();

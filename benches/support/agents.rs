@@ -238,6 +238,46 @@ pub async fn one_execution(
     Ok(answer)
 }
 
+impl AgentStats {
+    /// Adds another agent's figures to these.
+    pub fn absorb(&mut self, other: AgentStats) {
+        self.invokes += other.invokes;
+        self.completes += other.completes;
+        self.executions += other.executions;
+        self.invoke_latency.extend(other.invoke_latency);
+        self.execution_latency.extend(other.execution_latency);
+        for (f, n) in other.failures {
+            *self.failures.entry(f).or_default() += n;
+        }
+    }
+}
+
+/// One agent's loop: executions end to end until `deadline`, each request
+/// to the next of `ws` in turn; a failure is counted and what is left of
+/// its execution passed over, and a stream that ended ends the loop.
+pub async fn executions_until(
+    deadline: Instant,
+    ws: &[&Warden],
+    tokens: &Tokens,
+    agent_id: &str,
+    rx: &mut mpsc::UnboundedReceiver<Ev>,
+) -> AgentStats {
+    let (mut stats, mut turn) = (AgentStats::default(), 0);
+    while Instant::now() < deadline {
+        if let Err(f) = one_execution(ws, &mut turn, tokens, agent_id, rx, &mut stats).await {
+            let closed = f.contains("closed") || f.contains("ended");
+            *stats.failures.entry(f).or_default() += 1;
+            if closed {
+                break;
+            }
+            // Whatever is left of that execution arrives now.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            while rx.try_recv().is_ok() {}
+        }
+    }
+    stats
+}
+
 /// A scenario's rows: (metric, value) each.
 pub fn rows(scenario: &str, items: Vec<(&'static str, String)>) -> Vec<Row> {
     items
