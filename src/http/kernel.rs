@@ -479,15 +479,13 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
             }
             c.caught_up = false;
             let poll = k.cfg.stream_poll_ms;
-            if k.has_peers() {
+            let wait = if k.has_peers() {
                 // Spread the streams' polls (by up to a quarter).
-                let jitter = u64::from(rand_u16()) % (poll / 4).max(1);
-                let wait = Duration::from_millis(poll + jitter);
-                let _ = tokio::time::timeout(wait, c.reg.conn.wake.notified()).await;
+                Duration::from_millis(poll + u64::from(rand_u16()) % (poll / 4).max(1))
             } else {
-                let wait = PEERLESS_CHECK.max(Duration::from_millis(poll));
-                let _ = tokio::time::timeout(wait, c.reg.conn.wake.notified()).await;
-            }
+                PEERLESS_CHECK.max(Duration::from_millis(poll))
+            };
+            let _ = tokio::time::timeout(wait, c.reg.conn.wake.notified()).await;
         }
     });
     Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

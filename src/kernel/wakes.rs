@@ -7,8 +7,9 @@
 //! each instance listens and wakes its own streams of those recipients.
 //!
 //! An execution created (by a request or a workflow run) or given back
-//! where its agent has no stream asks the other instances for a timer pass, which assigns it to the agent's
-//! stream wherever it is, instead of at their next tick.
+//! where its agent has no stream asks the other instances for a timer pass,
+//! which assigns it to the agent's stream wherever it is, instead of at
+//! their next tick.
 //!
 //! An instance that starts sends a notice naming no recipient, so the others
 //! notify its streams at once instead of from their next beat.
@@ -77,16 +78,16 @@ pub fn payloads(from: &str, recipients: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut current = from.to_string();
-    for r in recipients {
+    for r in &recipients {
         // A recipient is `kind/tenant/name`: no line breaks, bounded names.
-        if r.contains('\n') || !seen.insert(r.clone()) {
+        if r.contains('\n') || !seen.insert(r.as_str()) {
             continue;
         }
         if current.len() + 1 + r.len() >= MAX_WAKE_PAYLOAD && current.len() > from.len() {
             out.push(std::mem::replace(&mut current, from.to_string()));
         }
         current.push('\n');
-        current.push_str(&r);
+        current.push_str(r);
     }
     if current.len() > from.len() {
         out.push(current);

@@ -40,11 +40,16 @@ impl StoreError {
     /// serialization failure: nothing of it was written, and the same work
     /// may succeed when tried again.
     pub fn is_aborted_by_the_database(&self) -> bool {
+        matches!(self.postgres_code(), Some("40001" | "40P01"))
+    }
+
+    /// PostgreSQL's SQLSTATE for an error the server returned.
+    fn postgres_code(&self) -> Option<&str> {
         match self {
             StoreError::Database(sqlx::Error::Database(d)) => d
                 .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .is_some_and(|pg| matches!(pg.code(), "40001" | "40P01")),
-            _ => false,
+                .map(|pg| pg.code()),
+            _ => None,
         }
     }
 
@@ -59,8 +64,7 @@ impl StoreError {
             StoreError::Migrate(_) => "other",
             StoreError::Database(e) => match e {
                 sqlx::Error::Database(d) => {
-                    if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                        let code = pg.code();
+                    if let Some(code) = self.postgres_code() {
                         match code {
                             "53100" => "disk_full",
                             "25006" => "read_only",
