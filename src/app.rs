@@ -115,6 +115,10 @@ pub async fn build(
         metrics.clone(),
     ));
     let tokens = Arc::new(TokenCache::new(config.auth.cache_ttl_ms, clock.clone()));
+    let sessions = Arc::new(crate::console::session::SessionCache::new(
+        config.auth.cache_ttl_ms,
+        clock.clone(),
+    ));
     let kernel = Arc::new(
         crate::kernel::Kernel::new(
             store.clone(),
@@ -141,6 +145,7 @@ pub async fn build(
         store,
         policy,
         tokens,
+        sessions,
         metrics,
         clock,
         ledger,

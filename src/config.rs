@@ -40,6 +40,7 @@ const KEYS: &[&str] = &[
     "sink_secrets",
     "kernel",
     "workflow",
+    "console",
     "shutdown_grace_secs",
 ];
 
@@ -70,6 +71,7 @@ pub struct Config {
     pub sink_secrets: SinkSecretsConfig,
     pub kernel: KernelConfig,
     pub workflow: WorkflowConfig,
+    pub console: ConsoleConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -140,6 +142,28 @@ pub struct AuthConfig {
 /// The longest `auth.cache_ttl_ms`: how long, at most, another instance
 /// honours a revoked token.
 pub const MAX_CACHE_TTL_MS: u64 = 60_000;
+
+/// The web console at `/ui` (`docs/console.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// How long a console session lasts after sign-in, in seconds (300 to
+    /// 86,400); never past its token's own expiry.
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Set it when
+    /// Warden is reached over TLS; it is also set for a request that came
+    /// through a proxy saying `X-Forwarded-Proto: https`.
+    pub secure_cookie: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 8 * 3600,
+            secure_cookie: false,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -634,6 +658,7 @@ impl Default for Config {
             sink_secrets: SinkSecretsConfig::default(),
             kernel: KernelConfig::default(),
             workflow: WorkflowConfig::default(),
+            console: ConsoleConfig::default(),
             shutdown_grace_secs: 20,
         }
     }
@@ -798,6 +823,9 @@ impl Config {
             bail!(
                 "auth.cache_ttl_ms must be at most {MAX_CACHE_TTL_MS}: another instance honours a revoked token (and keeps its streams open) for up to this long"
             );
+        }
+        if !(300..=86_400).contains(&self.console.session_ttl_secs) {
+            bail!("console.session_ttl_secs must be between 300 and 86400");
         }
         if !(50..=600_000).contains(&self.kernel.stream_poll_ms) {
             bail!("kernel.stream_poll_ms must be between 50 and 600000");

@@ -15,6 +15,8 @@
 //!   evaluating with captured builtins, Rego tests, decisions.
 //! - [`strict_json`]: the one-pass check every untrusted JSON document passes first.
 //! - [`http`]: the API: one router per resource, problem+json errors.
+//! - [`console`]: the web console's embedded assets and its sessions
+//!   (served by `http::console` at `/ui`).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`keys`]: Ed25519 key files.
 //! - [`evidence`]: the evidence format (hash chain, Merkle tree, signed
@@ -41,6 +43,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod document;
 pub mod evidence;
 pub mod fanout;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::auth::Principal;
 use crate::clock::rfc3339_ms;
 use crate::ledger::{AppendError, Ledger, Record};
-use crate::store::{AdminWrite, Change, TenantRow, TokenRow};
+use crate::store::{AdminWrite, Change, SessionRow, TenantRow, TokenRow};
 
 /// What the ledger records of a minted token (never its secret).
 pub fn token_record(row: &TokenRow) -> Value {
@@ -82,6 +82,49 @@ pub async fn revoke_token(ledger: &Ledger, by: &Principal, token_id: &str, at: i
     match ledger.append_with(vec![record], admin(write)).await {
         Ok(_) => Ok(true),
         Err(AppendError::Changed("token")) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts a console session acting as the caller's token: false when the
+/// token was revoked meanwhile (nothing recorded).
+pub async fn start_session(
+    ledger: &Ledger,
+    by: &Principal,
+    session: SessionRow,
+    hash: [u8; 32],
+) -> Result<bool, AppendError> {
+    let payload = json!({"session_id": session.id, "token_id": session.token_id,
+        "expires_at": rfc3339_ms(session.expires_at)});
+    let record = Record::new(&by.tenant_id, "console.sign_in", &by.actor(), &payload).about(&session.id);
+    match ledger
+        .append_with(vec![record], admin(AdminWrite::StartSession { session, hash }))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(AppendError::Changed("token")) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ends a live console session of the caller's tenant: false when it had
+/// ended already (nothing recorded).
+pub async fn end_session(ledger: &Ledger, by: &Principal, session_id: &str, at: i64) -> Result<bool, AppendError> {
+    let record = Record::new(
+        &by.tenant_id,
+        "console.sign_out",
+        &by.actor(),
+        &json!({"session_id": session_id}),
+    )
+    .about(session_id);
+    let write = AdminWrite::EndSession {
+        tenant_id: by.tenant_id.clone(),
+        session_id: session_id.to_string(),
+        at,
+    };
+    match ledger.append_with(vec![record], admin(write)).await {
+        Ok(_) => Ok(true),
+        Err(AppendError::Changed("session")) => Ok(false),
         Err(e) => Err(e),
     }
 }

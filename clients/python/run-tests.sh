@@ -26,5 +26,6 @@ echo "== mypy --strict (src/warden)"
 .venv/bin/python -m mypy --strict
 
 echo "== pytest"
-# The Temporal integration has its own runner (run-temporal-tests.sh).
-.venv/bin/python -m pytest tests --ignore=tests/temporal -p no:cacheprovider "$@"
+# The Temporal integration and the console's browser tests have their own
+# runners (run-temporal-tests.sh, run-console-tests.sh).
+.venv/bin/python -m pytest tests --ignore=tests/temporal --ignore=tests/console -p no:cacheprovider "$@"

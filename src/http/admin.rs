@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::extract::{ApiJson, Caller};
 use super::problem::Problem;
-use crate::auth::{Action, Binding, DEFAULT_SUBJECT_PREFIX, Role, RoleSet, mint_token, new_id};
+use crate::auth::{Action, Binding, DEFAULT_SUBJECT_PREFIX, Principal, Role, RoleSet, mint_token, new_id};
 use crate::clock::rfc3339_ms;
 use crate::model::kernel::{agent_fault, name_fault};
 use crate::policy::compat::OnDifference;
@@ -461,19 +461,24 @@ pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Resul
     responses((status = 200, body = Whoami), (status = "4XX", body = super::problem::ProblemBody)),
     security(("bearer" = [])))]
 pub async fn whoami(caller: Caller) -> Json<Whoami> {
-    let p = caller.0;
-    Json(Whoami {
-        token_id: p.token_id,
-        name: p.token_name,
-        tenant_id: p.tenant_id,
-        tenant_name: p.tenant_name,
-        platform: p.platform,
-        roles: p.roles.iter().collect(),
-        subject: p.subject,
-        agent_ids: p.agent_ids.entries().to_vec(),
-        runner_ids: p.runner_ids.entries().to_vec(),
-        expires_at: p.expires_at.map(rfc3339_ms),
-    })
+    Json(Whoami::of(caller.0))
+}
+
+impl Whoami {
+    pub fn of(p: Principal) -> Self {
+        Whoami {
+            token_id: p.token_id,
+            name: p.token_name,
+            tenant_id: p.tenant_id,
+            tenant_name: p.tenant_name,
+            platform: p.platform,
+            roles: p.roles.iter().collect(),
+            subject: p.subject,
+            agent_ids: p.agent_ids.entries().to_vec(),
+            runner_ids: p.runner_ids.entries().to_vec(),
+            expires_at: p.expires_at.map(rfc3339_ms),
+        }
+    }
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin",
@@ -493,6 +498,8 @@ pub async fn revoke_token(
         ));
     }
     state.tokens.forget(&id);
+    // Its console sessions end with it.
+    state.sessions.forget_token(&id);
     // Its open streams on this instance close now; other instances close
     // theirs at their next check (every `auth.cache_ttl_ms`).
     let closed = state.kernel.close_streams_of(&id);

@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::problem::Problem;
 use crate::auth::{Action, Principal};
+use crate::console::session::{self, Session};
 
-/// The caller, authenticated by its bearer token.
+/// The caller, authenticated by its bearer token (or by the console
+/// session cookie standing for one, when there is no `Authorization`).
 pub struct Caller(pub Principal);
 
 impl Caller {
@@ -40,13 +42,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
-            Problem::new(
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // The console's pages call the API with their session cookie.
+            if let Some(secret) = session::cookie_secret(&parts.headers) {
+                return session_caller(parts, state, secret).await.map(|s| Caller(s.principal));
+            }
+            return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "send a bearer token: Authorization: Bearer <token>",
-            )
-        })?;
+            ));
+        };
         let token = header
             .to_str()
             .ok()
@@ -60,23 +66,75 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be \"Bearer <token>\"",
                 )
             })?;
-        match state.tokens.authenticate(&state.store, token).await? {
-            Some(p) if p.expired(state.clock.now_ms()) => Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "token_expired",
-                format!(
-                    "the bearer token expired at {}; ask an admin for a new one",
-                    crate::clock::rfc3339_ms(p.expires_at.unwrap_or_default())
-                ),
-            )),
-            Some(p) => Ok(Caller(p)),
-            None => Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the bearer token is unknown or revoked; ask an admin for a valid token",
-            )),
+        let principal = state.tokens.authenticate(&state.store, token).await?;
+        live(
+            principal,
+            state,
+            "the bearer token is unknown or revoked; ask an admin for a valid token",
+        )
+        .map(Caller)
+    }
+}
+
+/// A token's principal if it is still honoured: unknown or revoked is
+/// `invalid_token` (with `unknown`), past its expiry `token_expired`.
+pub fn live(principal: Option<Principal>, state: &AppState, unknown: &'static str) -> Result<Principal, Problem> {
+    match principal {
+        Some(p) if p.expired(state.clock.now_ms()) => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            format!(
+                "the token expired at {}; ask an admin for a new one",
+                crate::clock::rfc3339_ms(p.expires_at.unwrap_or_default())
+            ),
+        )),
+        Some(p) => Ok(p),
+        None => Err(Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", unknown)),
+    }
+}
+
+/// The live console session of the request's cookie `secret`. A request
+/// that may change something (any method but GET, HEAD and OPTIONS) must
+/// also carry the session's CSRF token, or it is refused with 403
+/// `csrf_failed` before the route runs.
+pub async fn session_caller(parts: &Parts, state: &AppState, secret: &str) -> Result<Session, Problem> {
+    let ended = || {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "session_ended",
+            "the console session has ended (signed out, expired, or its token revoked); sign in again",
+        )
+    };
+    let found = state
+        .sessions
+        .authenticate(&state.store, secret)
+        .await?
+        .ok_or_else(ended)?;
+    let Session {
+        principal,
+        id,
+        expires_at,
+    } = found;
+    if expires_at <= state.clock.now_ms() {
+        return Err(ended());
+    }
+    // Its token's expiry ends it too.
+    let principal = live(Some(principal), state, "")?;
+    if !parts.method.is_safe() {
+        let csrf = parts.headers.get(session::CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !csrf.is_some_and(|c| session::csrf_matches(secret, c)) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "a change made with a console session must carry the session's CSRF token in the X-Warden-CSRF header (GET /ui/session gives it)",
+            ));
         }
     }
+    Ok(Session {
+        principal,
+        id,
+        expires_at,
+    })
 }
 
 /// A JSON body, bounded in size and depth, parsed with the failing field named.

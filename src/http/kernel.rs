@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -24,16 +25,16 @@ use crate::auth::Action;
 use crate::kernel::Kernel;
 use crate::kernel::hub::Conn;
 use crate::kernel::{
-    CreateExecution, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest, StepReport,
-    StepView, bound_agent, bound_runner,
+    CreateExecution, ExecutionSummary, ExecutionView, HistoryView, Intent, IntentAnswer, PendingReview, ReviewRequest,
+    StepReport, StepView, bound_agent, bound_runner,
 };
 use crate::ledger::Receipt;
-use crate::model::kernel::{PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
+use crate::model::kernel::{ExecState, PushRow, agent_fault, agent_recipient, name_fault, runner_recipient};
 use crate::store::DeclaredTool;
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/v0/executions", post(create))
+        .route("/v0/executions", post(create).get(list))
         .route("/v0/executions/{id}", get(execution))
         .route("/v0/executions/{id}/history", get(history))
         .route("/v0/executions/{id}/cancel", post(cancel))
@@ -81,6 +82,54 @@ pub async fn execution(
 ) -> Result<Json<ExecutionView>, Problem> {
     let who = caller.require(Action::ReadExecutions)?;
     Ok(Json(kernel(&state).get(who, &id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionsQuery {
+    /// Only executions in this state: `pending`, `running`, `blocked`,
+    /// `completed`, `failed` or `cancelled`.
+    pub state: Option<String>,
+    /// Only the executions of this agent.
+    pub agent_id: Option<String>,
+    /// At most this many, newest first (default 100, 1 to 1,000).
+    pub limit: Option<i64>,
+}
+
+/// The tenant's executions, newest first, without their steps (`GET
+/// /v0/executions/{id}` has them).
+#[utoipa::path(get, path = "/v0/executions", tag = "kernel", params(ExecutionsQuery),
+    responses((status = 200, body = Vec<ExecutionSummary>), (status = "4XX", body = ProblemBody)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<ExecutionsQuery>, QueryRejection>,
+) -> Result<Json<Vec<ExecutionSummary>>, Problem> {
+    let who = caller.require(Action::ReadExecutions)?;
+    let Query(q) = q.map_err(|e| {
+        Problem::bad_request(
+            "invalid_query",
+            format!("{}; the parameters are state, agent_id and limit", e.body_text()),
+        )
+    })?;
+    let exec_state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(ExecState::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "invalid_query",
+                format!("state {s:?} is not one of pending, running, blocked, completed, failed, cancelled"),
+            )
+        })?),
+    };
+    if q.agent_id.as_deref().is_some_and(|a| a.len() > 256) {
+        return Err(Problem::bad_request("invalid_query", "agent_id is at most 256 bytes"));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("invalid_query", "limit is 1 to 1000"));
+    }
+    let agent = q.agent_id.as_deref().filter(|a| !a.is_empty());
+    Ok(Json(kernel(&state).list(who, exec_state, agent, limit).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

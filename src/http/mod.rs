@@ -20,6 +20,7 @@ use utoipa::OpenApi;
 pub mod admin;
 pub mod audit;
 pub mod bundles;
+pub mod console;
 pub mod decisions;
 pub mod extract;
 pub mod kernel;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub store: Store,
     pub policy: Arc<PolicyService>,
     pub tokens: Arc<TokenCache>,
+    /// Console sessions verified recently.
+    pub sessions: Arc<crate::console::session::SessionCache>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub ledger: Ledger,
@@ -103,6 +106,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(runs::router())
         .merge(skills::router())
         .merge(ops::router())
+        .merge(console::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -282,13 +286,14 @@ impl utoipa::Modify for BearerAuth {
         ledger::replay, ledger::impact,
         audit::submit, audit::feed, sinks::list, sinks::put_sink, sinks::delete_sink, sinks::dead_letters, sinks::redrive,
         ledger::checkpoint, ledger::entry, ledger::consistency, ledger::keys, ledger::rotate, ledger::export,
-        kernel::create, kernel::execution, kernel::history, kernel::cancel, kernel::signal, kernel::review,
+        kernel::create, kernel::list, kernel::execution, kernel::history, kernel::cancel, kernel::signal, kernel::review,
         kernel::approvals, kernel::agent_stream, kernel::intent, kernel::step_result, kernel::runner_stream,
         kernel::runner_result,
         workflows::put, workflows::list, workflows::versions, workflows::version,
         runs::start, runs::list, runs::run, runs::cancel, runs::history,
         skills::put, skills::list, skills::versions, skills::version, skills::resolve,
         ops::health, ops::ready, ops::metrics, ops::openapi,
+        console::sign_in, console::current, console::sign_out,
     ),
     components(schemas(problem::ProblemBody)),
     modifiers(&BearerAuth),
@@ -302,6 +307,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "skills", description = "the skill registry (seed 000): immutable, semver-versioned skills"),
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
+        (name = "console", description = "the web console's sessions: a token exchanged for an HttpOnly cookie"),
     )
 )]
 pub struct ApiDoc;

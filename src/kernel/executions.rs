@@ -77,6 +77,21 @@ impl Kernel {
         Ok(view_of(e, steps))
     }
 
+    /// The caller's tenant's executions, newest first (without their steps).
+    pub async fn list(
+        &self,
+        who: &Principal,
+        state: Option<ExecState>,
+        agent_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionSummary>> {
+        let rows = self
+            .store
+            .kernel_executions(&who.tenant_id, state, agent_id, limit)
+            .await?;
+        Ok(rows.iter().map(ExecutionSummary::of).collect())
+    }
+
     pub async fn history(&self, who: &Principal, id: &str) -> Result<Vec<HistoryView>> {
         let exec = self.load(&who.tenant_id, id).await?;
         Ok(self

@@ -71,7 +71,9 @@ pub use requests::{
     CreateExecution, Intent, IntentType, ReportStatus, RetrySpec, ReviewRequest, StepReport, Verdict, args_hash,
     bound_agent, bound_runner,
 };
-pub use views::{ExecutionView, HistoryView, IntentAnswer, Outcome, PendingReview, ReviewView, StepView};
+pub use views::{
+    ExecutionSummary, ExecutionView, HistoryView, IntentAnswer, Outcome, PendingReview, ReviewView, StepView,
+};
 
 pub struct Kernel {
     pub store: Store,

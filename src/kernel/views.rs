@@ -108,6 +108,36 @@ pub struct ExecutionView {
     pub history_seq: i64,
 }
 
+/// An execution in a list: where it is, not its steps.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExecutionSummary {
+    pub id: String,
+    pub agent_id: String,
+    pub state: ExecState,
+    #[schema(value_type = Object)]
+    pub labels: Map<String, Value>,
+    pub initiator: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<WaitingOn>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ExecutionSummary {
+    pub(super) fn of(e: &ExecutionRow) -> Self {
+        ExecutionSummary {
+            id: e.id.clone(),
+            agent_id: e.agent_id.clone(),
+            state: e.state,
+            labels: e.labels.clone(),
+            initiator: e.initiator.clone(),
+            waiting_on: e.waiting_on,
+            created_at: rfc3339_ms(e.created_at),
+            updated_at: rfc3339_ms(e.updated_at),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryView {
     pub seq: i64,

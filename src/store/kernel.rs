@@ -424,18 +424,20 @@ impl Store {
         self.kernel_executions_where("conn = $1", &[conn], 10_000).await
     }
 
-    /// A tenant's executions, newest first, optionally in one state.
+    /// A tenant's executions, newest first, optionally in one state and of
+    /// one agent.
     pub async fn kernel_executions(
         &self,
         tenant_id: &str,
         state: Option<ExecState>,
+        agent_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ExecutionRow>> {
         with_pool!(self, p => {
             let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE tenant_id = $1 \
-                AND ($2 = '' OR state = $2) ORDER BY created_at DESC, id DESC LIMIT $3");
+                AND ($2 = '' OR state = $2) AND ($3 = '' OR agent_id = $3) ORDER BY created_at DESC, id DESC LIMIT $4");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(state.map(|s| s.as_str()).unwrap_or_default())
-                .bind(limit).fetch_all(p).await?;
+                .bind(agent_id.unwrap_or_default()).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
         })
     }

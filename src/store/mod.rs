@@ -196,7 +196,7 @@ pub use ledger::{CheckpointRow, EntryRow, LedgerKeyRow, LedgerTx, LogHead};
 pub use runs::WorkflowRunRow;
 pub use sinks::{DeadLetterRow, SinkPut, SinkWrite, TOO_MANY_SINKS, TenantSinkRow};
 pub use skills::SkillRow;
-pub use tenancy::AdminWrite;
+pub use tenancy::{AdminWrite, SessionRow};
 pub use wakes::{MAX_WAKE_PAYLOAD, WakeListener};
 pub use workflows::WorkflowRow;
 
@@ -382,6 +382,36 @@ macro_rules! token_from_row {
 /// Every column of a token but its secret's hash.
 const TOKEN_COLUMNS: &str =
     "id, tenant_id, name, roles, created_at, created_by, revoked_at, subject, agent_ids, runner_ids, expires_at";
+
+/// A [`Principal`] from a row of `tokens t JOIN tenants n` selecting
+/// `t.id, t.name, t.roles, t.tenant_id, t.subject, t.agent_ids,
+/// t.runner_ids, t.expires_at, n.name AS tenant_name, n.platform`.
+macro_rules! principal_from_row {
+    ($r:expr) => {{
+        let r = &$r;
+        let name: String = r.try_get("name")?;
+        let roles = RoleSet::from_csv(&r.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?;
+        let (subject, agent_ids, runner_ids) = identity_of(
+            &name,
+            roles,
+            r.try_get("subject")?,
+            r.try_get("agent_ids")?,
+            r.try_get("runner_ids")?,
+        )?;
+        Principal {
+            token_id: r.try_get("id")?,
+            token_name: name,
+            tenant_id: r.try_get("tenant_id")?,
+            tenant_name: r.try_get("tenant_name")?,
+            platform: r.try_get("platform")?,
+            roles,
+            subject,
+            agent_ids,
+            runner_ids,
+            expires_at: r.try_get("expires_at")?,
+        }
+    }};
+}
 
 /// Inserts a token row (`$4` its secret's hash).
 const INSERT_TOKEN: &str = "INSERT INTO tokens (id, tenant_id, name, secret_hash, roles, created_at, created_by, \
@@ -604,23 +634,28 @@ impl Store {
                 .bind(&hash[..]).fetch_optional(p).await?;
             match row {
                 None => Ok(None),
+                Some(r) => Ok(Some(principal_from_row!(r))),
+            }
+        })
+    }
+
+    /// The live console session whose cookie secret hashes to `hash`, with
+    /// the principal of its token: `(principal, session id, session expiry)`.
+    /// None when the session is unknown or signed out, or its token revoked.
+    pub async fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(Principal, String, i64)>> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT t.id, t.name, t.roles, t.tenant_id, t.subject, t.agent_ids, t.runner_ids, t.expires_at, \
+                 n.name AS tenant_name, n.platform, s.id AS session_id, s.expires_at AS session_expires_at \
+                 FROM console_sessions s JOIN tokens t ON t.id = s.token_id JOIN tenants n ON n.id = t.tenant_id \
+                 WHERE s.secret_hash = $1 AND s.ended_at IS NULL AND t.revoked_at IS NULL")
+                .bind(&hash[..]).fetch_optional(p).await?;
+            match row {
+                None => Ok(None),
                 Some(r) => {
-                    let name: String = r.try_get("name")?;
-                    let roles = RoleSet::from_csv(&r.try_get::<String, _>("roles")?).map_err(StoreError::Corrupt)?;
-                    let (subject, agent_ids, runner_ids) = identity_of(
-                        &name, roles, r.try_get("subject")?, r.try_get("agent_ids")?, r.try_get("runner_ids")?)?;
-                    Ok(Some(Principal {
-                        token_id: r.try_get("id")?,
-                        token_name: name,
-                        tenant_id: r.try_get("tenant_id")?,
-                        tenant_name: r.try_get("tenant_name")?,
-                        platform: r.try_get("platform")?,
-                        roles,
-                        subject,
-                        agent_ids,
-                        runner_ids,
-                        expires_at: r.try_get("expires_at")?,
-                    }))
+                    let session_id: String = r.try_get("session_id")?;
+                    let expires_at: i64 = r.try_get("session_expires_at")?;
+                    Ok(Some((principal_from_row!(r), session_id, expires_at)))
                 }
             }
         })

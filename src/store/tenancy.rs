@@ -1,6 +1,6 @@
 //! Administrative writes (a tenant with its first token, a token minted or
 //! revoked, a bundle verification key added or deleted, a tenant's
-//! settings), each written inside the ledger writer's batch with the entry
+//! settings, a console session started or ended), each written inside the ledger writer's batch with the entry
 //! recording it. Reads are in `mod.rs`.
 
 use super::ledger::TxConn;
@@ -36,6 +36,28 @@ pub enum AdminWrite {
         require_signatures: bool,
         rego_differences: String,
     },
+    /// A console sign-in: a session acting as a live token of the tenant
+    /// (a token revoked meanwhile is [`StoreError::Changed`]).
+    StartSession {
+        session: SessionRow,
+        hash: [u8; 32],
+    },
+    /// Ends a live session of the tenant; none is [`StoreError::Changed`].
+    EndSession {
+        tenant_id: String,
+        session_id: String,
+        at: i64,
+    },
+}
+
+/// A console session as stored: the cookie's secret only as its hash.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub token_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// Writes `a`. A tenant name, token secret or key id that exists already
@@ -67,6 +89,37 @@ pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
                 Ok(())
             } else {
                 Err(StoreError::Changed("token"))
+            }
+        }
+        AdminWrite::StartSession { session, hash } => {
+            // Only a token that is still live, in the session's tenant.
+            let done = on_conn!(conn, tx => sqlx::query(
+                "INSERT INTO console_sessions (id, tenant_id, token_id, secret_hash, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, $5, $6 FROM tokens \
+                 WHERE id = $3 AND tenant_id = $2 AND revoked_at IS NULL")
+                .bind(&session.id).bind(&session.tenant_id).bind(&session.token_id).bind(&hash[..])
+                .bind(session.created_at).bind(session.expires_at)
+                .execute(&mut **tx).await.map(|d| d.rows_affected()))
+            .map_err(conflict("a session with this secret"))?;
+            if done == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Changed("token"))
+            }
+        }
+        AdminWrite::EndSession {
+            tenant_id,
+            session_id,
+            at,
+        } => {
+            let done = on_conn!(conn, tx => sqlx::query(
+                "UPDATE console_sessions SET ended_at = $1 WHERE tenant_id = $2 AND id = $3 AND ended_at IS NULL")
+                .bind(at).bind(tenant_id).bind(session_id)
+                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
+            if done == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Changed("session"))
             }
         }
         AdminWrite::AddKey(key) => on_conn!(conn, tx => sqlx::query(

@@ -64,6 +64,7 @@ fn routes() -> Vec<Route> {
         r(M::POST, "/v1/decisions", DECIDERS, true),
         r(M::POST, "/v1/data/agento/commissioning/routing", DECIDERS, true),
         r(M::POST, "/v0/executions", &["admin", "orchestrator"], true),
+        r(M::GET, "/v0/executions", EXEC_READERS, true),
         r(M::GET, "/v0/executions/exe_unknown", EXEC_READERS, true),
         r(M::GET, "/v0/executions/exe_unknown/history", EXEC_READERS, true),
         r(

@@ -1899,3 +1899,90 @@ async fn shutdown_ends_open_streams_at_once_and_tells_them_to_reconnect(backend:
         );
     }
 }
+
+on_both_backends!(executions_are_listed_and_filtered_within_the_tenant);
+
+/// `GET /v0/executions`: the tenant's executions, newest first, filtered by
+/// state and agent; bad parameters refused by name; another tenant's never
+/// listed; roles as for reading one execution.
+async fn executions_are_listed_and_filtered_within_the_tenant(backend: Backend) {
+    let (app, team) = kernel_app(backend).await;
+    let first = start(&app, &team, "claims-agent").await;
+    let second = start(&app, &team, "claims-agent").await;
+    let other_agent = start(&app, &team, "other-agent").await;
+    let r = post(
+        &app,
+        &team.orchestrator,
+        &format!("/v0/executions/{second}/cancel"),
+        json!({"reason": "test"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let list = |q: &'static str, token: String| {
+        let app = &app;
+        async move {
+            app.call(Method::GET, &format!("/v0/executions{q}"), Some(&token), None)
+                .await
+        }
+    };
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = list("", team.auditor.clone()).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(
+        ids(&all),
+        [other_agent.clone(), second.clone(), first.clone()],
+        "newest first"
+    );
+    assert!(all.body[0].get("steps").is_none(), "a summary, not the steps");
+    assert_eq!(all.body[0]["labels"]["env"], "prod");
+    assert_eq!(
+        ids(&list("?state=cancelled", team.auditor.clone()).await),
+        std::slice::from_ref(&second)
+    );
+    assert_eq!(
+        ids(&list("?agent_id=claims-agent", team.reviewer.clone()).await),
+        [second.clone(), first.clone()]
+    );
+    assert_eq!(
+        ids(&list(
+            "?agent_id=claims-agent&state=pending&limit=1",
+            team.orchestrator.clone()
+        )
+        .await),
+        std::slice::from_ref(&first)
+    );
+
+    for (q, fault) in [
+        ("?state=sleeping", "state \"sleeping\""),
+        ("?limit=0", "limit is 1 to 1000"),
+        ("?limit=1001", "limit is 1 to 1000"),
+        ("?limit=x", "limit"),
+        ("?tenant=other", "tenant"),
+    ] {
+        let r = list(q, team.auditor.clone()).await;
+        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_query"), "{q}");
+        assert!(r.body["detail"].as_str().unwrap().contains(fault), "{q}: {}", r.body);
+    }
+    let long = format!("/v0/executions?agent_id={}", "a".repeat(257));
+    let r = app.call(Method::GET, &long, Some(&team.auditor), None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_query"));
+
+    // Roles: as reading one execution (the runner may not).
+    let r = list("", team.runner.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = app.call(Method::GET, "/v0/executions", None, None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+
+    // Another tenant sees none of them.
+    let other_admin = app.tenant("executions-elsewhere").await;
+    let r = list("", other_admin).await;
+    assert_eq!((r.status, &r.body), (StatusCode::OK, &json!([])));
+}

@@ -11,6 +11,7 @@ mod backlog;
 mod bad_input;
 mod bundles;
 mod cli;
+mod console;
 mod crash;
 mod decisions;
 mod egress;

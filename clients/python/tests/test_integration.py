@@ -306,6 +306,13 @@ def test_agent_stream_resumes_with_last_event_id(warden_server: WardenServer, ad
     finally:
         again.close()
         agent.close()
+    # Both are listed, newest first, by agent; filters are checked by the server.
+    listed = admin.executions(agent_id=agent_id)
+    assert [e["id"] for e in listed] == [exe2, exe1] and all("steps" not in e for e in listed)
+    assert [e["id"] for e in admin.executions(agent_id=agent_id, limit=1)] == [exe2]
+    with pytest.raises(warden.BadRequest) as bad:
+        admin.executions(state="sleeping")
+    assert bad.value.code == "invalid_query"
 
 
 def test_async_client_decides_and_streams(warden_server: WardenServer, admin: warden.Client, bundles: dict[str, Any]) -> None:

@@ -43,6 +43,8 @@ class WardenServer:
     url: str = ""
     process: subprocess.Popen[bytes] | None = None
     log: list[str] = field(default_factory=list)
+    #: More WARDEN_* settings for this server (e.g. a tenant sink's allowed networks).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> WardenServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
@@ -53,6 +55,7 @@ class WardenServer:
                 "WARDEN_LOG__FORMAT": "json",
             }
         )
+        env.update(self.settings)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [str(self.bin), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)],

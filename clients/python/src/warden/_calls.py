@@ -312,6 +312,10 @@ def create_execution(
     return json_call("POST", "/v0/executions", body, as_dict)
 
 
+def executions(state: str | None, agent_id: str | None, limit: int | None) -> Call[list[dict[str, Any]]]:
+    return get("/v0/executions", as_list, {"state": state, "agent_id": agent_id, "limit": limit})
+
+
 def execution(execution_id: str) -> Call[dict[str, Any]]:
     return get(f"/v0/executions/{seg(execution_id)}", as_dict)
 

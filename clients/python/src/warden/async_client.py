@@ -301,6 +301,12 @@ class AsyncClient:
         """``POST /v0/executions``: the execution, with its ``receipts``."""
         return await self._send(c.create_execution(agent_id, input, labels, timeout_seconds))
 
+    async def executions(
+        self, *, state: str | None = None, agent_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /v0/executions``: the tenant's executions, newest first, without their steps."""
+        return await self._send(c.executions(state, agent_id, limit))
+
     async def execution(self, execution_id: str) -> dict[str, Any]:
         """``GET /v0/executions/{id}``: with every step attempt."""
         return await self._send(c.execution(execution_id))
