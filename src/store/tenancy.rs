@@ -92,6 +92,12 @@ pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
             }
         }
         AdminWrite::StartSession { session, hash } => {
+            // The token's sessions that have ended go, so the table holds
+            // live sessions and little else.
+            on_conn!(conn, tx => sqlx::query(
+                "DELETE FROM console_sessions WHERE token_id = $1 AND (ended_at IS NOT NULL OR expires_at <= $2)")
+                .bind(&session.token_id).bind(session.created_at)
+                .execute(&mut **tx).await.map(|_| ()))?;
             // Only a token that is still live, in the session's tenant.
             let done = on_conn!(conn, tx => sqlx::query(
                 "INSERT INTO console_sessions (id, tenant_id, token_id, secret_hash, created_at, expires_at) \

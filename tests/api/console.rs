@@ -400,8 +400,25 @@ async fn a_session_expires_with_its_token_or_its_own_term(backend: Backend) {
     clock.advance_ns(300 * 1_000_000_000);
     let r = as_browser(&app, Method::GET, "/v1/whoami", &l.cookie, None, None).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "session_ended"));
-    // The token itself lives on: a new sign-in works.
+    // The token itself lives on: a new sign-in works, and the sessions of
+    // the token that have ended are gone from the store.
+    let token_id = l.body["whoami"]["token_id"].as_str().unwrap().to_string();
+    assert_eq!(stored_sessions(&app, &token_id).await, 1);
     sign_in(&app, &long).await;
+    assert_eq!(stored_sessions(&app, &token_id).await, 1, "the expired one was pruned");
+}
+
+/// Rows in `console_sessions` for a token, read from the database itself.
+async fn stored_sessions(app: &TestApp, token_id: &str) -> i64 {
+    let url = app.state.config.database_url();
+    let sql = "SELECT COUNT(*) FROM console_sessions WHERE token_id = $1";
+    if url.starts_with("postgres") {
+        let db = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).bind(token_id).fetch_one(&db).await.unwrap()
+    } else {
+        let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).bind(token_id).fetch_one(&db).await.unwrap()
+    }
 }
 
 async fn a_session_holds_on_every_instance_and_ends_on_every_instance(backend: Backend) {

@@ -160,10 +160,25 @@ async function signOut() {
 
 // ---- the shell ------------------------------------------------------------
 
+// Which roles may read each section, as the API's action table says; a
+// section the token may not read is not offered.
+const SECTIONS = {
+  reviews: ["admin", "compliance", "auditor", "reviewer"],
+  runs: ["admin", "orchestrator", "agent", "compliance", "auditor", "reviewer"],
+  policies: ["admin", "compliance", "auditor"],
+  evidence: ["admin", "compliance", "auditor"],
+  sinks: ["admin", "compliance", "auditor"],
+};
+
+function mayRead(section) {
+  return (SECTIONS[section] || []).some(can);
+}
+
 function start() {
   const s = state.session;
   const bar = document.getElementById("bar");
   bar.hidden = false;
+  for (const a of document.querySelectorAll("[data-nav]")) a.hidden = !mayRead(a.dataset.nav);
   const who = document.getElementById("who");
   who.replaceChildren(
     `${s.whoami.subject} · ${s.whoami.tenant_name} · ${s.whoami.roles.join(", ")} · session ends `,
@@ -185,8 +200,9 @@ const pages = {
 function route() {
   clearInterval(state.timer);
   if (!state.session) return;
-  const [name, ...rest] = (location.hash.replace(/^#\//, "") || "reviews").split("/");
-  const page = pages[name] || renderReviews;
+  const first = Object.keys(SECTIONS).find(mayRead) || "reviews";
+  const [name, ...rest] = (location.hash.replace(/^#\//, "") || first).split("/");
+  const page = pages[name] || pages[first];
   const args = rest.map(decodeURIComponent);
   for (const a of document.querySelectorAll("[data-nav]")) {
     const section = { execution: "runs", ledger: "evidence" }[name] || name;
@@ -269,7 +285,7 @@ function reviewCard(w) {
     "dl",
     { class: "facts" },
     h("dt", {}, "Execution"), h("dd", { class: "mono" }, w.execution_id),
-    h("dt", {}, "Agent"), h("dd", {}, w.agent_id),
+    h("dt", {}, "Agent"), h("dd", {}, w.agent_id === "warden.review" ? "a workflow run's review gate" : w.agent_id),
     h("dt", {}, "Started by"), h("dd", {}, w.initiator),
     h("dt", {}, "Tool"), h("dd", { class: "mono" }, step.tool),
     h("dt", {}, "Arguments hash"), h("dd", { class: "mono args-hash" }, step.args_hash),

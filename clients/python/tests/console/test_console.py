@@ -27,10 +27,11 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
-from test_integration import StreamReader, bundles, mint  # noqa: F401 - bundles is a fixture
+from test_integration import ALLOW_INPUT, StreamReader, bundles, mint  # noqa: F401 - bundles is a fixture
 from wardenproc import WardenServer, binary
 
 import warden
@@ -94,12 +95,17 @@ def wait_for(d: WebDriver, what: str, found: Callable[[WebDriver], Any]) -> Any:
         raise AssertionError(f"{what} did not happen within {WAIT} s; the page shows:\n{body}") from e
 
 
-def sign_in(d: WebDriver, url: str, token: str) -> None:
+def sign_in(d: WebDriver, url: str, token: str, *, keyboard: bool = False) -> None:
     d.get(f"{url}/ui")
     field = wait_for(d, "the sign-in form", lambda d: d.find_element(By.ID, "token"))
     field.clear()
-    field.send_keys(token)
-    d.find_element(By.ID, "sign-in").click()
+    if keyboard:
+        # The form has the focus on load; Enter submits it.
+        assert d.switch_to.active_element == field
+        field.send_keys(token + Keys.ENTER)
+    else:
+        field.send_keys(token)
+        d.find_element(By.ID, "sign-in").click()
 
 
 def card(d: WebDriver, execution_id: str) -> WebElement:
@@ -154,6 +160,9 @@ def test_two_reviewers_in_two_browsers_release_the_waiting_agent(
 
         sign_in(a, url, alice["token"])
         c = card(a, exe)
+        # A reviewer is offered what a reviewer may read, nothing else.
+        shown = [x.get_attribute("data-nav") for x in a.find_elements(By.CSS_SELECTOR, "[data-nav]") if x.is_displayed()]
+        assert shown == ["reviews", "runs"], shown
         # What the reviewer needs to decide, readable, with the exact hash.
         assert c.find_element(By.CSS_SELECTOR, ".args-hash").text == step["args_hash"]
         assert "0 of 2" in c.find_element(By.CSS_SELECTOR, ".approvals").text
@@ -178,7 +187,7 @@ def test_two_reviewers_in_two_browsers_release_the_waiting_agent(
 
         # Bob, in another browser, completes the two-person review.
         b = browsers()
-        sign_in(b, url, bob["token"])
+        sign_in(b, url, bob["token"], keyboard=True)
         on_card(b, exe, "textarea[name=reason]", lambda e: e.send_keys("second pair of eyes"))
         on_card(b, exe, "button.approve", lambda e: e.click())
         wait_for(
@@ -352,6 +361,10 @@ def test_impact_before_activation_then_activate(
     wait_for(d, "revision r2", lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-revision="r2"] button.activate')).click()
     wait_for(d, "r2 active", lambda d: "active" in d.find_element(By.CSS_SELECTOR, 'tr[data-revision="r2"]').text)
     assert admin.get_bundle(name)["active_revision"] == "r2"
+    # And back.
+    wait_for(d, "the roll-back button", lambda d: d.find_element(By.XPATH, "//button[starts-with(text(), 'Roll back')]")).click()
+    wait_for(d, "r1 active again", lambda d: "active" in d.find_element(By.CSS_SELECTOR, 'tr[data-revision="r1"]').text)
+    assert admin.get_bundle(name)["active_revision"] == "r1"
 
 
 FLOW = {
@@ -406,7 +419,11 @@ def test_a_run_is_drawn_as_its_state_graph_with_its_path(
 
 
 def test_evidence_verified_in_the_browser_and_a_tampered_export_refused(
-    warden_server: WardenServer, admin: warden.Client, browsers: Callable[[], WebDriver], tmp_path: Path
+    warden_server: WardenServer,
+    admin: warden.Client,
+    bundles: dict[str, Any],  # noqa: F811
+    browsers: Callable[[], WebDriver],
+    tmp_path: Path,
 ) -> None:
     url = warden_server.url
     receipt = admin.audit({"timestamp": "2026-12-06T00:00:00Z", "action": "tool.invoke", "result": "allowed"})["events"][0]
@@ -423,11 +440,23 @@ def test_evidence_verified_in_the_browser_and_a_tampered_export_refused(
     auditor = admin.create_token(f"auditor-ev-{secrets.token_hex(3)}", ["auditor"])
     keys = "\n".join(k["verifier"] for k in admin.ledger_keys())
 
+    decision = admin.decide("agento/commissioning/routing/allow", ALLOW_INPUT)
     d = browsers()
     sign_in(d, url, auditor["token"])
+
+    # A decision's entry, and its replay against the pinned bundle.
+    d.get(f"{url}/ui#/ledger/{decision.receipt['index']}")  # type: ignore[index]
+    wait_for(d, "the decision's entry", lambda d: "Entry hash" in d.find_element(By.ID, "entry").text)
+    d.find_element(By.XPATH, "//button[text()='Replay this decision']").click()
+    wait_for(d, "the replay", lambda d: "same result" in d.find_element(By.ID, "replay").text)
+
     wait_for(d, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=evidence]")).click()
     wait_for(d, "the checkpoint", lambda d: int(d.find_element(By.ID, "tree-size").text) > 0)
     d.find_element(By.ID, "verify-keys").send_keys(keys)
+    # The export downloads with the session, as the API serves it.
+    assert d.find_element(By.ID, "export-link").get_attribute("href") == f"{url}/v1/ledger/export"
+    head = in_page(d, "const r = await fetch('/v1/ledger/export'); return [r.status, (await r.text()).split('\\n')[0]];")
+    assert head[0] == 200 and "warden-ledger-export/1" in head[1], head
 
     d.find_element(By.ID, "verify-file").send_keys(str(good))
     d.find_element(By.ID, "verify-export").click()
