@@ -35,6 +35,7 @@ impl Kernel {
                 .unzip();
             out.push(PendingReview {
                 execution_id: exec.id,
+                workflow_run: exec.workflow_run,
                 agent_id: exec.agent_id,
                 initiator: exec.initiator,
                 step: StepView::of(&s, approved_by.len()),

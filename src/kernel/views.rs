@@ -112,6 +112,9 @@ pub struct ExecutionView {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExecutionSummary {
     pub id: String,
+    /// The workflow run it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_run: Option<String>,
     pub agent_id: String,
     pub state: ExecState,
     #[schema(value_type = Object)]
@@ -127,6 +130,7 @@ impl ExecutionSummary {
     pub(super) fn of(e: &ExecutionRow) -> Self {
         ExecutionSummary {
             id: e.id.clone(),
+            workflow_run: e.workflow_run.clone(),
             agent_id: e.agent_id.clone(),
             state: e.state,
             labels: e.labels.clone(),
@@ -183,6 +187,10 @@ pub struct IntentAnswer {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PendingReview {
     pub execution_id: String,
+    /// The workflow run the execution belongs to (a review gate's, or a
+    /// run's task), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_run: Option<String>,
     pub agent_id: String,
     pub initiator: String,
     pub step: StepView,

@@ -1942,6 +1942,7 @@ async fn executions_are_listed_and_filtered_within_the_tenant(backend: Backend) 
         "newest first"
     );
     assert!(all.body[0].get("steps").is_none(), "a summary, not the steps");
+    assert!(all.body[0].get("workflow_run").is_none(), "not a run's");
     assert_eq!(all.body[0]["labels"]["env"], "prod");
     assert_eq!(
         ids(&list("?state=cancelled", team.auditor.clone()).await),

@@ -144,6 +144,8 @@ async fn gate(app: &impl Peer, team: &Team, run: &str) -> (String, Value) {
             .iter()
             .find(|p| p["step"]["arguments"]["run_id"] == run)
         {
+            // The gate names its run, as the console links it.
+            assert_eq!(p["workflow_run"], run, "{p}");
             return (p["execution_id"].as_str().unwrap().to_string(), p["step"].clone());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -284,7 +284,8 @@ function reviewCard(w) {
   const facts = h(
     "dl",
     { class: "facts" },
-    h("dt", {}, "Execution"), h("dd", { class: "mono" }, w.execution_id),
+    h("dt", {}, "Execution"), h("dd", { class: "mono" }, link(`#/execution/${encodeURIComponent(w.execution_id)}`, w.execution_id)),
+    w.workflow_run ? [h("dt", {}, "Workflow run"), h("dd", { class: "mono" }, link(`#/runs/${encodeURIComponent(w.workflow_run)}`, w.workflow_run))] : "",
     h("dt", {}, "Agent"), h("dd", {}, w.agent_id === "warden.review" ? "a workflow run's review gate" : w.agent_id),
     h("dt", {}, "Started by"), h("dd", {}, w.initiator),
     h("dt", {}, "Tool"), h("dd", { class: "mono" }, step.tool),
@@ -695,7 +696,7 @@ async function loadExecutions(body, state, agent) {
     body.replaceChildren(list.length
       ? table(["Execution", "Agent", "State", "Started by", "Created", "Updated"], list.map((e) => h("tr", { "data-execution": e.id },
         h("td", {}, link(`#/execution/${encodeURIComponent(e.id)}`, e.id, { class: "mono" })),
-        h("td", {}, e.agent_id),
+        h("td", {}, e.agent_id, e.workflow_run ? [h("br"), link(`#/runs/${encodeURIComponent(e.workflow_run)}`, "its run", { class: "note" })] : ""),
         h("td", {}, badge(e.state, statusKind(e.state)), e.waiting_on ? ` (${e.waiting_on})` : ""),
         h("td", {}, e.initiator),
         h("td", {}, time(e.created_at)),
