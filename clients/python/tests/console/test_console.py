@@ -576,3 +576,63 @@ def test_sinks_show_lag_errors_and_dead_letters_and_an_admin_redrives(
     finally:
         receiver.close()
         server.stop()
+
+
+def test_a_run_graph_marks_retries_and_caught_errors(
+    warden_server: WardenServer, admin: warden.Client, browsers: Callable[[], WebDriver]
+) -> None:
+    url = warden_server.url
+    suffix = secrets.token_hex(3)
+    name = f"flaky-{suffix}"
+    agent_id = f"fetcher-{suffix}"
+    flow = {
+        "apiVersion": "agentrc.workflow/v0.1",
+        "kind": "AgentWorkflow",
+        "metadata": {"name": name},
+        "spec": {
+            "startAt": "Fetch",
+            "states": {
+                "Fetch": {
+                    "type": "Task",
+                    "agent": agent_id,
+                    "retry": [{"errorEquals": ["Tool.TemporaryFailure"], "intervalSeconds": 1, "maxAttempts": 1}],
+                    "catch": [{"errorEquals": ["States.ALL"], "resultPath": "$.error", "next": "Escalate"}],
+                    "next": "Done",
+                },
+                "Escalate": {"type": "Pass", "result": "escalated", "resultPath": "$.outcome", "end": True},
+                "Done": {"type": "Succeed"},
+            },
+        },
+    }
+    auth = {"Authorization": f"Bearer {warden_server.token}"}
+    r = httpx.put(f"{url}/v1/workflows/{name}", json=flow, headers=auth)
+    assert r.is_success, r.text
+    agent = mint(admin, url, agent_id, ["agent"], agent_ids=[agent_id])
+    reader = StreamReader(agent.agent_stream(agent_id).open())
+    try:
+        r = httpx.post(f"{url}/v1/workflows/{name}/runs", json={"input": {"url": "u"}}, headers=auth)
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        # The task fails, is retried once, fails again: the error is caught.
+        for _ in range(2):
+            exe = reader.next("execution.assigned").json()["execution_id"]
+            agent.intent(exe, "fail", error={"error": "Tool.TemporaryFailure", "cause": "flaky upstream"})
+        deadline = time.monotonic() + WAIT
+        while httpx.get(f"{url}/v1/workflow-runs/{run_id}", headers=auth).json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.1)
+    finally:
+        reader.close()
+        agent.close()
+
+    auditor = admin.create_token(f"auditor-flaky-{suffix}", ["auditor"])
+    d = browsers()
+    sign_in(d, url, auditor["token"])
+    d.get(f"{url}/ui#/runs/{run_id}")
+    graph = wait_for(d, "the state graph", lambda d: d.find_element(By.CSS_SELECTOR, "svg.graph"))
+    fetch = graph.find_element(By.CSS_SELECTOR, 'g.state[data-state="Fetch"]')
+    marks = fetch.find_element(By.CSS_SELECTOR, "text.kind").text
+    assert "retried 1×" in marks and "error caught" in marks, marks
+    assert "unvisited" not in graph.find_element(By.CSS_SELECTOR, 'g.state[data-state="Escalate"]').get_attribute("class")
+    assert "unvisited" in graph.find_element(By.CSS_SELECTOR, 'g.state[data-state="Done"]').get_attribute("class")
+    shot(d, "14-run-retried-and-caught")
