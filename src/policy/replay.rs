@@ -224,6 +224,10 @@ pub struct ImpactView {
     pub changed: ChangeCounts,
     /// Decisions the candidate could not evaluate (its error is listed).
     pub failed: u64,
+    /// Decisions that matched the filter on paths outside the candidate's
+    /// roots (another bundle's): it would not answer them, so they cannot
+    /// change; not counted in `considered`.
+    pub not_served: u64,
     /// Distinct `context.workflow_id` values among the changed decisions.
     pub workflows: Vec<String>,
     pub decisions: Vec<ChangedDecision>,
@@ -275,6 +279,14 @@ pub async fn impact(
     let limit = req.limit.unwrap_or(1_000);
     // Checks the candidate exists (and compiles) before reading history.
     let candidate = policy.version(tenant_id, &req.bundle, &req.revision).await?;
+    let roots: Vec<Vec<String>> = candidate
+        .roots
+        .iter()
+        .map(|r| {
+            let t = r.trim_matches('/');
+            t.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect()
+        })
+        .collect();
     let mut view = ImpactView {
         bundle: BundleId {
             name: candidate.name.clone(),
@@ -285,6 +297,7 @@ pub async fn impact(
         unchanged: 0,
         changed: ChangeCounts::default(),
         failed: 0,
+        not_served: 0,
         workflows: Vec::new(),
         decisions: Vec::new(),
         truncated: false,
@@ -320,6 +333,11 @@ pub async fn impact(
                 if !want.iter().all(|(k, v)| ctx.and_then(|c| c.get(k)) == Some(v)) {
                     continue;
                 }
+            }
+            let served = super::compiled::DataPath::parse(&rec.path).is_ok_and(|p| roots.iter().any(|r| p.within(r)));
+            if !served {
+                view.not_served += 1;
+                continue;
             }
             view.considered += 1;
             let again = match policy.reevaluate(tenant_id, &req.bundle, &req.revision, &rec).await {

@@ -1147,3 +1147,53 @@ async fn key_rotation_under_writes_of_several_tenants_survives_a_restart(backend
     }
     app.stop().await;
 }
+
+on_both_backends!(impact_counts_apart_what_the_candidate_does_not_serve);
+
+/// Decisions another bundle answered cannot change with this one: they are
+/// counted as `not_served`, not as considered or failed.
+async fn impact_counts_apart_what_the_candidate_does_not_serve(backend: Backend) {
+    let app = spawn_app(backend).await;
+    install_commissioning(&app, &app.admin, "r1").await;
+    let other = bundle_of(
+        &[("other/p.rego", "package other\n\nallow := true\n")],
+        "o1",
+        &["other"],
+    );
+    assert_eq!(app.upload(&app.admin, "other", other).await.status, StatusCode::CREATED);
+    assert_eq!(app.activate(&app.admin, "other", "o1").await.status, StatusCode::OK);
+    for body in [
+        json!({"path": "agento/commissioning/routing", "input": ready_input()}),
+        json!({"path": "agento/commissioning/routing", "input": blocked_input()}),
+        json!({"path": "other/allow", "input": {}}),
+    ] {
+        let r = app.decide(&app.admin, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = app
+        .upload(&app.admin, "commissioning", commissioning_bundle("r2"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let impact = |bundle: &'static str, revision: &'static str| {
+        app.call(
+            Method::POST,
+            "/v1/impact",
+            Some(&app.admin),
+            Some(json!({"bundle": bundle, "revision": revision})),
+        )
+    };
+    let r = impact("commissioning", "r2").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let counts = |r: &Reply| {
+        (
+            r.body["considered"].as_u64(),
+            r.body["unchanged"].as_u64(),
+            r.body["failed"].as_u64(),
+            r.body["not_served"].as_u64(),
+        )
+    };
+    assert_eq!(counts(&r), (Some(2), Some(2), Some(0), Some(1)), "{}", r.body);
+    let r = impact("other", "o1").await;
+    assert_eq!(counts(&r), (Some(1), Some(1), Some(0), Some(2)), "{}", r.body);
+}

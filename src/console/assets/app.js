@@ -462,7 +462,7 @@ async function runImpact(bundle, revision, box) {
   const progress = h("progress", { max: "1", value: "0", "aria-label": "decisions scanned" });
   const status = h("p", { class: "note", id: "impact-status" }, "Evaluating recorded decisions with the candidate…");
   box.replaceChildren(h("h2", {}, `Impact of activating ${revision}`), status, progress);
-  const totals = { considered: 0, unchanged: 0, failed: 0, changed: { total: 0, allow_to_deny: 0, deny_to_allow: 0, other: 0 } };
+  const totals = { considered: 0, unchanged: 0, failed: 0, not_served: 0, changed: { total: 0, allow_to_deny: 0, deny_to_allow: 0, other: 0 } };
   const decisions = [];
   const workflows = new Set();
   let after;
@@ -477,6 +477,7 @@ async function runImpact(bundle, revision, box) {
       totals.considered += page.considered;
       totals.unchanged += page.unchanged;
       totals.failed += page.failed;
+      totals.not_served += page.not_served ?? 0;
       for (const k of Object.keys(totals.changed)) totals.changed[k] += page.changed[k];
       decisions.push(...page.decisions);
       page.workflows.forEach((w) => workflows.add(w));
@@ -492,7 +493,8 @@ async function runImpact(bundle, revision, box) {
   }
   progress.value = 1;
   status.textContent = `${totals.considered} recorded decisions evaluated again: ${totals.changed.total} would change, ` +
-    `${totals.unchanged} would not, ${totals.failed} could not be evaluated (paths this revision does not serve, or an evaluation error).`;
+    `${totals.unchanged} would not, ${totals.failed} could not be evaluated. ` +
+    `${totals.not_served} decisions of other bundles were left out.`;
   const groups = Object.keys(CHANGE_TITLES).map((kind) => {
     const items = decisions.filter((d) => d.change === kind);
     return h("section", { class: `impact-group ${kind}`, "data-change": kind },
