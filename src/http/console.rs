@@ -24,6 +24,11 @@ use crate::console::{self, Asset, session};
 use crate::store::SessionRow;
 use crate::tenancy;
 
+/// Live sessions one token may hold: a browser per person and a few more;
+/// past it a sign-in is refused until one ends (it would otherwise let a
+/// token holder grow the sessions table without bound).
+pub const MAX_SESSIONS_PER_TOKEN: i64 = 20;
+
 /// The longest token text a sign-in reads (tokens are 47 characters; a
 /// bootstrap token chosen by the operator may be longer).
 const MAX_TOKEN_LEN: usize = 512;
@@ -112,6 +117,15 @@ pub async fn sign_in(
         "the token is unknown or revoked; ask an admin for a valid token",
     )?;
     let now = state.clock.now_ms();
+    if state.store.live_sessions_of(&who.token_id, now).await? >= MAX_SESSIONS_PER_TOKEN {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_sessions",
+            format!(
+                "this token has {MAX_SESSIONS_PER_TOKEN} live console sessions; sign out of one, or wait until one expires"
+            ),
+        ));
+    }
     let ttl_ms = state.config.console.session_ttl_secs as i64 * 1000;
     let expires_at = who.expires_at.map_or(now + ttl_ms, |t| t.min(now + ttl_ms));
     let minted = session::mint_secret();

@@ -639,6 +639,16 @@ impl Store {
         })
     }
 
+    /// How many console sessions of a token are live at `now` (not signed
+    /// out, not expired).
+    pub async fn live_sessions_of(&self, token_id: &str, now: i64) -> Result<i64> {
+        with_pool!(self, p => {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM console_sessions WHERE token_id = $1 AND ended_at IS NULL AND expires_at > $2")
+                .bind(token_id).bind(now).fetch_one(p).await?)
+        })
+    }
+
     /// The live console session whose cookie secret hashes to `hash`, with
     /// the principal of its token: `(principal, session id, session expiry)`.
     /// None when the session is unknown or signed out, or its token revoked.

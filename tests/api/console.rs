@@ -400,6 +400,33 @@ async fn a_session_expires_with_its_token_or_its_own_term(backend: Backend) {
     clock.advance_ns(300 * 1_000_000_000);
     let r = as_browser(&app, Method::GET, "/v1/whoami", &l.cookie, None, None).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "session_ended"));
+    // One token holds at most 20 live sessions: the 21st sign-in is
+    // refused until one ends.
+    let many = app.token(&app.admin, &["auditor"]).await;
+    let mut first = None;
+    for _ in 0..20 {
+        let b = sign_in(&app, &many).await;
+        first.get_or_insert(b);
+    }
+    let (status, _, body) = sign_in_with(&app, &many, &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_sessions")),
+        "{body}"
+    );
+    let first = first.unwrap();
+    let r = as_browser(
+        &app,
+        Method::DELETE,
+        "/ui/session",
+        &first.cookie,
+        Some(&first.csrf),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    sign_in(&app, &many).await;
+
     // The token itself lives on: a new sign-in works, and the sessions of
     // the token that have ended are gone from the store.
     let token_id = l.body["whoami"]["token_id"].as_str().unwrap().to_string();
