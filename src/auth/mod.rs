@@ -6,6 +6,8 @@
 //! exactly one tenant: a caller can never reach another tenant's data, because
 //! no route takes a tenant from the request.
 
+pub mod remembered;
+
 use std::fmt;
 use std::str::FromStr;
 

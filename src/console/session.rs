@@ -8,13 +8,11 @@
 //! the cookie's secret, so only the server and a page that asked the server
 //! for it (`GET /ui/session`, same origin) know it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::http::HeaderMap;
 use base64::Engine as _;
 
 use crate::auth::Principal;
+use crate::auth::remembered::Remembered;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 
@@ -24,8 +22,6 @@ pub const COOKIE: &str = "warden_session";
 pub const CSRF_HEADER: &str = "x-warden-csrf";
 /// The longest cookie value read (a session's is 43 characters).
 const MAX_SECRET_LEN: usize = 64;
-/// Entries kept at most; past this the cache starts afresh.
-const CAP: usize = 10_000;
 
 /// A live session, as a request made with its cookie sees it.
 #[derive(Debug, Clone)]
@@ -101,65 +97,38 @@ pub fn clear_cookie(secure: bool) -> String {
 /// database round trip. Signing out or revoking a token drops its entries
 /// here at once; other instances stop honouring them when their entry
 /// expires (`auth.cache_ttl_ms`, as for tokens).
-pub struct SessionCache {
-    ttl_ms: i64,
-    clock: Clock,
-    entries: Mutex<HashMap<[u8; 32], (Session, i64)>>,
-}
+pub struct SessionCache(Remembered<Session>);
 
 impl SessionCache {
     pub fn new(ttl_ms: u64, clock: Clock) -> Self {
-        Self {
-            ttl_ms: ttl_ms as i64,
-            clock,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self(Remembered::new(ttl_ms, clock))
     }
 
     /// The live session behind `secret`, or `None` when it is unknown,
     /// signed out, or its token revoked. Expiry is the caller's to check.
     pub async fn authenticate(&self, store: &Store, secret: &str) -> Result<Option<Session>, StoreError> {
         let hash = hash_secret(secret);
-        let now = self.clock.now_ms();
-        if let Some((s, until)) = self.entries.lock().expect("session cache lock").get(&hash)
-            && *until > now
-        {
-            return Ok(Some(s.clone()));
-        }
-        let found = store
-            .session_by_hash(&hash)
-            .await?
-            .map(|(principal, id, expires_at)| Session {
-                principal,
-                id,
-                expires_at,
-            });
-        if let Some(s) = &found
-            && self.ttl_ms > 0
-        {
-            let mut entries = self.entries.lock().expect("session cache lock");
-            if entries.len() >= CAP {
-                entries.clear();
-            }
-            entries.insert(hash, (s.clone(), now + self.ttl_ms));
-        }
-        Ok(found)
+        let load = async {
+            Ok(store
+                .session_by_hash(&hash)
+                .await?
+                .map(|(principal, id, expires_at)| Session {
+                    principal,
+                    id,
+                    expires_at,
+                }))
+        };
+        self.0.get_or_load(hash, load).await
     }
 
     /// Forgets one session at once (signed out).
     pub fn forget_session(&self, session_id: &str) {
-        self.entries
-            .lock()
-            .expect("session cache lock")
-            .retain(|_, (s, _)| s.id != session_id);
+        self.0.forget(|s| s.id == session_id);
     }
 
     /// Forgets every session of a token at once (revoked).
     pub fn forget_token(&self, token_id: &str) {
-        self.entries
-            .lock()
-            .expect("session cache lock")
-            .retain(|_, (s, _)| s.principal.token_id != token_id);
+        self.0.forget(|s| s.principal.token_id == token_id);
     }
 }
 

@@ -18,7 +18,7 @@ use super::AppState;
 use super::admin::Whoami;
 use super::extract::{ApiJson, live, session_caller};
 use super::problem::{Problem, ProblemBody};
-use crate::auth::new_id;
+use crate::auth::{Principal, new_id};
 use crate::clock::rfc3339_ms;
 use crate::console::{self, Asset, session};
 use crate::store::SessionRow;
@@ -145,13 +145,26 @@ pub async fn sign_in(
     }
     tracing::info!(session = %row.id, tenant = %who.tenant_id, by = %who.actor(), "console session started");
     let cookie = session::set_cookie(&minted.secret, (expires_at - now) / 1000, secure(&state, &headers));
-    let view = SessionView {
-        session_id: row.id,
-        expires_at: rfc3339_ms(expires_at),
-        csrf_token: session::csrf_token(&minted.secret),
-        whoami: Whoami::of(who),
-    };
+    let view = SessionView::of(row.id, expires_at, &minted.secret, who);
     Ok(with_cookie(StatusCode::CREATED, Json(view).into_response(), &cookie))
+}
+
+impl SessionView {
+    fn of(session_id: String, expires_at: i64, secret: &str, who: Principal) -> Self {
+        SessionView {
+            session_id,
+            expires_at: rfc3339_ms(expires_at),
+            csrf_token: session::csrf_token(secret),
+            whoami: Whoami::of(who),
+        }
+    }
+}
+
+/// A session's answers are never cached: they carry its CSRF token.
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn with_cookie(status: StatusCode, mut res: Response, cookie: &str) -> Response {
@@ -159,12 +172,10 @@ fn with_cookie(status: StatusCode, mut res: Response, cookie: &str) -> Response 
     if let Ok(v) = HeaderValue::from_str(cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    no_store(res)
 }
 
-async fn session_of(parts: &Parts, state: &AppState) -> Result<(session::Session, String), Problem> {
+async fn session_of<'p>(parts: &'p Parts, state: &AppState) -> Result<(session::Session, &'p str), Problem> {
     let secret = session::cookie_secret(&parts.headers).ok_or_else(|| {
         Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -173,7 +184,7 @@ async fn session_of(parts: &Parts, state: &AppState) -> Result<(session::Session
         )
     })?;
     let s = session_caller(parts, state, secret).await?;
-    Ok((s, secret.to_string()))
+    Ok((s, secret))
 }
 
 /// The session of the request's cookie, with its CSRF token.
@@ -181,16 +192,8 @@ async fn session_of(parts: &Parts, state: &AppState) -> Result<(session::Session
     responses((status = 200, body = SessionView), (status = "4XX", body = ProblemBody)))]
 pub async fn current(State(state): State<AppState>, parts: Parts) -> Result<Response, Problem> {
     let (s, secret) = session_of(&parts, &state).await?;
-    let view = SessionView {
-        session_id: s.id,
-        expires_at: rfc3339_ms(s.expires_at),
-        csrf_token: session::csrf_token(&secret),
-        whoami: Whoami::of(s.principal),
-    };
-    let mut res = Json(view).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res)
+    let view = SessionView::of(s.id, s.expires_at, secret, s.principal);
+    Ok(no_store(Json(view).into_response()))
 }
 
 /// Signs out: the session ends on every instance (at once on this one,
