@@ -477,7 +477,7 @@ async function runImpact(bundle, revision, box) {
       totals.considered += page.considered;
       totals.unchanged += page.unchanged;
       totals.failed += page.failed;
-      totals.not_served += page.not_served ?? 0;
+      totals.not_served += page.not_served;
       for (const k of Object.keys(totals.changed)) totals.changed[k] += page.changed[k];
       decisions.push(...page.decisions);
       page.workflows.forEach((w) => workflows.add(w));
@@ -524,7 +524,7 @@ function impactItem(d) {
     let input = null;
     try {
       const entry = await api("GET", `/v1/ledger/entries/${d.ledger_index}`);
-      input = entryPayload(entry).input;
+      input = entry.entry.payload.input;
     } catch (err) {
       detail.replaceChildren(failure(err));
       return;
@@ -538,14 +538,6 @@ function impactItem(d) {
     );
   });
   return h("li", {}, item);
-}
-
-// A ledger entry as GET /v1/ledger/entries/{index} serves it: its exact
-// bytes (or the parsed entry) and its proof.
-function entryPayload(view) {
-  const e = view.entry ?? (typeof view.entry_json === "string" ? JSON.parse(view.entry_json) : view);
-  const parsed = typeof e === "string" ? JSON.parse(e) : e;
-  return parsed.payload ?? {};
 }
 
 // ---- revision diff: two bundle archives compared in the browser -------------
@@ -759,22 +751,21 @@ async function renderRun(id) {
   }
 }
 
-// The states of a definition and their edges (next, choices, default,
-// catch), whatever the case of its keys.
+// The states of a parsed definition (as `GET /v1/workflows/{name}/versions/
+// {version}` serves it) and their edges: every `next` and `default`, in
+// choices and catchers too, but not inside a Parallel state's branches.
 function graphOf(def) {
-  const spec = def.spec ?? def;
-  const states = spec.states ?? spec.States ?? {};
-  const start = spec.startAt ?? spec.StartAt;
+  const { states, startAt: start } = def.spec;
   const edges = [];
   for (const [name, st] of Object.entries(states)) {
     const targets = new Set();
     const walk = (v, key) => {
       if (v === null || typeof v !== "object") {
-        if (typeof v === "string" && ["next", "default"].includes(String(key).toLowerCase()) && states[v]) targets.add(v);
+        if (typeof v === "string" && (key === "next" || key === "default") && states[v]) targets.add(v);
         return;
       }
       for (const [k, x] of Object.entries(v)) {
-        if (k.toLowerCase() === "branches") continue;
+        if (k === "branches") continue;
         walk(x, k);
       }
     };
@@ -850,10 +841,10 @@ function stateGraph(def, history, position) {
     const p = at.get(n);
     const cls = current.has(n) ? "current" : visited.has(n) ? "visited" : "unvisited";
     const g = svg("g", { class: `state ${cls}`, "data-state": n });
-    g.append(svg("title", {}, `${n} (${states[n].type ?? states[n].Type ?? "state"})${current.has(n) ? ", here now" : visited.has(n) ? ", visited" : ""}`));
+    g.append(svg("title", {}, `${n} (${states[n].type})${current.has(n) ? ", here now" : visited.has(n) ? ", visited" : ""}`));
     g.append(svg("rect", { x: p.x, y: p.y, width: W, height: H, rx: 8 }));
     g.append(svg("text", { x: p.x + W / 2, y: p.y + 19, "text-anchor": "middle", class: "name" }, n));
-    const notes = [states[n].type ?? states[n].Type ?? ""];
+    const notes = [states[n].type];
     if (retried.get(n)) notes.push(`retried ${retried.get(n)}×`);
     if (caught.has(n)) notes.push("error caught");
     g.append(svg("text", { x: p.x + W / 2, y: p.y + 36, "text-anchor": "middle", class: "kind" }, notes.join(" · ")));
@@ -882,12 +873,12 @@ async function renderExecution(id) {
       api("GET", `/v0/executions/${encodeURIComponent(id)}`),
       api("GET", `/v0/executions/${encodeURIComponent(id)}/history`),
     ]);
-    const steps = exe.steps ?? [];
+    const steps = exe.steps;
     body.replaceChildren(
       h("dl", { class: "facts" },
-        h("dt", {}, "Agent"), h("dd", {}, exe.agent_id ?? ""),
+        h("dt", {}, "Agent"), h("dd", {}, exe.agent_id),
         h("dt", {}, "State"), h("dd", {}, badge(exe.state, statusKind(exe.state))),
-        h("dt", {}, "Created"), h("dd", {}, exe.created_at ? time(exe.created_at) : "")),
+        h("dt", {}, "Created"), h("dd", {}, time(exe.created_at))),
       h("h2", {}, "Steps"),
       steps.length ? table(["Tool", "State", "Attempt", "Review", "Arguments hash"], steps.map((s) => h("tr", {},
         h("td", { class: "mono" }, s.tool), h("td", {}, badge(s.state, statusKind(s.state))),
@@ -895,7 +886,7 @@ async function renderExecution(id) {
         h("td", {}, s.review ? `${s.review.state}, ${s.review.approvals} of ${s.review.reviewers_required}` : "—"),
         h("td", { class: "mono" }, s.args_hash))), { class: "grid" }) : h("p", { class: "note" }, "No step."),
       h("h2", {}, "History"),
-      timeline((history.entries ?? history).map((e) => ({ index: e.ledger_index ?? e.index, kind: e.kind, at: e.at ?? e.ts, actor: e.actor, payload: e.payload }))),
+      timeline(history.entries.map((e) => ({ index: e.ledger_index, kind: e.kind, at: e.at, actor: e.actor, payload: e.payload }))),
     );
   } catch (err) {
     body.replaceChildren(failure(err));

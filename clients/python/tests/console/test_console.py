@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from ledgerkit import REPO_ROOT
-from selenium import webdriver
+from chromium import open_chromium
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,31 +40,13 @@ SHOTS = Path(os.environ.get("WARDEN_CONSOLE_SCREENSHOTS") or REPO_ROOT / "target
 REFUND = {"amount": 1500, "currency": "EUR", "customer": {"id": "c1"}}
 
 
-def _executables() -> tuple[str, str]:
-    browser = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.fail(
-            "the console tests need Chromium and its driver: apt-get install chromium chromium-driver "
-            "(or set CHROMIUM and CHROMEDRIVER)",
-            pytrace=False,
-        )
-    return browser, driver
-
-
 @pytest.fixture
 def browsers() -> Iterator[Callable[[], WebDriver]]:
     """Opens browsers, each with its own profile (so its own cookies)."""
-    browser, driver = _executables()
     opened: list[WebDriver] = []
 
     def open_one() -> WebDriver:
-        opts = Options()
-        opts.binary_location = browser
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
-            opts.add_argument(arg)
-        d = webdriver.Chrome(service=Service(driver), options=opts)
-        d.set_script_timeout(WAIT)
+        d = open_chromium(script_timeout=WAIT, window_size="1280,900")
         opened.append(d)
         return d
 
@@ -114,6 +93,22 @@ def card(d: WebDriver, execution_id: str) -> WebElement:
         f"the review of {execution_id}",
         lambda d: d.find_element(By.CSS_SELECTOR, f'article.review[data-execution="{execution_id}"]'),
     )
+
+
+def open_section(d: WebDriver, name: str) -> None:
+    """Follows the navigation bar's link to a section, as a person would."""
+    wait_for(d, f"the {name} link", lambda d: d.find_element(By.CSS_SELECTOR, f"a[data-nav={name}]")).click()
+
+
+def start_run(url: str, token: str, definition: dict[str, Any], run_input: dict[str, Any]) -> str:
+    """Uploads a workflow definition and starts a run of it: the run's id."""
+    auth = {"Authorization": f"Bearer {token}"}
+    name = definition["metadata"]["name"]
+    r = httpx.put(f"{url}/v1/workflows/{name}", json=definition, headers=auth)
+    assert r.is_success, r.text
+    r = httpx.post(f"{url}/v1/workflows/{name}/runs", json={"input": run_input}, headers=auth)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def on_card(d: WebDriver, execution_id: str, selector: str, act: Callable[[WebElement], Any]) -> None:
@@ -210,7 +205,7 @@ def test_two_reviewers_in_two_browsers_release_the_waiting_agent(
         assert f"alice-{suffix}@bank.example" in text and f"bob-{suffix}@bank.example" in text
 
         # The execution, found by its agent, as a timeline of ledger entries.
-        a.find_element(By.CSS_SELECTOR, "a[data-nav=runs]").click()
+        open_section(a, "runs")
         agent_box = wait_for(a, "the executions filter", lambda d: d.find_element(By.ID, "exec-agent"))
         agent_box.send_keys(f"console-agent-{suffix}")
         a.find_element(By.XPATH, "//form[.//input[@id='exec-agent']]//button").click()
@@ -326,7 +321,7 @@ def test_impact_before_activation_then_activate(
 
     d = browsers()
     sign_in(d, url, compliance["token"])
-    wait_for(d, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=policies]")).click()
+    open_section(d, "policies")
     wait_for(d, "the bundle list", lambda d: d.find_element(By.LINK_TEXT, name)).click()
     row = wait_for(d, "revision r2", lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-revision="r2"]'))
     assert "active" not in row.text
@@ -392,17 +387,12 @@ def test_a_run_is_drawn_as_its_state_graph_with_its_path(
     warden_server: WardenServer, admin: warden.Client, browsers: Callable[[], WebDriver]
 ) -> None:
     url = warden_server.url
-    auth = {"Authorization": f"Bearer {warden_server.token}"}
-    r = httpx.put(f"{url}/v1/workflows/console-flow", json=FLOW, headers=auth)
-    assert r.is_success, r.text
-    r = httpx.post(f"{url}/v1/workflows/console-flow/runs", json={"input": {"claim": "C-9"}}, headers=auth)
-    assert r.status_code == 201, r.text
-    run_id = r.json()["id"]
+    run_id = start_run(url, warden_server.token, FLOW, {"claim": "C-9"})
     auditor = admin.create_token(f"auditor-runs-{secrets.token_hex(3)}", ["auditor"])
 
     d = browsers()
     sign_in(d, url, auditor["token"])
-    wait_for(d, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=runs]")).click()
+    open_section(d, "runs")
     wait_for(d, "the run in the list", lambda d: d.find_element(By.LINK_TEXT, run_id)).click()
     graph = wait_for(d, "the state graph", lambda d: d.find_element(By.CSS_SELECTOR, "svg.graph"))
     states = {g.get_attribute("data-state"): g.get_attribute("class") for g in graph.find_elements(By.CSS_SELECTOR, "g.state")}
@@ -450,7 +440,7 @@ def test_evidence_verified_in_the_browser_and_a_tampered_export_refused(
     d.find_element(By.XPATH, "//button[text()='Replay this decision']").click()
     wait_for(d, "the replay", lambda d: "same result" in d.find_element(By.ID, "replay").text)
 
-    wait_for(d, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=evidence]")).click()
+    open_section(d, "evidence")
     wait_for(d, "the checkpoint", lambda d: int(d.find_element(By.ID, "tree-size").text) > 0)
     d.find_element(By.ID, "verify-keys").send_keys(keys)
     # The export downloads with the session, as the API serves it.
@@ -553,7 +543,7 @@ def test_sinks_show_lag_errors_and_dead_letters_and_an_admin_redrives(
             # and why; no redrive button.
             d = browsers()
             sign_in(d, url, auditor["token"])
-            wait_for(d, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=sinks]")).click()
+            open_section(d, "sinks")
             card = wait_for(d, "the sink", lambda d: d.find_element(By.CSS_SELECTOR, 'article.sink[data-sink="siem"]'))
             assert card.find_element(By.CSS_SELECTOR, ".lag").text == "0 entries"
             assert "400" in card.find_element(By.CSS_SELECTOR, ".last-error").text
@@ -568,7 +558,7 @@ def test_sinks_show_lag_errors_and_dead_letters_and_an_admin_redrives(
             receiver.refuse = False
             a = browsers()
             sign_in(a, url, server.token)
-            wait_for(a, "the navigation", lambda d: d.find_element(By.CSS_SELECTOR, "a[data-nav=sinks]")).click()
+            open_section(a, "sinks")
             wait_for(a, "the redrive button", lambda d: d.find_element(By.CSS_SELECTOR, 'article.sink[data-sink="siem"] button.redrive')).click()
             wait_for(a, "the redrive's answer", lambda d: "1 delivered, 0 still refused" in d.find_element(By.ID, "toast").text)
             wait_for(a, "no dead letter left", lambda d: d.find_element(By.CSS_SELECTOR, 'article.sink[data-sink="siem"] .dead-count').text == "0")
@@ -605,14 +595,10 @@ def test_a_run_graph_marks_retries_and_caught_errors(
         },
     }
     auth = {"Authorization": f"Bearer {warden_server.token}"}
-    r = httpx.put(f"{url}/v1/workflows/{name}", json=flow, headers=auth)
-    assert r.is_success, r.text
     agent = mint(admin, url, agent_id, ["agent"], agent_ids=[agent_id])
     reader = StreamReader(agent.agent_stream(agent_id).open())
     try:
-        r = httpx.post(f"{url}/v1/workflows/{name}/runs", json={"input": {"url": "u"}}, headers=auth)
-        assert r.status_code == 201, r.text
-        run_id = r.json()["id"]
+        run_id = start_run(url, warden_server.token, flow, {"url": "u"})
         # The task fails, is retried once, fails again: the error is caught.
         for _ in range(2):
             exe = reader.next("execution.assigned").json()["execution_id"]

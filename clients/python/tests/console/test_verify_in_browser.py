@@ -16,11 +16,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import random
 import re
 import secrets
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,9 +27,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledgerkit import Log, canonical_cases, checkpoint_text, doc_block, make_signer, sample_log, vectors
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from chromium import open_chromium
 from selenium.webdriver.remote.webdriver import WebDriver
 from wardenproc import WardenServer, binary
 
@@ -44,18 +40,6 @@ SCRIPT_TIMEOUT = 180.0
 MODULE = "/ui/assets/verify.js"
 
 # ---- the browser and the server ---------------------------------------------------------
-
-
-def _executables() -> tuple[str, str]:
-    browser = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.fail(
-            "the console tests need Chromium and its driver: apt-get install chromium chromium-driver "
-            "(or set CHROMIUM and CHROMEDRIVER)",
-            pytrace=False,
-        )
-    return browser, driver
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WardenServer]:
 @pytest.fixture(scope="module")
 def page(server: WardenServer) -> Iterator[WebDriver]:
     """One headless Chromium showing the console's page, served by Warden."""
-    browser, driver = _executables()
-    opts = Options()
-    opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(driver), options=opts)
+    d = open_chromium(script_timeout=SCRIPT_TIMEOUT)
     try:
-        d.set_script_timeout(SCRIPT_TIMEOUT)
         d.get(f"{server.url}/ui")
         yield d
     finally:
