@@ -180,3 +180,20 @@ def sample_log(entries: int = 6, batch: int = 2, signer: Signer | None = None) -
     if not log.checkpoints or log.checkpoints[-1][0] != len(log.entries):
         log.seal()
     return log
+
+
+def rotated_log() -> tuple[Log, str, str]:
+    """A log whose signing key is rotated at entry 2 (the checkpoint of its
+    batch, size 3, is signed by both keys): the log, the old and the new
+    verifier keys."""
+    old, new = make_signer(1), make_signer(2)
+    log = Log("warden.test/log/t", old)
+    log.append("tenant.create", {"name": "acme"})
+    log.append("decision", {"n": 1})
+    log.seal()
+    log.rotate(new)
+    log.append("decision", {"n": 3})
+    log.seal()
+    log.append("decision", {"n": 4})
+    log.seal()
+    return log, old.verifier, new.verifier

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ledgerkit import Log, make_signer, sample_log
+from ledgerkit import Log, make_signer, rotated_log, sample_log
 
 from warden import VerificationError, merkle, verify
 from warden.__main__ import main as cli_main
@@ -276,20 +276,6 @@ def test_too_deep_entry_is_named() -> None:
 
 
 # ---- key rotation ---------------------------------------------------------------
-
-
-def rotated_log() -> tuple[Log, str, str]:
-    old, new = make_signer(1), make_signer(2)
-    log = Log("warden.test/log/t", old)
-    log.append("tenant.create", {"name": "acme"})
-    log.append("decision", {"n": 1})
-    log.seal()
-    log.rotate(new)  # entry 2, its checkpoint (size 3) signed by both
-    log.append("decision", {"n": 3})
-    log.seal()
-    log.append("decision", {"n": 4})
-    log.seal()
-    return log, old.verifier, new.verifier
 
 
 def test_rotation_trusting_either_key() -> None:

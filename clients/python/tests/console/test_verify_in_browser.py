@@ -26,7 +26,7 @@ import blake3
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledgerkit import Log, canonical_cases, checkpoint_text, doc_block, make_signer, sample_log, vectors
+from ledgerkit import Log, canonical_cases, checkpoint_text, doc_block, make_signer, rotated_log, sample_log, vectors
 from chromium import open_chromium
 from selenium.webdriver.remote.webdriver import WebDriver
 from wardenproc import WardenServer, binary
@@ -373,20 +373,6 @@ def test_the_ledger_format_vectors(page: WebDriver) -> None:
 
 
 # ---- evidence from the specification's writer (ledgerkit) -------------------------------
-
-
-def rotated_log() -> tuple[Log, str, str]:
-    old, new = make_signer(1), make_signer(2)
-    log = Log("warden.test/log/t", old)
-    log.append("tenant.create", {"name": "acme"})
-    log.append("decision", {"n": 1})
-    log.seal()
-    log.rotate(new)  # entry 2; the checkpoint of its batch (size 3) is signed by both keys
-    log.append("decision", {"n": 3})
-    log.seal()
-    log.append("decision", {"n": 4})
-    log.seal()
-    return log, old.verifier, new.verifier
 
 
 def written_cases() -> list[tuple[str, bytes, Any]]:
