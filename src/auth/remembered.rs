@@ -31,11 +31,12 @@ impl<V: Clone> Remembered<V> {
     }
 
     /// What `hash` proved, remembered, or else what `load` finds (then
-    /// remembered for the ttl; nothing found is never remembered).
-    pub async fn get_or_load<E>(
+    /// remembered for the ttl; nothing found is never remembered). `load`
+    /// is only called on a miss.
+    pub async fn get_or_load<E, F: Future<Output = Result<Option<V>, E>>>(
         &self,
         hash: [u8; 32],
-        load: impl Future<Output = Result<Option<V>, E>>,
+        load: impl FnOnce() -> F,
     ) -> Result<Option<V>, E> {
         let now = self.clock.now_ms();
         if let Some((v, until)) = self.entries.lock().expect("remembered identities lock").get(&hash)
@@ -43,7 +44,7 @@ impl<V: Clone> Remembered<V> {
         {
             return Ok(Some(v.clone()));
         }
-        let found = load.await?;
+        let found = load().await?;
         if let Some(v) = &found
             && self.ttl_ms > 0
         {

@@ -108,7 +108,7 @@ impl SessionCache {
     /// signed out, or its token revoked. Expiry is the caller's to check.
     pub async fn authenticate(&self, store: &Store, secret: &str) -> Result<Option<Session>, StoreError> {
         let hash = hash_secret(secret);
-        let load = async {
+        let load = || async {
             Ok(store
                 .session_by_hash(&hash)
                 .await?

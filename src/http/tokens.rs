@@ -20,7 +20,7 @@ impl TokenCache {
     /// revoked token.
     pub async fn authenticate(&self, store: &Store, secret: &str) -> Result<Option<Principal>, StoreError> {
         let hash = hash_token(secret);
-        self.0.get_or_load(hash, store.principal_by_hash(&hash)).await
+        self.0.get_or_load(hash, || store.principal_by_hash(&hash)).await
     }
 
     /// Forgets a token at once (after revocation).
