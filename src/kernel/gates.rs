@@ -24,8 +24,17 @@ pub const REVIEW_TOOL: &str = "workflow.review";
 /// what a workflow's `Catch` names (`States.Rejected`).
 pub const REVIEW_REJECTED: &str = "States.Rejected";
 
+/// The tool of an MCP gateway review's one step.
+pub const MCP_REVIEW_TOOL: &str = "mcp.tools_call";
+
+/// Whether `step` is a review gate's: a workflow's, or the MCP gateway's
+/// (an execution with the `mcp` context only [`Kernel::mcp_review`] sets).
 pub(super) fn is_gate(exec: &ExecutionRow, step: &StepRow) -> bool {
-    exec.agent_id == REVIEW_AGENT && step.tool == REVIEW_TOOL && exec.workflow_run.is_some()
+    let workflow = exec.agent_id == REVIEW_AGENT && step.tool == REVIEW_TOOL && exec.workflow_run.is_some();
+    let mcp = step.tool == MCP_REVIEW_TOOL
+        && exec.workflow_run.is_none()
+        && exec.context.as_ref().is_some_and(|c| c.get("mcp").is_some());
+    workflow || mcp
 }
 
 /// A field of the run context an execution carries (null outside runs).
@@ -63,6 +72,103 @@ pub struct Gate {
     pub reviewers: u32,
     pub timeout_secs: u64,
     pub prompt: Option<String>,
+}
+
+/// A review the MCP gateway opens for a call policy escalated
+/// ([`Kernel::mcp_review`]).
+#[derive(Debug, Clone)]
+pub struct McpReview {
+    pub id: String,
+    pub now: i64,
+    pub tenant_id: String,
+    /// The agent making the call: nobody who may act as it may review it.
+    pub agent_id: String,
+    /// The caller: its actor, token id and subject.
+    pub initiator: (String, String, String),
+    /// What is reviewed: `{"upstream", "tool", "arguments"}`.
+    pub arguments: Value,
+    pub reasons: Vec<String>,
+    pub reviewers: u32,
+    pub timeout_secs: u64,
+    pub decision_id: Option<String>,
+    /// The session and call, for the policy's and the reviewers' context.
+    pub context: Value,
+}
+
+/// A gate's one step, waiting for reviewers.
+struct GateReview {
+    tool: &'static str,
+    arguments: Value,
+    reasons: Vec<String>,
+    reviewers: u32,
+    review_ms: i64,
+    decision_id: Option<String>,
+    why: &'static str,
+}
+
+/// Puts the gate's step in `edit` and blocks the execution on its review.
+fn open_gate(edit: &mut Edit, actor: &str, g: GateReview) -> Result<()> {
+    let now = edit.now;
+    let hash = args_hash(&g.arguments);
+    let step_id = new_id("stp", now);
+    let step = StepRow {
+        id: step_id.clone(),
+        execution_id: edit.exec.id.clone(),
+        tenant_id: edit.exec.tenant_id.clone(),
+        tool: g.tool.to_string(),
+        arguments: g.arguments,
+        args_hash: hash.clone(),
+        attempt: 1,
+        max_attempts: 1,
+        backoff_ms: 0,
+        state: StepState::Pending,
+        remote: false,
+        idempotent: true,
+        idempotency_key: step_id.clone(),
+        runner_id: None,
+        runner_token: None,
+        decision_id: g.decision_id.clone(),
+        timeout_ms: g.review_ms,
+        deadline_at: None,
+        not_before: None,
+        review: Some(ReviewState::Waiting),
+        review_needed: g.reviewers.clamp(1, 100) as i64,
+        review_expires_at: Some(now + g.review_ms),
+        on_expiry: OnExpiry::Fail,
+        reasons: g.reasons.clone(),
+        result: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    edit.move_exec(
+        ExecState::Running,
+        "kernel.execution.assigned",
+        SYSTEM,
+        json!({"reason": g.why}),
+    )?;
+    let mut created = json!({"step_id": step.id, "tool": g.tool, "args_hash": hash, "attempt": 1,
+        "remote": false, "idempotent": true, "reasons": g.reasons});
+    if let Some(d) = &g.decision_id {
+        created["decision_id"] = d.clone().into();
+    }
+    edit.record("kernel.step.created", actor, created);
+    edit.put_step(step.clone(), None);
+    edit.move_exec(
+        ExecState::Blocked,
+        "kernel.execution.blocked",
+        SYSTEM,
+        json!({"waiting_on": "approval", "step_id": step.id}),
+    )?;
+    edit.exec.waiting_on = Some(WaitingOn::Approval);
+    edit.record(
+        "kernel.approval.requested",
+        actor,
+        json!({"step_id": step.id, "args_hash": hash, "reviewers_required": step.review_needed,
+            "expires_at": step.review_expires_at.map(rfc3339_ms), "on_expiry": "fail",
+            "reasons": g.reasons}),
+    );
+    Ok(())
 }
 
 /// The rows [`Kernel::spawn`] made, not yet written.
@@ -192,73 +298,72 @@ impl Kernel {
             Some(g) => {
                 let arguments = json!({"run_id": spec.run_id, "state": spec.state, "input": spec.input,
                     "prompt": g.prompt});
-                let hash = args_hash(&arguments);
-                let step_id = new_id("stp", now);
                 let reasons = vec![
                     g.prompt
                         .clone()
                         .unwrap_or_else(|| format!("workflow state {} needs {} approval(s)", spec.state, g.reviewers)),
                 ];
-                let step = StepRow {
-                    id: step_id.clone(),
-                    execution_id: edit.exec.id.clone(),
-                    tenant_id: spec.tenant_id.clone(),
-                    tool: REVIEW_TOOL.to_string(),
-                    arguments,
-                    args_hash: hash.clone(),
-                    attempt: 1,
-                    max_attempts: 1,
-                    backoff_ms: 0,
-                    state: StepState::Pending,
-                    remote: false,
-                    idempotent: true,
-                    idempotency_key: step_id.clone(),
-                    runner_id: None,
-                    runner_token: None,
-                    decision_id: None,
-                    timeout_ms: review_ms.unwrap_or(0),
-                    deadline_at: None,
-                    not_before: None,
-                    review: Some(ReviewState::Waiting),
-                    review_needed: g.reviewers.clamp(1, 100) as i64,
-                    review_expires_at: review_ms.map(|ms| now + ms),
-                    on_expiry: OnExpiry::Fail,
-                    reasons: reasons.clone(),
-                    result: None,
-                    error: None,
-                    created_at: now,
-                    updated_at: now,
-                };
                 let actor = spec.initiator.clone();
-                edit.move_exec(
-                    ExecState::Running,
-                    "kernel.execution.assigned",
-                    SYSTEM,
-                    json!({"reason": "a workflow review gate"}),
-                )?;
-                edit.record(
-                    "kernel.step.created",
-                    &actor,
-                    json!({"step_id": step.id, "tool": REVIEW_TOOL, "args_hash": hash, "attempt": 1,
-                        "remote": false, "idempotent": true, "reasons": reasons}),
-                );
-                edit.put_step(step.clone(), None);
-                edit.move_exec(
-                    ExecState::Blocked,
-                    "kernel.execution.blocked",
-                    SYSTEM,
-                    json!({"waiting_on": "approval", "step_id": step.id}),
-                )?;
-                edit.exec.waiting_on = Some(WaitingOn::Approval);
-                edit.record(
-                    "kernel.approval.requested",
-                    &actor,
-                    json!({"step_id": step.id, "args_hash": hash, "reviewers_required": step.review_needed,
-                        "expires_at": step.review_expires_at.map(rfc3339_ms), "on_expiry": "fail",
-                        "reasons": reasons}),
-                );
+                let review = GateReview {
+                    tool: REVIEW_TOOL,
+                    arguments,
+                    reasons,
+                    reviewers: g.reviewers,
+                    review_ms: review_ms.unwrap_or(0),
+                    decision_id: None,
+                    why: "a workflow review gate",
+                };
+                open_gate(&mut edit, &actor, review)?;
             }
         }
+        edit.exec.version += 1;
+        Ok(Spawned {
+            steps: edit.steps.into_iter().map(|(s, _)| s).collect(),
+            history: edit.history,
+            pushes: edit.pushes,
+            exec: edit.exec,
+        })
+    }
+
+    /// The rows of a review the MCP gateway waits for, for the gateway to
+    /// commit with its own entries: an execution of the calling agent
+    /// (held by no stream), blocked from the start on its one step
+    /// [`MCP_REVIEW_TOOL`], whose arguments are the call. Reviewers approve
+    /// it as any step; approved, the execution completes (the gateway then
+    /// forwards the call); rejected or expired, it fails.
+    pub fn mcp_review(&self, spec: McpReview) -> Result<Spawned> {
+        if let Some(fault) = agent_fault("agent", &spec.agent_id) {
+            return Err(KernelError::Invalid(fault));
+        }
+        let review_ms = (spec.timeout_secs.clamp(1, 30 * 86400) as i64) * 1000;
+        let (actor, token, subject) = spec.initiator;
+        let mut exec = ExecutionRow::pending(
+            spec.id,
+            spec.tenant_id,
+            spec.agent_id,
+            (actor.clone(), token, subject.clone()),
+            spec.now + review_ms + 60_000,
+            spec.now,
+        );
+        exec.input = spec.arguments.clone();
+        exec.agent_subjects = vec![subject.clone()];
+        exec.context = Some(json!({"mcp": spec.context}));
+        let mut edit = Edit::of(exec, spec.now);
+        edit.by = Some((actor.clone(), subject));
+        edit.expected = None;
+        let payload = json!({"agent_id": edit.exec.agent_id, "input": edit.exec.input, "labels": {},
+            "deadline_at": rfc3339_ms(edit.exec.deadline_at), "context": edit.exec.context});
+        edit.record("kernel.execution.created", &actor, payload);
+        let review = GateReview {
+            tool: MCP_REVIEW_TOOL,
+            arguments: spec.arguments,
+            reasons: spec.reasons,
+            reviewers: spec.reviewers,
+            review_ms,
+            decision_id: spec.decision_id,
+            why: "an MCP gateway review",
+        };
+        open_gate(&mut edit, &actor, review)?;
         edit.exec.version += 1;
         Ok(Spawned {
             steps: edit.steps.into_iter().map(|(s, _)| s).collect(),

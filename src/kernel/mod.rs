@@ -66,7 +66,7 @@ pub mod wakes;
 
 pub use edit::record_of;
 pub use error::KernelError;
-pub use gates::{Gate, REVIEW_AGENT, REVIEW_REJECTED, REVIEW_TOOL, Spawn, Spawned};
+pub use gates::{Gate, MCP_REVIEW_TOOL, McpReview, REVIEW_AGENT, REVIEW_REJECTED, REVIEW_TOOL, Spawn, Spawned};
 pub use requests::{
     CreateExecution, Intent, IntentType, ReportStatus, RetrySpec, ReviewRequest, StepReport, Verdict, args_hash,
     bound_agent, bound_runner,

@@ -21,7 +21,7 @@ use super::ledger::LedgerTx;
 use super::runs::WorkflowRunRow;
 use super::sinks::{self, SinkWrite};
 use super::tenancy::{self, AdminWrite};
-use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, runs, skills, workflows};
+use super::{Result, SkillRow, StoreError, WorkflowRow, kernel, mcp, runs, skills, workflows};
 use crate::model::kernel::{ApprovalRow, ExecutionRow, HistoryRow, PushRow, StepRow, StepState};
 
 /// What [`LedgerTx::apply`] did with a change.
@@ -71,6 +71,8 @@ pub struct Change {
     pub admin: Option<AdminWrite>,
     /// A tenant's sink created, replaced or deleted.
     pub sink: Option<SinkWrite>,
+    /// The MCP gateway's rows: upstreams, pinned tools, reviews.
+    pub mcp: Vec<mcp::McpWrite>,
 }
 
 impl LedgerTx {
@@ -151,6 +153,9 @@ async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
     }
     for p in &c.pushes {
         kernel::push(conn, p).await?;
+    }
+    for w in &c.mcp {
+        mcp::write(conn, w).await?;
     }
     Ok(())
 }
