@@ -63,6 +63,7 @@ pub async fn build(
     // before anything starts.
     let keyring = Arc::new(crate::secrets::Keyring::load(&config.sink_secrets, &config.data_dir)?);
     crate::fanout::reseal_tenant_sinks(&store, &keyring).await?;
+    let keyring_for_mcp = keyring.clone();
     let (key, _) = crate::keys::load_or_create_server_key(&config.data_dir)?;
     let key = finish_key_rotation(&config, &store, key).await?;
     let metrics = Arc::new(Metrics::new());
@@ -88,7 +89,7 @@ pub async fn build(
     let bootstrap = bootstrap(&store, &clock, &ledger, bootstrap_token).await?;
     let fanout = crate::fanout::Fanout::with_policy(
         &config.sinks,
-        crate::fanout::TenantPolicy::new(&config.tenant_sinks, keyring)?,
+        crate::fanout::TenantPolicy::new(&config.tenant_sinks, keyring.clone())?,
     )?;
     let limits = PolicyLimits {
         archive: archive::Limits {
@@ -140,6 +141,15 @@ pub async fn build(
         metrics.clone(),
         config.workflow.clone(),
     ));
+    let mcp = Arc::new(crate::mcp::Gateway::new(
+        store.clone(),
+        ledger.clone(),
+        policy.clone(),
+        kernel.clone(),
+        clock.clone(),
+        config.mcp.clone(),
+        Some(keyring_for_mcp),
+    )?);
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -152,6 +162,7 @@ pub async fn build(
         fanout,
         kernel,
         workflows,
+        mcp,
         ready: Arc::new(AtomicBool::new(false)),
         tasks,
     };

@@ -41,6 +41,7 @@ const KEYS: &[&str] = &[
     "kernel",
     "workflow",
     "console",
+    "mcp",
     "shutdown_grace_secs",
 ];
 
@@ -72,6 +73,7 @@ pub struct Config {
     pub kernel: KernelConfig,
     pub workflow: WorkflowConfig,
     pub console: ConsoleConfig,
+    pub mcp: McpConfig,
     /// Seconds given to in-flight requests after SIGTERM or Ctrl-C.
     pub shutdown_grace_secs: u64,
 }
@@ -161,6 +163,57 @@ impl Default for ConsoleConfig {
         Self {
             session_ttl_secs: 8 * 3600,
             secure_cookie: false,
+        }
+    }
+}
+
+/// The MCP gateway (`/mcp`, docs/mcp.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// The gateway policy's document for `tools/call` (and resource and
+    /// prompt reads), as a data path.
+    pub decision_path: String,
+    /// The document answering which tools an agent sees in `tools/list`.
+    pub visible_path: String,
+    /// Networks (CIDR) besides public addresses that upstreams may be
+    /// reached at, e.g. `["10.0.0.0/8"]`.
+    pub allow_networks: Vec<String>,
+    /// Host names upstreams may be reached at whatever they resolve to.
+    pub allow_hosts: Vec<String>,
+    /// Longest an upstream may take to answer one request, in seconds.
+    pub upstream_timeout_secs: u64,
+    /// Longest one `tools/call` holds its request open waiting for a
+    /// review, in seconds; the client then calls again with the same
+    /// arguments to go on waiting.
+    pub approval_wait_secs: u64,
+    /// How often a waiting call sends `notifications/progress`, in ms.
+    pub progress_interval_ms: u64,
+    /// Most open MCP sessions per token.
+    pub max_sessions_per_token: usize,
+    /// A session unused this long ends, in seconds.
+    pub session_idle_secs: u64,
+    /// Largest upstream answer read, in bytes.
+    pub max_upstream_bytes: usize,
+    /// How long a tool list is reused for calls before the upstream is
+    /// asked again (a `tools/list` from an agent always asks), in seconds.
+    pub tools_ttl_secs: u64,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            decision_path: "warden/mcp/decision".into(),
+            visible_path: "warden/mcp/visible".into(),
+            allow_networks: Vec::new(),
+            allow_hosts: Vec::new(),
+            upstream_timeout_secs: 60,
+            approval_wait_secs: 300,
+            progress_interval_ms: 5_000,
+            max_sessions_per_token: 64,
+            session_idle_secs: 3_600,
+            max_upstream_bytes: 4 * 1024 * 1024,
+            tools_ttl_secs: 30,
         }
     }
 }
@@ -659,6 +712,7 @@ impl Default for Config {
             kernel: KernelConfig::default(),
             workflow: WorkflowConfig::default(),
             console: ConsoleConfig::default(),
+            mcp: McpConfig::default(),
             shutdown_grace_secs: 20,
         }
     }
@@ -824,6 +878,23 @@ impl Config {
                 "auth.cache_ttl_ms must be at most {MAX_CACHE_TTL_MS}: another instance honours a revoked token (and keeps its streams open) for up to this long"
             );
         }
+        let m = &self.mcp;
+        if !(1..=3_600).contains(&m.upstream_timeout_secs) {
+            bail!("mcp.upstream_timeout_secs must be between 1 and 3600");
+        }
+        if !(1..=3_600).contains(&m.approval_wait_secs) {
+            bail!("mcp.approval_wait_secs must be between 1 and 3600");
+        }
+        if !(100..=60_000).contains(&m.progress_interval_ms) {
+            bail!("mcp.progress_interval_ms must be between 100 and 60000");
+        }
+        if m.max_sessions_per_token == 0 || m.session_idle_secs == 0 || m.max_upstream_bytes < 1024 {
+            bail!(
+                "mcp.max_sessions_per_token and mcp.session_idle_secs must be positive, mcp.max_upstream_bytes at least 1024"
+            );
+        }
+        warden_sinks::egress::Egress::new(&m.allow_networks, &m.allow_hosts)
+            .map_err(|e| anyhow::anyhow!("mcp: {e}"))?;
         if !(300..=86_400).contains(&self.console.session_ttl_secs) {
             bail!("console.session_ttl_secs must be between 300 and 86400");
         }

@@ -51,6 +51,7 @@ pub mod http;
 pub mod kernel;
 pub mod keys;
 pub mod ledger;
+pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod policy;

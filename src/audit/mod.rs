@@ -94,9 +94,9 @@ pub fn accept(mut event: Value, position: usize, who: &Principal, now_ms: i64) -
 /// Whether `event_id` is in the namespace of the ids Warden gives the
 /// events it derives itself, which a client may not submit: a lower-case
 /// ULID (`evt_<ulid>`: decisions, and submitted events Warden gave an id),
-/// or a ULID, in either case, followed by `s` or `w` and a number
-/// (`evt_<execution>s<seq>`, `evt_<run>w<seq>`: kernel and workflow
-/// transitions, whose next number anyone can guess). A receiver that
+/// or a ULID, in either case, followed by `s`, `w` or `m` and a number
+/// (`evt_<execution>s<seq>`, `evt_<run>w<seq>`, `evt_<call>m<seq>`: kernel,
+/// workflow and MCP gateway entries, whose next number anyone can guess). A receiver that
 /// deduplicates on `event_id` would otherwise drop the genuine event in
 /// favour of one submitted ahead of it.
 pub fn is_reserved_event_id(event_id: &str) -> bool {
@@ -111,7 +111,9 @@ pub fn is_reserved_event_id(event_id: &str) -> bool {
     match &bytes[26..] {
         [] => bytes[..26].iter().all(|c| !c.is_ascii_uppercase()),
         [kind, digits @ ..] => {
-            matches!(kind, b's' | b'w' | b'S' | b'W') && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+            matches!(kind, b's' | b'w' | b'm' | b'S' | b'W' | b'M')
+                && !digits.is_empty()
+                && digits.iter().all(u8::is_ascii_digit)
         }
     }
 }
@@ -156,8 +158,77 @@ pub fn event_of(kind: &str, actor: &str, tenant_id: &str, payload: &Value) -> Op
         {
             Some(workflow_event(k, actor, tenant_id, payload))
         }
+        k if (k.starts_with("mcp.call.") || k.starts_with("mcp.tool.")) && payload.get("call_id").is_some() => {
+            Some(mcp_event(k, actor, tenant_id, payload))
+        }
         _ => None,
     }
+}
+
+/// An MCP gateway entry as an audit event: `action` is the kind
+/// (`mcp.call.decided`, `mcp.call.completed`, `mcp.tool.changed`, …),
+/// `workflow_id` the MCP session, `activity_id` the call, `agent_id` the
+/// agent; `attributes` carry the upstream, the tool, the outcome or the
+/// upstream's status, its latency, the decision and the hashes.
+fn mcp_event(kind: &str, actor: &str, tenant_id: &str, p: &Value) -> Value {
+    let call = p["call_id"].as_str().unwrap_or_default();
+    let mut e = Map::new();
+    e.insert(
+        "event_id".into(),
+        format!(
+            "evt_{}m{}",
+            call.strip_prefix("mcp_").unwrap_or(call),
+            p["seq"].as_i64().unwrap_or_default()
+        )
+        .into(),
+    );
+    e.insert("timestamp".into(), p["at"].clone());
+    if let Some(session) = p["session_id"].as_str() {
+        e.insert("workflow_id".into(), session.into());
+    }
+    if kind.starts_with("mcp.call.") {
+        e.insert("activity_id".into(), call.into());
+    }
+    if let Some(agent) = p["agent_id"].as_str() {
+        e.insert("agent_id".into(), agent.into());
+    }
+    e.insert("action".into(), kind.into());
+    let result = match (kind, p["outcome"].as_str(), p["status"].as_str()) {
+        ("mcp.call.decided", Some("allow"), _) => "allowed",
+        ("mcp.call.decided", Some("deny"), _) => "denied",
+        ("mcp.call.decided", _, _) => "pending",
+        ("mcp.call.completed", _, Some("ok")) => "success",
+        ("mcp.call.completed", _, _) => "failure",
+        ("mcp.call.approved", _, _) => "allowed",
+        ("mcp.call.closed", _, _) => "denied",
+        _ => "success",
+    };
+    e.insert("result".into(), result.into());
+    e.insert("caller".into(), caller_of(actor, tenant_id));
+    let mut attributes = Map::new();
+    for key in [
+        "upstream",
+        "tool",
+        "resource",
+        "prompt",
+        "method",
+        "outcome",
+        "decision_id",
+        "status",
+        "latency_ms",
+        "result_hash",
+        "args_hash",
+        "definition_hash",
+        "pinned_hash",
+        "previous_hash",
+        "seq",
+    ] {
+        if let Some(v) = p.get(key).filter(|v| !v.is_array() && !v.is_object() && !v.is_null()) {
+            attributes.insert(key.into(), v.clone());
+        }
+    }
+    e.insert("attributes".into(), Value::Object(attributes));
+    Value::Object(e)
 }
 
 /// A workflow run's transition as an audit event: `action` is the kind

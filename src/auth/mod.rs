@@ -160,6 +160,11 @@ pub enum Action {
     /// Approve or reject a step: reviewers only, never `admin` alone
     /// (separation of duties).
     Review,
+    /// Register, replace and delete the tenant's MCP upstreams; accept a
+    /// changed tool definition.
+    ManageMcp,
+    /// Read the tenant's MCP upstreams and their pinned tools.
+    ReadMcp,
 }
 
 impl Action {
@@ -191,6 +196,8 @@ impl Action {
             Action::ReadWorkflows => &[Compliance, Orchestrator, Auditor],
             Action::WriteSkills => &[Compliance, Orchestrator],
             Action::ReadSkills => &[Compliance, Orchestrator, Agent, Auditor],
+            Action::ManageMcp => &[],
+            Action::ReadMcp => &[Compliance, Auditor],
         }
     }
 }

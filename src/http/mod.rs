@@ -25,6 +25,7 @@ pub mod decisions;
 pub mod extract;
 pub mod kernel;
 pub mod ledger;
+pub mod mcp;
 pub mod ops;
 pub mod problem;
 pub mod runs;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub fanout: crate::fanout::Fanout,
     pub kernel: Arc<crate::kernel::Kernel>,
     pub workflows: Arc<crate::workflow::conductor::Conductor>,
+    /// The MCP gateway.
+    pub mcp: Arc<crate::mcp::Gateway>,
     /// Set once the active bundles have been loaded at start-up.
     pub ready: Arc<AtomicBool>,
     /// The supervised background tasks, and which are down.
@@ -107,6 +110,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(skills::router())
         .merge(ops::router())
         .merge(console::router())
+        .merge(mcp::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
@@ -125,9 +129,10 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Routes meant to last: agent and runner streams, ledger exports. The
+/// Routes meant to last: agent and runner streams, ledger exports, MCP
+/// calls (which may wait for a review). The
 /// request time cap does not apply to them.
-pub const LONG_LIVED: &[&str] = &["/v0/agents/stream", "/v0/runners/stream", "/v1/ledger/export"];
+pub const LONG_LIVED: &[&str] = &["/v0/agents/stream", "/v0/runners/stream", "/v1/ledger/export", "/mcp"];
 
 /// Answers 503 `request_timeout` when a request (reading its body
 /// included) takes longer than `limits.request_timeout_ms`; what the
@@ -294,6 +299,7 @@ impl utoipa::Modify for BearerAuth {
         skills::put, skills::list, skills::versions, skills::version, skills::resolve,
         ops::health, ops::ready, ops::metrics, ops::openapi,
         console::sign_in, console::current, console::sign_out,
+        mcp::put_upstream, mcp::list_upstreams, mcp::delete_upstream, mcp::upstream_tools, mcp::accept_tool,
     ),
     components(schemas(problem::ProblemBody)),
     modifiers(&BearerAuth),
@@ -308,6 +314,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "ledger", description = "the evidence ledger: checkpoints, proofs, keys, exports"),
         (name = "operations", description = "health, metrics, this document"),
         (name = "console", description = "the web console's sessions: a token exchanged for an HttpOnly cookie"),
+        (name = "mcp", description = "the MCP gateway's upstreams and pinned tools (the transport itself is /mcp)"),
     )
 )]
 pub struct ApiDoc;

@@ -123,6 +123,12 @@ fn routes() -> Vec<Route> {
         r(M::GET, "/v1/skills/s1", SKILL_READERS, true),
         r(M::GET, "/v1/skills/s1/versions/1.0.0", SKILL_READERS, true),
         r(M::GET, "/v1/skills/s1/resolve", SKILL_READERS, true),
+        r(M::PUT, "/v1/mcp/upstreams/bank", &["admin"], true),
+        r(M::GET, "/v1/mcp/upstreams", READERS, true),
+        r(M::GET, "/v1/mcp/upstreams/bank/tools", READERS, true),
+        r(M::POST, "/v1/mcp/upstreams/bank/tools/lookup/accept", &["admin"], true),
+        r(M::DELETE, "/v1/mcp/upstreams/unknown", &["admin"], true),
+        r(M::POST, "/mcp", &["admin", "agent"], true),
         r(M::GET, "/metrics", &["admin", "auditor"], true),
         r(M::GET, "/openapi.json", &ROLES, true),
         r(M::GET, "/v1/whoami", &ROLES, true),
@@ -145,6 +151,9 @@ async fn send(app: &TestApp, route: &Route, token: Option<&str>, n: usize) -> St
         ("PUT", "/v1/skills/s1/versions/1.0.0") => Some(json!({"id": "s1", "version": "1.0.0",
             "description": "A skill", "prompt_template": "Do it.", "rbac_scope": "engineering",
             "visibility": "published"})),
+        ("PUT", "/v1/mcp/upstreams/bank") => Some(json!({"url": "https://tools.example.com/mcp"})),
+        ("POST", "/mcp") => Some(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "matrix", "version": "1"}}})),
         ("PUT", _) => {
             let r = app
                 .upload(

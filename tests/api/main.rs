@@ -22,6 +22,7 @@ mod identity;
 mod instances;
 mod kernel;
 mod ledger;
+mod mcp;
 mod ops;
 mod outage;
 #[path = "../../sinks/tests/peers/mod.rs"]
