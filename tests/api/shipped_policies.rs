@@ -34,7 +34,7 @@ fn shipped_policies_pass_their_rego_tests() {
         .iter()
         .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in ["commissioning", "kernel", "rbac"] {
+    for expected in ["commissioning", "kernel", "mcp-gateway", "rbac"] {
         assert!(
             names.iter().any(|n| n == expected),
             "policies/{expected} is not among the bundles found: {names:?}"
