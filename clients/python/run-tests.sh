@@ -27,5 +27,6 @@ echo "== mypy --strict (src/warden)"
 
 echo "== pytest"
 # The Temporal integration and the console's browser tests have their own
-# runners (run-temporal-tests.sh, run-console-tests.sh).
-.venv/bin/python -m pytest tests --ignore=tests/temporal --ignore=tests/console -p no:cacheprovider "$@"
+# runners (run-temporal-tests.sh, run-console-tests.sh), as does the MCP gateway
+# suite (run-mcp-tests.sh).
+.venv/bin/python -m pytest tests --ignore=tests/temporal --ignore=tests/console --ignore=tests/mcp -p no:cacheprovider "$@"
