@@ -198,6 +198,32 @@ pub struct McpConfig {
     /// How long a tool list is reused for calls before the upstream is
     /// asked again (a `tools/list` from an agent always asks), in seconds.
     pub tools_ttl_secs: u64,
+    /// Upstreams Warden may run as local processes over stdio (`[[mcp.stdio]]`):
+    /// a tenant admin registers one by its `name`, only if its tenant is listed.
+    pub stdio: Vec<StdioUpstream>,
+}
+
+/// A local MCP server the operator allows Warden to run (stdio transport).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StdioUpstream {
+    /// What tenant admins register it as (`{"stdio": "<name>"}`).
+    pub name: String,
+    /// The program, and its arguments.
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its whole environment (Warden's own is not passed on).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The tenant ids that may register it; `["*"]` for every tenant.
+    pub tenants: Vec<String>,
+}
+
+impl StdioUpstream {
+    pub fn allows(&self, tenant_id: &str) -> bool {
+        self.tenants.iter().any(|t| t == "*" || t == tenant_id)
+    }
 }
 
 impl Default for McpConfig {
@@ -214,6 +240,7 @@ impl Default for McpConfig {
             session_idle_secs: 3_600,
             max_upstream_bytes: 4 * 1024 * 1024,
             tools_ttl_secs: 30,
+            stdio: Vec::new(),
         }
     }
 }
@@ -895,6 +922,26 @@ impl Config {
         }
         warden_sinks::egress::Egress::new(&m.allow_networks, &m.allow_hosts)
             .map_err(|e| anyhow::anyhow!("mcp: {e}"))?;
+        let mut names = std::collections::HashSet::new();
+        for s in &m.stdio {
+            let ok = !s.name.is_empty()
+                && s.name.len() <= 32
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok || !names.insert(s.name.as_str()) {
+                bail!(
+                    "mcp.stdio: name {:?} must be unique, 1 to 32 lowercase letters, digits or '-'",
+                    s.name
+                );
+            }
+            if s.command.is_empty() || s.tenants.is_empty() {
+                bail!(
+                    "mcp.stdio {:?}: command and tenants (ids, or [\"*\"]) are required",
+                    s.name
+                );
+            }
+        }
         if !(300..=86_400).contains(&self.console.session_ttl_secs) {
             bail!("console.session_ttl_secs must be between 300 and 86400");
         }
@@ -1047,6 +1094,48 @@ mod tests {
                 .to_string()
                 .contains("two sinks")
         );
+    }
+
+    #[test]
+    fn the_mcp_gateway_is_configured_and_its_bounds_checked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WARDEN_MCP__ALLOW_NETWORKS", "[\"10.0.0.0/8\"]"),
+                ("WARDEN_MCP__APPROVAL_WAIT_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.mcp.allow_networks, ["10.0.0.0/8"]);
+        assert_eq!(c.mcp.approval_wait_secs, 60);
+        assert_eq!(Config::default().mcp.decision_path, "warden/mcp/decision");
+        for (key, value) in [
+            ("WARDEN_MCP__ALLOW_NETWORKS", "[\"10.0.0.0/40\"]"),
+            ("WARDEN_MCP__APPROVAL_WAIT_SECS", "0"),
+            ("WARDEN_MCP__PROGRESS_INTERVAL_MS", "10"),
+            ("WARDEN_MCP__MAX_SESSIONS_PER_TOKEN", "0"),
+        ] {
+            let err = Config::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(format!("{err:#}").contains("mcp"), "{key}: {err:#}");
+        }
+        let mut c = Config::default();
+        let spec = StdioUpstream {
+            name: "git".into(),
+            command: "mcp-git".into(),
+            args: Vec::new(),
+            env: Default::default(),
+            tenants: vec!["*".into()],
+        };
+        c.mcp.stdio = vec![spec.clone(), spec.clone()];
+        assert!(c.validate().is_err(), "two stdio upstreams of one name");
+        c.mcp.stdio = vec![StdioUpstream {
+            tenants: Vec::new(),
+            ..spec.clone()
+        }];
+        assert!(c.validate().is_err(), "a stdio upstream for no tenant");
+        c.mcp.stdio = vec![spec];
+        assert!(c.validate().is_ok());
+        assert!(c.mcp.stdio[0].allows("ten_x"));
     }
 
     #[test]

@@ -409,7 +409,12 @@ impl UpstreamView {
 #[serde(deny_unknown_fields)]
 pub struct PutUpstream {
     /// The upstream's streamable HTTP endpoint, `http(s)://…/mcp`.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Or: a local server the operator allows (`[[mcp.stdio]]`), run by
+    /// Warden over stdio.
+    #[serde(default)]
+    pub stdio: Option<String>,
     /// A bearer token Warden presents to it; stored encrypted, never shown.
     #[serde(default)]
     pub bearer_token: Option<String>,
@@ -430,11 +435,18 @@ pub async fn put_upstream(
     ApiJson(body): ApiJson<PutUpstream>,
 ) -> Result<(StatusCode, Json<UpstreamView>), Problem> {
     let who = caller.require(Action::ManageMcp)?;
-    if body.url.len() > 2048 {
-        return Err(Problem::bad_request("invalid_upstream", "url is at most 2048 bytes"));
-    }
+    let url = match (body.url, body.stdio) {
+        (Some(url), None) if url.len() <= 2048 && !url.starts_with(crate::mcp::STDIO_PREFIX) => url,
+        (None, Some(name)) if name.len() <= 32 => format!("{}{name}", crate::mcp::STDIO_PREFIX),
+        _ => {
+            return Err(Problem::bad_request(
+                "invalid_upstream",
+                "give either url (http(s), at most 2048 bytes) or stdio (a name the operator allows)",
+            ));
+        }
+    };
     let row = gateway(&state)
-        .put_upstream(who, &name, &body.url, body.bearer_token.as_deref())
+        .put_upstream(who, &name, &url, body.bearer_token.as_deref())
         .await?;
     let status = if row.version == 1 {
         StatusCode::CREATED

@@ -806,13 +806,12 @@ impl Gateway {
     /// Sends the call to its upstream; records `mcp.call.completed` before
     /// answering; applies the obligations.
     async fn forward(&self, call: &mut Call<'_>, verdict: &Verdict, extra: Value) -> Answer {
-        let target = match self.target(call.upstream) {
-            Ok(t) => t,
-            Err(e) => return internal(&e),
-        };
         let params = call.what.request(&call.arguments);
         let started = Instant::now();
-        let answer = self.upstreams.request(&target, call.what.method(), params).await;
+        let answer = match self.target(call.upstream) {
+            Ok(target) => self.upstreams.request(&target, call.what.method(), params).await,
+            Err(e) => Err(super::upstream::UpstreamError::Unreachable(e.to_string())),
+        };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let now = self.clock.now_ms();
         let latency = (latency_ms * 1000.0).round() / 1000.0;

@@ -34,6 +34,7 @@ use crate::store::{Change, McpWrite, Store, StoreError, ToolPinRow, UpstreamRow}
 
 pub mod calls;
 pub mod obligations;
+mod stdio;
 pub mod upstream;
 
 use upstream::{Target, Upstreams};
@@ -44,6 +45,9 @@ pub const SEP: &str = "__";
 
 /// How an upstream's resource URI is shown to agents: `mcp+<upstream>:<uri>`.
 pub const RESOURCE_SCHEME: &str = "mcp+";
+
+/// How an upstream run over stdio is stored in place of a URL: `stdio:<name>`.
+pub const STDIO_PREFIX: &str = "stdio:";
 
 /// Why a gateway operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +233,16 @@ impl Gateway {
         self.upstreams.check_url(url).map_err(McpError::Invalid)
     }
 
+    /// The operator's stdio upstream `name`, if it allows it to `tenant_id`.
+    fn stdio_spec(&self, tenant_id: &str, name: &str) -> Result<crate::config::StdioUpstream, McpError> {
+        match self.cfg.stdio.iter().find(|s| s.name == name) {
+            Some(s) if s.allows(tenant_id) => Ok(s.clone()),
+            _ => Err(McpError::Invalid(format!(
+                "stdio upstream {name:?} is not one the operator allows this tenant ([[mcp.stdio]])"
+            ))),
+        }
+    }
+
     fn target(&self, u: &UpstreamRow) -> Result<Target, McpError> {
         let bearer = match (&u.secret, &self.keyring) {
             (None, _) => None,
@@ -248,6 +262,10 @@ impl Gateway {
             key: format!("{}/{}/{}", u.tenant_id, u.name, u.version),
             url: u.url.clone(),
             bearer,
+            stdio: match u.url.strip_prefix(STDIO_PREFIX) {
+                Some(name) => Some(self.stdio_spec(&u.tenant_id, name)?),
+                None => None,
+            },
         })
     }
 
@@ -260,7 +278,15 @@ impl Gateway {
         bearer: Option<&str>,
     ) -> Result<UpstreamRow, McpError> {
         check_upstream_name(name)?;
-        self.check_url(url)?;
+        match url.strip_prefix(STDIO_PREFIX) {
+            Some(stdio) => {
+                self.stdio_spec(&who.tenant_id, stdio)?;
+                if bearer.is_some() {
+                    return Err(McpError::Invalid("a stdio upstream takes no bearer_token".into()));
+                }
+            }
+            None => self.check_url(url)?,
+        }
         let secret = match (bearer, &self.keyring) {
             (None, _) => None,
             (Some(t), _) if t.is_empty() || t.len() > 4096 => {

@@ -49,6 +49,8 @@ pub struct Target {
     pub key: String,
     pub url: String,
     pub bearer: Option<String>,
+    /// A process Warden runs instead of a URL.
+    pub stdio: Option<crate::config::StdioUpstream>,
 }
 
 /// The MCP sessions Warden holds with upstreams.
@@ -59,6 +61,8 @@ pub struct Upstreams {
     max_bytes: usize,
     /// Session id (None: the upstream keeps none) by target key.
     sessions: Mutex<HashMap<String, Option<String>>>,
+    /// The stdio upstreams running, by target key.
+    processes: Mutex<HashMap<String, Arc<super::stdio::Process>>>,
 }
 
 impl Upstreams {
@@ -69,6 +73,7 @@ impl Upstreams {
             timeout,
             max_bytes,
             sessions: Mutex::new(HashMap::new()),
+            processes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -88,10 +93,27 @@ impl Upstreams {
     /// Forgets the session with an upstream (replaced or deleted).
     pub async fn forget(&self, key_prefix: &str) {
         self.sessions.lock().await.retain(|k, _| !k.starts_with(key_prefix));
+        self.processes.lock().await.retain(|k, _| !k.starts_with(key_prefix));
     }
 
     /// Sends `method` with `params` and returns its result.
     pub async fn request(&self, t: &Target, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        if let Some(spec) = &t.stdio {
+            for _ in 0..2 {
+                let proc = self.process(&t.key, spec).await?;
+                match proc.request(method, params.clone(), self.timeout).await {
+                    Err(UpstreamError::Unreachable(_)) if !proc.is_alive() => {
+                        // It exited: start it again, once.
+                        self.processes.lock().await.remove(&t.key);
+                    }
+                    answer => return answer,
+                }
+            }
+            return Err(UpstreamError::Unreachable(format!(
+                "stdio upstream {:?} keeps exiting",
+                spec.name
+            )));
+        }
         let session = self.session(t).await?;
         match self.rpc(t, session.as_deref(), method, &params).await {
             Err(Lost) => {
@@ -104,6 +126,20 @@ impl Upstreams {
             }
             Ok(r) => r,
         }
+    }
+
+    async fn process(
+        &self,
+        key: &str,
+        spec: &crate::config::StdioUpstream,
+    ) -> Result<Arc<super::stdio::Process>, UpstreamError> {
+        let mut procs = self.processes.lock().await;
+        if let Some(p) = procs.get(key).filter(|p| p.is_alive()) {
+            return Ok(p.clone());
+        }
+        let p = super::stdio::Process::start(spec, self.timeout, self.max_bytes).await?;
+        procs.insert(key.to_string(), p.clone());
+        Ok(p)
     }
 
     async fn session(&self, t: &Target) -> Result<Option<String>, UpstreamError> {
@@ -250,7 +286,7 @@ fn message(id: i64, method: &str, params: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
-fn rpc_result(v: Value) -> Result<Value, UpstreamError> {
+pub(super) fn rpc_result(v: Value) -> Result<Value, UpstreamError> {
     if let Some(e) = v.get("error") {
         return Err(UpstreamError::Rpc {
             code: e.get("code").and_then(Value::as_i64).unwrap_or(0),

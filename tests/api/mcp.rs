@@ -22,6 +22,34 @@ on_both_backends!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_upstreams_run_only_where_the_operator_allows() {
+    stdio_upstreams(Backend::Sqlite).await
+}
+
+/// A minimal MCP server over stdio (newline-delimited JSON-RPC): one tool,
+/// `env`, answering with the names of its environment variables.
+const STDIO_SERVER: &str = r#"
+import json, os, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    m = msg["method"]
+    if m == "initialize":
+        r = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+             "serverInfo": {"name": "envs", "version": "1"}}
+    elif m == "tools/list":
+        r = {"tools": [{"name": "env", "description": "names its environment", "inputSchema": {"type": "object"}}]}
+    elif m == "tools/call":
+        names = sorted(os.environ)
+        r = {"content": [{"type": "text", "text": json.dumps(names)}], "structuredContent": {"names": names, "pid": os.getpid()}}
+    else:
+        r = {}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}) + "\n")
+    sys.stdout.flush()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_refuses_wrong_identities_sessions_origins_and_input() {
     refusals(Backend::Sqlite).await
 }
@@ -725,5 +753,118 @@ async fn calls_are_decided_forwarded_reviewed_and_recorded(backend: Backend) {
     assert!(!completed.is_empty(), "{}", feed.body);
     assert_eq!(completed[0]["workflow_id"], c.session.as_str());
     assert!(completed[0]["activity_id"].as_str().unwrap().starts_with("mcp_"));
+    app.stop().await;
+}
+
+async fn stdio_upstreams(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("envs.py");
+    std::fs::write(&script, STDIO_SERVER).unwrap();
+    let script = script.to_string_lossy().into_owned();
+    let app = spawn_with(
+        backend,
+        move |c| {
+            let spec = warden::config::StdioUpstream {
+                name: "envs".into(),
+                command: "python3".into(),
+                args: vec![script],
+                env: [("MARKER".to_string(), "set-by-operator".to_string())].into(),
+                tenants: vec!["*".into()],
+            };
+            let elsewhere = warden::config::StdioUpstream {
+                name: "elsewhere".into(),
+                tenants: vec!["ten_another".into()],
+                ..spec.clone()
+            };
+            c.mcp.stdio = vec![spec, elsewhere];
+        },
+        warden::clock::Clock::system(),
+    )
+    .await;
+    let policy = r#"package warden.mcp
+
+decision := {"outcome": "allow", "reasons": ["ok"]}
+
+visible contains t.name if {
+	some t in input.tools
+}
+"#;
+    let r = app
+        .upload(
+            &app.admin,
+            "mcp",
+            bundle_of(&[("mcp.rego", policy)], "1", &["warden/mcp"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(app.activate(&app.admin, "mcp", "1").await.status.is_success());
+    // Only a name the operator listed, only for the tenants it names, never with a URL too.
+    for body in [
+        json!({"stdio": "bash"}),
+        json!({"stdio": "envs", "url": "https://x.example/mcp"}),
+        json!({"url": "stdio:envs"}),
+    ] {
+        let r = app
+            .call(
+                Method::PUT,
+                "/v1/mcp/upstreams/local",
+                Some(&app.admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(r.code(), "invalid_upstream");
+    }
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/mcp/upstreams/local",
+            Some(&app.admin),
+            Some(json!({"stdio": "elsewhere"})),
+        )
+        .await;
+    assert_eq!(
+        r.code(),
+        "invalid_upstream",
+        "a stdio upstream of another tenant: {}",
+        r.body
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/mcp/upstreams/local",
+            Some(&app.admin),
+            Some(json!({"stdio": "envs"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let teller = app
+        .token_with(
+            &app.admin,
+            json!({"name": "teller", "roles": ["agent"], "agent_ids": ["teller"]}),
+        )
+        .await;
+    let c = Client::open(&app, &teller, None).await;
+    let tools = c.rpc("tools/list", json!({})).await;
+    assert_eq!(tools["result"]["tools"][0]["name"], "local__env", "{tools}");
+    let a = c.call("local__env", json!({})).await;
+    let names = a["result"]["structuredContent"]["names"].as_array().unwrap().clone();
+    // The process has the operator's environment, none of Warden's.
+    assert!(names.contains(&json!("MARKER")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("WARDEN") || n == "HOME" || n == "PATH"),
+        "{names:?}"
+    );
+    // It keeps running between calls, and is started again after it exits.
+    let pid = a["result"]["structuredContent"]["pid"].as_i64().unwrap();
+    let b = c.call("local__env", json!({})).await;
+    assert_eq!(b["result"]["structuredContent"]["pid"].as_i64().unwrap(), pid);
+    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = c.call("local__env", json!({})).await;
+    let again = d["result"]["structuredContent"]["pid"].as_i64().unwrap_or(0);
+    assert!(again != 0 && again != pid, "{d}");
     app.stop().await;
 }
