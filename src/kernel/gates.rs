@@ -180,6 +180,19 @@ pub struct Spawned {
     pub pushes: Vec<PushRow>,
 }
 
+impl Spawned {
+    /// The rows of a new execution's edit, its version moved on.
+    fn of(mut edit: Edit) -> Self {
+        edit.exec.version += 1;
+        Spawned {
+            steps: edit.steps.into_iter().map(|(s, _)| s).collect(),
+            history: edit.history,
+            pushes: edit.pushes,
+            exec: edit.exec,
+        }
+    }
+}
+
 impl Kernel {
     /// Closes a workflow's review gate: rejected (the execution fails with
     /// `States.Rejected`) or approved by enough reviewers (the step and
@@ -316,13 +329,7 @@ impl Kernel {
                 open_gate(&mut edit, &actor, review)?;
             }
         }
-        edit.exec.version += 1;
-        Ok(Spawned {
-            steps: edit.steps.into_iter().map(|(s, _)| s).collect(),
-            history: edit.history,
-            pushes: edit.pushes,
-            exec: edit.exec,
-        })
+        Ok(Spawned::of(edit))
     }
 
     /// The rows of a review the MCP gateway waits for, for the gateway to
@@ -364,13 +371,7 @@ impl Kernel {
             why: "an MCP gateway review",
         };
         open_gate(&mut edit, &actor, review)?;
-        edit.exec.version += 1;
-        Ok(Spawned {
-            steps: edit.steps.into_iter().map(|(s, _)| s).collect(),
-            history: edit.history,
-            pushes: edit.pushes,
-            exec: edit.exec,
-        })
+        Ok(Spawned::of(edit))
     }
 
     /// Cancels an execution a run no longer waits for (a `Parallel`

@@ -65,12 +65,22 @@ enum What<'a> {
 }
 
 impl What<'_> {
-    fn method(&self) -> &'static str {
+    /// The MCP method, and the member of the entries and of the policy
+    /// input that names what it reaches.
+    fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            What::Tool(_) => "tools/call",
-            What::Resource { .. } => "resources/read",
-            What::Prompt { .. } => "prompts/get",
+            What::Tool(_) => ("tools/call", "tool"),
+            What::Resource { .. } => ("resources/read", "resource"),
+            What::Prompt { .. } => ("prompts/get", "prompt"),
         }
+    }
+
+    fn method(&self) -> &'static str {
+        self.kind().0
+    }
+
+    fn key(&self) -> &'static str {
+        self.kind().1
     }
 
     /// The name agents see.
@@ -78,15 +88,6 @@ impl What<'_> {
         match self {
             What::Tool(t) => t.public_name(),
             What::Resource { public, .. } | What::Prompt { public, .. } => public.clone(),
-        }
-    }
-
-    /// The member of the entries and of the policy input that names it.
-    fn key(&self) -> &'static str {
-        match self {
-            What::Tool(_) => "tool",
-            What::Resource { .. } => "resource",
-            What::Prompt { .. } => "prompt",
         }
     }
 

@@ -289,28 +289,20 @@ impl<'a> Client<'a> {
 }
 
 async fn register(app: &TestApp, url: &str) {
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": url, "bearer_token": "upstream-secret"})),
-        )
-        .await;
+    let r = put_upstream(
+        &app,
+        &app.admin,
+        "bank",
+        json!({"url": url, "bearer_token": "upstream-secret"}),
+    )
+    .await;
     assert!(r.status.is_success(), "{}", r.body);
 }
 
 async fn upstreams_are_registered_by_admins_within_the_egress_policy(backend: Backend) {
     let app = spawn_app(backend).await;
     // Loopback is not a public address: refused unless the operator allows it.
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": "http://127.0.0.1:9/mcp"})),
-        )
-        .await;
+    let r = put_upstream(&app, &app.admin, "bank", json!({"url": "http://127.0.0.1:9/mcp"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "invalid_upstream");
     for (name, url) in [
@@ -319,48 +311,38 @@ async fn upstreams_are_registered_by_admins_within_the_egress_policy(backend: Ba
         ("bank", "ftp://tools.example.com/mcp"),
         ("bank", "https://user:pw@tools.example.com/mcp"),
     ] {
-        let r = app
-            .call(
-                Method::PUT,
-                &format!("/v1/mcp/upstreams/{name}"),
-                Some(&app.admin),
-                Some(json!({"url": url})),
-            )
-            .await;
+        let r = put_upstream(&app, &app.admin, &name, json!({"url": url})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name} {url}: {}", r.body);
         assert_eq!(r.code(), "invalid_upstream");
     }
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": "https://tools.example.com/mcp", "bearer_token": "s3cret-upstream-token"})),
-        )
-        .await;
+    let r = put_upstream(
+        &app,
+        &app.admin,
+        "bank",
+        json!({"url": "https://tools.example.com/mcp", "bearer_token": "s3cret-upstream-token"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["has_token"], true);
     assert!(!String::from_utf8_lossy(&r.bytes).contains("s3cret"));
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": "https://tools2.example.com/mcp"})),
-        )
-        .await;
+    let r = put_upstream(
+        &app,
+        &app.admin,
+        "bank",
+        json!({"url": "https://tools2.example.com/mcp"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["version"], 2);
     assert_eq!(r.body["has_token"], false);
     // An unknown field is refused, not ignored.
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": "https://tools.example.com/mcp", "headers": {}})),
-        )
-        .await;
+    let r = put_upstream(
+        &app,
+        &app.admin,
+        "bank",
+        json!({"url": "https://tools.example.com/mcp", "headers": {}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Another tenant sees none of it.
     let other = app.tenant("initech").await;
@@ -391,6 +373,17 @@ async fn upstreams_are_registered_by_admins_within_the_egress_policy(backend: Ba
         ["mcp.upstream.put", "mcp.upstream.put", "mcp.upstream.delete"]
     );
     app.stop().await;
+}
+
+/// `PUT /v1/mcp/upstreams/{name}` with `body`, as `token`.
+async fn put_upstream(app: &TestApp, token: &str, name: &str, body: Value) -> Reply {
+    app.call(
+        Method::PUT,
+        &format!("/v1/mcp/upstreams/{name}"),
+        Some(token),
+        Some(body),
+    )
+    .await
 }
 
 /// The kinds of the caller's tenant's ledger entries, in order.
@@ -715,14 +708,7 @@ async fn calls_are_decided_forwarded_reviewed_and_recorded(backend: Backend) {
     );
 
     // The upstream is down: a tool error naming its status, recorded.
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/bank",
-            Some(&app.admin),
-            Some(json!({"url": "http://127.0.0.1:9/mcp"})),
-        )
-        .await;
+    let r = put_upstream(&app, &app.admin, "bank", json!({"url": "http://127.0.0.1:9/mcp"})).await;
     assert!(r.status.is_success());
     let a = c.call("bank__transfer", json!({"amount": 10})).await;
     assert_eq!(a["result"]["isError"], true, "{a}");
@@ -804,39 +790,18 @@ visible contains t.name if {
         json!({"stdio": "envs", "url": "https://x.example/mcp"}),
         json!({"url": "stdio:envs"}),
     ] {
-        let r = app
-            .call(
-                Method::PUT,
-                "/v1/mcp/upstreams/local",
-                Some(&app.admin),
-                Some(body.clone()),
-            )
-            .await;
+        let r = put_upstream(&app, &app.admin, "local", body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert_eq!(r.code(), "invalid_upstream");
     }
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/local",
-            Some(&app.admin),
-            Some(json!({"stdio": "elsewhere"})),
-        )
-        .await;
+    let r = put_upstream(&app, &app.admin, "local", json!({"stdio": "elsewhere"})).await;
     assert_eq!(
         r.code(),
         "invalid_upstream",
         "a stdio upstream of another tenant: {}",
         r.body
     );
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/mcp/upstreams/local",
-            Some(&app.admin),
-            Some(json!({"stdio": "envs"})),
-        )
-        .await;
+    let r = put_upstream(&app, &app.admin, "local", json!({"stdio": "envs"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let teller = app
         .token_with(
