@@ -437,35 +437,7 @@ impl Gateway {
         let decided = json!({"outcome": verdict.outcome.name(), "decision_id": verdict.decision_id,
             "reasons": verdict.reasons, "changed_definition": tool.pin.changed()});
         match verdict.outcome {
-            Outcome::Deny => {
-                let records: Vec<Record> = verdict
-                    .record
-                    .take()
-                    .into_iter()
-                    .chain([call.entry("mcp.call.decided", now, decided)])
-                    .collect();
-                if let Err(e) = self.ledger.append_all(records).await {
-                    return internal(&e);
-                }
-                let text = format!(
-                    "Denied by Warden's gateway policy (decision {}): {}",
-                    verdict.decision_id.as_deref().unwrap_or("none"),
-                    verdict.reasons.join("; ")
-                );
-                call.fail(text, call.meta(&verdict, json!({})))
-            }
-            Outcome::Allow => {
-                let records: Vec<Record> = verdict
-                    .record
-                    .take()
-                    .into_iter()
-                    .chain([call.entry("mcp.call.decided", now, decided)])
-                    .collect();
-                if let Err(e) = self.ledger.append_all(records).await {
-                    return internal(&e);
-                }
-                self.forward(&mut call, &verdict, json!({})).await
-            }
+            Outcome::Deny | Outcome::Allow => self.decided(&mut call, &mut verdict, now, decided).await,
             Outcome::Review {
                 reviewers,
                 timeout_secs,
@@ -552,6 +524,12 @@ impl Gateway {
         }
         let decided = json!({"outcome": verdict.outcome.name(), "decision_id": verdict.decision_id,
             "reasons": verdict.reasons});
+        self.decided(&mut call, &mut verdict, now, decided).await
+    }
+
+    /// A call allowed or denied: the decision and `mcp.call.decided` made
+    /// durable, then the call forwarded, or refused naming the decision.
+    async fn decided(&self, call: &mut Call<'_>, verdict: &mut Verdict, now: i64, decided: Value) -> Answer {
         let records: Vec<Record> = verdict
             .record
             .take()
@@ -561,15 +539,15 @@ impl Gateway {
         if let Err(e) = self.ledger.append_all(records).await {
             return internal(&e);
         }
-        if matches!(verdict.outcome, Outcome::Deny) {
-            let text = format!(
-                "Denied by Warden's gateway policy (decision {}): {}",
-                verdict.decision_id.as_deref().unwrap_or("none"),
-                verdict.reasons.join("; ")
-            );
-            return call.fail(text, json!({}));
+        if matches!(verdict.outcome, Outcome::Allow) {
+            return self.forward(call, verdict, json!({})).await;
         }
-        self.forward(&mut call, &verdict, json!({})).await
+        let text = format!(
+            "Denied by Warden's gateway policy (decision {}): {}",
+            verdict.decision_id.as_deref().unwrap_or("none"),
+            verdict.reasons.join("; ")
+        );
+        call.fail(text, call.meta(verdict, json!({})))
     }
 
     /// The open review of this agent's call with these arguments, or a new

@@ -290,7 +290,7 @@ impl<'a> Client<'a> {
 
 async fn register(app: &TestApp, url: &str) {
     let r = put_upstream(
-        &app,
+        app,
         &app.admin,
         "bank",
         json!({"url": url, "bearer_token": "upstream-secret"}),
@@ -311,7 +311,7 @@ async fn upstreams_are_registered_by_admins_within_the_egress_policy(backend: Ba
         ("bank", "ftp://tools.example.com/mcp"),
         ("bank", "https://user:pw@tools.example.com/mcp"),
     ] {
-        let r = put_upstream(&app, &app.admin, &name, json!({"url": url})).await;
+        let r = put_upstream(&app, &app.admin, name, json!({"url": url})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name} {url}: {}", r.body);
         assert_eq!(r.code(), "invalid_upstream");
     }
