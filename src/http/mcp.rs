@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -121,11 +120,18 @@ pub async fn mcp_post(
     caller: Caller,
     headers: HeaderMap,
     Query(q): Query<McpQuery>,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Result<Response, Problem> {
     check_origin(&headers)?;
     let who = caller.require(Action::ActAsAgent)?.clone();
     let agent = agent_of(&who, &q)?.to_string();
+    // The route is exempt from the request time cap (a call may wait for a
+    // review), but its body is not: it arrives within the cap or not at all.
+    let cap = Duration::from_millis(state.config.limits.request_timeout_ms);
+    let body = match tokio::time::timeout(cap, super::extract::read_body(req, &state)).await {
+        Ok(body) => body?,
+        Err(_) => return Err(super::timed_out(cap)),
+    };
     let depth = state.config.limits.max_json_depth;
     if let Err(f) = crate::strict_json::check(&body, depth) {
         return Ok(json_response(

@@ -167,7 +167,7 @@ async fn within(cap: std::time::Duration, req: Request, next: Next, on_timeout: 
 }
 
 /// The answer to a request past the time cap.
-fn timed_out(cap: std::time::Duration) -> Problem {
+pub(crate) fn timed_out(cap: std::time::Duration) -> Problem {
     let mut p = Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "request_timeout",

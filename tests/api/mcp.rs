@@ -408,7 +408,12 @@ async fn entry_kinds(app: &TestApp) -> Vec<String> {
 }
 
 async fn refusals(backend: Backend) {
-    let app = gateway_app(backend).await;
+    let app = spawn_with(
+        backend,
+        |c| c.limits.request_timeout_ms = 1_000,
+        warden::clock::Clock::system(),
+    )
+    .await;
     let teller = app
         .token_with(
             &app.admin,
@@ -447,6 +452,26 @@ async fn refusals(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A body sent slowly is cut off at the request time cap, although the
+    // route itself may take longer (a call waiting for review).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = app.base.trim_start_matches("http://").to_string();
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {teller}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"jsonrpc\""
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+            .await
+            .expect("an answer before the client gives up")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
     // A session is its token's: another token (or none) cannot use it.
     let c = Client::open(&app, &teller, None).await;
     let stolen = Client {
