@@ -559,6 +559,8 @@ access_denial := sprintf("the gateway policy's rules are unusable (%s); every ca
 	count(unusable) > 0
 } else := "the call names no agent (agent.id is missing or empty); denied" if {
 	not agent_id
+} else := sprintf("this policy decides tool calls only; %s is denied (resources and prompts pass only where a rule of your own allows them)", [input.method]) if {
+	input.method != "tools/call"
 } else := "the call names no tool (tool.name is missing or empty); denied" if {
 	not tool_name
 } else := sprintf("agent %s is not known to the gateway policy: no entry of agents applies to it, so it may call no tool", [agent_id]) if {

@@ -720,3 +720,14 @@ test_clean_engine_rules_have_no_problems if {
 	problems_of(rules) == []
 	problems_of(object.union(rules, {"on_changed_definition": "require_approval", "changed_definition_review": {"reviewers": 2, "timeout_seconds": 600}})) == []
 }
+
+test_resource_reads_and_prompts_are_denied_naming_the_method if {
+	d := mcp.decision with input as {"method": "resources/read", "agent": {"id": "teller"},
+		"resource": {"name": "mcp+docs:docs://handbook/intro", "uri": "docs://handbook/intro"}, "arguments": {}}
+	d.outcome == "deny"
+	contains(d.reasons[0], "resources/read is denied")
+	p := mcp.decision with input as {"method": "prompts/get", "agent": {"id": "teller"},
+		"prompt": {"name": "docs__summarize", "upstream_name": "summarize"}, "arguments": {}}
+	p.outcome == "deny"
+	contains(p.reasons[0], "prompts/get is denied")
+}

@@ -406,7 +406,10 @@ impl Gateway {
         };
         let mut out = Vec::new();
         for u in self.store.mcp_upstreams(&who.tenant_id).await? {
-            let target = self.target(&u)?;
+            // One the operator no longer allows, or whose token no longer opens, adds nothing.
+            let Ok(target) = self.target(&u) else {
+                continue;
+            };
             let mut cursor: Option<String> = None;
             for _ in 0..20 {
                 let params = cursor.as_ref().map_or_else(|| json!({}), |c| json!({"cursor": c}));
@@ -462,7 +465,9 @@ impl Gateway {
         {
             return Ok(tools.clone());
         }
-        let target = self.target(u).map_err(ToolsError::Gateway)?;
+        let target = self
+            .target(u)
+            .map_err(|e| ToolsError::Upstream(upstream::UpstreamError::Unreachable(e.to_string())))?;
         let mut listed = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..20 {

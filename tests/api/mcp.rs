@@ -856,5 +856,17 @@ visible contains t.name if {
     let d = c.call("local__env", json!({})).await;
     let again = d["result"]["structuredContent"]["pid"].as_i64().unwrap_or(0);
     assert!(again != 0 && again != pid, "{d}");
+    // The operator takes it out of the configuration: its calls are
+    // recorded as unreachable, and the tenant's lists still answer.
+    let app = app.restart_with(|c| c.mcp.stdio.clear()).await;
+    let c = Client::open(&app, &teller, None).await;
+    let e = c.call("local__env", json!({})).await;
+    assert_eq!(e["result"]["isError"], true, "{e}");
+    assert_eq!(
+        e["result"]["_meta"]["warden"]["upstream"]["status"], "unreachable",
+        "{e}"
+    );
+    let listed = c.rpc("resources/list", json!({})).await;
+    assert_eq!(listed["result"]["resources"], json!([]), "{listed}");
     app.stop().await;
 }

@@ -23,19 +23,31 @@ def hang_guard() -> Iterator[None]:
     faulthandler.cancel_dump_traceback_later()
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """A real Warden serving /mcp in front of two tool servers made with the
-    MCP SDK, its tenant set up. A missing binary is a failure, never a skip."""
+def _gateway(tmp_path_factory: pytest.TempPathFactory, name: str, **kw: Any) -> Iterator[Gateway]:
     try:
         bin_path = binary()
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
-    gw = start_gateway(bin_path, tmp_path_factory.mktemp("mcp-gateway"))
+    gw = start_gateway(bin_path, tmp_path_factory.mktemp(name), **kw)
     try:
         yield gw
     finally:
         gw.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A real Warden serving /mcp in front of two tool servers made with the
+    MCP SDK, its tenant set up. A missing binary is a failure, never a skip."""
+    yield from _gateway(tmp_path_factory, "mcp-gateway")
+
+
+@pytest.fixture(scope="module")
+def stdio_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The same, but `docs` is a local server the operator lists in
+    `[[mcp.stdio]]` (`docs-local`), registered by the tenant as `docs` and
+    run by Warden over stdio."""
+    yield from _gateway(tmp_path_factory, "mcp-stdio-gateway", stdio_docs=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,8 +56,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     servers logged."""
     outcome = yield
     rep = outcome.get_result()  # type: ignore[attr-defined]
-    gw = getattr(item, "funcargs", {}).get("gateway")
-    if rep.when == "call" and rep.failed and isinstance(gw, Gateway):
-        rep.sections.append(("warden log (last 60 lines)", "\n".join(gw.warden.log[-60:])))
-        for u in (gw.bank, gw.docs):
-            rep.sections.append((f"{u.name} tool server log", u.log_tail()))
+    if rep.when != "call" or not rep.failed:
+        return
+    for gw in getattr(item, "funcargs", {}).values():
+        if isinstance(gw, Gateway):
+            rep.sections.append(("warden log (last 60 lines)", "\n".join(gw.warden.log[-60:])))
+            for u in (gw.bank, gw.docs):
+                rep.sections.append((f"{u.name} tool server log", u.log_tail()))

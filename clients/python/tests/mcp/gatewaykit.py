@@ -1,13 +1,15 @@
 """Helpers of the MCP gateway's tests: the tool servers (upstream.py, run
-as processes), the Warden in front of them with its tenant set up (the
-upstreams registered, the gateway policy pushed, the agents' and the
-reviewers' tokens), and agents connecting to its /mcp with the official
-MCP Python SDK. Every wait polls with a deadline and fails loudly."""
+as processes, or run by Warden itself over stdio), the Warden in front of
+them with its tenant set up (the upstreams registered, the gateway policy
+pushed, the agents' and the reviewers' tokens), and agents connecting to
+its /mcp with the official MCP Python SDK. Every wait polls with a
+deadline and fails loudly."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 import secrets
 import socket
 import subprocess
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import httpx2
 from ledgerkit import REPO_ROOT
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CallToolResult, Implementation, TextContent
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, GetPromptResult, Implementation, ReadResourceResult, TextContent
 from wardenproc import WardenServer
 
 import warden
@@ -39,6 +43,8 @@ TELLER = "teller"
 OTHER = "other"
 #: The kernel step a gateway review holds (docs/mcp.md).
 REVIEW_STEP_TOOL = "mcp.tools_call"
+#: The JSON-RPC error of a refused `resources/read` or `prompts/get` (docs/mcp.md).
+REFUSED = -32003
 DEADLINE = 30.0
 
 #: Settings of the Warden under test: the upstreams listen on loopback, and a
@@ -47,6 +53,30 @@ WARDEN_SETTINGS = {
     "WARDEN_MCP__ALLOW_NETWORKS": '["127.0.0.0/8"]',
     "WARDEN_MCP__PROGRESS_INTERVAL_MS": "200",
 }
+
+
+def toml_value(value: Any) -> str:
+    """`value` written as a TOML value (dicts as inline tables).
+
+    Warden reads the value of a `WARDEN_*` variable as TOML, so a table or
+    an array of tables (`[[mcp.stdio]]`) is given in TOML's inline syntax,
+    `[{name = "docs-local", args = ["--stdio"], env = {}}]`; the same in
+    JSON (`{"name": "docs-local"}`) is not TOML and is refused ("invalid
+    type: string ..., expected a sequence").
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string; ensure_ascii off, for no surrogate
+        # pairs of \u escapes (which TOML refuses).
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
 
 
 def free_port() -> int:
@@ -99,7 +129,19 @@ def unique_account() -> str:
 # ---- the tool servers --------------------------------------------------------------------
 
 
-class Upstream:
+class CallCounts:
+    """What an upstream.py server ran, from its `--state` file."""
+
+    calls_file: Path
+
+    def calls(self, tool: str) -> int:
+        """How many times `tool` (or `read:<uri>`, `prompt:<name>`) actually ran on this server."""
+        if not self.calls_file.exists():
+            return 0
+        return int(json.loads(self.calls_file.read_text(encoding="utf-8")).get(tool, 0))
+
+
+class Upstream(CallCounts):
     """upstream.py as a process on a free port; stop() and start() again
     keep the port and the counts of calls that ran."""
 
@@ -114,6 +156,10 @@ class Upstream:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
+
+    def registration(self) -> dict[str, Any]:
+        """The body of `PUT /v1/mcp/upstreams/{name}` that registers it."""
+        return {"url": self.url}
 
     def start(self) -> Upstream:
         with open(self.log_file, "ab") as log:
@@ -145,12 +191,6 @@ class Upstream:
                 p.wait(10)
         self.proc = None
 
-    def calls(self, tool: str) -> int:
-        """How many times `tool` actually ran on this server."""
-        if not self.calls_file.exists():
-            return 0
-        return int(json.loads(self.calls_file.read_text(encoding="utf-8")).get(tool, 0))
-
     def mutate(self, on: bool) -> None:
         """Changes (or restores) the definition `lookup` is listed with."""
         if on:
@@ -162,6 +202,59 @@ class Upstream:
         if not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-n:])
+
+
+class StdioUpstream(CallCounts):
+    """upstream.py as a local server the operator lists in `[[mcp.stdio]]`
+    (as `<name>-local`, for every tenant) and the tenant registers as
+    `name`: Warden starts it on first use, speaks to it over its stdin and
+    stdout, and gives it `env` as its whole environment. Its stderr is
+    discarded; it writes the names of the environment variables it got
+    to `environ_file`."""
+
+    def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.operator_name = f"{name}-local"
+        self.env = dict(env)
+        self.calls_file = workdir / f"{name}-stdio-calls.json"
+        self.environ_file = workdir / f"{name}-stdio-environ.json"
+
+    def operator_entry(self) -> dict[str, Any]:
+        """Its `[[mcp.stdio]]` entry in Warden's configuration."""
+        return {
+            "name": self.operator_name,
+            "command": sys.executable,
+            "args": [str(UPSTREAM_SERVER), "--stdio", "--name", self.name,
+                     "--state", str(self.calls_file), "--environ", str(self.environ_file)],
+            "env": self.env,
+            "tenants": ["*"],
+        }
+
+    def registration(self) -> dict[str, Any]:
+        """The body of `PUT /v1/mcp/upstreams/{name}` that registers it."""
+        return {"stdio": self.operator_name}
+
+    def environ(self) -> list[str] | None:
+        """The names of the environment variables it was started with
+        (None before Warden started it)."""
+        if not self.environ_file.exists():
+            return None
+        return list(json.loads(self.environ_file.read_text(encoding="utf-8")))
+
+    def start(self) -> StdioUpstream:
+        # Warden starts it (on first use) and stops it.
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    def log_tail(self, n: int = 40) -> str:
+        return "(run by Warden over stdio; its stderr is discarded)"
+
+
+def stdio_settings(upstreams: list[StdioUpstream]) -> dict[str, str]:
+    """The Warden settings that list `upstreams` as `[[mcp.stdio]]`."""
+    return {"WARDEN_MCP__STDIO": toml_value([u.operator_entry() for u in upstreams])}
 
 
 # ---- Warden and its tenant ---------------------------------------------------------------------
@@ -181,7 +274,9 @@ class Gateway:
     warden: WardenServer
     admin: warden.Client
     bank: Upstream
-    docs: Upstream
+    docs: Upstream | StdioUpstream
+    #: The revision of the sample gateway policy pushed at the start.
+    policy_revision: str = "1"
     #: An agent token bound to `teller`, one bound to `other`.
     teller: str = ""
     other: str = ""
@@ -199,20 +294,33 @@ class Gateway:
     def mint(self, name: str, roles: list[str], **kw: Any) -> str:
         return str(self.admin.create_token(name, roles, **kw)["token"])
 
-    def register(self, upstream: Upstream) -> dict[str, Any]:
+    def put_upstream(self, name: str, body: dict[str, Any]) -> httpx.Response:
+        """`PUT /v1/mcp/upstreams/{name}` as the tenant admin (a refusal
+        raises `warden.WardenError`)."""
+        return self.admin.request("PUT", f"/v1/mcp/upstreams/{name}", json=body)
+
+    def register(self, upstream: Upstream | StdioUpstream) -> dict[str, Any]:
         """`PUT /v1/mcp/upstreams/{name}` as the tenant admin."""
-        r = self.admin.request("PUT", f"/v1/mcp/upstreams/{upstream.name}", json={"url": upstream.url})
+        r = self.put_upstream(upstream.name, upstream.registration())
         assert r.status_code in (200, 201), (r.status_code, r.text)
         return dict(r.json()) if r.content else {}
 
-    def push_policy(self) -> dict[str, Any]:
-        """The sample gateway policy, built from its directory, pushed and
+    def push_bundle(self, data: bytes) -> dict[str, Any]:
+        """A gateway bundle pushed as the tenant's `mcp-gateway` and
         activated; its own Rego tests pass."""
-        assert POLICY_DIR.is_dir(), f"the sample gateway policy is missing: {POLICY_DIR}"
-        data = warden.build_bundle_dir(POLICY_DIR, revision="1")
         pushed = self.admin.push_bundle(data, POLICY_BUNDLE, activate=True)
         assert pushed.get("tests_passed") is True, pushed.get("tests")
         return pushed
+
+    def push_policy(self) -> dict[str, Any]:
+        """The sample gateway policy, built from its directory, pushed and
+        activated."""
+        assert POLICY_DIR.is_dir(), f"the sample gateway policy is missing: {POLICY_DIR}"
+        return self.push_bundle(warden.build_bundle_dir(POLICY_DIR, revision=self.policy_revision))
+
+    def restore_policy(self) -> None:
+        """The sample gateway policy active again (after a test pushed another)."""
+        self.admin.activate_bundle(POLICY_BUNDLE, self.policy_revision)
 
     def tool_pin(self, upstream: str, tool: str) -> dict[str, Any]:
         """The tool's entry in `GET /v1/mcp/upstreams/{name}/tools`."""
@@ -258,10 +366,23 @@ class Gateway:
         self.warden.stop()
 
 
-def start_gateway(bin_path: Path, workdir: Path) -> Gateway:
+#: The whole environment of a tool server Warden runs over stdio.
+STDIO_ENV = {"LANG": "C.UTF-8", "DOCS_TRANSPORT": "stdio"}
+
+
+def start_gateway(bin_path: Path, workdir: Path, *, stdio_docs: bool = False) -> Gateway:
+    """Warden in front of `bank` (over HTTP) and `docs`: over HTTP too, or,
+    with `stdio_docs`, the operator's `[[mcp.stdio]]` server `docs-local`
+    that Warden runs, registered as `docs`."""
+    settings = dict(WARDEN_SETTINGS)
     bank = Upstream("bank", workdir).start()
-    docs = Upstream("docs", workdir).start()
-    server = WardenServer(bin=bin_path, data_dir=workdir / "warden-data", settings=dict(WARDEN_SETTINGS))
+    docs: Upstream | StdioUpstream
+    if stdio_docs:
+        docs = StdioUpstream("docs", workdir, STDIO_ENV)
+        settings.update(stdio_settings([docs]))
+    else:
+        docs = Upstream("docs", workdir).start()
+    server = WardenServer(bin=bin_path, data_dir=workdir / "warden-data", settings=settings)
     gw = Gateway(warden=server, admin=None, bank=bank, docs=docs)  # type: ignore[arg-type]
     try:
         server.start()
@@ -323,6 +444,20 @@ async def connect(url: str, token: str, *, mode: str = "legacy") -> AsyncIterato
             yield conn
 
 
+def refused_decision(error: MCPError) -> str:
+    """The decision a refused `resources/read` or `prompts/get` names: the
+    JSON-RPC error is -32003 and its message names the decision."""
+    assert error.code == REFUSED, (error.code, error.message)
+    found = re.match(r"Denied by Warden's gateway policy \(decision ([^)\s]+)\): (.+)", error.message)
+    assert found is not None and found.group(1) != "none", error.message
+    return found.group(1)
+
+
+def call_entries(entries: list[dict[str, Any]], kind: str, **payload: Any) -> list[dict[str, Any]]:
+    """The ledger entries of `kind` whose payload has every given member."""
+    return [e for e in entries if e["kind"] == kind and all(e["payload"].get(k) == v for k, v in payload.items())]
+
+
 def text_of(result: CallToolResult) -> str:
     return "".join(c.text for c in result.content if isinstance(c, TextContent))
 
@@ -333,7 +468,7 @@ def json_text(result: CallToolResult) -> Any:
     return json.loads(texts[0])
 
 
-def warden_meta(result: CallToolResult) -> dict[str, Any]:
+def warden_meta(result: CallToolResult | ReadResourceResult | GetPromptResult) -> dict[str, Any]:
     """The result's `_meta.warden`."""
     meta = result.meta or {}
     assert isinstance(meta.get("warden"), dict), f"no _meta.warden in {result.model_dump(by_alias=True)}"

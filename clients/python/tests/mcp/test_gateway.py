@@ -17,18 +17,21 @@ from gatewaykit import (
     Connection,
     Gateway,
     await_for,
+    call_entries,
     connect,
     find_review,
     json_text,
     mentions,
+    refused_decision,
     text_of,
     unique_account,
     values_of,
     verdict,
     warden_meta,
 )
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
-from upstream import LOOKUP_DESCRIPTION
+from upstream import INTERNAL_URI, INTRO_URI, LOOKUP_DESCRIPTION
 
 import warden
 
@@ -132,6 +135,44 @@ async def test_long_text_is_cut_to_the_policys_limit(gateway: Gateway) -> None:
     # The tool server answered 500 characters.
     assert text.startswith("Results for gateway: ") and len(text) <= MAX_TEXT_CHARS, (len(text), text)
     assert warden_meta(result)["outcome"] == "allow"
+
+
+# ---- resources and prompts --------------------------------------------------------------------
+
+
+async def test_resources_and_prompts_are_listed_under_their_upstream(gateway: Gateway) -> None:
+    async with connect(gateway.mcp_url, gateway.teller) as conn:
+        resources = {r.uri: r for r in (await conn.client.list_resources()).resources}
+        prompts = {p.name: p for p in (await conn.client.list_prompts()).prompts}
+    assert set(resources) == {f"mcp+docs:{INTRO_URI}", f"mcp+docs:{INTERNAL_URI}"}, sorted(resources)
+    assert resources[f"mcp+docs:{INTRO_URI}"].mime_type == "text/plain"
+    assert set(prompts) == {"docs__summarize", "docs__translate"}, sorted(prompts)
+    assert [a.name for a in prompts["docs__summarize"].arguments or []] == ["topic"]
+
+
+async def test_the_sample_policy_refuses_resource_reads_and_prompts(gateway: Gateway) -> None:
+    # The sample policy decides tool calls only: anything else is a denial.
+    reads, gets = gateway.docs.calls(f"read:{INTRO_URI}"), gateway.docs.calls("prompt:summarize")
+    async with connect(gateway.mcp_url, gateway.teller) as conn:
+        with pytest.raises(MCPError) as read:
+            await conn.client.read_resource(f"mcp+docs:{INTRO_URI}")
+        with pytest.raises(MCPError) as got:
+            await conn.client.get_prompt("docs__summarize", {"topic": "reviews"})
+        session = conn.session_id
+    refused = {"resources/read": refused_decision(read.value), "prompts/get": refused_decision(got.value)}
+    assert gateway.docs.calls(f"read:{INTRO_URI}") == reads
+    assert gateway.docs.calls("prompt:summarize") == gets
+
+    entries, _ = gateway.ledger()
+    for method, decision_id in refused.items():
+        decided = call_entries(entries, "mcp.call.decided", decision_id=decision_id)
+        assert len(decided) == 1, (method, decision_id)
+        payload = decided[0]["payload"]
+        assert (payload["method"], payload["outcome"], payload["session_id"]) == (method, "deny", session), payload
+        assert not call_entries(entries, "mcp.call.completed", call_id=payload["call_id"]), payload
+    resource = call_entries(entries, "mcp.call.decided", decision_id=refused["resources/read"])[0]["payload"]
+    prompt = call_entries(entries, "mcp.call.decided", decision_id=refused["prompts/get"])[0]["payload"]
+    assert resource["resource"] == f"mcp+docs:{INTRO_URI}" and prompt["prompt"] == "docs__summarize", (resource, prompt)
 
 
 # ---- reviews ------------------------------------------------------------------------------------
