@@ -315,6 +315,15 @@ pub async fn run(
     let kernel = state.kernel.clone();
     let app = http::router(state);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    // Small writes go out at once: an event-stream answer is written in
+    // two parts (head, then the event), and with Nagle's algorithm the
+    // second waits for the client's delayed acknowledgement (about 40 ms).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         // Open streams are not requests in flight: each is told to
