@@ -113,6 +113,15 @@ impl What<'_> {
     }
 }
 
+impl Verdict {
+    /// The decision's entry (once) and the call's `mcp.call.decided`.
+    fn records(&mut self, call: &mut Call<'_>, now: i64, decided: Value) -> Vec<Record> {
+        let mut records: Vec<Record> = self.record.take().into_iter().collect();
+        records.push(call.entry("mcp.call.decided", now, decided));
+        records
+    }
+}
+
 /// A call being handled: who, in which session, what.
 struct Call<'a> {
     who: &'a Principal,
@@ -530,12 +539,7 @@ impl Gateway {
     /// A call allowed or denied: the decision and `mcp.call.decided` made
     /// durable, then the call forwarded, or refused naming the decision.
     async fn decided(&self, call: &mut Call<'_>, verdict: &mut Verdict, now: i64, decided: Value) -> Answer {
-        let records: Vec<Record> = verdict
-            .record
-            .take()
-            .into_iter()
-            .chain([call.entry("mcp.call.decided", now, decided)])
-            .collect();
+        let records = verdict.records(call, now, decided);
         if let Err(e) = self.ledger.append_all(records).await {
             return internal(&e);
         }
@@ -569,12 +573,7 @@ impl Gateway {
             .map_err(|e| internal(&e))?;
         if let Some(r) = existing {
             decided["review"] = json!({"execution_id": r.execution_id, "reused": true});
-            let records: Vec<Record> = verdict
-                .record
-                .take()
-                .into_iter()
-                .chain([call.entry("mcp.call.decided", now, decided)])
-                .collect();
+            let records = verdict.records(call, now, decided);
             self.ledger.append_all(records).await.map_err(|e| internal(&e))?;
             return Ok(r);
         }
@@ -614,8 +613,7 @@ impl Gateway {
         // A change's first records are its history rows', one each, in
         // order (they are indexed by them); the decision follows.
         let mut records: Vec<Record> = spawned.history.iter().map(record_of).collect();
-        records.extend(verdict.record.take());
-        records.push(call.entry("mcp.call.decided", now, decided));
+        records.extend(verdict.records(call, now, decided));
         let kinds: Vec<&str> = spawned.history.iter().map(|h| h.kind).collect();
         let change = Change {
             executions: vec![(spawned.exec, None)],

@@ -9,8 +9,10 @@ import secrets
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ledgerkit import REPO_ROOT
 
@@ -113,3 +115,19 @@ class WardenServer:
         return subprocess.run(
             [str(self.bin), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0, every: float = 0.1) -> Any:
+    """Polls `probe` until it returns something truthy; fails loudly past
+    the deadline with what was last seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - kept as the last observation
+            last = e
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")

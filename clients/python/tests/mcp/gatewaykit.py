@@ -29,6 +29,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, GetPromptResult, Implementation, ReadResourceResult, TextContent
+import wardenproc
 from wardenproc import WardenServer
 
 import warden
@@ -86,19 +87,9 @@ def free_port() -> int:
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE, every: float = 0.1) -> Any:
-    """Polls `probe` until it returns something truthy; fails past the
-    deadline with what was last seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - kept as the last observation
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+    """Polls `probe` until it returns something truthy (wardenproc's poll,
+    with this suite's deadline)."""
+    return wardenproc.wait_for(what, probe, timeout, every)
 
 
 async def await_for(

@@ -18,7 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from wardenproc import wait_for
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[3]
@@ -28,22 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0, every: float = 0.1) -> Any:
-    """Polls `probe` until it returns something truthy; fails loudly past
-    the deadline with what was last seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - kept as the last observation
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
 
 
 def warden_bin() -> Path:
