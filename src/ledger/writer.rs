@@ -368,8 +368,14 @@ impl Ledger {
 
     /// Appends records and writes `change` in the same transaction: both
     /// commit, or neither. Fails with [`AppendError::Changed`] (and writes
-    /// nothing) when the change's conditions no longer hold.
+    /// nothing) when the change's conditions no longer hold. The change's
+    /// history rows are recorded by the first records, one each, in order
+    /// (each row is written with its record's index).
     pub async fn append_with(&self, records: Vec<Record>, change: Change) -> Result<Vec<Receipt>, AppendError> {
+        debug_assert!(
+            records.len() >= change.history.len() && change.history.iter().zip(&records).all(|(h, r)| h.kind == r.kind),
+            "a change's first records must be its history rows', in order"
+        );
         self.submit(records, Some(Box::new(change))).await
     }
 

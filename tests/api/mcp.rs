@@ -614,7 +614,12 @@ async fn calls_are_decided_forwarded_reviewed_and_recorded(backend: Backend) {
         async move { c.call("bank__transfer", json!({"amount": 5000, "to": "acct-9"})).await }
     };
     let approve = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let pending = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no review appeared in GET /v0/approvals"
+            );
             let r = app.call(Method::GET, "/v0/approvals", Some(&reviewers[0]), None).await;
             if let Some(p) = r.body["waiting"].as_array().and_then(|a| a.first()).cloned() {
                 break p;
