@@ -212,6 +212,38 @@ def test_errors_carry_the_problem_code(warden_server: WardenServer, admin: warde
     assert e403.value.status == 403 and e403.value.code == "forbidden"
 
 
+# ---- the MCP gateway's registry -----------------------------------------------------------
+
+
+def test_mcp_upstream_registry(warden_server: WardenServer, admin: warden.Client) -> None:
+    name = f"tools-{secrets.token_hex(3)}"
+    made = admin.put_mcp_upstream(name, url="https://tools.example.com/mcp", bearer_token="upstream-secret")
+    assert (made["name"], made["version"], made["has_token"]) == (name, 1, True)
+    assert "upstream-secret" not in json.dumps(made)
+    again = admin.put_mcp_upstream(name, url="https://tools2.example.com/mcp")
+    assert (again["version"], again["has_token"]) == (2, False)
+    assert {u["name"]: u["url"] for u in admin.mcp_upstreams()}[name] == "https://tools2.example.com/mcp"
+    # Nothing listed from it yet: no pins, and none to accept.
+    assert admin.mcp_upstream_tools(name) == []
+    with pytest.raises(warden.NotFound) as unknown:
+        admin.accept_mcp_tool(name, "lookup")
+    assert unknown.value.code == "unknown_tool"
+    # A loopback address is not public: refused unless the operator allows it.
+    with pytest.raises(warden.BadRequest) as refused:
+        admin.put_mcp_upstream(name, url="http://127.0.0.1:9/mcp")
+    assert refused.value.code == "invalid_upstream"
+
+    async def from_async() -> list[dict[str, Any]]:
+        async with warden.AsyncClient(warden_server.url, warden_server.token) as a:
+            await a.delete_mcp_upstream(name)
+            return await a.mcp_upstreams()
+
+    assert name not in {u["name"] for u in asyncio.run(from_async())}
+    with pytest.raises(warden.NotFound) as gone:
+        admin.mcp_upstream_tools(name)
+    assert gone.value.code == "unknown_upstream"
+
+
 # ---- the kernel --------------------------------------------------------------------------
 
 

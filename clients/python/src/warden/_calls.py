@@ -296,6 +296,36 @@ def health() -> Call[dict[str, Any]]:
     return get("/health", as_dict)
 
 
+# ---- MCP gateway ------------------------------------------------------------
+
+
+def put_mcp_upstream(name: str, url: str | None, stdio: str | None, bearer_token: str | None) -> Call[dict[str, Any]]:
+    body: dict[str, Any] = {}
+    if url is not None:
+        body["url"] = url
+    if stdio is not None:
+        body["stdio"] = stdio
+    if bearer_token is not None:
+        body["bearer_token"] = bearer_token
+    return json_call("PUT", f"/v1/mcp/upstreams/{seg(name)}", body, as_dict)
+
+
+def mcp_upstreams() -> Call[list[dict[str, Any]]]:
+    return get("/v1/mcp/upstreams", as_list)
+
+
+def delete_mcp_upstream(name: str) -> Call[None]:
+    return Call("DELETE", f"/v1/mcp/upstreams/{seg(name)}", as_none)
+
+
+def mcp_upstream_tools(name: str) -> Call[list[dict[str, Any]]]:
+    return get(f"/v1/mcp/upstreams/{seg(name)}/tools", as_list)
+
+
+def accept_mcp_tool(name: str, tool: str) -> Call[dict[str, Any]]:
+    return Call("POST", f"/v1/mcp/upstreams/{seg(name)}/tools/{seg(tool)}/accept", as_dict)
+
+
 # ---- kernel -----------------------------------------------------------------
 
 

@@ -284,6 +284,32 @@ class AsyncClient:
     async def revoke_token(self, token_id: str) -> None:
         await self._send(c.revoke_token(token_id))
 
+    # ---- MCP gateway (docs/mcp.md) -------------------------------------
+
+    async def put_mcp_upstream(
+        self, name: str, *, url: str | None = None, stdio: str | None = None, bearer_token: str | None = None
+    ) -> dict[str, Any]:
+        """``PUT /v1/mcp/upstreams/{name}`` (admin): a tool server at ``url``,
+        or a local one the operator allows (``stdio``); ``version`` 1 when new."""
+        return await self._send(c.put_mcp_upstream(name, url, stdio, bearer_token))
+
+    async def mcp_upstreams(self) -> list[dict[str, Any]]:
+        """``GET /v1/mcp/upstreams``: the tenant's tool servers (tokens never shown)."""
+        return await self._send(c.mcp_upstreams())
+
+    async def delete_mcp_upstream(self, name: str) -> None:
+        """``DELETE /v1/mcp/upstreams/{name}`` (admin)."""
+        await self._send(c.delete_mcp_upstream(name))
+
+    async def mcp_upstream_tools(self, name: str) -> list[dict[str, Any]]:
+        """``GET /v1/mcp/upstreams/{name}/tools``: pinned definitions, and which changed."""
+        return await self._send(c.mcp_upstream_tools(name))
+
+    async def accept_mcp_tool(self, name: str, tool: str) -> dict[str, Any]:
+        """``POST /v1/mcp/upstreams/{name}/tools/{tool}/accept`` (admin): the
+        changed definition becomes the pin."""
+        return await self._send(c.accept_mcp_tool(name, tool))
+
     async def create_tenant(self, name: str) -> dict[str, Any]:
         """``POST /v1/tenants`` (platform admin): returns its first admin token."""
         return await self._send(c.create_tenant(name))
