@@ -178,6 +178,26 @@ fn tool_error(text: String, meta: Value) -> Answer {
         "_meta": {"warden": meta}}))
 }
 
+/// A request of the gateway policy at `path`, kept with the session (the
+/// audit event's `workflow_id`), the agent and, for a call, the call
+/// (`activity_id`) as its context.
+fn request(session: &Session, call_id: Option<&str>, path: &str, input: &Value) -> Result<DecisionRequest, String> {
+    let raw =
+        serde_json::value::to_raw_value(input).map_err(|e| format!("the policy input could not be built: {e}"))?;
+    let mut context = Map::new();
+    context.insert("workflow_id".into(), session.id.clone().into());
+    context.insert("agent_id".into(), session.agent_id.clone().into());
+    if let Some(c) = call_id {
+        context.insert("activity_id".into(), c.into());
+    }
+    Ok(DecisionRequest {
+        path: path.to_string(),
+        input: Some(raw),
+        bundle: None,
+        context: Some(context),
+    })
+}
+
 fn caller_of(who: &Principal) -> Value {
     json!({"token_id": who.token_id, "token_name": who.token_name, "tenant_id": who.tenant_id,
         "subject": who.subject, "roles": who.roles.iter().map(Role::as_str).collect::<Vec<_>>()})
@@ -256,19 +276,20 @@ impl Gateway {
             .collect();
         let input = json!({"method": "tools/list", "agent": {"id": session.agent_id}, "caller": caller_of(who),
             "session": {"id": session.id, "client": session.client}, "tools": listed});
-        let visible: Vec<String> = match self.evaluate(who, session, None, &self.cfg.visible_path, input).await {
-            Ok((d, _)) => match d {
-                Value::Array(names) => names
-                    .into_iter()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "mcp: the visible-tools policy could not decide; no tool is shown");
-                Vec::new()
-            }
-        };
+        let visible: std::collections::HashSet<String> =
+            match self.evaluate(who, session, &self.cfg.visible_path, input).await {
+                Ok((d, _)) => match d {
+                    Value::Array(names) => names
+                        .into_iter()
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Default::default(),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "mcp: the visible-tools policy could not decide; no tool is shown");
+                    Default::default()
+                }
+            };
         Ok(all
             .iter()
             .filter(|t| visible.contains(&t.public_name()))
@@ -286,23 +307,10 @@ impl Gateway {
         &self,
         who: &Principal,
         session: &Session,
-        call_id: Option<&str>,
         path: &str,
         input: Value,
     ) -> Result<(Value, String), String> {
-        let raw = serde_json::value::to_raw_value(&input).map_err(|e| e.to_string())?;
-        let mut context = Map::new();
-        context.insert("workflow_id".into(), session.id.clone().into());
-        context.insert("agent_id".into(), session.agent_id.clone().into());
-        if let Some(c) = call_id {
-            context.insert("activity_id".into(), c.into());
-        }
-        let req = DecisionRequest {
-            path: path.to_string(),
-            input: Some(raw),
-            bundle: None,
-            context: Some(context),
-        };
+        let req = request(session, None, path, &input)?;
         let d = self
             .policy
             .decide(who, req)
@@ -332,20 +340,10 @@ impl Gateway {
             decision_id,
             record,
         };
-        let raw = match serde_json::value::to_raw_value(&input) {
-            Ok(r) => r,
-            Err(e) => return deny(vec![format!("the policy input could not be built: {e}")], None, None),
-        };
-        let mut context = Map::new();
-        context.insert("workflow_id".into(), call.session.id.clone().into());
-        context.insert("activity_id".into(), call.id.clone().into());
-        context.insert("agent_id".into(), call.session.agent_id.clone().into());
         let path = &self.cfg.decision_path;
-        let req = DecisionRequest {
-            path: path.clone(),
-            input: Some(raw),
-            bundle: None,
-            context: Some(context),
+        let req = match request(call.session, Some(&call.id), path, &input) {
+            Ok(r) => r,
+            Err(e) => return deny(vec![e], None, None),
         };
         let d = match self.policy.decide(call.who, req).await {
             Ok(d) => d,
@@ -652,19 +650,21 @@ impl Gateway {
             json!({"review": {"execution_id": review.execution_id, "step_id": step, "state": state,
                 "approvals": approvals, "reviewers_required": needed}})
         };
+        // The review's one step, written with its execution: its id and the
+        // approvals it needs do not change while the call waits.
+        let steps = match self.store.kernel_steps_of(&review.execution_id).await {
+            Ok(s) => s,
+            Err(e) => return internal(&e),
+        };
+        let step = steps.iter().find(|s| s.tool == MCP_REVIEW_TOOL);
+        let step_id = step.map(|s| s.id.as_str());
+        let needed = step.map_or(1, |s| s.review_needed);
         loop {
             let exec = match self.store.kernel_execution(&review.execution_id).await {
                 Ok(Some(e)) => e,
                 Ok(None) => return internal(&"the review's execution is missing"),
                 Err(e) => return internal(&e),
             };
-            let steps = match self.store.kernel_steps_of(&exec.id).await {
-                Ok(s) => s,
-                Err(e) => return internal(&e),
-            };
-            let step = steps.iter().find(|s| s.tool == MCP_REVIEW_TOOL);
-            let step_id = step.map(|s| s.id.as_str());
-            let needed = step.map_or(1, |s| s.review_needed);
             match exec.state {
                 ExecState::Completed => {
                     let now = self.clock.now_ms();

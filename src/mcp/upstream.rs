@@ -230,7 +230,10 @@ impl Upstreams {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
+        // A JSON answer is kept whole; an event stream is read event by
+        // event. Either counts against `max_bytes`.
         let mut buf: Vec<u8> = Vec::new();
+        let mut read = 0usize;
         let mut events = SseReader::default();
         loop {
             let chunk = res.chunk().await.map_err(|e| {
@@ -241,7 +244,8 @@ impl Upstreams {
                 }
             })?;
             let Some(chunk) = chunk else { break };
-            if buf.len() + chunk.len() > self.max_bytes {
+            read += chunk.len();
+            if read > self.max_bytes {
                 return Ok((
                     Err(UpstreamError::Protocol(format!(
                         "the answer is larger than mcp.max_upstream_bytes ({})",
@@ -259,7 +263,6 @@ impl Upstreams {
                         return Ok((Ok(v), new_session));
                     }
                 }
-                buf.extend_from_slice(&chunk);
             } else {
                 buf.extend_from_slice(&chunk);
             }
