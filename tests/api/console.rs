@@ -64,6 +64,11 @@ async fn sign_in(app: &TestApp, token: &str) -> Browser {
 
 /// A request as the console's page makes it: the cookie, and the CSRF
 /// token when given.
+/// `GET /v1/whoami` with a session cookie, as a browser sends it.
+async fn whoami(app: &TestApp, cookie: &str) -> Reply {
+    as_browser(app, Method::GET, "/v1/whoami", cookie, None, None).await
+}
+
 async fn as_browser(
     app: &TestApp,
     method: Method,
@@ -181,7 +186,7 @@ async fn sign_in_acts_as_the_token_and_changes_need_csrf(backend: Backend) {
 
     // The cookie acts as the token: what the reviewer may read, it reads;
     // what it may not, it is refused exactly as the token is.
-    let me = as_browser(&app, Method::GET, "/v1/whoami", &rev.cookie, None, None).await;
+    let me = whoami(&app, &rev.cookie).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["token_id"], rev.body["whoami"]["token_id"]);
     let queue = as_browser(&app, Method::GET, "/v0/approvals", &rev.cookie, None, None).await;
@@ -314,7 +319,7 @@ async fn a_session_ends_with_sign_out_and_with_its_token(backend: Backend) {
     let r = as_browser(&app, Method::DELETE, "/ui/session", &a.cookie, Some(&a.csrf), None).await;
     assert_eq!(r.code(), "session_ended");
     // The other session of the same token goes on.
-    let r = as_browser(&app, Method::GET, "/v1/whoami", &b.cookie, None, None).await;
+    let r = whoami(&app, &b.cookie).await;
     assert_eq!(r.status, StatusCode::OK);
 
     // Revoking the token ends every session of it, at once.
@@ -380,25 +385,15 @@ async fn a_session_expires_with_its_token_or_its_own_term(backend: Backend) {
     // A token without expiry: the session lasts console.session_ttl_secs.
     let long = app.token(&app.admin, &["auditor"]).await;
     let l = sign_in(&app, &long).await;
-    assert_eq!(
-        as_browser(&app, Method::GET, "/v1/whoami", &l.cookie, None, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(whoami(&app, &l.cookie).await.status, StatusCode::OK);
 
     clock.advance_ns(301 * 1_000_000_000);
-    let r = as_browser(&app, Method::GET, "/v1/whoami", &short_cookie, None, None).await;
+    let r = whoami(&app, &short_cookie).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "session_ended"));
-    assert_eq!(
-        as_browser(&app, Method::GET, "/v1/whoami", &l.cookie, None, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(whoami(&app, &l.cookie).await.status, StatusCode::OK);
 
     clock.advance_ns(300 * 1_000_000_000);
-    let r = as_browser(&app, Method::GET, "/v1/whoami", &l.cookie, None, None).await;
+    let r = whoami(&app, &l.cookie).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "session_ended"));
     // One token holds at most 20 live sessions: the 21st sign-in is
     // refused until one ends.
