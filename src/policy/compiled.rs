@@ -400,6 +400,19 @@ impl CompiledPolicy {
                 for parent in self.parents.iter().filter(|p| p.starts_with(&path.0)) {
                     ensure_objects(&mut value, &parent[path.0.len()..]);
                 }
+                if let Some(at) = unrecordable_number(&value) {
+                    return Err(Error::PolicyEval(format!(
+                        "the result holds an integer too large for the evidence at {}: the ledger records \
+                         integers in [-2^63, 2^64 - 1] digit for digit and no others, so no decision is made \
+                         rather than one recorded otherwise than computed; return such a number as a string \
+                         (format_int(n, 10))",
+                        if at.is_empty() {
+                            "the result itself".to_string()
+                        } else {
+                            format!("{at:?}")
+                        }
+                    )));
+                }
                 Ok(value)
             }
             Err(panic) => {
@@ -456,7 +469,15 @@ impl CompiledPolicy {
             let (passed, error) = match r {
                 Ok(Value::Bool(true)) => (true, None),
                 Ok(Value::Undefined) => (false, Some("test rule is undefined (a condition failed)".to_string())),
-                Ok(other) => (false, Some(format!("test rule evaluated to {other} instead of true"))),
+                Ok(other) => (
+                    false,
+                    Some(format!(
+                        "test rule evaluated to {} instead of true",
+                        other
+                            .to_json_str()
+                            .unwrap_or_else(|_| "a value with an integer past 64 bits".into())
+                    )),
+                ),
                 Err(e) => (false, Some(first_line_trimmed(&e))),
             };
             out.push(TestResult {
@@ -484,6 +505,85 @@ impl CompiledPolicy {
             f(engine)
         })
     }
+}
+
+/// The JSON Pointer of the first number in `value` the evidence cannot
+/// hold exactly: an integer outside [-2^63, 2^64 - 1]. regorus computes
+/// integers of any size (`bits.lsh(1, 70)`, an RSA modulus parsed from a
+/// certificate); the ledger records integers within 64 bits digit for digit
+/// and refuses others (`docs/ledger-format.md`); written as JSON, such a
+/// number would silently become the nearest double. None for most results,
+/// found without allocating.
+pub fn unrecordable_number(value: &Value) -> Option<String> {
+    fn big(v: &Value) -> bool {
+        match v {
+            // Only a whole number past 64 bits has a big-integer form (a
+            // float past 2^53 has none). Written as JSON it becomes the
+            // nearest double: exact when that double's shortest decimal is
+            // the same number (`1e30`), not otherwise (2^70, whose shortest
+            // form is 1.1805916207174113e21).
+            Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() && n.as_big().is_some() => {
+                let exact = n.format_decimal();
+                !exact
+                    .parse::<f64>()
+                    .is_ok_and(|f| f.is_finite() && same_decimal(&exact, &format!("{f:e}")))
+            }
+            _ => false,
+        }
+    }
+    /// `digits` (an integer, optionally negative) and `sci` (Rust's `{:e}`
+    /// form, `-1.5e21`) name the same number.
+    fn same_decimal(digits: &str, sci: &str) -> bool {
+        let (d_neg, d) = digits.strip_prefix('-').map_or((false, digits), |d| (true, d));
+        let (s_neg, s) = sci.strip_prefix('-').map_or((false, sci), |s| (true, s));
+        let Some((mantissa, exp)) = s.split_once('e') else {
+            return false;
+        };
+        let Ok(exp) = exp.parse::<usize>() else {
+            return false;
+        };
+        let m: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        d_neg == s_neg && d.len() == exp + 1 && d.trim_end_matches('0') == m.trim_end_matches('0')
+    }
+    fn walk(v: &Value, path: &mut Vec<String>) -> bool {
+        match v {
+            Value::Number(_) => big(v),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .any(|(i, item)| within(path, i.to_string(), item)),
+            Value::Set(items) => items
+                .iter()
+                .enumerate()
+                .any(|(i, item)| within(path, i.to_string(), item)),
+            Value::Object(members) => members.iter().any(|(k, item)| {
+                let key = match k {
+                    Value::String(s) => s.to_string(),
+                    Value::Number(n) => n.format_decimal(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                };
+                (big(k) && {
+                    path.push(key.clone());
+                    true
+                }) || within(path, key, item)
+            }),
+            _ => false,
+        }
+    }
+    fn within(path: &mut Vec<String>, key: String, item: &Value) -> bool {
+        path.push(key);
+        let found = walk(item, path);
+        if !found {
+            path.pop();
+        }
+        found
+    }
+    let mut path = Vec::new();
+    walk(value, &mut path).then(|| {
+        path.iter()
+            .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+            .collect()
+    })
 }
 
 fn eval_error(e: anyhow::Error) -> Error {
@@ -728,6 +828,43 @@ mod tests {
             Value::from(true),
             "the thread evaluates on"
         );
+    }
+
+    #[test]
+    fn a_result_with_an_integer_the_evidence_cannot_hold_is_refused_with_its_place() {
+        let p = compiled(&[(
+            "a.rego",
+            "package a\n\nbig := bits.lsh(1, 70)\n\nnested := {\"limits\": [1, {\"a/b\": bits.lsh(1, 64)}]}\n\n\
+             edge := [bits.lsh(1, 63) * 2 - 1, 0 - bits.lsh(1, 63), 1e30, 0.5]\n\n\
+             as_text := format_int(bits.lsh(1, 70), 10)\n\nwithin := bits.lsh(1, 70) > 5\n",
+        )]);
+        let refused = |path: &str| match eval(&p, path, "{}") {
+            Err(Error::PolicyEval(m)) => m,
+            other => panic!("{path}: {other:?}"),
+        };
+        assert!(
+            refused("a/big").contains("at the result itself"),
+            "{}",
+            refused("a/big")
+        );
+        assert!(
+            refused("a/nested").contains(r#""/limits/1/a~1b""#),
+            "{}",
+            refused("a/nested")
+        );
+        // The whole package holds them too; the first is named.
+        assert!(refused("a").contains(r#""/big""#), "{}", refused("a"));
+        // 2^64 - 1, -2^63, and floats of any size are recorded as they are.
+        assert_eq!(
+            serde_json::to_string(&eval(&p, "a/edge", "{}").unwrap()).unwrap(),
+            "[18446744073709551615,-9223372036854775808,1e+30,0.5]"
+        );
+        // A policy computes with them freely, and returns them as text.
+        assert_eq!(
+            eval(&p, "a/as_text", "{}").unwrap(),
+            Value::from("1180591620717411303424")
+        );
+        assert_eq!(eval(&p, "a/within", "{}").unwrap(), Value::from(true));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::on_both_backends;
 on_both_backends!(
     the_number_marker_and_huge_exponents_are_refused_before_evaluation,
     integers_within_64_bits_are_evaluated_and_recorded_digit_for_digit,
+    a_result_past_64_bits_is_refused_and_not_recorded,
     duplicates_and_lone_surrogates_are_refused_on_every_recording_route,
     a_slow_tenant_holds_only_its_share_of_evaluation,
     whatever_is_accepted_is_recorded_exactly,
@@ -197,6 +198,50 @@ async fn integers_within_64_bits_are_evaluated_and_recorded_digit_for_digit(back
     .await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "number_out_of_range"));
     assert_eq!(log_size(&app, &app.admin).await, before);
+    app.stop().await;
+}
+
+/// The same rule holds for what the policy answers: an integer it computed
+/// past 64 bits (an RSA modulus, `bits.lsh(1, 70)`) cannot be recorded
+/// exactly, so the decision is refused with the place of the number rather
+/// than recorded with a null result.
+async fn a_result_past_64_bits_is_refused_and_not_recorded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = "package b\n\nshifted := {\"n\": bits.lsh(input.n, 70)}\n";
+    let r = app
+        .upload(&app.admin, "big", bundle_of(&[("b.rego", policy)], "1", &["b"]))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app.activate(&app.admin, "big", "1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let agent = app.token(&app.admin, &["agent"]).await;
+    let before = log_size(&app, &app.admin).await;
+    for (path, body) in [
+        ("/v1/decisions", r#"{"path": "b/shifted", "input": {"n": 1}}"#),
+        ("/v1/data/b/shifted", r#"{"input": {"n": 1}}"#),
+    ] {
+        let r = post(&app, path, &agent, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "policy_eval_error"),
+            "{path}: {}",
+            r.body
+        );
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(r#""/n""#) && detail.contains("as a string"), "{detail}");
+    }
+    assert_eq!(log_size(&app, &app.admin).await, before, "nothing was recorded");
+    // Zero shifted is zero: decided and recorded as usual.
+    let r = post(
+        &app,
+        "/v1/decisions",
+        &agent,
+        r#"{"path": "b/shifted", "input": {"n": 0}}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["result"], json!({"n": 0}));
+    assert_eq!(log_size(&app, &app.admin).await, before + 1);
     app.stop().await;
 }
 
