@@ -512,6 +512,16 @@ fn stream(k: Arc<Kernel>, conn: Conn, after: i64, agent: bool) -> Sse<impl Strea
             }
             let k = &c.reg.kernel;
             if !c.caught_up {
+                // What this instance just committed for the stream, when it
+                // follows what was sent: no read. With other instances
+                // alive, their messages are in the store only: read it.
+                if !k.has_peers()
+                    && let Some((rows, more)) = c.reg.conn.inbox.take_following(c.after)
+                {
+                    c.caught_up = !more;
+                    c.buf.extend(rows);
+                    continue;
+                }
                 match k
                     .store
                     .kernel_pushes_after(&c.reg.conn.recipient, c.after, READ_LIMIT)

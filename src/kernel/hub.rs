@@ -4,19 +4,71 @@
 //! Messages themselves live in the store (`kernel_pushes`): a stream reads
 //! what follows the last id it sent, so a client that reconnects with
 //! `Last-Event-ID` misses nothing, and a message committed by another
-//! instance reaches it at its next poll.
+//! instance reaches it at its next poll. A message this instance commits
+//! is also handed to its streams with its number ([`Hub::deliver`], the
+//! stream's [`Inbox`]): when it follows what the stream sent, the stream
+//! sends it without reading it back.
 //!
 //! The hub also knows which token holds each stream: revoking a token, or
 //! its expiry, closes its streams ([`Hub::close_token`]), and a tenant
 //! holds at most so many streams at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use crate::model::kernel::PushRow;
 use crate::store::DeclaredTool;
+
+/// Messages committed on this instance for one stream, by number, until
+/// it sends them.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    rows: Mutex<BTreeMap<i64, PushRow>>,
+    /// Set by a wake-up that carries no message (a commit elsewhere, a
+    /// peer's notice): the store holds what woke it.
+    stale: AtomicBool,
+}
+
+impl Inbox {
+    /// Messages held for a stream that does not send them: past this, the
+    /// inbox is emptied and the stream reads the store.
+    const MAX: usize = 256;
+
+    fn put(&self, row: PushRow) {
+        let mut rows = self.rows.lock().expect("inbox lock");
+        if rows.len() >= Self::MAX {
+            rows.clear();
+            self.stale.store(true, Ordering::Release);
+        } else {
+            rows.insert(row.seq, row);
+        }
+    }
+
+    fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// The messages that follow `after` with no gap, and whether others
+    /// (after a gap) are held too; None when the store must be read: it
+    /// holds something the inbox does not, or there is nothing here.
+    pub fn take_following(&self, after: i64) -> Option<(Vec<PushRow>, bool)> {
+        let mut rows = self.rows.lock().expect("inbox lock");
+        *rows = rows.split_off(&(after + 1));
+        if self.stale.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        while let Some(row) = rows.remove(&next) {
+            out.push(row);
+            next += 1;
+        }
+        (!out.is_empty()).then(|| (out, !rows.is_empty()))
+    }
+}
 
 /// One open stream.
 #[derive(Debug, Clone)]
@@ -33,6 +85,8 @@ pub struct Conn {
     pub actor: String,
     pub recipient: String,
     pub wake: Arc<Notify>,
+    /// What this instance committed for it, numbered.
+    pub inbox: Arc<Inbox>,
     /// Set when the stream must end (its token was revoked or expired);
     /// the stream sees it at its next wake-up, which closing causes.
     pub closed: Arc<AtomicBool>,
@@ -56,11 +110,14 @@ impl Conn {
 #[derive(Debug)]
 pub struct TooManyStreams(pub usize);
 
+/// How a stream is woken, and handed messages.
+type Reachable = (Arc<Notify>, Arc<Inbox>);
+
 #[derive(Default)]
 struct Inner {
     agents: HashMap<(String, String), Vec<Conn>>,
     runners: HashMap<(String, String), Vec<Conn>>,
-    by_recipient: HashMap<String, Vec<Arc<Notify>>>,
+    by_recipient: HashMap<String, Vec<Reachable>>,
     /// Open streams (agents and runners) per tenant.
     per_tenant: HashMap<String, usize>,
 }
@@ -107,7 +164,7 @@ impl Hub {
         g.by_recipient
             .entry(conn.recipient.clone())
             .or_default()
-            .push(conn.wake.clone());
+            .push((conn.wake.clone(), conn.inbox.clone()));
         let map = if agent { &mut g.agents } else { &mut g.runners };
         map.entry((conn.tenant_id.clone(), conn.name.clone()))
             .or_default()
@@ -119,7 +176,7 @@ impl Hub {
     pub fn remove(&self, conn: &Conn) -> bool {
         let mut g = self.inner.lock().expect("hub lock");
         if let Some(list) = g.by_recipient.get_mut(&conn.recipient) {
-            list.retain(|n| !Arc::ptr_eq(n, &conn.wake));
+            list.retain(|(n, _)| !Arc::ptr_eq(n, &conn.wake));
             if list.is_empty() {
                 g.by_recipient.remove(&conn.recipient);
             }
@@ -196,12 +253,28 @@ impl Hub {
         set.into_iter().cloned().collect()
     }
 
-    /// Wakes every stream of this recipient on this instance.
+    /// Wakes every stream of this recipient on this instance, to read
+    /// the store.
     pub fn wake(&self, recipient: &str) {
         let g = self.inner.lock().expect("hub lock");
         if let Some(list) = g.by_recipient.get(recipient) {
-            for n in list {
+            for (n, inbox) in list {
+                inbox.mark_stale();
                 n.notify_one();
+            }
+        }
+    }
+
+    /// Hands committed messages, numbered, to their recipients' streams on
+    /// this instance, and wakes them.
+    pub fn deliver(&self, rows: Vec<PushRow>) {
+        let g = self.inner.lock().expect("hub lock");
+        for row in rows {
+            if let Some(list) = g.by_recipient.get(&row.recipient) {
+                for (n, inbox) in list {
+                    inbox.put(row.clone());
+                    n.notify_one();
+                }
             }
         }
     }
@@ -210,7 +283,8 @@ impl Hub {
     /// missed).
     pub fn wake_all(&self) {
         let g = self.inner.lock().expect("hub lock");
-        for n in g.by_recipient.values().flatten() {
+        for (n, inbox) in g.by_recipient.values().flatten() {
+            inbox.mark_stale();
             n.notify_one();
         }
     }
@@ -270,6 +344,7 @@ mod tests {
             actor: "token:tok_1 (t)".into(),
             recipient: recipient.into(),
             wake: Arc::new(Notify::new()),
+            inbox: Arc::default(),
             closed: Arc::new(AtomicBool::new(false)),
             tools: tools
                 .iter()
@@ -388,5 +463,63 @@ mod tests {
         let late = conn("c3", "a2", "agent/ten_1/a2", &[]);
         hub.add_agent(late.clone(), 10).unwrap();
         assert!(late.is_closed());
+    }
+
+    fn row(recipient: &str, seq: i64) -> PushRow {
+        PushRow {
+            recipient: recipient.into(),
+            seq,
+            event: "step.result",
+            data: serde_json::json!({"n": seq}),
+            created_at: 0,
+        }
+    }
+
+    fn seqs(taken: Option<(Vec<PushRow>, bool)>) -> Option<(Vec<i64>, bool)> {
+        taken.map(|(rows, more)| (rows.iter().map(|r| r.seq).collect(), more))
+    }
+
+    #[test]
+    fn a_stream_is_handed_what_follows_what_it_sent_and_reads_the_store_otherwise() {
+        let hub = Hub::default();
+        let a = conn("c1", "a1", "agent/ten_1/a1", &[]);
+        let other = conn("c2", "a2", "agent/ten_1/a2", &[]);
+        hub.add_agent(a.clone(), 10).unwrap();
+        hub.add_agent(other.clone(), 10).unwrap();
+        // Nothing held: the store is read.
+        assert_eq!(seqs(a.inbox.take_following(0)), None);
+        // Committed out of order (two edits in one batch): handed in order,
+        // each to its own recipient only.
+        hub.deliver(vec![row("agent/ten_1/a1", 2), row("agent/ten_1/a1", 1)]);
+        assert_eq!(seqs(a.inbox.take_following(0)), Some((vec![1, 2], false)));
+        assert_eq!(seqs(other.inbox.take_following(0)), None);
+        // What the stream sent already is dropped; a gap means a read.
+        hub.deliver(vec![row("agent/ten_1/a1", 3), row("agent/ten_1/a1", 5)]);
+        assert_eq!(seqs(a.inbox.take_following(2)), Some((vec![3], true)));
+        assert_eq!(seqs(a.inbox.take_following(3)), None, "4 is in the store only");
+        assert_eq!(seqs(a.inbox.take_following(4)), Some((vec![5], false)));
+        // A wake-up without messages (a commit of the workflow engine, a
+        // peer's notice) means the store holds more: read it, even with
+        // messages in hand.
+        hub.deliver(vec![row("agent/ten_1/a1", 6)]);
+        hub.wake("agent/ten_1/a1");
+        assert_eq!(seqs(a.inbox.take_following(5)), None);
+        assert_eq!(seqs(a.inbox.take_following(5)), Some((vec![6], false)));
+        // A stream that never sends is not held more than the bound.
+        hub.deliver(
+            (7..7 + Inbox::MAX as i64 + 1)
+                .map(|n| row("agent/ten_1/a1", n))
+                .collect(),
+        );
+        assert_eq!(
+            seqs(a.inbox.take_following(6)),
+            None,
+            "emptied past its bound: read the store"
+        );
+        assert!(a.inbox.rows.lock().unwrap().len() <= 1);
+        // A closed stream is handed nothing.
+        hub.remove(&a);
+        hub.deliver(vec![row("agent/ten_1/a1", 500)]);
+        assert_eq!(seqs(a.inbox.take_following(499)), None);
     }
 }

@@ -171,26 +171,43 @@ impl Kernel {
         };
         let records = change.history.iter().map(record_of).collect();
         let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
-        let recipients: Vec<String> = change.pushes.iter().map(|p| p.recipient.clone()).collect();
+        let mut pushes = change.pushes.clone();
         let pending = change.steps.iter().any(|(s, _)| s.state == StepState::Pending);
-        let receipts = match self.ledger.append_with(records, change).await {
-            Ok(r) => r,
+        let appended = match self.ledger.append_change(records, change).await {
+            Ok(a) => a,
             Err(AppendError::Changed(what)) => return Err(KernelError::Store(StoreError::Changed(what))),
             Err(e) => return Err(e.into()),
         };
+        for (p, seq) in pushes.iter_mut().zip(&appended.pushed) {
+            p.seq = *seq;
+        }
         for kind in &kinds {
             self.metrics
                 .kernel_transitions
                 .get_or_create(&KindLabels { kind })
                 .inc();
         }
-        self.after_commit(&recipients, pending);
+        if self.has_peers() {
+            // Streams read the store, which holds the other instances'
+            // messages too; those instances are told to look.
+            let recipients: Vec<String> = pushes.iter().map(|p| p.recipient.clone()).collect();
+            for r in &recipients {
+                self.hub.wake(r);
+            }
+            self.outbox.add(&recipients);
+        } else {
+            // Alone: its streams send the messages without reading them back.
+            self.hub.deliver(pushes);
+        }
+        if pending {
+            self.due.notify_one();
+        }
         if edit.exec.workflow_run.is_some() && edit.exec.state.is_terminal() {
             self.run_ended.notify_one();
         }
         Ok(Committed {
             exec: edit.exec,
-            receipts,
+            receipts: appended.receipts,
             kinds,
         })
     }

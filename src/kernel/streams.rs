@@ -79,6 +79,7 @@ impl Kernel {
             actor: who.actor(),
             recipient,
             wake: Arc::new(Notify::new()),
+            inbox: Arc::default(),
             closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tools: Vec::new(),
         }

@@ -15,4 +15,4 @@ pub mod read;
 pub mod writer;
 
 pub use crate::evidence::receipt::Receipt;
-pub use writer::{AppendError, Ledger, Record};
+pub use writer::{AppendError, Appended, Ledger, Record};

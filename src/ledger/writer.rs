@@ -164,7 +164,15 @@ type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
 struct Append {
     records: Vec<Record>,
     change: Option<Box<Change>>,
-    reply: Reply<Vec<Receipt>>,
+    reply: Reply<Appended>,
+}
+
+/// What one append committed: a receipt per record, in order, and the
+/// numbers its change's stream messages were given, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Appended {
+    pub receipts: Vec<Receipt>,
+    pub pushed: Vec<i64>,
 }
 
 enum Job {
@@ -363,7 +371,7 @@ impl Ledger {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        self.submit(records, None).await
+        self.submit(records, None).await.map(|a| a.receipts)
     }
 
     /// Appends records and writes `change` in the same transaction: both
@@ -376,6 +384,17 @@ impl Ledger {
             records.len() >= change.history.len() && change.history.iter().zip(&records).all(|(h, r)| h.kind == r.kind),
             "a change's first records must be its history rows', in order"
         );
+        self.submit(records, Some(Box::new(change))).await.map(|a| a.receipts)
+    }
+
+    /// [`Self::append_with`], answering also the numbers the change's
+    /// stream messages were given (so their streams are handed them
+    /// without reading them back).
+    pub async fn append_change(&self, records: Vec<Record>, change: Change) -> Result<Appended, AppendError> {
+        debug_assert!(
+            records.len() >= change.history.len() && change.history.iter().zip(&records).all(|(h, r)| h.kind == r.kind),
+            "a change's first records must be its history rows', in order"
+        );
         self.submit(records, Some(Box::new(change))).await
     }
 
@@ -384,7 +403,7 @@ impl Ledger {
         self.max_payload
     }
 
-    async fn submit(&self, records: Vec<Record>, change: Option<Box<Change>>) -> Result<Vec<Receipt>, AppendError> {
+    async fn submit(&self, records: Vec<Record>, change: Option<Box<Change>>) -> Result<Appended, AppendError> {
         for r in &records {
             check_record(r, self.max_payload)?;
         }
@@ -668,7 +687,7 @@ impl Writer {
         &mut self,
         batch: &[Append],
         cached: bool,
-    ) -> Result<Vec<Result<Vec<Receipt>, AppendError>>, StoreError> {
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         // Optimistically first: each change without a savepoint of its own.
         // Changes rarely fail (a row moved since it was read); when one
         // does, the batch is written again with each change isolated.
@@ -708,18 +727,21 @@ impl Writer {
         batch: &[Append],
         cached: bool,
         isolate: bool,
-    ) -> Result<Option<(Vec<Result<Vec<Receipt>, AppendError>>, Vec<(String, LogHead)>)>, StoreError> {
+    ) -> Result<Option<(Vec<Result<Appended, AppendError>>, Vec<(String, LogHead)>)>, StoreError> {
         let now = self.clock.now_ms();
         let mut applied = Vec::with_capacity(batch.len());
+        let mut pushed = Vec::with_capacity(batch.len());
         for a in batch {
-            applied.push(match &a.change {
+            let (done, seqs) = match &a.change {
                 Some(change) if isolate => tx.apply(change).await?,
                 Some(change) => match tx.apply_unisolated(change).await? {
-                    Applied::Written => Applied::Written,
-                    Applied::Moved(_) | Applied::Exists(_) => return Ok(None),
+                    (Applied::Written, seqs) => (Applied::Written, seqs),
+                    (Applied::Moved(_) | Applied::Exists(_), _) => return Ok(None),
                 },
-                None => Applied::Written,
-            });
+                None => (Applied::Written, Vec::new()),
+            };
+            applied.push(done);
+            pushed.push(seqs);
         }
         let records: Vec<&Record> = batch
             .iter()
@@ -779,7 +801,7 @@ impl Writer {
         let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
         let mut results = Vec::with_capacity(batch.len());
         let mut history = Vec::new();
-        for (a, done) in batch.iter().zip(&applied) {
+        for ((a, done), pushed) in batch.iter().zip(&applied).zip(pushed) {
             match *done {
                 Applied::Written => {}
                 Applied::Moved(what) => {
@@ -797,7 +819,7 @@ impl Writer {
             if let Some(change) = &a.change {
                 history.extend(change.history.iter().zip(mine.iter().map(|r| r.index)));
             }
-            results.push(Ok(mine));
+            results.push(Ok(Appended { receipts: mine, pushed }));
         }
         tx.record_history(&history).await?;
         Ok(Some((results, moved)))

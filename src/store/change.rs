@@ -50,7 +50,8 @@ pub struct Change {
     /// appended with the change, in order, and written once the batch
     /// knows their ledger indexes ([`LedgerTx::record_history`]).
     pub history: Vec<HistoryRow>,
-    /// Messages for streams; their `seq` is assigned here.
+    /// Messages for streams; their `seq` is assigned when written, in
+    /// commit order, and answered by [`LedgerTx::apply`].
     pub pushes: Vec<PushRow>,
     /// A reviewer's verdict on a step.
     pub approval: Option<ApprovalRow>,
@@ -79,14 +80,16 @@ impl LedgerTx {
     /// Applies `change` inside a savepoint of the ledger's batch
     /// transaction. When a row it is conditional on moved since it was
     /// read, nothing of it stays and the batch goes on.
-    pub async fn apply(&mut self, change: &Change) -> Result<Applied> {
+    /// Also answers the numbers its stream messages were given, in order
+    /// (empty unless written).
+    pub async fn apply(&mut self, change: &Change) -> Result<(Applied, Vec<i64>)> {
         self.execute("SAVEPOINT change").await?;
-        let applied = self.apply_unisolated(change).await?;
+        let (applied, pushed) = self.apply_unisolated(change).await?;
         if applied != Applied::Written {
             self.execute("ROLLBACK TO SAVEPOINT change").await?;
         }
         self.execute("RELEASE SAVEPOINT change").await?;
-        Ok(applied)
+        Ok((applied, pushed))
     }
 
     /// Applies `change` without a savepoint of its own: cheaper by two
@@ -94,11 +97,11 @@ impl LedgerTx {
     /// fails ([`Applied::Moved`], [`Applied::Exists`]), what the change
     /// wrote before is still in the transaction, which the caller must
     /// roll back (and write again, isolating each change with [`Self::apply`]).
-    pub async fn apply_unisolated(&mut self, change: &Change) -> Result<Applied> {
+    pub async fn apply_unisolated(&mut self, change: &Change) -> Result<(Applied, Vec<i64>)> {
         match write(self, change).await {
-            Ok(()) => Ok(Applied::Written),
-            Err(StoreError::Changed(what)) => Ok(Applied::Moved(what)),
-            Err(StoreError::Conflict(what)) => Ok(Applied::Exists(what)),
+            Ok(pushed) => Ok((Applied::Written, pushed)),
+            Err(StoreError::Changed(what)) => Ok((Applied::Moved(what), Vec::new())),
+            Err(StoreError::Conflict(what)) => Ok((Applied::Exists(what), Vec::new())),
             Err(e) => Err(e),
         }
     }
@@ -113,8 +116,9 @@ impl LedgerTx {
     }
 }
 
-/// Every part of `c`, in an order that keeps foreign keys satisfied.
-async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
+/// Every part of `c`, in an order that keeps foreign keys satisfied; the
+/// numbers given to its stream messages.
+async fn write(tx: &mut LedgerTx, c: &Change) -> Result<Vec<i64>> {
     let conn = &mut tx.conn;
     if let Some((run, expected)) = &c.run {
         runs::write(conn, run, *expected).await?;
@@ -151,11 +155,12 @@ async fn write(tx: &mut LedgerTx, c: &Change) -> Result<()> {
     if let Some(a) = &c.approval {
         kernel::insert_approval(conn, a).await?;
     }
+    let mut pushed = Vec::with_capacity(c.pushes.len());
     for p in &c.pushes {
-        kernel::push(conn, p).await?;
+        pushed.push(kernel::push(conn, p).await?);
     }
     for w in &c.mcp {
         mcp::write(conn, w).await?;
     }
-    Ok(())
+    Ok(pushed)
 }

@@ -317,21 +317,20 @@ pub(super) async fn insert_history(conn: &mut TxConn, rows: &[(&HistoryRow, u64)
 /// SQLite's 32,766.
 const HISTORY_CHUNK: usize = 1000;
 
-/// Queues a message for a stream. Its `seq` is the recipient's next, in
-/// commit order: a concurrent writer computing the same number fails on
+/// Queues a message for a stream; answers its `seq`, the recipient's next
+/// in commit order: a concurrent writer computing the same number fails on
 /// the primary key ([`StoreError::Changed`]).
-pub(super) async fn push(conn: &mut TxConn, p: &PushRow) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query(
+pub(super) async fn push(conn: &mut TxConn, p: &PushRow) -> Result<i64> {
+    on_conn!(conn, tx => sqlx::query_scalar(
         "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1",
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1 RETURNING seq",
     )
     .bind(&p.recipient)
     .bind(p.event)
     .bind(text(&p.data))
     .bind(p.created_at)
-    .execute(&mut **tx)
-    .await
-    .map(|_| ()))
+    .fetch_one(&mut **tx)
+    .await)
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
         _ => StoreError::Database(e),
