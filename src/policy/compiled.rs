@@ -206,6 +206,11 @@ impl CompiledPolicy {
         if let Some(message) = super::compat::first_arity_mismatch(bundle, &arity) {
             return Err(Error::RegoCompile(message));
         }
+        // A rule that depends on itself: OPA refuses the module, whether
+        // or not anything evaluates the rule; regorus would fail only then.
+        if let Some(message) = super::recursion::first_recursion(bundle) {
+            return Err(Error::RegoCompile(message));
+        }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
         let mut module_parents = Vec::with_capacity(bundle.modules.len());
         for m in &bundle.modules {

@@ -18,6 +18,7 @@ pub mod compat;
 pub mod compiled;
 pub mod decision;
 pub mod gate;
+mod recursion;
 pub mod rego_scan;
 pub mod replay;
 pub mod rewrite;

@@ -131,6 +131,12 @@ fn number_is_exact(text: &str) -> bool {
     significant.len() <= DOUBLE_DIGITS && magnitude.is_finite() && magnitude >= f64::MIN_POSITIVE
 }
 
+/// One module as regorus parses it (the other checks made at upload walk
+/// the same tree).
+pub(super) fn parse_module(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
+    parse(path, text, rego_v1)
+}
+
 fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
     let source = Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
     let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;

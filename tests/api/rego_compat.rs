@@ -346,8 +346,9 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
     app.stop().await;
 }
 
-/// A builtin called with another number of arguments than it takes is
-/// refused at upload, as OPA refuses the module, with its file and line.
+/// A builtin called with another number of arguments than it takes, or a
+/// rule that depends on itself, is refused at upload, as OPA refuses the
+/// module, with its file and line.
 async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let policy = "package acme.p\n\nallow if input.ok\n\nlabel := concat(\",\")\n";
@@ -363,6 +364,30 @@ async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend:
     assert_eq!(
         r.body["detail"],
         "p.rego:5: concat takes 2 arguments, not 1 (OPA refuses this module too)"
+    );
+    assert_eq!(app.stored_versions(&app.admin).await, 0);
+
+    // A rule that depends on itself, here through a rule of another file
+    // and a negation, though nothing evaluates it: refused as OPA refuses
+    // it, naming the cycle.
+    let files = [
+        (
+            "p.rego",
+            "package acme.p\n\nallow if input.ok\n\nescalate if not data.acme.q.quiet\n",
+        ),
+        ("q.rego", "package acme.q\n\nquiet if data.acme.p.escalate\n"),
+    ];
+    let r = app.upload(&app.admin, "acme", bundle_of(&files, "2", &["acme"])).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rego_compile_error"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["detail"],
+        "p.rego:5: rego_recursion_error: rule data.acme.p.escalate is recursive: \
+         data.acme.p.escalate -> data.acme.q.quiet -> data.acme.p.escalate (OPA refuses this module too)"
     );
     assert_eq!(app.stored_versions(&app.admin).await, 0);
     app.stop().await;
