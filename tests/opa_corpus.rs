@@ -419,3 +419,40 @@ fn the_builtin_list_of_the_upload_check_is_opa_s() {
     let names: Vec<&str> = catalogue.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, warden::policy::compat::OPA_BUILTINS);
 }
+
+/// The table of the kinds of literal each builtin argument takes (asked of
+/// OPA by `tests/opa/arg_kinds.py`) names OPA builtins only, each with its
+/// number of arguments, and only scalar kinds.
+#[test]
+fn the_literal_kinds_table_follows_the_builtin_list() {
+    #[derive(Deserialize)]
+    struct Builtin {
+        name: String,
+        arity: usize,
+        #[serde(default)]
+        excluded: Option<String>,
+    }
+    let catalogue: Vec<Builtin> =
+        serde_json::from_slice(&std::fs::read(corpus().join("builtins.json")).unwrap()).unwrap();
+    let arity: BTreeMap<&str, usize> = catalogue
+        .iter()
+        .filter(|b| b.excluded.is_none())
+        .map(|b| (b.name.as_str(), b.arity))
+        .collect();
+    let table_path = corpus().join("../../src/policy/builtin_arg_kinds.json");
+    let table: BTreeMap<String, Vec<Vec<String>>> =
+        serde_json::from_slice(&std::fs::read(&table_path).unwrap()).unwrap();
+    assert!(table.len() > 100, "the table covers the builtins: {}", table.len());
+    for (name, args) in &table {
+        assert_eq!(arity.get(name.as_str()), Some(&args.len()), "{name}");
+        for kinds in args {
+            assert!(
+                kinds
+                    .iter()
+                    .all(|k| ["null", "boolean", "number", "string"].contains(&k.as_str())),
+                "{name}: {kinds:?}"
+            );
+        }
+    }
+    assert_eq!(table["count"], vec![vec!["string".to_string()]]);
+}

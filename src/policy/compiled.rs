@@ -211,6 +211,11 @@ impl CompiledPolicy {
         if let Some(message) = super::recursion::first_recursion(bundle) {
             return Err(Error::RegoCompile(message));
         }
+        // A builtin given a literal of a kind it does not take (`count(12)`):
+        // OPA's type checker refuses the module.
+        if let Some(message) = super::literal_types::first_mistyped_call(bundle) {
+            return Err(Error::RegoCompile(message));
+        }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
         let mut module_parents = Vec::with_capacity(bundle.modules.len());
         for m in &bundle.modules {

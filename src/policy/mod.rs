@@ -18,6 +18,7 @@ pub mod compat;
 pub mod compiled;
 pub mod decision;
 pub mod gate;
+mod literal_types;
 mod recursion;
 pub mod rego_scan;
 pub mod replay;

@@ -346,9 +346,10 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
     app.stop().await;
 }
 
-/// A builtin called with another number of arguments than it takes, or a
-/// rule that depends on itself, is refused at upload, as OPA refuses the
-/// module, with its file and line.
+/// A builtin called with another number of arguments than it takes, or
+/// given a literal of a kind it does not take, or a rule that depends on
+/// itself, is refused at upload, as OPA refuses the module, with its file
+/// and line.
 async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let policy = "package acme.p\n\nallow if input.ok\n\nlabel := concat(\",\")\n";
@@ -388,6 +389,27 @@ async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend:
         r.body["detail"],
         "p.rego:5: rego_recursion_error: rule data.acme.p.escalate is recursive: \
          data.acme.p.escalate -> data.acme.q.quiet -> data.acme.p.escalate (OPA refuses this module too)"
+    );
+    assert_eq!(app.stored_versions(&app.admin).await, 0);
+
+    // A builtin given a literal of a kind it does not take: OPA's type
+    // checker refuses the module.
+    let policy = "package acme.p\n\nallow if input.ok\n\nlimit := count(12)\n";
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "3", &["acme"]))
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.body["detail"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rego_compile_error",
+            Some(
+                "p.rego:5: rego_type_error: count: invalid argument(s): argument 1 is a number, where count \
+                 takes a string (OPA refuses this module too)"
+            )
+        ),
+        "{}",
+        r.body
     );
     assert_eq!(app.stored_versions(&app.admin).await, 0);
     app.stop().await;

@@ -1,0 +1,351 @@
+//! OPA's type check of the literals passed to builtins, made at upload.
+//!
+//! OPA refuses a module that calls a builtin with a literal of a kind the
+//! builtin does not take (`count(12)`, `upper(1)`, `1 + "a"`), whether or
+//! not anything evaluates the call; regorus compiled it, and a decision
+//! reaching the call failed. Which kinds each argument takes was asked of
+//! real OPA, one compile per builtin, argument and kind
+//! (`tests/opa/arg_kinds.py` writes `builtin_arg_kinds.json`, and a test
+//! keeps it in step with the builtin list).
+//!
+//! Only scalar literals (null, booleans, numbers, strings) are judged: a
+//! scalar's type is its kind, so one probe answers for all of them. A
+//! composite's type includes its elements' (OPA takes `time.date([ns,
+//! "UTC"])` but not `time.date([])`), so composites are not judged, nor is
+//! anything OPA infers (a variable's type, `sum([1, "2"])`): the check may
+//! pass a module OPA refuses, never refuse one OPA compiles.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use regorus::unstable::{ArithOp, BinOp, Expr, Literal, Query, Rule, RuleHead};
+
+use super::bundle::ParsedBundle;
+
+/// Builtin → for each argument, the kinds of scalar literal OPA accepts
+/// there.
+static KINDS: LazyLock<HashMap<String, Vec<Vec<String>>>> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("builtin_arg_kinds.json")).expect("builtin_arg_kinds.json is a JSON table")
+});
+
+/// The first call of a builtin with a literal of a kind it does not take,
+/// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
+/// argument(s): argument 1 is a number, where count takes a string`. Names
+/// the bundle defines itself are its own rules and functions, not builtins.
+pub fn first_mistyped_call(bundle: &ParsedBundle) -> Option<String> {
+    let rego_v1 = bundle.manifest.rego_version != Some(0);
+    let mut modules = Vec::new();
+    let mut own: HashSet<String> = HashSet::new();
+    for m in &bundle.modules {
+        let module = super::rewrite::parse_module(&m.path, &m.source, rego_v1).ok()?;
+        for rule in &module.policy {
+            own.insert(rule_name(rule));
+        }
+        for import in &module.imports {
+            if let Some(alias) = &import.r#as {
+                own.insert(alias.text().to_string());
+            } else if let Some(last) = import.refr.span().text().rsplit('.').next() {
+                own.insert(last.to_string());
+            }
+        }
+        modules.push((m.path.as_str(), module));
+    }
+    let mut found: Option<String> = None;
+    for (file, module) in &modules {
+        for rule in &module.policy {
+            each_expr_of_rule(rule, &mut |e| {
+                if found.is_none() {
+                    found = mistyped(e, &own).map(|m| format!("{file}:{}: rego_type_error: {m}", e.span().line));
+                }
+            });
+            if let Some(m) = found {
+                return Some(format!("{m} (OPA refuses this module too)"));
+            }
+        }
+    }
+    None
+}
+
+/// Why OPA refuses this call (or operator), if it does.
+fn mistyped(e: &Expr, own: &HashSet<String>) -> Option<String> {
+    let (name, args): (String, Vec<&Expr>) = match e {
+        Expr::Call { fcn, params, .. } => {
+            let name = fcn.span().text().to_string();
+            let first = name.split('.').next().unwrap_or_default();
+            if own.contains(first) || own.contains(&name) {
+                return None;
+            }
+            (name, params.iter().map(|p| p.as_ref()).collect())
+        }
+        Expr::ArithExpr { op, lhs, rhs, .. } => {
+            let name = match op {
+                ArithOp::Add => "plus",
+                ArithOp::Sub => "minus",
+                ArithOp::Mul => "mul",
+                ArithOp::Div => "div",
+                ArithOp::Mod => "rem",
+            };
+            (name.to_string(), vec![lhs, rhs])
+        }
+        Expr::BinExpr { op, lhs, rhs, .. } => {
+            let name = match op {
+                BinOp::Union => "or",
+                BinOp::Intersection => "and",
+            };
+            (name.to_string(), vec![lhs, rhs])
+        }
+        _ => return None,
+    };
+    let kinds = KINDS.get(&name)?;
+    for (i, (arg, accepted)) in args.iter().zip(kinds).enumerate() {
+        let Some(kind) = literal_kind(arg) else {
+            continue;
+        };
+        if !accepted.iter().any(|k| k == kind) {
+            return Some(format!(
+                "{name}: invalid argument(s): argument {} is {}, where {name} takes {}",
+                i + 1,
+                with_article(kind),
+                one_of(accepted)
+            ));
+        }
+    }
+    None
+}
+
+/// The kind of a scalar literal; None for anything else.
+fn literal_kind(e: &Expr) -> Option<&'static str> {
+    Some(match e {
+        Expr::Null { .. } => "null",
+        Expr::Bool { .. } => "boolean",
+        Expr::Number { .. } => "number",
+        Expr::String { .. } | Expr::RawString { .. } => "string",
+        _ => return None,
+    })
+}
+
+fn with_article(kind: &str) -> String {
+    match kind {
+        "null" => "null".to_string(),
+        "array" | "object" => format!("an {kind}"),
+        other => format!("a {other}"),
+    }
+}
+
+/// `a string or a number`; `nothing` for none (`no scalar` where only
+/// composites are taken).
+fn one_of(kinds: &[String]) -> String {
+    let words: Vec<String> = kinds.iter().map(|k| with_article(k)).collect();
+    match words.split_last() {
+        None => "no scalar (an array, an object or a set)".to_string(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The first name of a rule's head (`a` of `a.b.c := 1`, `f` of `f(x)`).
+fn rule_name(rule: &Rule) -> String {
+    let refr = match rule {
+        Rule::Spec {
+            head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. },
+            ..
+        }
+        | Rule::Default { refr, .. } => refr,
+    };
+    let text = refr.span().text();
+    text.split(['.', '[', '(']).next().unwrap_or(text).trim().to_string()
+}
+
+/// Calls `f` on every expression of a rule, nested ones included.
+fn each_expr_of_rule(rule: &Rule, f: &mut dyn FnMut(&Expr)) {
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                    if let Some(a) = assign {
+                        each_expr(&a.value, f);
+                    }
+                }
+                RuleHead::Set { key, .. } => {
+                    if let Some(k) = key {
+                        each_expr(k, f);
+                    }
+                }
+            }
+            for b in bodies {
+                if let Some(a) = &b.assign {
+                    each_expr(&a.value, f);
+                }
+                each_expr_of_query(&b.query, f);
+            }
+        }
+        Rule::Default { value, .. } => each_expr(value, f),
+    }
+}
+
+fn each_expr_of_query(q: &Query, f: &mut dyn FnMut(&Expr)) {
+    for stmt in &q.stmts {
+        for w in &stmt.with_mods {
+            each_expr(&w.r#as, f);
+        }
+        match &stmt.literal {
+            Literal::SomeVars { .. } => {}
+            Literal::SomeIn {
+                key, value, collection, ..
+            } => {
+                if let Some(k) = key {
+                    each_expr(k, f);
+                }
+                each_expr(value, f);
+                each_expr(collection, f);
+            }
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => each_expr(expr, f),
+            Literal::Every { domain, query, .. } => {
+                each_expr(domain, f);
+                each_expr_of_query(query, f);
+            }
+        }
+    }
+}
+
+fn each_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| each_expr(i, f)),
+        Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+            each_expr(k, f);
+            each_expr(v, f);
+        }),
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            each_expr(term, f);
+            each_expr_of_query(query, f);
+        }
+        Expr::ObjectCompr { key, value, query, .. } => {
+            each_expr(key, f);
+            each_expr(value, f);
+            each_expr_of_query(query, f);
+        }
+        Expr::Call { params, .. } => params.iter().for_each(|p| each_expr(p, f)),
+        Expr::UnaryExpr { expr, .. } => each_expr(expr, f),
+        Expr::RefDot { refr, .. } => each_expr(refr, f),
+        Expr::RefBrack { refr, index, .. } => {
+            each_expr(refr, f);
+            each_expr(index, f);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            each_expr(lhs, f);
+            each_expr(rhs, f);
+        }
+        Expr::Membership {
+            key, value, collection, ..
+        } => {
+            if let Some(k) = key {
+                each_expr(k, f);
+            }
+            each_expr(value, f);
+            each_expr(collection, f);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::bundle::{Manifest, Module as BundleModule};
+
+    fn check(body: &str) -> Option<String> {
+        let bundle = ParsedBundle {
+            digest: String::new(),
+            size_bytes: 0,
+            manifest: Manifest {
+                revision: "1".into(),
+                roots: None,
+                rego_version: None,
+                metadata: None,
+            },
+            roots: vec![vec![]],
+            modules: vec![BundleModule {
+                path: "p.rego".into(),
+                source: format!("package p\n{body}"),
+            }],
+            data: serde_json::json!({}),
+            signature: None,
+        };
+        first_mistyped_call(&bundle)
+    }
+
+    /// Each of these real OPA refuses with rego_type_error.
+    #[test]
+    fn a_literal_of_a_kind_the_builtin_does_not_take_is_refused() {
+        assert_eq!(
+            check("x := count(12)\n").as_deref(),
+            Some(
+                "p.rego:2: rego_type_error: count: invalid argument(s): argument 1 is a number, where count \
+                 takes a string (OPA refuses this module too)"
+            )
+        );
+        for (body, what) in [
+            (
+                "x := upper(1)\n",
+                "upper: invalid argument(s): argument 1 is a number, where upper takes a string",
+            ),
+            ("x := 1 + \"a\"\n", "plus: invalid argument(s): argument 2 is a string"),
+            (
+                "x := concat(1, [])\n",
+                "concat: invalid argument(s): argument 1 is a number",
+            ),
+            (
+                "x := {1} | 1\n",
+                "or: invalid argument(s): argument 2 is a number, where or takes no scalar",
+            ),
+            ("x := sum(\"x\")\n", "sum: invalid argument(s): argument 1 is a string"),
+            (
+                "x := time.date(\"2020\")\n",
+                "time.date: invalid argument(s): argument 1 is a string, where time.date takes a number",
+            ),
+            (
+                "allow if { some r in input.roles; startswith(r, null) }\n",
+                "startswith: invalid argument(s): argument 2 is null",
+            ),
+            (
+                "f(x) := regex.match(x, 1)\n",
+                "regex.match: invalid argument(s): argument 2 is a number",
+            ),
+        ] {
+            let got = check(body).unwrap_or_else(|| panic!("{body}: not refused"));
+            assert!(got.contains(what), "{body}: {got}");
+        }
+    }
+
+    /// Each of these real OPA compiles.
+    #[test]
+    fn literals_of_the_kinds_taken_and_everything_else_pass() {
+        for body in [
+            "x := concat(\",\", [\"a\", \"b\"])\n",
+            "x := concat(\",\", {\"a\"})\n",
+            "x := count([])\n",
+            "x := count(\"abc\")\n",
+            "x := sprintf(\"%v\", [1])\n",
+            "x := object.get({}, \"k\", 1)\n",
+            "x := 1 + 2\n",
+            "x := {1} - {2}\n",
+            "x := {1} | {2}\n",
+            "x := upper(input.x)\n",
+            "x := count(set())\n",
+            "x := count([y | some y in input.items])\n",
+            "count_of(x) := 1\ny := count_of(12)\n",
+            "x := json.marshal(null)\n",
+            "x := time.date([0, \"UTC\"])\n",
+            // OPA refuses these two for their elements or kind; composites
+            // are not judged here.
+            "x := {1} | [1]\n",
+            "x := sum([1, \"2\"])\n",
+        ] {
+            assert_eq!(check(body), None, "{body}");
+        }
+    }
+}
