@@ -47,6 +47,32 @@ pub struct ParsedBundle {
 }
 
 impl ParsedBundle {
+    /// A bundle of these Rego modules (path, source) and nothing else,
+    /// unsigned: what the checks made at upload are tested on.
+    #[cfg(test)]
+    pub(crate) fn of_modules(files: &[(&str, &str)]) -> ParsedBundle {
+        ParsedBundle {
+            digest: String::new(),
+            size_bytes: files.iter().map(|(_, s)| s.len()).sum(),
+            manifest: Manifest {
+                revision: "1".into(),
+                roots: None,
+                rego_version: None,
+                metadata: None,
+            },
+            roots: vec![vec![]],
+            modules: files
+                .iter()
+                .map(|(path, source)| Module {
+                    path: path.to_string(),
+                    source: source.to_string(),
+                })
+                .collect(),
+            data: serde_json::json!({}),
+            signature: None,
+        }
+    }
+
     /// Roots in their `/`-separated form.
     pub fn roots_text(&self) -> Vec<String> {
         self.roots.iter().map(|r| r.join("/")).collect()

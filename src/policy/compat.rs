@@ -531,23 +531,7 @@ mod tests {
     }
 
     fn bundle(source: &str) -> ParsedBundle {
-        ParsedBundle {
-            digest: String::new(),
-            size_bytes: source.len(),
-            manifest: super::super::bundle::Manifest {
-                revision: "1".into(),
-                roots: None,
-                rego_version: None,
-                metadata: None,
-            },
-            roots: vec![vec![]],
-            modules: vec![super::super::bundle::Module {
-                path: "p.rego".into(),
-                source: source.into(),
-            }],
-            data: serde_json::json!({}),
-            signature: None,
-        }
+        ParsedBundle::of_modules(&[("p.rego", source)])
     }
 
     #[test]

@@ -192,13 +192,7 @@ fn each_expr_of_query(q: &Query, f: &mut dyn FnMut(&Expr)) {
             Literal::SomeVars { .. } => {}
             Literal::SomeIn {
                 key, value, collection, ..
-            } => {
-                if let Some(k) = key {
-                    each_expr(k, f);
-                }
-                each_expr(value, f);
-                each_expr(collection, f);
-            }
+            } => each_member(key.as_deref(), value, collection, f),
             Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => each_expr(expr, f),
             Literal::Every { domain, query, .. } => {
                 each_expr(domain, f);
@@ -241,41 +235,26 @@ fn each_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
         }
         Expr::Membership {
             key, value, collection, ..
-        } => {
-            if let Some(k) = key {
-                each_expr(k, f);
-            }
-            each_expr(value, f);
-            each_expr(collection, f);
-        }
+        } => each_member(key.as_deref(), value, collection, f),
         _ => {}
     }
+}
+
+/// `key, value in collection`, as a statement (`some … in`) or a value.
+fn each_member(key: Option<&Expr>, value: &Expr, collection: &Expr, f: &mut dyn FnMut(&Expr)) {
+    if let Some(k) = key {
+        each_expr(k, f);
+    }
+    each_expr(value, f);
+    each_expr(collection, f);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::bundle::{Manifest, Module as BundleModule};
 
     fn check(body: &str) -> Option<String> {
-        let bundle = ParsedBundle {
-            digest: String::new(),
-            size_bytes: 0,
-            manifest: Manifest {
-                revision: "1".into(),
-                roots: None,
-                rego_version: None,
-                metadata: None,
-            },
-            roots: vec![vec![]],
-            modules: vec![BundleModule {
-                path: "p.rego".into(),
-                source: format!("package p\n{body}"),
-            }],
-            data: serde_json::json!({}),
-            signature: None,
-        };
-        first_mistyped_call(&bundle)
+        first_mistyped_call(&ParsedBundle::of_modules(&[("p.rego", &format!("package p\n{body}"))]))
     }
 
     /// Each of these real OPA refuses with rego_type_error.

@@ -482,29 +482,9 @@ impl Refs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::bundle::{Manifest, Module as BundleModule};
 
     fn bundle(files: &[(&str, &str)]) -> ParsedBundle {
-        ParsedBundle {
-            digest: String::new(),
-            size_bytes: 0,
-            manifest: Manifest {
-                revision: "1".into(),
-                roots: None,
-                rego_version: None,
-                metadata: None,
-            },
-            roots: vec![vec![]],
-            modules: files
-                .iter()
-                .map(|(path, source)| BundleModule {
-                    path: path.to_string(),
-                    source: source.to_string(),
-                })
-                .collect(),
-            data: serde_json::json!({}),
-            signature: None,
-        }
+        ParsedBundle::of_modules(files)
     }
 
     fn check(source: &str) -> Option<String> {
