@@ -98,23 +98,7 @@ async fn tenant(w: &Warden, name: &str, rego: &str, root: &str) -> Tenant {
         },
     ];
     let bundle = warden::policy::archive::write(&files).unwrap();
-    let r = w
-        .http
-        .put(format!("{}/v1/bundles/{root}", w.base))
-        .bearer_auth(&admin)
-        .header("content-type", "application/gzip")
-        .body(bundle)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "upload: {}", r.text().await.unwrap_or_default());
-    w.post(
-        &admin,
-        &format!("/v1/bundles/{root}/activate"),
-        &json!({"revision": "1"}),
-    )
-    .await
-    .expect("activate");
+    w.install_bundle(&admin, root, bundle).await;
     Tenant { admin }
 }
 

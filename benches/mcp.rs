@@ -303,19 +303,7 @@ async fn setup(w: &Warden, upstream: &Upstream, clients: usize) -> Ctx {
     std::fs::write(dir.path().join("mcp.rego"), GATEWAY_POLICY).unwrap();
     let bundle = warden::cli::bundle::build(dir.path(), Some("1"), &["warden/mcp".to_string()])
         .expect("the gateway bundle builds");
-    let r = w
-        .http
-        .put(format!("{}/v1/bundles/mcp", w.base))
-        .bearer_auth(&w.admin)
-        .header("content-type", "application/gzip")
-        .body(bundle)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "upload: {}", r.text().await.unwrap_or_default());
-    w.post(&w.admin, "/v1/bundles/mcp/activate", &json!({"revision": "1"}))
-        .await
-        .expect("activate the gateway bundle");
+    w.install_bundle(&w.admin, "mcp", bundle).await;
 
     let token = w
         .post(

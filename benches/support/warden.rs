@@ -177,9 +177,15 @@ impl Warden {
             &[],
         )
         .expect("the kernel bundle builds");
+        self.install_bundle(admin, "kernel", bundle).await;
+    }
+
+    /// Uploads `bundle` (revision "1") as `name` with this (tenant admin's)
+    /// token, and activates it.
+    pub async fn install_bundle(&self, admin: &str, name: &str, bundle: Vec<u8>) {
         let r = self
             .http
-            .put(format!("{}/v1/bundles/kernel", self.base))
+            .put(format!("{}/v1/bundles/{name}", self.base))
             .bearer_auth(admin)
             .header("content-type", "application/gzip")
             .body(bundle)
@@ -187,10 +193,14 @@ impl Warden {
             .await
             .unwrap();
         let status = r.status();
-        assert_eq!(status, 201, "upload: {}", r.text().await.unwrap_or_default());
-        self.post(admin, "/v1/bundles/kernel/activate", &json!({"revision": "1"}))
-            .await
-            .expect("activate the kernel bundle");
+        assert_eq!(status, 201, "upload {name}: {}", r.text().await.unwrap_or_default());
+        self.post(
+            admin,
+            &format!("/v1/bundles/{name}/activate"),
+            &json!({"revision": "1"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("activate {name}: {e}"));
     }
 
     /// POSTs `body`; the answer's JSON when it is a 2xx.

@@ -208,12 +208,14 @@ impl CompiledPolicy {
         }
         // A rule that depends on itself: OPA refuses the module, whether
         // or not anything evaluates the rule; regorus would fail only then.
-        if let Some(message) = super::recursion::first_recursion(bundle) {
-            return Err(Error::RegoCompile(message));
-        }
         // A builtin given a literal of a kind it does not take (`count(12)`):
-        // OPA's type checker refuses the module.
-        if let Some(message) = super::literal_types::first_mistyped_call(bundle) {
+        // OPA's type checker refuses the module. Both walk the modules
+        // parsed once (a module that does not parse is compiled as it is,
+        // and the compiler reports why).
+        if let Some(parsed) = super::rewrite::parse_bundle(bundle)
+            && let Some(message) = super::recursion::first_recursion(&parsed)
+                .or_else(|| super::literal_types::first_mistyped_call(&parsed))
+        {
             return Err(Error::RegoCompile(message));
         }
         let rego_v1 = bundle.manifest.rego_version != Some(0);

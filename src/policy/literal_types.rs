@@ -18,9 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use regorus::unstable::{ArithOp, BinOp, Expr, Literal, Query, Rule, RuleHead};
-
-use super::bundle::ParsedBundle;
+use regorus::unstable::{ArithOp, BinOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
 /// Builtin → for each argument, the kinds of scalar literal OPA accepts
 /// there.
@@ -32,14 +30,11 @@ static KINDS: LazyLock<HashMap<String, Vec<Vec<String>>>> = LazyLock::new(|| {
 /// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
 /// argument(s): argument 1 is a number, where count takes a string`. Names
 /// the bundle defines itself are its own rules and functions, not builtins.
-pub fn first_mistyped_call(bundle: &ParsedBundle) -> Option<String> {
-    let rego_v1 = bundle.manifest.rego_version != Some(0);
-    let mut modules = Vec::new();
+pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
     let mut own: HashSet<String> = HashSet::new();
-    for m in &bundle.modules {
-        let module = super::rewrite::parse_module(&m.path, &m.source, rego_v1).ok()?;
+    for (_, module) in modules {
         for rule in &module.policy {
-            own.insert(rule_name(rule));
+            own.extend(super::recursion::rule_path(rule).into_iter().take(1));
         }
         for import in &module.imports {
             if let Some(alias) = &import.r#as {
@@ -48,10 +43,9 @@ pub fn first_mistyped_call(bundle: &ParsedBundle) -> Option<String> {
                 own.insert(last.to_string());
             }
         }
-        modules.push((m.path.as_str(), module));
     }
     let mut found: Option<String> = None;
-    for (file, module) in &modules {
+    for (file, module) in modules {
         for rule in &module.policy {
             each_expr_of_rule(rule, &mut |e| {
                 if found.is_none() {
@@ -141,19 +135,6 @@ fn one_of(kinds: &[String]) -> String {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
-}
-
-/// The first name of a rule's head (`a` of `a.b.c := 1`, `f` of `f(x)`).
-fn rule_name(rule: &Rule) -> String {
-    let refr = match rule {
-        Rule::Spec {
-            head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. },
-            ..
-        }
-        | Rule::Default { refr, .. } => refr,
-    };
-    let text = refr.span().text();
-    text.split(['.', '[', '(']).next().unwrap_or(text).trim().to_string()
 }
 
 /// Calls `f` on every expression of a rule, nested ones included.
@@ -252,9 +233,11 @@ fn each_member(key: Option<&Expr>, value: &Expr, collection: &Expr, f: &mut dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::bundle::ParsedBundle;
 
     fn check(body: &str) -> Option<String> {
-        first_mistyped_call(&ParsedBundle::of_modules(&[("p.rego", &format!("package p\n{body}"))]))
+        let bundle = ParsedBundle::of_modules(&[("p.rego", &format!("package p\n{body}"))]);
+        first_mistyped_call(&super::super::rewrite::parse_bundle(&bundle).expect("the module parses"))
     }
 
     /// Each of these real OPA refuses with rego_type_error.

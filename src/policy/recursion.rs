@@ -26,8 +26,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use regorus::unstable::{AssignOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 
-use super::bundle::ParsedBundle;
-
 /// A rule (all its definitions): its path under `data` and where it is
 /// first defined.
 struct Node {
@@ -41,15 +39,12 @@ struct Node {
 
 /// The first rule that depends on itself, as OPA reports it:
 /// `p.rego:3: rego_recursion_error: rule data.p.a is recursive: data.p.a ->
-/// data.p.b -> data.p.a`. None when there is none (or a module does not
-/// parse: compiling it reports that).
-pub fn first_recursion(bundle: &ParsedBundle) -> Option<String> {
-    let rego_v1 = bundle.manifest.rego_version != Some(0);
+/// data.p.b -> data.p.a`, among a bundle's parsed modules (file, module).
+/// None when there is none.
+pub fn first_recursion(parsed: &[(&str, Module)]) -> Option<String> {
     let mut modules = Vec::new();
-    for m in &bundle.modules {
-        let module = super::rewrite::parse_module(&m.path, &m.source, rego_v1).ok()?;
-        let package = package_path(&module)?;
-        modules.push((m.path.as_str(), package, module));
+    for (file, module) in parsed {
+        modules.push((*file, package_path(module)?, module));
     }
     let mut nodes: Vec<Node> = Vec::new();
     let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
@@ -256,8 +251,8 @@ fn imports_of(module: &Module) -> HashMap<String, Vec<String>> {
 }
 
 /// The static part of a rule's head, relative to its package (`a.b` of
-/// `a.b[x] contains …`; the name of a function).
-fn rule_path(rule: &Rule) -> Vec<String> {
+/// `a.b[x] contains …`; the name of a function): never empty.
+pub(super) fn rule_path(rule: &Rule) -> Vec<String> {
     let refr = match rule {
         Rule::Spec {
             head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. },
@@ -482,13 +477,15 @@ impl Refs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::bundle::ParsedBundle;
 
-    fn bundle(files: &[(&str, &str)]) -> ParsedBundle {
-        ParsedBundle::of_modules(files)
+    fn recursion_in(files: &[(&str, &str)]) -> Option<String> {
+        let bundle = ParsedBundle::of_modules(files);
+        first_recursion(&super::super::rewrite::parse_bundle(&bundle).expect("the modules parse"))
     }
 
     fn check(source: &str) -> Option<String> {
-        first_recursion(&bundle(&[("p.rego", source)]))
+        recursion_in(&[("p.rego", source)])
     }
 
     /// Each answer below is real OPA's (v1.20), tried on the same module.
@@ -557,12 +554,12 @@ mod tests {
             );
         }
         // Across packages and files, and from a package into its parent.
-        let across = first_recursion(&bundle(&[
+        let across = recursion_in(&[
             ("p.rego", "package p\na := data.q.b\n"),
             ("q.rego", "package q\nb := data.p.a\n"),
-        ]));
+        ]);
         assert!(across.is_some_and(|m| m.contains("rule data.p.a is recursive: data.p.a -> data.q.b -> data.p.a")),);
-        let parent = first_recursion(&bundle(&[("q.rego", "package p.q\nx := data.p\n")]));
+        let parent = recursion_in(&[("q.rego", "package p.q\nx := data.p\n")]);
         assert!(parent.is_some_and(|m| m.contains("data.p.q.x -> data.p.q.x")));
     }
 
@@ -588,13 +585,13 @@ mod tests {
         for body in cases {
             assert_eq!(check(&format!("package p\n{body}")), None, "{body}");
         }
-        let with_tests = first_recursion(&bundle(&[
+        let with_tests = recursion_in(&[
             ("p.rego", "package p\nallow if input.x\n"),
             (
                 "p_test.rego",
                 "package p\ntest_allow if allow with input as {\"x\": true}\n",
             ),
-        ]));
+        ]);
         assert_eq!(with_tests, None);
     }
 

@@ -131,10 +131,20 @@ fn number_is_exact(text: &str) -> bool {
     significant.len() <= DOUBLE_DIGITS && magnitude.is_finite() && magnitude >= f64::MIN_POSITIVE
 }
 
-/// One module as regorus parses it (the other checks made at upload walk
-/// the same tree).
-pub(super) fn parse_module(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
-    parse(path, text, rego_v1)
+/// Every module of a bundle as regorus parses it, with its file, for the
+/// other checks made at upload (which walk the same trees); None when one
+/// does not parse (compiling it reports why).
+pub(super) fn parse_bundle(bundle: &super::bundle::ParsedBundle) -> Option<Vec<(&str, Module)>> {
+    let rego_v1 = bundle.manifest.rego_version != Some(0);
+    bundle
+        .modules
+        .iter()
+        .map(|m| {
+            parse(&m.path, &m.source, rego_v1)
+                .ok()
+                .map(|module| (m.path.as_str(), module))
+        })
+        .collect()
 }
 
 fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {

@@ -300,13 +300,7 @@ def health() -> Call[dict[str, Any]]:
 
 
 def put_mcp_upstream(name: str, url: str | None, stdio: str | None, bearer_token: str | None) -> Call[dict[str, Any]]:
-    body: dict[str, Any] = {}
-    if url is not None:
-        body["url"] = url
-    if stdio is not None:
-        body["stdio"] = stdio
-    if bearer_token is not None:
-        body["bearer_token"] = bearer_token
+    body = drop_none({"url": url, "stdio": stdio, "bearer_token": bearer_token})
     return json_call("PUT", f"/v1/mcp/upstreams/{seg(name)}", body, as_dict)
 
 
