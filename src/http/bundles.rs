@@ -1,14 +1,15 @@
 //! Bundle versions: upload, list, download, activate, roll back.
 
+use axum::Extension;
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::{ApiJson, Caller, read_body};
+use super::extract::{ApiJson, BodyLimit, Caller, read_body};
 use super::problem::{Problem, ProblemBody};
 use crate::auth::Action;
 use crate::clock::rfc3339_ms;
@@ -22,7 +23,10 @@ pub fn router(max_bundle_bytes: usize) -> axum::Router<AppState> {
         .route(
             "/v1/bundles/{name}",
             put(upload_bundle)
-                .layer(DefaultBodyLimit::max(max_bundle_bytes))
+                .layer(Extension(BodyLimit {
+                    bytes: max_bundle_bytes,
+                    setting: "limits.max_bundle_bytes",
+                }))
                 .get(get_bundle),
         )
         .route("/v1/bundles/{name}/revisions/{revision}", get(get_version))

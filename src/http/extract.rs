@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -150,19 +151,84 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Reads the body, turning the size limit into a `body_too_large` problem.
+/// The most bytes a route reads of a request body, and the setting that
+/// says so: `limits.max_body_bytes`, unless the route sets another
+/// (bundles: `limits.max_bundle_bytes`). A layer of
+/// `Extension(BodyLimit { .. })`; the innermost wins.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub setting: &'static str,
+}
+
+/// Of a body over its limit, how much is read and thrown away before the
+/// `413` is answered. A client still sending when a server answers and
+/// closes gets a reset connection instead of the answer; reading the rest
+/// (as web servers' "lingering close" does) lets it read why. Past either
+/// bound the connection is closed.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the body within the route's [`BodyLimit`]; a body over it is a
+/// `body_too_large` problem, answered once the client has sent it.
 pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, Problem> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this route accepts (limits.max_body_bytes, or limits.max_bundle_bytes for bundles)",
-            )
-        } else {
-            Problem::bad_request("body_unreadable", format!("the request body could not be read: {e}"))
+    let limit = req.extensions().get::<BodyLimit>().copied().unwrap_or(BodyLimit {
+        bytes: state.config.limits.max_body_bytes,
+        setting: "limits.max_body_bytes",
+    });
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = req.into_body().into_data_stream();
+    if declared.is_some_and(|n| n > limit.bytes as u64) {
+        drain(body).await;
+        return Err(too_large(limit));
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|e| Problem::bad_request("body_unreadable", format!("the request body could not be read: {e}")))?;
+        len += chunk.len();
+        if len > limit.bytes {
+            drain(body).await;
+            return Err(too_large(limit));
+        }
+        chunks.push(chunk);
+    }
+    // One chunk (the usual case) is kept as it came, uncopied.
+    Ok(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
+    })
+}
+
+fn too_large(limit: BodyLimit) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than this route accepts: at most {} bytes ({}); send less, or raise the setting",
+            limit.bytes, limit.setting
+        ),
+    )
+}
+
+/// Reads and drops what is left of a body, within [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`].
+async fn drain(mut body: axum::body::BodyDataStream) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_BYTES {
+                break;
+            }
         }
     })
+    .await;
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Problem> {

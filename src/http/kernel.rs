@@ -169,9 +169,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    req: axum::extract::Request,
 ) -> Result<Json<ExecutionView>, Problem> {
     let who = caller.require(Action::RunExecutions)?;
+    let body = super::extract::read_body(req, &state).await?;
     // The body is optional.
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None

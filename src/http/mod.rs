@@ -115,6 +115,12 @@ pub fn router(state: AppState) -> axum::Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Every body is read by `extract::read_body` within this limit (or
+        // the route's own); axum's extractors would keep to it too.
+        .layer(axum::Extension(extract::BodyLimit {
+            bytes: max_body,
+            setting: "limits.max_body_bytes",
+        }))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {

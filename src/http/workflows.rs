@@ -3,8 +3,7 @@
 //! with its own code and where it is.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Serialize;
@@ -79,9 +78,10 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Bytes,
+    req: Request,
 ) -> Result<(StatusCode, Json<Uploaded>), Problem> {
     let who = caller.require(Action::WriteWorkflows)?;
+    let body = super::extract::read_body(req, &state).await?;
     super::extract::check_if_json(&body, state.config.limits.max_json_depth)?;
     let now = state.clock.now_ms();
     Ok(

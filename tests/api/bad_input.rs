@@ -124,6 +124,11 @@ async fn oversize_and_overdeep_bodies_are_refused(backend: Backend) {
     let big = json!({"path": "a", "input": {"blob": "x".repeat(8192)}});
     let r = app.decide(&app.admin, big).await;
     assert_eq!((r.status, r.code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("at most 4096 bytes (limits.max_body_bytes)"),
+        "{detail}"
+    );
     let deep = format!("{{\"path\":\"a\",\"input\":{}1{}}}", "[".repeat(40), "]".repeat(40));
     let r = app
         .raw(
@@ -153,7 +158,92 @@ async fn oversize_and_overdeep_bodies_are_refused(backend: Backend) {
     assert!(bundle.len() > 2048);
     let r = app.upload(&app.admin, "n", bundle).await;
     assert_eq!((r.status, r.code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("at most 2048 bytes (limits.max_bundle_bytes)"),
+        "{detail}"
+    );
     assert_eq!(app.stored_versions(&app.admin).await, 0);
+    // Routes that take a document or an optional body keep to the limit
+    // too, with the same problem.
+    let yaml = format!("metadata:\n  name: w\n# {}\n", "x".repeat(8192));
+    let r = app
+        .raw(
+            Method::PUT,
+            "/v1/workflows/w",
+            &app.admin,
+            "application/yaml",
+            yaml.into_bytes(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+    let r = app
+        .raw(
+            Method::POST,
+            "/v0/executions/exe_x/cancel",
+            &app.admin,
+            "application/json",
+            format!("{{\"reason\":\"{}\"}}", "x".repeat(8192)).into_bytes(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+    app.stop().await;
+}
+
+/// A client still sending an oversized body when the limit is known reads
+/// the 413 and its problem, not a reset connection: the rest of the body
+/// is read and dropped before the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_body_sent_slowly_still_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Backend::Sqlite, |c| c.limits.max_body_bytes = 4096, Clock::system()).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // Once declared too long (Content-Length), once found too long while
+    // reading (chunked).
+    for chunked in [false, true] {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", 16 * chunk.len())
+        };
+        let head = format!(
+            "POST /v1/decisions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n",
+            app.admin
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..16 {
+            if chunked {
+                conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await
+                    .unwrap();
+            }
+            conn.write_all(&chunk).await.expect("the server reads the whole body");
+            if chunked {
+                conn.write_all(b"\r\n").await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if chunked {
+            conn.write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let mut answer = vec![0u8; 4096];
+        let mut got = 0;
+        while !String::from_utf8_lossy(&answer[..got]).contains("body_too_large") {
+            let n = conn.read(&mut answer[got..]).await.expect("the answer, not a reset");
+            assert!(
+                n > 0,
+                "closed before the answer: {}",
+                String::from_utf8_lossy(&answer[..got])
+            );
+            got += n;
+        }
+        let text = String::from_utf8_lossy(&answer[..got]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains("application/problem+json"), "{text}");
+    }
     app.stop().await;
 }
 
