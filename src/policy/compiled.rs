@@ -208,13 +208,15 @@ impl CompiledPolicy {
         }
         // A rule that depends on itself: OPA refuses the module, whether
         // or not anything evaluates the rule; regorus would fail only then.
-        // A builtin given a literal of a kind it does not take (`count(12)`):
-        // OPA's type checker refuses the module. Both walk the modules
+        // A builtin given a literal of a kind it does not take (`count(12)`),
+        // or a reference past a value known at compile time (`[10, 20][5]`):
+        // OPA's type checker refuses the module. All walk the modules
         // parsed once (a module that does not parse is compiled as it is,
         // and the compiler reports why).
         if let Some(parsed) = super::rewrite::parse_bundle(bundle)
             && let Some(message) = super::recursion::first_recursion(&parsed)
                 .or_else(|| super::literal_types::first_mistyped_call(&parsed))
+                .or_else(|| super::undefined_refs::first_undefined_ref(&parsed))
         {
             return Err(Error::RegoCompile(message));
         }

@@ -138,7 +138,7 @@ fn one_of(kinds: &[String]) -> String {
 }
 
 /// Calls `f` on every expression of a rule, nested ones included.
-fn each_expr_of_rule(rule: &Rule, f: &mut dyn FnMut(&Expr)) {
+pub(super) fn each_expr_of_rule(rule: &Rule, f: &mut dyn FnMut(&Expr)) {
     match rule {
         Rule::Spec { head, bodies, .. } => {
             match head {

@@ -25,6 +25,7 @@ pub mod replay;
 pub mod rewrite;
 pub mod service;
 pub mod signature;
+mod undefined_refs;
 
 pub use decision::{Decision, DecisionRequest};
 pub use service::PolicyService;

@@ -221,7 +221,7 @@ fn shortest_cycle(edges: &[HashSet<usize>], start: usize) -> Option<Vec<usize>> 
 }
 
 /// `data` and the package's keys: `["data", "a", "b"]` for `package a.b`.
-fn package_path(module: &Module) -> Option<Vec<String>> {
+pub(super) fn package_path(module: &Module) -> Option<Vec<String>> {
     let (head, parts, _) = chain(&module.package.refr)?;
     let mut path = vec!["data".to_string()];
     if head != "data" {
@@ -232,7 +232,7 @@ fn package_path(module: &Module) -> Option<Vec<String>> {
 }
 
 /// What each import's name stands for (only imports of `data`).
-fn imports_of(module: &Module) -> HashMap<String, Vec<String>> {
+pub(super) fn imports_of(module: &Module) -> HashMap<String, Vec<String>> {
     let mut out = HashMap::new();
     for import in &module.imports {
         let Some((head, parts, dynamic)) = chain(&import.refr) else {
@@ -296,6 +296,14 @@ fn chain(e: &Expr) -> Option<(String, Vec<String>, bool)> {
         }
         _ => None,
     }
+}
+
+/// The names a rule declares as locals anywhere (`:=`, `some`, `every`,
+/// function arguments), taken broadly.
+pub(super) fn locals_of(rule: &Rule) -> HashSet<String> {
+    let mut refs = Refs::default();
+    refs.rule(rule);
+    refs.locals
 }
 
 /// The references of one rule (head name and static keys), and the names
