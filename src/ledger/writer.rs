@@ -731,17 +731,29 @@ impl Writer {
         let now = self.clock.now_ms();
         let mut applied = Vec::with_capacity(batch.len());
         let mut pushed = Vec::with_capacity(batch.len());
-        for a in batch {
-            let (done, seqs) = match &a.change {
-                Some(change) if isolate => tx.apply(change).await?,
-                Some(change) => match tx.apply_unisolated(change).await? {
-                    (Applied::Written, seqs) => (Applied::Written, seqs),
-                    (Applied::Moved(_) | Applied::Exists(_), _) => return Ok(None),
-                },
-                None => (Applied::Written, Vec::new()),
+        if isolate {
+            for a in batch {
+                let (done, seqs) = match &a.change {
+                    Some(change) => tx.apply(change).await?,
+                    None => (Applied::Written, Vec::new()),
+                };
+                applied.push(done);
+                pushed.push(seqs);
+            }
+        } else {
+            // Every change at once: one statement per table and kind.
+            let changes: Vec<&Change> = batch.iter().filter_map(|a| a.change.as_deref()).collect();
+            let Some(seqs) = tx.apply_all_unisolated(&changes).await? else {
+                return Ok(None);
             };
-            applied.push(done);
-            pushed.push(seqs);
+            let mut seqs = seqs.into_iter();
+            for a in batch {
+                applied.push(Applied::Written);
+                pushed.push(match a.change {
+                    Some(_) => seqs.next().unwrap_or_default(),
+                    None => Vec::new(),
+                });
+            }
         }
         let records: Vec<&Record> = batch
             .iter()

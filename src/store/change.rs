@@ -8,8 +8,10 @@
 //! and the entries commit together or not at all, and a change whose
 //! conditions no longer hold (a row moved since it was read) leaves nothing
 //! behind while the rest of the batch goes on. The writer first tries the
-//! batch without savepoints ([`LedgerTx::apply_unisolated`]); only a batch
-//! in which a change fails is written again with them.
+//! batch without savepoints, all its changes at once
+//! ([`LedgerTx::apply_all_unisolated`]: the kernel rows of all of them in
+//! one statement per table and kind); only a batch in which a change fails
+//! is written again, each change in its savepoint.
 //!
 //! Each part is written by one function in the store module of its table;
 //! this file only orders them. The ledger knows entries and trees; it never
@@ -84,7 +86,12 @@ impl LedgerTx {
     /// (empty unless written).
     pub async fn apply(&mut self, change: &Change) -> Result<(Applied, Vec<i64>)> {
         self.execute("SAVEPOINT change").await?;
-        let (applied, pushed) = self.apply_unisolated(change).await?;
+        let (applied, pushed) = match write(self, &[change]).await {
+            Ok(mut pushed) => (Applied::Written, pushed.pop().unwrap_or_default()),
+            Err(StoreError::Changed(what)) => (Applied::Moved(what), Vec::new()),
+            Err(StoreError::Conflict(what)) => (Applied::Exists(what), Vec::new()),
+            Err(e) => return Err(e),
+        };
         if applied != Applied::Written {
             self.execute("ROLLBACK TO SAVEPOINT change").await?;
         }
@@ -92,16 +99,34 @@ impl LedgerTx {
         Ok((applied, pushed))
     }
 
-    /// Applies `change` without a savepoint of its own: cheaper by two
-    /// statements, for a batch written optimistically. When a condition
-    /// fails ([`Applied::Moved`], [`Applied::Exists`]), what the change
-    /// wrote before is still in the transaction, which the caller must
-    /// roll back (and write again, isolating each change with [`Self::apply`]).
-    pub async fn apply_unisolated(&mut self, change: &Change) -> Result<(Applied, Vec<i64>)> {
-        match write(self, change).await {
-            Ok(pushed) => Ok((Applied::Written, pushed)),
-            Err(StoreError::Changed(what)) => Ok((Applied::Moved(what), Vec::new())),
-            Err(StoreError::Conflict(what)) => Ok((Applied::Exists(what), Vec::new())),
+    /// Applies a batch's changes together, without savepoints: the kernel's
+    /// rows of all of them in one statement per table and kind (new
+    /// executions, moved executions, new steps, moved steps, stream
+    /// messages), the rest change by change. Answers each change's stream
+    /// numbers, or None when a condition fails: which change failed is not
+    /// known, and the caller rolls back and writes them again, each
+    /// isolated ([`Self::apply`]). Changes that touch the same execution or
+    /// step are written one after another, in order.
+    pub async fn apply_all_unisolated(&mut self, changes: &[&Change]) -> Result<Option<Vec<Vec<i64>>>> {
+        let outcome = if overlap(changes) {
+            let mut pushed = Vec::with_capacity(changes.len());
+            let mut failed = None;
+            for c in changes {
+                match write(self, &[c]).await {
+                    Ok(mut p) => pushed.push(p.pop().unwrap_or_default()),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            failed.map_or(Ok(pushed), Err)
+        } else {
+            write(self, changes).await
+        };
+        match outcome {
+            Ok(pushed) => Ok(Some(pushed)),
+            Err(StoreError::Changed(_) | StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -116,10 +141,57 @@ impl LedgerTx {
     }
 }
 
-/// Every part of `c`, in an order that keeps foreign keys satisfied; the
-/// numbers given to its stream messages.
-async fn write(tx: &mut LedgerTx, c: &Change) -> Result<Vec<i64>> {
+/// Whether two changes write the same execution or step (one statement
+/// cannot write a row twice).
+fn overlap(changes: &[&Change]) -> bool {
+    let mut executions = std::collections::HashSet::new();
+    let mut steps = std::collections::HashSet::new();
+    changes.iter().any(|c| {
+        c.executions.iter().any(|(e, _)| !executions.insert(e.id.as_str()))
+            || c.steps.iter().any(|(s, _)| !steps.insert(s.id.as_str()))
+    })
+}
+
+/// Every part of the changes, in an order that keeps foreign keys
+/// satisfied (what each change's kernel rows refer to first, then the
+/// kernel rows of all, then what refers to them); the numbers given to
+/// each change's stream messages.
+async fn write(tx: &mut LedgerTx, changes: &[&Change]) -> Result<Vec<Vec<i64>>> {
     let conn = &mut tx.conn;
+    for c in changes {
+        write_before_kernel(conn, c).await?;
+    }
+    let executions: Vec<_> = changes
+        .iter()
+        .flat_map(|c| c.executions.iter().map(|(e, v)| (e, *v)))
+        .collect();
+    kernel::write_executions(conn, &executions).await?;
+    let steps: Vec<_> = changes
+        .iter()
+        .flat_map(|c| c.steps.iter().map(|(s, v)| (s, *v)))
+        .collect();
+    kernel::write_steps(conn, &steps).await?;
+    for c in changes {
+        if let Some(a) = &c.approval {
+            kernel::insert_approval(conn, a).await?;
+        }
+    }
+    let pushes: Vec<_> = changes.iter().flat_map(|c| c.pushes.iter()).collect();
+    let mut seqs = kernel::push_all(conn, &pushes).await?.into_iter();
+    let pushed = changes
+        .iter()
+        .map(|c| seqs.by_ref().take(c.pushes.len()).collect())
+        .collect();
+    for c in changes {
+        for w in &c.mcp {
+            mcp::write(conn, w).await?;
+        }
+    }
+    Ok(pushed)
+}
+
+/// A change's parts that its kernel rows may refer to.
+async fn write_before_kernel(conn: &mut super::ledger::TxConn, c: &Change) -> Result<()> {
     if let Some((run, expected)) = &c.run {
         runs::write(conn, run, *expected).await?;
     }
@@ -146,21 +218,5 @@ async fn write(tx: &mut LedgerTx, c: &Change) -> Result<Vec<i64>> {
     for id in &c.settled {
         kernel::settle(conn, id).await?;
     }
-    for (e, expected) in &c.executions {
-        kernel::write_execution(conn, e, *expected).await?;
-    }
-    for (s, expected) in &c.steps {
-        kernel::write_step(conn, s, *expected).await?;
-    }
-    if let Some(a) = &c.approval {
-        kernel::insert_approval(conn, a).await?;
-    }
-    let mut pushed = Vec::with_capacity(c.pushes.len());
-    for p in &c.pushes {
-        pushed.push(kernel::push(conn, p).await?);
-    }
-    for w in &c.mcp {
-        mcp::write(conn, w).await?;
-    }
-    Ok(pushed)
+    Ok(())
 }

@@ -159,110 +159,165 @@ pub struct DeclaredTool {
     pub idempotent: bool,
 }
 
-/// Writes an execution's row: an insert (`expected` None) or an update
-/// conditional on the version it was read at ([`StoreError::Changed`] when
-/// it moved).
-pub(super) async fn write_execution(conn: &mut TxConn, e: &ExecutionRow, expected: Option<i64>) -> Result<()> {
-    let sql = match expected {
-        None => format!(
-            "INSERT INTO kernel_executions ({EXEC_COLS}) VALUES \
-                ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,$22,$23,$24)"
-        ),
-        Some(_) => "UPDATE kernel_executions SET tenant_id=$2, agent_id=$3, state=$4, input=$5, labels=$6, \
-                output=$7, initiator=$8, initiator_token=$9, conn=$10, agent_token=$11, waiting_on=$12, \
-                deadline_at=$13, wake_at=$14, agent_lost_at=$15, version=$16, seq=$17, created_at=$18, \
-                updated_at=$19, workflow_run=$21, context=$22, initiator_subject=$23, agent_subjects=$24 \
-                WHERE id=$1 AND version=$20"
-            .to_string(),
+/// Binds an execution's columns, in [`EXEC_COLS`] order.
+macro_rules! bind_execution {
+    ($b:expr, $e:expr) => {
+        $b.push_bind(&$e.id)
+            .push_bind(&$e.tenant_id)
+            .push_bind(&$e.agent_id)
+            .push_bind($e.state.as_str())
+            .push_bind(text(&$e.input))
+            .push_bind(serde_json::Value::Object($e.labels.clone()).to_string())
+            .push_bind(text_opt(&$e.output))
+            .push_bind(&$e.initiator)
+            .push_bind(&$e.initiator_token)
+            .push_bind(&$e.conn)
+            .push_bind(&$e.agent_token)
+            .push_bind($e.waiting_on.map(|w| w.as_str()))
+            .push_bind($e.deadline_at)
+            .push_bind($e.wake_at)
+            .push_bind($e.agent_lost_at)
+            .push_bind($e.version)
+            .push_bind($e.seq)
+            .push_bind($e.created_at)
+            .push_bind($e.updated_at)
+            .push_bind(&$e.workflow_run)
+            .push_bind(text_opt(&$e.context))
+            .push_bind(&$e.initiator_subject)
+            .push_bind(serde_json::to_string(&$e.agent_subjects).unwrap_or_else(|_| "[]".into()))
     };
-    let written = on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&e.id)
-        .bind(&e.tenant_id)
-        .bind(&e.agent_id)
-        .bind(e.state.as_str())
-        .bind(text(&e.input))
-        .bind(serde_json::Value::Object(e.labels.clone()).to_string())
-        .bind(text_opt(&e.output))
-        .bind(&e.initiator)
-        .bind(&e.initiator_token)
-        .bind(&e.conn)
-        .bind(&e.agent_token)
-        .bind(e.waiting_on.map(|w| w.as_str()))
-        .bind(e.deadline_at)
-        .bind(e.wake_at)
-        .bind(e.agent_lost_at)
-        .bind(e.version)
-        .bind(e.seq)
-        .bind(e.created_at)
-        .bind(e.updated_at)
-        .bind(expected.unwrap_or_default())
-        .bind(&e.workflow_run)
-        .bind(text_opt(&e.context))
-        .bind(&e.initiator_subject)
-        .bind(serde_json::to_string(&e.agent_subjects).unwrap_or_else(|_| "[]".into()))
-        .execute(&mut **tx)
-        .await
-        .map(|d| d.rows_affected()))
-    .map_err(super::conflict("execution"))?;
-    if written != 1 {
-        return Err(StoreError::Changed("execution"));
+}
+
+/// Binds a step's columns, in [`STEP_COLS`] order.
+macro_rules! bind_step {
+    ($b:expr, $s:expr) => {
+        $b.push_bind(&$s.id)
+            .push_bind(&$s.execution_id)
+            .push_bind(&$s.tenant_id)
+            .push_bind(&$s.tool)
+            .push_bind(text(&$s.arguments))
+            .push_bind(&$s.args_hash)
+            .push_bind($s.attempt)
+            .push_bind($s.max_attempts)
+            .push_bind($s.backoff_ms)
+            .push_bind($s.state.as_str())
+            .push_bind($s.remote)
+            .push_bind($s.idempotent)
+            .push_bind(&$s.idempotency_key)
+            .push_bind(&$s.runner_id)
+            .push_bind(&$s.decision_id)
+            .push_bind($s.timeout_ms)
+            .push_bind($s.deadline_at)
+            .push_bind($s.not_before)
+            .push_bind($s.review.map(|r| r.as_str()))
+            .push_bind($s.review_needed)
+            .push_bind($s.review_expires_at)
+            .push_bind($s.on_expiry.as_str())
+            .push_bind(serde_json::to_string(&$s.reasons).unwrap_or_default())
+            .push_bind(text_opt(&$s.result))
+            .push_bind(text_opt(&$s.error))
+            .push_bind($s.created_at)
+            .push_bind($s.updated_at)
+            .push_bind(&$s.runner_token)
+    };
+}
+
+/// Rows per multi-row statement: at most 29 parameters each, well under
+/// SQLite's 32,766 (and PostgreSQL's 65,535).
+const ROWS_CHUNK: usize = 1000;
+
+/// `UPDATE {table} SET <every column but the first> FROM (VALUES …) AS v
+/// WHERE {table}.<first> = v.column1 AND {table}.{guard} = v.column<last>`,
+/// for rows bound as `cols` then the guard's expected value; the VALUES
+/// list follows. Both backends name a VALUES list's columns `column1…`.
+fn update_from_values(table: &str, cols: &str, guard: &str) -> (String, String) {
+    let names: Vec<&str> = cols.split(',').map(str::trim).collect();
+    let set: Vec<String> = names
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| format!("{c} = v.column{}", i + 1))
+        .collect();
+    (
+        format!("UPDATE {table} SET {} FROM (", set.join(", ")),
+        format!(
+            ") AS v WHERE {table}.{} = v.column1 AND {table}.{guard} = v.column{}",
+            names[0],
+            names.len() + 1
+        ),
+    )
+}
+
+static EXEC_UPDATE: std::sync::LazyLock<(String, String)> =
+    std::sync::LazyLock::new(|| update_from_values("kernel_executions", EXEC_COLS, "version"));
+static STEP_UPDATE: std::sync::LazyLock<(String, String)> =
+    std::sync::LazyLock::new(|| update_from_values("kernel_steps", STEP_COLS, "state"));
+
+/// Writes executions' rows, each an insert (`expected` None) or an update
+/// conditional on the version it was read at: the inserts in one
+/// statement, the updates in another (per [`ROWS_CHUNK`] rows).
+/// [`StoreError::Changed`] when any row moved; which one is not said (the
+/// caller writes its changes again one by one to learn it). An id must
+/// not be given twice.
+pub(super) async fn write_executions(conn: &mut TxConn, rows: &[(&ExecutionRow, Option<i64>)]) -> Result<()> {
+    let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
+    for chunk in new.chunks(ROWS_CHUNK) {
+        on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO kernel_executions ({EXEC_COLS}) "));
+            q.push_values(chunk, |mut b, (e, _)| {
+                bind_execution!(b, e);
+            });
+            q.build().execute(&mut **tx).await.map(|_| ())
+        })
+        .map_err(super::conflict("execution"))?;
+    }
+    for chunk in old.chunks(ROWS_CHUNK) {
+        let (head, tail) = &*EXEC_UPDATE;
+        let written = on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(head.as_str());
+            q.push_values(chunk, |mut b, (e, expected)| {
+                bind_execution!(b, e).push_bind(expected.unwrap_or_default());
+            });
+            q.push(tail.as_str());
+            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
+        })
+        .map_err(super::conflict("execution"))?;
+        if written != chunk.len() as u64 {
+            return Err(StoreError::Changed("execution"));
+        }
     }
     Ok(())
 }
 
-/// Writes a step's row: an insert (`expected` None) or an update
-/// conditional on the state it was read in ([`StoreError::Changed`] when it
-/// moved).
-pub(super) async fn write_step(conn: &mut TxConn, s: &StepRow, expected: Option<StepState>) -> Result<()> {
-    let sql = match expected {
-        None => format!(
-            "INSERT INTO kernel_steps ({STEP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,\
-                $11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$29)"
-        ),
-        Some(_) => "UPDATE kernel_steps SET execution_id=$2, tenant_id=$3, tool=$4, arguments=$5, \
-                args_hash=$6, attempt=$7, max_attempts=$8, backoff_ms=$9, state=$10, remote=$11, \
-                idempotent=$12, idempotency_key=$13, runner_id=$14, decision_id=$15, timeout_ms=$16, \
-                deadline_at=$17, not_before=$18, review=$19, review_needed=$20, review_expires_at=$21, \
-                on_expiry=$22, reasons=$23, result=$24, error=$25, created_at=$26, updated_at=$27, \
-                runner_token=$29 WHERE id=$1 AND state=$28"
-            .to_string(),
-    };
-    let written = on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&s.id)
-        .bind(&s.execution_id)
-        .bind(&s.tenant_id)
-        .bind(&s.tool)
-        .bind(text(&s.arguments))
-        .bind(&s.args_hash)
-        .bind(s.attempt)
-        .bind(s.max_attempts)
-        .bind(s.backoff_ms)
-        .bind(s.state.as_str())
-        .bind(s.remote)
-        .bind(s.idempotent)
-        .bind(&s.idempotency_key)
-        .bind(&s.runner_id)
-        .bind(&s.decision_id)
-        .bind(s.timeout_ms)
-        .bind(s.deadline_at)
-        .bind(s.not_before)
-        .bind(s.review.map(|r| r.as_str()))
-        .bind(s.review_needed)
-        .bind(s.review_expires_at)
-        .bind(s.on_expiry.as_str())
-        .bind(serde_json::to_string(&s.reasons).unwrap_or_default())
-        .bind(text_opt(&s.result))
-        .bind(text_opt(&s.error))
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .bind(expected.map(|e| e.as_str()).unwrap_or_default())
-        .bind(&s.runner_token)
-        .execute(&mut **tx)
-        .await
-        .map(|d| d.rows_affected()))
-    .map_err(super::conflict("step"))?;
-    if written != 1 {
-        return Err(StoreError::Changed("step"));
+/// Writes steps' rows, each an insert (`expected` None) or an update
+/// conditional on the state it was read in, as [`write_executions`] writes
+/// executions.
+pub(super) async fn write_steps(conn: &mut TxConn, rows: &[(&StepRow, Option<StepState>)]) -> Result<()> {
+    let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
+    for chunk in new.chunks(ROWS_CHUNK) {
+        on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO kernel_steps ({STEP_COLS}) "));
+            q.push_values(chunk, |mut b, (s, _)| {
+                bind_step!(b, s);
+            });
+            q.build().execute(&mut **tx).await.map(|_| ())
+        })
+        .map_err(super::conflict("step"))?;
+    }
+    for chunk in old.chunks(ROWS_CHUNK) {
+        let (head, tail) = &*STEP_UPDATE;
+        let written = on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(head.as_str());
+            q.push_values(chunk, |mut b, (s, expected)| {
+                bind_step!(b, s).push_bind(expected.map(|e| e.as_str()).unwrap_or_default());
+            });
+            q.push(tail.as_str());
+            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
+        })
+        .map_err(super::conflict("step"))?;
+        if written != chunk.len() as u64 {
+            return Err(StoreError::Changed("step"));
+        }
     }
     Ok(())
 }
@@ -317,24 +372,60 @@ pub(super) async fn insert_history(conn: &mut TxConn, rows: &[(&HistoryRow, u64)
 /// SQLite's 32,766.
 const HISTORY_CHUNK: usize = 1000;
 
-/// Queues a message for a stream; answers its `seq`, the recipient's next
-/// in commit order: a concurrent writer computing the same number fails on
-/// the primary key ([`StoreError::Changed`]).
-pub(super) async fn push(conn: &mut TxConn, p: &PushRow) -> Result<i64> {
-    on_conn!(conn, tx => sqlx::query_scalar(
-        "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM kernel_pushes WHERE recipient = $1 RETURNING seq",
-    )
-    .bind(&p.recipient)
-    .bind(p.event)
-    .bind(text(&p.data))
-    .bind(p.created_at)
-    .fetch_one(&mut **tx)
-    .await)
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
-        _ => StoreError::Database(e),
-    })
+/// Queues messages for streams; answers each one's `seq`, in order: its
+/// recipient's next in commit order (a recipient's messages numbered in
+/// the order given). A concurrent writer computing the same number fails
+/// on the primary key ([`StoreError::Changed`]).
+pub(super) async fn push_all(conn: &mut TxConn, rows: &[&PushRow]) -> Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_CHUNK) {
+        // Each message's place among its recipient's in this chunk.
+        let mut count: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        let places: Vec<i64> = chunk
+            .iter()
+            .map(|p| {
+                let n = count.entry(p.recipient.as_str()).or_default();
+                *n += 1;
+                *n
+            })
+            .collect();
+        // The statement reads the table as it was before it (PostgreSQL's
+        // snapshot; SQLite computes a SELECT from the table it inserts into
+        // in full first).
+        let numbered: Vec<(String, i64)> = on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
+                 SELECT v.column1, COALESCE((SELECT MAX(p.seq) FROM kernel_pushes p WHERE p.recipient = v.column1), 0) \
+                 + v.column2, v.column3, v.column4, v.column5 FROM (",
+            );
+            q.push_values(chunk.iter().zip(&places), |mut b, (p, place)| {
+                b.push_bind(&p.recipient)
+                    .push_bind(*place)
+                    .push_bind(p.event)
+                    .push_bind(text(&p.data))
+                    .push_bind(p.created_at);
+            });
+            q.push(") AS v RETURNING recipient, seq");
+            q.build_query_as::<(String, i64)>().fetch_all(&mut **tx).await
+        })
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
+            _ => StoreError::Database(e),
+        })?;
+        // A recipient's numbers, lowest first, go to its messages in order.
+        let mut first: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (recipient, seq) in &numbered {
+            let low = first.entry(recipient.as_str()).or_insert(*seq);
+            *low = (*low).min(*seq);
+        }
+        for (p, place) in chunk.iter().zip(&places) {
+            let low = first
+                .get(p.recipient.as_str())
+                .ok_or_else(|| StoreError::Corrupt(format!("no stream number for {}", p.recipient)))?;
+            seqs.push(low + place - 1);
+        }
+    }
+    Ok(seqs)
 }
 
 /// Marks an ended execution as taken in by its workflow run.

@@ -1631,6 +1631,80 @@ impl WriteLock {
     }
 }
 
+on_both_backends!(a_batch_of_changes_numbers_each_stream_in_order);
+
+/// Changes committed together are written one statement per table: each
+/// stream's messages are still numbered one after another, in the order
+/// the changes and their messages came, each change is answered its own
+/// numbers, and what is stored is what was answered.
+async fn a_batch_of_changes_numbers_each_stream_in_order(backend: Backend) {
+    use warden::ledger::Record;
+    use warden::model::kernel::PushRow;
+    let (app, team) = kernel_app(backend).await;
+    let mut rows = Vec::new();
+    for _ in 0..4 {
+        let exec = start(&app, &team, "nobody").await;
+        rows.push(app.state.store.kernel_execution(&exec).await.unwrap().unwrap());
+    }
+    let shared = format!("agent/{}/shared", rows[0].tenant_id);
+    let push = |recipient: &str, n: usize| PushRow {
+        recipient: recipient.to_string(),
+        seq: 0,
+        event: "execution.assigned",
+        data: json!({"n": n}),
+        created_at: 0,
+    };
+    let changes: Vec<_> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let (moved, entry) = cancelled_by_hand(row, "batched");
+            let record = Record::new(
+                &row.tenant_id,
+                "kernel.execution.cancelled",
+                "system",
+                &json!({"execution_id": row.id}),
+            );
+            let own = format!("agent/{}/own-{i}", row.tenant_id);
+            let change = warden::store::Change {
+                executions: vec![(moved, Some(row.version))],
+                history: vec![entry],
+                pushes: vec![push(&shared, 2 * i), push(&own, i), push(&shared, 2 * i + 1)],
+                ..Default::default()
+            };
+            (vec![record], change)
+        })
+        .collect();
+    let outcomes =
+        futures_util::future::join_all(changes.into_iter().map(|(r, c)| app.state.ledger.append_change(r, c))).await;
+    let mut shared_numbers = Vec::new();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let appended = outcome.as_ref().unwrap_or_else(|e| panic!("change {i}: {e:?}"));
+        let [a, own, b] = appended.pushed[..] else {
+            panic!("three numbers: {:?}", appended.pushed)
+        };
+        assert_eq!(own, 1, "a stream of its own starts at 1");
+        assert!(a < b, "in the order of the change's messages: {a} {b}");
+        shared_numbers.extend([(a, 2 * i), (b, 2 * i + 1)]);
+    }
+    shared_numbers.sort();
+    let numbers: Vec<i64> = shared_numbers.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=8).collect::<Vec<i64>>(), "consecutive, none twice");
+    // Stored as answered: each number holds the message it was given for.
+    let stored = app.state.store.kernel_pushes_after(&shared, 0, 100).await.unwrap();
+    let held: Vec<(i64, usize)> = stored
+        .iter()
+        .map(|p| (p.seq, p.data["n"].as_u64().unwrap() as usize))
+        .collect();
+    assert_eq!(held, shared_numbers);
+    for row in &rows {
+        let now = app.state.store.kernel_execution(&row.id).await.unwrap().unwrap();
+        assert_eq!(now.version, row.version + 1);
+        assert_eq!(now.state, warden::model::kernel::ExecState::Cancelled);
+    }
+    app.stop().await;
+}
+
 on_both_backends!(a_stale_change_is_refused_whole_and_its_batch_goes_on);
 
 /// A state change whose conditions no longer hold is refused whole (its
