@@ -99,13 +99,13 @@ impl LedgerTx {
         Ok((applied, pushed))
     }
 
-    /// Applies a batch's changes together, without savepoints: the kernel's
-    /// rows of all of them in one statement per table and kind (new
-    /// executions, moved executions, new steps, moved steps, stream
-    /// messages), the rest change by change. Answers each change's stream
+    /// Applies a batch's changes together, without savepoints: the runs' and
+    /// the kernel's rows of all of them in one statement per table and kind
+    /// (new runs, moved runs, new executions, moved executions, new steps,
+    /// moved steps, stream messages), the rest change by change. Answers each change's stream
     /// numbers, or None when a condition fails: which change failed is not
     /// known, and the caller rolls back and writes them again, each
-    /// isolated ([`Self::apply`]). Changes that touch the same execution or
+    /// isolated ([`Self::apply`]). Changes that touch the same run, execution or
     /// step are written one after another, in order.
     pub async fn apply_all_unisolated(&mut self, changes: &[&Change]) -> Result<Option<Vec<Vec<i64>>>> {
         let outcome = if overlap(changes) {
@@ -141,23 +141,30 @@ impl LedgerTx {
     }
 }
 
-/// Whether two changes write the same execution or step (one statement
-/// cannot write a row twice).
+/// Whether two changes write the same run, execution or step (one
+/// statement cannot write a row twice).
 fn overlap(changes: &[&Change]) -> bool {
+    let mut runs = std::collections::HashSet::new();
     let mut executions = std::collections::HashSet::new();
     let mut steps = std::collections::HashSet::new();
     changes.iter().any(|c| {
-        c.executions.iter().any(|(e, _)| !executions.insert(e.id.as_str()))
+        c.run.as_ref().is_some_and(|(r, _)| !runs.insert(r.id.as_str()))
+            || c.executions.iter().any(|(e, _)| !executions.insert(e.id.as_str()))
             || c.steps.iter().any(|(s, _)| !steps.insert(s.id.as_str()))
     })
 }
 
 /// Every part of the changes, in an order that keeps foreign keys
-/// satisfied (what each change's kernel rows refer to first, then the
-/// kernel rows of all, then what refers to them); the numbers given to
-/// each change's stream messages.
+/// satisfied (the runs of all, what each change's kernel rows refer to,
+/// the kernel rows of all, then what refers to them); the numbers given
+/// to each change's stream messages.
 async fn write(tx: &mut LedgerTx, changes: &[&Change]) -> Result<Vec<Vec<i64>>> {
     let conn = &mut tx.conn;
+    let runs: Vec<_> = changes
+        .iter()
+        .filter_map(|c| c.run.as_ref().map(|(r, v)| (r, *v)))
+        .collect();
+    runs::write_all(conn, &runs).await?;
     for c in changes {
         write_before_kernel(conn, c).await?;
     }
@@ -192,9 +199,6 @@ async fn write(tx: &mut LedgerTx, changes: &[&Change]) -> Result<Vec<Vec<i64>>> 
 
 /// A change's parts that its kernel rows may refer to.
 async fn write_before_kernel(conn: &mut super::ledger::TxConn, c: &Change) -> Result<()> {
-    if let Some((run, expected)) = &c.run {
-        runs::write(conn, run, *expected).await?;
-    }
     if let Some(w) = &c.workflow_definition {
         workflows::insert(conn, w).await?;
     }

@@ -98,57 +98,70 @@ macro_rules! run_from_row {
     }};
 }
 
-/// The statement writing a run: an insert (`expected` None) or an update
-/// conditional on the version it was read at.
-fn run_write_sql(expected: Option<i64>) -> String {
-    match expected {
-        None => format!(
-            "INSERT INTO workflow_runs ({RUN_COLS}) VALUES \
-             ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$19)"
-        ),
-        Some(_) => "UPDATE workflow_runs SET status=$6, output=$8, position=$10, wake_at=$13, transitions=$14, \
-                    version_no=$15, updated_at=$17 WHERE id=$1 AND version_no=$18"
-            .to_string(),
+/// Rows per multi-row statement: 18 parameters each, well under SQLite's
+/// 32,766 (and PostgreSQL's 65,535).
+const ROWS_CHUNK: usize = 1000;
+
+/// Writes runs' rows inside a ledger batch, each an insert (`expected`
+/// None) or an update conditional on the version it was read at: the
+/// inserts in one statement, the updates in another (per [`ROWS_CHUNK`]
+/// rows). [`super::StoreError::Changed`] when any row moved; which one is
+/// not said (the writer then writes its changes again one by one). A run
+/// must not be given twice.
+pub(super) async fn write_all(conn: &mut super::ledger::TxConn, rows: &[(&WorkflowRunRow, Option<i64>)]) -> Result<()> {
+    let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
+    for chunk in new.chunks(ROWS_CHUNK) {
+        on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO workflow_runs ({RUN_COLS}) "));
+            q.push_values(chunk, |mut b, (r, _)| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.tenant_id)
+                    .push_bind(&r.workflow)
+                    .push_bind(r.version)
+                    .push_bind(&r.digest)
+                    .push_bind(&r.status)
+                    .push_bind(r.input.to_string())
+                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                    .push_bind(r.context.to_string())
+                    .push_bind(r.position.to_string())
+                    .push_bind(&r.initiator)
+                    .push_bind(&r.initiator_token)
+                    .push_bind(r.wake_at)
+                    .push_bind(r.transitions)
+                    .push_bind(r.version_no)
+                    .push_bind(r.created_at)
+                    .push_bind(r.updated_at)
+                    .push_bind(&r.initiator_subject);
+            });
+            q.build().execute(&mut **tx).await.map(|_| ())
+        })
+        .map_err(super::conflict("workflow run"))?;
     }
-}
-
-/// Binds a run's columns to [`run_write_sql`]'s statement, in order.
-macro_rules! bind_run {
-    ($q:expr, $run:expr, $expected:expr) => {{
-        let r: &WorkflowRunRow = $run;
-        $q.bind(&r.id)
-            .bind(&r.tenant_id)
-            .bind(&r.workflow)
-            .bind(r.version)
-            .bind(&r.digest)
-            .bind(&r.status)
-            .bind(r.input.to_string())
-            .bind(r.output.as_ref().map(|o| o.to_string()))
-            .bind(r.context.to_string())
-            .bind(r.position.to_string())
-            .bind(&r.initiator)
-            .bind(&r.initiator_token)
-            .bind(r.wake_at)
-            .bind(r.transitions)
-            .bind(r.version_no)
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .bind($expected.unwrap_or_default())
-            .bind(&r.initiator_subject)
-    }};
-}
-
-/// Writes a run's row, inside a ledger batch: an insert (`expected` None)
-/// or an update conditional on the version it was read at
-/// ([`super::StoreError::Changed`] when it moved).
-pub(super) async fn write(conn: &mut super::ledger::TxConn, run: &WorkflowRunRow, expected: Option<i64>) -> Result<()> {
-    let written = on_conn!(conn, tx => {
-        let q = sqlx::query(sqlx::AssertSqlSafe(run_write_sql(expected)));
-        bind_run!(q, run, expected).execute(&mut **tx).await.map(|d| d.rows_affected())
-    })
-    .map_err(super::conflict("workflow run"))?;
-    if written != 1 {
-        return Err(super::StoreError::Changed("workflow run"));
+    // What moves of a run: its status, output, position, timer and counts.
+    for chunk in old.chunks(ROWS_CHUNK) {
+        let written = on_conn!(conn, tx => {
+            let mut q = sqlx::QueryBuilder::new(
+                "UPDATE workflow_runs SET status = v.column2, output = v.column3, position = v.column4, \
+                 wake_at = v.column5, transitions = v.column6, version_no = v.column7, updated_at = v.column8 FROM (",
+            );
+            q.push_values(chunk, |mut b, (r, expected)| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.status)
+                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                    .push_bind(r.position.to_string())
+                    .push_bind(r.wake_at)
+                    .push_bind(r.transitions)
+                    .push_bind(r.version_no)
+                    .push_bind(r.updated_at)
+                    .push_bind(expected.unwrap_or_default());
+            });
+            q.push(") AS v WHERE workflow_runs.id = v.column1 AND workflow_runs.version_no = v.column9");
+            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
+        })
+        .map_err(super::conflict("workflow run"))?;
+        if written != chunk.len() as u64 {
+            return Err(super::StoreError::Changed("workflow run"));
+        }
     }
     Ok(())
 }

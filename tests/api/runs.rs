@@ -592,6 +592,62 @@ spec:
       type: Succeed
 "#;
 
+on_both_backends!(a_stale_run_in_a_batch_is_refused_alone);
+
+/// Runs' rows moved together in one batch: the writer writes them in one
+/// statement, and when one was read at a version that has moved on, the
+/// batch is written again change by change: that one is refused with
+/// nothing of it written, the others commit.
+async fn a_stale_run_in_a_batch_is_refused_alone(backend: Backend) {
+    use warden::ledger::{AppendError, Record};
+    let (app, team) = run_app(backend).await;
+    let sleeps = WAITS
+        .replace("seconds: 2", "seconds: 3600")
+        .replace("name: waits", "name: sleeps");
+    upload(&app, &team, "sleeps", &sleeps).await;
+    let mut rows = Vec::new();
+    for n in 0..3 {
+        let id = start_run(&app, &team, "sleeps", json!({"n": n})).await;
+        rows.push(app.state.store.workflow_run(&id).await.unwrap().unwrap());
+    }
+    let stale = 1;
+    let changes = rows.iter().enumerate().map(|(i, row)| {
+        let mut moved = row.clone();
+        moved.status = "cancelled".into();
+        moved.wake_at = None;
+        moved.version_no += 1;
+        let read_at = if i == stale { row.version_no - 1 } else { row.version_no };
+        let record = Record::new(
+            &row.tenant_id,
+            "workflow.run.cancelled",
+            "system",
+            &json!({"run": row.id}),
+        );
+        let change = warden::store::Change {
+            run: Some((moved, Some(read_at))),
+            ..Default::default()
+        };
+        app.state.ledger.append_with(vec![record], change)
+    });
+    let outcomes = futures_util::future::join_all(changes).await;
+    for (i, (outcome, row)) in outcomes.iter().zip(&rows).enumerate() {
+        let now = app.state.store.workflow_run(&row.id).await.unwrap().unwrap();
+        if i == stale {
+            assert!(
+                matches!(outcome, Err(AppendError::Changed("workflow run"))),
+                "{outcome:?}"
+            );
+            assert_eq!(now.status, row.status, "the stale change wrote nothing");
+            assert_eq!(now.version_no, row.version_no);
+        } else {
+            assert!(outcome.is_ok(), "run {i}: {outcome:?}");
+            assert_eq!(now.status, "cancelled");
+            assert_eq!(now.version_no, row.version_no + 1);
+            assert_eq!(now.wake_at, None);
+        }
+    }
+}
+
 on_both_backends!(a_wait_survives_a_restart);
 
 async fn a_wait_survives_a_restart(backend: Backend) {
