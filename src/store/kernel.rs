@@ -253,73 +253,73 @@ static EXEC_UPDATE: std::sync::LazyLock<(String, String)> =
 static STEP_UPDATE: std::sync::LazyLock<(String, String)> =
     std::sync::LazyLock::new(|| update_from_values("kernel_steps", STEP_COLS, "state"));
 
-/// Writes executions' rows, each an insert (`expected` None) or an update
-/// conditional on the version it was read at: the inserts in one
-/// statement, the updates in another (per [`ROWS_CHUNK`] rows).
+/// Writes rows of `$table`, each an insert (`expected` None) or an update
+/// conditional on what it was read at: the inserts in one statement, the
+/// updates in another (per [`ROWS_CHUNK`] rows). `$bind` binds a row's
+/// columns in `$cols` order, `$guard` the expected value it was read at.
 /// [`StoreError::Changed`] when any row moved; which one is not said (the
-/// caller writes its changes again one by one to learn it). An id must
-/// not be given twice.
-pub(super) async fn write_executions(conn: &mut TxConn, rows: &[(&ExecutionRow, Option<i64>)]) -> Result<()> {
-    let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
-    for chunk in new.chunks(ROWS_CHUNK) {
-        on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO kernel_executions ({EXEC_COLS}) "));
-            q.push_values(chunk, |mut b, (e, _)| {
-                bind_execution!(b, e);
-            });
-            q.build().execute(&mut **tx).await.map(|_| ())
-        })
-        .map_err(super::conflict("execution"))?;
-    }
-    for chunk in old.chunks(ROWS_CHUNK) {
-        let (head, tail) = &*EXEC_UPDATE;
-        let written = on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(head.as_str());
-            q.push_values(chunk, |mut b, (e, expected)| {
-                bind_execution!(b, e).push_bind(expected.unwrap_or_default());
-            });
-            q.push(tail.as_str());
-            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
-        })
-        .map_err(super::conflict("execution"))?;
-        if written != chunk.len() as u64 {
-            return Err(StoreError::Changed("execution"));
+/// caller writes its changes again one by one to learn it). A row must not
+/// be given twice.
+macro_rules! write_rows {
+    ($conn:expr, $rows:expr, $table:literal, $cols:expr, $update:expr, $what:literal, $bind:ident, $guard:expr) => {{
+        let (new, old): (Vec<_>, Vec<_>) = $rows.iter().partition(|(_, expected)| expected.is_none());
+        for chunk in new.chunks(ROWS_CHUNK) {
+            on_conn!($conn, tx => {
+                let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO {} ({}) ", $table, $cols));
+                q.push_values(chunk, |mut b, (row, _)| {
+                    $bind!(b, row);
+                });
+                q.build().execute(&mut **tx).await.map(|_| ())
+            })
+            .map_err(super::conflict($what))?;
         }
-    }
-    Ok(())
+        for chunk in old.chunks(ROWS_CHUNK) {
+            let (head, tail) = &*$update;
+            let written = on_conn!($conn, tx => {
+                let mut q = sqlx::QueryBuilder::new(head.as_str());
+                q.push_values(chunk, |mut b, (row, expected)| {
+                    $bind!(b, row).push_bind($guard(*expected));
+                });
+                q.push(tail.as_str());
+                q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
+            })
+            .map_err(super::conflict($what))?;
+            if written != chunk.len() as u64 {
+                return Err(StoreError::Changed($what));
+            }
+        }
+        Ok(())
+    }};
 }
 
-/// Writes steps' rows, each an insert (`expected` None) or an update
-/// conditional on the state it was read in, as [`write_executions`] writes
-/// executions.
+/// Writes executions' rows, each new or conditional on the version it was
+/// read at ([`write_rows`]).
+pub(super) async fn write_executions(conn: &mut TxConn, rows: &[(&ExecutionRow, Option<i64>)]) -> Result<()> {
+    write_rows!(
+        conn,
+        rows,
+        "kernel_executions",
+        EXEC_COLS,
+        EXEC_UPDATE,
+        "execution",
+        bind_execution,
+        |e: Option<i64>| e.unwrap_or_default()
+    )
+}
+
+/// Writes steps' rows, each new or conditional on the state it was read in
+/// ([`write_rows`]).
 pub(super) async fn write_steps(conn: &mut TxConn, rows: &[(&StepRow, Option<StepState>)]) -> Result<()> {
-    let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
-    for chunk in new.chunks(ROWS_CHUNK) {
-        on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO kernel_steps ({STEP_COLS}) "));
-            q.push_values(chunk, |mut b, (s, _)| {
-                bind_step!(b, s);
-            });
-            q.build().execute(&mut **tx).await.map(|_| ())
-        })
-        .map_err(super::conflict("step"))?;
-    }
-    for chunk in old.chunks(ROWS_CHUNK) {
-        let (head, tail) = &*STEP_UPDATE;
-        let written = on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(head.as_str());
-            q.push_values(chunk, |mut b, (s, expected)| {
-                bind_step!(b, s).push_bind(expected.map(|e| e.as_str()).unwrap_or_default());
-            });
-            q.push(tail.as_str());
-            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
-        })
-        .map_err(super::conflict("step"))?;
-        if written != chunk.len() as u64 {
-            return Err(StoreError::Changed("step"));
-        }
-    }
-    Ok(())
+    write_rows!(
+        conn,
+        rows,
+        "kernel_steps",
+        STEP_COLS,
+        STEP_UPDATE,
+        "step",
+        bind_step,
+        |e: Option<StepState>| e.map(|e| e.as_str()).unwrap_or_default()
+    )
 }
 
 /// Records a reviewer's verdict; a second verdict by the same reviewer on
