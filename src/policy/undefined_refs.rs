@@ -22,14 +22,15 @@
 //!   union answers if any member does; a scalar has no members.
 //!
 //! References are resolved as [`super::recursion`] resolves them (`data.…`,
-//! the package's rules, imports), and names declared anywhere in the rule
-//! as locals are left alone. Functions' results are not judged. A doubt
+//! the package's rules, imports). A local declared once in its rule, by
+//! `name := value` and nothing else, has its value's shape (`y := [1, 2];
+//! y[5]`); other locals are left alone. Functions' results are not judged. A doubt
 //! leaves the reference unjudged: the check may pass a module OPA
 //! refuses, never refuse one OPA compiles.
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{Expr, Module, Rule, RuleHead};
+use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
 use super::literal_types::each_expr_of_rule;
 use super::recursion::{imports_of, locals_of, package_path, rule_path};
@@ -78,14 +79,35 @@ enum Step {
 pub fn first_undefined_ref(parsed: &[(&str, Module)]) -> Option<String> {
     let mut rules = Rules::default();
     let mut contexts = Vec::new();
+    // Every rule's path, so that a local named as a rule is never judged.
+    let mut names: HashSet<Vec<String>> = HashSet::new();
+    for (_, module) in parsed {
+        let package = package_path(module)?;
+        for rule in &module.policy {
+            names.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
+        }
+    }
     for (_, module) in parsed {
         let package = package_path(module)?;
         let imports = imports_of(module);
         for rule in &module.policy {
+            let (once, otherwise) = declarations(rule);
+            let known = once
+                .into_iter()
+                .filter(|(name, values)| {
+                    values.len() == 1
+                        && !otherwise.contains(name)
+                        && !imports.contains_key(name)
+                        && !matches!(name.as_str(), "input" | "data" | "_")
+                        && !names.contains(&[package.clone(), vec![name.clone()]].concat())
+                })
+                .map(|(name, mut values)| (name, values.remove(0)))
+                .collect();
             let ctx = Context {
                 package: package.clone(),
                 imports: imports.clone(),
                 locals: locals_of(rule),
+                known,
             };
             rules.add(&package, rule, contexts.len());
             contexts.push(ctx);
@@ -127,10 +149,13 @@ pub fn first_undefined_ref(parsed: &[(&str, Module)]) -> Option<String> {
 }
 
 /// How a rule's references resolve.
-struct Context {
+struct Context<'m> {
     package: Vec<String>,
     imports: HashMap<String, Vec<String>>,
     locals: HashSet<String>,
+    /// Locals declared once, by `name := value`, and by nothing else:
+    /// their values (OPA types them by their values).
+    known: HashMap<String, &'m Expr>,
 }
 
 /// Each rule path's definitions: their values, each with the index of
@@ -141,6 +166,8 @@ struct Rules<'m> {
     defs: HashMap<Vec<String>, Option<Vec<(Value<'m>, usize)>>>,
     shapes: std::cell::RefCell<HashMap<Vec<String>, Shape>>,
     visiting: std::cell::RefCell<HashSet<Vec<String>>>,
+    /// Locals whose shape is being computed (by their rule's context).
+    visiting_locals: std::cell::RefCell<HashSet<(usize, String)>>,
 }
 
 /// A definition's value: an expression, or `true` (a rule with no value).
@@ -178,13 +205,10 @@ impl<'m> Rules<'m> {
     }
 
     /// The printed reference when `e` reads past what is known of it.
-    fn undefined(&self, e: &Expr, ctx: &Context, contexts: &[Context]) -> Option<String> {
+    fn undefined(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Option<String> {
         let (root, steps) = unfold(e);
         let (shape, mut printed, steps) = match root {
-            Expr::Var { span, .. } => {
-                let (path, rest) = self.resolve(span.text(), &steps, ctx)?;
-                (self.shape_of_rule(&path, contexts), path.join("."), rest)
-            }
+            Expr::Var { span, .. } => self.named(span.text(), &steps, ctx, contexts)?,
             Expr::Array { span, .. } | Expr::Object { span, .. } => {
                 (self.shape_of(root, ctx, contexts), span.text().to_string(), &steps[..])
             }
@@ -205,9 +229,31 @@ impl<'m> Rules<'m> {
         undefined.then_some(printed)
     }
 
+    /// What a reference's head names, a known local or a rule: its shape,
+    /// how OPA prints it, and the steps past it. None for anything else.
+    fn named<'s>(
+        &self,
+        head: &str,
+        steps: &'s Steps,
+        ctx: &Context<'m>,
+        contexts: &[Context<'m>],
+    ) -> Option<(Shape, String, &'s Steps)> {
+        if let Some(value) = ctx.known.get(head) {
+            let key = (ctx as *const Context as usize, head.to_string());
+            if !self.visiting_locals.borrow_mut().insert(key.clone()) {
+                return None;
+            }
+            let shape = self.shape_of(value, ctx, contexts);
+            self.visiting_locals.borrow_mut().remove(&key);
+            return Some((shape, head.to_string(), steps));
+        }
+        let (path, rest) = self.resolve(head, steps, ctx)?;
+        Some((self.shape_of_rule(&path, contexts), path.join("."), rest))
+    }
+
     /// The rule a reference names (its path under `data`) and the steps
     /// past it; None for a local, `input`, or no rule of the bundle.
-    fn resolve<'s>(&self, head: &str, steps: &'s Steps, ctx: &Context) -> Option<(Vec<String>, &'s Steps)> {
+    fn resolve<'s>(&self, head: &str, steps: &'s Steps, ctx: &Context<'m>) -> Option<(Vec<String>, &'s Steps)> {
         if head == "input" || ctx.locals.contains(head) {
             return None;
         }
@@ -233,7 +279,7 @@ impl<'m> Rules<'m> {
         }
     }
 
-    fn shape_of_rule(&self, path: &[String], contexts: &[Context]) -> Shape {
+    fn shape_of_rule(&self, path: &[String], contexts: &[Context<'m>]) -> Shape {
         if let Some(s) = self.shapes.borrow().get(path) {
             return s.clone();
         }
@@ -257,7 +303,7 @@ impl<'m> Rules<'m> {
         shape
     }
 
-    fn shape_of(&self, e: &Expr, ctx: &Context, contexts: &[Context]) -> Shape {
+    fn shape_of(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Shape {
         match e {
             Expr::Null { .. }
             | Expr::Bool { .. }
@@ -278,15 +324,15 @@ impl<'m> Rules<'m> {
                 }
                 Shape::Object { fields: known, open }
             }
-            Expr::Var { span, .. } => match self.resolve(span.text(), &[], ctx) {
-                Some((path, _)) => self.shape_of_rule(&path, contexts),
+            Expr::Var { span, .. } => match self.named(span.text(), &[], ctx, contexts) {
+                Some((shape, _, _)) => shape,
                 None => Shape::Unknown,
             },
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
                 let (root, steps) = unfold(e);
                 let (mut shape, steps) = match root {
-                    Expr::Var { span, .. } => match self.resolve(span.text(), &steps, ctx) {
-                        Some((path, rest)) => (self.shape_of_rule(&path, contexts), rest),
+                    Expr::Var { span, .. } => match self.named(span.text(), &steps, ctx, contexts) {
+                        Some((shape, _, rest)) => (shape, rest),
                         None => return Shape::Unknown,
                     },
                     Expr::Array { .. } | Expr::Object { .. } => (self.shape_of(root, ctx, contexts), &steps[..]),
@@ -302,6 +348,154 @@ impl<'m> Rules<'m> {
                 shape
             }
             _ => Shape::Unknown,
+        }
+    }
+}
+
+/// A rule's locals: those declared by `name := value`, with each value,
+/// and the names declared any other way (`some`, `every`, a function's
+/// arguments, a pattern, `=`), anywhere in the rule.
+fn declarations(rule: &Rule) -> (HashMap<String, Vec<&Expr>>, HashSet<String>) {
+    let mut d = Declarations::default();
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { assign, .. } => {
+                    if let Some(a) = assign {
+                        d.expr(&a.value);
+                    }
+                }
+                RuleHead::Set { key, .. } => {
+                    if let Some(k) = key {
+                        d.expr(k);
+                    }
+                }
+                RuleHead::Func { args, assign, .. } => {
+                    args.iter().for_each(|a| d.pattern(a));
+                    if let Some(a) = assign {
+                        d.expr(&a.value);
+                    }
+                }
+            }
+            for b in bodies {
+                if let Some(a) = &b.assign {
+                    d.expr(&a.value);
+                }
+                d.query(&b.query);
+            }
+        }
+        Rule::Default { value, .. } => d.expr(value),
+    }
+    (d.once, d.otherwise)
+}
+
+#[derive(Default)]
+struct Declarations<'m> {
+    once: HashMap<String, Vec<&'m Expr>>,
+    otherwise: HashSet<String>,
+}
+
+impl<'m> Declarations<'m> {
+    fn query(&mut self, q: &'m Query) {
+        for stmt in &q.stmts {
+            for w in &stmt.with_mods {
+                self.expr(&w.r#as);
+            }
+            match &stmt.literal {
+                Literal::SomeVars { vars, .. } => {
+                    self.otherwise.extend(vars.iter().map(|v| v.text().to_string()));
+                }
+                Literal::SomeIn {
+                    key, value, collection, ..
+                } => {
+                    if let Some(k) = key {
+                        self.pattern(k);
+                    }
+                    self.pattern(value);
+                    self.expr(collection);
+                }
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
+                Literal::Every {
+                    key,
+                    value,
+                    domain,
+                    query,
+                    ..
+                } => {
+                    if let Some(k) = key {
+                        self.otherwise.insert(k.text().to_string());
+                    }
+                    self.otherwise.insert(value.text().to_string());
+                    self.expr(domain);
+                    self.query(query);
+                }
+            }
+        }
+    }
+
+    /// Every variable of a pattern is declared otherwise.
+    fn pattern(&mut self, e: &'m Expr) {
+        match e {
+            Expr::Var { span, .. } => {
+                self.otherwise.insert(span.text().to_string());
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.pattern(i)),
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.pattern(v)),
+            other => self.expr(other),
+        }
+    }
+
+    fn expr(&mut self, e: &'m Expr) {
+        match e {
+            Expr::AssignExpr { op, lhs, rhs, .. } => {
+                match (op, lhs.as_ref()) {
+                    (AssignOp::ColEq, Expr::Var { span, .. }) => {
+                        self.once.entry(span.text().to_string()).or_default().push(rhs);
+                    }
+                    // `=` may declare on either side.
+                    (AssignOp::Eq, _) => {
+                        self.pattern(lhs);
+                        self.pattern(rhs);
+                    }
+                    _ => self.pattern(lhs),
+                }
+                self.expr(rhs);
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.query(query);
+                self.expr(term);
+            }
+            Expr::ObjectCompr { key, value, query, .. } => {
+                self.query(query);
+                self.expr(key);
+                self.expr(value);
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.expr(i)),
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+                self.expr(k);
+                self.expr(v);
+            }),
+            Expr::Call { params, .. } => params.iter().for_each(|p| self.expr(p)),
+            Expr::UnaryExpr { expr, .. } => self.expr(expr),
+            Expr::RefDot { refr, .. } => self.expr(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                self.expr(refr);
+                self.expr(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. } | Expr::BoolExpr { lhs, rhs, .. } | Expr::ArithExpr { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::Membership {
+                key, value, collection, ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+            _ => {}
         }
     }
 }
@@ -485,6 +679,17 @@ mod tests {
             ("o := {\"a\": 1, 1: 2}\nx := o[true]\n", "data.p.o[true]"),
             ("o := {\"a\": 1}\nx := o[null]\n", "data.p.o[null]"),
             ("obj := {\"a\": 1.5}\nx := obj.a.b\n", "data.p.obj.a.b"),
+            // Locals declared once with `:=` have their value's shape.
+            ("x if { y := [1, 2]; y[5] }\n", "y[5]"),
+            ("x if { y := {\"a\": 1}; y.b }\n", "y.b"),
+            ("x if { y := {\"a\": 1}; z := y; z.b }\n", "z.b"),
+            ("x if { y := {\"a\": 1}; z := y.a; z.b }\n", "z.b"),
+            ("x := [v | y := {\"a\": 1}; v := y.b]\n", "y.b"),
+            ("obj := {\"a\": 1}\nx if { y := obj; y.b }\n", "y.b"),
+            ("x if { y := 1; y.b }\n", "y.b"),
+            ("x if { y := \"s\"; y[0] }\n", "y[0]"),
+            ("x if { y := [1, 2]; some i; y[i].q }\n", "y[i].q"),
+            ("x := y.b if { y := {\"a\": 1} }\n", "y.b"),
         ] {
             let got = one(body).unwrap_or_else(|| panic!("{body}: not refused"));
             assert!(got.contains(&format!("undefined ref: {printed} ")), "{body}: {got}");
@@ -538,6 +743,15 @@ mod tests {
             "o := {\"a\": {\"b\": 1}, \"c\": input.c}\nx := o.c.d\n",
             "o := {1: \"a\"}\nx := o[1.0]\n",
             "default d := {\"a\": 1}\nd := input.d\nx := d.zz\n",
+            "x if { y := {\"a\": input.q}; y.a.c }\n",
+            "x if { y := input; y.b }\n",
+            "f(y) := y.b\nx := f({\"a\": 1})\n",
+            "x if { every y in [{\"a\": 1}] { y.b } }\n",
+            // A local of a comprehension does not hide the rule of its name
+            // outside it; a name declared twice is not judged.
+            "y := {\"b\": 1}\nx if { c := [1 | y := {\"a\": 1}]; y.b }\n",
+            "x if { a := [1 | y := {\"a\": 1}; y.a]; b := [1 | y := {\"b\": 1}; y.b] }\n",
+            "x if { y := {\"a\": 1}; y = {\"a\": 2} }\n",
         ] {
             assert_eq!(one(body), None, "{body}");
         }
