@@ -26,6 +26,11 @@ static KINDS: LazyLock<HashMap<String, Vec<Vec<String>>>> = LazyLock::new(|| {
     serde_json::from_str(include_str!("builtin_arg_kinds.json")).expect("builtin_arg_kinds.json is a JSON table")
 });
 
+/// Whether OPA has a builtin of this name.
+pub(super) fn is_builtin(name: &str) -> bool {
+    KINDS.contains_key(name)
+}
+
 /// The first call of a builtin with a literal of a kind it does not take,
 /// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
 /// argument(s): argument 1 is a number, where count takes a string`. Names

@@ -268,7 +268,7 @@ pub(super) fn rule_path(rule: &Rule) -> Vec<String> {
 
 /// A reference as its head name, its static keys, and whether a dynamic
 /// key follows them. None for anything else.
-fn chain(e: &Expr) -> Option<(String, Vec<String>, bool)> {
+pub(super) fn chain(e: &Expr) -> Option<(String, Vec<String>, bool)> {
     match e {
         Expr::Var { span, .. } => Some((span.text().to_string(), Vec::new(), false)),
         Expr::RefDot { refr, field, .. } => {

@@ -12,7 +12,7 @@
 //!
 //! - a rule's shape is the union of its definitions' values; a value that
 //!   refers to another such rule (`obj2 := obj`, `x := obj.a`) has its
-//!   shape; anything computed (a call, a comprehension, `input`) is
+//!   shape; anything computed (a builtin call, a comprehension, `input`) is
 //!   unknown, and so is a union with an unknown member;
 //! - an object literal knows its keys even when its values are computed,
 //!   unless a key is computed; an empty object or array, and any set, is
@@ -24,16 +24,17 @@
 //! References are resolved as [`super::recursion`] resolves them (`data.…`,
 //! the package's rules, imports). A local declared once in its rule, by
 //! `name := value` and nothing else, has its value's shape (`y := [1, 2];
-//! y[5]`); other locals are left alone. Functions' results are not judged. A doubt
+//! y[5]`); other locals are left alone. A call of the bundle's own function
+//! has the union of its definitions' values (`f(1).zz`). A doubt
 //! leaves the reference unjudged: the check may pass a module OPA
 //! refuses, never refuse one OPA compiles.
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleHead};
+use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleAssign, RuleBody, RuleHead};
 
-use super::literal_types::each_expr_of_rule;
-use super::recursion::{imports_of, locals_of, package_path, rule_path};
+use super::literal_types::{each_expr_of_rule, is_builtin};
+use super::recursion::{chain, imports_of, locals_of, package_path, rule_path};
 
 /// What is known at compile time of a value.
 #[derive(Clone, Debug)]
@@ -62,6 +63,10 @@ enum Key {
 
 /// A reference's steps, each with how OPA prints it.
 type Steps = [(Step, String)];
+
+/// The last key of a function's path among the rules' (no rule's key: a
+/// key is an identifier or a string, never this).
+const CALLED: &str = "()";
 
 /// A step of a reference.
 #[derive(Clone, Debug)]
@@ -179,20 +184,34 @@ enum Value<'m> {
 
 impl<'m> Rules<'m> {
     fn add(&mut self, package: &[String], rule: &'m Rule, ctx: usize) {
-        let path = [package.to_vec(), rule_path(rule)].concat();
+        let mut path = [package.to_vec(), rule_path(rule)].concat();
+        let values = |assign: &'m Option<RuleAssign>, bodies: &'m [RuleBody]| {
+            let mut values = vec![assign.as_ref().map_or(Value::True, |a| Value::Expr(&a.value))];
+            for b in bodies.iter().filter(|b| b.is_else) {
+                values.push(b.assign.as_ref().map_or(Value::True, |a| Value::Expr(&a.value)));
+            }
+            values
+        };
         let values: Option<Vec<Value<'m>>> = match rule {
             Rule::Spec {
                 head: RuleHead::Compr { refr, assign, .. },
                 bodies,
                 ..
-            } if matches!(refr.as_ref(), Expr::Var { .. }) => {
-                let mut values = vec![assign.as_ref().map_or(Value::True, |a| Value::Expr(&a.value))];
-                for b in bodies.iter().filter(|b| b.is_else) {
-                    values.push(b.assign.as_ref().map_or(Value::True, |a| Value::Expr(&a.value)));
-                }
-                Some(values)
-            }
+            } if matches!(refr.as_ref(), Expr::Var { .. }) => Some(values(assign, bodies)),
             Rule::Default { refr, args, value, .. } if args.is_empty() && matches!(refr.as_ref(), Expr::Var { .. }) => {
+                Some(vec![Value::Expr(value)])
+            }
+            // A function's results, under its path and `()`.
+            Rule::Spec {
+                head: RuleHead::Func { assign, .. },
+                bodies,
+                ..
+            } => {
+                path.push(CALLED.to_string());
+                Some(values(assign, bodies))
+            }
+            Rule::Default { args, value, .. } if !args.is_empty() => {
+                path.push(CALLED.to_string());
                 Some(vec![Value::Expr(value)])
             }
             _ => None,
@@ -204,6 +223,29 @@ impl<'m> Rules<'m> {
         }
     }
 
+    /// The function a call names (its path under `data`, then [`CALLED`]),
+    /// when the bundle defines it and no builtin has its name.
+    fn function(&self, fcn: &Expr, ctx: &Context<'m>) -> Option<Vec<String>> {
+        let (head, parts, dynamic) = chain(fcn)?;
+        let name = std::iter::once(head.as_str())
+            .chain(parts.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(".");
+        if dynamic || ctx.locals.contains(&head) || is_builtin(&name) {
+            return None;
+        }
+        let mut path = if head == "data" {
+            vec![head]
+        } else if let Some(p) = ctx.imports.get(&head) {
+            p.clone()
+        } else {
+            [ctx.package.clone(), vec![head]].concat()
+        };
+        path.extend(parts);
+        path.push(CALLED.to_string());
+        self.defs.contains_key(&path).then_some(path)
+    }
+
     /// The printed reference when `e` reads past what is known of it.
     fn undefined(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Option<String> {
         let (root, steps) = unfold(e);
@@ -211,6 +253,12 @@ impl<'m> Rules<'m> {
             Expr::Var { span, .. } => self.named(span.text(), &steps, ctx, contexts)?,
             Expr::Array { span, .. } | Expr::Object { span, .. } => {
                 (self.shape_of(root, ctx, contexts), span.text().to_string(), &steps[..])
+            }
+            Expr::Call { fcn, params, .. } => {
+                let path = self.function(fcn, ctx)?;
+                let args: Vec<&str> = params.iter().map(|p| p.span().text()).collect();
+                let printed = format!("{}({})", path[..path.len() - 1].join("."), args.join(", "));
+                (self.shape_of_rule(&path, contexts), printed, &steps[..])
             }
             _ => return None,
         };
@@ -328,6 +376,10 @@ impl<'m> Rules<'m> {
                 Some((shape, _, _)) => shape,
                 None => Shape::Unknown,
             },
+            Expr::Call { fcn, .. } => match self.function(fcn, ctx) {
+                Some(path) => self.shape_of_rule(&path, contexts),
+                None => Shape::Unknown,
+            },
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
                 let (root, steps) = unfold(e);
                 let (mut shape, steps) = match root {
@@ -335,7 +387,9 @@ impl<'m> Rules<'m> {
                         Some((shape, _, rest)) => (shape, rest),
                         None => return Shape::Unknown,
                     },
-                    Expr::Array { .. } | Expr::Object { .. } => (self.shape_of(root, ctx, contexts), &steps[..]),
+                    Expr::Array { .. } | Expr::Object { .. } | Expr::Call { .. } => {
+                        (self.shape_of(root, ctx, contexts), &steps[..])
+                    }
                     _ => return Shape::Unknown,
                 };
                 for (step, _) in steps {
@@ -690,6 +744,16 @@ mod tests {
             ("x if { y := \"s\"; y[0] }\n", "y[0]"),
             ("x if { y := [1, 2]; some i; y[i].q }\n", "y[i].q"),
             ("x := y.b if { y := {\"a\": 1} }\n", "y.b"),
+            // A function's results: the union of its definitions.
+            ("f(x) := {\"a\": x}\ny := f(1).zz\n", "data.p.f(1).zz"),
+            ("f(1) := {\"a\": 1}\nf(2) := {\"b\": 2}\ny := f(1).c\n", "data.p.f(1).c"),
+            ("f(x) := {\"a\": 1}\nx := f(1)\ny := x.zz\n", "data.p.x.zz"),
+            ("f(x) := {\"a\": 1}\ny if { z := f(1); z.zz }\n", "z.zz"),
+            (
+                "f(x) := {\"a\": 1} if { x > 1 } else := {\"b\": 2}\ny := f(1).c\n",
+                "data.p.f(1).c",
+            ),
+            ("f(x) if x > 1\ny := f(1).b\n", "data.p.f(1).b"),
         ] {
             let got = one(body).unwrap_or_else(|| panic!("{body}: not refused"));
             assert!(got.contains(&format!("undefined ref: {printed} ")), "{body}: {got}");
@@ -699,12 +763,13 @@ mod tests {
     /// Across files of a package, and through imports.
     #[test]
     fn references_resolve_across_files_and_imports() {
-        let obj = ("a.rego", "package p\nobj := {\"a\": 1}\n");
+        let obj = ("a.rego", "package p\nobj := {\"a\": 1}\nf(x) := {\"a\": x}\n");
         for other in [
             "package p\nobj2 := obj.zz\n",
             "package q\nimport data.p.obj\nx := obj.zz\n",
             "package q\nimport data.p\nx := p.obj.zz\n",
             "package q\nimport data.p.obj as o\nx := o.zz\n",
+            "package q\nimport data.p\ny := p.f(1).zz\n",
         ] {
             let got = check(&[obj, ("b.rego", other)]).unwrap_or_else(|| panic!("{other}: not refused"));
             assert!(got.starts_with("b.rego:"), "{got}");
@@ -752,6 +817,12 @@ mod tests {
             "y := {\"b\": 1}\nx if { c := [1 | y := {\"a\": 1}]; y.b }\n",
             "x if { a := [1 | y := {\"a\": 1}; y.a]; b := [1 | y := {\"b\": 1}; y.b] }\n",
             "x if { y := {\"a\": 1}; y = {\"a\": 2} }\n",
+            "f(x) := {\"a\": x}\ny := f(1).a.q\n",
+            "f(1) := {\"a\": 1}\nf(2) := {\"b\": 2}\ny := f(1).b\n",
+            "default f(_) := {}\nf(x) := {\"a\": 1} if x > 1\ny := f(1).zz\n",
+            "f(x) := x\ny := f({\"a\": 1}).zz\n",
+            "f(x) := {\"a\": 1} if { x > 1 } else := {\"b\": 2}\ny := f(1).b\n",
+            "x := json.unmarshal(\"{}\").zz\n",
         ] {
             assert_eq!(one(body), None, "{body}");
         }
