@@ -216,7 +216,7 @@ impl CompiledPolicy {
         if let Some(parsed) = super::rewrite::parse_bundle(bundle)
             && let Some(message) = super::recursion::first_recursion(&parsed)
                 .or_else(|| super::literal_types::first_mistyped_call(&parsed))
-                .or_else(|| super::undefined_refs::first_undefined_ref(&parsed))
+                .or_else(|| super::undefined_refs::first_type_error(&parsed))
         {
             return Err(Error::RegoCompile(message));
         }

@@ -31,11 +31,9 @@ pub(super) fn is_builtin(name: &str) -> bool {
     KINDS.contains_key(name)
 }
 
-/// The first call of a builtin with a literal of a kind it does not take,
-/// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
-/// argument(s): argument 1 is a number, where count takes a string`. Names
-/// the bundle defines itself are its own rules and functions, not builtins.
-pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
+/// The names a bundle defines itself (its rules' and functions' first
+/// keys, its imports' names): a call of one is not a builtin's.
+pub(super) fn own_names(modules: &[(&str, Module)]) -> HashSet<String> {
     let mut own: HashSet<String> = HashSet::new();
     for (_, module) in modules {
         for rule in &module.policy {
@@ -49,12 +47,22 @@ pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
             }
         }
     }
+    own
+}
+
+/// The first call of a builtin with a literal of a kind it does not take,
+/// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
+/// argument(s): argument 1 is a number, where count takes a string`. Names
+/// the bundle defines itself are its own rules and functions, not builtins.
+pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
+    let own = own_names(modules);
     let mut found: Option<String> = None;
     for (file, module) in modules {
         for rule in &module.policy {
             each_expr_of_rule(rule, &mut |e| {
                 if found.is_none() {
-                    found = mistyped(e, &own).map(|m| format!("{file}:{}: rego_type_error: {m}", e.span().line));
+                    found = mistyped(e, &own, &|arg| literal_kind(arg).map(|k| vec![k]))
+                        .map(|m| format!("{file}:{}: rego_type_error: {m}", e.span().line));
                 }
             });
             if let Some(m) = found {
@@ -65,8 +73,14 @@ pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
     None
 }
 
-/// Why OPA refuses this call (or operator), if it does.
-fn mistyped(e: &Expr, own: &HashSet<String>) -> Option<String> {
+/// Why OPA refuses this call (or operator), if it does: an argument whose
+/// kinds (`kinds_of`: every scalar kind it may have, None when it may be
+/// anything else) are none of those the builtin takes there.
+pub(super) fn mistyped(
+    e: &Expr,
+    own: &HashSet<String>,
+    kinds_of: &dyn Fn(&Expr) -> Option<Vec<&'static str>>,
+) -> Option<String> {
     let (name, args): (String, Vec<&Expr>) = match e {
         Expr::Call { fcn, params, .. } => {
             let name = fcn.span().text().to_string();
@@ -97,14 +111,15 @@ fn mistyped(e: &Expr, own: &HashSet<String>) -> Option<String> {
     };
     let kinds = KINDS.get(&name)?;
     for (i, (arg, accepted)) in args.iter().zip(kinds).enumerate() {
-        let Some(kind) = literal_kind(arg) else {
+        let Some(kinds) = kinds_of(arg) else {
             continue;
         };
-        if !accepted.iter().any(|k| k == kind) {
+        if !kinds.iter().any(|kind| accepted.iter().any(|k| k == kind)) {
+            let is: Vec<String> = kinds.iter().map(|k| with_article(k)).collect();
             return Some(format!(
                 "{name}: invalid argument(s): argument {} is {}, where {name} takes {}",
                 i + 1,
-                with_article(kind),
+                is.join(" or "),
                 one_of(accepted)
             ));
         }
@@ -113,7 +128,7 @@ fn mistyped(e: &Expr, own: &HashSet<String>) -> Option<String> {
 }
 
 /// The kind of a scalar literal; None for anything else.
-fn literal_kind(e: &Expr) -> Option<&'static str> {
+pub(super) fn literal_kind(e: &Expr) -> Option<&'static str> {
     Some(match e {
         Expr::Null { .. } => "null",
         Expr::Bool { .. } => "boolean",

@@ -33,14 +33,15 @@ use std::collections::{HashMap, HashSet};
 
 use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleAssign, RuleBody, RuleHead};
 
-use super::literal_types::{each_expr_of_rule, is_builtin};
+use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
 use super::recursion::{chain, imports_of, locals_of, package_path, rule_path};
 
 /// What is known at compile time of a value.
 #[derive(Clone, Debug)]
 enum Shape {
     Unknown,
-    Scalar,
+    /// Its kind: `null`, `boolean`, `number` or `string`.
+    Scalar(&'static str),
     /// Its literal keys and their shapes; `open` when a key is computed.
     Object {
         fields: Vec<(Key, Shape)>,
@@ -79,9 +80,12 @@ enum Step {
 }
 
 /// The first reference past what a literal or a rule's value holds, as
-/// OPA refuses it: `p.rego:4: rego_type_error: undefined ref:
-/// data.p.obj.zz`. None when there is none.
-pub fn first_undefined_ref(parsed: &[(&str, Module)]) -> Option<String> {
+/// OPA refuses it (`p.rego:4: rego_type_error: undefined ref:
+/// data.p.obj.zz`), or call of a builtin with what can only be of kinds it
+/// does not take (`x := 12; count(x)`: `count: invalid argument(s):
+/// argument 1 is a number, …`). None when there is none.
+pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
+    let own = own_names(parsed);
     let mut rules = Rules::default();
     let mut contexts = Vec::new();
     // Every rule's path, so that a local named as a rule is never judged.
@@ -127,6 +131,15 @@ pub fn first_undefined_ref(parsed: &[(&str, Module)]) -> Option<String> {
             let mut found: Option<String> = None;
             each_expr_of_rule(rule, &mut |e| {
                 if found.is_some() {
+                    return;
+                }
+                // A builtin given what can only be of kinds it does not take
+                // (`x := 12; count(x)`).
+                if let Some(m) = mistyped(e, &own, &|arg| rules.scalar_kinds(arg, ctx, &contexts)) {
+                    found = Some(format!(
+                        "{file}:{}: rego_type_error: {m} (OPA refuses this module too)",
+                        e.span().line
+                    ));
                     return;
                 }
                 let (Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. }) = e else {
@@ -246,6 +259,27 @@ impl<'m> Rules<'m> {
         self.defs.contains_key(&path).then_some(path)
     }
 
+    /// Every scalar kind `e` may have; None when it may be anything else.
+    fn scalar_kinds(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Option<Vec<&'static str>> {
+        let kinds = match self.shape_of(e, ctx, contexts) {
+            Shape::Scalar(kind) => vec![kind],
+            Shape::Union(members) => {
+                let mut kinds = Vec::new();
+                for m in members {
+                    let Shape::Scalar(kind) = m else {
+                        return None;
+                    };
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+                kinds
+            }
+            _ => return None,
+        };
+        Some(kinds)
+    }
+
     /// The printed reference when `e` reads past what is known of it.
     fn undefined(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Option<String> {
         let (root, steps) = unfold(e);
@@ -341,7 +375,7 @@ impl<'m> Rules<'m> {
         let shapes: Vec<Shape> = values
             .iter()
             .map(|(v, ctx)| match v {
-                Value::True => Shape::Scalar,
+                Value::True => Shape::Scalar("boolean"),
                 Value::Expr(e) => self.shape_of(e, &contexts[*ctx], contexts),
             })
             .collect();
@@ -357,7 +391,7 @@ impl<'m> Rules<'m> {
             | Expr::Bool { .. }
             | Expr::Number { .. }
             | Expr::String { .. }
-            | Expr::RawString { .. } => Shape::Scalar,
+            | Expr::RawString { .. } => literal_kind(e).map_or(Shape::Unknown, Shape::Scalar),
             Expr::Array { items, .. } if !items.is_empty() => {
                 Shape::Array(items.iter().map(|i| self.shape_of(i, ctx, contexts)).collect())
             }
@@ -614,7 +648,7 @@ fn is_identifier(s: &str) -> bool {
 fn select(shape: &Shape, step: &Step) -> Option<Shape> {
     match shape {
         Shape::Unknown => Some(Shape::Unknown),
-        Shape::Scalar => None,
+        Shape::Scalar(_) => None,
         Shape::Union(members) => {
             let found: Vec<Shape> = members.iter().filter_map(|m| select(m, step)).collect();
             (!found.is_empty()).then(|| union(found))
@@ -673,7 +707,7 @@ mod tests {
 
     fn check(files: &[(&str, &str)]) -> Option<String> {
         let bundle = ParsedBundle::of_modules(files);
-        first_undefined_ref(&super::super::rewrite::parse_bundle(&bundle).expect("the modules parse"))
+        first_type_error(&super::super::rewrite::parse_bundle(&bundle).expect("the modules parse"))
     }
 
     fn one(body: &str) -> Option<String> {
@@ -757,6 +791,34 @@ mod tests {
         ] {
             let got = one(body).unwrap_or_else(|| panic!("{body}: not refused"));
             assert!(got.contains(&format!("undefined ref: {printed} ")), "{body}: {got}");
+        }
+    }
+
+    /// A builtin given a rule's, a local's or a function's value of a kind
+    /// it does not take: real OPA refuses each (`invalid argument(s)`).
+    #[test]
+    fn a_builtin_given_a_known_value_of_another_kind_is_refused() {
+        for (body, what) in [
+            (
+                "x := 12\ny := count(x)\n",
+                "count: invalid argument(s): argument 1 is a number",
+            ),
+            ("y if { x := 12; count(x) > 1 }\n", "count: invalid argument(s)"),
+            ("obj := {\"a\": 1}\ny := upper(obj.a)\n", "upper: invalid argument(s)"),
+            ("x := {\"a\": 1}\ny := count(x.a)\n", "count: invalid argument(s)"),
+            ("f(x) := 1\ny := upper(f(2))\n", "upper: invalid argument(s)"),
+            ("y := upper([1][0])\n", "upper: invalid argument(s)"),
+        ] {
+            let got = one(body).unwrap_or_else(|| panic!("{body}: not refused"));
+            assert!(got.contains(what) && got.starts_with("p.rego:"), "{body}: {got}");
+        }
+        // Real OPA compiles these: one member of a union will do.
+        for body in [
+            "obj := {\"a\": 1, \"b\": \"s\"}\ny := upper(obj[_])\n",
+            "x := 12 if input.a\nx := \"s\" if input.b\ny := upper(x)\n",
+            "x := \"s\"\ny := upper(x)\n",
+        ] {
+            assert_eq!(one(body), None, "{body}");
         }
     }
 
