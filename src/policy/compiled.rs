@@ -214,9 +214,8 @@ impl CompiledPolicy {
         // parsed once (a module that does not parse is compiled as it is,
         // and the compiler reports why).
         if let Some(parsed) = super::rewrite::parse_bundle(bundle)
-            && let Some(message) = super::recursion::first_recursion(&parsed)
-                .or_else(|| super::literal_types::first_mistyped_call(&parsed))
-                .or_else(|| super::undefined_refs::first_type_error(&parsed))
+            && let Some(message) =
+                super::recursion::first_recursion(&parsed).or_else(|| super::undefined_refs::first_type_error(&parsed))
         {
             return Err(Error::RegoCompile(message));
         }

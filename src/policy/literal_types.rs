@@ -1,19 +1,22 @@
-//! OPA's type check of the literals passed to builtins, made at upload.
+//! Which kinds of scalar each builtin's arguments take, as OPA's type
+//! checker judges them at upload.
 //!
-//! OPA refuses a module that calls a builtin with a literal of a kind the
+//! OPA refuses a module that calls a builtin with a value of a kind the
 //! builtin does not take (`count(12)`, `upper(1)`, `1 + "a"`), whether or
 //! not anything evaluates the call; regorus compiled it, and a decision
 //! reaching the call failed. Which kinds each argument takes was asked of
 //! real OPA, one compile per builtin, argument and kind
 //! (`tests/opa/arg_kinds.py` writes `builtin_arg_kinds.json`, and a test
-//! keeps it in step with the builtin list).
+//! keeps it in step with the builtin list). The check itself walks with
+//! the shapes of [`super::undefined_refs`], which know a literal's kind
+//! and a rule's, local's or function's when its value is a scalar.
 //!
-//! Only scalar literals (null, booleans, numbers, strings) are judged: a
+//! Only scalar kinds (null, booleans, numbers, strings) are judged: a
 //! scalar's type is its kind, so one probe answers for all of them. A
 //! composite's type includes its elements' (OPA takes `time.date([ns,
-//! "UTC"])` but not `time.date([])`), so composites are not judged, nor is
-//! anything OPA infers (a variable's type, `sum([1, "2"])`): the check may
-//! pass a module OPA refuses, never refuse one OPA compiles.
+//! "UTC"])` but not `time.date([])`), so composites are not judged (nor
+//! `sum([1, "2"])`): the check may pass a module OPA refuses, never refuse
+//! one OPA compiles.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -48,29 +51,6 @@ pub(super) fn own_names(modules: &[(&str, Module)]) -> HashSet<String> {
         }
     }
     own
-}
-
-/// The first call of a builtin with a literal of a kind it does not take,
-/// as OPA refuses it: `p.rego:3: rego_type_error: count: invalid
-/// argument(s): argument 1 is a number, where count takes a string`. Names
-/// the bundle defines itself are its own rules and functions, not builtins.
-pub fn first_mistyped_call(modules: &[(&str, Module)]) -> Option<String> {
-    let own = own_names(modules);
-    let mut found: Option<String> = None;
-    for (file, module) in modules {
-        for rule in &module.policy {
-            each_expr_of_rule(rule, &mut |e| {
-                if found.is_none() {
-                    found = mistyped(e, &own, &|arg| literal_kind(arg).map(|k| vec![k]))
-                        .map(|m| format!("{file}:{}: rego_type_error: {m}", e.span().line));
-                }
-            });
-            if let Some(m) = found {
-                return Some(format!("{m} (OPA refuses this module too)"));
-            }
-        }
-    }
-    None
 }
 
 /// Why OPA refuses this call (or operator), if it does: an argument whose
@@ -252,12 +232,13 @@ fn each_member(key: Option<&Expr>, value: &Expr, collection: &Expr, f: &mut dyn 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::policy::bundle::ParsedBundle;
 
     fn check(body: &str) -> Option<String> {
         let bundle = ParsedBundle::of_modules(&[("p.rego", &format!("package p\n{body}"))]);
-        first_mistyped_call(&super::super::rewrite::parse_bundle(&bundle).expect("the module parses"))
+        super::super::undefined_refs::first_type_error(
+            &super::super::rewrite::parse_bundle(&bundle).expect("the module parses"),
+        )
     }
 
     /// Each of these real OPA refuses with rego_type_error.
