@@ -306,16 +306,35 @@ pub(super) fn locals_of(rule: &Rule) -> HashSet<String> {
     refs.locals
 }
 
+/// A rule's locals declared by `name := value`, with each value, and the
+/// names declared any other way (`some`, `every`, a function's arguments,
+/// a pattern) or unified with `=`, anywhere in the rule.
+pub(super) fn declarations(rule: &Rule) -> (HashMap<String, Vec<&Expr>>, HashSet<String>) {
+    let mut refs = Refs::default();
+    refs.rule(rule);
+    (refs.assigned, refs.otherwise)
+}
+
 /// The references of one rule (head name and static keys), and the names
 /// it declares as locals.
 #[derive(Default)]
-struct Refs {
+struct Refs<'m> {
     found: Vec<(String, Vec<String>)>,
     locals: HashSet<String>,
+    /// Locals declared by `name := value`: their values.
+    assigned: HashMap<String, Vec<&'m Expr>>,
+    /// Names declared otherwise, or unified with `=`.
+    otherwise: HashSet<String>,
 }
 
-impl Refs {
-    fn rule(&mut self, rule: &Rule) {
+impl<'m> Refs<'m> {
+    /// A local declared otherwise than by `name := value`.
+    fn local(&mut self, name: &str) {
+        self.locals.insert(name.to_string());
+        self.otherwise.insert(name.to_string());
+    }
+
+    fn rule(&mut self, rule: &'m Rule) {
         match rule {
             Rule::Spec { head, bodies, .. } => {
                 match head {
@@ -349,13 +368,13 @@ impl Refs {
         }
     }
 
-    fn query(&mut self, q: &Query) {
+    fn query(&mut self, q: &'m Query) {
         for stmt in &q.stmts {
             self.stmt(stmt);
         }
     }
 
-    fn stmt(&mut self, stmt: &LiteralStmt) {
+    fn stmt(&mut self, stmt: &'m LiteralStmt) {
         for w in &stmt.with_mods {
             self.expr(&w.refr);
             self.expr(&w.r#as);
@@ -363,7 +382,7 @@ impl Refs {
         match &stmt.literal {
             Literal::SomeVars { vars, .. } => {
                 for v in vars {
-                    self.locals.insert(v.text().to_string());
+                    self.local(v.text());
                 }
             }
             Literal::SomeIn {
@@ -384,9 +403,9 @@ impl Refs {
                 ..
             } => {
                 if let Some(k) = key {
-                    self.locals.insert(k.text().to_string());
+                    self.local(k.text());
                 }
-                self.locals.insert(value.text().to_string());
+                self.local(value.text());
                 self.expr(domain);
                 self.query(query);
             }
@@ -394,11 +413,9 @@ impl Refs {
     }
 
     /// Every variable in `e` is a local (and what else it holds is read).
-    fn declare(&mut self, e: &Expr) {
+    fn declare(&mut self, e: &'m Expr) {
         match e {
-            Expr::Var { span, .. } => {
-                self.locals.insert(span.text().to_string());
-            }
+            Expr::Var { span, .. } => self.local(span.text()),
             Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.declare(i)),
             Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
                 self.expr(k);
@@ -408,7 +425,19 @@ impl Refs {
         }
     }
 
-    fn expr(&mut self, e: &Expr) {
+    /// The variables of a side of `=`, which may declare them.
+    fn unified(&mut self, e: &Expr) {
+        match e {
+            Expr::Var { span, .. } => {
+                self.otherwise.insert(span.text().to_string());
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.unified(i)),
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.unified(v)),
+            _ => {}
+        }
+    }
+
+    fn expr(&mut self, e: &'m Expr) {
         match e {
             Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => self.reference(e),
             Expr::Call { fcn, params, .. } => {
@@ -431,10 +460,17 @@ impl Refs {
             }),
             Expr::UnaryExpr { expr, .. } => self.expr(expr),
             Expr::AssignExpr { op, lhs, rhs, .. } => {
-                if matches!(op, AssignOp::ColEq) {
-                    self.declare(lhs);
-                } else {
-                    self.expr(lhs);
+                match (op, lhs.as_ref()) {
+                    (AssignOp::ColEq, Expr::Var { span, .. }) => {
+                        self.locals.insert(span.text().to_string());
+                        self.assigned.entry(span.text().to_string()).or_default().push(rhs);
+                    }
+                    (AssignOp::ColEq, _) => self.declare(lhs),
+                    _ => {
+                        self.unified(lhs);
+                        self.unified(rhs);
+                        self.expr(lhs);
+                    }
                 }
                 self.expr(rhs);
             }
@@ -457,7 +493,7 @@ impl Refs {
 
     /// A reference: its static part is recorded once (not each prefix of
     /// it), and what its dynamic keys hold is read.
-    fn reference(&mut self, e: &Expr) {
+    fn reference(&mut self, e: &'m Expr) {
         if let Some((head, parts, _)) = chain(e) {
             self.found.push((head, parts));
         }

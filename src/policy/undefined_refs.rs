@@ -31,10 +31,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleAssign, RuleBody, RuleHead};
+use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
 use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
-use super::recursion::{chain, imports_of, locals_of, package_path, rule_path};
+use super::recursion::{chain, declarations, imports_of, locals_of, package_path, rule_path};
 
 /// What is known at compile time of a value.
 #[derive(Clone, Debug)]
@@ -436,154 +436,6 @@ impl<'m> Rules<'m> {
                 shape
             }
             _ => Shape::Unknown,
-        }
-    }
-}
-
-/// A rule's locals: those declared by `name := value`, with each value,
-/// and the names declared any other way (`some`, `every`, a function's
-/// arguments, a pattern, `=`), anywhere in the rule.
-fn declarations(rule: &Rule) -> (HashMap<String, Vec<&Expr>>, HashSet<String>) {
-    let mut d = Declarations::default();
-    match rule {
-        Rule::Spec { head, bodies, .. } => {
-            match head {
-                RuleHead::Compr { assign, .. } => {
-                    if let Some(a) = assign {
-                        d.expr(&a.value);
-                    }
-                }
-                RuleHead::Set { key, .. } => {
-                    if let Some(k) = key {
-                        d.expr(k);
-                    }
-                }
-                RuleHead::Func { args, assign, .. } => {
-                    args.iter().for_each(|a| d.pattern(a));
-                    if let Some(a) = assign {
-                        d.expr(&a.value);
-                    }
-                }
-            }
-            for b in bodies {
-                if let Some(a) = &b.assign {
-                    d.expr(&a.value);
-                }
-                d.query(&b.query);
-            }
-        }
-        Rule::Default { value, .. } => d.expr(value),
-    }
-    (d.once, d.otherwise)
-}
-
-#[derive(Default)]
-struct Declarations<'m> {
-    once: HashMap<String, Vec<&'m Expr>>,
-    otherwise: HashSet<String>,
-}
-
-impl<'m> Declarations<'m> {
-    fn query(&mut self, q: &'m Query) {
-        for stmt in &q.stmts {
-            for w in &stmt.with_mods {
-                self.expr(&w.r#as);
-            }
-            match &stmt.literal {
-                Literal::SomeVars { vars, .. } => {
-                    self.otherwise.extend(vars.iter().map(|v| v.text().to_string()));
-                }
-                Literal::SomeIn {
-                    key, value, collection, ..
-                } => {
-                    if let Some(k) = key {
-                        self.pattern(k);
-                    }
-                    self.pattern(value);
-                    self.expr(collection);
-                }
-                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every {
-                    key,
-                    value,
-                    domain,
-                    query,
-                    ..
-                } => {
-                    if let Some(k) = key {
-                        self.otherwise.insert(k.text().to_string());
-                    }
-                    self.otherwise.insert(value.text().to_string());
-                    self.expr(domain);
-                    self.query(query);
-                }
-            }
-        }
-    }
-
-    /// Every variable of a pattern is declared otherwise.
-    fn pattern(&mut self, e: &'m Expr) {
-        match e {
-            Expr::Var { span, .. } => {
-                self.otherwise.insert(span.text().to_string());
-            }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.pattern(i)),
-            Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.pattern(v)),
-            other => self.expr(other),
-        }
-    }
-
-    fn expr(&mut self, e: &'m Expr) {
-        match e {
-            Expr::AssignExpr { op, lhs, rhs, .. } => {
-                match (op, lhs.as_ref()) {
-                    (AssignOp::ColEq, Expr::Var { span, .. }) => {
-                        self.once.entry(span.text().to_string()).or_default().push(rhs);
-                    }
-                    // `=` may declare on either side.
-                    (AssignOp::Eq, _) => {
-                        self.pattern(lhs);
-                        self.pattern(rhs);
-                    }
-                    _ => self.pattern(lhs),
-                }
-                self.expr(rhs);
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.query(query);
-                self.expr(term);
-            }
-            Expr::ObjectCompr { key, value, query, .. } => {
-                self.query(query);
-                self.expr(key);
-                self.expr(value);
-            }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.expr(i)),
-            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
-                self.expr(k);
-                self.expr(v);
-            }),
-            Expr::Call { params, .. } => params.iter().for_each(|p| self.expr(p)),
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::RefDot { refr, .. } => self.expr(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::BinExpr { lhs, rhs, .. } | Expr::BoolExpr { lhs, rhs, .. } | Expr::ArithExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key, value, collection, ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
-            _ => {}
         }
     }
 }
