@@ -298,21 +298,26 @@ pub(super) fn chain(e: &Expr) -> Option<(String, Vec<String>, bool)> {
     }
 }
 
-/// The names a rule declares as locals anywhere (`:=`, `some`, `every`,
-/// function arguments), taken broadly.
-pub(super) fn locals_of(rule: &Rule) -> HashSet<String> {
-    let mut refs = Refs::default();
-    refs.rule(rule);
-    refs.locals
+/// The locals of a rule, declared anywhere in it.
+pub(super) struct Declared<'m> {
+    /// Every name declared as a local (`:=`, `some`, `every`, function
+    /// arguments), taken broadly.
+    pub locals: HashSet<String>,
+    /// Locals declared by `name := value`, with each value.
+    pub assigned: HashMap<String, Vec<&'m Expr>>,
+    /// Names declared any other way (`some`, `every`, a function's
+    /// arguments, a pattern) or unified with `=`.
+    pub otherwise: HashSet<String>,
 }
 
-/// A rule's locals declared by `name := value`, with each value, and the
-/// names declared any other way (`some`, `every`, a function's arguments,
-/// a pattern) or unified with `=`, anywhere in the rule.
-pub(super) fn declarations(rule: &Rule) -> (HashMap<String, Vec<&Expr>>, HashSet<String>) {
+pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
     let mut refs = Refs::default();
     refs.rule(rule);
-    (refs.assigned, refs.otherwise)
+    Declared {
+        locals: refs.locals,
+        assigned: refs.assigned,
+        otherwise: refs.otherwise,
+    }
 }
 
 /// The references of one rule (head name and static keys), and the names

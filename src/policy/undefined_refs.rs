@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
 use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
-use super::recursion::{chain, declarations, imports_of, locals_of, package_path, rule_path};
+use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
 
 /// What is known at compile time of a value.
 #[derive(Clone, Debug)]
@@ -100,8 +100,10 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
         let package = package_path(module)?;
         let imports = imports_of(module);
         for rule in &module.policy {
-            let (once, otherwise) = declarations(rule);
-            let known = once
+            let declared = declarations(rule);
+            let otherwise = &declared.otherwise;
+            let known = declared
+                .assigned
                 .into_iter()
                 .filter(|(name, values)| {
                     values.len() == 1
@@ -115,7 +117,7 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
             let ctx = Context {
                 package: package.clone(),
                 imports: imports.clone(),
-                locals: locals_of(rule),
+                locals: declared.locals,
                 known,
             };
             rules.add(&package, rule, contexts.len());
@@ -134,29 +136,27 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                     return;
                 }
                 // A builtin given what can only be of kinds it does not take
-                // (`x := 12; count(x)`).
-                if let Some(m) = mistyped(e, &own, &|arg| rules.scalar_kinds(arg, ctx, &contexts)) {
-                    found = Some(format!(
+                // (`x := 12; count(x)`), or a whole reference past what is
+                // known (the parent is visited before its own head).
+                let why = match e {
+                    Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => {
+                        inner.insert(&**refr as *const Expr);
+                        if inner.contains(&(e as *const Expr)) {
+                            None
+                        } else {
+                            rules
+                                .undefined(e, ctx, &contexts)
+                                .map(|printed| format!("undefined ref: {printed}"))
+                        }
+                    }
+                    _ => mistyped(e, &own, &|arg| rules.scalar_kinds(arg, ctx, &contexts)),
+                };
+                found = why.map(|m| {
+                    format!(
                         "{file}:{}: rego_type_error: {m} (OPA refuses this module too)",
                         e.span().line
-                    ));
-                    return;
-                }
-                let (Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. }) = e else {
-                    return;
-                };
-                // Only whole references: the parent is visited before its
-                // own head.
-                inner.insert(&**refr as *const Expr);
-                if inner.contains(&(e as *const Expr)) {
-                    return;
-                }
-                if let Some(printed) = rules.undefined(e, ctx, &contexts) {
-                    found = Some(format!(
-                        "{file}:{}: rego_type_error: undefined ref: {printed} (OPA refuses this module too)",
-                        e.span().line
-                    ));
-                }
+                    )
+                });
             });
             if found.is_some() {
                 return found;
