@@ -99,36 +99,27 @@ impl LedgerTx {
         Ok((applied, pushed))
     }
 
-    /// Applies a batch's changes together, without savepoints: the runs' and
-    /// the kernel's rows of all of them in one statement per table and kind
-    /// (new runs, moved runs, new executions, moved executions, new steps,
-    /// moved steps, stream messages), the rest change by change. Answers each change's stream
-    /// numbers, or None when a condition fails: which change failed is not
-    /// known, and the caller rolls back and writes them again, each
-    /// isolated ([`Self::apply`]). Changes that touch the same run, execution or
-    /// step are written one after another, in order.
+    /// Applies a batch's changes together, without savepoints: the runs'
+    /// and the kernel's rows of all of them in one statement per table and
+    /// kind (new runs, moved runs, new executions, moved executions, new
+    /// steps, moved steps, stream messages), the rest change by change.
+    /// Answers each change's stream numbers, or None when a condition
+    /// fails: which change failed is not known, and the caller rolls back
+    /// and writes them again, each isolated ([`Self::apply`]). Changes that
+    /// touch the same run, execution or step are written one after
+    /// another, in order.
     pub async fn apply_all_unisolated(&mut self, changes: &[&Change]) -> Result<Option<Vec<Vec<i64>>>> {
-        let outcome = if overlap(changes) {
-            let mut pushed = Vec::with_capacity(changes.len());
-            let mut failed = None;
-            for c in changes {
-                match write(self, &[c]).await {
-                    Ok(mut p) => pushed.push(p.pop().unwrap_or_default()),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            failed.map_or(Ok(pushed), Err)
-        } else {
-            write(self, changes).await
-        };
-        match outcome {
-            Ok(pushed) => Ok(Some(pushed)),
-            Err(StoreError::Changed(_) | StoreError::Conflict(_)) => Ok(None),
-            Err(e) => Err(e),
+        if !overlap(changes) {
+            return unless_moved(write(self, changes).await);
         }
+        let mut pushed = Vec::with_capacity(changes.len());
+        for c in changes {
+            match unless_moved(write(self, &[c]).await)? {
+                Some(mut p) => pushed.push(p.pop().unwrap_or_default()),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(pushed))
     }
 
     /// Writes the history rows of the batch's written changes, each with
@@ -138,6 +129,15 @@ impl LedgerTx {
     /// on its version, by the same change.
     pub async fn record_history(&mut self, rows: &[(&HistoryRow, u64)]) -> Result<()> {
         kernel::insert_history(&mut self.conn, rows).await
+    }
+}
+
+/// None for a write refused because a row moved or exists already.
+fn unless_moved<T>(written: Result<T>) -> Result<Option<T>> {
+    match written {
+        Ok(t) => Ok(Some(t)),
+        Err(StoreError::Changed(_) | StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
