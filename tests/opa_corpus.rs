@@ -425,14 +425,7 @@ fn the_builtin_list_of_the_upload_check_is_opa_s() {
 /// number of arguments, and only scalar kinds.
 #[test]
 fn the_literal_kinds_table_follows_the_builtin_list() {
-    #[derive(Deserialize)]
-    struct Builtin {
-        name: String,
-        arity: usize,
-        #[serde(default)]
-        excluded: Option<String>,
-    }
-    let catalogue: Vec<Builtin> =
+    let catalogue: Vec<CatalogueEntry> =
         serde_json::from_slice(&std::fs::read(corpus().join("builtins.json")).unwrap()).unwrap();
     let arity: BTreeMap<&str, usize> = catalogue
         .iter()
@@ -455,4 +448,33 @@ fn the_literal_kinds_table_follows_the_builtin_list() {
         }
     }
     assert_eq!(table["count"], vec![vec!["string".to_string()]]);
+}
+
+/// An entry of tests/opa/builtins.json.
+#[derive(Deserialize)]
+struct CatalogueEntry {
+    name: String,
+    arity: usize,
+    #[serde(default)]
+    excluded: Option<String>,
+}
+
+/// The declared argument types (asked of OPA by tests/opa/signatures.py)
+/// name builtins of the catalogue, one type per argument.
+#[test]
+fn the_declared_types_table_follows_the_builtin_list() {
+    let catalogue: Vec<CatalogueEntry> =
+        serde_json::from_slice(&std::fs::read(corpus().join("builtins.json")).unwrap()).unwrap();
+    let arity: BTreeMap<&str, usize> = catalogue
+        .iter()
+        .filter(|b| b.excluded.is_none())
+        .map(|b| (b.name.as_str(), b.arity))
+        .collect();
+    let table_path = corpus().join("../../src/policy/builtin_signatures.json");
+    let table: BTreeMap<String, Vec<String>> = serde_json::from_slice(&std::fs::read(&table_path).unwrap()).unwrap();
+    assert!(table.len() > 100, "the table covers the builtins: {}", table.len());
+    for (name, args) in &table {
+        assert_eq!(arity.get(name.as_str()), Some(&args.len()), "{name}");
+    }
+    assert_eq!(table["sum"], vec!["any<array[number], set[number]>".to_string()]);
 }

@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod compat;
 pub mod compiled;
 pub mod decision;
+mod declared_types;
 pub mod gate;
 mod literal_types;
 mod recursion;

@@ -33,6 +33,7 @@ use std::collections::{HashMap, HashSet};
 
 use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
+use super::declared_types::{TOP, Ty, mistyped_composite};
 use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
 use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
 
@@ -149,7 +150,8 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                                 .map(|printed| format!("undefined ref: {printed}"))
                         }
                     }
-                    _ => mistyped(e, &own, &|arg| rules.scalar_kinds(arg, ctx, &contexts)),
+                    _ => mistyped(e, &own, &|arg| rules.scalar_kinds(arg, ctx, &contexts))
+                        .or_else(|| mistyped_composite(e, &own, &|arg| rules.ty_of(arg, ctx, &contexts))),
                 };
                 found = why.map(|m| {
                     format!(
@@ -278,6 +280,13 @@ impl<'m> Rules<'m> {
             _ => return None,
         };
         Some(kinds)
+    }
+
+    /// The type OPA's checker knows `e` to have: its shape's, `any` where
+    /// the shape is unknown, and for an object with keys other than strings
+    /// (which this does not follow).
+    fn ty_of(&self, e: &Expr, ctx: &Context<'m>, contexts: &[Context<'m>]) -> Ty {
+        shape_type(&self.shape_of(e, ctx, contexts))
     }
 
     /// The printed reference when `e` reads past what is known of it.
@@ -479,6 +488,38 @@ fn unfold(e: &Expr) -> (&Expr, Vec<(Step, String)>) {
 }
 
 /// A scalar literal as an object key.
+fn shape_type(shape: &Shape) -> Ty {
+    match shape {
+        Shape::Unknown => TOP,
+        Shape::Scalar(kind) => match *kind {
+            "null" => Ty::Null,
+            "boolean" => Ty::Boolean,
+            "number" => Ty::Number,
+            "string" => Ty::String,
+            _ => TOP,
+        },
+        Shape::Array(items) => Ty::Array {
+            fixed: items.iter().map(shape_type).collect(),
+            rest: None,
+        },
+        Shape::Object { fields, open: false } => {
+            let mut fixed = Vec::new();
+            for (key, value) in fields {
+                match key {
+                    Key::Str(k) => fixed.push((k.clone(), shape_type(value))),
+                    Key::Num(_) | Key::Other => return TOP,
+                }
+            }
+            Ty::Object { fixed, rest: None }
+        }
+        Shape::Object { open: true, .. } => TOP,
+        Shape::Union(members) => {
+            let types: Vec<Ty> = members.iter().map(shape_type).collect();
+            if types.contains(&TOP) { TOP } else { Ty::Any(types) }
+        }
+    }
+}
+
 fn key_of(e: &Expr) -> Option<Key> {
     match e {
         Expr::String { value, .. } | Expr::RawString { value, .. } => {
