@@ -33,6 +33,8 @@
 //! - [`globs`]: `regex.globs_match`, with OPA's intersection algorithm.
 //! - [`yaml`]: `yaml.unmarshal`, `yaml.marshal`, `yaml.is_valid` as Go's
 //!   `yaml.v2` reads and writes YAML 1.1.
+//! - [`graphql`]: `graphql.*`: documents parsed into the shapes OPA
+//!   returns, schemas checked and queries validated as OPA validates them.
 //! - [`gojson`]: Go's `encoding/json` rendering of values, which OPA uses
 //!   for the signed bytes of `io.jwt.encode_sign`.
 
@@ -43,6 +45,7 @@ mod decimal;
 mod globs;
 pub(crate) mod gojson;
 mod golayout;
+mod graphql;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 mod net;
@@ -83,6 +86,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .chain(x509::BUILTINS)
         .chain(yaml::BUILTINS)
         .chain(globs::BUILTINS)
+        .chain(graphql::BUILTINS)
 }
 
 /// Registers every builtin of this module on the engine.
