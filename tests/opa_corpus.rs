@@ -463,18 +463,21 @@ struct CatalogueEntry {
 /// name builtins of the catalogue, one type per argument.
 #[test]
 fn the_declared_types_table_follows_the_builtin_list() {
+    #[derive(Deserialize)]
+    struct Declaration {
+        args: Vec<String>,
+        result: String,
+    }
     let catalogue: Vec<CatalogueEntry> =
         serde_json::from_slice(&std::fs::read(corpus().join("builtins.json")).unwrap()).unwrap();
-    let arity: BTreeMap<&str, usize> = catalogue
-        .iter()
-        .filter(|b| b.excluded.is_none())
-        .map(|b| (b.name.as_str(), b.arity))
-        .collect();
+    let arity: BTreeMap<&str, usize> = catalogue.iter().map(|b| (b.name.as_str(), b.arity)).collect();
     let table_path = corpus().join("../../src/policy/builtin_signatures.json");
-    let table: BTreeMap<String, Vec<String>> = serde_json::from_slice(&std::fs::read(&table_path).unwrap()).unwrap();
+    let table: BTreeMap<String, Declaration> = serde_json::from_slice(&std::fs::read(&table_path).unwrap()).unwrap();
     assert!(table.len() > 100, "the table covers the builtins: {}", table.len());
-    for (name, args) in &table {
-        assert_eq!(arity.get(name.as_str()), Some(&args.len()), "{name}");
+    for (name, d) in &table {
+        assert_eq!(arity.get(name.as_str()), Some(&d.args.len()), "{name}");
+        assert!(!d.result.is_empty(), "{name}");
     }
-    assert_eq!(table["sum"], vec!["any<array[number], set[number]>".to_string()]);
+    assert_eq!(table["sum"].args, vec!["any<array[number], set[number]>".to_string()]);
+    assert_eq!(table["count"].result, "number");
 }

@@ -31,9 +31,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
+use regorus::unstable::{ArithOp, BinOp, Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
-use super::declared_types::{TOP, Ty, mistyped_composite};
+use super::declared_types::{TOP, Ty, mistyped_composite, result_type};
 use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
 use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
 
@@ -51,6 +51,9 @@ enum Shape {
     Array(Vec<Shape>),
     /// One of these.
     Union(Vec<Shape>),
+    /// A builtin's result of a composite or mixed type, as OPA declares it
+    /// (`split` gives `array[string]`); a scalar result is a [`Shape::Scalar`].
+    Declared(Ty),
 }
 
 /// A literal key of an object.
@@ -298,10 +301,19 @@ impl<'m> Rules<'m> {
                 (self.shape_of(root, ctx, contexts), span.text().to_string(), &steps[..])
             }
             Expr::Call { fcn, params, .. } => {
-                let path = self.function(fcn, ctx)?;
                 let args: Vec<&str> = params.iter().map(|p| p.span().text()).collect();
-                let printed = format!("{}({})", path[..path.len() - 1].join("."), args.join(", "));
-                (self.shape_of_rule(&path, contexts), printed, &steps[..])
+                match self.function(fcn, ctx) {
+                    Some(path) => {
+                        let printed = format!("{}({})", path[..path.len() - 1].join("."), args.join(", "));
+                        (self.shape_of_rule(&path, contexts), printed, &steps[..])
+                    }
+                    // A builtin's result, typed as OPA declares it.
+                    None => (
+                        builtin_result(fcn.span().text()),
+                        format!("{}({})", fcn.span().text(), args.join(", ")),
+                        &steps[..],
+                    ),
+                }
             }
             _ => return None,
         };
@@ -421,8 +433,19 @@ impl<'m> Rules<'m> {
             },
             Expr::Call { fcn, .. } => match self.function(fcn, ctx) {
                 Some(path) => self.shape_of_rule(&path, contexts),
-                None => Shape::Unknown,
+                None => builtin_result(fcn.span().text()),
             },
+            Expr::ArithExpr { op, .. } => builtin_result(match op {
+                ArithOp::Add => "plus",
+                ArithOp::Sub => "minus",
+                ArithOp::Mul => "mul",
+                ArithOp::Div => "div",
+                ArithOp::Mod => "rem",
+            }),
+            Expr::BinExpr { op, .. } => builtin_result(match op {
+                BinOp::Union => "or",
+                BinOp::Intersection => "and",
+            }),
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
                 let (root, steps) = unfold(e);
                 let (mut shape, steps) = match root {
@@ -488,8 +511,27 @@ fn unfold(e: &Expr) -> (&Expr, Vec<(Step, String)>) {
 }
 
 /// A scalar literal as an object key.
+/// What OPA's checker knows of a builtin's result: its declared type
+/// (`count(x)` is a number); unknown for a name OPA declares nothing of.
+fn builtin_result(name: &str) -> Shape {
+    result_type(name).map_or(Shape::Unknown, ty_shape)
+}
+
+/// The shape of a value of type `t`.
+fn ty_shape(t: &Ty) -> Shape {
+    match t {
+        Ty::Null => Shape::Scalar("null"),
+        Ty::Boolean => Shape::Scalar("boolean"),
+        Ty::Number => Shape::Scalar("number"),
+        Ty::String => Shape::Scalar("string"),
+        t if *t == TOP => Shape::Unknown,
+        t => Shape::Declared(t.clone()),
+    }
+}
+
 fn shape_type(shape: &Shape) -> Ty {
     match shape {
+        Shape::Declared(t) => t.clone(),
         Shape::Unknown => TOP,
         Shape::Scalar(kind) => match *kind {
             "null" => Ty::Null,
@@ -541,6 +583,7 @@ fn is_identifier(s: &str) -> bool {
 fn select(shape: &Shape, step: &Step) -> Option<Shape> {
     match shape {
         Shape::Unknown => Some(Shape::Unknown),
+        Shape::Declared(t) => select_declared(t, step),
         Shape::Scalar(_) => None,
         Shape::Union(members) => {
             let found: Vec<Shape> = members.iter().filter_map(|m| select(m, step)).collect();
@@ -573,6 +616,26 @@ fn select(shape: &Shape, step: &Step) -> Option<Shape> {
             }
             Step::Key(_) => None,
         },
+    }
+}
+
+/// A step into a builtin's result of type `t`, as OPA's checker takes it:
+/// a string key into an array, or any key into a scalar, is undefined;
+/// an index into an array of any length, or a key into an object with
+/// open keys, is the element's type. Anything less certain is unknown.
+fn select_declared(t: &Ty, step: &Step) -> Option<Shape> {
+    let known = |t: Option<&Ty>| t.map(ty_shape);
+    match (t, step) {
+        (Ty::Null | Ty::Boolean | Ty::Number | Ty::String, _) => None,
+        (Ty::Array { .. }, Step::Key(Key::Str(_) | Key::Other)) => None,
+        (Ty::Array { fixed, rest: Some(_) }, Step::Key(Key::Num(text))) if fixed.is_empty() => text
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| known(t.element(0)))
+            .flatten()
+            .or(Some(Shape::Unknown)),
+        (Ty::Object { .. }, Step::Key(Key::Str(k))) => Some(known(t.member(k, &Ty::String)).unwrap_or(Shape::Unknown)),
+        _ => Some(Shape::Unknown),
     }
 }
 
