@@ -537,7 +537,41 @@ mod tests {
         ("x := split(input.s, \",\")[input.i]", false),
         ("x := object.keys({\"a\": 1}).b", false),
         ("x := json.unmarshal(input.s).foo", false),
+        ("x := upper([y | y := 1])", true),
+        ("x := upper({y | y := 1})", true),
+        ("x := upper({y: 1 | y := \"a\"})", true),
+        ("x := count([y | y := 1])", false),
+        ("x := concat(\",\", [y | some y in input.x])", false),
+        ("x := object.get([y | y := 1], \"a\", 1)", true),
+        ("x := upper(z) if { [y, z] := [1, \"a\"] }", false),
+        ("x := sum([y | y := 1]) + 1", false),
+        ("x := [y | y := 1].foo", true),
+        ("x := {y: 1 | y := \"a\"}.b", false),
+        ("x := upper(y) if { y := [z | z := 1] }", true),
     ];
+
+    /// Modules OPA refuses that Warden still compiles: the types OPA infers
+    /// for a comprehension's members, for names bound by `some … in`, `=`
+    /// or a pattern, and for a set's members, are not followed (a decision
+    /// reaching these fails or is undefined instead). Listed so that the
+    /// gap is known and a change that closes one is noticed.
+    const OPA_REFUSES_WARDEN_COMPILES: &[&str] = &[
+        "x := concat(\",\", [y | y := 1])",
+        "x := sum({y | y := \"a\"})",
+        "x := upper(y) if { some y in [1, 2] }",
+        "x := upper(y) if { y = 1 }",
+        "x := upper(y) if { [y, z] := [1, \"a\"] }",
+        "x := upper(y) if { some y; y = 1 }",
+        "x := [y | y := 1][0].foo",
+        "x := {y | y := 1}.foo",
+    ];
+
+    #[test]
+    fn the_known_gaps_are_still_compiled() {
+        for body in OPA_REFUSES_WARDEN_COMPILES {
+            assert_eq!(check(body), None, "{body}: now refused: move it to OPA_VERDICTS");
+        }
+    }
 
     #[test]
     fn composite_arguments_are_refused_where_opa_refuses_them() {

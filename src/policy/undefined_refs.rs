@@ -297,7 +297,11 @@ impl<'m> Rules<'m> {
         let (root, steps) = unfold(e);
         let (shape, mut printed, steps) = match root {
             Expr::Var { span, .. } => self.named(span.text(), &steps, ctx, contexts)?,
-            Expr::Array { span, .. } | Expr::Object { span, .. } => {
+            Expr::Array { span, .. }
+            | Expr::Object { span, .. }
+            | Expr::ArrayCompr { span, .. }
+            | Expr::SetCompr { span, .. }
+            | Expr::ObjectCompr { span, .. } => {
                 (self.shape_of(root, ctx, contexts), span.text().to_string(), &steps[..])
             }
             Expr::Call { fcn, params, .. } => {
@@ -435,6 +439,11 @@ impl<'m> Rules<'m> {
                 Some(path) => self.shape_of_rule(&path, contexts),
                 None => builtin_result(fcn.span().text()),
             },
+            // A comprehension's kind is known, its members' types are not
+            // followed here.
+            Expr::ArrayCompr { .. } => Shape::Declared(Ty::Array { fixed: Vec::new(), rest: Some(Box::new(TOP)) }),
+            Expr::SetCompr { .. } => Shape::Declared(Ty::Set(Box::new(TOP))),
+            Expr::ObjectCompr { .. } => Shape::Declared(Ty::Object { fixed: Vec::new(), rest: Some(Box::new((TOP, TOP))) }),
             Expr::ArithExpr { op, .. } => builtin_result(match op {
                 ArithOp::Add => "plus",
                 ArithOp::Sub => "minus",
