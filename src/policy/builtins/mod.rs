@@ -37,7 +37,10 @@
 //!   returns, schemas checked and queries validated as OPA validates them.
 //! - [`gojson`]: Go's `encoding/json` rendering of values, which OPA uses
 //!   for the signed bytes of `io.jwt.encode_sign`.
+//! - [`uri`]: `uri.parse` and `uri.is_valid` as Go's `net/url` parses URLs.
+//! - [`aws`]: `providers.aws.sign_req`, AWS Signature Version 4 as OPA signs.
 
+mod aws;
 mod collections;
 mod conversions;
 pub(crate) mod crypto;
@@ -54,6 +57,7 @@ mod sprintf;
 mod template;
 mod text;
 mod time;
+mod uri;
 mod uuid;
 pub(crate) mod x509;
 mod yaml;
@@ -87,6 +91,8 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .chain(yaml::BUILTINS)
         .chain(globs::BUILTINS)
         .chain(graphql::BUILTINS)
+        .chain(uri::BUILTINS)
+        .chain(aws::BUILTINS)
 }
 
 /// Registers every builtin of this module on the engine.
@@ -160,6 +166,51 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
         Value::Set(_) => "set",
         Value::Object(_) => "object",
         Value::Undefined => "undefined",
+    }
+}
+
+/// A string quoted as Go's `strconv.Quote` quotes it.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if !is_go_printable(c) => {
+                if (c as u32) < 0x10000 {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols
+/// and the ASCII space.
+fn is_go_printable(c: char) -> bool {
+    static GRAPHIC: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{M}\p{N}\p{P}\p{S}]$").ok());
+    if c.is_ascii() {
+        return c == ' ' || c.is_ascii_graphic();
+    }
+    let mut buf = [0u8; 4];
+    match GRAPHIC.as_ref() {
+        Some(re) => re.is_match(c.encode_utf8(&mut buf)),
+        None => !c.is_control() && !c.is_whitespace(),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use regorus::Value;
 
-use super::{Builtin, operand, string};
+use super::{Builtin, go_quote, operand, string};
 
 pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("sprintf", 2, sprintf)];
 
@@ -141,30 +141,6 @@ fn go_exponent(s: &str) -> String {
         }
         None => s.to_string(),
     }
-}
-
-/// Go's `%q` of a string.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 struct Spec {

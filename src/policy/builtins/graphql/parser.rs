@@ -263,14 +263,7 @@ impl<'a> Parser<'a> {
     fn variable_definition(&mut self) -> Result<VariableDefinition, GqlError> {
         let pos = self.current.pos;
         let variable = self.variable()?;
-        self.expect(Kind::Colon)?;
-        let ty = self.type_ref()?;
-        let default = if self.skip(Kind::Equals)? {
-            Some(self.value(true)?)
-        } else {
-            None
-        };
-        let directives = self.directives(true)?;
+        let (ty, default, directives) = self.typed_value()?;
         Ok(VariableDefinition {
             variable,
             ty,
@@ -278,6 +271,19 @@ impl<'a> Parser<'a> {
             directives,
             pos,
         })
+    }
+
+    /// `: Type = default @directives` after a variable or an input value's
+    /// name; the default and the directives are constants.
+    fn typed_value(&mut self) -> Result<(Type, Option<Value>, Vec<Directive>), GqlError> {
+        self.expect(Kind::Colon)?;
+        let ty = self.type_ref()?;
+        let default = if self.skip(Kind::Equals)? {
+            Some(self.value(true)?)
+        } else {
+            None
+        };
+        Ok((ty, default, self.directives(true)?))
     }
 
     fn variable(&mut self) -> Result<String, GqlError> {
@@ -663,14 +669,7 @@ impl<'a> Parser<'a> {
         let description = self.description_text()?;
         let pos = self.current.pos;
         let name = self.name()?.value;
-        self.expect(Kind::Colon)?;
-        let ty = self.type_ref()?;
-        let default = if self.skip(Kind::Equals)? {
-            Some(self.value(true)?)
-        } else {
-            None
-        };
-        let directives = self.directives(true)?;
+        let (ty, default, directives) = self.typed_value()?;
         Ok(ArgumentDefinition {
             description,
             name,

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use super::super::go_quote;
+
 use super::GqlError;
 use super::ast::{
     ArgumentDefinition, Definition, DefinitionKind, Directive, DirectiveDefinition, FieldDefinition, Pos,
@@ -841,51 +843,6 @@ pub(crate) fn is_compatible(required: &Type, actual: &Type) -> bool {
         _ => {}
     }
     !actual.non_null || required.non_null
-}
-
-/// A string quoted as Go's `strconv.Quote` quotes it.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if !is_go_printable(c) => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols
-/// and the ASCII space.
-fn is_go_printable(c: char) -> bool {
-    static GRAPHIC: LazyLock<Option<regex::Regex>> =
-        LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{M}\p{N}\p{P}\p{S}]$").ok());
-    if c.is_ascii() {
-        return c == ' ' || c.is_ascii_graphic();
-    }
-    let mut buf = [0u8; 4];
-    match GRAPHIC.as_ref() {
-        Some(re) => re.is_match(c.encode_utf8(&mut buf)),
-        None => !c.is_control() && !c.is_whitespace(),
-    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ use super::ast::{
     FragmentSpread, InlineFragment, Operation, Pos, QueryDocument, Selection, Type, Value, ValueKind,
     VariableDefinition,
 };
-use super::schema::{self, Schema, go_quote};
+use super::super::go_quote;
+use super::schema::{self, Schema};
 
 /// Most steps one validation may take: a step is a node walked, a field
 /// pair compared, a fragment followed.
