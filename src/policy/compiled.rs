@@ -195,7 +195,16 @@ impl CompiledPolicy {
         let available = |name: &str| {
             regorus::unstable::BUILTINS.contains_key(name)
                 || super::builtins::is_ours(name)
-                || matches!(name, "time.now_ns" | "rand.intn" | "uuid.rfc4122" | "print" | "assign")
+                || matches!(
+                    name,
+                    "time.now_ns"
+                        | "rand.intn"
+                        | "uuid.rfc4122"
+                        | "print"
+                        | "assign"
+                        | "rego.metadata.rule"
+                        | "rego.metadata.chain"
+                )
         };
         if let Some(u) = super::compat::first_unsupported_call(bundle, &available) {
             return Err(Error::UnsupportedBuiltin(u.to_string()));
@@ -221,13 +230,21 @@ impl CompiledPolicy {
         }
         let rego_v1 = bundle.manifest.rego_version != Some(0);
         let mut module_parents = Vec::with_capacity(bundle.modules.len());
-        for m in &bundle.modules {
+        // `rego.metadata.rule()` and `rego.metadata.chain()` become the
+        // literals OPA's compiler puts in their place.
+        let texts: Vec<(&str, &str)> = bundle
+            .modules
+            .iter()
+            .map(|m| (m.path.as_str(), m.source.as_str()))
+            .collect();
+        let inlined = super::metadata::inline(&texts, rego_v1).map_err(Error::RegoCompile)?;
+        for (m, inlined) in bundle.modules.iter().zip(inlined) {
             // `not` and rule heads as OPA evaluates them (a module that does not parse is
             // compiled as it is, and the compiler reports why).
-            let source = super::rewrite::rewrite(&m.path, &m.source, rego_v1)
+            let source = super::rewrite::rewrite(&m.path, &inlined, rego_v1)
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| m.source.clone());
+                .unwrap_or(inlined);
             module_parents.push(super::rewrite::rule_parents(&m.path, &source, rego_v1));
             engine.add_policy(m.path.clone(), source).map_err(|e| {
                 let described = first_line_trimmed(&e);

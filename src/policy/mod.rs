@@ -20,6 +20,7 @@ pub mod decision;
 mod declared_types;
 pub mod gate;
 mod literal_types;
+mod metadata;
 mod recursion;
 pub mod rego_scan;
 pub mod replay;

@@ -441,9 +441,15 @@ impl<'m> Rules<'m> {
             },
             // A comprehension's kind is known, its members' types are not
             // followed here.
-            Expr::ArrayCompr { .. } => Shape::Declared(Ty::Array { fixed: Vec::new(), rest: Some(Box::new(TOP)) }),
+            Expr::ArrayCompr { .. } => Shape::Declared(Ty::Array {
+                fixed: Vec::new(),
+                rest: Some(Box::new(TOP)),
+            }),
             Expr::SetCompr { .. } => Shape::Declared(Ty::Set(Box::new(TOP))),
-            Expr::ObjectCompr { .. } => Shape::Declared(Ty::Object { fixed: Vec::new(), rest: Some(Box::new((TOP, TOP))) }),
+            Expr::ObjectCompr { .. } => Shape::Declared(Ty::Object {
+                fixed: Vec::new(),
+                rest: Some(Box::new((TOP, TOP))),
+            }),
             Expr::ArithExpr { op, .. } => builtin_result(match op {
                 ArithOp::Add => "plus",
                 ArithOp::Sub => "minus",

@@ -52,6 +52,7 @@ mod graphql;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 mod net;
+mod rego_module;
 mod schema;
 mod sprintf;
 mod template;
@@ -91,6 +92,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .chain(yaml::BUILTINS)
         .chain(globs::BUILTINS)
         .chain(graphql::BUILTINS)
+        .chain(rego_module::BUILTINS)
         .chain(uri::BUILTINS)
         .chain(aws::BUILTINS)
 }

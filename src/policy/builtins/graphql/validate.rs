@@ -20,13 +20,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
+use super::super::go_quote;
 use super::GqlError;
 use super::ast::{
     Argument, ArgumentDefinition, Definition, DefinitionKind, Directive, Field, FieldDefinition, Fragment,
     FragmentSpread, InlineFragment, Operation, Pos, QueryDocument, Selection, Type, Value, ValueKind,
     VariableDefinition,
 };
-use super::super::go_quote;
 use super::schema::{self, Schema};
 
 /// Most steps one validation may take: a step is a node walked, a field

@@ -1,0 +1,7 @@
+# METADATA
+# title: first
+package compat.compile_metadata_redeclared
+
+import rego.v1
+
+allow := rego.metadata.chain()

@@ -1,0 +1,3 @@
+# METADATA
+# title: second
+package compat.compile_metadata_redeclared
