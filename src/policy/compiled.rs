@@ -223,8 +223,9 @@ impl CompiledPolicy {
         // parsed once (a module that does not parse is compiled as it is,
         // and the compiler reports why).
         if let Some(parsed) = super::rewrite::parse_bundle(bundle)
-            && let Some(message) =
-                super::recursion::first_recursion(&parsed).or_else(|| super::undefined_refs::first_type_error(&parsed))
+            && let Some(message) = super::call_syntax::first_spaced_call(&parsed)
+                .or_else(|| super::recursion::first_recursion(&parsed))
+                .or_else(|| super::undefined_refs::first_type_error(&parsed))
         {
             return Err(Error::RegoCompile(message));
         }
@@ -239,6 +240,8 @@ impl CompiledPolicy {
             .collect();
         let inlined = super::metadata::inline(&texts, rego_v1).map_err(Error::RegoCompile)?;
         for (m, inlined) in bundle.modules.iter().zip(inlined) {
+            // A name and a `(` on the next line are two statements to OPA.
+            let inlined = super::call_syntax::split_detached(&m.path, &inlined, rego_v1).unwrap_or(inlined);
             // `not` and rule heads as OPA evaluates them (a module that does not parse is
             // compiled as it is, and the compiler reports why).
             let source = super::rewrite::rewrite(&m.path, &inlined, rego_v1)

@@ -14,6 +14,7 @@
 pub mod archive;
 pub(crate) mod builtins;
 pub mod bundle;
+mod call_syntax;
 pub mod compat;
 pub mod compiled;
 pub mod decision;

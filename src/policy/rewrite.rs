@@ -147,7 +147,7 @@ pub(super) fn parse_bundle(bundle: &super::bundle::ParsedBundle) -> Option<Vec<(
         .collect()
 }
 
-fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
+pub(super) fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
     let source = Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
     let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;
     if rego_v1 {
