@@ -238,6 +238,22 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Builtins OPA 1.x has deprecated: it refuses a Rego v1 module calling one
+/// (`rego_type_error: deprecated built-in function`), and so does Warden.
+const DEPRECATED: &[&str] = &[
+    "all",
+    "any",
+    "cast_array",
+    "cast_boolean",
+    "cast_null",
+    "cast_object",
+    "cast_set",
+    "cast_string",
+    "net.cidr_overlap",
+    "re_match",
+    "set_diff",
+];
+
 /// A call to a builtin Warden does not evaluate as OPA does: the upload
 /// is refused with `unsupported_builtin`, naming it, its file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +281,12 @@ fn unsupported(name: &str, available: &dyn Fn(&str) -> bool) -> Option<String> {
     }
     if name.starts_with("internal.") || available(name) {
         return None;
+    }
+    if DEPRECATED.contains(&name) {
+        return Some(
+            "it is deprecated, and OPA 1.x refuses calls to it too (docs/rego-compatibility.md lists every builtin)"
+                .to_string(),
+        );
     }
     Some("Warden does not implement it yet (docs/rego-compatibility.md lists every builtin)".to_string())
 }

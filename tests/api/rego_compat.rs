@@ -219,11 +219,8 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
             "http.send",
             "network",
         ),
-        (
-            "graphql.is_valid(input.q, input.schema)",
-            "graphql.is_valid",
-            "does not implement it yet",
-        ),
+        ("net.lookup_ip_addr(input.host)", "net.lookup_ip_addr", "DNS"),
+        ("re_match(\"a+\", input.s)", "re_match", "deprecated"),
     ] {
         let policy = format!(
             "package acme.p\n\n# {name}(x) in a comment is fine\nallow if {{\n\tinput.never\n\tx := {call}\n}}\n"
