@@ -64,25 +64,29 @@ pub(super) fn builtin_call<'e>(e: &'e Expr, own: &HashSet<String>) -> Option<(St
             }
             (name, params.iter().map(|p| p.as_ref()).collect())
         }
-        Expr::ArithExpr { op, lhs, rhs, .. } => {
-            let name = match op {
-                ArithOp::Add => "plus",
-                ArithOp::Sub => "minus",
-                ArithOp::Mul => "mul",
-                ArithOp::Div => "div",
-                ArithOp::Mod => "rem",
-            };
-            (name.to_string(), vec![lhs, rhs])
-        }
-        Expr::BinExpr { op, lhs, rhs, .. } => {
-            let name = match op {
-                BinOp::Union => "or",
-                BinOp::Intersection => "and",
-            };
-            (name.to_string(), vec![lhs, rhs])
-        }
+        Expr::ArithExpr { op, lhs, rhs, .. } => (arith_name(op).to_string(), vec![lhs, rhs]),
+        Expr::BinExpr { op, lhs, rhs, .. } => (set_op_name(op).to_string(), vec![lhs, rhs]),
         _ => return None,
     })
+}
+
+/// The builtin OPA evaluates an arithmetic operator as.
+pub(super) fn arith_name(op: &ArithOp) -> &'static str {
+    match op {
+        ArithOp::Add => "plus",
+        ArithOp::Sub => "minus",
+        ArithOp::Mul => "mul",
+        ArithOp::Div => "div",
+        ArithOp::Mod => "rem",
+    }
+}
+
+/// The builtin OPA evaluates `|` or `&` as.
+pub(super) fn set_op_name(op: &BinOp) -> &'static str {
+    match op {
+        BinOp::Union => "or",
+        BinOp::Intersection => "and",
+    }
 }
 
 /// Why OPA refuses this call (or operator), if it does: an argument whose

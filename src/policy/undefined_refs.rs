@@ -31,10 +31,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regorus::unstable::{ArithOp, BinOp, Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
+use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
 use super::declared_types::{TOP, Ty, mistyped_composite, result_type};
-use super::literal_types::{each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names};
+use super::literal_types::{arith_name, each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names, set_op_name};
 use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
 
 /// What is known at compile time of a value.
@@ -450,17 +450,8 @@ impl<'m> Rules<'m> {
                 fixed: Vec::new(),
                 rest: Some(Box::new((TOP, TOP))),
             }),
-            Expr::ArithExpr { op, .. } => builtin_result(match op {
-                ArithOp::Add => "plus",
-                ArithOp::Sub => "minus",
-                ArithOp::Mul => "mul",
-                ArithOp::Div => "div",
-                ArithOp::Mod => "rem",
-            }),
-            Expr::BinExpr { op, .. } => builtin_result(match op {
-                BinOp::Union => "or",
-                BinOp::Intersection => "and",
-            }),
+            Expr::ArithExpr { op, .. } => builtin_result(arith_name(op)),
+            Expr::BinExpr { op, .. } => builtin_result(set_op_name(op)),
             Expr::RefDot { .. } | Expr::RefBrack { .. } => {
                 let (root, steps) = unfold(e);
                 let (mut shape, steps) = match root {

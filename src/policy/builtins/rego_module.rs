@@ -27,10 +27,11 @@ use std::cmp::Ordering;
 
 use regorus::Value;
 use regorus::unstable::{
-    ArithOp, AssignOp, BinOp, BoolOp, Expr, Literal, LiteralStmt, Module, Parser, Query, Rule, RuleAssign, RuleHead,
+    AssignOp, BoolOp, Expr, Literal, LiteralStmt, Module, Parser, Query, Rule, RuleAssign, RuleHead,
 };
 
 use super::{Answer, Builtin, string};
+use crate::policy::literal_types::{arith_name, set_op_name};
 
 pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("rego.parse_module", 2, parse_module)];
 
@@ -573,13 +574,7 @@ impl Converter {
                 out.extend(self.terms(params, d)?);
                 Ok(out)
             }
-            Expr::BinExpr { op, lhs, rhs, .. } => {
-                let name = match op {
-                    BinOp::Intersection => "and",
-                    BinOp::Union => "or",
-                };
-                two(self, name, lhs, rhs)
-            }
+            Expr::BinExpr { op, lhs, rhs, .. } => two(self, set_op_name(op), lhs, rhs),
             Expr::BoolExpr { op, lhs, rhs, .. } => {
                 let name = match op {
                     BoolOp::Lt => "lt",
@@ -591,16 +586,7 @@ impl Converter {
                 };
                 two(self, name, lhs, rhs)
             }
-            Expr::ArithExpr { op, lhs, rhs, .. } => {
-                let name = match op {
-                    ArithOp::Add => "plus",
-                    ArithOp::Sub => "minus",
-                    ArithOp::Mul => "mul",
-                    ArithOp::Div => "div",
-                    ArithOp::Mod => "rem",
-                };
-                two(self, name, lhs, rhs)
-            }
+            Expr::ArithExpr { op, lhs, rhs, .. } => two(self, arith_name(op), lhs, rhs),
             Expr::AssignExpr { op, lhs, rhs, .. } => {
                 let name = match op {
                     AssignOp::Eq => "eq",

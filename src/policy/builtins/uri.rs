@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use regorus::Value;
 
-use super::{Builtin, string};
+use super::{Builtin, go_quote_bytes, string};
 
 pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("uri.parse", 1, parse), ("uri.is_valid", 1, is_valid)];
 
@@ -102,21 +102,24 @@ fn unescape(s: &[u8], mode: Mode) -> Result<Vec<u8>, String> {
         if c == b'%' {
             if i + 2 >= s.len() || !s[i + 1].is_ascii_hexdigit() || !s[i + 2].is_ascii_hexdigit() {
                 let end = (i + 3).min(s.len());
-                return Err(format!("invalid URL escape {}", quote(&s[i..end])));
+                return Err(format!("invalid URL escape {}", go_quote_bytes(&s[i..end])));
             }
             let v = (unhex(s[i + 1]) << 4) | unhex(s[i + 2]);
             let is_25 = &s[i..i + 3] == b"%25";
             if mode == Mode::Host && unhex(s[i + 1]) < 8 && !is_25 {
-                return Err(format!("invalid URL escape {}", quote(&s[i..i + 3])));
+                return Err(format!("invalid URL escape {}", go_quote_bytes(&s[i..i + 3])));
             }
             if mode == Mode::Zone && !is_25 && v != b' ' && should_escape(v, Mode::Host) {
-                return Err(format!("invalid URL escape {}", quote(&s[i..i + 3])));
+                return Err(format!("invalid URL escape {}", go_quote_bytes(&s[i..i + 3])));
             }
             out.push(v);
             i += 3;
         } else {
             if matches!(mode, Mode::Host | Mode::Zone) && c < 0x80 && should_escape(c, mode) {
-                return Err(format!("invalid character {} in host name", quote(&s[i..i + 1])));
+                return Err(format!(
+                    "invalid character {} in host name",
+                    go_quote_bytes(&s[i..i + 1])
+                ));
             }
             out.push(c);
             i += 1;
@@ -214,10 +217,10 @@ pub(crate) fn go_parse(raw: &str) -> Result<GoUrl, String> {
         Some((u, f)) => (u, f),
         None => (raw, ""),
     };
-    let mut url = parse_no_fragment(u).map_err(|e| format!("parse {}: {e}", quote(u.as_bytes())))?;
+    let mut url = parse_no_fragment(u).map_err(|e| format!("parse {}: {e}", go_quote_bytes(u.as_bytes())))?;
     if !frag.is_empty() {
-        url.fragment =
-            unescape(frag.as_bytes(), Mode::Fragment).map_err(|e| format!("parse {}: {e}", quote(raw.as_bytes())))?;
+        url.fragment = unescape(frag.as_bytes(), Mode::Fragment)
+            .map_err(|e| format!("parse {}: {e}", go_quote_bytes(raw.as_bytes())))?;
     }
     Ok(url)
 }
@@ -335,7 +338,7 @@ fn parse_host(scheme: &str, host: &[u8]) -> Result<Vec<u8>, String> {
         };
         let colon_port = &host[close + 1..];
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port {} after host", quote(colon_port)));
+            return Err(format!("invalid port {} after host", go_quote_bytes(colon_port)));
         }
         let inside = &host[..close];
         let decoded = match inside.windows(3).position(|w| w == b"%25") {
@@ -364,7 +367,7 @@ fn parse_host(scheme: &str, host: &[u8]) -> Result<Vec<u8>, String> {
     if let Some(colon) = colon {
         let colon_port = &host[colon..];
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port {} after host", quote(colon_port)));
+            return Err(format!("invalid port {} after host", go_quote_bytes(colon_port)));
         }
     }
     unescape(host, Mode::Host)
@@ -375,9 +378,9 @@ fn parse_host(scheme: &str, host: &[u8]) -> Result<Vec<u8>, String> {
 fn parse_addr(s: &[u8]) -> Result<bool, String> {
     let err = |msg: &str, at: &[u8]| {
         if at.is_empty() {
-            format!("ParseAddr({}): {msg}", quote(s))
+            format!("ParseAddr({}): {msg}", go_quote_bytes(s))
         } else {
-            format!("ParseAddr({}): {msg} (at {})", quote(s), quote(at))
+            format!("ParseAddr({}): {msg} (at {})", go_quote_bytes(s), go_quote_bytes(at))
         }
     };
     for &c in s {
@@ -395,9 +398,13 @@ fn parse_addr(s: &[u8]) -> Result<bool, String> {
 fn parse_ipv4_fields(input: &[u8], part: &[u8]) -> Result<(), String> {
     let err = |msg: &str, at: &[u8]| {
         if at.is_empty() {
-            format!("ParseAddr({}): {msg}", quote(input))
+            format!("ParseAddr({}): {msg}", go_quote_bytes(input))
         } else {
-            format!("ParseAddr({}): {msg} (at {})", quote(input), quote(at))
+            format!(
+                "ParseAddr({}): {msg} (at {})",
+                go_quote_bytes(input),
+                go_quote_bytes(at)
+            )
         }
     };
     let (mut val, mut pos, mut digits) = (0u32, 0usize, 0usize);
@@ -514,58 +521,6 @@ fn parse_ipv6(input: &[u8], err: &dyn Fn(&str, &[u8]) -> String) -> Result<(), S
         return Err(err("the :: must expand to at least one field of zeros", s));
     }
     Ok(())
-}
-
-/// Go's `strconv.Quote` of bytes: invalid UTF-8 as `\x..`, non-printable
-/// characters escaped.
-pub(crate) fn quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    // Go's `unicode.IsPrint` beyond ASCII: letters, marks, numbers,
-    // punctuation and symbols.
-    let graphic = super::compiled_regex(r"^[\p{L}\p{M}\p{N}\p{P}\p{S}]$").ok();
-    let printable = |c: char| {
-        let mut buf = [0u8; 4];
-        match &graphic {
-            Some(re) => re.is_match(c.encode_utf8(&mut buf)),
-            None => !c.is_control() && !c.is_whitespace(),
-        }
-    };
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (valid, bad) = match std::str::from_utf8(rest) {
-            Ok(s) => (s, false),
-            Err(e) => (std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or(""), true),
-        };
-        for c in valid.chars() {
-            push_quoted(c, &printable, &mut out);
-        }
-        rest = &rest[valid.len()..];
-        if bad {
-            out.push_str(&format!("\\x{:02x}", rest[0]));
-            rest = &rest[1..];
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn push_quoted(c: char, printable: &dyn Fn(char) -> bool, out: &mut String) {
-    match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if c.is_ascii() || printable(c) => out.push(c),
-        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-        c => out.push_str(&format!("\\U{:08x}", c as u32)),
-    }
 }
 
 /// Bytes as Go's JSON encoder writes a string of them: each byte that is

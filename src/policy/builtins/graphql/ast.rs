@@ -237,6 +237,24 @@ pub(crate) struct Definition {
     pub pos: Pos,
 }
 
+impl Definition {
+    /// A definition of `kind` named `name` with nothing in it yet.
+    pub(crate) fn empty(kind: DefinitionKind, name: String, pos: Pos) -> Definition {
+        Definition {
+            kind,
+            description: String::new(),
+            name,
+            directives: Vec::new(),
+            interfaces: Vec::new(),
+            fields: Vec::new(),
+            types: Vec::new(),
+            enum_values: Vec::new(),
+            builtin: false,
+            pos,
+        }
+    }
+}
+
 /// A field of an object or interface, or an input object's field.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct FieldDefinition {

@@ -551,16 +551,8 @@ impl<'a> Parser<'a> {
         let pos = self.current.pos;
         let name = self.name()?.value;
         let mut def = Definition {
-            kind: DefinitionKind::Scalar,
             description,
-            name,
-            directives: Vec::new(),
-            interfaces: Vec::new(),
-            fields: Vec::new(),
-            types: Vec::new(),
-            enum_values: Vec::new(),
-            builtin: false,
-            pos,
+            ..Definition::empty(DefinitionKind::Scalar, name, pos)
         };
         match keyword.as_str() {
             "scalar" => def.directives = self.directives(true)?,

@@ -298,18 +298,9 @@ pub(crate) fn load(doc: &SchemaDocument) -> Result<Schema, GqlError> {
             Some(&i) => i,
             None => {
                 schema.type_index.insert(ext.name.clone(), schema.types.len());
-                schema.types.push(Definition {
-                    kind: ext.kind,
-                    description: String::new(),
-                    name: ext.name.clone(),
-                    directives: Vec::new(),
-                    interfaces: Vec::new(),
-                    fields: Vec::new(),
-                    types: Vec::new(),
-                    enum_values: Vec::new(),
-                    builtin: false,
-                    pos: ext.pos,
-                });
+                schema
+                    .types
+                    .push(Definition::empty(ext.kind, ext.name.clone(), ext.pos));
                 schema.types.len() - 1
             }
         };
