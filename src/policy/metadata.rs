@@ -798,109 +798,45 @@ fn related_resource(r: &J) -> Result<J, String> {
 // YAML, as OPA's annotation reader resolves it
 // ---------------------------------------------------------------------------
 
-use saphyr_parser::{Event, Parser as YamlParser, ScalarStyle, Span, StrInput, Tag};
+use saphyr_parser::{ScalarStyle, Tag};
+
+use super::builtins::yaml::{Dialect, first_document};
 
 /// The first YAML document of the text, as JSON.
 fn yaml(text: &str) -> Result<J, String> {
-    let mut r = Reader {
-        parser: YamlParser::new_from_str(text),
-        anchors: HashMap::new(),
-        nodes: 0,
-    };
-    loop {
-        match r.next()? {
-            (Event::StreamStart | Event::Nothing, _) => {}
-            (Event::StreamEnd, _) => return Ok(J::Null),
-            (Event::DocumentStart(_), _) => {
-                let first = r.next()?;
-                return match first.0 {
-                    Event::DocumentEnd => Ok(J::Null),
-                    _ => r.node(first, 0),
-                };
-            }
-            (other, span) => return Err(format!("yaml: line {}: unexpected {other:?}", span.start.line())),
-        }
-    }
+    first_document::<V3>(text).map_err(|e| format!("yaml: {e}"))
 }
 
-struct Reader<'a> {
-    parser: YamlParser<'a, StrInput<'a>>,
-    anchors: HashMap<usize, (J, usize)>,
-    nodes: usize,
-}
+/// Go's `yaml.v3`, as OPA reads annotations with it.
+struct V3;
 
-impl<'a> Reader<'a> {
-    fn next(&mut self) -> Result<(Event<'a>, Span), String> {
-        match self.parser.next() {
-            Some(Ok(e)) => Ok(e),
-            Some(Err(e)) => Err(format!("yaml: {e}")),
-            None => Err("yaml: unexpected end of the document".into()),
-        }
+impl Dialect for V3 {
+    type Node = J;
+    const MAX_DEPTH: usize = MAX_DEPTH;
+    const MAX_NODES: usize = MAX_NODES;
+
+    fn null() -> J {
+        J::Null
     }
 
-    fn count(&mut self, n: usize) -> Result<(), String> {
-        self.nodes += n;
-        if self.nodes > MAX_NODES {
-            return Err(format!("yaml: the document expands to more than {MAX_NODES} nodes"));
-        }
-        Ok(())
+    fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<J, String> {
+        scalar(text, style, tag)
     }
 
-    fn node(&mut self, (event, span): (Event<'a>, Span), depth: usize) -> Result<J, String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("yaml: nesting deeper than {MAX_DEPTH}"));
+    fn sequence(items: Vec<J>) -> J {
+        J::Arr(items)
+    }
+
+    /// Keys must be strings to become JSON, as OPA requires.
+    fn mapping(entries: Vec<(bool, J, J)>) -> Result<J, String> {
+        let mut map = BTreeMap::new();
+        for (_, key, value) in entries {
+            let J::Str(key) = key else {
+                return Err("invalid map key type(s)".into());
+            };
+            map.insert(key, value);
         }
-        let start = self.nodes;
-        let (node, anchor) = match event {
-            Event::Alias(id) => {
-                let (node, size) = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| format!("yaml: line {}: unknown anchor", span.start.line()))?;
-                self.count(size)?;
-                return Ok(node);
-            }
-            Event::Scalar(text, style, anchor, tag) => {
-                self.count(1)?;
-                (scalar(&text, style, tag.as_deref())?, anchor)
-            }
-            Event::SequenceStart(anchor, _) => {
-                self.count(1)?;
-                let mut items = Vec::new();
-                loop {
-                    let e = self.next()?;
-                    if matches!(e.0, Event::SequenceEnd) {
-                        break;
-                    }
-                    items.push(self.node(e, depth + 1)?);
-                }
-                (J::Arr(items), anchor)
-            }
-            Event::MappingStart(anchor, _) => {
-                self.count(1)?;
-                let mut map = BTreeMap::new();
-                loop {
-                    let e = self.next()?;
-                    if matches!(e.0, Event::MappingEnd) {
-                        break;
-                    }
-                    let key = match self.node(e, depth + 1)? {
-                        J::Str(s) => s,
-                        _ => return Err("invalid map key type(s): ".into()),
-                    };
-                    let value_event = self.next()?;
-                    let value = self.node(value_event, depth + 1)?;
-                    map.insert(key, value);
-                }
-                (J::Obj(map), anchor)
-            }
-            other => return Err(format!("yaml: line {}: unexpected {other:?}", span.start.line())),
-        };
-        if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), self.nodes - start));
-        }
-        Ok(node)
+        Ok(J::Obj(map))
     }
 }
 
@@ -920,7 +856,7 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<J, String
         "true" | "True" | "TRUE" => J::Bool(true),
         "false" | "False" | "FALSE" => J::Bool(false),
         ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf"
-        | "-.INF" => return Err(format!("yaml: {text} is not a JSON number")),
+        | "-.INF" => return Err(format!("{text} is not a JSON number")),
         _ => match text.as_bytes()[0] {
             b'0'..=b'9' | b'+' | b'-' | b'.' => {
                 if let Some(t) = timestamp(text) {

@@ -61,7 +61,7 @@ mod time;
 mod uri;
 mod uuid;
 pub(crate) mod x509;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -333,7 +333,30 @@ fn is_base60_float(s: &str) -> bool {
 
 /// The first document of `text` as OPA reads it through JSON.
 fn read(text: &str) -> Result<Value, String> {
-    let mut r = Reader {
+    to_value(&first_document::<V2>(text)?)
+}
+
+/// How one YAML library builds its values from the parser's events: Go's
+/// `yaml.v2` here (for `yaml.unmarshal`); `yaml.v3` for annotations
+/// (`crate::policy::metadata`).
+pub(crate) trait Dialect {
+    type Node: Clone;
+    /// Deepest nesting, and most nodes a document may expand to through
+    /// its aliases ("billion laughs").
+    const MAX_DEPTH: usize;
+    const MAX_NODES: usize;
+    fn null() -> Self::Node;
+    fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Self::Node, String>;
+    fn sequence(items: Vec<Self::Node>) -> Self::Node;
+    /// A mapping from its entries in order, each with whether its key was
+    /// a plain `<<` (a merge key, to libraries that have them).
+    fn mapping(entries: Vec<(bool, Self::Node, Self::Node)>) -> Result<Self::Node, String>;
+}
+
+/// The first document of `text`, built by the dialect `D`: null when
+/// there is none.
+pub(crate) fn first_document<D: Dialect>(text: &str) -> Result<D::Node, String> {
+    let mut r = Reader::<D> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
@@ -341,28 +364,27 @@ fn read(text: &str) -> Result<Value, String> {
     loop {
         match r.next()? {
             (Event::StreamStart | Event::Nothing, _) => {}
-            (Event::StreamEnd, _) => return Ok(Value::Null),
+            (Event::StreamEnd, _) => return Ok(D::null()),
             (Event::DocumentStart(_), _) => {
                 let first = r.next()?;
-                let node = match first.0 {
-                    Event::DocumentEnd => Node::Null,
-                    _ => r.node(first, 0)?,
+                return match first.0 {
+                    Event::DocumentEnd => Ok(D::null()),
+                    _ => r.node(first, 0),
                 };
-                return to_value(&node);
             }
             (other, span) => return Err(format!("line {}: unexpected {other:?}", span.start.line())),
         }
     }
 }
 
-struct Reader<'a> {
+struct Reader<'a, D: Dialect> {
     parser: Parser<'a, StrInput<'a>>,
     /// Each anchor's node and its size in nodes.
-    anchors: HashMap<usize, (Node, usize)>,
+    anchors: HashMap<usize, (D::Node, usize)>,
     nodes: usize,
 }
 
-impl<'a> Reader<'a> {
+impl<'a, D: Dialect> Reader<'a, D> {
     fn next(&mut self) -> Result<(Event<'a>, Span), String> {
         match self.parser.next() {
             Some(Ok(e)) => Ok(e),
@@ -373,15 +395,15 @@ impl<'a> Reader<'a> {
 
     fn count(&mut self, n: usize) -> Result<(), String> {
         self.nodes += n;
-        if self.nodes > MAX_NODES {
-            return Err(format!("the document expands to more than {MAX_NODES} nodes"));
+        if self.nodes > D::MAX_NODES {
+            return Err(format!("the document expands to more than {} nodes", D::MAX_NODES));
         }
         Ok(())
     }
 
-    fn node(&mut self, (event, span): (Event<'a>, Span), depth: usize) -> Result<Node, String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("nesting deeper than {MAX_DEPTH}"));
+    fn node(&mut self, (event, span): (Event<'a>, Span), depth: usize) -> Result<D::Node, String> {
+        if depth > D::MAX_DEPTH {
+            return Err(format!("nesting deeper than {}", D::MAX_DEPTH));
         }
         let start = self.nodes;
         let (node, anchor) = match event {
@@ -396,12 +418,7 @@ impl<'a> Reader<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1)?;
-                let node = match scalar(&text, style, tag.as_deref())? {
-                    Resolved::Node(n) => n,
-                    // `<<` outside a key is the string.
-                    Resolved::Merge => Node::Str(text.into_owned()),
-                };
-                (node, anchor)
+                (D::scalar(&text, style, tag.as_deref())?, anchor)
             }
             Event::SequenceStart(anchor, _) => {
                 self.count(1)?;
@@ -413,11 +430,11 @@ impl<'a> Reader<'a> {
                     }
                     items.push(self.node(e, depth + 1)?);
                 }
-                (Node::Seq(items), anchor)
+                (D::sequence(items), anchor)
             }
             Event::MappingStart(anchor, _) => {
                 self.count(1)?;
-                let mut entries: Vec<(String, Node)> = Vec::new();
+                let mut entries = Vec::new();
                 loop {
                     let e = self.next()?;
                     if matches!(e.0, Event::MappingEnd) {
@@ -427,13 +444,9 @@ impl<'a> Reader<'a> {
                     let key = self.node(e, depth + 1)?;
                     let value_event = self.next()?;
                     let value = self.node(value_event, depth + 1)?;
-                    if merge {
-                        merge_into(&mut entries, value)?;
-                    } else {
-                        entries.push((key_text(&key)?, value));
-                    }
+                    entries.push((merge, key, value));
                 }
-                (Node::Map(entries), anchor)
+                (D::mapping(entries)?, anchor)
             }
             other => return Err(format!("line {}: unexpected {other:?}", span.start.line())),
         };
@@ -441,6 +454,43 @@ impl<'a> Reader<'a> {
             self.anchors.insert(anchor, (node.clone(), self.nodes - start));
         }
         Ok(node)
+    }
+}
+
+/// Go's `yaml.v2`, as `yaml.unmarshal` reads.
+struct V2;
+
+impl Dialect for V2 {
+    type Node = Node;
+    const MAX_DEPTH: usize = MAX_DEPTH;
+    const MAX_NODES: usize = MAX_NODES;
+
+    fn null() -> Node {
+        Node::Null
+    }
+
+    fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Node, String> {
+        Ok(match scalar(text, style, tag)? {
+            Resolved::Node(n) => n,
+            // `<<` outside a key is the string.
+            Resolved::Merge => Node::Str(text.to_string()),
+        })
+    }
+
+    fn sequence(items: Vec<Node>) -> Node {
+        Node::Seq(items)
+    }
+
+    fn mapping(entries: Vec<(bool, Node, Node)>) -> Result<Node, String> {
+        let mut out: Vec<(String, Node)> = Vec::new();
+        for (merge, key, value) in entries {
+            if merge {
+                merge_into(&mut out, value)?;
+            } else {
+                out.push((key_text(&key)?, value));
+            }
+        }
+        Ok(Node::Map(out))
     }
 }
 
