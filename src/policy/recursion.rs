@@ -308,6 +308,11 @@ pub(super) struct Declared<'m> {
     /// Names declared any other way (`some`, `every`, a function's
     /// arguments, a pattern) or unified with `=`.
     pub otherwise: HashSet<String>,
+    /// Names declared by `some v in c` (or `some k, v in c`, true for the
+    /// key), with the collection.
+    pub members: HashMap<String, Vec<(&'m Expr, bool)>>,
+    /// How many times each name is declared otherwise than by `:=`.
+    pub declarations: HashMap<String, usize>,
 }
 
 pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
@@ -317,6 +322,8 @@ pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
         locals: refs.locals,
         assigned: refs.assigned,
         otherwise: refs.otherwise,
+        members: refs.members,
+        declarations: refs.declarations,
     }
 }
 
@@ -330,6 +337,8 @@ struct Refs<'m> {
     assigned: HashMap<String, Vec<&'m Expr>>,
     /// Names declared otherwise, or unified with `=`.
     otherwise: HashSet<String>,
+    members: HashMap<String, Vec<(&'m Expr, bool)>>,
+    declarations: HashMap<String, usize>,
 }
 
 impl<'m> Refs<'m> {
@@ -337,6 +346,7 @@ impl<'m> Refs<'m> {
     fn local(&mut self, name: &str) {
         self.locals.insert(name.to_string());
         self.otherwise.insert(name.to_string());
+        *self.declarations.entry(name.to_string()).or_default() += 1;
     }
 
     fn rule(&mut self, rule: &'m Rule) {
@@ -394,7 +404,19 @@ impl<'m> Refs<'m> {
                 key, value, collection, ..
             } => {
                 if let Some(k) = key {
+                    if let Expr::Var { span, .. } = k.as_ref() {
+                        self.members
+                            .entry(span.text().to_string())
+                            .or_default()
+                            .push((collection, true));
+                    }
                     self.declare(k);
+                }
+                if let Expr::Var { span, .. } = value.as_ref() {
+                    self.members
+                        .entry(span.text().to_string())
+                        .or_default()
+                        .push((collection, false));
                 }
                 self.declare(value);
                 self.expr(collection);
@@ -435,6 +457,7 @@ impl<'m> Refs<'m> {
         match e {
             Expr::Var { span, .. } => {
                 self.otherwise.insert(span.text().to_string());
+                *self.declarations.entry(span.text().to_string()).or_default() += 1;
             }
             Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.unified(i)),
             Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.unified(v)),

@@ -106,7 +106,7 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
         for rule in &module.policy {
             let declared = declarations(rule);
             let otherwise = &declared.otherwise;
-            let known = declared
+            let known: HashMap<String, &Expr> = declared
                 .assigned
                 .into_iter()
                 .filter(|(name, values)| {
@@ -118,11 +118,26 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                 })
                 .map(|(name, mut values)| (name, values.remove(0)))
                 .collect();
+            let declarations = &declared.declarations;
+            let members = declared
+                .members
+                .into_iter()
+                .filter(|(name, sources)| {
+                    sources.len() == 1
+                        && declarations.get(name) == Some(&1)
+                        && !known.contains_key(name)
+                        && !imports.contains_key(name)
+                        && !matches!(name.as_str(), "input" | "data" | "_")
+                        && !names.contains(&[package.clone(), vec![name.clone()]].concat())
+                })
+                .map(|(name, mut sources)| (name, sources.remove(0)))
+                .collect();
             let ctx = Context {
                 package: package.clone(),
                 imports: imports.clone(),
                 locals: declared.locals,
                 known,
+                members,
             };
             rules.add(&package, rule, contexts.len());
             contexts.push(ctx);
@@ -179,6 +194,10 @@ struct Context<'m> {
     /// Locals declared once, by `name := value`, and by nothing else:
     /// their values (OPA types them by their values).
     known: HashMap<String, &'m Expr>,
+    /// Locals declared once, by `some v in c` (or as the key of `some k, v
+    /// in c`, true), and by nothing else: OPA types them by the members of
+    /// the collection.
+    members: HashMap<String, (&'m Expr, bool)>,
 }
 
 /// Each rule path's definitions: their values, each with the index of
@@ -345,13 +364,22 @@ impl<'m> Rules<'m> {
         ctx: &Context<'m>,
         contexts: &[Context<'m>],
     ) -> Option<(Shape, String, &'s Steps)> {
-        if let Some(value) = ctx.known.get(head) {
+        let bound = match (ctx.known.get(head), ctx.members.get(head)) {
+            (Some(value), _) => Some((*value, None)),
+            (None, Some((collection, is_key))) => Some((*collection, Some(*is_key))),
+            (None, None) => None,
+        };
+        if let Some((value, member)) = bound {
             let key = (ctx as *const Context as usize, head.to_string());
             if !self.visiting_locals.borrow_mut().insert(key.clone()) {
                 return None;
             }
             let shape = self.shape_of(value, ctx, contexts);
             self.visiting_locals.borrow_mut().remove(&key);
+            let shape = match member {
+                Some(is_key) => member_of(&shape, is_key),
+                None => shape,
+            };
             return Some((shape, head.to_string(), steps));
         }
         let (path, rest) = self.resolve(head, steps, ctx)?;
@@ -439,6 +467,14 @@ impl<'m> Rules<'m> {
                 Some(path) => self.shape_of_rule(&path, contexts),
                 None => builtin_result(fcn.span().text()),
             },
+            // A set's members are one of its elements' types.
+            Expr::Set { items, .. } if !items.is_empty() => {
+                let types = items
+                    .iter()
+                    .map(|i| shape_type(&self.shape_of(i, ctx, contexts)))
+                    .collect();
+                Shape::Declared(Ty::Set(Box::new(one_of(types))))
+            }
             // A comprehension's kind is known, its members' types are not
             // followed here.
             Expr::ArrayCompr { .. } => Shape::Declared(Ty::Array {
@@ -521,6 +557,56 @@ fn unfold(e: &Expr) -> (&Expr, Vec<(Step, String)>) {
 /// (`count(x)` is a number); unknown for a name OPA declares nothing of.
 fn builtin_result(name: &str) -> Shape {
     result_type(name).map_or(Shape::Unknown, ty_shape)
+}
+
+/// What OPA's checker knows of a key (`is_key`) or a member of a
+/// collection of this shape: a literal's elements as they are known.
+fn member_of(shape: &Shape, is_key: bool) -> Shape {
+    match shape {
+        Shape::Array(_) if is_key => Shape::Scalar("number"),
+        Shape::Array(items) => union(items.clone()),
+        Shape::Object { fields, open: false } if !is_key => union(fields.iter().map(|(_, v)| v.clone()).collect()),
+        Shape::Declared(t) => member_shape(t, is_key),
+        _ => Shape::Unknown,
+    }
+}
+
+/// What OPA's checker knows of a key (`is_key`) or a member of a
+/// collection of type `t`: an array's keys are numbers, a set's keys and
+/// members its elements, an object's members its values.
+fn member_shape(t: &Ty, is_key: bool) -> Shape {
+    match t {
+        Ty::Array { .. } if is_key => Shape::Scalar("number"),
+        Ty::Array { fixed, rest } => ty_shape(&one_of(fixed.iter().chain(rest.as_deref()).cloned().collect())),
+        Ty::Set(of) => ty_shape(of),
+        Ty::Object { fixed, rest } if !is_key => ty_shape(&one_of(
+            fixed
+                .iter()
+                .map(|(_, v)| v.clone())
+                .chain(rest.as_deref().map(|(_, v)| v.clone()))
+                .collect(),
+        )),
+        _ => Shape::Unknown,
+    }
+}
+
+/// One of these types: the type itself when there is one, anything when
+/// there is none or any member is anything.
+fn one_of(mut types: Vec<Ty>) -> Ty {
+    let mut unique: Vec<Ty> = Vec::new();
+    for t in types.drain(..) {
+        if t == TOP {
+            return TOP;
+        }
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    match unique.len() {
+        0 => TOP,
+        1 => unique.remove(0),
+        _ => Ty::Any(unique),
+    }
 }
 
 /// The shape of a value of type `t`.
