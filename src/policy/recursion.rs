@@ -305,14 +305,16 @@ pub(super) struct Declared<'m> {
     pub locals: HashSet<String>,
     /// Locals declared by `name := value`, with each value.
     pub assigned: HashMap<String, Vec<&'m Expr>>,
-    /// Names declared any other way (`some`, `every`, a function's
-    /// arguments, a pattern) or unified with `=`.
-    pub otherwise: HashSet<String>,
     /// Names declared by `some v in c` (or `some k, v in c`, true for the
     /// key), with the collection.
     pub members: HashMap<String, Vec<(&'m Expr, bool)>>,
-    /// How many times each name is declared otherwise than by `:=`.
+    /// How many times each name is declared by `some`, `every`, a
+    /// function's arguments or a pattern.
     pub declarations: HashMap<String, usize>,
+    /// How many times each name stands in a side of `=`.
+    pub unifications: HashMap<String, usize>,
+    /// Names that are a whole side of `=`, with the other side.
+    pub unified_with: HashMap<String, Vec<&'m Expr>>,
 }
 
 pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
@@ -321,9 +323,10 @@ pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
     Declared {
         locals: refs.locals,
         assigned: refs.assigned,
-        otherwise: refs.otherwise,
         members: refs.members,
         declarations: refs.declarations,
+        unifications: refs.unifications,
+        unified_with: refs.unified_with,
     }
 }
 
@@ -335,17 +338,16 @@ struct Refs<'m> {
     locals: HashSet<String>,
     /// Locals declared by `name := value`: their values.
     assigned: HashMap<String, Vec<&'m Expr>>,
-    /// Names declared otherwise, or unified with `=`.
-    otherwise: HashSet<String>,
     members: HashMap<String, Vec<(&'m Expr, bool)>>,
     declarations: HashMap<String, usize>,
+    unifications: HashMap<String, usize>,
+    unified_with: HashMap<String, Vec<&'m Expr>>,
 }
 
 impl<'m> Refs<'m> {
     /// A local declared otherwise than by `name := value`.
     fn local(&mut self, name: &str) {
         self.locals.insert(name.to_string());
-        self.otherwise.insert(name.to_string());
         *self.declarations.entry(name.to_string()).or_default() += 1;
     }
 
@@ -456,8 +458,7 @@ impl<'m> Refs<'m> {
     fn unified(&mut self, e: &Expr) {
         match e {
             Expr::Var { span, .. } => {
-                self.otherwise.insert(span.text().to_string());
-                *self.declarations.entry(span.text().to_string()).or_default() += 1;
+                *self.unifications.entry(span.text().to_string()).or_default() += 1;
             }
             Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| self.unified(i)),
             Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.unified(v)),
@@ -495,6 +496,14 @@ impl<'m> Refs<'m> {
                     }
                     (AssignOp::ColEq, _) => self.declare(lhs),
                     _ => {
+                        for (side, other) in [(lhs, rhs), (rhs, lhs)] {
+                            if let Expr::Var { span, .. } = side.as_ref() {
+                                self.unified_with
+                                    .entry(span.text().to_string())
+                                    .or_default()
+                                    .push(other);
+                            }
+                        }
                         self.unified(lhs);
                         self.unified(rhs);
                         self.expr(lhs);

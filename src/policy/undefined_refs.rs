@@ -105,13 +105,14 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
         let imports = imports_of(module);
         for rule in &module.policy {
             let declared = declarations(rule);
-            let otherwise = &declared.otherwise;
+            let assigned: HashSet<String> = declared.assigned.keys().cloned().collect();
             let known: HashMap<String, &Expr> = declared
                 .assigned
                 .into_iter()
                 .filter(|(name, values)| {
+                    // Declared once; a side of `=` after `:=` compares.
                     values.len() == 1
-                        && !otherwise.contains(name)
+                        && !declared.declarations.contains_key(name)
                         && !imports.contains_key(name)
                         && !matches!(name.as_str(), "input" | "data" | "_")
                         && !names.contains(&[package.clone(), vec![name.clone()]].concat())
@@ -119,6 +120,22 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                 .map(|(name, mut values)| (name, values.remove(0)))
                 .collect();
             let declarations = &declared.declarations;
+            // A name that is a whole side of one `=` and declared nowhere
+            // else is bound by it: OPA types it by the other side.
+            let mut known = known;
+            for (name, mut sides) in declared.unified_with {
+                if sides.len() == 1
+                    && declared.unifications.get(&name) == Some(&1)
+                    && !declarations.contains_key(&name)
+                    && !assigned.contains(&name)
+                    && !declared.members.contains_key(&name)
+                    && !imports.contains_key(&name)
+                    && !matches!(name.as_str(), "input" | "data" | "_")
+                    && !names.contains(&[package.clone(), vec![name.clone()]].concat())
+                {
+                    known.insert(name, sides.remove(0));
+                }
+            }
             let members = declared
                 .members
                 .into_iter()
