@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from opa_bindings import OpaEngine, OpaError
+from opa_tables import compile_error, write_or_check
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent.parent / "src" / "policy" / "builtin_arg_kinds.json"
@@ -42,16 +42,8 @@ LITERALS = {
 
 def refused(name: str, args: list[str]) -> bool:
     """True when OPA refuses the call with a type error."""
-    module = f"package probe\n\nx := {name}({', '.join(args)})\n"
-    engine = OpaEngine()
-    try:
-        engine.add_policy("probe.rego", module)
-        engine.eval_document("probe")
-    except OpaError as e:
-        return "rego_type_error" in str(e)
-    finally:
-        engine.close()
-    return False
+    error = compile_error(f"package probe\n\nx := {name}({', '.join(args)})\n")
+    return error is not None and "rego_type_error" in error
 
 
 def table() -> dict[str, list[list[str]]]:
@@ -77,15 +69,7 @@ def table() -> dict[str, list[list[str]]]:
 
 
 def main() -> int:
-    text = json.dumps(table(), indent=1, sort_keys=True) + "\n"
-    if "--check" in sys.argv[1:]:
-        if TABLE.read_text(encoding="utf-8") != text:
-            print(f"{TABLE} is stale: run python3 tests/opa/arg_kinds.py", file=sys.stderr)
-            return 1
-        return 0
-    TABLE.write_text(text, encoding="utf-8")
-    print(f"wrote {TABLE}")
-    return 0
+    return write_or_check(table(), TABLE, "arg_kinds.py")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from opa_bindings import OpaEngine, OpaError
+from opa_tables import compile_error, write_or_check
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent.parent / "src" / "policy" / "builtin_signatures.json"
@@ -40,17 +40,9 @@ WANT = re.compile(r"^\twant: \((.*)\)$", re.MULTILINE)
 
 def want(name: str, args: list[str]) -> str | None:
     """OPA's declaration printed when it refuses the call, if it does."""
-    module = f"package probe\n\nx := {name}({', '.join(args)})\n"
-    engine = OpaEngine()
-    try:
-        engine.add_policy("probe.rego", module)
-        engine.eval_document("probe")
-    except OpaError as e:
-        m = WANT.search(str(e))
-        return m.group(1) if m and "rego_type_error" in str(e) else None
-    finally:
-        engine.close()
-    return None
+    error = compile_error(f"package probe\n\nx := {name}({', '.join(args)})\n")
+    m = WANT.search(error) if error is not None and "rego_type_error" in error else None
+    return m.group(1) if m else None
 
 
 def split_top(text: str) -> list[str]:
@@ -95,19 +87,12 @@ def result_of_nullary(name: str) -> str | None:
     """The result type of a builtin taking no argument, which OPA prints
     as what it has been given when the result is put where it does not
     fit: `{1} | [time.now_ns()]` has `(set[number], array<number>, ???)`."""
-    module = f"package probe\n\nx := {{1}} | [{name}()]\n"
-    engine = OpaEngine()
-    try:
-        engine.add_policy("probe.rego", module)
-        engine.eval_document("probe")
-    except OpaError as e:
-        m = HAVE.search(str(e))
-        if m:
-            parts = split_top(m.group(1))
-            if len(parts) > 1 and parts[1].startswith("array<") and parts[1].endswith(">"):
-                return parts[1][len("array<"):-1]
-    finally:
-        engine.close()
+    error = compile_error(f"package probe\n\nx := {{1}} | [{name}()]\n")
+    m = HAVE.search(error) if error is not None else None
+    if m:
+        parts = split_top(m.group(1))
+        if len(parts) > 1 and parts[1].startswith("array<") and parts[1].endswith(">"):
+            return parts[1][len("array<"):-1]
     return None
 
 
@@ -131,15 +116,7 @@ def table() -> dict[str, dict[str, Any]]:
 
 
 def main() -> int:
-    text = json.dumps(table(), indent=1, sort_keys=True) + "\n"
-    if "--check" in sys.argv[1:]:
-        if TABLE.read_text(encoding="utf-8") != text:
-            print(f"{TABLE} is stale: run python3 tests/opa/signatures.py", file=sys.stderr)
-            return 1
-        return 0
-    TABLE.write_text(text, encoding="utf-8")
-    print(f"wrote {TABLE}")
-    return 0
+    return write_or_check(table(), TABLE, "signatures.py")
 
 
 if __name__ == "__main__":
