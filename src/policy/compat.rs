@@ -327,30 +327,11 @@ fn calls(source: &str) -> Vec<(String, usize)> {
                 line += 1;
                 i += 1;
             }
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'`' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    if bytes[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
+            b'#' => i = rego_scan::comment_end(bytes, i),
+            b'"' | b'`' => {
+                let end = rego_scan::string_end(bytes, i).unwrap_or(bytes.len());
+                line += bytes[i..end].iter().filter(|b| **b == b'\n').count();
+                i = end;
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;

@@ -550,30 +550,17 @@ fn full_line_comments(source: &str) -> Vec<(u32, &str)> {
                 i += 1;
             }
             b'#' => {
-                let end = source[i..].find('\n').map_or(source.len(), |n| i + n);
+                let end = super::rego_scan::comment_end(bytes, i);
                 if line_blank {
                     out.push((line, source[i + 1..end].trim_end_matches('\r')));
                 }
                 i = end;
             }
-            b'"' => {
+            b'"' | b'`' => {
                 line_blank = false;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'`' => {
-                line_blank = false;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    if bytes[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
+                let end = super::rego_scan::string_end(bytes, i).unwrap_or(bytes.len());
+                line += bytes[i..end].iter().filter(|b| **b == b'\n').count() as u32;
+                i = end;
             }
             b' ' | b'\t' | b'\r' => i += 1,
             _ => {

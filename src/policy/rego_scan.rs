@@ -8,6 +8,31 @@
 //! it tracks bracket depth outside strings and comments and reads the first
 //! identifier of each statement at depth zero.
 
+/// Where the string at byte `i` ends (the byte after it): a `"…"` string,
+/// escapes skipped, ends at its closing quote or at the end of the line;
+/// a `` `…` `` raw string at its closing backquote. None when no string
+/// starts at `i`.
+pub(crate) fn string_end(bytes: &[u8], i: usize) -> Option<usize> {
+    let (quote, stops_at_line) = match bytes.get(i)? {
+        b'"' => (b'"', true),
+        b'`' => (b'`', false),
+        _ => return None,
+    };
+    let mut j = i + 1;
+    while j < bytes.len() && bytes[j] != quote && !(stops_at_line && bytes[j] == b'\n') {
+        j += if quote == b'"' && bytes[j] == b'\\' { 2 } else { 1 };
+    }
+    Some((j + 1).min(bytes.len()))
+}
+
+/// Where the comment at byte `i` ends: at its line break (not included).
+pub(crate) fn comment_end(bytes: &[u8], i: usize) -> usize {
+    bytes[i..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |n| i + n)
+}
+
 /// Top-level rule names declared in `source`, in order of first appearance,
 /// without duplicates. `default x := …` declares `x`; `a.b.c if …` declares `a`.
 pub fn rule_names(source: &str) -> Vec<String> {
@@ -117,6 +142,23 @@ pub fn test_names(source: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_and_comments_end_where_rego_ends_them() {
+        let text = br#"x := "a\"b" + `c"
+d` # note
+y"#;
+        let quoted = text.iter().position(|b| *b == b'"').unwrap();
+        assert_eq!(&text[quoted..string_end(text, quoted).unwrap()], br#""a\"b""#);
+        let raw = text.iter().position(|b| *b == b'`').unwrap();
+        assert_eq!(&text[raw..string_end(text, raw).unwrap()], b"`c\"\nd`");
+        let hash = text.iter().position(|b| *b == b'#').unwrap();
+        assert_eq!(&text[hash..comment_end(text, hash)], b"# note");
+        assert_eq!(string_end(text, 0), None);
+        // An unterminated string stops at the line's end, a raw one at the text's.
+        assert_eq!(string_end(b"\"ab\ncd", 0), Some(4));
+        assert_eq!(string_end(b"`ab", 0), Some(3));
+    }
 
     #[test]
     fn finds_top_level_rules_not_locals_strings_or_comments() {

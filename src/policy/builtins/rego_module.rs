@@ -423,25 +423,8 @@ impl Converter {
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
-                b'#' => {
-                    while i < bytes.len() && bytes[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'"' => {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                        i += if bytes[i] == b'\\' { 2 } else { 1 };
-                    }
-                    i += 1;
-                }
-                b'`' => {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'`' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
+                b'#' => i = crate::policy::rego_scan::comment_end(bytes, i),
+                b'"' | b'`' => i = crate::policy::rego_scan::string_end(bytes, i).unwrap_or(bytes.len()),
                 b'_' => {
                     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
                     let before = i > 0 && word(bytes[i - 1]);
