@@ -62,11 +62,10 @@ pub(super) fn first_spaced_call(parsed: &[(&str, Module)]) -> Option<String> {
     None
 }
 
-/// The module text with a `;` after each name whose `(` is on a later
-/// line, so that it reads as OPA reads it; None when there is none (or the
-/// module does not parse: compiling it reports why).
-pub(super) fn split_detached(path: &str, text: &str, rego_v1: bool) -> Option<String> {
-    let module = super::rewrite::parse(path, text, rego_v1).ok()?;
+/// The module text (`module` parsed from it) with a `;` after each name
+/// whose `(` is on a later line, so that it reads as OPA reads it; None
+/// when there is none. The rewrite applies it before anything else.
+pub(super) fn split_detached(module: &Module, text: &str) -> Option<String> {
     let mut at: Vec<usize> = Vec::new();
     for rule in &module.policy {
         each_expr_of_rule(rule, &mut |e| {
@@ -96,7 +95,9 @@ mod tests {
     use crate::policy::bundle::ParsedBundle;
 
     fn split(body: &str) -> Option<String> {
-        super::split_detached("p.rego", &format!("package p\n{body}"), true)
+        let text = format!("package p\n{body}");
+        let module = super::super::rewrite::parse("p.rego", &text, true).expect("the module parses");
+        super::split_detached(&module, &text)
     }
 
     fn refusal(body: &str) -> Option<String> {

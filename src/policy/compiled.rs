@@ -240,8 +240,6 @@ impl CompiledPolicy {
             .collect();
         let inlined = super::metadata::inline(&texts, rego_v1).map_err(Error::RegoCompile)?;
         for (m, inlined) in bundle.modules.iter().zip(inlined) {
-            // A name and a `(` on the next line are two statements to OPA.
-            let inlined = super::call_syntax::split_detached(&m.path, &inlined, rego_v1).unwrap_or(inlined);
             // `not` and rule heads as OPA evaluates them (a module that does not parse is
             // compiled as it is, and the compiler reports why).
             let source = super::rewrite::rewrite(&m.path, &inlined, rego_v1)

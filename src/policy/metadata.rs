@@ -34,8 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use regorus::Source;
-use regorus::unstable::{Expr, Literal, Module, Parser, Query, Rule, RuleHead};
+use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
 /// Deepest expression nesting walked for calls.
 const MAX_DEPTH: usize = 256;
@@ -121,7 +120,7 @@ pub fn inline(modules: &[(&str, &str)], rego_v1: bool) -> Result<Vec<String>, St
     }
     let mut parsed = Vec::with_capacity(modules.len());
     for (path, source) in modules {
-        let Ok(module) = parse(path, source, rego_v1) else {
+        let Ok(module) = super::rewrite::parse(path, source, rego_v1) else {
             return Ok(unchanged());
         };
         let package = ground_prefix(&module.package.refr);
@@ -268,15 +267,6 @@ fn chain(
         }
     }
     J::Arr(out)
-}
-
-fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
-    let source = Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
-    let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;
-    if rego_v1 {
-        parser.enable_rego_v1().map_err(|e| e.to_string())?;
-    }
-    parser.parse().map_err(|e| e.to_string())
 }
 
 /// The constant keys a reference starts with (`a.b["c"]` is `a, b, c`;

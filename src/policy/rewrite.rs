@@ -43,6 +43,10 @@
 //! (not as a whole statement, where undefined and false both fail) becomes
 //! that call (`internal.member_3(k, v, c)` for `k, v in c`).
 //!
+//! **Calls apart from their `(`.** A name with its `(` on the next line is
+//! two statements to OPA; a `;` is put after the name first
+//! (`super::call_syntax`).
+//!
 //! A module without any of these is compiled unchanged.
 
 use regorus::Source;
@@ -60,6 +64,11 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
     let mut next = 0usize;
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
+        // A name and its `(` on two lines are two statements to OPA.
+        if let Some(split) = super::call_syntax::split_detached(&module, &text) {
+            text = split;
+            continue;
+        }
         let numbered = next;
         let (edits, mut arithmetic, survey) = Walker::edits(&module, &text, &mut next, rego_v1);
         // Builtins named in `with` and binding calls first: the other
