@@ -94,6 +94,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     assert_eq!(answer["outcome"], "allow", "{TOOL} must be allowed: {answer}");
     let idle_kib = w.status_kib("VmRSS");
     let cpu_before = w.cpu_ticks();
+    let writer_before = WriterStats::of(&w).await;
 
     eprintln!("intents ({backend}): {} agents for {} s…", o.agents, o.seconds);
     let started = Instant::now();
@@ -109,6 +110,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = (w.cpu_ticks() - cpu_before) as f64 / clock_ticks_per_second();
+    let writer = WriterStats::of(&w).await.since(&writer_before);
     let (rss, hwm) = (w.status_kib("VmRSS"), w.status_kib("VmHWM"));
     for r in readers {
         r.abort();
@@ -134,6 +136,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
             ("invoke_tool POST p50 / p99 / max", spread(&mut all.invoke_latency)),
             ("execution p50 / p99 / max", spread(&mut all.execution_latency)),
             ("Warden CPU (cores busy)", format!("{:.2}", cpu / secs)),
+            ("ledger writer", writer.text(secs)),
             (
                 "Warden RSS idle → end (peak)",
                 format!("{} → {} ({})", mib(idle_kib), mib(rss), mib(hwm)),
@@ -141,6 +144,45 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
             ("failures", failures_text(&all.failures)),
         ],
     )
+}
+
+/// The ledger writer's work, from its metrics: batches committed, entries
+/// in them, and the time spent writing them.
+struct WriterStats {
+    batches: f64,
+    entries: f64,
+    seconds: f64,
+}
+
+impl WriterStats {
+    async fn of(w: &Warden) -> WriterStats {
+        WriterStats {
+            batches: w.metric("warden_ledger_commit_duration_seconds_count").await,
+            entries: w.metric("warden_ledger_batch_entries_sum").await,
+            seconds: w.metric("warden_ledger_commit_duration_seconds_sum").await,
+        }
+    }
+
+    fn since(&self, before: &WriterStats) -> WriterStats {
+        WriterStats {
+            batches: self.batches - before.batches,
+            entries: self.entries - before.entries,
+            seconds: self.seconds - before.seconds,
+        }
+    }
+
+    /// Batches a second, entries a batch, time a batch, and the share of
+    /// the run the writer spent writing (1.00: it never waited for work).
+    fn text(&self, secs: f64) -> String {
+        let batches = self.batches.max(1.0);
+        format!(
+            "{:.0} batches/s · {:.1} entries each · {:.2} ms each · busy {:.2}",
+            self.batches / secs,
+            self.entries / batches,
+            self.seconds * 1000.0 / batches,
+            self.seconds / secs
+        )
+    }
 }
 
 // ------------------------------------------------------------------ sse

@@ -111,6 +111,10 @@ impl Kernel {
     }
 
     pub async fn cancel(&self, who: &Principal, id: &str, reason: Option<String>) -> Result<ExecutionView> {
+        super::cache::fresh_if_stale(|| self.cancel_once(who, id, reason.clone())).await
+    }
+
+    async fn cancel_once(&self, who: &Principal, id: &str, reason: Option<String>) -> Result<ExecutionView> {
         let _g = self.lock_of(id).lock().await;
         let exec = self.load(&who.tenant_id, id).await?;
         let mut edit = Edit::of(exec, self.clock.now_ms()).by(who);
@@ -171,6 +175,10 @@ impl Kernel {
     }
 
     pub async fn signal(&self, who: &Principal, id: &str, payload: Value) -> Result<ExecutionView> {
+        super::cache::fresh_if_stale(|| self.signal_once(who, id, payload.clone())).await
+    }
+
+    async fn signal_once(&self, who: &Principal, id: &str, payload: Value) -> Result<ExecutionView> {
         let _g = self.lock_of(id).lock().await;
         let exec = self.load(&who.tenant_id, id).await?;
         let mut edit = Edit::of(exec, self.clock.now_ms()).by(who);

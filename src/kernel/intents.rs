@@ -44,6 +44,10 @@ pub(super) struct PolicyVerdict {
 
 impl Kernel {
     pub async fn intent(&self, who: &Principal, intent: Intent) -> Result<IntentAnswer> {
+        super::cache::fresh_if_stale(|| self.intent_once(who, intent.clone())).await
+    }
+
+    async fn intent_once(&self, who: &Principal, intent: Intent) -> Result<IntentAnswer> {
         let id = intent.execution_id.clone();
         let _g = self.lock_of(&id).lock().await;
         let exec = self.load(&who.tenant_id, &id).await?;
@@ -122,7 +126,7 @@ impl Kernel {
                 to: "blocked (only a running execution may invoke a tool)".into(),
             });
         }
-        let declared = self.store.kernel_remote_tool(&edit.exec.tenant_id, &tool).await?;
+        let declared = self.declared_tool(&edit.exec.tenant_id, &tool).await?;
         let remote = intent.remote.unwrap_or(declared.is_some());
         let idempotent = match (remote, declared) {
             (true, Some(i)) => i,

@@ -50,6 +50,7 @@ use crate::model::kernel::*;
 use crate::policy::PolicyService;
 use crate::store::{Change, Store, StoreError};
 
+mod cache;
 mod edit;
 mod error;
 mod executions;
@@ -86,6 +87,8 @@ pub struct Kernel {
     /// This instance's name: prefixes its stream ids.
     pub instance: String,
     locks: Vec<Mutex<()>>,
+    /// Rows this instance committed last, read back while it is alone.
+    cache: cache::RowCache,
     /// Whether other live instances share the store (their commits reach
     /// this instance's streams by polling, and sooner by [`wakes`]).
     peers: std::sync::atomic::AtomicBool,
@@ -122,6 +125,7 @@ impl Kernel {
             cfg,
             instance,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
+            cache: cache::RowCache::default(),
             peers: std::sync::atomic::AtomicBool::new(false),
             outbox: wakes::Outbox::default(),
             due: Notify::new(),
@@ -142,17 +146,57 @@ impl Kernel {
     }
 
     async fn load(&self, tenant_id: &str, id: &str) -> Result<ExecutionRow> {
-        match self.store.kernel_execution(id).await? {
+        match self.execution_row(id).await? {
             Some(e) if e.tenant_id == tenant_id => Ok(e),
             _ => Err(KernelError::UnknownExecution(id.to_string())),
         }
     }
 
     async fn step_of(&self, exec: &ExecutionRow, step_id: &str) -> Result<StepRow> {
-        match self.store.kernel_step(step_id).await? {
+        match self.step_row(step_id).await? {
             Some(s) if s.execution_id == exec.id => Ok(s),
             _ => Err(KernelError::UnknownStep(step_id.to_string())),
         }
+    }
+
+    /// An execution's row: as this instance committed it last while it is
+    /// alone ([`cache`]), else as stored.
+    async fn execution_row(&self, id: &str) -> Result<Option<ExecutionRow>> {
+        if !self.has_peers()
+            && let Some(e) = self.cache.execution(id)
+        {
+            cache::used();
+            return Ok(Some(e));
+        }
+        Ok(self.store.kernel_execution(id).await?)
+    }
+
+    /// A step's row, the same way.
+    async fn step_row(&self, id: &str) -> Result<Option<StepRow>> {
+        if !self.has_peers()
+            && let Some(s) = self.cache.step(id)
+        {
+            cache::used();
+            return Ok(Some(s));
+        }
+        Ok(self.store.kernel_step(id).await?)
+    }
+
+    /// Whether a tenant's runners declared `tool`, and if so whether it is
+    /// idempotent (false when any runner declared it not to be).
+    async fn declared_tool(&self, tenant_id: &str, tool: &str) -> Result<Option<bool>> {
+        if !self.has_peers()
+            && let Some(tools) = self.cache.tools(tenant_id)
+        {
+            return Ok(tools.get(tool).copied());
+        }
+        let (read_at, epoch) = (std::time::Instant::now(), self.cache.tools_epoch());
+        let tools = std::sync::Arc::new(self.store.kernel_declared_tools(tenant_id).await?);
+        let found = tools.get(tool).copied();
+        if !self.has_peers() {
+            self.cache.put_tools(tenant_id, tools, read_at, epoch);
+        }
+        Ok(found)
     }
 
     /// Writes the edit and appends its history to the ledger, in one
@@ -173,11 +217,22 @@ impl Kernel {
         let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
         let mut pushes = change.pushes.clone();
         let pending = change.steps.iter().any(|(s, _)| s.state == StepState::Pending);
+        let steps: Vec<StepRow> = change.steps.iter().map(|(s, _)| s.clone()).collect();
         let appended = match self.ledger.append_change(records, change).await {
             Ok(a) => a,
-            Err(AppendError::Changed(what)) => return Err(KernelError::Store(StoreError::Changed(what))),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // What this edit was built on may be stale: the next read
+                // goes to the store.
+                self.cache.forget(&edit.exec.id, steps.iter().map(|s| s.id.as_str()));
+                return Err(match e {
+                    AppendError::Changed(what) => KernelError::Store(StoreError::Changed(what)),
+                    e => e.into(),
+                });
+            }
         };
+        if !self.has_peers() {
+            self.cache.committed(&edit.exec, &steps);
+        }
         for (p, seq) in pushes.iter_mut().zip(&appended.pushed) {
             p.seq = *seq;
         }

@@ -15,7 +15,7 @@ pub fn args_hash(arguments: &Value) -> String {
     blake3::hash(&canonical::to_vec(arguments)).to_hex().to_string()
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExecution {
     /// The agent that runs it.
@@ -41,7 +41,7 @@ pub enum IntentType {
     Wait,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     /// Attempts in all, at most the configured maximum.
@@ -50,7 +50,7 @@ pub struct RetrySpec {
     pub backoff_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Intent {
     pub execution_id: String,
@@ -94,7 +94,7 @@ pub enum ReportStatus {
     Failed,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
     pub step_id: String,
@@ -117,7 +117,7 @@ pub enum Verdict {
     Reject,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     pub step_id: String,

@@ -35,7 +35,11 @@ impl Kernel {
     /// A result from the agent (local steps) or from a runner (`runner`,
     /// remote steps).
     pub async fn report(&self, who: &Principal, runner: Option<&str>, report: StepReport) -> Result<StepView> {
-        let step = match self.store.kernel_step(&report.step_id).await? {
+        super::cache::fresh_if_stale(|| self.report_once(who, runner, report.clone())).await
+    }
+
+    async fn report_once(&self, who: &Principal, runner: Option<&str>, report: StepReport) -> Result<StepView> {
+        let step = match self.step_row(&report.step_id).await? {
             Some(s) if s.tenant_id == who.tenant_id => s,
             _ => return Err(KernelError::UnknownStep(report.step_id)),
         };

@@ -47,6 +47,10 @@ impl Kernel {
     }
 
     pub async fn review(&self, who: &Principal, execution_id: &str, req: ReviewRequest) -> Result<StepView> {
+        super::cache::fresh_if_stale(|| self.review_once(who, execution_id, req.clone())).await
+    }
+
+    async fn review_once(&self, who: &Principal, execution_id: &str, req: ReviewRequest) -> Result<StepView> {
         if !who.roles.contains(Role::Reviewer) {
             return Err(KernelError::NotAReviewer(who.roles.to_csv()));
         }

@@ -234,10 +234,13 @@ impl Kernel {
         let now = self.clock.now_ms();
         self.store.kernel_heartbeat(&self.instance, now).await?;
         let live = self.store.kernel_live_instances(now - silent_ms).await?;
-        self.peers.store(
-            live.iter().any(|i| *i != self.instance),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let peers = live.iter().any(|i| *i != self.instance);
+        if peers || self.has_peers() {
+            // What this instance remembers may be moved by them now, or
+            // was while they were here.
+            self.cache.clear();
+        }
+        self.peers.store(peers, std::sync::atomic::Ordering::Relaxed);
         let silent = self.store.kernel_silent_instances(now - silent_ms).await?;
         for other in &silent {
             if *other == self.instance {
@@ -259,6 +262,7 @@ impl Kernel {
             .store
             .kernel_put_runner(&conn.tenant_id, &conn.name, &conn.token_id, &conn.tools, now)
             .await?;
+        self.cache.forget_tools(&conn.tenant_id);
         if !owned {
             return Err(KernelError::RunnerOwned(conn.name));
         }

@@ -5,6 +5,8 @@
 //! execution's version and on each step's previous state, so two writers
 //! (two requests, or two instances) never both move the same thing.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::ledger::TxConn;
@@ -676,15 +678,16 @@ impl Store {
 
     /// Every tool a tenant's runners declared, with whether it is idempotent
     /// (false when any runner declared it not to be).
-    pub async fn kernel_remote_tool(&self, tenant_id: &str, tool: &str) -> Result<Option<bool>> {
+    pub async fn kernel_declared_tools(&self, tenant_id: &str) -> Result<HashMap<String, bool>> {
         let rows: Vec<String> = with_pool!(self, p => {
             sqlx::query_scalar("SELECT tools FROM kernel_runners WHERE tenant_id = $1").bind(tenant_id).fetch_all(p).await?
         });
-        let mut found = None;
+        let mut found = HashMap::new();
         for r in rows {
             let tools: Vec<DeclaredTool> = serde_json::from_str(&r).map_err(corrupt("runner tools"))?;
-            for t in tools.into_iter().filter(|t| t.name == tool) {
-                found = Some(found.unwrap_or(true) && t.idempotent);
+            for t in tools {
+                let idempotent = found.entry(t.name).or_insert(true);
+                *idempotent = *idempotent && t.idempotent;
             }
         }
         Ok(found)

@@ -509,6 +509,9 @@ impl Store {
             let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                // A connection to a local file does not hang up: no ping
+                // (a round trip to its worker thread) before each use.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     let limit = on_connect.clone();
                     Box::pin(async move { limit.apply(conn).await })

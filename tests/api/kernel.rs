@@ -1468,6 +1468,87 @@ async fn two_instances_on_one_store_move_each_execution_once(backend: Backend) {
     a.stop().await;
 }
 
+on_both_backends!(an_execution_moved_by_an_unnoticed_instance_is_read_again);
+
+/// An instance alone reads back the executions and steps it committed
+/// without the store. A second instance that starts and moves one of them
+/// before the first has noticed it (instances notice each other every few
+/// seconds) must not make the first act on what it remembered, nor refuse
+/// a request a read of the store would have answered: the agent's late
+/// result on A, after B cancelled the execution, is refused as illegal on a
+/// cancelled step, exactly as if A had read the store, and nothing of it is
+/// written.
+async fn an_execution_moved_by_an_unnoticed_instance_is_read_again(backend: Backend) {
+    let (a, team) = kernel_app(backend).await;
+    let mut agent = Stream::agent(&a, &team.agent, "claims-agent").await;
+    let exec = start(&a, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = invoke(&a, &team, &exec, "search.web", json!({"q": "x"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let step = r.body["step"]["id"].clone();
+    agent.next("step.assigned").await;
+
+    let b = a.second_instance().await;
+    let r = post(
+        &b,
+        &team.orchestrator,
+        &format!("/v0/executions/{exec}/cancel"),
+        json!({"reason": "moved on b"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let late = json!({"step_id": step, "status": "succeeded", "output": {"hits": 1}});
+    let r = post(&a, &team.agent, "/v0/agents/step-result", late).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.code(), "illegal_transition", "{}", r.body);
+    let v = state_of(&a, &team, &exec).await;
+    assert_eq!(v["state"], "cancelled");
+    assert_eq!(v["steps"][0]["state"], "cancelled");
+    let k = kinds(&check_evidence(&a, &team, &exec).await);
+    assert!(!k.contains(&"kernel.step.succeeded".to_string()), "{k:?}");
+    assert_eq!(
+        k.iter().filter(|x| *x == "kernel.execution.cancelled").count(),
+        1,
+        "{k:?}"
+    );
+    // And the execution A still holds moves on from what the store says.
+    let next = start(&b, &team, "claims-agent").await;
+    assert_eq!(agent.next("execution.cancelled").await.data["execution_id"], exec);
+    assert_eq!(agent.next("execution.assigned").await.data["execution_id"], next);
+    b.stop().await;
+    a.stop().await;
+}
+
+on_both_backends!(a_runner_declaring_a_tool_takes_the_next_call_at_once);
+
+/// Whether a tool is a runner's is remembered for a moment; a runner that
+/// connects declaring it makes the very next call of it remote.
+async fn a_runner_declaring_a_tool_takes_the_next_call_at_once(backend: Backend) {
+    let (app, team) = kernel_app(backend).await;
+    let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+    let exec = start(&app, &team, "claims-agent").await;
+    agent.next("execution.assigned").await;
+    let r = invoke(&app, &team, &exec, "flaky.fetch", json!({"url": "a"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["step"]["remote"], false, "no runner yet: the agent runs it");
+    let step = r.body["step"]["id"].clone();
+    agent.next("step.assigned").await;
+    let done = json!({"step_id": step, "status": "succeeded"});
+    assert_eq!(
+        post(&app, &team.agent, "/v0/agents/step-result", done).await.status,
+        StatusCode::OK
+    );
+    agent.next("step.result").await;
+
+    let mut runner = Stream::runner(&app, &team.runner, "fetcher", "flaky.fetch", "").await;
+    let r = invoke(&app, &team, &exec, "flaky.fetch", json!({"url": "b"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["step"]["remote"], true, "{}", r.body);
+    assert_eq!(runner.next("job.assigned").await.data["step_id"], r.body["step"]["id"]);
+    app.stop().await;
+}
+
 on_both_backends!(a_stale_change_in_a_batch_is_refused_alone);
 /// Changes committed at once, on one ledger: the writer tries their batch
 /// without isolating each change, and when one is stale it writes the batch
