@@ -27,8 +27,11 @@
 //!   nothing is read from here, and everything is forgotten when they
 //!   appear. Declared tools, which no version guards, are also read again
 //!   after [`TOOLS_TTL`].
-//! - Bounded: at most [`MAX_EXECUTIONS`] executions and [`MAX_STEPS`] steps;
-//!   past that, rows are not remembered (reads go to the store).
+//! - Bounded: at most [`MAX_EXECUTIONS`] executions, [`MAX_STEPS`] steps and
+//!   [`MAX_BYTES`] of their inputs, outputs, arguments and results, which
+//!   callers choose (an orchestrator creating executions with the largest
+//!   inputs a request may carry fills the bytes, not the memory); past
+//!   that, rows are not remembered and reads go to the store.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -74,6 +77,8 @@ where
 pub(super) const MAX_EXECUTIONS: usize = 100_000;
 /// Unfinished steps remembered at most.
 pub(super) const MAX_STEPS: usize = 100_000;
+/// Bytes of remembered rows at most, as [`size_of`] counts them.
+pub(super) const MAX_BYTES: usize = 64 << 20;
 /// How long a tenant's declared tools are trusted without reading them.
 pub(super) const TOOLS_TTL: Duration = Duration::from_secs(1);
 
@@ -90,6 +95,8 @@ pub(super) struct RowCache {
 struct Inner {
     executions: HashMap<String, ExecutionRow>,
     steps: HashMap<String, StepRow>,
+    /// What [`size_of`] counts of the rows remembered.
+    bytes: usize,
     tools: HashMap<String, (Instant, DeclaredTools)>,
     /// Moves on each time declared tools are forgotten: a read that began
     /// before is not remembered.
@@ -114,19 +121,26 @@ impl RowCache {
     /// steps as written. Ended ones are forgotten.
     pub(super) fn committed<'a>(&self, exec: &ExecutionRow, steps: impl IntoIterator<Item = &'a StepRow>) {
         let mut inner = self.inner();
+        let inner = &mut *inner;
         if exec.state.is_terminal() {
-            inner.executions.remove(&exec.id);
-        } else {
-            let newer = inner.executions.get(&exec.id).is_none_or(|e| e.version < exec.version);
-            let room = inner.executions.len() < MAX_EXECUTIONS || inner.executions.contains_key(&exec.id);
-            if newer && room {
+            inner.forget_execution(&exec.id);
+        } else if inner.executions.get(&exec.id).is_none_or(|e| e.version < exec.version) {
+            inner.forget_execution(&exec.id);
+            let size = exec_size(exec);
+            if inner.executions.len() < MAX_EXECUTIONS && inner.bytes + size <= MAX_BYTES {
+                inner.bytes += size;
                 inner.executions.insert(exec.id.clone(), exec.clone());
             }
         }
         for s in steps {
-            if s.state.is_terminal() || exec.state.is_terminal() {
-                inner.steps.remove(&s.id);
-            } else if inner.steps.len() < MAX_STEPS || inner.steps.contains_key(&s.id) {
+            inner.forget_step(&s.id);
+            let size = step_size(s);
+            if !s.state.is_terminal()
+                && !exec.state.is_terminal()
+                && inner.steps.len() < MAX_STEPS
+                && inner.bytes + size <= MAX_BYTES
+            {
+                inner.bytes += size;
                 inner.steps.insert(s.id.clone(), s.clone());
             }
         }
@@ -136,9 +150,9 @@ impl RowCache {
     /// what is remembered may be stale).
     pub(super) fn forget<'a>(&self, execution_id: &str, steps: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner();
-        inner.executions.remove(execution_id);
+        inner.forget_execution(execution_id);
         for s in steps {
-            inner.steps.remove(s);
+            inner.forget_step(s);
         }
     }
 
@@ -174,15 +188,64 @@ impl RowCache {
         let mut inner = self.inner();
         inner.executions = HashMap::new();
         inner.steps = HashMap::new();
+        inner.bytes = 0;
         inner.tools = HashMap::new();
         inner.tools_epoch += 1;
     }
 
     #[cfg(test)]
-    fn sizes(&self) -> (usize, usize) {
+    fn sizes(&self) -> (usize, usize, usize) {
         let inner = self.inner();
-        (inner.executions.len(), inner.steps.len())
+        (inner.executions.len(), inner.steps.len(), inner.bytes)
     }
+}
+
+impl Inner {
+    fn forget_execution(&mut self, id: &str) {
+        if let Some(e) = self.executions.remove(id) {
+            self.bytes -= exec_size(&e);
+        }
+    }
+
+    fn forget_step(&mut self, id: &str) {
+        if let Some(s) = self.steps.remove(id) {
+            self.bytes -= step_size(&s);
+        }
+    }
+}
+
+/// About what a row holds in memory: its caller-chosen documents by
+/// [`size_of`], and a fixed part for the rest.
+fn exec_size(e: &ExecutionRow) -> usize {
+    let labels: usize = e.labels.iter().map(|(k, v)| k.len() + size_of(v)).sum();
+    1024 + size_of(&e.input) + labels + e.output.as_ref().map_or(0, size_of) + e.context.as_ref().map_or(0, size_of)
+}
+
+fn step_size(s: &StepRow) -> usize {
+    1024 + size_of(&s.arguments) + s.result.as_ref().map_or(0, size_of) + s.error.as_ref().map_or(0, size_of)
+}
+
+/// A JSON document's size in memory, about: its text and 32 bytes a value.
+/// Iterative, since a document may nest as deep as its parser allowed.
+fn size_of(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let mut total = 0;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        total += 32;
+        match v {
+            Value::String(s) => total += s.len(),
+            Value::Array(a) => stack.extend(a),
+            Value::Object(o) => {
+                for (k, v) in o {
+                    total += k.len();
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    total
 }
 
 #[cfg(test)]
@@ -260,7 +323,7 @@ mod tests {
         c.committed(&exec("e", 3, ExecState::Blocked), [&other]);
         c.committed(&exec("e", 4, ExecState::Cancelled), [&other]);
         assert!(c.execution("e").is_none() && c.step("s2").is_none());
-        assert_eq!(c.sizes(), (0, 0));
+        assert_eq!(c.sizes(), (0, 0, 0), "nothing counted for what is forgotten");
     }
 
     #[test]
@@ -299,6 +362,36 @@ mod tests {
         c.forget_tools("t");
         c.put_tools("t", Arc::new(HashMap::new()), Instant::now(), epoch);
         assert!(c.tools("t").is_none());
+    }
+
+    #[test]
+    fn large_inputs_fill_the_byte_budget_not_the_memory() {
+        let c = RowCache::default();
+        let big = serde_json::Value::String("x".repeat(1 << 20));
+        let mut remembered = 0;
+        for i in 0..200 {
+            let mut e = exec(&format!("e{i}"), 1, ExecState::Pending);
+            e.input = serde_json::json!({"blob": big});
+            c.committed(&e, []);
+            remembered += c.execution(&format!("e{i}")).is_some() as usize;
+        }
+        assert!(
+            (60..=64).contains(&remembered),
+            "{remembered} inputs of 1 MiB remembered"
+        );
+        assert!(c.sizes().2 <= MAX_BYTES);
+        // Forgetting one makes room for another.
+        c.forget("e0", []);
+        let mut e = exec("late", 1, ExecState::Pending);
+        e.input = serde_json::json!({"blob": big});
+        c.committed(&e, []);
+        assert!(c.execution("late").is_some());
+        // Replacing a row counts it once.
+        let before = c.sizes().2;
+        let mut newer = e.clone();
+        newer.version = 2;
+        c.committed(&newer, []);
+        assert_eq!(c.sizes().2, before);
     }
 
     #[test]
