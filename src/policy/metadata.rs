@@ -777,7 +777,8 @@ fn related_resource(r: &J) -> Result<J, String> {
 
 use saphyr_parser::{ScalarStyle, Tag};
 
-use super::builtins::yaml::{Dialect, first_document};
+use super::builtins::sprintf::go_float;
+use super::builtins::yaml::{Dialect, first_document, is_yaml_float};
 
 /// The first YAML document of the text, as JSON.
 fn yaml(text: &str) -> Result<J, String> {
@@ -854,12 +855,12 @@ fn number(text: &str) -> Option<J> {
     if let Some(i) = go_int(&plain) {
         return Some(J::Num(i));
     }
-    if yaml_float(&plain) {
+    if is_yaml_float(&plain) {
         let f: f64 = plain.parse().ok()?;
         if !f.is_finite() {
             return None;
         }
-        return Some(J::Num(go_g(f)));
+        return Some(J::Num(go_float(f, 'g', None)));
     }
     None
 }
@@ -899,58 +900,6 @@ fn go_int(s: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-/// `yaml.v3`'s float syntax: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
-fn yaml_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
-    let digits = |i: &mut usize| {
-        let from = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - from
-    };
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'-' | b'+')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`.
-fn go_g(f: f64) -> String {
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    format!("{f}")
 }
 
 /// A YAML timestamp (`2001-12-14`, `2001-12-14T21:59:43.10-05:00`) as

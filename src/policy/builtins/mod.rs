@@ -54,7 +54,7 @@ pub(crate) mod keys;
 mod net;
 mod rego_module;
 mod schema;
-mod sprintf;
+pub(crate) mod sprintf;
 mod template;
 mod text;
 mod time;

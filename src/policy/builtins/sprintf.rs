@@ -76,7 +76,7 @@ fn rego_text(v: &Value) -> String {
 }
 
 /// Go's `strconv.FormatFloat` for `e`, `f` and `g` (`%v` is `%g`).
-pub(super) fn go_float(f: f64, verb: char, precision: Option<usize>) -> String {
+pub(crate) fn go_float(f: f64, verb: char, precision: Option<usize>) -> String {
     if f.is_nan() {
         return "NaN".into();
     }
