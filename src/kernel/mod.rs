@@ -217,7 +217,11 @@ impl Kernel {
         let kinds: Vec<&'static str> = change.history.iter().map(|h| h.kind).collect();
         let mut pushes = change.pushes.clone();
         let pending = change.steps.iter().any(|(s, _)| s.state == StepState::Pending);
-        let steps: Vec<StepRow> = change.steps.iter().map(|(s, _)| s.clone()).collect();
+        // What the cache keeps of the steps: only while it is in use.
+        let steps: Vec<StepRow> = match self.has_peers() {
+            true => Vec::new(),
+            false => change.steps.iter().map(|(s, _)| s.clone()).collect(),
+        };
         let appended = match self.ledger.append_change(records, change).await {
             Ok(a) => a,
             Err(e) => {
