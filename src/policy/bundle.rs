@@ -28,6 +28,9 @@ pub struct Manifest {
 #[derive(Debug, Clone)]
 pub struct Module {
     pub path: String,
+    /// The text as uploaded, with each template string (`$"…{x}…"`) made
+    /// the call OPA's compiler makes of it (`super::template_strings`):
+    /// what every check and the compiler read. Lines are unchanged.
     pub source: String,
 }
 
@@ -65,7 +68,9 @@ impl ParsedBundle {
                 .iter()
                 .map(|(path, source)| Module {
                     path: path.to_string(),
-                    source: source.to_string(),
+                    source: super::template_strings::desugar(path, source)
+                        .expect("the template strings read")
+                        .unwrap_or_else(|| source.to_string()),
                 })
                 .collect(),
             data: serde_json::json!({}),
@@ -180,6 +185,9 @@ pub fn parse(bytes: &[u8], limits: &archive::Limits, sig: SignaturePolicy<'_>) -
         if f.path.ends_with(".rego") {
             let source = String::from_utf8(f.bytes.clone())
                 .map_err(|_| Error::RegoCompile(format!("{}: not UTF-8 text", f.path)))?;
+            let source = super::template_strings::desugar(&f.path, &source)
+                .map_err(Error::RegoCompile)?
+                .unwrap_or(source);
             modules.push(Module {
                 path: f.path.clone(),
                 source,

@@ -30,7 +30,8 @@
 //! integers, integers above 2^63 - 1 wrap as Go converts them, other
 //! numbers are doubles printed as Go's `%g` prints them, dates become
 //! RFC 3339 times. Only a bundle that calls one of the two builtins has its
-//! annotations read (elsewhere they change nothing Warden answers).
+//! annotations read, as OPA's engine reads them only then (a block it
+//! would refuse elsewhere changes nothing; corpus `metadata_unread`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -125,6 +126,17 @@ pub fn inline(modules: &[(&str, &str)], rego_v1: bool) -> Result<Vec<String>, St
         };
         let package = ground_prefix(&module.package.refr);
         parsed.push(Parsed { module, package });
+    }
+    // Named only in a comment or a string: nothing asks for annotations.
+    let calls_any = parsed.iter().any(|p| {
+        p.module.policy.iter().any(|rule| {
+            let mut calls = Vec::new();
+            rule_calls(rule, &mut calls);
+            !calls.is_empty()
+        })
+    });
+    if !calls_any {
+        return Ok(unchanged());
     }
 
     // Annotations of every module, by scope; modules in the order of

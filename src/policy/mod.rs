@@ -28,6 +28,7 @@ pub mod replay;
 pub mod rewrite;
 pub mod service;
 pub mod signature;
+mod template_strings;
 mod undefined_refs;
 
 pub use decision::{Decision, DecisionRequest};

@@ -15,6 +15,7 @@ on_both_backends!(
     builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_place,
     differences_from_opa_are_notices_or_refusals_as_the_tenant_says,
     a_builtin_called_with_the_wrong_number_of_arguments_is_refused,
+    template_strings_answer_as_in_opa_and_replay,
 );
 
 const SEED_001: &str = include_str!("../fixtures/seed_001_routing.rego");
@@ -392,6 +393,79 @@ async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend:
         );
     }
     assert_eq!(app.stored_versions(&app.admin).await, 0);
+    app.stop().await;
+}
+
+/// A template string (`$"…{expr}…"`, OPA 1.x) is evaluated as OPA
+/// evaluates it, in a decision and in its replay; one OPA cannot read is
+/// refused at upload with its file and line, and nothing is stored.
+async fn template_strings_answer_as_in_opa_and_replay(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = "package acme.p\n\n\
+                  default reason := $\"no decision {1.0}\"\n\n\
+                  reason := $\"{input.agent} may call {input.tool} ({count(input.args)} args, {input.nope})\" if input.tool\n\n\
+                  lines contains $`{i}: {a}` if some i, a in input.args\n";
+    let r = app
+        .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(app.activate(&app.admin, "acme", "1").await.status, StatusCode::OK);
+    let input = json!({"agent": "ops-bot", "tool": "deploy", "args": ["eu", {"dry": true}]});
+    let d = app.decide(&app.admin, json!({"path": "acme/p", "input": input})).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(
+        d.body["result"],
+        json!({
+            "reason": "ops-bot may call deploy (2 args, <undefined>)",
+            "lines": ["0: eu", "1: {\"dry\": true}"],
+        })
+    );
+    let d2 = app
+        .decide(&app.admin, json!({"path": "acme/p/reason", "input": {}}))
+        .await;
+    assert_eq!(d2.body["result"], json!("no decision 1.0"), "a number keeps its text");
+    let auditor = app.token(&app.admin, &["auditor"]).await;
+    let id = d.body["decision_id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/decisions/{id}/replay"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["match"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{}",
+        r.body
+    );
+
+    for (source, detail) in [
+        (
+            "package acme.p\n\nallow if input.ok\n\nmsg := $\"hello {input.name\"\n",
+            "p.rego:5: rego_parse_error: expected } to end template string expression",
+        ),
+        (
+            "package acme.p\n\nmsg := $\"{}\"\n",
+            "p.rego:3: rego_parse_error: invalid template-string expression",
+        ),
+    ] {
+        let r = app
+            .upload(&app.admin, "acme", bundle_of(&[("p.rego", source)], "2", &["acme"]))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.body["detail"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rego_compile_error",
+                Some(format!("{detail} (OPA refuses this module too)").as_str())
+            ),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(app.stored_versions(&app.admin).await, 1);
     app.stop().await;
 }
 

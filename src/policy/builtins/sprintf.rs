@@ -10,7 +10,10 @@ use regorus::Value;
 
 use super::{Builtin, go_quote, operand, string};
 
-pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("sprintf", 2, sprintf)];
+pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[
+    ("sprintf", 2, sprintf),
+    ("internal.template_string", 1, template_string),
+];
 
 /// Widest field or precision a format may ask for (Go's own limit is 1e6).
 const MAX_WIDTH: usize = 10_000;
@@ -60,7 +63,7 @@ fn rego_text(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(_) => v.to_json_str().unwrap_or_default(),
-        Value::String(s) => serde_json::to_string(&**s).unwrap_or_default(),
+        Value::String(s) => go_quote(s),
         Value::Array(a) => format!("[{}]", a.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
         Value::Set(s) if s.is_empty() => "set()".into(),
         Value::Set(s) => format!("{{{}}}", s.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
@@ -318,6 +321,45 @@ fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
     if next < values.len() {
         let extra: Vec<String> = values[next..].iter().map(Arg::describe).collect();
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
+    }
+    Ok(Value::from(out))
+}
+
+/// A value as `%v` prints it: a string as itself, a number as Go prints
+/// the `int64`, big integer or `float64` OPA makes of it, anything else
+/// in its Rego text.
+fn v_text(v: &Value) -> anyhow::Result<String> {
+    Ok(match Arg::of(v)? {
+        Arg::Str(s) | Arg::Big(s) => s,
+        Arg::Int(i) => i.to_string(),
+        Arg::Float(f) => go_float(f, 'v', None),
+    })
+}
+
+/// `internal.template_string`, what OPA's compiler makes of a template
+/// string (`$"…{x}…"`, see `policy::template_strings`): its parts joined,
+/// a string as itself, a set (an expression's values) as its one member's
+/// `%v` text or `<undefined>` when empty, a number, boolean or null in its
+/// text. An array or object part is an error, as in OPA.
+fn template_string(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "internal.template_string";
+    let parts = match &args[0] {
+        Value::Array(a) => a,
+        other => return Err(operand(NAME, 1, "array", other)),
+    };
+    let mut out = String::new();
+    for part in parts.iter() {
+        match part {
+            Value::Set(values) => match values.len() {
+                0 => out.push_str("<undefined>"),
+                1 => out.push_str(&v_text(values.iter().next().unwrap_or(&Value::Null))?),
+                _ => anyhow::bail!("template-strings must not produce multiple outputs"),
+            },
+            Value::Array(_) | Value::Object(_) => {
+                anyhow::bail!("illegal argument type: {}", super::type_name(part))
+            }
+            other => out.push_str(&v_text(other)?),
+        }
     }
     Ok(Value::from(out))
 }
