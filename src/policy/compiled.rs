@@ -224,6 +224,7 @@ impl CompiledPolicy {
         // and the compiler reports why).
         if let Some(parsed) = super::rewrite::parse_bundle(bundle)
             && let Some(message) = super::call_syntax::first_spaced_call(&parsed)
+                .or_else(|| super::template_strings::first_unbound_var(&parsed))
                 .or_else(|| super::recursion::first_recursion(&parsed))
                 .or_else(|| super::undefined_refs::first_type_error(&parsed))
         {

@@ -22,6 +22,12 @@
 //! an unterminated template, an empty or unterminated `{…}`, an escape a
 //! string may not hold.
 
+use std::collections::HashSet;
+
+use regorus::unstable::{Expr, Literal, Module};
+
+use super::literal_types::each_expr_of_rule;
+use super::recursion::{declarations, imports_of, package_path, rule_path};
 use super::rego_scan::{comment_end, string_end};
 
 /// The module with each template string made the call OPA's compiler
@@ -225,6 +231,163 @@ fn one_string(parts: &[String]) -> Option<String> {
     Some(out)
 }
 
+/// The expression of a desugared template's part (`{__warden_tmpl_<n>
+/// | __warden_tmpl_<n> := (expr)}`), if `e` is one.
+fn template_expression(e: &Expr) -> Option<&Expr> {
+    let Expr::SetCompr { term, query, .. } = e else {
+        return None;
+    };
+    let Expr::Var { value, .. } = term.as_ref() else {
+        return None;
+    };
+    let name = value.as_string().ok()?;
+    if !name.starts_with("__warden_tmpl_") || query.stmts.len() != 1 {
+        return None;
+    }
+    match &query.stmts[0].literal {
+        Literal::Expr { expr, .. } => match expr.as_ref() {
+            Expr::AssignExpr { lhs, rhs, .. } if lhs.span().text() == name.as_ref() => Some(rhs),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// OPA's `var i is undeclared` for the first name a template string's
+/// expression uses that nothing binds where the template stands
+/// (`$"{input.xs[i]}"`, and `_` always): OPA evaluates the expression with
+/// the names bound so far and refuses the module; the set Warden builds
+/// would have enumerated them. A name bound anywhere else in the rule, a
+/// rule of the package, an import, `input` and `data` are taken as bound,
+/// and so is any name inside a comprehension within the expression (its
+/// own locals): the check may pass a module OPA refuses, never refuse one
+/// OPA compiles.
+pub(super) fn first_unbound_var(parsed: &[(&str, Module)]) -> Option<String> {
+    let mut rules: HashSet<Vec<String>> = HashSet::new();
+    for (_, module) in parsed {
+        let package = package_path(module)?;
+        for rule in &module.policy {
+            rules.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
+        }
+    }
+    for (file, module) in parsed {
+        let package = package_path(module)?;
+        let imports = imports_of(module);
+        for rule in &module.policy {
+            // Each template expression's place, and the names it reads.
+            // (A bare name is "unsafe" to OPA, one inside a reference,
+            // call or operator "undeclared".)
+            let mut templates: Vec<Read> = Vec::new();
+            each_expr_of_rule(rule, &mut |e| {
+                if let Some(t) = template_expression(e) {
+                    let mut free = Vec::new();
+                    free_vars(t, &mut free, 0);
+                    let bare = matches!(t, Expr::Var { .. });
+                    templates.push(Read {
+                        place: (t.span().start, t.span().end),
+                        names: free,
+                        bare,
+                    });
+                }
+            });
+            if templates.is_empty() {
+                continue;
+            }
+            let inside = |e: &Expr| {
+                let s = e.span();
+                templates.iter().any(|r| r.place.0 <= s.start && s.end <= r.place.1)
+            };
+            let declared = declarations(rule);
+            let mut bound: HashSet<String> = declared.locals;
+            bound.extend(declared.assigned.into_keys());
+            bound.extend(declared.members.into_keys());
+            bound.extend(declared.unified_with.into_keys());
+            each_expr_of_rule(rule, &mut |e| {
+                if let Expr::Var { value, .. } = e
+                    && !inside(e)
+                    && let Ok(name) = value.as_string()
+                {
+                    bound.insert(name.to_string());
+                }
+            });
+            for Read { names, bare, .. } in templates {
+                for (name, line) in names {
+                    let known = name != "_"
+                        && (bound.contains(&name)
+                            || name.starts_with("__warden_")
+                            || imports.contains_key(&name)
+                            || matches!(name.as_str(), "input" | "data")
+                            || rules.contains(&[package.clone(), vec![name.clone()]].concat()));
+                    if !known {
+                        let why = if bare {
+                            format!("rego_unsafe_var_error: var {name} is unsafe")
+                        } else {
+                            format!("rego_compile_error: var {name} is undeclared")
+                        };
+                        return Some(format!("{file}:{line}: {why} (OPA refuses this module too)"));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What a template string's expression reads.
+struct Read {
+    /// Its byte range in the module.
+    place: (u32, u32),
+    /// The names it reads, with their lines.
+    names: Vec<(String, u32)>,
+    /// Whether it is a name alone.
+    bare: bool,
+}
+
+/// The names an expression reads, with their lines, outside any
+/// comprehension within it and any called function's name.
+fn free_vars(e: &Expr, out: &mut Vec<(String, u32)>, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    let mut go = |x: &Expr| free_vars(x, out, depth + 1);
+    match e {
+        Expr::Var { value, span, .. } => {
+            if let Ok(name) = value.as_string() {
+                out.push((name.to_string(), span.line));
+            }
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| go(i)),
+        Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+            go(k);
+            go(v);
+        }),
+        Expr::Call { params, .. } => params.iter().for_each(|p| go(p)),
+        Expr::UnaryExpr { expr, .. } => go(expr),
+        Expr::RefDot { refr, .. } => go(refr),
+        Expr::RefBrack { refr, index, .. } => {
+            go(refr);
+            go(index);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            go(lhs);
+            go(rhs);
+        }
+        Expr::Membership {
+            key, value, collection, ..
+        } => {
+            if let Some(k) = key {
+                go(k);
+            }
+            go(value);
+            go(collection);
+        }
+        _ => {}
+    }
+}
+
 /// Whether an expression's text holds anything but spaces and comments.
 fn has_code(text: &[u8]) -> bool {
     let mut i = 0;
@@ -316,6 +479,53 @@ mod tests {
         let out = desugar("p.rego", text).unwrap().unwrap();
         assert_eq!(out.lines().count(), text.lines().count());
         assert!(out.lines().nth(3) == Some("y := 1"), "{out}");
+    }
+
+    fn unbound(body: &str) -> Option<String> {
+        let bundle = crate::policy::bundle::ParsedBundle::of_modules(&[("p.rego", &format!("package p\n{body}\n"))]);
+        super::first_unbound_var(&super::super::rewrite::parse_bundle(&bundle).expect("the module parses"))
+    }
+
+    /// Each body with whether real OPA v1.20 refuses it (`var … is
+    /// undeclared`), as OPA answered.
+    #[test]
+    fn names_nothing_binds_are_refused_as_opa_refuses_them() {
+        for (body, opa_refuses) in [
+            (
+                "x := $\"{input.xs[_]}\"",
+                Some("rego_compile_error: var _ is undeclared"),
+            ),
+            (
+                "x := $\"{input.xs[i]}\"",
+                Some("rego_compile_error: var i is undeclared"),
+            ),
+            ("x := $\"{y}\"", Some("rego_unsafe_var_error: var y is unsafe")),
+            (
+                "x := $\"{count(input.xs) + z}\"",
+                Some("rego_compile_error: var z is undeclared"),
+            ),
+            ("x := $\"{input.xs[i]}\" if some i, _ in input.xs", None),
+            ("x := $\"{y}\" if y := 1", None),
+            ("x := $\"{y}\"\ny := 1", None),
+            ("f(a) := $\"{a}\"", None),
+            ("x := $\"{[y | some y in input.xs]}\"", None),
+            ("x := $\"{{k: 1 | some k in input.xs}}\"", None),
+            ("x := [$\"{y}\" | some y in input.xs]", None),
+            ("x := $\"{io.jwt.decode(input.t)}\"", None),
+            ("x := $\"{data.p.y}\"\ny := 1", None),
+            ("x := $\"{y}\" if { some y; y = 1 }", None),
+            ("x := $\"{$\"{w}\"}\"", Some("rego_unsafe_var_error: var w is unsafe")),
+        ] {
+            let got = unbound(body);
+            match opa_refuses {
+                Some(why) => assert_eq!(
+                    got.as_deref(),
+                    Some(format!("p.rego:2: {why} (OPA refuses this module too)").as_str()),
+                    "{body}"
+                ),
+                None => assert_eq!(got, None, "{body}"),
+            }
+        }
     }
 
     #[test]
