@@ -34,6 +34,23 @@ use super::rego_scan::{comment_end, string_end};
 /// makes of it; None when it has none. `Err` is OPA's parse error, with
 /// the file and line.
 pub fn desugar(path: &str, source: &str) -> Result<Option<String>, String> {
+    desugar_as(path, source, false).map_err(|e| format!("{e} (OPA refuses this module too)"))
+}
+
+/// The module with each template string made a call of
+/// [`SYNTAX_TREE_CALL`] (or [`SYNTAX_TREE_CALL_MULTILINE`] for the raw
+/// form) keeping every part as written, for `rego.parse_module` to answer
+/// OPA's `templatestring` node; None when it has none.
+pub(crate) fn desugar_for_syntax_tree(path: &str, source: &str) -> Result<Option<String>, String> {
+    desugar_as(path, source, true)
+}
+
+/// What [`desugar_for_syntax_tree`] calls a template string.
+pub(crate) const SYNTAX_TREE_CALL: &str = "__warden_template";
+/// What [`desugar_for_syntax_tree`] calls a raw (`` $`…` ``) template.
+pub(crate) const SYNTAX_TREE_CALL_MULTILINE: &str = "__warden_template_multiline";
+
+fn desugar_as(path: &str, source: &str, keep_parts: bool) -> Result<Option<String>, String> {
     if !source.contains('$') {
         return Ok(None);
     }
@@ -42,6 +59,7 @@ pub fn desugar(path: &str, source: &str) -> Result<Option<String>, String> {
         path,
         source,
         next: &mut next,
+        keep_parts,
     }
     .text(0, source.len())?;
     Ok((out != source).then_some(out))
@@ -52,6 +70,8 @@ struct Desugar<'a, 'n> {
     source: &'a str,
     /// The number of the next expression's variable.
     next: &'n mut usize,
+    /// Every part kept as written (no literal folded), for a syntax tree.
+    keep_parts: bool,
 }
 
 impl Desugar<'_, '_> {
@@ -61,10 +81,7 @@ impl Desugar<'_, '_> {
             .filter(|b| **b == b'\n')
             .count()
             + 1;
-        format!(
-            "{}:{line}: rego_parse_error: {what} (OPA refuses this module too)",
-            self.path
-        )
+        format!("{}:{line}: rego_parse_error: {what}", self.path)
     }
 
     /// `source[from..to]` with every template string in it desugared.
@@ -122,7 +139,7 @@ impl Desugar<'_, '_> {
                         return Err(self.error(i, "invalid template-string expression"));
                     }
                     let written = &self.source[i + 1..end];
-                    if let Some(text) = scalar_literal(written) {
+                    if let Some(text) = scalar_literal(written).filter(|_| !self.keep_parts) {
                         parts.push(text);
                     } else {
                         let expr = self.text(i + 1, end)?;
@@ -135,6 +152,14 @@ impl Desugar<'_, '_> {
                 }
                 Some(_) => i += 1,
             }
+        }
+        if self.keep_parts {
+            let call = if raw {
+                SYNTAX_TREE_CALL_MULTILINE
+            } else {
+                SYNTAX_TREE_CALL
+            };
+            return Ok((format!("{call}([{}])", parts.join(", ")), i));
         }
         if let Some(constant) = one_string(&parts) {
             return Ok((constant, i));
@@ -170,6 +195,7 @@ impl Desugar<'_, '_> {
                         path: self.path,
                         source: self.source,
                         next: &mut scratch,
+                        keep_parts: self.keep_parts,
                     };
                     i = inner.template(i)?.1;
                 }
@@ -233,7 +259,7 @@ fn one_string(parts: &[String]) -> Option<String> {
 
 /// The expression of a desugared template's part (`{__warden_tmpl_<n>
 /// | __warden_tmpl_<n> := (expr)}`), if `e` is one.
-fn template_expression(e: &Expr) -> Option<&Expr> {
+pub(crate) fn template_expression(e: &Expr) -> Option<&Expr> {
     let Expr::SetCompr { term, query, .. } = e else {
         return None;
     };

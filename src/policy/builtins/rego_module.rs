@@ -18,7 +18,10 @@
 //! - `some x in xs` is `{"symbols": [member call]}`, `every` is
 //!   `{"key", "value", "domain", "body"}`;
 //! - the module has `package`, `imports`, `rules`, and `comments` (each
-//!   comment's text after `#` in base64, with its row and column).
+//!   comment's text after `#` in base64, with its row and column);
+//! - a template string is `templatestring` with `multi_line` (the raw
+//!   form) and its `parts`: strings and scalar literals as terms, other
+//!   expressions as body expressions (`{"index": 0, "terms": …}`).
 //!
 //! The text comes from the evaluated input: regorus bounds its nesting,
 //! the conversion its own depth and output.
@@ -32,6 +35,9 @@ use regorus::unstable::{
 
 use super::{Answer, Builtin, string};
 use crate::policy::literal_types::{arith_name, set_op_name};
+use crate::policy::template_strings::{
+    SYNTAX_TREE_CALL, SYNTAX_TREE_CALL_MULTILINE, desugar_for_syntax_tree, template_expression,
+};
 
 pub(super) const BUILTINS: &[(&str, u8, Builtin)] = &[("rego.parse_module", 2, parse_module)];
 
@@ -57,6 +63,10 @@ enum T {
     ObjectCompr(Box<T>, Box<T>, Vec<E>),
     SetCompr(Box<T>, Vec<E>),
     Call(Vec<T>),
+    /// A template string: whether it is the raw (multi-line) form, and
+    /// its parts: strings and scalar literals as terms, anything else as
+    /// an expression.
+    Template(bool, Vec<Result<T, E>>),
 }
 
 /// An expression of a body.
@@ -96,6 +106,7 @@ impl T {
             T::ObjectCompr(..) => 10,
             T::SetCompr(..) => 11,
             T::Call(_) => 12,
+            T::Template(..) => 13,
         }
     }
 }
@@ -185,6 +196,26 @@ impl T {
                     ("value", value.value()),
                 ]),
             ),
+            T::Template(multi_line, parts) => {
+                let parts = if parts.is_empty() {
+                    Value::Null
+                } else {
+                    Value::from(
+                        parts
+                            .iter()
+                            .map(|p| match p {
+                                Ok(t) => t.value(),
+                                // An expression, as the first of a body.
+                                Err(e) => body_value(std::slice::from_ref(e))[0].clone(),
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                typed(
+                    "templatestring",
+                    obj(vec![("multi_line", Value::from(*multi_line)), ("parts", parts)]),
+                )
+            }
         }
     }
 }
@@ -259,8 +290,12 @@ fn comments_only(text: &str) -> bool {
 
 /// The module's tree as OPA's JSON, or OPA-style `file:row: rego_parse_error: ...`.
 fn module_value(file: &str, text: &str) -> Result<Value, String> {
-    let module = parse(file, text)?;
-    let mut c = Converter::new(text);
+    // Template strings (which regorus does not read) as calls that keep
+    // their parts; lines and comments stay where they were.
+    let desugared = desugar_for_syntax_tree(file, text)?;
+    let parsed_text = desugared.as_deref().unwrap_or(text);
+    let module = parse(file, parsed_text)?;
+    let mut c = Converter::new(parsed_text);
     let mut entries = Vec::new();
     let comments = comments(file, text);
     if !comments.is_empty() {
@@ -499,6 +534,11 @@ impl Converter {
                 let v = self.term(value, d)?;
                 T::ObjectCompr(Box::new(k), Box::new(v), self.query(query, d)?)
             }
+            Expr::Call { fcn, params, .. }
+                if matches!(fcn.span().text(), SYNTAX_TREE_CALL | SYNTAX_TREE_CALL_MULTILINE) =>
+            {
+                self.template(fcn.span().text() == SYNTAX_TREE_CALL_MULTILINE, params, d)?
+            }
             Expr::Call { .. }
             | Expr::BinExpr { .. }
             | Expr::BoolExpr { .. }
@@ -522,6 +562,37 @@ impl Converter {
             #[allow(unreachable_patterns)]
             _ => return Err("rego_parse_error: unsupported expression".into()),
         })
+    }
+
+    /// A template string's node, from the call the syntax tree's desugaring
+    /// made of it.
+    fn template(&mut self, multi_line: bool, params: &[regorus::unstable::Ref<Expr>], d: usize) -> Result<T, String> {
+        let Some(Expr::Array { items, .. }) = params.first().map(|p| p.as_ref()) else {
+            return Err("rego_parse_error: invalid template string".into());
+        };
+        let mut parts = Vec::with_capacity(items.len());
+        for item in items {
+            let part = match template_expression(item) {
+                Some(
+                    e @ (Expr::String { .. }
+                    | Expr::RawString { .. }
+                    | Expr::Number { .. }
+                    | Expr::Bool { .. }
+                    | Expr::Null { .. }),
+                ) => Ok(self.term(e, d)?),
+                Some(e @ Expr::UnaryExpr { expr, .. }) if matches!(expr.as_ref(), Expr::Number { .. }) => {
+                    Ok(self.term(e, d)?)
+                }
+                Some(e) => Err(E {
+                    negated: false,
+                    terms: self.expr_terms(e, d)?,
+                    with: Vec::new(),
+                }),
+                None => Ok(self.term(item, d)?),
+            };
+            parts.push(part);
+        }
+        Ok(T::Template(multi_line, parts))
     }
 
     fn terms(&mut self, items: &[regorus::unstable::Ref<Expr>], depth: usize) -> Result<Vec<T>, String> {
@@ -660,6 +731,10 @@ impl Converter {
 
     fn expr_terms(&mut self, e: &Expr, depth: usize) -> Result<Terms, String> {
         Ok(match e {
+            // A template string is one term, though desugared as a call.
+            Expr::Call { fcn, .. } if matches!(fcn.span().text(), SYNTAX_TREE_CALL | SYNTAX_TREE_CALL_MULTILINE) => {
+                Terms::One(self.term(e, depth)?)
+            }
             Expr::Call { .. }
             | Expr::BinExpr { .. }
             | Expr::BoolExpr { .. }
