@@ -27,6 +27,7 @@ pub mod rego_scan;
 pub mod replay;
 pub mod rewrite;
 pub mod service;
+mod shadowing;
 pub mod signature;
 mod template_strings;
 mod undefined_refs;

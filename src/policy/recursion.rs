@@ -315,6 +315,8 @@ pub(super) struct Declared<'m> {
     pub unifications: HashMap<String, usize>,
     /// Names that are a whole side of `=`, with the other side.
     pub unified_with: HashMap<String, Vec<&'m Expr>>,
+    /// Names declared by a bare `some y` (which declares, and binds nothing).
+    pub bare_some: HashSet<String>,
 }
 
 pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
@@ -327,6 +329,7 @@ pub(super) fn declarations(rule: &Rule) -> Declared<'_> {
         declarations: refs.declarations,
         unifications: refs.unifications,
         unified_with: refs.unified_with,
+        bare_some: refs.bare_some,
     }
 }
 
@@ -342,6 +345,7 @@ struct Refs<'m> {
     declarations: HashMap<String, usize>,
     unifications: HashMap<String, usize>,
     unified_with: HashMap<String, Vec<&'m Expr>>,
+    bare_some: HashSet<String>,
 }
 
 impl<'m> Refs<'m> {
@@ -400,6 +404,7 @@ impl<'m> Refs<'m> {
             Literal::SomeVars { vars, .. } => {
                 for v in vars {
                     self.local(v.text());
+                    self.bare_some.insert(v.text().to_string());
                 }
             }
             Literal::SomeIn {
@@ -438,6 +443,24 @@ impl<'m> Refs<'m> {
                 self.expr(domain);
                 self.query(query);
             }
+        }
+    }
+
+    /// The names of the pattern `lhs` of `lhs := rhs`: bound to the
+    /// matching element where `rhs` is a literal of the same shape,
+    /// declared otherwise.
+    fn pattern(&mut self, lhs: &'m Expr, rhs: &'m Expr) {
+        match (lhs, rhs) {
+            (Expr::Var { span, .. }, _) if span.text() != "_" => {
+                self.locals.insert(span.text().to_string());
+                self.assigned.entry(span.text().to_string()).or_default().push(rhs);
+            }
+            (Expr::Array { items: l, .. }, Expr::Array { items: r, .. }) if l.len() == r.len() => {
+                for (l, r) in l.iter().zip(r) {
+                    self.pattern(l, r);
+                }
+            }
+            _ => self.declare(lhs),
         }
     }
 
@@ -494,7 +517,9 @@ impl<'m> Refs<'m> {
                         self.locals.insert(span.text().to_string());
                         self.assigned.entry(span.text().to_string()).or_default().push(rhs);
                     }
-                    (AssignOp::ColEq, _) => self.declare(lhs),
+                    // A pattern over a literal of the same shape binds
+                    // each name to its element (`[y, z] := [1, "a"]`).
+                    (AssignOp::ColEq, _) => self.pattern(lhs, rhs),
                     _ => {
                         for (side, other) in [(lhs, rhs), (rhs, lhs)] {
                             if let Expr::Var { span, .. } = side.as_ref() {

@@ -47,6 +47,11 @@
 //! two statements to OPA; a `;` is put after the name first
 //! (`super::call_syntax`).
 //!
+//! **A comprehension's own names.** A name a comprehension declares
+//! (`[y | some y in xs]`) is its own to OPA even where the rule also has a
+//! `y`; regorus refused the module. It is renamed inside the
+//! comprehension first (`super::shadowing`).
+//!
 //! A module without any of these is compiled unchanged.
 
 use regorus::Source;
@@ -62,11 +67,17 @@ const MAX_PASSES: usize = 16;
 pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>, String> {
     let mut text = source.to_string();
     let mut next = 0usize;
+    let mut locals = 0usize;
     for _ in 0..MAX_PASSES {
         let module = parse(path, &text, rego_v1)?;
         // A name and its `(` on two lines are two statements to OPA.
         if let Some(split) = super::call_syntax::split_detached(&module, &text) {
             text = split;
+            continue;
+        }
+        // A comprehension's own names, apart from the rule's.
+        if let Some(renamed) = super::shadowing::rename_shadowed(&module, &text, &mut locals) {
+            text = renamed;
             continue;
         }
         let numbered = next;

@@ -21,6 +21,10 @@
 //!   number within it); a variable key takes the union of every member; a
 //!   union answers if any member does; a scalar has no members.
 //!
+//! A comprehension's members have the type of its term, as the rule's
+//! locals give it; a set's key must be of its members' type (`{1}.foo` is
+//! undefined), and an object type with known keys only has no other.
+//!
 //! References are resolved as [`super::recursion`] resolves them (`data.…`,
 //! the package's rules, imports). A local declared once in its rule, by
 //! `name := value` and nothing else, has its value's shape (`y := [1, 2];
@@ -33,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 
 use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
-use super::declared_types::{TOP, Ty, mistyped_composite, result_type};
+use super::declared_types::{TOP, Ty, mistyped_composite, result_type, unifies};
 use super::literal_types::{arith_name, each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names, set_op_name};
 use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
 
@@ -124,9 +128,11 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
             // else is bound by it: OPA types it by the other side.
             let mut known = known;
             for (name, mut sides) in declared.unified_with {
+                // (`some y` before it declares the name, binding nothing.)
+                let only_some = declarations.get(&name) == Some(&1) && declared.bare_some.contains(&name);
                 if sides.len() == 1
                     && declared.unifications.get(&name) == Some(&1)
-                    && !declarations.contains_key(&name)
+                    && (!declarations.contains_key(&name) || only_some)
                     && !assigned.contains(&name)
                     && !declared.members.contains_key(&name)
                     && !imports.contains_key(&name)
@@ -335,6 +341,7 @@ impl<'m> Rules<'m> {
             Expr::Var { span, .. } => self.named(span.text(), &steps, ctx, contexts)?,
             Expr::Array { span, .. }
             | Expr::Object { span, .. }
+            | Expr::Set { span, .. }
             | Expr::ArrayCompr { span, .. }
             | Expr::SetCompr { span, .. }
             | Expr::ObjectCompr { span, .. } => {
@@ -492,16 +499,22 @@ impl<'m> Rules<'m> {
                     .collect();
                 Shape::Declared(Ty::Set(Box::new(one_of(types))))
             }
-            // A comprehension's kind is known, its members' types are not
-            // followed here.
-            Expr::ArrayCompr { .. } => Shape::Declared(Ty::Array {
+            // A comprehension's kind is known, and its members have the
+            // type of its term, as the rule's locals give it (a local of
+            // the comprehension declared once is one of the rule's).
+            Expr::ArrayCompr { term, .. } => Shape::Declared(Ty::Array {
                 fixed: Vec::new(),
-                rest: Some(Box::new(TOP)),
+                rest: Some(Box::new(shape_type(&self.shape_of(term, ctx, contexts)))),
             }),
-            Expr::SetCompr { .. } => Shape::Declared(Ty::Set(Box::new(TOP))),
-            Expr::ObjectCompr { .. } => Shape::Declared(Ty::Object {
+            Expr::SetCompr { term, .. } => {
+                Shape::Declared(Ty::Set(Box::new(shape_type(&self.shape_of(term, ctx, contexts)))))
+            }
+            Expr::ObjectCompr { key, value, .. } => Shape::Declared(Ty::Object {
                 fixed: Vec::new(),
-                rest: Some(Box::new((TOP, TOP))),
+                rest: Some(Box::new((
+                    shape_type(&self.shape_of(key, ctx, contexts)),
+                    shape_type(&self.shape_of(value, ctx, contexts)),
+                ))),
             }),
             Expr::ArithExpr { op, .. } => builtin_result(arith_name(op)),
             Expr::BinExpr { op, .. } => builtin_result(set_op_name(op)),
@@ -512,9 +525,13 @@ impl<'m> Rules<'m> {
                         Some((shape, _, rest)) => (shape, rest),
                         None => return Shape::Unknown,
                     },
-                    Expr::Array { .. } | Expr::Object { .. } | Expr::Call { .. } => {
-                        (self.shape_of(root, ctx, contexts), &steps[..])
-                    }
+                    Expr::Array { .. }
+                    | Expr::Object { .. }
+                    | Expr::Set { .. }
+                    | Expr::Call { .. }
+                    | Expr::ArrayCompr { .. }
+                    | Expr::SetCompr { .. }
+                    | Expr::ObjectCompr { .. } => (self.shape_of(root, ctx, contexts), &steps[..]),
                     _ => return Shape::Unknown,
                 };
                 for (step, _) in steps {
@@ -583,6 +600,18 @@ fn member_of(shape: &Shape, is_key: bool) -> Shape {
         Shape::Array(_) if is_key => Shape::Scalar("number"),
         Shape::Array(items) => union(items.clone()),
         Shape::Object { fields, open: false } if !is_key => union(fields.iter().map(|(_, v)| v.clone()).collect()),
+        // A literal's keys: strings and numbers (`true` and `null` keys
+        // are not judged).
+        Shape::Object { fields, open: false } => union(
+            fields
+                .iter()
+                .map(|(k, _)| match k {
+                    Key::Str(_) => Shape::Scalar("string"),
+                    Key::Num(_) => Shape::Scalar("number"),
+                    Key::Other => Shape::Unknown,
+                })
+                .collect(),
+        ),
         Shape::Declared(t) => member_shape(t, is_key),
         _ => Shape::Unknown,
     }
@@ -666,7 +695,7 @@ fn shape_type(shape: &Shape) -> Ty {
         Shape::Object { open: true, .. } => TOP,
         Shape::Union(members) => {
             let types: Vec<Ty> = members.iter().map(shape_type).collect();
-            if types.contains(&TOP) { TOP } else { Ty::Any(types) }
+            if types.contains(&TOP) { TOP } else { one_of(types) }
         }
     }
 }
@@ -735,6 +764,11 @@ fn select(shape: &Shape, step: &Step) -> Option<Shape> {
 fn select_declared(t: &Ty, step: &Step) -> Option<Shape> {
     let known = |t: Option<&Ty>| t.map(ty_shape);
     match (t, step) {
+        // One of several types: defined if any member is.
+        (Ty::Any(members), _) if !members.is_empty() => {
+            let found: Vec<Shape> = members.iter().filter_map(|m| select_declared(m, step)).collect();
+            (!found.is_empty()).then(|| union(found))
+        }
         (Ty::Null | Ty::Boolean | Ty::Number | Ty::String, _) => None,
         (Ty::Array { .. }, Step::Key(Key::Str(_) | Key::Other)) => None,
         (Ty::Array { fixed, rest: Some(_) }, Step::Key(Key::Num(text))) if fixed.is_empty() => text
@@ -743,7 +777,13 @@ fn select_declared(t: &Ty, step: &Step) -> Option<Shape> {
             .then(|| known(t.element(0)))
             .flatten()
             .or(Some(Shape::Unknown)),
+        // A key an object of known keys only does not have is undefined.
+        (Ty::Object { rest: None, .. }, Step::Key(Key::Str(k))) => known(t.member(k, &Ty::String)),
         (Ty::Object { .. }, Step::Key(Key::Str(k))) => Some(known(t.member(k, &Ty::String)).unwrap_or(Shape::Unknown)),
+        // A set's key is one of its members: one of another type is
+        // undefined (`{y | y := 1}.foo`).
+        (Ty::Set(of), Step::Key(Key::Str(_))) if !unifies(&Ty::String, of) => None,
+        (Ty::Set(of), Step::Key(Key::Num(_))) if !unifies(&Ty::Number, of) => None,
         _ => Some(Shape::Unknown),
     }
 }
