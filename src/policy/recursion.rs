@@ -460,6 +460,28 @@ impl<'m> Refs<'m> {
                     self.pattern(l, r);
                 }
             }
+            // `{"a": y} := {"a": 1}`: each literal key's value.
+            (Expr::Object { fields: l, .. }, Expr::Object { fields: r, .. }) if l.len() == r.len() => {
+                let key = |k: &Expr| match k {
+                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                        value.as_string().ok().map(|s| s.to_string())
+                    }
+                    _ => None,
+                };
+                let pairs: Option<Vec<(&'m Expr, &'m Expr)>> = l
+                    .iter()
+                    .map(|(_, lk, lv)| {
+                        let k = key(lk)?;
+                        r.iter()
+                            .find(|(_, rk, _)| key(rk).as_ref() == Some(&k))
+                            .map(|(_, _, rv)| (&**lv, &**rv))
+                    })
+                    .collect();
+                match pairs {
+                    Some(pairs) => pairs.into_iter().for_each(|(l, r)| self.pattern(l, r)),
+                    None => self.declare(lhs),
+                }
+            }
             _ => self.declare(lhs),
         }
     }

@@ -124,14 +124,17 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                 .map(|(name, mut values)| (name, values.remove(0)))
                 .collect();
             let declarations = &declared.declarations;
-            // A name that is a whole side of one `=` and declared nowhere
-            // else is bound by it: OPA types it by the other side.
+            // A name that is a whole side of `=` (each time it stands in
+            // one) and declared nowhere else is bound by the first: OPA
+            // types it by the other side there (`y = 1; y = input.a`: a
+            // number), the later ones compare.
             let mut known = known;
             for (name, mut sides) in declared.unified_with {
                 // (`some y` before it declares the name, binding nothing.)
                 let only_some = declarations.get(&name) == Some(&1) && declared.bare_some.contains(&name);
-                if sides.len() == 1
-                    && declared.unifications.get(&name) == Some(&1)
+                sides.sort_by_key(|e| e.span().start);
+                if !sides.is_empty()
+                    && declared.unifications.get(&name) == Some(&sides.len())
                     && (!declarations.contains_key(&name) || only_some)
                     && !assigned.contains(&name)
                     && !declared.members.contains_key(&name)
