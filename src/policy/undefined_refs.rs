@@ -104,7 +104,7 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
             names.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
         }
     }
-    for (_, module) in parsed {
+    for (file, module) in parsed {
         let package = package_path(module)?;
         let imports = imports_of(module);
         for rule in &module.policy {
@@ -128,11 +128,33 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
             // one) and declared nowhere else is bound by the first: OPA
             // types it by the other side there (`y = 1; y = input.a`: a
             // number), the later ones compare.
+            // A side that is a name bound only by `=` too (`y = z; z = 1`)
+            // binds nothing until that name is: OPA orders it later.
+            let unified_only = |n: &str| {
+                !assigned.contains(n)
+                    && !declarations.contains_key(n)
+                    && !declared.members.contains_key(n)
+                    && declared.unified_with.contains_key(n)
+            };
             let mut known = known;
-            for (name, mut sides) in declared.unified_with {
+            let mut unified: Vec<(String, Vec<&Expr>)> = declared.unified_with.clone().into_iter().collect();
+            unified.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, mut sides) in unified {
                 // (`some y` before it declares the name, binding nothing.)
                 let only_some = declarations.get(&name) == Some(&1) && declared.bare_some.contains(&name);
-                sides.sort_by_key(|e| e.span().start);
+                sides.sort_by_key(|e| {
+                    let waits = matches!(e, Expr::Var { span, .. } if unified_only(span.text()));
+                    (waits, e.span().start)
+                });
+                // Two literal sides of different kinds: OPA's match error.
+                let kinds: Vec<(&str, &Expr)> = sides.iter().filter_map(|e| literal_kind(e).map(|k| (k, *e))).collect();
+                if let Some((second, e)) = kinds.iter().find(|(k, _)| *k != kinds[0].0) {
+                    return Some(format!(
+                        "{file}:{}: rego_type_error: match error: left: {}, right: {second} (OPA refuses this module too)",
+                        e.span().line,
+                        kinds[0].0
+                    ));
+                }
                 if !sides.is_empty()
                     && declared.unifications.get(&name) == Some(&sides.len())
                     && (!declarations.contains_key(&name) || only_some)
