@@ -762,14 +762,35 @@ fn author(a: &J) -> Result<J, String> {
 /// A related resource as OPA reads one: a URL, or a map with `ref` and
 /// `description`.
 fn related_resource(r: &J) -> Result<J, String> {
+    // The reference is a URL, kept as Go's `url.Parse` and `String()`
+    // write it back (`not a url` is `not%20a%20url`).
+    let url = |s: &str, shown: &str| {
+        super::builtins::uri::go_parse(s)
+            .map(|u| J::Str(u.to_go_string()))
+            .map_err(|e| format!("invalid related-resource definition {shown}: {e}"))
+    };
     let mut m = BTreeMap::new();
     match r {
         J::Str(s) => {
-            m.insert("ref".into(), J::Str(s.trim().into()));
+            m.insert("ref".into(), url(s.trim(), s.trim())?);
         }
         J::Obj(o) => {
             match o.get("ref") {
-                Some(J::Str(s)) if !s.is_empty() => m.insert("ref".into(), J::Str(s.clone())),
+                Some(J::Str(s)) if !s.is_empty() => {
+                    // Shown as Go prints the map: `map[description:… ref:…]`.
+                    let shown: Vec<String> = o
+                        .iter()
+                        .map(|(k, v)| match v {
+                            J::Str(v) => format!("{k}:{v}"),
+                            other => {
+                                let mut text = String::new();
+                                other.render(&mut text);
+                                format!("{k}:{text}")
+                            }
+                        })
+                        .collect();
+                    m.insert("ref".into(), url(s, &format!("map[{}]", shown.join(" ")))?)
+                }
                 _ => return Err("'ref' value required in object".into()),
             };
             if let Some(J::Str(d)) = o.get("description")
@@ -1065,5 +1086,26 @@ mod tests {
             "package p\n\n# METADATA\n# authors:\n# - John Doe <john@example.com>\n# - <a@b.c>\n# related_resources:\n# - https://example.com\nq := rego.metadata.rule()\n",
         );
         assert!(out.contains(r#"{"authors": [{"email": "john@example.com", "name": "John Doe"}, {"email": "a@b.c"}], "related_resources": [{"ref": "https://example.com"}], "scope": "rule"}"#));
+    }
+
+    /// A reference that is not a URL is refused, in OPA's words (real OPA
+    /// v1.20's answers).
+    #[test]
+    fn a_related_resource_that_is_no_url_is_refused_as_opa_refuses_it() {
+        for (resource, why) in [
+            (
+                "- \"%zz\"",
+                "p.rego:3: rego_parse_error: invalid related-resource definition %zz: parse \"%zz\": invalid URL escape \"%zz\"",
+            ),
+            (
+                "- ref: \"%zz\"\n#   description: d",
+                "p.rego:3: rego_parse_error: invalid related-resource definition map[description:d ref:%zz]: parse \"%zz\": \
+                 invalid URL escape \"%zz\"",
+            ),
+        ] {
+            let src =
+                format!("package p\n\n# METADATA\n# related_resources:\n# {resource}\nq := rego.metadata.rule()\n");
+            assert_eq!(inline(&[("p.rego", &src)], true), Err(why.to_string()), "{resource}");
+        }
     }
 }

@@ -58,7 +58,7 @@ pub(crate) mod sprintf;
 mod template;
 mod text;
 mod time;
-mod uri;
+pub(crate) mod uri;
 mod uuid;
 pub(crate) mod x509;
 pub(crate) mod yaml;

@@ -27,6 +27,15 @@ pub(crate) struct GoUrl {
     pub raw_path: String,
     pub raw_query: String,
     pub fragment: Vec<u8>,
+    /// The fragment as written, kept only when it is not Go's default
+    /// encoding of `fragment` (`%41` for `A`).
+    pub raw_fragment: String,
+    /// The user information as written (`user:pass` of `user:pass@host`).
+    pub userinfo: Option<String>,
+    /// A `?` with nothing after it.
+    pub force_query: bool,
+    /// `scheme:/path`: a scheme, then a path with no `//` authority.
+    pub omit_host: bool,
 }
 
 /// Which part of a URL a text is, as Go's `shouldEscape` distinguishes them.
@@ -147,6 +156,11 @@ fn escape(s: &[u8], mode: Mode) -> String {
 
 /// Go's `validEncoded` for a path.
 fn valid_encoded_path(s: &str) -> bool {
+    valid_encoded(s, Mode::Path)
+}
+
+/// Go's `validEncoded` in `mode`.
+fn valid_encoded(s: &str, mode: Mode) -> bool {
     s.bytes().all(|c| {
         matches!(
             c,
@@ -165,7 +179,7 @@ fn valid_encoded_path(s: &str) -> bool {
                 | b'['
                 | b']'
                 | b'%'
-        ) || !should_escape(c, Mode::Path)
+        ) || !should_escape(c, mode)
     })
 }
 
@@ -179,6 +193,61 @@ fn valid_optional_port(port: &[u8]) -> bool {
 }
 
 impl GoUrl {
+    /// Go's `URL.String()`: the URL written back, each part escaped as Go
+    /// escapes it (`not a url` is `not%20a%20url`). User information is
+    /// written as it was read.
+    pub(crate) fn to_go_string(&self) -> String {
+        let mut out = String::new();
+        if !self.scheme.is_empty() {
+            out.push_str(&self.scheme);
+            out.push(':');
+        }
+        if !self.opaque.is_empty() {
+            out.push_str(&self.opaque);
+        } else {
+            let authority = !self.host.is_empty() || self.userinfo.is_some();
+            if authority || (!self.scheme.is_empty() && !self.omit_host) {
+                if !self.host.is_empty() || !self.path.is_empty() || self.userinfo.is_some() {
+                    out.push_str("//");
+                }
+                if let Some(user) = &self.userinfo {
+                    out.push_str(user);
+                    out.push('@');
+                }
+                out.push_str(&escape(&self.host, Mode::Host));
+            }
+            // Go's `EscapedPath`: the path as written where that is a
+            // valid encoding of it.
+            let path = if !self.raw_path.is_empty() && valid_encoded(&self.raw_path, Mode::Path) {
+                self.raw_path.clone()
+            } else if self.path == b"*" {
+                "*".to_string()
+            } else {
+                escape(&self.path, Mode::Path)
+            };
+            if !path.is_empty() && !path.starts_with('/') && !self.host.is_empty() {
+                out.push('/');
+            }
+            if out.is_empty() && path.split('/').next().is_some_and(|segment| segment.contains(':')) {
+                out.push_str("./");
+            }
+            out.push_str(&path);
+        }
+        if self.force_query || !self.raw_query.is_empty() {
+            out.push('?');
+            out.push_str(&self.raw_query);
+        }
+        if !self.fragment.is_empty() {
+            out.push('#');
+            if self.raw_fragment.is_empty() || !valid_encoded(&self.raw_fragment, Mode::Fragment) {
+                out.push_str(&escape(&self.fragment, Mode::Fragment));
+            } else {
+                out.push_str(&self.raw_fragment);
+            }
+        }
+        out
+    }
+
     /// Go's `URL.EscapedPath`, the path as a request line writes it.
     pub(crate) fn escaped_path(&self) -> String {
         if !self.raw_path.is_empty()
@@ -221,6 +290,9 @@ pub(crate) fn go_parse(raw: &str) -> Result<GoUrl, String> {
     if !frag.is_empty() {
         url.fragment = unescape(frag.as_bytes(), Mode::Fragment)
             .map_err(|e| format!("parse {}: {e}", go_quote_bytes(raw.as_bytes())))?;
+        if escape(&url.fragment, Mode::Fragment) != frag {
+            url.raw_fragment = frag.to_string();
+        }
     }
     Ok(url)
 }
@@ -254,6 +326,7 @@ fn parse_no_fragment(raw: &str) -> Result<GoUrl, String> {
     let mut rest = rest;
     if rest.ends_with('?') && rest.bytes().filter(|&b| b == b'?').count() == 1 {
         rest = &rest[..rest.len() - 1];
+        url.force_query = true;
     } else if let Some((r, q)) = rest.split_once('?') {
         rest = r;
         url.raw_query = q.to_string();
@@ -275,7 +348,10 @@ fn parse_no_fragment(raw: &str) -> Result<GoUrl, String> {
             None => (authority_and_path, ""),
         };
         url.host = parse_authority(&url.scheme, authority)?;
+        url.userinfo = authority.rfind('@').map(|i| authority[..i].to_string());
         rest = path;
+    } else if !url.scheme.is_empty() && rest.starts_with('/') {
+        url.omit_host = true;
     }
     url.path = unescape(rest.as_bytes(), Mode::Path)?;
     if escape(&url.path, Mode::Path) != rest {
