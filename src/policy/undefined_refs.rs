@@ -147,7 +147,13 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                     (waits, e.span().start)
                 });
                 // Two literal sides of different kinds: OPA's match error.
-                let kinds: Vec<(&str, &Expr)> = sides.iter().filter_map(|e| literal_kind(e).map(|k| (k, *e))).collect();
+                let kind = |e: &Expr| match e {
+                    Expr::Array { .. } => Some("array"),
+                    Expr::Object { .. } => Some("object"),
+                    Expr::Set { .. } => Some("set"),
+                    other => literal_kind(other),
+                };
+                let kinds: Vec<(&str, &Expr)> = sides.iter().filter_map(|e| kind(e).map(|k| (k, *e))).collect();
                 if let Some((second, e)) = kinds.iter().find(|(k, _)| *k != kinds[0].0) {
                     return Some(format!(
                         "{file}:{}: rego_type_error: match error: left: {}, right: {second} (OPA refuses this module too)",
