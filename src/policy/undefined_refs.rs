@@ -161,6 +161,17 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
                         kinds[0].0
                     ));
                 }
+                // Two literals of one kind whose elements differ in type
+                // (`y = [1]; y = ["a"]`).
+                let typed: Vec<(Ty, &Expr)> = sides.iter().filter_map(|e| literal_type(e).map(|t| (t, *e))).collect();
+                if let Some((_, e)) = typed.iter().find(|(t, _)| !unifies(t, &typed[0].0)) {
+                    return Some(format!(
+                        "{file}:{}: rego_type_error: match error: {} and {} cannot be equal (OPA refuses this module too)",
+                        e.span().line,
+                        typed[0].1.span().text(),
+                        e.span().text()
+                    ));
+                }
                 if !sides.is_empty()
                     && declared.unifications.get(&name) == Some(&sides.len())
                     && (!declarations.contains_key(&name) || only_some)
@@ -729,6 +740,34 @@ fn shape_type(shape: &Shape) -> Ty {
             if types.contains(&TOP) { TOP } else { one_of(types) }
         }
     }
+}
+
+/// The type of a literal made of literals only (`[1, "a"]`: `array<number,
+/// string>`); None where anything in it is computed or a key is not a
+/// string.
+fn literal_type(e: &Expr) -> Option<Ty> {
+    Some(match e {
+        Expr::Array { items, .. } => Ty::Array {
+            fixed: items.iter().map(|i| literal_type(i)).collect::<Option<_>>()?,
+            rest: None,
+        },
+        Expr::Object { fields, .. } => Ty::Object {
+            fixed: fields
+                .iter()
+                .map(|(_, k, v)| match key_of(k)? {
+                    Key::Str(k) => Some((k, literal_type(v)?)),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?,
+            rest: None,
+        },
+        other => match literal_kind(other)? {
+            "null" => Ty::Null,
+            "boolean" => Ty::Boolean,
+            "number" => Ty::Number,
+            _ => Ty::String,
+        },
+    })
 }
 
 fn key_of(e: &Expr) -> Option<Key> {
