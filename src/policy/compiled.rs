@@ -181,6 +181,7 @@ impl CompiledPolicy {
     /// loads its data and prepares the engine for evaluation.
     pub fn compile(bundle: &ParsedBundle, eval_timeout: Duration) -> Result<Self, Error> {
         let mut engine = regorus::Engine::new();
+        engine.set_policy_length_config(super::rewrite::module_limits());
         engine.set_rego_v0(bundle.manifest.rego_version == Some(0));
         // As OPA with `--strict-builtin-errors`: a builtin that fails
         // fails the evaluation. Without it, a failing builtin in a deny
@@ -821,6 +822,27 @@ mod tests {
             Value::from_json_str(input).unwrap(),
             &mut captured,
         )
+    }
+
+    /// OPA compiles modules of any size; regorus' defaults refused lines
+    /// past 1,024 columns, files past 1 MiB and 20,000 lines.
+    #[test]
+    fn generated_modules_of_long_lines_and_many_lines_compile() {
+        let names: Vec<String> = (0..400).map(|i| format!("\"tool-{i:04}\"")).collect();
+        let long_line = format!("allowed := {{{}}}", names.join(", "));
+        assert!(long_line.len() > 4_000);
+        let mut module = format!("package gen\n\n{long_line}\n\nallow if input.tool in allowed\n");
+        for i in 0..20_500 {
+            module.push_str(&format!("limit_{i} := {i}\n"));
+        }
+        module.push_str(&format!("pad := \"{}\"\n", "x".repeat(1 << 20)));
+        assert!(module.len() > 1 << 20);
+        let p = compiled(&[("gen.rego", &module)]);
+        assert_eq!(
+            eval(&p, "gen/allow", r#"{"tool": "tool-0399"}"#).unwrap(),
+            Value::from(true)
+        );
+        assert_eq!(eval(&p, "gen/limit_20499", "{}").unwrap(), Value::from(20_499));
     }
 
     #[test]

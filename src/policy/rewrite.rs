@@ -167,9 +167,35 @@ pub(super) fn parse_bundle(bundle: &super::bundle::ParsedBundle) -> Option<Vec<(
         .collect()
 }
 
+/// How large a module regorus reads: as large as the bundle holds. OPA
+/// has no limit of its own; regorus' defaults (lines of 1,024 columns,
+/// files of 1 MiB and 20,000 lines) refused generated modules OPA compiles.
+/// What is read is bounded by the archive's limits (`archive::Limits`).
+pub(crate) fn module_limits() -> regorus::PolicyLengthConfig {
+    const LARGEST: usize = u32::MAX as usize;
+    regorus::PolicyLengthConfig {
+        max_col: std::num::NonZeroU32::MAX,
+        max_file_bytes: std::num::NonZeroUsize::new(LARGEST).expect("non-zero"),
+        max_lines: std::num::NonZeroUsize::new(LARGEST).expect("non-zero"),
+    }
+}
+
+/// A source and parser for a module, within [`module_limits`].
+pub(crate) fn source(path: &str, text: &str) -> Result<Source, String> {
+    let limits = module_limits();
+    Source::from_contents_with_limits(
+        path.to_string(),
+        text.to_string(),
+        limits.max_file_bytes,
+        limits.max_lines,
+    )
+    .map_err(|e| e.to_string())
+}
+
 pub(super) fn parse(path: &str, text: &str, rego_v1: bool) -> Result<Module, String> {
-    let source = Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
+    let source = source(path, text)?;
     let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;
+    parser.set_max_col(module_limits().max_col);
     if rego_v1 {
         parser.enable_rego_v1().map_err(|e| e.to_string())?;
     }

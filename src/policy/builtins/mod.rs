@@ -293,6 +293,7 @@ pub(crate) mod testing {
     /// Evaluates `expr` in a module with Warden's builtins installed.
     pub fn eval(expr: &str) -> anyhow::Result<Value> {
         let mut engine = regorus::Engine::new();
+        engine.set_policy_length_config(crate::policy::rewrite::module_limits());
         engine.set_strict_builtin_errors(true);
         // As Warden compiles a module: rewritten into OPA's order first.
         let source = format!("package t\n\nx := {expr}\n");

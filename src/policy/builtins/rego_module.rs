@@ -359,8 +359,9 @@ fn parse(file: &str, text: &str) -> Result<Module, String> {
             None => format!("{file}:0: rego_parse_error: {text}"),
         }
     };
-    let source = regorus::Source::from_contents(file.to_string(), text.to_string()).map_err(fail)?;
+    let source = crate::policy::rewrite::source(file, text).map_err(|e| fail(anyhow::anyhow!(e)))?;
     let mut parser = Parser::new(&source).map_err(fail)?;
+    parser.set_max_col(crate::policy::rewrite::module_limits().max_col);
     parser.enable_rego_v1().map_err(fail)?;
     parser.parse().map_err(fail)
 }

@@ -10,8 +10,13 @@
 //! `oneOf`, `allOf`, `not`, `dependencies`, `if`), then its own keywords
 //! (object, array, string and number constraints, `const`, `enum`), then
 //! its properties (here in key order; OPA's order among properties is not
-//! fixed). Where no branch of `anyOf`/`oneOf` holds, the errors of the
-//! branch that went furthest are added, as the library does.
+//! fixed). Where no branch of `anyOf`/`oneOf`/`contains` holds, the
+//! errors of the branch that went furthest are added, "furthest" scored as
+//! the library scores it: one for each group of checks passed, each
+//! required property present and each key a pattern property matched,
+//! less two for each error, plus the score of every sub-validation whose
+//! errors are merged. Compared with real OPA on 6,000 random schemas and
+//! documents, and kept as the corpus category `json_schema_random`.
 
 use regorus::Value;
 use serde_json::{Map, Value as Json};
@@ -31,12 +36,15 @@ const MAX_ERRORS: usize = 1_000;
 
 const TYPES: [&str; 7] = ["array", "boolean", "integer", "number", "null", "object", "string"];
 
-/// A schema or document argument: an object (or, for a document, any
-/// value), or a string holding JSON.
+/// A schema or document argument: an object or array, or a string holding
+/// JSON. A number, boolean or null is refused in OPA's words.
 fn argument(name: &str, position: usize, v: &Value) -> anyhow::Result<Json> {
     match v {
         Value::String(s) => serde_json::from_str(s).map_err(|_| anyhow::anyhow!("{name}: invalid JSON string")),
-        Value::Object(_) | Value::Array(_) | Value::Set(_) | Value::Null | Value::Bool(_) | Value::Number(_) => {
+        Value::Null | Value::Bool(_) | Value::Number(_) => {
+            anyhow::bail!("{name}: wrong type, expected string or object")
+        }
+        Value::Object(_) | Value::Array(_) | Value::Set(_) => {
             let text = v.to_json_str()?;
             Ok(serde_json::from_str(&text)?)
         }
@@ -134,6 +142,22 @@ fn check(root: &Json, s: &Json, depth: usize) -> Result<(), String> {
             return Err(format!("{k} must be of an integer"));
         }
     }
+    // Bounds that cannot both hold (the library checks only these two).
+    for (min, max) in [("minLength", "maxLength"), ("minProperties", "maxProperties")] {
+        if let (Some(lo), Some(hi)) = (o.get(min).and_then(Json::as_u64), o.get(max).and_then(Json::as_u64))
+            && lo > hi
+        {
+            return Err(format!("{min} cannot be greater than {max}"));
+        }
+    }
+    if let Some(Json::Array(items)) = o.get("enum")
+        && items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items[i + 1..].iter().any(|b| same(a, b)))
+    {
+        return Err("enum items must be unique".into());
+    }
     if o.get("required")
         .is_some_and(|v| !v.as_array().is_some_and(|a| a.iter().all(Json::is_string)))
     {
@@ -145,6 +169,11 @@ fn check(root: &Json, s: &Json, depth: usize) -> Result<(), String> {
     }
     if let Some(Json::String(r)) = o.get("$ref") {
         resolve(root, r).ok_or_else(|| format!("Object has no key '{r}'"))?;
+    }
+    if let Some(Json::Object(deps)) = o.get("dependencies") {
+        for sub in deps.values().filter(|d| d.is_object() || d.is_boolean()) {
+            check(root, sub, depth + 1)?;
+        }
     }
     for k in [
         "not",
@@ -208,9 +237,12 @@ struct Error {
 struct Validation<'s> {
     root: &'s Json,
     errors: Vec<Error>,
-    /// How far validation went: one for each schema node passed through,
-    /// which picks the branch whose errors are told when none holds.
-    score: u64,
+    /// How far validation went, counted as the library counts it: one for
+    /// each node, its combinators and each group of keywords checked
+    /// (common, number, string, array, object), plus what each merged
+    /// sub-validation counted. Picks the branch whose errors are told when
+    /// none holds.
+    score: i64,
 }
 
 fn field(path: &[String]) -> String {
@@ -272,7 +304,19 @@ impl<'s> Validation<'s> {
             field: field(path),
             desc,
         });
+        // Each error counts against how far validation went, as in the
+        // library (a net -1 with the +1 of the check that found it).
+        self.score -= 2;
         Ok(())
+    }
+
+    /// A sub-validation's errors taken in, with how far it went (the
+    /// library adds both when it merges a result).
+    fn merge(&mut self, result: Option<(Vec<Error>, i64)>) {
+        if let Some((errors, score)) = result {
+            self.errors.extend(errors);
+            self.score += score;
+        }
     }
 
     /// The errors `schema` finds in `doc`, apart from this validation's.
@@ -282,7 +326,7 @@ impl<'s> Validation<'s> {
         doc: &Json,
         path: &mut Vec<String>,
         depth: usize,
-    ) -> Result<(Vec<Error>, u64), String> {
+    ) -> Result<(Vec<Error>, i64), String> {
         let mut v = Validation {
             root: self.root,
             errors: Vec::new(),
@@ -370,7 +414,7 @@ impl<'s> Validation<'s> {
         depth: usize,
     ) -> Result<(), String> {
         if let Some(Json::Array(branches)) = s.get("anyOf") {
-            let mut best: Option<(Vec<Error>, u64)> = None;
+            let mut best: Option<(Vec<Error>, i64)> = None;
             let mut valid = false;
             for b in branches {
                 let (errors, score) = self.sub(b, doc, path, depth + 1)?;
@@ -388,11 +432,11 @@ impl<'s> Validation<'s> {
                     path,
                     "Must validate at least one schema (anyOf)".into(),
                 )?;
-                self.errors.extend(best.map(|b| b.0).unwrap_or_default());
+                self.merge(best);
             }
         }
         if let Some(Json::Array(branches)) = s.get("oneOf") {
-            let mut best: Option<(Vec<Error>, u64)> = None;
+            let mut best: Option<(Vec<Error>, i64)> = None;
             let mut holding = 0;
             for b in branches {
                 let (errors, score) = self.sub(b, doc, path, depth + 1)?;
@@ -409,18 +453,18 @@ impl<'s> Validation<'s> {
                     "Must validate one and only one schema (oneOf)".into(),
                 )?;
                 if holding == 0 {
-                    self.errors.extend(best.map(|b| b.0).unwrap_or_default());
+                    self.merge(best);
                 }
             }
         }
         if let Some(Json::Array(branches)) = s.get("allOf") {
             let mut holding = 0;
             for b in branches {
-                let (errors, _) = self.sub(b, doc, path, depth + 1)?;
+                let (errors, score) = self.sub(b, doc, path, depth + 1)?;
                 if errors.is_empty() {
                     holding += 1;
                 }
-                self.errors.extend(errors);
+                self.merge(Some((errors, score)));
             }
             if holding != branches.len() {
                 self.add("number_all_of", path, "Must validate all the schemas (allOf)".into())?;
@@ -460,10 +504,10 @@ impl<'s> Validation<'s> {
                 )
             };
             if let Some(b) = s.get(branch) {
-                let (errors, _) = self.sub(b, doc, path, depth + 1)?;
+                let (errors, score) = self.sub(b, doc, path, depth + 1)?;
                 if !errors.is_empty() {
                     self.add(kind, path, desc.into())?;
-                    self.errors.extend(errors);
+                    self.merge(Some((errors, score)));
                 }
             }
         }
@@ -489,6 +533,7 @@ impl<'s> Validation<'s> {
                 format!("{f} must be one of the following: {}", allowed.join(", ")),
             )?;
         }
+        self.score += 1;
         Ok(())
     }
 
@@ -540,6 +585,7 @@ impl<'s> Validation<'s> {
             let text = number_text(&s["exclusiveMinimum"]);
             self.add("number_gt", path, format!("Must be greater than {text}"))?;
         }
+        self.score += 1;
         Ok(())
     }
 
@@ -573,6 +619,7 @@ impl<'s> Validation<'s> {
         {
             self.add("format", path, format!("Does not match format '{f}'"))?;
         }
+        self.score += 1;
         Ok(())
     }
 
@@ -630,17 +677,16 @@ impl<'s> Validation<'s> {
             self.add("array_max_items", path, format!("Array must have at most {max} items"))?;
         }
         if s.get("uniqueItems") == Some(&Json::Bool(true)) {
-            'outer: for i in 0..a.len() {
-                for j in i + 1..a.len() {
-                    if same(&a[i], &a[j]) {
-                        self.add("unique", path, format!("array items[{i},{j}] must be unique"))?;
-                        break 'outer;
-                    }
+            // Each item equal to an earlier one, named with the latest
+            // such earlier one, as the library reports them.
+            for j in 1..a.len() {
+                if let Some(i) = (0..j).rev().find(|&i| same(&a[i], &a[j])) {
+                    self.add("unique", path, format!("array items[{i},{j}] must be unique"))?;
                 }
             }
         }
         if let Some(contains) = s.get("contains") {
-            let mut best: Option<(Vec<Error>, u64)> = None;
+            let mut best: Option<(Vec<Error>, i64)> = None;
             let mut found = false;
             for (i, item) in a.iter().enumerate() {
                 path.push(i.to_string());
@@ -656,9 +702,10 @@ impl<'s> Validation<'s> {
             }
             if !found {
                 self.add("contains", path, "At least one of the items must match".into())?;
-                self.errors.extend(best.map(|b| b.0).unwrap_or_default());
+                self.merge(best);
             }
         }
+        self.score += 1;
         Ok(())
     }
 
@@ -690,7 +737,10 @@ impl<'s> Validation<'s> {
         }
         if let Some(Json::Array(required)) = s.get("required") {
             for r in required.iter().filter_map(Json::as_str) {
-                if !o.contains_key(r) {
+                if o.contains_key(r) {
+                    // A required property present counts, as in the library.
+                    self.score += 1;
+                } else {
                     self.add("required", path, format!("{r} is required"))?;
                 }
             }
@@ -731,6 +781,9 @@ impl<'s> Validation<'s> {
                     _ => {}
                 }
             }
+            if !matching.is_empty() {
+                self.score += 1;
+            }
             for sub in matching {
                 path.push((*k).clone());
                 self.node(sub, &o[k.as_str()], path, depth + 1)?;
@@ -739,17 +792,18 @@ impl<'s> Validation<'s> {
         }
         if let Some(names) = s.get("propertyNames") {
             for k in &keys {
-                let (errors, _) = self.sub(names, &Json::String((*k).clone()), path, depth + 1)?;
+                let (errors, score) = self.sub(names, &Json::String((*k).clone()), path, depth + 1)?;
                 if !errors.is_empty() {
                     self.add(
                         "invalid_property_name",
                         path,
                         format!("Property name of \"{k}\" does not match"),
                     )?;
-                    self.errors.extend(errors);
+                    self.merge(Some((errors, score)));
                 }
             }
         }
+        self.score += 1;
         Ok(())
     }
 }
