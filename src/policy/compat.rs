@@ -404,13 +404,6 @@ fn test_rule_notices(bundle: &ParsedBundle) -> Vec<Notice> {
     out
 }
 
-/// Builtins whose answers are known to differ from OPA's in some cases,
-/// with what differs (`tests/opa/known_differences.json` has each case).
-const DIFFERING_BUILTINS: &[(&str, &str)] = &[(
-    "json.match_schema",
-    "where no branch of an `anyOf` or `oneOf` holds, the errors listed may be those of another branch than OPA lists",
-)];
-
 /// How a tenant takes a bundle that Warden may evaluate otherwise than
 /// OPA: `warn` (the default) stores it and lists each place as an upload
 /// notice; `refuse` refuses the upload with 422 `rego_difference`.
@@ -442,14 +435,37 @@ impl OnDifference {
 
 /// Every place in the bundle that Warden may evaluate otherwise than OPA
 /// (`docs/rego-compatibility.md`, "Known differences"), as notices: number
-/// literals past what a double holds (`inexact_number`), calls to builtins
-/// with known
-/// differences (`builtin_differs`). A module that does not parse has none
-/// (its compilation reports why).
+/// literals past what a double holds (`inexact_number`), and `schemas`
+/// annotations in a bundle that reads its annotations, whose types OPA
+/// checks `input` against when compiling and Warden does not
+/// (`schema_annotation`). A module that does not parse has none (its
+/// compilation reports why).
 pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
     let rego_v1 = bundle.manifest.rego_version != Some(0);
     let mut out = Vec::new();
+    let reads_annotations = bundle
+        .modules
+        .iter()
+        .filter_map(|m| super::rewrite::survey(&m.path, &m.source, rego_v1).ok())
+        .any(|s| {
+            s.calls
+                .iter()
+                .any(|(name, _, _)| matches!(name.as_str(), "rego.metadata.rule" | "rego.metadata.chain"))
+        });
     for m in &bundle.modules {
+        if reads_annotations {
+            for line in super::metadata::schema_annotation_lines(&m.source) {
+                out.push(Notice {
+                    code: "schema_annotation".into(),
+                    file: m.path.clone(),
+                    line: line as usize,
+                    message: "a schemas annotation: OPA checks the types of input and data against it when it \
+                              compiles a bundle that reads its annotations, and refuses a module that uses them \
+                              otherwise; Warden does not check them"
+                        .into(),
+                });
+            }
+        }
         let Ok(survey) = super::rewrite::survey(&m.path, &m.source, rego_v1) else {
             continue;
         };
@@ -467,11 +483,6 @@ pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
                     "the number {text} has more digits or range than Warden computes with (a 64-bit integer, or a double: about 15 significant digits); OPA keeps every digit, so results built on it may differ"
                 ),
             ));
-        }
-        for (name, _, line) in &survey.calls {
-            if let Some((_, what)) = DIFFERING_BUILTINS.iter().find(|(n, _)| n == name) {
-                out.push(notice("builtin_differs", *line, format!("{name}: {what}")));
-            }
         }
     }
     out.sort_by(|a, b| (&a.file, a.line, &a.code).cmp(&(&b.file, b.line, &b.code)));
@@ -540,14 +551,21 @@ mod tests {
     #[test]
     fn differences_are_found_with_their_lines() {
         let b = bundle(
-            "package p\n\nbig := 123456789012345678901234567890\nadmin := \"admin\" in input.roles\nallow if \"x\" in input.roles\ncfg := json.match_schema(input.doc, {})\nsum := 0.1 + 0.2\n",
+            "package p\n\nbig := 123456789012345678901234567890\nadmin := \"admin\" in input.roles\nallow if \"x\" in input.roles\n# METADATA\n# schemas:\n#   - input: {\"type\": \"object\"}\ncfg := rego.metadata.rule()\nsum := 0.1 + 0.2\n",
         );
         let codes: Vec<(String, usize)> = differences(&b).into_iter().map(|n| (n.code, n.line)).collect();
         assert_eq!(
             codes,
-            vec![("inexact_number".to_string(), 3), ("builtin_differs".to_string(), 6)]
+            vec![("inexact_number".to_string(), 3), ("schema_annotation".to_string(), 6)]
         );
         assert!(differences(&bundle("package p\n\nallow if input.user == \"x\"\n")).is_empty());
+        // Annotations nothing reads are not read by OPA either.
+        assert!(
+            differences(&bundle(
+                "package p\n\n# METADATA\n# schemas:\n#   - input: {\"type\": \"object\"}\nallow if input.ok\n"
+            ))
+            .is_empty()
+        );
     }
 
     #[test]

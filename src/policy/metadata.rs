@@ -507,6 +507,20 @@ struct Block {
     yaml: String,
 }
 
+/// The lines of the module's `# METADATA` blocks that give `schemas`: OPA
+/// checks the types of `input` and `data` against them when it compiles a
+/// bundle that reads its annotations; Warden does not (an upload notice).
+pub(super) fn schema_annotation_lines(source: &str) -> Vec<u32> {
+    if !source.contains("METADATA") {
+        return Vec::new();
+    }
+    blocks(source)
+        .into_iter()
+        .filter(|b| matches!(yaml(&b.yaml), Ok(J::Obj(ref o)) if o.contains_key("schemas")))
+        .map(|b| b.line)
+        .collect()
+}
+
 /// The `# METADATA` blocks of a module, as OPA groups comments: full-line
 /// comments on consecutive lines, a block starting at each that reads
 /// `METADATA` (spaces aside) and running to the next or the last comment.

@@ -253,7 +253,7 @@ async fn builtins_warden_does_not_evaluate_are_refused_at_upload_with_their_plac
 /// Another tenant's setting is its own; only an admin changes it.
 async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend: Backend) {
     let app = spawn_app(backend).await;
-    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nallow if \"admin\" in input.roles\ncfg := json.match_schema(input.doc, {})\n";
+    let policy = "package acme.p\n\nlimit := 123456789012345678901234567890\nallow if \"admin\" in input.roles\n# METADATA\n# schemas:\n#   - input: {\"type\": \"object\"}\ncfg := rego.metadata.rule()\n";
     let r = app
         .upload(&app.admin, "acme", bundle_of(&[("p.rego", policy)], "1", &["acme"]))
         .await;
@@ -266,7 +266,7 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
         .collect();
     assert_eq!(
         found,
-        vec![("inexact_number".to_string(), 3), ("builtin_differs".to_string(), 5)],
+        vec![("inexact_number".to_string(), 3), ("schema_annotation".to_string(), 5)],
         "{}",
         r.body
     );
@@ -324,7 +324,7 @@ async fn differences_from_opa_are_notices_or_refusals_as_the_tenant_says(backend
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("p.rego:3: inexact_number"), "{detail}");
     assert!(
-        detail.contains("p.rego:5: builtin_differs: json.match_schema"),
+        detail.contains("p.rego:5: schema_annotation: a schemas annotation"),
         "{detail}"
     );
     assert_eq!(app.stored_versions(&app.admin).await, 1, "revision 2 was not stored");
