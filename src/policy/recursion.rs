@@ -252,6 +252,20 @@ pub(super) fn imports_of(module: &Module) -> HashMap<String, Vec<String>> {
 
 /// The static part of a rule's head, relative to its package (`a.b` of
 /// `a.b[x] contains …`; the name of a function): never empty.
+/// Every rule's first path step under its package (`data.p.x` for
+/// `x.y := 1` in `package p`), over all modules; None when a package does
+/// not read.
+pub(super) fn rule_heads(parsed: &[(&str, Module)]) -> Option<HashSet<Vec<String>>> {
+    let mut out = HashSet::new();
+    for (_, module) in parsed {
+        let package = package_path(module)?;
+        for rule in &module.policy {
+            out.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
+        }
+    }
+    Some(out)
+}
+
 pub(super) fn rule_path(rule: &Rule) -> Vec<String> {
     let refr = match rule {
         Rule::Spec {

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use regorus::unstable::{Expr, Literal, Module};
 
 use super::literal_types::each_expr_of_rule;
-use super::recursion::{declarations, imports_of, package_path, rule_path};
+use super::recursion::{declarations, imports_of, package_path, rule_heads};
 use super::rego_scan::{comment_end, string_end};
 
 /// The module with each template string made the call OPA's compiler
@@ -289,13 +289,7 @@ pub(crate) fn template_expression(e: &Expr) -> Option<&Expr> {
 /// own locals): the check may pass a module OPA refuses, never refuse one
 /// OPA compiles.
 pub(super) fn first_unbound_var(parsed: &[(&str, Module)]) -> Option<String> {
-    let mut rules: HashSet<Vec<String>> = HashSet::new();
-    for (_, module) in parsed {
-        let package = package_path(module)?;
-        for rule in &module.policy {
-            rules.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
-        }
-    }
+    let rules = rule_heads(parsed)?;
     for (file, module) in parsed {
         let package = package_path(module)?;
         let imports = imports_of(module);

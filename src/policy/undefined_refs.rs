@@ -39,7 +39,7 @@ use regorus::unstable::{Expr, Module, Rule, RuleAssign, RuleBody, RuleHead};
 
 use super::declared_types::{TOP, Ty, mistyped_composite, result_type, unifies};
 use super::literal_types::{arith_name, each_expr_of_rule, is_builtin, literal_kind, mistyped, own_names, set_op_name};
-use super::recursion::{chain, declarations, imports_of, package_path, rule_path};
+use super::recursion::{chain, declarations, imports_of, package_path, rule_heads, rule_path};
 
 /// What is known at compile time of a value.
 #[derive(Clone, Debug)]
@@ -97,13 +97,7 @@ pub fn first_type_error(parsed: &[(&str, Module)]) -> Option<String> {
     let mut rules = Rules::default();
     let mut contexts = Vec::new();
     // Every rule's path, so that a local named as a rule is never judged.
-    let mut names: HashSet<Vec<String>> = HashSet::new();
-    for (_, module) in parsed {
-        let package = package_path(module)?;
-        for rule in &module.policy {
-            names.insert([package.clone(), rule_path(rule).into_iter().take(1).collect()].concat());
-        }
-    }
+    let names = rule_heads(parsed)?;
     for (file, module) in parsed {
         let package = package_path(module)?;
         let imports = imports_of(module);

@@ -381,16 +381,7 @@ async fn a_builtin_called_with_the_wrong_number_of_arguments_is_refused(backend:
     ];
     for (files, detail) in refusals {
         let r = app.upload(&app.admin, "acme", bundle_of(files, "1", &["acme"])).await;
-        assert_eq!(
-            (r.status, r.code(), r.body["detail"].as_str()),
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rego_compile_error",
-                Some(format!("{detail} (OPA refuses this module too)").as_str())
-            ),
-            "{}",
-            r.body
-        );
+        assert_refused_as_opa_refuses(&r, detail);
     }
     assert_eq!(app.stored_versions(&app.admin).await, 0);
     app.stop().await;
@@ -454,19 +445,25 @@ async fn template_strings_answer_as_in_opa_and_replay(backend: Backend) {
         let r = app
             .upload(&app.admin, "acme", bundle_of(&[("p.rego", source)], "2", &["acme"]))
             .await;
-        assert_eq!(
-            (r.status, r.code(), r.body["detail"].as_str()),
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rego_compile_error",
-                Some(format!("{detail} (OPA refuses this module too)").as_str())
-            ),
-            "{}",
-            r.body
-        );
+        assert_refused_as_opa_refuses(&r, detail);
     }
     assert_eq!(app.stored_versions(&app.admin).await, 1);
     app.stop().await;
+}
+
+/// The upload was refused with 422 `rego_compile_error` and this detail,
+/// which says OPA refuses the module too.
+fn assert_refused_as_opa_refuses(r: &Reply, detail: &str) {
+    assert_eq!(
+        (r.status, r.code(), r.body["detail"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rego_compile_error",
+            Some(format!("{detail} (OPA refuses this module too)").as_str())
+        ),
+        "{}",
+        r.body
+    );
 }
 
 fn url_encode(s: &str) -> String {
