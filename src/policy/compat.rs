@@ -435,7 +435,8 @@ impl OnDifference {
 
 /// Every place in the bundle that Warden may evaluate otherwise than OPA
 /// (`docs/rego-compatibility.md`, "Known differences"), as notices: number
-/// literals past what a double holds (`inexact_number`), and `schemas`
+/// literals past what a double holds (`inexact_number`), quotients that
+/// may have no finite decimal (`inexact_quotient`), and `schemas`
 /// annotations in a bundle that reads its annotations, whose types OPA
 /// checks `input` against when compiling and Warden does not
 /// (`schema_annotation`). A module that does not parse has none (its
@@ -475,6 +476,13 @@ pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
             line: line as usize,
             message,
         };
+        for line in &survey.inexact_quotients {
+            out.push(notice(
+                "inexact_quotient",
+                *line,
+                "a quotient that may have no finite decimal (a divisor other than a literal of factors 2 and 5, such as 100): Warden holds it as the nearest double, OPA with about 20 significant digits (1 / 3 is 0.3333333333333333 and 0.33333333333333333334), so results built on it may differ past the 16th digit".into(),
+            ));
+        }
         for (text, line) in &survey.inexact_numbers {
             out.push(notice(
                 "inexact_number",

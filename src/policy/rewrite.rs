@@ -113,6 +113,9 @@ pub fn rewrite(path: &str, source: &str, rego_v1: bool) -> Result<Option<String>
 pub struct Survey {
     pub calls: Vec<(String, usize, u32)>,
     pub inexact_numbers: Vec<(String, u32)>,
+    /// Lines of quotients that may have no finite decimal (`a / 3`, `a /
+    /// input.n`): Warden holds them as the nearest double.
+    pub inexact_quotients: Vec<u32>,
     /// `with f as g` where `g` names a builtin: byte range of `g`, its name.
     builtin_replacements: Vec<(usize, usize, String)>,
     /// `eq(a, b)` and `assign(a, b)` as statements: byte range, and the
@@ -149,6 +152,28 @@ fn number_is_exact(text: &str) -> bool {
     }
     let magnitude = text.parse::<f64>().map(f64::abs).unwrap_or(f64::INFINITY);
     significant.len() <= DOUBLE_DIGITS && magnitude.is_finite() && magnitude >= f64::MIN_POSITIVE
+}
+
+/// True when dividing any decimal by `divisor` gives a finite decimal: a
+/// number literal whose digits, as an integer, have no prime factor but 2
+/// and 5 (`/ 100`, `/ 4`, `/ 2.5`). Such a quotient Warden computes
+/// exactly, as OPA does.
+fn divides_finitely(divisor: &Expr) -> bool {
+    let Expr::Number { span, .. } = divisor else {
+        return false;
+    };
+    let text = span.text();
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let Ok(mut m) = digits.trim_start_matches('0').parse::<u128>() else {
+        return false;
+    };
+    for p in [2, 5] {
+        while m > 0 && m % p == 0 {
+            m /= p;
+        }
+    }
+    m == 1
 }
 
 /// Every module of a bundle as regorus parses it, with its file, for the
@@ -731,6 +756,9 @@ impl Walker<'_> {
                 if let Some(builtin) = builtin {
                     self.as_call(e, builtin, vec![term_range(lhs), term_range(rhs)]);
                 }
+                if matches!(op, ArithOp::Div) && !divides_finitely(rhs) {
+                    self.survey.inexact_quotients.push(e.span().line);
+                }
                 self.expr(lhs);
                 self.expr(rhs);
             }
@@ -1087,6 +1115,13 @@ mod tests {
             ]
         );
         assert!(s.calls.contains(&("concat".to_string(), 1, 12)), "{:?}", s.calls);
+        let q = survey(
+            "t.rego",
+            "package t\n\na := input.x / 3\nb := input.x / 100\nc := input.x / 2.5\nd := input.x / input.n\ne := input.x / 0.125\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(q.inexact_quotients, vec![3, 6]);
         assert!(number_is_exact("18446744073709551615") && !number_is_exact("18446744073709551616"));
         assert!(number_is_exact("1.5e3") && !number_is_exact("1e-320"));
     }
