@@ -17,10 +17,13 @@
 //! msg := internal.template_string(["hello ", {__warden_tmpl_0 | __warden_tmpl_0 := (input.name)}])
 //! ```
 //!
-//! Line breaks are kept where they were, so every line keeps its number.
-//! A template OPA cannot read is refused with OPA's wording and the line:
-//! an unterminated template, an empty or unterminated `{…}`, an escape a
-//! string may not hold.
+//! A literal expression is written as its text (`{1.0}` is `"1.0"`, as OPA
+//! keeps a number's text), and a template of literals only is one string
+//! constant (a `default` value may be one). Line breaks are kept where
+//! they were, so every line keeps its number. A template OPA cannot read
+//! is refused with OPA's wording and the line: an unterminated template,
+//! an empty or unterminated `{…}`, an escape a string may not hold; so is
+//! an expression reading a name nothing binds ([`first_unbound_var`]).
 
 use std::collections::HashSet;
 
