@@ -444,16 +444,17 @@ impl OnDifference {
 pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
     let rego_v1 = bundle.manifest.rego_version != Some(0);
     let mut out = Vec::new();
-    let reads_annotations = bundle
+    let surveys: Vec<_> = bundle
         .modules
         .iter()
-        .filter_map(|m| super::rewrite::survey(&m.path, &m.source, rego_v1).ok())
-        .any(|s| {
-            s.calls
-                .iter()
-                .any(|(name, _, _)| matches!(name.as_str(), "rego.metadata.rule" | "rego.metadata.chain"))
-        });
-    for m in &bundle.modules {
+        .map(|m| super::rewrite::survey(&m.path, &m.source, rego_v1))
+        .collect();
+    let reads_annotations = surveys.iter().flatten().any(|s| {
+        s.calls
+            .iter()
+            .any(|(name, _, _)| matches!(name.as_str(), "rego.metadata.rule" | "rego.metadata.chain"))
+    });
+    for (m, survey) in bundle.modules.iter().zip(surveys) {
         if reads_annotations {
             for line in super::metadata::schema_annotation_lines(&m.source) {
                 out.push(Notice {
@@ -467,7 +468,7 @@ pub fn differences(bundle: &ParsedBundle) -> Vec<Notice> {
                 });
             }
         }
-        let Ok(survey) = super::rewrite::survey(&m.path, &m.source, rego_v1) else {
+        let Ok(survey) = survey else {
             continue;
         };
         let notice = |code: &str, line: u32, message: String| Notice {

@@ -146,6 +146,7 @@ fn go_exponent(s: &str) -> String {
     }
 }
 
+#[derive(Default)]
 struct Spec {
     minus: bool,
     plus: bool,
@@ -262,15 +263,7 @@ fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
             out.push(c);
             continue;
         }
-        let mut spec = Spec {
-            minus: false,
-            plus: false,
-            zero: false,
-            space: false,
-            sharp: false,
-            width: None,
-            precision: None,
-        };
+        let mut spec = Spec::default();
         while let Some(&f) = chars.peek() {
             match f {
                 '-' => spec.minus = true,
@@ -329,11 +322,8 @@ fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
 /// the `int64`, big integer or `float64` OPA makes of it, anything else
 /// in its Rego text.
 fn v_text(v: &Value) -> anyhow::Result<String> {
-    Ok(match Arg::of(v)? {
-        Arg::Str(s) | Arg::Big(s) => s,
-        Arg::Int(i) => i.to_string(),
-        Arg::Float(f) => go_float(f, 'v', None),
-    })
+    // `%v` takes every argument.
+    Ok(apply('v', &Arg::of(v)?, &Spec::default()).unwrap_or_default())
 }
 
 /// `internal.template_string`, what OPA's compiler makes of a template

@@ -155,10 +155,6 @@ fn escape(s: &[u8], mode: Mode) -> String {
 }
 
 /// Go's `validEncoded` for a path.
-fn valid_encoded_path(s: &str) -> bool {
-    valid_encoded(s, Mode::Path)
-}
-
 /// Go's `validEncoded` in `mode`.
 fn valid_encoded(s: &str, mode: Mode) -> bool {
     s.bytes().all(|c| {
@@ -251,7 +247,7 @@ impl GoUrl {
     /// Go's `URL.EscapedPath`, the path as a request line writes it.
     pub(crate) fn escaped_path(&self) -> String {
         if !self.raw_path.is_empty()
-            && valid_encoded_path(&self.raw_path)
+            && valid_encoded(&self.raw_path, Mode::Path)
             && unescape(self.raw_path.as_bytes(), Mode::Path).is_ok_and(|p| p == self.path)
         {
             return self.raw_path.clone();
