@@ -137,6 +137,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
             ("execution p50 / p99 / max", spread(&mut all.execution_latency)),
             ("Warden CPU (cores busy)", format!("{:.2}", cpu / secs)),
             ("ledger writer", writer.text(secs)),
+            ("ledger writer, ms a batch by phase", writer.phases_text()),
             (
                 "Warden RSS idle → end (peak)",
                 format!("{} → {} ({})", mib(idle_kib), mib(rss), mib(hwm)),
@@ -152,7 +153,12 @@ struct WriterStats {
     batches: f64,
     entries: f64,
     seconds: f64,
+    /// Seconds spent in each of [`PHASES`].
+    phases: [f64; 5],
 }
+
+/// The writer's phases, as `warden_ledger_writer_seconds_total` names them.
+const PHASES: [&str; 5] = ["begin", "changes", "entries", "history", "commit"];
 
 impl WriterStats {
     async fn of(w: &Warden) -> WriterStats {
@@ -160,6 +166,15 @@ impl WriterStats {
             batches: w.metric("warden_ledger_commit_duration_seconds_count").await,
             entries: w.metric("warden_ledger_batch_entries_sum").await,
             seconds: w.metric("warden_ledger_commit_duration_seconds_sum").await,
+            phases: {
+                let mut phases = [0.0; 5];
+                for (slot, phase) in phases.iter_mut().zip(PHASES) {
+                    *slot = w
+                        .metric(&format!("warden_ledger_writer_seconds_total{{phase=\"{phase}\"}}"))
+                        .await;
+                }
+                phases
+            },
         }
     }
 
@@ -168,6 +183,7 @@ impl WriterStats {
             batches: self.batches - before.batches,
             entries: self.entries - before.entries,
             seconds: self.seconds - before.seconds,
+            phases: std::array::from_fn(|i| self.phases[i] - before.phases[i]),
         }
     }
 
@@ -182,6 +198,17 @@ impl WriterStats {
             self.seconds * 1000.0 / batches,
             self.seconds / secs
         )
+    }
+
+    /// A batch's time by phase, in milliseconds.
+    fn phases_text(&self) -> String {
+        let batches = self.batches.max(1.0);
+        let phases: Vec<String> = PHASES
+            .iter()
+            .zip(self.phases)
+            .map(|(name, s)| format!("{name} {:.2}", s * 1000.0 / batches))
+            .collect();
+        phases.join(" · ")
     }
 }
 

@@ -5,6 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -38,6 +39,11 @@ pub struct KindLabels {
 pub struct CauseLabels {
     /// As `StoreError::cause` names it: `disk_full`, `busy`, `unreachable`, …
     pub cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +88,12 @@ pub struct Metrics {
     /// `concurrent_change` (a row moved since it was read) or `conflict`
     /// (it exists already).
     pub ledger_changes_refused: Family<ReasonLabels, Counter>,
+    /// The ledger writer's time, by what it was doing: `begin` (a
+    /// connection and its transaction), `changes` (the batch's state
+    /// changes), `entries` (chaining, signing, and writing entries, tree
+    /// nodes, checkpoints and heads), `history` (kernel history rows),
+    /// `commit` (the durable commit).
+    pub ledger_writer_seconds: Family<PhaseLabels, Counter<f64, AtomicU64>>,
     pub sink_delivered: Family<SinkLabels, Counter>,
     pub sink_dead_lettered: Family<SinkLabels, Counter>,
     pub sink_errors: Family<SinkLabels, Counter>,
@@ -207,6 +219,12 @@ impl Metrics {
             "State changes refused at commit, by the code their caller got (concurrent_change, conflict)",
             ledger_changes_refused.clone(),
         );
+        let ledger_writer_seconds = Family::<PhaseLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "ledger_writer_seconds",
+            "The ledger writer's time by phase: begin, changes, entries, history, commit",
+            ledger_writer_seconds.clone(),
+        );
         let sink_delivered = Family::<SinkLabels, Counter>::default();
         registry.register(
             "sink_delivered_events",
@@ -250,11 +268,19 @@ impl Metrics {
             ledger_commit_seconds,
             ledger_retries,
             ledger_changes_refused,
+            ledger_writer_seconds,
             sink_delivered,
             sink_dead_lettered,
             sink_errors,
             sink_lag,
         }
+    }
+
+    /// Counts the time since `since` to the writer's `phase`.
+    pub fn ledger_writer_phase(&self, phase: &'static str, since: std::time::Instant) {
+        self.ledger_writer_seconds
+            .get_or_create(&PhaseLabels { phase })
+            .inc_by(since.elapsed().as_secs_f64());
     }
 
     pub fn ledger_batch(&self, entries: usize, took: std::time::Duration) {

@@ -164,7 +164,64 @@ type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
 struct Append {
     records: Vec<Record>,
     change: Option<Box<Change>>,
-    reply: Reply<Appended>,
+    reply: Reply<Written>,
+}
+
+/// What the writer answers an append: where each record landed, with the
+/// batch's proofs to build its receipt from. The caller builds the
+/// receipts ([`Written::appended`]), in its own task: proofs are the
+/// largest part of a batch's work that needs no head, and built by the
+/// writer they would delay every batch after this one.
+struct Written {
+    entries: Vec<(Arc<Proofs>, u64)>,
+    pushed: Vec<i64>,
+}
+
+impl Written {
+    fn appended(self) -> Appended {
+        Appended {
+            receipts: self.entries.iter().map(|(p, index)| p.receipt(*index)).collect(),
+            pushed: self.pushed,
+        }
+    }
+}
+
+/// One log's batch, committed: its checkpoint, and every subtree an
+/// inclusion proof of one of its entries against that checkpoint needs.
+struct Proofs {
+    log: String,
+    size: u64,
+    first: u64,
+    checkpoint: String,
+    /// The leaf hashes of the batch's entries, in order from `first`.
+    leaves: Vec<Hash>,
+    /// The old peaks and what the batch completed.
+    known: HashMap<NodeId, Hash>,
+}
+
+impl Proofs {
+    /// The receipt of the entry at `index`, one of the batch's.
+    fn receipt(&self, index: u64) -> Receipt {
+        let path = merkle::inclusion_nodes(index, self.size).expect("index below size");
+        let inclusion = path
+            .iter()
+            .map(|ids| {
+                let hashes: Vec<Hash> = ids.iter().map(|id| self.known[id]).collect();
+                merkle::fold_range(&hashes)
+                    .expect("a proof element has subtrees")
+                    .to_hex()
+                    .to_string()
+            })
+            .collect();
+        Receipt {
+            log: self.log.clone(),
+            index,
+            entry_hash: self.leaves[(index - self.first) as usize].to_hex().to_string(),
+            tree_size: self.size,
+            checkpoint: self.checkpoint.clone(),
+            inclusion,
+        }
+    }
 }
 
 /// What one append committed: a receipt per record, in order, and the
@@ -209,6 +266,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long a log found extended by another instance has its head read
 /// with each batch rather than cached.
 const CONTENDED_FOR: Duration = Duration::from_secs(10);
+
+/// The writer's own connections: one for its batch, one for the
+/// connection a failed batch leaves closing.
+const WRITER_CONNECTIONS: u32 = 2;
 
 /// How many times a batch PostgreSQL aborted (a deadlock, a serialization
 /// failure) is written again before its callers are told it failed.
@@ -325,8 +386,35 @@ impl Ledger {
             let rx = rx.clone();
             async move {
                 ctx.up();
-                writer.run(rx).await;
-                Ok(())
+                // The writer runs on a thread of its own, with a runtime of
+                // its own: each of a batch's statements is a round trip to
+                // the store, and woken on a busy shared runtime the writer
+                // would wait behind request handlers at every one of them.
+                let (done, finished) = oneshot::channel::<Result<(), String>>();
+                std::thread::Builder::new()
+                    .name("ledger-writer".into())
+                    .spawn(move || {
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .expect("the ledger writer's runtime");
+                            runtime.block_on(async move {
+                                let mut writer = writer;
+                                // Connections of its own, opened on its runtime.
+                                let own = writer.store.dedicated(WRITER_CONNECTIONS);
+                                writer.store = own.clone();
+                                writer.run(rx).await;
+                                own.close().await;
+                            })
+                        }));
+                        let _ = done.send(ran.map_err(crate::supervise::panic_message));
+                    })?;
+                match finished.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(panic)) => Err(anyhow::anyhow!("panicked: {panic}")),
+                    Err(_) => Err(anyhow::anyhow!("the ledger writer's thread ended without an answer")),
+                }
             }
         });
         Ok(Self {
@@ -418,7 +506,7 @@ impl Ledger {
             Err(mpsc::error::TrySendError::Full(_)) => return Err(AppendError::Overloaded(self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(AppendError::Closed),
         }
-        rx.await.map_err(|_| self.dropped())?
+        Ok(rx.await.map_err(|_| self.dropped())??.appended())
     }
 
     /// Why a reply never came: shutting down, or the writer failed with
@@ -493,7 +581,7 @@ struct LogBatch {
     nodes: Vec<(NodeId, Hash)>,
     checkpoint: CheckpointRow,
     head: LogHead,
-    receipts: Vec<Receipt>,
+    proofs: Arc<Proofs>,
 }
 
 impl Writer {
@@ -683,21 +771,21 @@ impl Writer {
     /// longer hold is rolled back and its records left out (its caller gets
     /// [`AppendError::Changed`]); the others commit with their records, and
     /// their history rows get their entries' indexes.
-    async fn write(
-        &mut self,
-        batch: &[Append],
-        cached: bool,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    async fn write(&mut self, batch: &[Append], cached: bool) -> Result<Vec<Result<Written, AppendError>>, StoreError> {
         // Optimistically first: each change without a savepoint of its own.
         // Changes rarely fail (a row moved since it was read); when one
         // does, the batch is written again with each change isolated.
         let mut isolate = false;
         loop {
+            let t0 = Instant::now();
             let mut tx = self.store.ledger_tx().await?;
+            self.metrics.ledger_writer_phase("begin", t0);
             match self.write_in(&mut tx, batch, cached, isolate).await {
                 Ok(Some((results, moved))) => {
                     // A failed COMMIT rolls back (or closes its connection) itself.
+                    let t0 = Instant::now();
                     tx.commit().await?;
+                    self.metrics.ledger_writer_phase("commit", t0);
                     self.heads.extend(moved);
                     return Ok(results);
                 }
@@ -727,8 +815,9 @@ impl Writer {
         batch: &[Append],
         cached: bool,
         isolate: bool,
-    ) -> Result<Option<(Vec<Result<Appended, AppendError>>, Vec<(String, LogHead)>)>, StoreError> {
+    ) -> Result<Option<(Vec<Result<Written, AppendError>>, Vec<(String, LogHead)>)>, StoreError> {
         let now = self.clock.now_ms();
+        let t0 = Instant::now();
         let mut applied = Vec::with_capacity(batch.len());
         let mut pushed = Vec::with_capacity(batch.len());
         if isolate {
@@ -755,6 +844,7 @@ impl Writer {
                 });
             }
         }
+        self.metrics.ledger_writer_phase("changes", t0);
         let records: Vec<&Record> = batch
             .iter()
             .zip(&applied)
@@ -772,12 +862,13 @@ impl Writer {
                 })
                 .push(i);
         }
-        let mut receipts: Vec<Option<Receipt>> = vec![None; records.len()];
+        let mut entries: Vec<Option<(Arc<Proofs>, u64)>> = vec![None; records.len()];
         let mut moved = Vec::new();
         // Heads are locked in one order (the tenants' ids) by every
         // instance's writer, so two batches over the same logs never wait
         // on each other in a cycle.
         order.sort_unstable();
+        let t0 = Instant::now();
         for tenant in order {
             let positions = &groups[tenant];
             let cache = if cached && !self.is_contended(tenant) {
@@ -805,12 +896,13 @@ impl Writer {
             tx.insert_entries(tenant, &log.rows).await?;
             tx.insert_nodes(tenant, &log.nodes).await?;
             tx.insert_checkpoint(tenant, &log.checkpoint).await?;
-            for (&i, r) in positions.iter().zip(log.receipts) {
-                receipts[i] = Some(r);
+            for (n, &i) in positions.iter().enumerate() {
+                entries[i] = Some((log.proofs.clone(), log.proofs.first + n as u64));
             }
             moved.push((tenant.to_string(), log.head));
         }
-        let mut receipts = receipts.into_iter().map(|r| r.expect("a receipt per record"));
+        self.metrics.ledger_writer_phase("entries", t0);
+        let mut entries = entries.into_iter().map(|e| e.expect("an entry per record"));
         let mut results = Vec::with_capacity(batch.len());
         let mut history = Vec::new();
         for ((a, done), pushed) in batch.iter().zip(&applied).zip(pushed) {
@@ -827,13 +919,15 @@ impl Writer {
                     continue;
                 }
             }
-            let mine: Vec<Receipt> = receipts.by_ref().take(a.records.len()).collect();
+            let mine: Vec<(Arc<Proofs>, u64)> = entries.by_ref().take(a.records.len()).collect();
             if let Some(change) = &a.change {
-                history.extend(change.history.iter().zip(mine.iter().map(|r| r.index)));
+                history.extend(change.history.iter().zip(mine.iter().map(|(_, index)| *index)));
             }
-            results.push(Ok(Appended { receipts: mine, pushed }));
+            results.push(Ok(Written { entries: mine, pushed }));
         }
+        let t0 = Instant::now();
         tx.record_history(&history).await?;
+        self.metrics.ledger_writer_phase("history", t0);
         Ok(Some((results, moved)))
     }
 
@@ -902,6 +996,7 @@ impl Writer {
         let size = frontier.size();
         let root = frontier.root();
         let log = origin(&self.shared.name, tenant_id);
+        let leaves = rows.iter().map(|r| r.hash).collect();
         let note = sign_with(
             signers,
             &Checkpoint {
@@ -910,33 +1005,18 @@ impl Writer {
                 root,
             },
         );
-        let receipts = (first..size)
-            .map(|index| {
-                let path = merkle::inclusion_nodes(index, size).expect("index below size");
-                let inclusion = path
-                    .iter()
-                    .map(|ids| {
-                        let hashes: Vec<Hash> = ids.iter().map(|id| known[id]).collect();
-                        merkle::fold_range(&hashes)
-                            .expect("a proof element has subtrees")
-                            .to_hex()
-                            .to_string()
-                    })
-                    .collect();
-                Receipt {
-                    log: log.clone(),
-                    index,
-                    entry_hash: rows[(index - first) as usize].hash.to_hex().to_string(),
-                    tree_size: size,
-                    checkpoint: note.clone(),
-                    inclusion,
-                }
-            })
-            .collect();
         Ok(LogBatch {
             tenant_id: tenant_id.to_string(),
             rows,
             nodes,
+            proofs: Arc::new(Proofs {
+                log,
+                size,
+                first,
+                checkpoint: note.clone(),
+                leaves,
+                known,
+            }),
             checkpoint: CheckpointRow {
                 size,
                 root,
@@ -948,7 +1028,6 @@ impl Writer {
                 last_hash: prev,
                 frontier: frontier.peaks().to_vec(),
             },
-            receipts,
         })
     }
 
@@ -977,7 +1056,7 @@ impl Writer {
                 tx.insert_entries(&log.tenant_id, &log.rows).await?;
                 tx.insert_nodes(&log.tenant_id, &log.nodes).await?;
                 tx.insert_checkpoint(&log.tenant_id, &log.checkpoint).await?;
-                receipts.extend(log.receipts);
+                receipts.extend((log.proofs.first..log.proofs.size).map(|i| log.proofs.receipt(i)));
             }
             let row = LedgerKeyRow {
                 verifier: next_text.clone(),
@@ -1014,8 +1093,14 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::verify::verify_receipt;
 
     async fn ledger(dir: &std::path::Path) -> (Ledger, Arc<crate::supervise::Tasks>, Arc<Metrics>) {
+        ledger_on(store(dir).await).await
+    }
+
+    /// A store of two shared connections, with tenant `ten_1`.
+    async fn store(dir: &std::path::Path) -> Store {
         let url = format!("sqlite://{}", dir.join("w.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
         let tenant = crate::store::TenantRow {
@@ -1028,6 +1113,10 @@ mod tests {
         };
         let token = crate::store::TokenRow::new("tok_1".into(), "ten_1", "t", Default::default(), "test".into(), 0);
         store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
+        store
+    }
+
+    async fn ledger_on(store: Store) -> (Ledger, Arc<crate::supervise::Tasks>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let tasks = crate::supervise::Tasks::new(metrics.clone());
         let options = LedgerOptions {
@@ -1063,6 +1152,81 @@ mod tests {
                 .render()
                 .contains("warden_task_restarts_total{task=\"ledger_writer\"} 1")
         );
+        ledger.stop().await;
+    }
+
+    /// The writer has connections of its own: while every connection of
+    /// the store's shared pool is held (by slow readers, say), appends
+    /// still commit, and the writer's time is counted by phase.
+    #[tokio::test]
+    async fn appends_commit_while_every_shared_connection_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let (ledger, _, metrics) = ledger_on(store.clone()).await;
+        let held = store.hold_connections(2).await;
+        let receipt = tokio::time::timeout(Duration::from_secs(5), ledger.append(record(json!({"n": 1}))))
+            .await
+            .expect("committed without a shared connection")
+            .unwrap();
+        assert_eq!(receipt.index, 0);
+        drop(held);
+        let text = metrics.render();
+        for phase in ["begin", "changes", "entries", "history", "commit"] {
+            assert!(
+                text.contains(&format!("warden_ledger_writer_seconds_total{{phase=\"{phase}\"}}")),
+                "{phase} not counted: {text}"
+            );
+        }
+        ledger.stop().await;
+    }
+
+    /// Callers build their receipts from their batch's proofs: appends
+    /// made together, to two logs, each get a receipt that verifies
+    /// offline against the ledger's key and the entry's own bytes.
+    #[tokio::test]
+    async fn receipts_of_appends_batched_together_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let tenant = crate::store::TenantRow {
+            id: "ten_2".into(),
+            name: "u".into(),
+            platform: false,
+            require_signatures: false,
+            rego_differences: "warn".into(),
+            created_at: 0,
+        };
+        let token = crate::store::TokenRow::new("tok_2".into(), "ten_2", "u", Default::default(), "test".into(), 0);
+        store.create_tenant(&tenant, &token, &[8; 32]).await.unwrap();
+        let (ledger, _, _) = ledger_on(store.clone()).await;
+        let appends = (0..64).map(|n| {
+            let ledger = ledger.clone();
+            let tenant = if n % 2 == 0 { "ten_1" } else { "ten_2" };
+            tokio::spawn(async move {
+                let r = Record::new(tenant, "audit.event", "system", &json!({"n": n}));
+                ledger.append_all(vec![r.clone(), r]).await.unwrap()
+            })
+        });
+        let verifier = NoteSigner::new(&LedgerOptions::default().name, SigningKey::from_bytes(&[7; 32]))
+            .unwrap()
+            .verifier();
+        let mut seen = std::collections::HashSet::new();
+        for append in appends {
+            let receipts = append.await.unwrap();
+            assert_eq!(receipts.len(), 2);
+            assert_eq!(
+                receipts[1].index,
+                receipts[0].index + 1,
+                "one append's records are consecutive"
+            );
+            for r in receipts {
+                let tenant = r.log.rsplit('/').next().unwrap().to_string();
+                let entry = store.ledger_entry(&tenant, r.index).await.unwrap().unwrap();
+                verify_receipt(&r, std::slice::from_ref(&verifier), Some(&entry.bytes))
+                    .unwrap_or_else(|e| panic!("receipt {} of {tenant}: {e}", r.index));
+                assert!(seen.insert((tenant, r.index)), "one entry per record");
+            }
+        }
+        assert_eq!(seen.len(), 128);
         ledger.stop().await;
     }
 

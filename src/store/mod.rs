@@ -469,6 +469,41 @@ macro_rules! head_from_row {
 const VERSION_COLUMNS: &str =
     "tenant_id, name, revision, digest, roots, size_bytes, tests, tests_passed, signed_by, uploaded_by, uploaded_at";
 
+/// The pool options of every SQLite pool of a store.
+fn sqlite_pool(page_limit: &PageLimit, max_connections: u32) -> SqlitePoolOptions {
+    let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        // A connection to a local file does not hang up: no ping
+        // (a round trip to its worker thread) before each use.
+        .test_before_acquire(false)
+        .after_connect(move |conn, _| {
+            let limit = on_connect.clone();
+            Box::pin(async move { limit.apply(conn).await })
+        })
+        .before_acquire(move |conn, _| {
+            let limit = on_acquire.clone();
+            Box::pin(async move { limit.apply(conn).await.map(|_| true) })
+        })
+        // A connection still inside a transaction when it comes back
+        // (its COMMIT failed, then the ROLLBACK queued when its
+        // transaction was dropped failed too, as after a full disk)
+        // is closed: the pool opens a fresh one instead of handing
+        // every later writer a connection that cannot begin.
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                if !conn.is_in_transaction() {
+                    return Ok(true);
+                }
+                // A rollback may still be queued (a transaction
+                // dropped uncommitted): the ping runs after it.
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
+}
+
 impl Store {
     /// Connects (creating an SQLite file and its directory when missing) and
     /// applies the migrations.
@@ -506,39 +541,7 @@ impl Store {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             }
             let page_limit = PageLimit::default();
-            let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                // A connection to a local file does not hang up: no ping
-                // (a round trip to its worker thread) before each use.
-                .test_before_acquire(false)
-                .after_connect(move |conn, _| {
-                    let limit = on_connect.clone();
-                    Box::pin(async move { limit.apply(conn).await })
-                })
-                .before_acquire(move |conn, _| {
-                    let limit = on_acquire.clone();
-                    Box::pin(async move { limit.apply(conn).await.map(|_| true) })
-                })
-                // A connection still inside a transaction when it comes back
-                // (its COMMIT failed, then the ROLLBACK queued when its
-                // transaction was dropped failed too, as after a full disk)
-                // is closed: the pool opens a fresh one instead of handing
-                // every later writer a connection that cannot begin.
-                .after_release(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Connection;
-                        if !conn.is_in_transaction() {
-                            return Ok(true);
-                        }
-                        // A rollback may still be queued (a transaction
-                        // dropped uncommitted): the ping runs after it.
-                        conn.ping().await?;
-                        Ok(!conn.is_in_transaction())
-                    })
-                })
-                .connect_with(options)
-                .await?;
+            let pool = sqlite_pool(&page_limit, max_connections).connect_with(options).await?;
             Store {
                 pool: Pool::Sqlite(pool),
                 page_limit,
@@ -546,6 +549,43 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A store of its own over the same database, with at most
+    /// `max_connections`, opened lazily on the calling runtime: for a task
+    /// that runs on a runtime of its own (a PostgreSQL connection's socket
+    /// is woken by the runtime that opened it) and must not wait for the
+    /// shared pool's connections. Must be called inside a runtime.
+    pub fn dedicated(&self, max_connections: u32) -> Store {
+        let pool = match &self.pool {
+            Pool::Sqlite(p) => Pool::Sqlite(
+                sqlite_pool(&self.page_limit, max_connections).connect_lazy_with((*p.connect_options()).clone()),
+            ),
+            Pool::Postgres(p) => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(p.options().get_acquire_timeout())
+                    .connect_lazy_with((*p.connect_options()).clone()),
+            ),
+        };
+        Store {
+            pool,
+            page_limit: self.page_limit.clone(),
+        }
+    }
+
+    /// Takes `n` connections of the shared pool and holds them until the
+    /// answer is dropped (tests of what must not wait for them).
+    #[cfg(test)]
+    pub(crate) async fn hold_connections(&self, n: usize) -> Vec<Box<dyn std::any::Any + Send>> {
+        let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+        for _ in 0..n {
+            match &self.pool {
+                Pool::Sqlite(p) => held.push(Box::new(p.acquire().await.expect("a connection"))),
+                Pool::Postgres(p) => held.push(Box::new(p.acquire().await.expect("a connection"))),
+            }
+        }
+        held
     }
 
     async fn migrate(&self) -> Result<()> {
