@@ -1103,17 +1103,29 @@ mod tests {
     async fn store(dir: &std::path::Path) -> Store {
         let url = format!("sqlite://{}", dir.join("w.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
+        add_tenant(&store, "1", "t", 7).await;
+        store
+    }
+
+    /// Tenant `ten_<n>`, named `name`, with its token `tok_<n>`.
+    async fn add_tenant(store: &Store, n: &str, name: &str, key: u8) {
         let tenant = crate::store::TenantRow {
-            id: "ten_1".into(),
-            name: "t".into(),
+            id: format!("ten_{n}"),
+            name: name.into(),
             platform: false,
             require_signatures: false,
             rego_differences: "warn".into(),
             created_at: 0,
         };
-        let token = crate::store::TokenRow::new("tok_1".into(), "ten_1", "t", Default::default(), "test".into(), 0);
-        store.create_tenant(&tenant, &token, &[7; 32]).await.unwrap();
-        store
+        let token = crate::store::TokenRow::new(
+            format!("tok_{n}"),
+            &tenant.id,
+            name,
+            Default::default(),
+            "test".into(),
+            0,
+        );
+        store.create_tenant(&tenant, &token, &[key; 32]).await.unwrap();
     }
 
     async fn ledger_on(store: Store) -> (Ledger, Arc<crate::supervise::Tasks>, Arc<Metrics>) {
@@ -1187,16 +1199,7 @@ mod tests {
     async fn receipts_of_appends_batched_together_verify() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        let tenant = crate::store::TenantRow {
-            id: "ten_2".into(),
-            name: "u".into(),
-            platform: false,
-            require_signatures: false,
-            rego_differences: "warn".into(),
-            created_at: 0,
-        };
-        let token = crate::store::TokenRow::new("tok_2".into(), "ten_2", "u", Default::default(), "test".into(), 0);
-        store.create_tenant(&tenant, &token, &[8; 32]).await.unwrap();
+        add_tenant(&store, "2", "u", 8).await;
         let (ledger, _, _) = ledger_on(store.clone()).await;
         let appends = (0..64).map(|n| {
             let ledger = ledger.clone();

@@ -149,13 +149,7 @@ impl Walk<'_> {
                 Literal::SomeVars { vars, .. } => vars.iter().for_each(|v| self.span(v)),
                 Literal::SomeIn {
                     key, value, collection, ..
-                } => {
-                    if let Some(k) = key {
-                        self.expr(k, depth);
-                    }
-                    self.expr(value, depth);
-                    self.expr(collection, depth);
-                }
+                } => self.member(key.as_deref(), value, collection, depth),
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr, depth),
                 Literal::Every {
                     key,
@@ -223,15 +217,18 @@ impl Walk<'_> {
             }
             Expr::Membership {
                 key, value, collection, ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k, d);
-                }
-                self.expr(value, d);
-                self.expr(collection, d);
-            }
+            } => self.member(key.as_deref(), value, collection, d),
             _ => {}
         }
+    }
+
+    /// `key, value in collection`, as a statement (`some … in`) or a value.
+    fn member(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr, depth: usize) {
+        if let Some(k) = key {
+            self.expr(k, depth);
+        }
+        self.expr(value, depth);
+        self.expr(collection, depth);
     }
 }
 

@@ -198,6 +198,17 @@ impl TestApp {
         self.call(Method::POST, "/v1/decisions", Some(token), Some(body)).await
     }
 
+    /// Replays a recorded decision (`POST /v1/decisions/{id}/replay`).
+    pub async fn replay(&self, token: &str, decision_id: &str) -> Reply {
+        self.call(
+            Method::POST,
+            &format!("/v1/decisions/{decision_id}/replay"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     /// A new token in the caller's tenant with these roles.
     pub async fn token(&self, admin: &str, roles: &[&str]) -> String {
         let r = self

@@ -650,14 +650,7 @@ async fn allowed_local_tool_runs_and_completes(backend: Backend) {
     );
     // The decision is an ordinary decision: it replays bit for bit.
     let decision = history["entries"][2]["payload"]["decision_id"].as_str().unwrap();
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/decisions/{decision}/replay"),
-            Some(&team.auditor),
-            None,
-        )
-        .await;
+    let r = app.replay(&team.auditor, decision).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["match"], true, "{}", r.body);
     let metrics = app.call(Method::GET, "/metrics", Some(&team.auditor), None).await;

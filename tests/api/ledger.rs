@@ -468,14 +468,7 @@ async fn a_decision_replays_identically_after_its_bundle_moved_on(backend: Backe
     assert_eq!(now.body["result"]["rev"], "3");
     assert_eq!(now.body["result"]["now"], 1_795_308_171_311_231_335i64);
 
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/decisions/{id}/replay"),
-            Some(&auditor),
-            None,
-        )
-        .await;
+    let r = app.replay(&auditor, &id).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["match"], true, "{}", r.body);
     assert_eq!(r.body["bundle"]["revision"], "1");
@@ -484,18 +477,9 @@ async fn a_decision_replays_identically_after_its_bundle_moved_on(backend: Backe
     assert_eq!(r.body["decision_id"], id.as_str());
 
     // Orchestrators cannot replay; unknown ids are a clear 404.
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/decisions/{id}/replay"),
-            Some(&orchestrator),
-            None,
-        )
-        .await;
+    let r = app.replay(&orchestrator, &id).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .call(Method::POST, "/v1/decisions/dec_nope/replay", Some(&auditor), None)
-        .await;
+    let r = app.replay(&auditor, "dec_nope").await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_decision"));
     app.stop().await;
 }

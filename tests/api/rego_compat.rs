@@ -417,14 +417,7 @@ async fn template_strings_answer_as_in_opa_and_replay(backend: Backend) {
     assert_eq!(d2.body["result"], json!("no decision 1.0"), "a number keeps its text");
     let auditor = app.token(&app.admin, &["auditor"]).await;
     let id = d.body["decision_id"].as_str().unwrap();
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/decisions/{id}/replay"),
-            Some(&auditor),
-            None,
-        )
-        .await;
+    let r = app.replay(&auditor, id).await;
     assert_eq!(
         (r.status, r.body["match"].clone()),
         (StatusCode::OK, json!(true)),
