@@ -223,12 +223,12 @@ fn regex_replace(args: &[Value]) -> anyhow::Result<Value> {
     let s = string(name, args, 1)?;
     let pattern = string(name, args, 2)?;
     let value = string(name, args, 3)?;
-    let re = super::compiled_regex(pattern).map_err(|e| {
+    let replaced = super::with_regex(pattern, |re| re.replace_all(s, value).into_owned()).map_err(|e| {
         let first = e.to_string();
         let line = first.lines().last().unwrap_or_default().trim().to_string();
         anyhow::anyhow!("{name}: error parsing regexp: {line}: `{pattern}`")
     })?;
-    Ok(Value::from(re.replace_all(s, value).into_owned()))
+    Ok(Value::from(replaced))
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@
 //! - [`keys`]: PEM, SubjectPublicKeyInfo and JWK parsing shared by the rest.
 //! - [`x509`]: `crypto.x509.*` and `crypto.parse_private_keys`.
 //! - [`globs`]: `regex.globs_match`, with OPA's intersection algorithm.
+//! - [`patterns`]: `regex.match` and `glob.match`, their patterns compiled
+//!   once per evaluating thread and matched in place.
 //! - [`yaml`]: `yaml.unmarshal`, `yaml.marshal`, `yaml.is_valid` as Go's
 //!   `yaml.v2` reads and writes YAML 1.1.
 //! - [`graphql`]: `graphql.*`: documents parsed into the shapes OPA
@@ -52,6 +54,7 @@ mod graphql;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 mod net;
+mod patterns;
 mod rego_module;
 mod schema;
 pub(crate) mod sprintf;
@@ -91,6 +94,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, u8, Builtin)> {
         .chain(x509::BUILTINS)
         .chain(yaml::BUILTINS)
         .chain(globs::BUILTINS)
+        .chain(patterns::BUILTINS)
         .chain(graphql::BUILTINS)
         .chain(rego_module::BUILTINS)
         .chain(uri::BUILTINS)
@@ -106,31 +110,30 @@ pub(crate) fn install(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Compiled size a pattern may reach, as regorus bounds its own.
+/// Compiled size a pattern of `regex.replace` or of a JSON Schema may
+/// reach.
 const REGEX_SIZE_LIMIT: usize = 10 * 1024 * 1024;
-/// Patterns kept compiled per evaluating thread.
-const REGEX_CACHE: usize = 64;
 
 thread_local! {
-    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static COMPILED: patterns::Kept<regex::Regex> = patterns::kept();
 }
 
-/// A pattern compiled once per evaluating thread (a few dozen kept), its
-/// compiled size bounded.
+/// `f` applied to `pattern` compiled (its compiled size bounded), as this
+/// evaluating thread keeps it: compiled once, matched in place.
+pub(crate) fn with_regex<R>(pattern: &str, f: impl FnOnce(&regex::Regex) -> R) -> Result<R, regex::Error> {
+    let compile = || {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(patterns::DFA_SIZE_LIMIT)
+            .build()
+    };
+    patterns::with_kept(&COMPILED, pattern, compile, f)
+}
+
+/// A pattern compiled once per evaluating thread, its compiled size
+/// bounded; a copy, for a caller that keeps it.
 pub(crate) fn compiled_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    COMPILED.with(|cache| {
-        if let Some(re) = cache.borrow().get(pattern) {
-            return Ok(re.clone());
-        }
-        let re = regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build()?;
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= REGEX_CACHE {
-            cache.clear();
-        }
-        cache.insert(pattern.to_string(), re.clone());
-        Ok(re)
-    })
+    with_regex(pattern, regex::Regex::clone)
 }
 
 /// The number of arguments one of Warden's own builtins takes.

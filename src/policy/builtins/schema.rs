@@ -610,7 +610,7 @@ impl<'s> Validation<'s> {
             )?;
         }
         if let Some(Json::String(p)) = s.get("pattern")
-            && !super::compiled_regex(p).map(|re| re.is_match(text)).unwrap_or(true)
+            && !super::with_regex(p, |re| re.is_match(text)).unwrap_or(true)
         {
             self.add("pattern", path, format!("Does not match pattern '{p}'"))?;
         }
