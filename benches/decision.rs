@@ -1,7 +1,10 @@
 //! Decision latency without HTTP: Warden's own path (parse the request,
 //! resolve the active version, evaluate with captured builtins, extract
 //! allow/reasons, serialise the response) against bare regorus evaluating
-//! the same rule of the same policy with the same input.
+//! the same rule of the same policy with the same input. Two policies: the
+//! commissioning routing policy (`rule`, `package`), and the shipped
+//! kernel policy answering an `invoke_tool` call (`kernel`: thirteen rules
+//! as data, their tool globs checked and matched at every call).
 //!
 //! Run: `cargo bench --bench decision`.
 
@@ -23,8 +26,32 @@ fn policy_source() -> String {
     .unwrap()
 }
 
+/// An `invoke_tool` call as the kernel asks its policy about it.
+const KERNEL_INPUT: &str = r#"{"execution":{"id":"exe_1","agent_id":"a0","labels":{},"initiator":"token-name:bench"},"agent":{"id":"a0"},"agent_id":"a0","tool":{"name":"kb.search","idempotent":true,"remote":false},"arguments":{"query":"refund policy","limit":5},"labels":{},"caller":{"token_id":"tok_1","token_name":"a","tenant_id":"ten_1","subject":"token-name:a","roles":["agent"]},"workflow":null,"skill":null,"organisation":null}"#;
+
+fn kernel_policy() -> (String, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel");
+    (
+        std::fs::read_to_string(format!("{dir}/tool.rego")).unwrap(),
+        std::fs::read_to_string(format!("{dir}/data.json")).unwrap(),
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision");
+
+    // The shipped kernel policy (rules as data), as the kernel asks it
+    // about each tool call.
+    let (source, data) = kernel_policy();
+    let mut kernel = regorus::Engine::new();
+    kernel.add_policy("tool.rego".into(), source).unwrap();
+    kernel.add_data(regorus::Value::from_json_str(&data).unwrap()).unwrap();
+    group.bench_function("bare_regorus/kernel", |b| {
+        b.iter(|| {
+            kernel.set_input(regorus::Value::from_json_str(black_box(KERNEL_INPUT)).unwrap());
+            black_box(kernel.eval_rule("data.warden.kernel.decision".to_string()).unwrap());
+        })
+    });
 
     // Bare regorus: one engine, compiled once, input parsed from JSON text.
     let mut engine = regorus::Engine::new();
@@ -68,25 +95,23 @@ fn bench(c: &mut Criterion) {
             runner_ids: Default::default(),
             expires_at: None,
         };
-        let bundle = warden::cli::bundle::build(
-            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/commissioning")),
-            Some("bench"),
-            &[],
-        )
-        .unwrap();
-        state.policy.upload(&principal, "commissioning", bundle).await.unwrap();
-        state
-            .policy
-            .activate(&principal, "commissioning", "bench", false)
-            .await
-            .unwrap();
+        // The shipped bundles, built from `policies/<name>` and activated.
+        for name in ["commissioning", "kernel"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(name);
+            let bundle = warden::cli::bundle::build(&dir, Some("bench"), &[]).unwrap();
+            state.policy.upload(&principal, name, bundle).await.unwrap();
+            state.policy.activate(&principal, name, "bench", false).await.unwrap();
+        }
         (state, principal)
     });
-    for (name, path) in [
-        ("rule", "agento/commissioning/routing/allow"),
-        ("package", "agento/commissioning/routing"),
+    for (name, path, input) in [
+        ("rule", "agento/commissioning/routing/allow", INPUT),
+        ("package", "agento/commissioning/routing", INPUT),
+        ("kernel", "warden/kernel/decision", KERNEL_INPUT),
     ] {
-        let body = format!(r#"{{"path":"{path}","input":{INPUT},"context":{{"workflow_id":"wf-1"}}}}"#);
+        let body = format!(r#"{{"path":"{path}","input":{input},"context":{{"workflow_id":"wf-1"}}}}"#);
         group.bench_function(format!("warden/{name}"), |b| {
             b.iter(|| {
                 let req: DecisionRequest = serde_json::from_str(black_box(&body)).unwrap();

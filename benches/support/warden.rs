@@ -92,7 +92,12 @@ impl Warden {
                 std::env::var("WARDEN_BENCH_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env_remove("WARDEN_CONFIG")
-            .env_remove("WARDEN_DATABASE_URL");
+            .env_remove("WARDEN_DATABASE_URL")
+            // As deployed: with either set, every error value the policy
+            // engine makes (and drops) while it evaluates captures a
+            // backtrace, a twentieth of an evaluation.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE");
         cmd.envs(env.iter().copied());
         if let Some(url) = &database_url {
             cmd.env("WARDEN_DATABASE_URL", url);
