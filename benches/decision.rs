@@ -4,7 +4,13 @@
 //! the same rule of the same policy with the same input. Two policies: the
 //! commissioning routing policy (`rule`, `package`), and the shipped
 //! kernel policy answering an `invoke_tool` call (`kernel`: thirteen rules
-//! as data, their tool globs checked and matched at every call).
+//! as data, their tool globs checked and matched at every call), also
+//! compiled for regorus's virtual machine (`bare_rvm/kernel`), which Warden
+//! does not use yet.
+//!
+//! A second group, `regorus_constructs`, prices what such a policy is made
+//! of in regorus's interpreter: a loop iteration, a local variable, a
+//! reference to another rule, a builtin call, a user function call.
 //!
 //! Run: `cargo bench --bench decision`.
 
@@ -50,6 +56,28 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             kernel.set_input(regorus::Value::from_json_str(black_box(KERNEL_INPUT)).unwrap());
             black_box(kernel.eval_rule("data.warden.kernel.decision".to_string()).unwrap());
+        })
+    });
+
+    // The same policy compiled for regorus's virtual machine (its RVM, which
+    // Warden does not use yet): what a compiled form would take.
+    let entry = "data.warden.kernel.decision";
+    let compiled = kernel.compile_with_entrypoint(&entry.into()).unwrap();
+    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[entry]).unwrap();
+    let mut vm = regorus::rvm::RegoVM::new();
+    vm.load_program(program);
+    vm.set_data(regorus::Value::from_json_str(&data).unwrap()).unwrap();
+    kernel.set_input(regorus::Value::from_json_str(KERNEL_INPUT).unwrap());
+    vm.set_input(regorus::Value::from_json_str(KERNEL_INPUT).unwrap());
+    assert_eq!(
+        vm.execute_entry_point_by_name(entry).unwrap(),
+        kernel.eval_rule(entry.to_string()).unwrap(),
+        "the RVM and the interpreter answer the kernel call differently"
+    );
+    group.bench_function("bare_rvm/kernel", |b| {
+        b.iter(|| {
+            vm.set_input(regorus::Value::from_json_str(black_box(KERNEL_INPUT)).unwrap());
+            black_box(vm.execute_entry_point_by_name(entry).unwrap());
         })
     });
 
@@ -123,5 +151,39 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// What the interpreter charges for each construct a policy is made of:
+/// each rule below runs one construct 100 times in a loop (`loop` alone is
+/// the loop's own cost), so (rule − loop) / 100 is one construct's price.
+const CONSTRUCTS: &str = r#"package m
+
+items := numbers.range(1, 100)
+
+one := 1
+
+f(i) if i > 0
+
+loop := count([1 | some i in items])
+
+local := count([1 | k := one; some i in items; k == 1])
+
+rule_reference := count([1 | some i in items; one == 1])
+
+builtin_call := count([1 | some i in items; is_number(i)])
+
+function_call := count([1 | some i in items; f(i)])
+"#;
+
+fn constructs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("regorus_constructs");
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("m.rego".into(), CONSTRUCTS.to_string()).unwrap();
+    for rule in ["loop", "local", "rule_reference", "builtin_call", "function_call"] {
+        let path = format!("data.m.{rule}");
+        assert_eq!(engine.eval_rule(path.clone()).unwrap(), regorus::Value::from(100u64));
+        group.bench_function(rule, |b| b.iter(|| black_box(engine.eval_rule(path.clone()).unwrap())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, constructs);
 criterion_main!(benches);
