@@ -181,7 +181,7 @@ impl From<StoreError> for Problem {
                 p
             }
             StoreError::Corrupt(_) => Problem::internal("store", &e),
-            StoreError::Database(_) | StoreError::Migrate(_) => {
+            StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_) => {
                 tracing::error!(error = %e, "store unavailable");
                 let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -267,8 +267,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// with each batch rather than cached.
 const CONTENDED_FOR: Duration = Duration::from_secs(10);
 
-/// The writer's own connections: one for its batch, one for the
-/// connection a failed batch leaves closing.
+/// The writer's own sqlx connections: on PostgreSQL one for its batch and
+/// one for the connection a failed batch leaves closing. On SQLite its
+/// batches run on connections its thread steps (`store::statement`), and
+/// these serve only its probe's cleanup.
 const WRITER_CONNECTIONS: u32 = 2;
 
 /// How many times a batch PostgreSQL aborted (a deadlock, a serialization

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::ledger::TxConn;
+use super::statement::query;
 use super::{BundleVersionRow, Result, StoreError};
 
 /// A new version and its archive.
@@ -34,13 +35,25 @@ pub(super) async fn insert(conn: &mut TxConn, up: &BundleUpload) -> Result<()> {
     let v = &up.version;
     let roots = serde_json::to_string(&v.roots).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let tests = v.tests.to_string();
-    on_conn!(conn, tx => sqlx::query(
+    query(
         "INSERT INTO bundle_versions (tenant_id, name, revision, digest, roots, size_bytes, content, tests, \
-         tests_passed, signed_by, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-        .bind(&v.tenant_id).bind(&v.name).bind(&v.revision).bind(&v.digest).bind(&roots).bind(v.size_bytes)
-        .bind(up.content.as_slice()).bind(&tests).bind(v.tests_passed).bind(&v.signed_by).bind(&v.uploaded_by)
-        .bind(v.uploaded_at)
-        .execute(&mut **tx).await.map(|_| ()))
+         tests_passed, signed_by, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&v.tenant_id)
+    .bind(&v.name)
+    .bind(&v.revision)
+    .bind(&v.digest)
+    .bind(&roots)
+    .bind(v.size_bytes)
+    .bind(up.content.as_slice())
+    .bind(&tests)
+    .bind(v.tests_passed)
+    .bind(&v.signed_by)
+    .bind(&v.uploaded_by)
+    .bind(v.uploaded_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
     .map_err(super::changed_on_unique("bundle revision"))
 }
 
@@ -48,24 +61,24 @@ pub(super) async fn insert(conn: &mut TxConn, up: &BundleUpload) -> Result<()> {
 /// moved since it was read is [`StoreError::Changed`].
 pub(super) async fn activate(conn: &mut TxConn, a: &ActivationRow) -> Result<()> {
     let moved = match &a.previous {
-        None => on_conn!(conn, tx => sqlx::query(
+        None => query(
             "INSERT INTO bundle_heads (tenant_id, name, revision, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5)")
             .bind(&a.tenant_id).bind(&a.name).bind(&a.revision).bind(a.at).bind(&a.by)
-            .execute(&mut **tx).await.map(|d| d.rows_affected()))
+            .execute(conn).await
         .map_err(super::changed_on_unique("bundle head"))?,
-        Some(previous) => on_conn!(conn, tx => sqlx::query(
+        Some(previous) => query(
             "UPDATE bundle_heads SET revision = $3, activated_at = $4, activated_by = $5 \
              WHERE tenant_id = $1 AND name = $2 AND revision = $6")
             .bind(&a.tenant_id).bind(&a.name).bind(&a.revision).bind(a.at).bind(&a.by).bind(previous)
-            .execute(&mut **tx).await.map(|d| d.rows_affected()))?,
+            .execute(conn).await?,
     };
     if moved != 1 {
         return Err(StoreError::Changed("bundle head"));
     }
-    on_conn!(conn, tx => sqlx::query(
+    query(
         "INSERT INTO bundle_activations (tenant_id, name, revision, previous_revision, forced, activated_at, activated_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(&a.tenant_id).bind(&a.name).bind(&a.revision).bind(&a.previous).bind(a.forced).bind(a.at).bind(&a.by)
-        .execute(&mut **tx).await.map(|_| ()))?;
+        .execute(conn).await.map(|_| ())?;
     Ok(())
 }

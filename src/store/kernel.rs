@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::ledger::TxConn;
+use super::statement::{QueryBuilder, Value, query};
 use super::{Pool, Result, Store, StoreError};
 use crate::model::kernel::{
     ApprovalRow, ExecState, ExecutionRow, HistoryRow, OnExpiry, PushRow, ReviewState, StepRow, StepState, WaitingOn,
@@ -266,26 +267,20 @@ macro_rules! write_rows {
     ($conn:expr, $rows:expr, $table:literal, $cols:expr, $update:expr, $what:literal, $bind:ident, $guard:expr) => {{
         let (new, old): (Vec<_>, Vec<_>) = $rows.iter().partition(|(_, expected)| expected.is_none());
         for chunk in new.chunks(ROWS_CHUNK) {
-            on_conn!($conn, tx => {
-                let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO {} ({}) ", $table, $cols));
-                q.push_values(chunk, |mut b, (row, _)| {
-                    $bind!(b, row);
-                });
-                q.build().execute(&mut **tx).await.map(|_| ())
-            })
-            .map_err(super::conflict($what))?;
+            let mut q = QueryBuilder::new(format!("INSERT INTO {} ({}) ", $table, $cols));
+            q.push_values(chunk, |mut b, (row, _)| {
+                $bind!(b, row);
+            });
+            q.build().execute($conn).await.map_err(super::conflict($what))?;
         }
         for chunk in old.chunks(ROWS_CHUNK) {
             let (head, tail) = &*$update;
-            let written = on_conn!($conn, tx => {
-                let mut q = sqlx::QueryBuilder::new(head.as_str());
-                q.push_values(chunk, |mut b, (row, expected)| {
-                    $bind!(b, row).push_bind($guard(*expected));
-                });
-                q.push(tail.as_str());
-                q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
-            })
-            .map_err(super::conflict($what))?;
+            let mut q = QueryBuilder::new(head.as_str());
+            q.push_values(chunk, |mut b, (row, expected)| {
+                $bind!(b, row).push_bind($guard(*expected));
+            });
+            q.push(tail.as_str());
+            let written = q.build().execute($conn).await.map_err(super::conflict($what))?;
             if written != chunk.len() as u64 {
                 return Err(StoreError::Changed($what));
             }
@@ -327,7 +322,7 @@ pub(super) async fn write_steps(conn: &mut TxConn, rows: &[(&StepRow, Option<Ste
 /// Records a reviewer's verdict; a second verdict by the same reviewer on
 /// the same step is [`StoreError::Changed`].
 pub(super) async fn insert_approval(conn: &mut TxConn, a: &ApprovalRow) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query(
+    query(
         "INSERT INTO kernel_approvals (step_id, tenant_id, reviewer_token, reviewer, approve, \
             reason, args_hash, at, subject) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
     )
@@ -340,32 +335,32 @@ pub(super) async fn insert_approval(conn: &mut TxConn, a: &ApprovalRow) -> Resul
     .bind(&a.args_hash)
     .bind(a.at)
     .bind(&a.subject)
-    .execute(&mut **tx)
+    .execute(conn)
     .await
-    .map(|_| ()))
+    .map(|_| ())
     .map_err(super::changed_on_unique("verdict"))
 }
 
 /// Appends history entries, each with the index of its ledger entry.
 pub(super) async fn insert_history(conn: &mut TxConn, rows: &[(&HistoryRow, u64)]) -> Result<()> {
     for chunk in rows.chunks(HISTORY_CHUNK) {
-        on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index) ",
-            );
-            q.push_values(chunk, |mut b, (h, index)| {
-                b.push_bind(&h.execution_id)
-                    .push_bind(h.seq)
-                    .push_bind(&h.tenant_id)
-                    .push_bind(h.kind)
-                    .push_bind(&h.actor)
-                    .push_bind(text(&h.payload))
-                    .push_bind(h.at)
-                    .push_bind(*index as i64);
-            });
-            q.build().execute(&mut **tx).await.map(|_| ())
-        })
-        .map_err(super::conflict("history entry"))?;
+        let mut q = QueryBuilder::new(
+            "INSERT INTO kernel_history (execution_id, seq, tenant_id, kind, actor, payload, at, ledger_index) ",
+        );
+        q.push_values(chunk, |mut b, (h, index)| {
+            b.push_bind(&h.execution_id)
+                .push_bind(h.seq)
+                .push_bind(&h.tenant_id)
+                .push_bind(h.kind)
+                .push_bind(&h.actor)
+                .push_bind(text(&h.payload))
+                .push_bind(h.at)
+                .push_bind(*index as i64);
+        });
+        q.build()
+            .execute(conn)
+            .await
+            .map_err(super::conflict("history entry"))?;
     }
     Ok(())
 }
@@ -394,26 +389,30 @@ pub(super) async fn push_all(conn: &mut TxConn, rows: &[&PushRow]) -> Result<Vec
         // The statement reads the table as it was before it (PostgreSQL's
         // snapshot; SQLite computes a SELECT from the table it inserts into
         // in full first).
-        let numbered: Vec<(String, i64)> = on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
-                 SELECT v.column1, COALESCE((SELECT MAX(p.seq) FROM kernel_pushes p WHERE p.recipient = v.column1), 0) \
-                 + v.column2, v.column3, v.column4, v.column5 FROM (",
-            );
-            q.push_values(chunk.iter().zip(&places), |mut b, (p, place)| {
-                b.push_bind(&p.recipient)
-                    .push_bind(*place)
-                    .push_bind(p.event)
-                    .push_bind(text(&p.data))
-                    .push_bind(p.created_at);
-            });
-            q.push(") AS v RETURNING recipient, seq");
-            q.build_query_as::<(String, i64)>().fetch_all(&mut **tx).await
-        })
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed("stream"),
-            _ => StoreError::Database(e),
-        })?;
+        let mut q = QueryBuilder::new(
+            "INSERT INTO kernel_pushes (recipient, seq, event, data, created_at) \
+             SELECT v.column1, COALESCE((SELECT MAX(p.seq) FROM kernel_pushes p WHERE p.recipient = v.column1), 0) \
+             + v.column2, v.column3, v.column4, v.column5 FROM (",
+        );
+        q.push_values(chunk.iter().zip(&places), |mut b, (p, place)| {
+            b.push_bind(&p.recipient)
+                .push_bind(*place)
+                .push_bind(p.event)
+                .push_bind(text(&p.data))
+                .push_bind(p.created_at);
+        });
+        q.push(") AS v RETURNING recipient, seq");
+        let numbered = q
+            .build()
+            .fetch_all(conn)
+            .await
+            .map_err(super::changed_on_unique("stream"))?
+            .into_iter()
+            .map(|row| match <[Value; 2]>::try_from(row) {
+                Ok([recipient, seq]) => Ok((recipient.text("a stream's recipient")?, seq.int("a stream's number")?)),
+                Err(_) => Err(StoreError::Corrupt("a stream message row is not two columns".into())),
+            })
+            .collect::<Result<Vec<(String, i64)>>>()?;
         // A recipient's numbers, lowest first, go to its messages in order.
         let mut first: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for (recipient, seq) in &numbered {
@@ -432,12 +431,11 @@ pub(super) async fn push_all(conn: &mut TxConn, rows: &[&PushRow]) -> Result<Vec
 
 /// Marks an ended execution as taken in by its workflow run.
 pub(super) async fn settle(conn: &mut TxConn, execution_id: &str) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")
+    query("UPDATE kernel_executions SET settled = TRUE WHERE id = $1")
         .bind(execution_id)
-        .execute(&mut **tx)
+        .execute(conn)
         .await
-        .map(|_| ()))?;
-    Ok(())
+        .map(|_| ())
 }
 
 /// Which executions wait for an agent stream.

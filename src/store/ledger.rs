@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 
+use sqlx::Row;
 use sqlx::pool::PoolConnection;
-use sqlx::{QueryBuilder, Row};
 
+use super::statement::direct::DirectConn;
+use super::statement::{QueryBuilder, Value, query};
 use super::{Pool, Result, Store, StoreError};
 use crate::evidence::merkle::{Hash, NodeId};
 
@@ -116,14 +118,18 @@ macro_rules! key_from_row {
 
 const ENTRY_COLUMNS: &str = "idx, ts, kind, subject, hash, bytes";
 
-/// One batch's transaction, on a pool connection it holds until it ends.
+/// One batch's transaction, on a connection it holds until it ends.
 ///
 /// It ends in exactly one of three ways: [`LedgerTx::commit`] succeeds;
 /// [`LedgerTx::rollback`] succeeds; or neither did (a failed COMMIT whose
 /// ROLLBACK failed too, or a transaction dropped unfinished), and then the
-/// connection is closed instead of going back to the pool, so the pool opens
-/// a fresh one. A batch that failed therefore never leaves a connection
+/// connection is closed instead of being kept, so the next batch opens a
+/// fresh one. A batch that failed therefore never leaves a connection
 /// inside a transaction for the next batch.
+///
+/// On SQLite its statements run on the calling thread (the ledger
+/// writer's own), which waits for SQLite, and for the write lock up to the
+/// busy timeout ([`super::statement`]).
 pub struct LedgerTx {
     pub(super) conn: TxConn,
     /// BEGIN ran, and neither COMMIT nor ROLLBACK has succeeded since.
@@ -131,17 +137,18 @@ pub struct LedgerTx {
 }
 
 pub(super) enum TxConn {
-    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Direct(DirectConn),
     Postgres(PoolConnection<sqlx::Postgres>),
 }
 
-macro_rules! with_tx {
-    ($self:expr, $tx:ident => $body:expr) => {
-        match &mut $self.conn {
-            TxConn::Sqlite($tx) => $body,
-            TxConn::Postgres($tx) => $body,
+impl TxConn {
+    /// Closes the connection instead of keeping it for the next batch.
+    fn discard(&mut self) {
+        match self {
+            TxConn::Direct(c) => c.discard(),
+            TxConn::Postgres(c) => c.close_on_drop(),
         }
-    };
+    }
 }
 
 impl Drop for LedgerTx {
@@ -152,7 +159,7 @@ impl Drop for LedgerTx {
             );
             // Closing it ends the transaction in the database (SQLite and
             // PostgreSQL roll back what a closed connection left open).
-            with_tx!(self, c => c.close_on_drop());
+            self.conn.discard();
         }
     }
 }
@@ -160,55 +167,47 @@ impl Drop for LedgerTx {
 impl LedgerTx {
     /// Runs one statement without parameters (a savepoint's) in the batch.
     pub(super) async fn execute(&mut self, sql: &'static str) -> Result<()> {
-        with_tx!(self, tx => sqlx::query(sql).execute(&mut **tx).await.map(|_| ()))?;
-        Ok(())
+        query(sql).execute(&mut self.conn).await.map(|_| ())
     }
 
     /// The head of the tenant's log, locked until commit; None for a log
     /// with no entries yet.
     pub async fn lock_head(&mut self, tenant_id: &str) -> Result<Option<LogHead>> {
-        let row = match &mut self.conn {
-            TxConn::Sqlite(tx) => sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) }),
-            TxConn::Postgres(tx) => {
-                sqlx::query("SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1 FOR UPDATE")
-                    .bind(tenant_id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| -> Result<_> { Ok((r.try_get("size")?, r.try_get("last_hash")?, r.try_get("frontier")?)) })
-            }
+        let sql = match self.conn {
+            // SQLite's BEGIN IMMEDIATE holds the write lock already.
+            TxConn::Direct(_) => "SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1",
+            TxConn::Postgres(_) => "SELECT size, last_hash, frontier FROM ledger_logs WHERE tenant_id = $1 FOR UPDATE",
         };
-        match row.transpose()? {
-            None => Ok(None),
-            Some((size, last, frontier)) => {
-                let (size, last, frontier): (i64, Vec<u8>, Vec<u8>) = (size, last, frontier);
-                Ok(Some(LogHead {
-                    size: u64_of(size, "log size")?,
-                    last_hash: hash_of(&last, "a log's last hash")?,
-                    frontier: frontier_of(&frontier)?,
-                }))
-            }
-        }
+        let Some(row) = query(sql).bind(tenant_id).fetch_all(&mut self.conn).await?.pop() else {
+            return Ok(None);
+        };
+        let [size, last, frontier]: [Value; 3] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a log head row is not three columns".into()))?;
+        Ok(Some(LogHead {
+            size: u64_of(size.int("log size")?, "log size")?,
+            last_hash: hash_of(&last.blob("a log's last hash")?, "a log's last hash")?,
+            frontier: frontier_of(&frontier.blob("a log's frontier")?)?,
+        }))
     }
 
     pub async fn insert_entries(&mut self, tenant_id: &str, entries: &[EntryRow]) -> Result<()> {
         for chunk in entries.chunks(INSERT_CHUNK) {
-            with_tx!(self, tx => {
-                let mut q = QueryBuilder::new("INSERT INTO ledger_entries (tenant_id, idx, ts, kind, subject, hash, bytes) ");
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(tenant_id)
-                        .push_bind(e.index as i64)
-                        .push_bind(e.ts)
-                        .push_bind(e.kind.as_str())
-                        .push_bind(e.subject.as_deref())
-                        .push_bind(&e.hash.as_bytes()[..])
-                        .push_bind(&e.bytes[..]);
-                });
-                q.build().execute(&mut **tx).await.map_err(super::conflict("an entry at this index"))?;
+            let mut q =
+                QueryBuilder::new("INSERT INTO ledger_entries (tenant_id, idx, ts, kind, subject, hash, bytes) ");
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(tenant_id)
+                    .push_bind(e.index as i64)
+                    .push_bind(e.ts)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.subject.as_deref())
+                    .push_bind(&e.hash.as_bytes()[..])
+                    .push_bind(&e.bytes[..]);
             });
+            q.build()
+                .execute(&mut self.conn)
+                .await
+                .map_err(super::conflict("an entry at this index"))?;
         }
         Ok(())
     }
@@ -216,25 +215,28 @@ impl LedgerTx {
     /// Subtree hashes above the leaves (level ≥ 1).
     pub async fn insert_nodes(&mut self, tenant_id: &str, nodes: &[(NodeId, Hash)]) -> Result<()> {
         for chunk in nodes.chunks(INSERT_CHUNK) {
-            with_tx!(self, tx => {
-                let mut q = QueryBuilder::new("INSERT INTO ledger_nodes (tenant_id, level, idx, hash) ");
-                q.push_values(chunk, |mut b, (id, h)| {
-                    b.push_bind(tenant_id)
-                        .push_bind(id.level as i32)
-                        .push_bind(id.index as i64)
-                        .push_bind(&h.as_bytes()[..]);
-                });
-                q.build().execute(&mut **tx).await?;
+            let mut q = QueryBuilder::new("INSERT INTO ledger_nodes (tenant_id, level, idx, hash) ");
+            q.push_values(chunk, |mut b, (id, h)| {
+                b.push_bind(tenant_id)
+                    .push_bind(id.level as i32)
+                    .push_bind(id.index as i64)
+                    .push_bind(&h.as_bytes()[..]);
             });
+            q.build().execute(&mut self.conn).await?;
         }
         Ok(())
     }
 
     pub async fn insert_checkpoint(&mut self, tenant_id: &str, c: &CheckpointRow) -> Result<()> {
-        with_tx!(self, tx => sqlx::query("INSERT INTO ledger_checkpoints (tenant_id, size, root, note, ts) VALUES ($1, $2, $3, $4, $5)")
-            .bind(tenant_id).bind(c.size as i64).bind(&c.root.as_bytes()[..]).bind(&c.note).bind(c.ts)
-            .execute(&mut **tx).await.map(|_| ()))?;
-        Ok(())
+        query("INSERT INTO ledger_checkpoints (tenant_id, size, root, note, ts) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant_id)
+            .bind(c.size as i64)
+            .bind(&c.root.as_bytes()[..])
+            .bind(&c.note)
+            .bind(c.ts)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
     }
 
     /// Moves the head from `previous` (the head this batch extended; None
@@ -249,15 +251,29 @@ impl LedgerTx {
     ) -> Result<()> {
         let frontier: Vec<u8> = head.frontier.iter().flat_map(|h| *h.as_bytes()).collect();
         let moved = match previous {
-            None => with_tx!(self, tx => sqlx::query(
-                "INSERT INTO ledger_logs (tenant_id, size, last_hash, frontier, updated_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
-                .execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(super::conflict("a newer log head")))?,
-            Some(old) => with_tx!(self, tx => sqlx::query(
-                "UPDATE ledger_logs SET size = $2, last_hash = $3, frontier = $4, updated_at = $5 WHERE tenant_id = $1 AND size = $6")
-                .bind(tenant_id).bind(head.size as i64).bind(&head.last_hash.as_bytes()[..]).bind(&frontier).bind(now_ms)
-                .bind(old as i64)
-                .execute(&mut **tx).await.map(|r| r.rows_affected()))?,
+            None => query(
+                "INSERT INTO ledger_logs (tenant_id, size, last_hash, frontier, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(tenant_id)
+            .bind(head.size as i64)
+            .bind(&head.last_hash.as_bytes()[..])
+            .bind(&frontier)
+            .bind(now_ms)
+            .execute(&mut self.conn)
+            .await
+            .map_err(super::conflict("a newer log head"))?,
+            Some(old) => query(
+                "UPDATE ledger_logs SET size = $2, last_hash = $3, frontier = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND size = $6",
+            )
+            .bind(tenant_id)
+            .bind(head.size as i64)
+            .bind(&head.last_hash.as_bytes()[..])
+            .bind(&frontier)
+            .bind(now_ms)
+            .bind(old as i64)
+            .execute(&mut self.conn)
+            .await?,
         };
         if moved != 1 {
             return Err(StoreError::Conflict("a newer log head"));
@@ -267,24 +283,36 @@ impl LedgerTx {
 
     /// Every tenant whose log has entries.
     pub async fn logs(&mut self) -> Result<Vec<String>> {
-        with_tx!(self, tx => {
-            let rows = sqlx::query("SELECT tenant_id FROM ledger_logs ORDER BY tenant_id").fetch_all(&mut **tx).await?;
-            rows.iter().map(|r| Ok(r.try_get("tenant_id")?)).collect()
-        })
+        let rows = query("SELECT tenant_id FROM ledger_logs ORDER BY tenant_id")
+            .fetch_all(&mut self.conn)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("a log row without its tenant".into()))?
+                    .text("a log's tenant")
+            })
+            .collect()
     }
 
     /// Retires the current signing key and makes `next` current.
     pub async fn rotate_key(&mut self, previous: &str, next: &LedgerKeyRow, now_ms: i64) -> Result<()> {
-        with_tx!(self, tx => {
-            let done = sqlx::query("UPDATE ledger_keys SET retired_at = $1 WHERE verifier = $2 AND retired_at IS NULL")
-                .bind(now_ms).bind(previous).execute(&mut **tx).await?.rows_affected();
-            if done != 1 {
-                return Err(StoreError::Conflict("a newer ledger signing key"));
-            }
-            sqlx::query("INSERT INTO ledger_keys (verifier, name, key_id, created_at, retired_at) VALUES ($1, $2, $3, $4, NULL)")
-                .bind(&next.verifier).bind(&next.name).bind(&next.key_id).bind(next.created_at)
-                .execute(&mut **tx).await?;
-        });
+        let done = query("UPDATE ledger_keys SET retired_at = $1 WHERE verifier = $2 AND retired_at IS NULL")
+            .bind(now_ms)
+            .bind(previous)
+            .execute(&mut self.conn)
+            .await?;
+        if done != 1 {
+            return Err(StoreError::Conflict("a newer ledger signing key"));
+        }
+        query("INSERT INTO ledger_keys (verifier, name, key_id, created_at, retired_at) VALUES ($1, $2, $3, $4, NULL)")
+            .bind(&next.verifier)
+            .bind(&next.name)
+            .bind(&next.key_id)
+            .bind(next.created_at)
+            .execute(&mut self.conn)
+            .await?;
         Ok(())
     }
 
@@ -292,14 +320,14 @@ impl LedgerTx {
     /// durable: the transaction is rolled back (or its connection closed)
     /// before the error is returned.
     pub async fn commit(mut self) -> Result<()> {
-        match with_tx!(self, tx => sqlx::query("COMMIT").execute(&mut **tx).await.map(|_| ())) {
+        match self.execute("COMMIT").await {
             Ok(()) => {
                 self.open = false;
                 Ok(())
             }
             Err(e) => {
                 self.rollback().await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -308,12 +336,12 @@ impl LedgerTx {
     /// SQLite a full disk may already have rolled the transaction back),
     /// the connection is closed rather than reused.
     pub async fn rollback(mut self) {
-        match with_tx!(self, tx => sqlx::query("ROLLBACK").execute(&mut **tx).await.map(|_| ())) {
+        match self.execute("ROLLBACK").await {
             Ok(()) => self.open = false,
             Err(e) => {
                 tracing::warn!(error = %e, "rolling back a failed ledger batch failed; its connection is closed");
                 self.open = false;
-                with_tx!(self, c => c.close_on_drop());
+                self.conn.discard();
             }
         }
     }
@@ -321,21 +349,28 @@ impl LedgerTx {
 
 impl Store {
     /// Opens a batch transaction holding the database's write lock
-    /// (SQLite) or ready to lock log heads (PostgreSQL).
+    /// (SQLite) or ready to lock log heads (PostgreSQL). On SQLite the
+    /// calling thread waits for the lock: only the ledger writer's own
+    /// thread calls it.
     pub async fn ledger_tx(&self) -> Result<LedgerTx> {
         // Open from before BEGIN is sent: a BEGIN that fails or is
-        // cancelled midway closes the connection rather than return it in
+        // cancelled midway closes the connection rather than keep it in
         // an unknown state.
         let mut tx = LedgerTx {
-            conn: match &self.pool {
-                Pool::Sqlite(p) => TxConn::Sqlite(p.acquire().await?),
-                Pool::Postgres(p) => TxConn::Postgres(p.acquire().await?),
+            conn: match (&self.pool, &self.direct) {
+                (Pool::Sqlite(_), Some(direct)) => TxConn::Direct(direct.acquire()?),
+                (Pool::Postgres(p), _) => TxConn::Postgres(p.acquire().await?),
+                (Pool::Sqlite(_), None) => {
+                    return Err(StoreError::Corrupt(
+                        "an SQLite store without its ledger connections".into(),
+                    ));
+                }
             },
             open: true,
         };
-        match &mut tx.conn {
-            TxConn::Sqlite(c) => sqlx::query("BEGIN IMMEDIATE").execute(&mut **c).await.map(|_| ())?,
-            TxConn::Postgres(c) => sqlx::query("BEGIN").execute(&mut **c).await.map(|_| ())?,
+        match tx.conn {
+            TxConn::Direct(_) => tx.execute("BEGIN IMMEDIATE").await?,
+            TxConn::Postgres(_) => tx.execute("BEGIN").await?,
         }
         Ok(tx)
     }
@@ -352,13 +387,16 @@ impl Store {
             .finalize_xof()
             .fill(&mut filler);
         let mut tx = self.ledger_tx().await?;
-        let inserted = with_tx!(tx, c => sqlx::query("INSERT INTO store_probe (at, filler) VALUES ($1, $2)")
-            .bind(now_ms).bind(&filler).execute(&mut **c).await.map(|_| ()));
+        let inserted = query("INSERT INTO store_probe (at, filler) VALUES ($1, $2)")
+            .bind(now_ms)
+            .bind(&filler)
+            .execute(&mut tx.conn)
+            .await;
         match inserted {
-            Ok(()) => tx.commit().await?,
+            Ok(_) => tx.commit().await?,
             Err(e) => {
                 tx.rollback().await;
-                return Err(e.into());
+                return Err(e);
             }
         }
         with_pool!(self, p => sqlx::query("DELETE FROM store_probe").execute(p).await.map(|_| ()))?;
@@ -504,7 +542,7 @@ impl Store {
         let inner: Vec<&NodeId> = ids.iter().filter(|n| n.level > 0).collect();
         if !leaves.is_empty() {
             let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, p => {
-                let mut q = QueryBuilder::new("SELECT idx, hash FROM ledger_entries WHERE tenant_id = ");
+                let mut q = sqlx::QueryBuilder::new("SELECT idx, hash FROM ledger_entries WHERE tenant_id = ");
                 q.push_bind(tenant_id).push(" AND idx IN (");
                 let mut sep = q.separated(", ");
                 for i in &leaves {
@@ -528,7 +566,7 @@ impl Store {
             let rows: Vec<(i32, i64, Vec<u8>)> = with_pool!(self, p => {
                 // One point lookup per subtree, so every one uses the
                 // primary key (an OR of pairs makes planners scan).
-                let mut q = QueryBuilder::new("");
+                let mut q = sqlx::QueryBuilder::new("");
                 for (n, id) in inner.iter().enumerate() {
                     if n > 0 {
                         q.push(" UNION ALL ");

@@ -6,7 +6,8 @@
 use sqlx::Row;
 
 use super::ledger::TxConn;
-use super::{Pool, Result, Store, StoreError};
+use super::statement::query;
+use super::{Pool, Result, Store};
 
 /// An upstream MCP server a tenant admin registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,66 +206,96 @@ pub(super) async fn write(conn: &mut TxConn, w: &McpWrite) -> Result<()> {
     match w {
         McpWrite::PutUpstream(r) => {
             if r.version > 1 {
-                let done = on_conn!(conn, tx => sqlx::query(
+                return query(
                     "UPDATE mcp_upstreams SET url = $1, secret = $2, version = $3, updated_at = $4 \
-                     WHERE tenant_id = $5 AND name = $6 AND version = $7")
-                    .bind(&r.url).bind(&r.secret).bind(r.version).bind(r.updated_at)
-                    .bind(&r.tenant_id).bind(&r.name).bind(r.version - 1)
-                    .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-                return if done == 1 {
-                    Ok(())
-                } else {
-                    Err(StoreError::Changed("MCP upstream"))
-                };
+                     WHERE tenant_id = $5 AND name = $6 AND version = $7",
+                )
+                .bind(&r.url)
+                .bind(&r.secret)
+                .bind(r.version)
+                .bind(r.updated_at)
+                .bind(&r.tenant_id)
+                .bind(&r.name)
+                .bind(r.version - 1)
+                .execute_one(conn, "MCP upstream")
+                .await;
             }
-            on_conn!(conn, tx => sqlx::query(
+            query(
                 "INSERT INTO mcp_upstreams (tenant_id, name, url, secret, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 1, $5, $5)")
-                .bind(&r.tenant_id).bind(&r.name).bind(&r.url).bind(&r.secret).bind(r.created_at)
-                .execute(&mut **tx).await.map(|_| ()))
+                 VALUES ($1, $2, $3, $4, 1, $5, $5)",
+            )
+            .bind(&r.tenant_id)
+            .bind(&r.name)
+            .bind(&r.url)
+            .bind(&r.secret)
+            .bind(r.created_at)
+            .execute(conn)
+            .await
+            .map(|_| ())
             .map_err(super::changed_on_unique("MCP upstream"))
         }
         McpWrite::DeleteUpstream { tenant_id, name } => {
-            on_conn!(conn, tx => {
-                sqlx::query("DELETE FROM mcp_tools WHERE tenant_id = $1 AND upstream = $2")
-                    .bind(tenant_id).bind(name).execute(&mut **tx).await?;
-                sqlx::query("DELETE FROM mcp_upstreams WHERE tenant_id = $1 AND name = $2")
-                    .bind(tenant_id).bind(name).execute(&mut **tx).await.map(|_| ())
-            })?;
+            query("DELETE FROM mcp_tools WHERE tenant_id = $1 AND upstream = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(conn)
+                .await?;
+            query("DELETE FROM mcp_upstreams WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(conn)
+                .await?;
             Ok(())
         }
         McpWrite::Tool(t) => {
-            on_conn!(conn, tx => sqlx::query(
+            query(
                 "INSERT INTO mcp_tools (tenant_id, upstream, name, pinned_hash, pinned, current_hash, current, \
                  pinned_at, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (tenant_id, upstream, name) DO UPDATE SET pinned_hash = excluded.pinned_hash, \
                  pinned = excluded.pinned, current_hash = excluded.current_hash, current = excluded.current, \
-                 pinned_at = excluded.pinned_at, changed_at = excluded.changed_at")
-                .bind(&t.tenant_id).bind(&t.upstream).bind(&t.name).bind(&t.pinned_hash).bind(&t.pinned)
-                .bind(&t.current_hash).bind(&t.current).bind(t.pinned_at).bind(t.changed_at)
-                .execute(&mut **tx).await.map(|_| ()))?;
+                 pinned_at = excluded.pinned_at, changed_at = excluded.changed_at",
+            )
+            .bind(&t.tenant_id)
+            .bind(&t.upstream)
+            .bind(&t.name)
+            .bind(&t.pinned_hash)
+            .bind(&t.pinned)
+            .bind(&t.current_hash)
+            .bind(&t.current)
+            .bind(t.pinned_at)
+            .bind(t.changed_at)
+            .execute(conn)
+            .await
+            .map(|_| ())?;
             Ok(())
         }
         McpWrite::Review { row: r, expected } => {
             let Some(expected) = expected else {
-                on_conn!(conn, tx => sqlx::query(
+                query(
                     "INSERT INTO mcp_reviews (execution_id, tenant_id, agent_id, tool, args_hash, state, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                    .bind(&r.execution_id).bind(&r.tenant_id).bind(&r.agent_id).bind(&r.tool).bind(&r.args_hash)
-                    .bind(&r.state).bind(r.created_at).bind(r.updated_at)
-                    .execute(&mut **tx).await.map(|_| ()))
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&r.execution_id)
+                .bind(&r.tenant_id)
+                .bind(&r.agent_id)
+                .bind(&r.tool)
+                .bind(&r.args_hash)
+                .bind(&r.state)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(conn)
+                .await
+                .map(|_| ())
                 .map_err(super::changed_on_unique("MCP review"))?;
                 return Ok(());
             };
-            let done = on_conn!(conn, tx => sqlx::query(
-                "UPDATE mcp_reviews SET state = $1, updated_at = $2 WHERE execution_id = $3 AND state = $4")
-                .bind(&r.state).bind(r.updated_at).bind(&r.execution_id).bind(expected)
-                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-            if done == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Changed("MCP review"))
-            }
+            query("UPDATE mcp_reviews SET state = $1, updated_at = $2 WHERE execution_id = $3 AND state = $4")
+                .bind(&r.state)
+                .bind(r.updated_at)
+                .bind(&r.execution_id)
+                .bind(expected)
+                .execute_one(conn, "MCP review")
+                .await
         }
     }
 }

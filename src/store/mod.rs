@@ -2,9 +2,12 @@
 //! activations, and the evidence ledger ([`ledger`]), in SQLite (the embedded default) or PostgreSQL.
 //!
 //! Both backends run the same SQL text (`$1` placeholders work in both); only
-//! the migrations differ, in `schemas/migrations/{sqlite,postgres}`.
+//! the migrations differ, in `schemas/migrations/{sqlite,postgres}`. The
+//! ledger writer's batch transactions run their statements through
+//! [`statement`] (on SQLite, stepped on the writer's own thread); every
+//! other read and write goes through sqlx's pools.
 //!
-//! Invariant: this module is the only one that uses `sqlx`.
+//! Invariant: this module is the only one that uses `sqlx` and `rusqlite`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +32,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of SQLite inside a ledger batch (stepped directly, not
+    /// through sqlx: [`statement`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -41,6 +48,18 @@ impl StoreError {
     /// may succeed when tried again.
     pub fn is_aborted_by_the_database(&self) -> bool {
         matches!(self.postgres_code(), Some("40001" | "40P01"))
+    }
+
+    /// Whether a uniqueness rule refused the write.
+    fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(d)) => d.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
     }
 
     /// PostgreSQL's SQLSTATE for an error the server returned.
@@ -77,16 +96,7 @@ impl StoreError {
                             _ => "other",
                         }
                     } else {
-                        // SQLite: the primary result code is the low byte.
-                        match d.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff) {
-                            Some(13) => "disk_full",
-                            Some(5) | Some(6) => "busy",
-                            Some(8) => "read_only",
-                            Some(10) => "io",
-                            Some(11) | Some(26) => "corrupt",
-                            Some(19) => "constraint",
-                            _ => "other",
-                        }
+                        sqlite_cause(d.code().and_then(|c| c.parse::<i32>().ok()))
                     }
                 }
                 sqlx::Error::Io(_)
@@ -97,7 +107,23 @@ impl StoreError {
                 | sqlx::Error::Protocol(_) => "unreachable",
                 _ => "other",
             },
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => sqlite_cause(Some(e.extended_code)),
+            StoreError::Sqlite(_) => "other",
         }
+    }
+}
+
+/// [`StoreError::cause`] of an SQLite result code (its primary code is the
+/// low byte of an extended one).
+fn sqlite_cause(code: Option<i32>) -> &'static str {
+    match code.map(|c| c & 0xff) {
+        Some(13) => "disk_full",
+        Some(5) | Some(6) => "busy",
+        Some(8) => "read_only",
+        Some(10) => "io",
+        Some(11) | Some(26) => "corrupt",
+        Some(19) => "constraint",
+        _ => "other",
     }
 }
 
@@ -112,6 +138,8 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     page_limit: PageLimit,
+    /// SQLite: the connections the ledger writer's batches run on.
+    direct: Option<std::sync::Arc<statement::direct::Direct>>,
 }
 
 /// The page limit imposed on every SQLite connection as it is opened or
@@ -124,6 +152,14 @@ struct PageLimit(std::sync::Arc<std::sync::atomic::AtomicU64>);
 const SQLITE_MAX_PAGES: u64 = 4_294_967_294;
 
 impl PageLimit {
+    /// The limit, once one was set.
+    fn get(&self) -> Option<u64> {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            pages => Some(pages),
+        }
+    }
+
     /// Sets the limit on a connection, if one was ever set (a connection
     /// keeps its `max_page_count` until told otherwise).
     async fn apply(&self, conn: &mut sqlx::SqliteConnection) -> std::result::Result<(), sqlx::Error> {
@@ -167,18 +203,6 @@ macro_rules! with_write_tx {
     };
 }
 
-/// Runs `$body` with `$tx` the connection of a ledger batch's transaction
-/// (`$conn`, a `&mut TxConn`), whichever the backend: how each table's
-/// module writes its part of a [`Change`].
-macro_rules! on_conn {
-    ($conn:expr, $tx:ident => $body:expr) => {
-        match $conn {
-            $crate::store::ledger::TxConn::Sqlite($tx) => $body,
-            $crate::store::ledger::TxConn::Postgres($tx) => $body,
-        }
-    };
-}
-
 mod bundles;
 mod change;
 mod kernel;
@@ -187,6 +211,7 @@ mod mcp;
 mod runs;
 mod sinks;
 mod skills;
+mod statement;
 mod tenancy;
 mod wakes;
 mod workflows;
@@ -204,17 +229,17 @@ pub use workflows::WorkflowRow;
 
 /// A unique violation inside a state change of the ledger's batch: that
 /// change alone is rolled back ([`StoreError::Changed`]), the batch goes on.
-fn changed_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Changed(what),
-        _ => StoreError::Database(e),
+fn changed_on_unique<E: Into<StoreError>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| match e.into() {
+        e if e.is_unique_violation() => StoreError::Changed(what),
+        e => e,
     }
 }
 
-fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Database(e),
+fn conflict<E: Into<StoreError>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| match e.into() {
+        e if e.is_unique_violation() => StoreError::Conflict(what),
+        e => e,
     }
 }
 
@@ -469,6 +494,20 @@ macro_rules! head_from_row {
 const VERSION_COLUMNS: &str =
     "tenant_id, name, revision, digest, roots, size_bytes, tests, tests_passed, signed_by, uploaded_by, uploaded_at";
 
+/// The ledger batches' own connections to the file `options` open (with
+/// the same busy timeout).
+fn direct_of(options: &SqliteConnectOptions, page_limit: &PageLimit) -> std::sync::Arc<statement::direct::Direct> {
+    statement::direct::Direct::new(
+        options.get_filename().to_path_buf(),
+        SQLITE_BUSY_TIMEOUT,
+        page_limit.clone(),
+    )
+}
+
+/// How long an SQLite connection waits for the write lock before its
+/// statement fails as `busy`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The pool options of every SQLite pool of a store.
 fn sqlite_pool(page_limit: &PageLimit, max_connections: u32) -> SqlitePoolOptions {
     let (on_connect, on_acquire) = (page_limit.clone(), page_limit.clone());
@@ -526,6 +565,7 @@ impl Store {
             Store {
                 pool: Pool::Postgres(pool),
                 page_limit: PageLimit::default(),
+                direct: None,
             }
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -534,17 +574,19 @@ impl Store {
                 // FULL: a committed transaction survives power loss, not only a crash.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             }
             let page_limit = PageLimit::default();
+            let direct = direct_of(&options, &page_limit);
             let pool = sqlite_pool(&page_limit, max_connections).connect_with(options).await?;
             Store {
                 pool: Pool::Sqlite(pool),
                 page_limit,
+                direct: Some(direct),
             }
         };
         store.migrate().await?;
@@ -557,6 +599,10 @@ impl Store {
     /// is woken by the runtime that opened it) and must not wait for the
     /// shared pool's connections. Must be called inside a runtime.
     pub fn dedicated(&self, max_connections: u32) -> Store {
+        let direct = match &self.pool {
+            Pool::Sqlite(p) => Some(direct_of(&p.connect_options(), &self.page_limit)),
+            Pool::Postgres(_) => None,
+        };
         let pool = match &self.pool {
             Pool::Sqlite(p) => Pool::Sqlite(
                 sqlite_pool(&self.page_limit, max_connections).connect_lazy_with((*p.connect_options()).clone()),
@@ -571,6 +617,7 @@ impl Store {
         Store {
             pool,
             page_limit: self.page_limit.clone(),
+            direct,
         }
     }
 
@@ -615,6 +662,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         with_pool!(self, p => p.close().await)
     }
 

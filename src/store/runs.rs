@@ -15,6 +15,7 @@
 
 use sqlx::Row;
 
+use super::statement::QueryBuilder;
 use super::{Pool, Result, Store};
 
 /// A workflow run as stored.
@@ -111,54 +112,48 @@ const ROWS_CHUNK: usize = 1000;
 pub(super) async fn write_all(conn: &mut super::ledger::TxConn, rows: &[(&WorkflowRunRow, Option<i64>)]) -> Result<()> {
     let (new, old): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, expected)| expected.is_none());
     for chunk in new.chunks(ROWS_CHUNK) {
-        on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO workflow_runs ({RUN_COLS}) "));
-            q.push_values(chunk, |mut b, (r, _)| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.tenant_id)
-                    .push_bind(&r.workflow)
-                    .push_bind(r.version)
-                    .push_bind(&r.digest)
-                    .push_bind(&r.status)
-                    .push_bind(r.input.to_string())
-                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
-                    .push_bind(r.context.to_string())
-                    .push_bind(r.position.to_string())
-                    .push_bind(&r.initiator)
-                    .push_bind(&r.initiator_token)
-                    .push_bind(r.wake_at)
-                    .push_bind(r.transitions)
-                    .push_bind(r.version_no)
-                    .push_bind(r.created_at)
-                    .push_bind(r.updated_at)
-                    .push_bind(&r.initiator_subject);
-            });
-            q.build().execute(&mut **tx).await.map(|_| ())
-        })
-        .map_err(super::conflict("workflow run"))?;
+        let mut q = QueryBuilder::new(format!("INSERT INTO workflow_runs ({RUN_COLS}) "));
+        q.push_values(chunk, |mut b, (r, _)| {
+            b.push_bind(&r.id)
+                .push_bind(&r.tenant_id)
+                .push_bind(&r.workflow)
+                .push_bind(r.version)
+                .push_bind(&r.digest)
+                .push_bind(&r.status)
+                .push_bind(r.input.to_string())
+                .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                .push_bind(r.context.to_string())
+                .push_bind(r.position.to_string())
+                .push_bind(&r.initiator)
+                .push_bind(&r.initiator_token)
+                .push_bind(r.wake_at)
+                .push_bind(r.transitions)
+                .push_bind(r.version_no)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at)
+                .push_bind(&r.initiator_subject);
+        });
+        q.build().execute(conn).await.map_err(super::conflict("workflow run"))?;
     }
     // What moves of a run: its status, output, position, timer and counts.
     for chunk in old.chunks(ROWS_CHUNK) {
-        let written = on_conn!(conn, tx => {
-            let mut q = sqlx::QueryBuilder::new(
-                "UPDATE workflow_runs SET status = v.column2, output = v.column3, position = v.column4, \
+        let mut q = QueryBuilder::new(
+            "UPDATE workflow_runs SET status = v.column2, output = v.column3, position = v.column4, \
                  wake_at = v.column5, transitions = v.column6, version_no = v.column7, updated_at = v.column8 FROM (",
-            );
-            q.push_values(chunk, |mut b, (r, expected)| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.status)
-                    .push_bind(r.output.as_ref().map(|o| o.to_string()))
-                    .push_bind(r.position.to_string())
-                    .push_bind(r.wake_at)
-                    .push_bind(r.transitions)
-                    .push_bind(r.version_no)
-                    .push_bind(r.updated_at)
-                    .push_bind(expected.unwrap_or_default());
-            });
-            q.push(") AS v WHERE workflow_runs.id = v.column1 AND workflow_runs.version_no = v.column9");
-            q.build().execute(&mut **tx).await.map(|d| d.rows_affected())
-        })
-        .map_err(super::conflict("workflow run"))?;
+        );
+        q.push_values(chunk, |mut b, (r, expected)| {
+            b.push_bind(&r.id)
+                .push_bind(&r.status)
+                .push_bind(r.output.as_ref().map(|o| o.to_string()))
+                .push_bind(r.position.to_string())
+                .push_bind(r.wake_at)
+                .push_bind(r.transitions)
+                .push_bind(r.version_no)
+                .push_bind(r.updated_at)
+                .push_bind(expected.unwrap_or_default());
+        });
+        q.push(") AS v WHERE workflow_runs.id = v.column1 AND workflow_runs.version_no = v.column9");
+        let written = q.build().execute(conn).await.map_err(super::conflict("workflow run"))?;
         if written != chunk.len() as u64 {
             return Err(super::StoreError::Changed("workflow run"));
         }

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::ledger::u64_of;
+use super::statement::query;
 use super::{Pool, Result, Store, StoreError};
 
 /// A sink a tenant created through the API.
@@ -213,44 +214,57 @@ pub const TOO_MANY_SINKS: &str = "the tenant's most sinks (tenant_sinks.max_per_
 pub(super) async fn put(conn: &mut super::ledger::TxConn, p: &SinkPut) -> Result<()> {
     let r = &p.row;
     if r.version > 1 {
-        let done = on_conn!(conn, tx => sqlx::query(
+        return query(
             "UPDATE tenant_sinks SET config = $1, version = $2, updated_at = $3 \
-             WHERE tenant_id = $4 AND name = $5 AND version = $6")
-            .bind(&r.config).bind(r.version).bind(r.updated_at).bind(&r.tenant_id).bind(&r.name).bind(r.version - 1)
-            .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-        return if done == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Changed("sink"))
-        };
+             WHERE tenant_id = $4 AND name = $5 AND version = $6",
+        )
+        .bind(&r.config)
+        .bind(r.version)
+        .bind(r.updated_at)
+        .bind(&r.tenant_id)
+        .bind(&r.name)
+        .bind(r.version - 1)
+        .execute_one(conn, "sink")
+        .await;
     }
     // Creations of one tenant's sinks wait for each other (a row lock on
     // PostgreSQL; SQLite's writes are serialised already), so the count
     // below holds.
-    let n: i64 = on_conn!(conn, tx => {
-        sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-            .bind(&r.tenant_id).execute(&mut **tx).await?;
-        sqlx::query("SELECT COUNT(*) AS n FROM tenant_sinks WHERE tenant_id = $1")
-            .bind(&r.tenant_id).fetch_one(&mut **tx).await?.try_get::<i64, _>("n")
-    })?;
+    query("UPDATE tenants SET name = name WHERE id = $1")
+        .bind(&r.tenant_id)
+        .execute(conn)
+        .await?;
+    let n = query("SELECT COUNT(*) AS n FROM tenant_sinks WHERE tenant_id = $1")
+        .bind(&r.tenant_id)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("no count of a tenant's sinks".into()))?
+        .int("a count of sinks")?;
     if usize::try_from(n).unwrap_or(usize::MAX) >= p.max_sinks {
         return Err(StoreError::Conflict(TOO_MANY_SINKS));
     }
-    on_conn!(conn, tx => sqlx::query(
+    query(
         "INSERT INTO tenant_sinks (tenant_id, name, config, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)")
         .bind(&r.tenant_id).bind(&r.name).bind(&r.config).bind(r.created_at)
-        .execute(&mut **tx).await.map(|_| ()))
+        .execute(conn).await.map(|_| ())
     .map_err(super::changed_on_unique("sink"))?;
-    on_conn!(conn, tx => {
-        sqlx::query("DELETE FROM sink_cursors WHERE sink = $1 AND tenant_id = $2")
-            .bind(&p.cursor_key).bind(&r.tenant_id).execute(&mut **tx).await?;
-        if let Some(at) = p.start_at {
-            sqlx::query("INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) VALUES ($1, $2, $3, $4)")
-                .bind(&p.cursor_key).bind(&r.tenant_id).bind(at as i64).bind(r.created_at)
-                .execute(&mut **tx).await?;
-        }
-        Ok::<(), sqlx::Error>(())
-    })?;
+    query("DELETE FROM sink_cursors WHERE sink = $1 AND tenant_id = $2")
+        .bind(&p.cursor_key)
+        .bind(&r.tenant_id)
+        .execute(conn)
+        .await?;
+    if let Some(at) = p.start_at {
+        query("INSERT INTO sink_cursors (sink, tenant_id, last_index, updated_at) VALUES ($1, $2, $3, $4)")
+            .bind(&p.cursor_key)
+            .bind(&r.tenant_id)
+            .bind(at as i64)
+            .bind(r.created_at)
+            .execute(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -267,11 +281,9 @@ pub enum SinkWrite {
 /// instance, until it reloads) never starts over; a new sink of the same
 /// name starts afresh (see [`put`]).
 pub(super) async fn delete(conn: &mut super::ledger::TxConn, tenant_id: &str, name: &str) -> Result<()> {
-    let done = on_conn!(conn, tx => sqlx::query("DELETE FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id).bind(name).execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-    if done == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Changed("sink"))
-    }
+    query("DELETE FROM tenant_sinks WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(name)
+        .execute_one(conn, "sink")
+        .await
 }

@@ -8,6 +8,7 @@
 
 use sqlx::Row;
 
+use super::statement::query;
 use super::{Pool, Result, Store, StoreError};
 
 /// One version of a skill.
@@ -65,7 +66,7 @@ const INSERT_SQL: &str = "INSERT INTO skills (tenant_id, skill_id, version, majo
 /// registration; a version taken meanwhile is [`StoreError::Changed`].
 pub(super) async fn insert(conn: &mut super::ledger::TxConn, sk: &SkillRow) -> Result<()> {
     let (major, minor, patch, pre) = parts(sk)?;
-    on_conn!(conn, tx => sqlx::query(INSERT_SQL)
+    query(INSERT_SQL)
         .bind(&sk.tenant_id)
         .bind(&sk.skill_id)
         .bind(&sk.version)
@@ -77,10 +78,10 @@ pub(super) async fn insert(conn: &mut super::ledger::TxConn, sk: &SkillRow) -> R
         .bind(&sk.manifest)
         .bind(&sk.created_by)
         .bind(sk.created_at)
-        .execute(&mut **tx)
+        .execute(conn)
         .await
-        .map(|_| ()))
-    .map_err(super::changed_on_unique("skill version"))
+        .map(|_| ())
+        .map_err(super::changed_on_unique("skill version"))
 }
 
 /// The ordering columns of a version: major, minor, patch, pre-release.

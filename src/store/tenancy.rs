@@ -4,6 +4,7 @@
 //! recording it. Reads are in `mod.rs`.
 
 use super::ledger::TxConn;
+use super::statement::query;
 use super::{INSERT_TOKEN, KeyRow, Result, StoreError, TenantRow, TokenRow, conflict};
 
 /// One administrative write.
@@ -66,12 +67,19 @@ pub struct SessionRow {
 pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
     match a {
         AdminWrite::CreateTenant { tenant, admin, hash } => {
-            on_conn!(conn, tx => sqlx::query(
+            query(
                 "INSERT INTO tenants (id, name, platform, require_signatures, rego_differences, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(&tenant.id).bind(&tenant.name).bind(tenant.platform).bind(tenant.require_signatures)
-                .bind(&tenant.rego_differences).bind(tenant.created_at)
-                .execute(&mut **tx).await.map(|_| ()))
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.platform)
+            .bind(tenant.require_signatures)
+            .bind(&tenant.rego_differences)
+            .bind(tenant.created_at)
+            .execute(conn)
+            .await
+            .map(|_| ())
             .map_err(conflict("a tenant with this name"))?;
             insert_token(conn, admin, hash).await
         }
@@ -81,31 +89,36 @@ pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
             token_id,
             at,
         } => {
-            let done = on_conn!(conn, tx => sqlx::query(
-                "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
-                .bind(at).bind(tenant_id).bind(token_id)
-                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-            if done == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Changed("token"))
-            }
+            query("UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(tenant_id)
+                .bind(token_id)
+                .execute_one(conn, "token")
+                .await
         }
         AdminWrite::StartSession { session, hash } => {
             // The token's sessions that have ended go, so the table holds
             // live sessions and little else.
-            on_conn!(conn, tx => sqlx::query(
-                "DELETE FROM console_sessions WHERE token_id = $1 AND (ended_at IS NOT NULL OR expires_at <= $2)")
-                .bind(&session.token_id).bind(session.created_at)
-                .execute(&mut **tx).await.map(|_| ()))?;
+            query("DELETE FROM console_sessions WHERE token_id = $1 AND (ended_at IS NOT NULL OR expires_at <= $2)")
+                .bind(&session.token_id)
+                .bind(session.created_at)
+                .execute(conn)
+                .await
+                .map(|_| ())?;
             // Only a token that is still live, in the session's tenant.
-            let done = on_conn!(conn, tx => sqlx::query(
+            let done = query(
                 "INSERT INTO console_sessions (id, tenant_id, token_id, secret_hash, created_at, expires_at) \
                  SELECT $1, $2, $3, $4, $5, $6 FROM tokens \
-                 WHERE id = $3 AND tenant_id = $2 AND revoked_at IS NULL")
-                .bind(&session.id).bind(&session.tenant_id).bind(&session.token_id).bind(&hash[..])
-                .bind(session.created_at).bind(session.expires_at)
-                .execute(&mut **tx).await.map(|d| d.rows_affected()))
+                 WHERE id = $3 AND tenant_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(&session.id)
+            .bind(&session.tenant_id)
+            .bind(&session.token_id)
+            .bind(&hash[..])
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(conn)
+            .await
             .map_err(conflict("a session with this secret"))?;
             if done == 1 {
                 Ok(())
@@ -118,53 +131,67 @@ pub(super) async fn write(conn: &mut TxConn, a: &AdminWrite) -> Result<()> {
             session_id,
             at,
         } => {
-            let done = on_conn!(conn, tx => sqlx::query(
-                "UPDATE console_sessions SET ended_at = $1 WHERE tenant_id = $2 AND id = $3 AND ended_at IS NULL")
-                .bind(at).bind(tenant_id).bind(session_id)
-                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-            if done == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Changed("session"))
-            }
+            query("UPDATE console_sessions SET ended_at = $1 WHERE tenant_id = $2 AND id = $3 AND ended_at IS NULL")
+                .bind(at)
+                .bind(tenant_id)
+                .bind(session_id)
+                .execute_one(conn, "session")
+                .await
         }
-        AdminWrite::AddKey(key) => on_conn!(conn, tx => sqlx::query(
+        AdminWrite::AddKey(key) => query(
             "INSERT INTO verification_keys (tenant_id, key_id, algorithm, public_pem, scope, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&key.tenant_id).bind(&key.key_id).bind(&key.algorithm).bind(&key.public_pem).bind(&key.scope)
-            .bind(key.created_at).bind(&key.created_by)
-            .execute(&mut **tx).await.map(|_| ()))
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.tenant_id)
+        .bind(&key.key_id)
+        .bind(&key.algorithm)
+        .bind(&key.public_pem)
+        .bind(&key.scope)
+        .bind(key.created_at)
+        .bind(&key.created_by)
+        .execute(conn)
+        .await
+        .map(|_| ())
         .map_err(conflict("a key with this id")),
         AdminWrite::DeleteKey { tenant_id, key_id } => {
-            let done = on_conn!(conn, tx => sqlx::query(
-                "DELETE FROM verification_keys WHERE tenant_id = $1 AND key_id = $2")
-                .bind(tenant_id).bind(key_id)
-                .execute(&mut **tx).await.map(|d| d.rows_affected()))?;
-            if done == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Changed("key"))
-            }
+            query("DELETE FROM verification_keys WHERE tenant_id = $1 AND key_id = $2")
+                .bind(tenant_id)
+                .bind(key_id)
+                .execute_one(conn, "key")
+                .await
         }
         AdminWrite::Settings {
             tenant_id,
             require_signatures,
             rego_differences,
         } => {
-            on_conn!(conn, tx => sqlx::query(
-                "UPDATE tenants SET require_signatures = $1, rego_differences = $2 WHERE id = $3")
-                .bind(require_signatures).bind(rego_differences).bind(tenant_id)
-                .execute(&mut **tx).await.map(|_| ()))?;
+            query("UPDATE tenants SET require_signatures = $1, rego_differences = $2 WHERE id = $3")
+                .bind(require_signatures)
+                .bind(rego_differences)
+                .bind(tenant_id)
+                .execute(conn)
+                .await
+                .map(|_| ())?;
             Ok(())
         }
     }
 }
 
 async fn insert_token(conn: &mut TxConn, token: &TokenRow, hash: &[u8; 32]) -> Result<()> {
-    on_conn!(conn, tx => sqlx::query(INSERT_TOKEN)
-        .bind(&token.id).bind(&token.tenant_id).bind(&token.name).bind(&hash[..]).bind(token.roles.to_csv())
-        .bind(token.created_at).bind(&token.created_by).bind(&token.subject).bind(token.agent_ids.to_json())
-        .bind(token.runner_ids.to_json()).bind(token.expires_at)
-        .execute(&mut **tx).await.map(|_| ()))
-    .map_err(conflict("a token with this secret"))
+    query(INSERT_TOKEN)
+        .bind(&token.id)
+        .bind(&token.tenant_id)
+        .bind(&token.name)
+        .bind(&hash[..])
+        .bind(token.roles.to_csv())
+        .bind(token.created_at)
+        .bind(&token.created_by)
+        .bind(&token.subject)
+        .bind(token.agent_ids.to_json())
+        .bind(token.runner_ids.to_json())
+        .bind(token.expires_at)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(conflict("a token with this secret"))
 }

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::statement::query_built;
 use super::{Pool, Result, Store};
 
 /// One version of a workflow definition.
@@ -39,7 +40,7 @@ const COLS: &str = "tenant_id, name, version, digest, source, definition, create
 /// upload; a version taken meanwhile is [`super::StoreError::Changed`].
 pub(super) async fn insert(conn: &mut super::ledger::TxConn, w: &WorkflowRow) -> Result<()> {
     let sql = format!("INSERT INTO workflow_definitions ({COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)");
-    on_conn!(conn, tx => sqlx::query(sqlx::AssertSqlSafe(sql))
+    query_built(sql)
         .bind(&w.tenant_id)
         .bind(&w.name)
         .bind(w.version)
@@ -48,10 +49,10 @@ pub(super) async fn insert(conn: &mut super::ledger::TxConn, w: &WorkflowRow) ->
         .bind(&w.definition)
         .bind(&w.created_by)
         .bind(w.created_at)
-        .execute(&mut **tx)
+        .execute(conn)
         .await
-        .map(|_| ()))
-    .map_err(super::changed_on_unique("workflow version"))
+        .map(|_| ())
+        .map_err(super::changed_on_unique("workflow version"))
 }
 
 impl Store {

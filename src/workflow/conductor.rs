@@ -128,10 +128,12 @@ impl ConductorError {
     /// would fail the same way at every pass.
     fn is_transient(&self) -> bool {
         match self {
-            ConductorError::Store(StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_)) => true,
+            ConductorError::Store(
+                StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Changed(_) | StoreError::Conflict(_),
+            ) => true,
             ConductorError::Ledger(e) => e.is_transient(),
             ConductorError::Kernel(crate::kernel::KernelError::Store(
-                StoreError::Database(_) | StoreError::Changed(_) | StoreError::Conflict(_),
+                StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Changed(_) | StoreError::Conflict(_),
             )) => true,
             ConductorError::Kernel(crate::kernel::KernelError::Ledger(e)) => e.is_transient(),
             _ => false,
