@@ -41,7 +41,10 @@ mod warden_process;
 use warden_process::{Failure, Warden, clock_ticks_per_second};
 #[path = "support/agents.rs"]
 mod agents;
+#[path = "support/writer.rs"]
+mod writer;
 use agents::*;
+use writer::WriterStats;
 
 struct Opts {
     intents: bool,
@@ -145,71 +148,6 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
             ("failures", failures_text(&all.failures)),
         ],
     )
-}
-
-/// The ledger writer's work, from its metrics: batches committed, entries
-/// in them, and the time spent writing them.
-struct WriterStats {
-    batches: f64,
-    entries: f64,
-    seconds: f64,
-    /// Seconds spent in each of [`PHASES`].
-    phases: [f64; 5],
-}
-
-/// The writer's phases, as `warden_ledger_writer_seconds_total` names them.
-const PHASES: [&str; 5] = ["begin", "changes", "entries", "history", "commit"];
-
-impl WriterStats {
-    async fn of(w: &Warden) -> WriterStats {
-        WriterStats {
-            batches: w.metric("warden_ledger_commit_duration_seconds_count").await,
-            entries: w.metric("warden_ledger_batch_entries_sum").await,
-            seconds: w.metric("warden_ledger_commit_duration_seconds_sum").await,
-            phases: {
-                let mut phases = [0.0; 5];
-                for (slot, phase) in phases.iter_mut().zip(PHASES) {
-                    *slot = w
-                        .metric(&format!("warden_ledger_writer_seconds_total{{phase=\"{phase}\"}}"))
-                        .await;
-                }
-                phases
-            },
-        }
-    }
-
-    fn since(&self, before: &WriterStats) -> WriterStats {
-        WriterStats {
-            batches: self.batches - before.batches,
-            entries: self.entries - before.entries,
-            seconds: self.seconds - before.seconds,
-            phases: std::array::from_fn(|i| self.phases[i] - before.phases[i]),
-        }
-    }
-
-    /// Batches a second, entries a batch, time a batch, and the share of
-    /// the run the writer spent writing (1.00: it never waited for work).
-    fn text(&self, secs: f64) -> String {
-        let batches = self.batches.max(1.0);
-        format!(
-            "{:.0} batches/s · {:.1} entries each · {:.2} ms each · busy {:.2}",
-            self.batches / secs,
-            self.entries / batches,
-            self.seconds * 1000.0 / batches,
-            self.seconds / secs
-        )
-    }
-
-    /// A batch's time by phase, in milliseconds.
-    fn phases_text(&self) -> String {
-        let batches = self.batches.max(1.0);
-        let phases: Vec<String> = PHASES
-            .iter()
-            .zip(self.phases)
-            .map(|(name, s)| format!("{name} {:.2}", s * 1000.0 / batches))
-            .collect();
-        phases.join(" · ")
-    }
 }
 
 // ------------------------------------------------------------------ sse

@@ -1,4 +1,4 @@
-//! What a ledger writer batch would cost on SQLite without sqlx's hops.
+//! What a ledger writer batch costs on SQLite with and without sqlx's hops.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own: every
 //! statement is sent there and its answer sent back, two thread wake-ups a
@@ -11,9 +11,10 @@
 //! disk:
 //!
 //! - `sqlx`: through an sqlx connection, from a single-threaded runtime, as
-//!   the writer's thread runs it today (the reference);
+//!   the writer's thread ran it before (the reference);
 //! - `direct`: through a connection the calling thread owns and steps
-//!   itself (rusqlite, on the same SQLite library).
+//!   itself (rusqlite, on the same SQLite library), as the writer runs it
+//!   now (`src/store/statement.rs`).
 //!
 //! It reports the time a batch takes and, with no other load, the CPU it
 //! uses (all threads of the process); `--busy N` adds N threads that keep

@@ -30,6 +30,9 @@ mod launch;
 #[path = "support/warden.rs"]
 mod warden_process;
 use warden_process::{Warden, clock_ticks_per_second};
+#[path = "support/writer.rs"]
+mod writer;
+use writer::WriterStats;
 
 use warden::workflow::interpreter::{self, Event, Inputs};
 
@@ -162,6 +165,7 @@ async fn bench_transitions(o: &Opts) {
     let token = w.token(&["orchestrator"]).await;
     upload(&w, &token, "chain", &chain()).await;
     let runs = Arc::new(AtomicU64::new(0));
+    let writer_before = WriterStats::of(&w).await;
     let until = Instant::now() + Duration::from_secs(o.seconds);
     let mut tasks = Vec::new();
     for _ in 0..o.clients {
@@ -200,6 +204,9 @@ async fn bench_transitions(o: &Opts) {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
+    let writer = WriterStats::of(&w).await.since(&writer_before);
+    println!("  ledger writer: {}", writer.text(secs));
+    println!("  ledger writer, ms a batch by phase: {}", writer.phases_text());
     Arc::into_inner(w).expect("the clients are done").stop().await;
 }
 
