@@ -956,6 +956,15 @@ impl Config {
         {
             bail!("database_url must start with sqlite: or postgres://");
         }
+        if let Some(url) = &self.database_url
+            && url.starts_with("sqlite:")
+            && (url.contains(":memory:") || url.contains("mode=memory"))
+        {
+            bail!(
+                "database_url names an in-memory SQLite database, which keeps nothing across a restart (and \
+                 which each connection sees apart): name a file, e.g. sqlite://./warden-data/warden.db"
+            );
+        }
         Ok(())
     }
 
@@ -1007,6 +1016,16 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8181");
         assert!(c.database_url().starts_with("sqlite://"));
         assert!(c.database_url().ends_with("warden.db"));
+    }
+
+    #[test]
+    fn an_in_memory_sqlite_database_is_refused() {
+        for url in ["sqlite::memory:", "sqlite://file:ledger?mode=memory&cache=shared"] {
+            let e = Config::load(None, env(&[("WARDEN_DATABASE_URL", url)])).unwrap_err();
+            assert!(e.to_string().contains("in-memory SQLite"), "{url}: {e}");
+        }
+        let c = Config::load(None, env(&[("WARDEN_DATABASE_URL", "sqlite://./data/warden.db")])).unwrap();
+        assert_eq!(c.database_url(), "sqlite://./data/warden.db");
     }
 
     #[test]
