@@ -60,20 +60,17 @@ pub(super) async fn insert(conn: &mut TxConn, up: &BundleUpload) -> Result<()> {
 /// Moves the head and records the activation; a head another activation
 /// moved since it was read is [`StoreError::Changed`].
 pub(super) async fn activate(conn: &mut TxConn, a: &ActivationRow) -> Result<()> {
-    let moved = match &a.previous {
+    match &a.previous {
         None => query(
             "INSERT INTO bundle_heads (tenant_id, name, revision, activated_at, activated_by) VALUES ($1, $2, $3, $4, $5)")
             .bind(&a.tenant_id).bind(&a.name).bind(&a.revision).bind(a.at).bind(&a.by)
-            .execute(conn).await
+            .execute(conn).await.map(|_| ())
         .map_err(super::changed_on_unique("bundle head"))?,
         Some(previous) => query(
             "UPDATE bundle_heads SET revision = $3, activated_at = $4, activated_by = $5 \
              WHERE tenant_id = $1 AND name = $2 AND revision = $6")
             .bind(&a.tenant_id).bind(&a.name).bind(&a.revision).bind(a.at).bind(&a.by).bind(previous)
-            .execute(conn).await?,
-    };
-    if moved != 1 {
-        return Err(StoreError::Changed("bundle head"));
+            .execute_one(conn, "bundle head").await?,
     }
     query(
         "INSERT INTO bundle_activations (tenant_id, name, revision, previous_revision, forced, activated_at, activated_by) \
