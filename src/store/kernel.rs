@@ -438,8 +438,29 @@ pub(super) async fn settle(conn: &mut TxConn, execution_id: &str) -> Result<()> 
         .map(|_| ())
 }
 
+/// The condition of the kernel's partial indexes on executions' state
+/// (`schemas/migrations/*/0017_kernel_live_indexes.sql`): a query uses one
+/// only when its WHERE clause names this condition word for word.
+macro_rules! live_execution {
+    () => {
+        "state IN ('pending', 'running', 'blocked')"
+    };
+}
+pub(super) const LIVE_EXECUTION: &str = live_execution!();
+
+/// The same for steps.
+pub(super) const LIVE_STEP: &str = "state IN ('pending', 'dispatched', 'running')";
+
 /// Which executions wait for an agent stream.
-const UNASSIGNED: &str = "state = 'pending' OR (state = 'blocked' AND conn IS NULL AND agent_id <> 'warden.review')";
+macro_rules! unassigned {
+    () => {
+        concat!(
+            live_execution!(),
+            " AND (state = 'pending' OR (state = 'blocked' AND conn IS NULL AND agent_id <> 'warden.review'))"
+        )
+    };
+}
+const UNASSIGNED: &str = unassigned!();
 
 /// Rows of `table` matching `filter`, fairly: within each (tenant, `key`)
 /// the oldest `per_key`, then within each tenant at most `per_tenant`,
@@ -456,6 +477,82 @@ fn fair_sql(table: &str, cols: &str, filter: &str, key: &str, per_key: i64, per_
     )
 }
 
+/// One agent's unassigned executions ([`executions_where_sql`]; `$1`
+/// tenant, `$2` agent).
+const UNASSIGNED_OF: &str = concat!("tenant_id = $1 AND agent_id = $2 AND ", unassigned!());
+
+/// The executions an agent stream holds ([`executions_where_sql`]; `$1`).
+const OF_CONN: &str = "conn = $1";
+
+/// The agent streams of one instance that hold executions (`$1`: a
+/// `LIKE` prefix).
+const HELD_BY_INSTANCE: &str = "SELECT DISTINCT conn FROM kernel_executions WHERE conn IS NOT NULL AND conn LIKE $1";
+
+fn executions_where_sql(filter: &str, limit: i64) -> String {
+    format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE {filter} ORDER BY created_at, id LIMIT {limit}")
+}
+
+fn unassigned_sql(limit: i64) -> String {
+    fair_sql(
+        "kernel_executions",
+        EXEC_COLS,
+        UNASSIGNED,
+        "agent_id",
+        (limit / 10).max(1),
+        (limit / 4).max(1),
+        limit,
+    )
+}
+
+/// A tenant's executions, newest first (`$1` tenant, `$2` state or '',
+/// `$3` agent or '', `$4` limit).
+fn executions_list_sql() -> String {
+    format!(
+        "SELECT {EXEC_COLS} FROM kernel_executions WHERE tenant_id = $1 \
+         AND ($2 = '' OR state = $2) AND ($3 = '' OR agent_id = $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+    )
+}
+
+/// `$1` now, `$2` lost before.
+fn due_executions_sql(limit: i64) -> String {
+    fair_sql(
+        "kernel_executions",
+        EXEC_COLS,
+        &format!(
+            "{LIVE_EXECUTION} AND (deadline_at <= $1 OR (state = 'blocked' AND (wake_at <= $1 OR agent_lost_at <= $2)))"
+        ),
+        "tenant_id",
+        limit,
+        (limit / 4).max(1),
+        limit,
+    )
+}
+
+/// `$1` now.
+fn due_steps_sql(limit: i64) -> String {
+    fair_sql(
+        "kernel_steps",
+        STEP_COLS,
+        &format!(
+            "{LIVE_STEP} AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
+             OR (state = 'pending' AND (review IS NULL OR review = 'approved') \
+                 AND (not_before IS NULL OR not_before <= $1)))"
+        ),
+        "tenant_id",
+        limit,
+        (limit / 4).max(1),
+        limit,
+    )
+}
+
+/// `$1` tenant, `$2` limit.
+fn waiting_reviews_sql() -> String {
+    format!(
+        "SELECT {STEP_COLS} FROM kernel_steps WHERE tenant_id = $1 AND review = 'waiting' \
+         AND state = 'pending' ORDER BY created_at LIMIT $2"
+    )
+}
+
 impl Store {
     pub async fn kernel_execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
         with_pool!(self, p => {
@@ -468,7 +565,7 @@ impl Store {
     /// Executions matching a filter, oldest first.
     async fn kernel_executions_where(&self, filter: &str, binds: &[&str], limit: i64) -> Result<Vec<ExecutionRow>> {
         with_pool!(self, p => {
-            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE {filter} ORDER BY created_at, id LIMIT {limit}");
+            let sql = executions_where_sql(filter, limit);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for b in binds {
                 q = q.bind(*b);
@@ -483,15 +580,7 @@ impl Store {
     /// agent's oldest ([`fair_sql`]), so an agent that never connects,
     /// whatever its backlog, delays no other agent's or tenant's.
     pub async fn kernel_unassigned(&self, limit: i64) -> Result<Vec<ExecutionRow>> {
-        let sql = fair_sql(
-            "kernel_executions",
-            EXEC_COLS,
-            UNASSIGNED,
-            "agent_id",
-            (limit / 10).max(1),
-            (limit / 4).max(1),
-            limit,
-        );
+        let sql = unassigned_sql(limit);
         with_pool!(self, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
             rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
@@ -501,17 +590,13 @@ impl Store {
     /// One agent's unassigned executions, oldest first: what a stream of
     /// that agent takes when it opens.
     pub async fn kernel_unassigned_of(&self, tenant_id: &str, agent_id: &str, limit: i64) -> Result<Vec<ExecutionRow>> {
-        self.kernel_executions_where(
-            &format!("tenant_id = $1 AND agent_id = $2 AND ({UNASSIGNED})"),
-            &[tenant_id, agent_id],
-            limit,
-        )
-        .await
+        self.kernel_executions_where(UNASSIGNED_OF, &[tenant_id, agent_id], limit)
+            .await
     }
 
     /// Executions an agent stream holds.
     pub async fn kernel_executions_of_conn(&self, conn: &str) -> Result<Vec<ExecutionRow>> {
-        self.kernel_executions_where("conn = $1", &[conn], 10_000).await
+        self.kernel_executions_where(OF_CONN, &[conn], 10_000).await
     }
 
     /// A tenant's executions, newest first, optionally in one state and of
@@ -524,9 +609,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ExecutionRow>> {
         with_pool!(self, p => {
-            let sql = format!("SELECT {EXEC_COLS} FROM kernel_executions WHERE tenant_id = $1 \
-                AND ($2 = '' OR state = $2) AND ($3 = '' OR agent_id = $3) ORDER BY created_at DESC, id DESC LIMIT $4");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(state.map(|s| s.as_str()).unwrap_or_default())
+            let rows = sqlx::query(sqlx::AssertSqlSafe(executions_list_sql())).bind(tenant_id).bind(state.map(|s| s.as_str()).unwrap_or_default())
                 .bind(agent_id.unwrap_or_default()).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
         })
@@ -536,16 +619,7 @@ impl Store {
     /// timer, or the grace of an agent that went away (`lost_before`).
     /// Each tenant's oldest first, a share each, round robin ([`fair_sql`]).
     pub async fn kernel_due_executions(&self, now: i64, lost_before: i64, limit: i64) -> Result<Vec<ExecutionRow>> {
-        let sql = fair_sql(
-            "kernel_executions",
-            EXEC_COLS,
-            "state IN ('pending','running','blocked') \
-             AND (deadline_at <= $1 OR (state = 'blocked' AND (wake_at <= $1 OR agent_lost_at <= $2)))",
-            "tenant_id",
-            limit,
-            (limit / 4).max(1),
-            limit,
-        );
+        let sql = due_executions_sql(limit);
         with_pool!(self, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(lost_before).fetch_all(p).await?;
             rows.iter().map(|r| Ok(exec_from_row!(r))).collect()
@@ -574,18 +648,7 @@ impl Store {
     /// ready to dispatch, of every tenant.
     /// Each tenant's oldest first, a share each, round robin ([`fair_sql`]).
     pub async fn kernel_due_steps(&self, now: i64, limit: i64) -> Result<Vec<StepRow>> {
-        let sql = fair_sql(
-            "kernel_steps",
-            STEP_COLS,
-            "state IN ('pending','dispatched','running') \
-             AND (deadline_at <= $1 OR (review = 'waiting' AND review_expires_at <= $1) \
-               OR (state = 'pending' AND (review IS NULL OR review = 'approved') \
-                   AND (not_before IS NULL OR not_before <= $1)))",
-            "tenant_id",
-            limit,
-            (limit / 4).max(1),
-            limit,
-        );
+        let sql = due_steps_sql(limit);
         with_pool!(self, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(p).await?;
             rows.iter().map(|r| Ok(step_from_row!(r))).collect()
@@ -595,9 +658,7 @@ impl Store {
     /// Steps of a tenant waiting for review, oldest first.
     pub async fn kernel_waiting_reviews(&self, tenant_id: &str, limit: i64) -> Result<Vec<StepRow>> {
         with_pool!(self, p => {
-            let sql = format!("SELECT {STEP_COLS} FROM kernel_steps WHERE tenant_id = $1 AND review = 'waiting' \
-                AND state = 'pending' ORDER BY created_at LIMIT $2");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(limit).fetch_all(p).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(waiting_reviews_sql())).bind(tenant_id).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(step_from_row!(r))).collect()
         })
     }
@@ -695,7 +756,7 @@ impl Store {
     pub async fn kernel_held_by_instance(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{prefix}%");
         with_pool!(self, p => {
-            Ok(sqlx::query_scalar("SELECT DISTINCT conn FROM kernel_executions WHERE conn LIKE $1")
+            Ok(sqlx::query_scalar(HELD_BY_INSTANCE)
                 .bind(pattern).fetch_all(p).await?)
         })
     }
@@ -744,5 +805,185 @@ impl Store {
                 .bind(instance).bind(before).execute(p).await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::runs::{INBOX, live_executions_of_run_sql};
+    use super::*;
+
+    /// Each query that looks executions or steps up by state, with literal
+    /// arguments, and the index its plan must use: a partial index is used
+    /// only when the query names its condition word for word, and without
+    /// one the query would read every execution there ever was.
+    fn cases() -> Vec<(&'static str, String, &'static [&'static str])> {
+        let with = |sql: String, args: &[&str]| {
+            args.iter()
+                .enumerate()
+                .rev()
+                .fold(sql, |sql, (i, a)| sql.replace(&format!("${}", i + 1), a))
+        };
+        vec![
+            (
+                "assignable executions",
+                unassigned_sql(1000),
+                &["kernel_executions_live", "kernel_executions_agent"],
+            ),
+            (
+                "an agent's assignable executions",
+                with(executions_where_sql(UNASSIGNED_OF, 10), &["'ten_a'", "'agent'"]),
+                &["kernel_executions_agent"],
+            ),
+            (
+                "a stream's executions",
+                with(executions_where_sql(OF_CONN, 10), &["'i/con_1'"]),
+                &["kernel_executions_conn"],
+            ),
+            (
+                "an instance's streams",
+                with(HELD_BY_INSTANCE.into(), &["'i/%'"]),
+                &["kernel_executions_conn"],
+            ),
+            (
+                "a tenant's executions",
+                with(executions_list_sql(), &["'ten_a'", "''", "''", "50"]),
+                &["kernel_executions_tenant"],
+            ),
+            (
+                "executions due",
+                with(due_executions_sql(500), &["1000", "900"]),
+                &["kernel_executions_live", "kernel_executions_agent"],
+            ),
+            (
+                "steps due",
+                with(due_steps_sql(500), &["1000"]),
+                &["kernel_steps_state"],
+            ),
+            (
+                "steps waiting for review",
+                with(waiting_reviews_sql(), &["'ten_a'", "50"]),
+                &["kernel_steps_review"],
+            ),
+            (
+                "the workflow inbox",
+                with(INBOX.into(), &["10", "100"]),
+                &["kernel_executions_inbox"],
+            ),
+            (
+                "a run's live executions",
+                with(live_executions_of_run_sql(), &["'run_1'"]),
+                &["kernel_executions_live", "kernel_executions_agent"],
+            ),
+        ]
+    }
+
+    /// Some executions and steps, ended and live, so the tables are not
+    /// empty when the plans are made.
+    async fn fill(store: &Store) {
+        let sql = |i: usize| {
+            let state = ["completed", "failed", "running", "pending", "blocked"][i % 5];
+            let step = ["succeeded", "failed", "pending", "dispatched", "running"][i % 5];
+            [
+                format!(
+                    "INSERT INTO kernel_executions (id, tenant_id, agent_id, state, input, labels, initiator, \
+                     initiator_token, deadline_at, version, seq, created_at, updated_at) \
+                     VALUES ('exe_{i:04}', 'ten_a', 'agent', '{state}', '{{}}', '{{}}', 'o', 'tok', 0, 1, 1, {i}, {i})"
+                ),
+                format!(
+                    "INSERT INTO kernel_steps (id, execution_id, tenant_id, tool, arguments, args_hash, attempt, \
+                     max_attempts, backoff_ms, state, remote, idempotent, idempotency_key, timeout_ms, review_needed, \
+                     on_expiry, reasons, created_at, updated_at) \
+                     VALUES ('stp_{i:04}', 'exe_{i:04}', 'ten_a', 't', '{{}}', 'h', 1, 1, 0, '{step}', 0, 0, 'k', 1000, \
+                     0, 'fail', '[]', {i}, {i})"
+                ),
+            ]
+        };
+        for i in 0..200 {
+            for s in sql(i) {
+                let s = s.replace(", 0, 0, 'k'", ", FALSE, FALSE, 'k'");
+                let s = if matches!(store.pool, Pool::Sqlite(_)) {
+                    s.replace("FALSE", "0")
+                } else {
+                    s
+                };
+                with_pool!(store, p => {
+                    sqlx::query(sqlx::AssertSqlSafe(s)).execute(p).await.unwrap();
+                });
+            }
+        }
+    }
+
+    async fn plans_use_their_indexes(store: &Store) {
+        fill(store).await;
+        let mut wrong = Vec::new();
+        for (what, sql, indexes) in cases() {
+            let plan: Vec<String> = match &store.pool {
+                Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(p)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: {e}\n{sql}"))
+                    .iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect(),
+                Pool::Postgres(p) => {
+                    // Small tables are read whole when that is cheaper; with
+                    // that off, a plan still reads one whole only when no
+                    // index can answer the query.
+                    let mut c = p.acquire().await.unwrap();
+                    sqlx::query("SET enable_seqscan = off").execute(&mut *c).await.unwrap();
+                    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+                        .fetch_all(&mut *c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{what}: {e}\n{sql}"))
+                }
+            };
+            let text = plan.join("\n");
+            let whole = plan.iter().any(|line| {
+                line.trim_start_matches(['|', '`', '-', ' '])
+                    .starts_with("SCAN kernel_")
+                    || line.contains("Seq Scan on kernel_")
+            });
+            if whole || !indexes.iter().any(|i| text.contains(i)) {
+                wrong.push(format!(
+                    "{what}: the plan uses none of {indexes:?} or reads a whole table:\n{text}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    #[tokio::test]
+    async fn kernel_queries_use_the_live_indexes_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("k.db").display()), 2)
+            .await
+            .unwrap();
+        plans_use_their_indexes(&store).await;
+    }
+
+    #[tokio::test]
+    async fn kernel_queries_use_the_live_indexes_postgres() {
+        use sqlx::Connection;
+        let admin = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for this test: {e}"));
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        let name = format!("warden_t_plans_{}", hex::encode(b));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+        let store = Store::connect(&format!("{base}/{name}"), 2).await.unwrap();
+        plans_use_their_indexes(&store).await;
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
 }

@@ -161,6 +161,22 @@ pub(super) async fn write_all(conn: &mut super::ledger::TxConn, rows: &[(&Workfl
     Ok(())
 }
 
+/// Ended, unsettled executions of runs, each tenant's oldest first (`$1`
+/// per tenant, `$2` in all): the partial index `kernel_executions_inbox`.
+pub(super) const INBOX: &str = "SELECT workflow_run, id FROM (SELECT workflow_run, id, updated_at, \
+    ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY updated_at, id) AS rn FROM kernel_executions \
+    WHERE workflow_run IS NOT NULL AND settled = FALSE \
+    AND state IN ('completed', 'failed', 'cancelled')) d \
+    WHERE rn <= $1 ORDER BY rn, updated_at, id LIMIT $2";
+
+/// The live executions a run started (`$1`).
+pub(super) fn live_executions_of_run_sql() -> String {
+    format!(
+        "SELECT id FROM kernel_executions WHERE workflow_run = $1 AND {} ORDER BY created_at, id",
+        super::kernel::LIVE_EXECUTION
+    )
+}
+
 impl Store {
     pub async fn workflow_run(&self, id: &str) -> Result<Option<WorkflowRunRow>> {
         with_pool!(self, p => {
@@ -214,11 +230,7 @@ impl Store {
     /// oldest, at most `per_tenant` of each, round robin, `limit` in all.
     pub async fn workflow_inbox(&self, per_tenant: i64, limit: i64) -> Result<Vec<(String, String)>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT workflow_run, id FROM (SELECT workflow_run, id, updated_at, \
-                ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY updated_at, id) AS rn FROM kernel_executions \
-                WHERE workflow_run IS NOT NULL AND settled = FALSE \
-                AND state IN ('completed', 'failed', 'cancelled')) d \
-                WHERE rn <= $1 ORDER BY rn, updated_at, id LIMIT $2")
+            let rows = sqlx::query(INBOX)
                 .bind(per_tenant).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok((r.try_get("workflow_run")?, r.try_get("id")?))).collect()
         })
@@ -227,8 +239,7 @@ impl Store {
     /// Live (not ended) kernel executions a run started.
     pub async fn workflow_live_executions(&self, run_id: &str) -> Result<Vec<String>> {
         with_pool!(self, p => {
-            let rows = sqlx::query("SELECT id FROM kernel_executions WHERE workflow_run = $1 \
-                AND state NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, id")
+            let rows = sqlx::query(sqlx::AssertSqlSafe(live_executions_of_run_sql()))
                 .bind(run_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         })
