@@ -543,16 +543,6 @@ fn sqlite_pool(page_limit: &PageLimit, max_connections: u32) -> SqlitePoolOption
         })
 }
 
-/// Planner settings for connections whose statements all find their rows
-/// by key ([`Store::dedicated`]): no sequential scans, hash joins or merge
-/// joins where an index can answer, whatever the statistics say. (A
-/// statement no index can answer still runs, by a sequential scan.)
-const KEYED_PLANS: &[(&str, &str)] = &[
-    ("enable_seqscan", "off"),
-    ("enable_hashjoin", "off"),
-    ("enable_mergejoin", "off"),
-];
-
 impl Store {
     /// Connects (creating an SQLite file and its directory when missing) and
     /// applies the migrations.
@@ -608,15 +598,6 @@ impl Store {
     /// that runs on a runtime of its own (a PostgreSQL connection's socket
     /// is woken by the runtime that opened it) and must not wait for the
     /// shared pool's connections. Must be called inside a runtime.
-    ///
-    /// It is the ledger writer's, whose statements all find their rows by
-    /// key (a batch's rows joined to their tables on the primary key, heads
-    /// by tenant, messages by recipient). On PostgreSQL its connections are
-    /// told so ([`KEYED_PLANS`]): the planner otherwise picks its plan from
-    /// the tables' statistics, and until autovacuum analyses a table that
-    /// grew (a minute at the soonest), a batch's update read the whole of
-    /// `kernel_steps` (a sequential scan and hash join, planned for the
-    /// hundred rows it had) at every batch.
     pub fn dedicated(&self, max_connections: u32) -> Store {
         let direct = match &self.pool {
             Pool::Sqlite(p) => Some(direct_of(&p.connect_options(), &self.page_limit)),
@@ -630,7 +611,7 @@ impl Store {
                 PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(p.options().get_acquire_timeout())
-                    .connect_lazy_with((*p.connect_options()).clone().options(KEYED_PLANS.iter().copied())),
+                    .connect_lazy_with((*p.connect_options()).clone()),
             ),
         };
         Store {
