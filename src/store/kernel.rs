@@ -894,19 +894,13 @@ mod tests {
                     "INSERT INTO kernel_steps (id, execution_id, tenant_id, tool, arguments, args_hash, attempt, \
                      max_attempts, backoff_ms, state, remote, idempotent, idempotency_key, timeout_ms, review_needed, \
                      on_expiry, reasons, created_at, updated_at) \
-                     VALUES ('stp_{i:04}', 'exe_{i:04}', 'ten_a', 't', '{{}}', 'h', 1, 1, 0, '{step}', 0, 0, 'k', 1000, \
-                     0, 'fail', '[]', {i}, {i})"
+                     VALUES ('stp_{i:04}', 'exe_{i:04}', 'ten_a', 't', '{{}}', 'h', 1, 1, 0, '{step}', FALSE, FALSE, \
+                     'k', 1000, 0, 'fail', '[]', {i}, {i})"
                 ),
             ]
         };
         for i in 0..200 {
             for s in sql(i) {
-                let s = s.replace(", 0, 0, 'k'", ", FALSE, FALSE, 'k'");
-                let s = if matches!(store.pool, Pool::Sqlite(_)) {
-                    s.replace("FALSE", "0")
-                } else {
-                    s
-                };
                 with_pool!(store, p => {
                     sqlx::query(sqlx::AssertSqlSafe(s)).execute(p).await.unwrap();
                 });
