@@ -19,9 +19,11 @@
 //!   the streams open and idle.
 //!
 //! `cargo bench --bench kernel -- [intents] [sse] [--agents N] [--streams N]
-//! [--rate R] [--seconds S] [--postgres]` (default: both scenarios, on
-//! SQLite; `--postgres` runs them on a fresh database at 127.0.0.1:5432, or
-//! `WARDEN_BENCH_POSTGRES_URL`, instead). Every stream is an HTTP
+//! [--rate R] [--seconds S] [--postgres] [--allow-all]` (default: both
+//! scenarios, on SQLite; `--postgres` runs them on a fresh database at
+//! 127.0.0.1:5432, or `WARDEN_BENCH_POSTGRES_URL`, instead; `--allow-all`
+//! answers the intents with one constant rule instead of the shipped
+//! policy, to measure what the rest of an execution costs). Every stream is an HTTP
 //! connection of its own: the harness and Warden (its child, which inherits
 //! the limit) each need about `--streams` file descriptors, so raise the
 //! limit first when it is low (`ulimit -n 4096`). The load generator shares
@@ -54,6 +56,10 @@ struct Opts {
     rate: u64,
     seconds: u64,
     postgres: bool,
+    /// The kernel policy replaced by one constant rule allowing every call
+    /// (`benches/support/allow-all-kernel/`): the floor of what an
+    /// execution costs without the shipped policy's evaluation.
+    allow_all: bool,
 }
 
 /// The soft limit on open files of this process (Warden inherits it).
@@ -68,7 +74,14 @@ fn open_files_limit() -> Option<u64> {
 
 async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     let w = Arc::new(Warden::start(o.postgres, &[("WARDEN_KERNEL__TICK_MS", "50")]).await);
-    w.install_kernel_policy().await;
+    if o.allow_all {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/support/allow-all-kernel");
+        let bundle = warden::cli::bundle::build(std::path::Path::new(dir), Some("1"), &[])
+            .expect("the allow-all kernel bundle builds");
+        w.install_bundle(&w.admin, "kernel", bundle).await;
+    } else {
+        w.install_kernel_policy().await;
+    }
     let tokens = Arc::new(Tokens {
         orchestrator: w.token(&["orchestrator"]).await,
         agent: w.agent_token("a").await,
@@ -122,7 +135,8 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
         w.stop().await;
     }
 
-    let scenario = format!("intents · {backend} · {} agents · {secs:.1} s", o.agents);
+    let policy = if o.allow_all { " · allow-all policy" } else { "" };
+    let scenario = format!("intents · {backend} · {} agents · {secs:.1} s{policy}", o.agents);
     rows(
         &scenario,
         vec![
@@ -381,6 +395,7 @@ fn main() {
         rate: 200,
         seconds: 15,
         postgres: false,
+        allow_all: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -393,9 +408,10 @@ fn main() {
             "--rate" => o.rate = value(),
             "--seconds" => o.seconds = value(),
             "--postgres" => o.postgres = true,
+            "--allow-all" => o.allow_all = true,
             "--bench" => {}
             other => panic!(
-                "unknown argument {other:?}: [intents] [sse] [--agents N] [--streams N] [--rate R] [--seconds S] [--postgres]"
+                "unknown argument {other:?}: [intents] [sse] [--agents N] [--streams N] [--rate R] [--seconds S] [--postgres] [--allow-all]"
             ),
         }
     }
