@@ -707,6 +707,57 @@ async fn denied_tool_is_refused_with_the_policys_reasons(backend: Backend) {
     app.stop().await;
 }
 
+/// A kernel bundle without roots claims every path, the permission
+/// policy's (`kernel.permission_path`) too: asked there, it has no rule, so
+/// every `invoke_tool` is denied (fail closed), saying which path could not
+/// decide; with `permission_path = ""` the same bundle decides alone. The
+/// policy layer, not the store, decides this: one backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_bundle_without_roots_claims_the_permission_path_and_denies() {
+    let rego = std::fs::read_to_string(repo_path("policies/kernel/tool.rego")).unwrap();
+    let everywhere = bundle_of(&[("tool.rego", &rego), ("data.json", &rules().to_string())], "2", &[""]);
+    for permission_path in [None, Some("")] {
+        let (app, team) = kernel_app_with(Backend::Sqlite, |c| {
+            if let Some(p) = permission_path {
+                c.kernel.permission_path = p.to_string();
+            }
+        })
+        .await;
+        let r = app.upload(&app.admin, "kernel", everywhere.clone()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = app.activate(&app.admin, "kernel", "2").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let mut agent = Stream::agent(&app, &team.agent, "claims-agent").await;
+        let exec = start(&app, &team, "claims-agent").await;
+        agent.next("execution.assigned").await;
+
+        let r = invoke(&app, &team, &exec, "search.web", json!({"q": "claim"})).await;
+        match permission_path {
+            None => {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (StatusCode::FORBIDDEN, "intent_denied"),
+                    "{}",
+                    r.body
+                );
+                let reason = r.body["errors"][0]["reason"].as_str().unwrap_or_default();
+                assert!(
+                    reason.contains("warden/rbac/decision") && reason.contains("unknown_rule_path"),
+                    "the reason names the path that could not decide: {}",
+                    r.body
+                );
+                let v = state_of(&app, &team, &exec).await;
+                assert!(v["steps"].as_array().unwrap().is_empty(), "no step exists: {v}");
+            }
+            Some(_) => {
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                assert_eq!(r.body["outcome"], "allow", "{}", r.body);
+            }
+        }
+        app.stop().await;
+    }
+}
+
 on_both_backends!(approval_granted_after_a_restart_dispatches_to_the_runner);
 
 /// Remote step behind one reviewer; Warden restarts while the review waits.
