@@ -446,10 +446,11 @@ macro_rules! live_execution {
         "state IN ('pending', 'running', 'blocked')"
     };
 }
-pub(super) const LIVE_EXECUTION: &str = live_execution!();
+pub(super) use live_execution;
+const LIVE_EXECUTION: &str = live_execution!();
 
 /// The same for steps.
-pub(super) const LIVE_STEP: &str = "state IN ('pending', 'dispatched', 'running')";
+const LIVE_STEP: &str = "state IN ('pending', 'dispatched', 'running')";
 
 /// Which executions wait for an agent stream.
 macro_rules! unassigned {
@@ -810,7 +811,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::runs::{INBOX, live_executions_of_run_sql};
+    use super::super::runs::{INBOX, LIVE_EXECUTIONS_OF_RUN};
     use super::*;
 
     /// Each query that looks executions or steps up by state, with literal
@@ -872,7 +873,7 @@ mod tests {
             ),
             (
                 "a run's live executions",
-                with(live_executions_of_run_sql(), &["'run_1'"]),
+                with(LIVE_EXECUTIONS_OF_RUN.into(), &["'run_1'"]),
                 &["kernel_executions_live", "kernel_executions_agent"],
             ),
         ]

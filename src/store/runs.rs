@@ -170,12 +170,11 @@ pub(super) const INBOX: &str = "SELECT workflow_run, id FROM (SELECT workflow_ru
     WHERE rn <= $1 ORDER BY rn, updated_at, id LIMIT $2";
 
 /// The live executions a run started (`$1`).
-pub(super) fn live_executions_of_run_sql() -> String {
-    format!(
-        "SELECT id FROM kernel_executions WHERE workflow_run = $1 AND {} ORDER BY created_at, id",
-        super::kernel::LIVE_EXECUTION
-    )
-}
+pub(super) const LIVE_EXECUTIONS_OF_RUN: &str = concat!(
+    "SELECT id FROM kernel_executions WHERE workflow_run = $1 AND ",
+    super::kernel::live_execution!(),
+    " ORDER BY created_at, id"
+);
 
 impl Store {
     pub async fn workflow_run(&self, id: &str) -> Result<Option<WorkflowRunRow>> {
@@ -239,7 +238,7 @@ impl Store {
     /// Live (not ended) kernel executions a run started.
     pub async fn workflow_live_executions(&self, run_id: &str) -> Result<Vec<String>> {
         with_pool!(self, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(live_executions_of_run_sql()))
+            let rows = sqlx::query(LIVE_EXECUTIONS_OF_RUN)
                 .bind(run_id).fetch_all(p).await?;
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         })
