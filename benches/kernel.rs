@@ -76,9 +76,7 @@ async fn intents(o: &Opts, backend: &str) -> Vec<Row> {
     let w = Arc::new(Warden::start(o.postgres, &[("WARDEN_KERNEL__TICK_MS", "50")]).await);
     if o.allow_all {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/support/allow-all-kernel");
-        let bundle = warden::cli::bundle::build(std::path::Path::new(dir), Some("1"), &[])
-            .expect("the allow-all kernel bundle builds");
-        w.install_bundle(&w.admin, "kernel", bundle).await;
+        w.install_kernel_policy_from(&w.admin, dir).await;
     } else {
         w.install_kernel_policy().await;
     }

@@ -176,12 +176,15 @@ impl Warden {
     /// Uploads and activates the shipped kernel policy with this (tenant
     /// admin's) token.
     pub async fn install_kernel_policy_as(&self, admin: &str) {
-        let bundle = warden::cli::bundle::build(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel")),
-            Some("1"),
-            &[],
-        )
-        .expect("the kernel bundle builds");
+        self.install_kernel_policy_from(admin, concat!(env!("CARGO_MANIFEST_DIR"), "/policies/kernel"))
+            .await
+    }
+
+    /// Builds the bundle in `dir` and activates it as the kernel's policy
+    /// with this (tenant admin's) token.
+    pub async fn install_kernel_policy_from(&self, admin: &str, dir: &str) {
+        let bundle = warden::cli::bundle::build(Path::new(dir), Some("1"), &[])
+            .unwrap_or_else(|e| panic!("the kernel bundle in {dir} builds: {e}"));
         self.install_bundle(admin, "kernel", bundle).await;
     }
 
